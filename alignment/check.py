@@ -1,0 +1,163 @@
+"""Compare the torch and Paddle values of one step and decide, without reprod_log's defects.
+
+reprod_log passes a NaN difference, silently transposes or broadcasts mismatched shapes, applies one
+absolute threshold to every key and returns no verdict. Here: any NaN or Inf fails, any shape or
+dtype mismatch fails, a missing or extra key fails, tolerances are per key (alignment.tolerances),
+and the verdict is returned, written to JSON, and turned into an exit status by the caller.
+"""
+import dataclasses
+import json
+import math
+import time
+
+import numpy as np
+
+from greedyhash_common.atomic import atomic_path, write_text
+
+from .tolerances import Tolerance, tolerance
+
+
+@dataclasses.dataclass
+class KeyResult:
+    name: str
+    shape: list
+    max_abs: float
+    mean_abs: float
+    max_rel: float
+    atol: float
+    rtol: float
+    limit: float  # the largest max_abs allowed: atol + rtol * max |torch|
+    passed: bool
+    note: str = ""
+
+    def excess(self):
+        """The worst difference as a multiple of the limit: above 1 fails."""
+        if not math.isfinite(self.max_abs):
+            return math.inf
+        return self.max_abs / self.limit if self.limit else (0.0 if self.max_abs == 0 else math.inf)
+
+
+@dataclasses.dataclass
+class StepResult:
+    step: str
+    dtype: str
+    keys: list
+
+    @property
+    def passed(self):
+        return all(key.passed for key in self.keys)
+
+    def worst(self):
+        failing = [key for key in self.keys if not key.passed]
+        return max(failing or self.keys, key=KeyResult.excess) if self.keys else None
+
+
+def _failure(name, shape, note):
+    return KeyResult(name, list(shape), math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, False, note)
+
+
+def _structural_problem(reference, port):
+    if reference.shape != port.shape:
+        return f"shape differs: torch {reference.shape}, paddle {port.shape}"
+    if reference.dtype != port.dtype:
+        return f"dtype differs: torch {reference.dtype}, paddle {port.dtype}"
+    bad = [side for side, array in (("torch", reference), ("paddle", port))
+           if np.issubdtype(array.dtype, np.number) and not np.all(np.isfinite(array))]
+    if bad:
+        return f"NaN or Inf in {' and '.join(bad)}"
+    return ""
+
+
+def compare_arrays(name, reference, port, tol):
+    problem = _structural_problem(reference, port)
+    if problem:
+        return _failure(name, reference.shape, problem)
+    difference = np.abs(reference.astype(np.float64) - port.astype(np.float64))
+    scale = float(np.max(np.abs(reference))) if reference.size else 0.0
+    max_abs = float(difference.max()) if difference.size else 0.0
+    max_rel = max_abs / scale if scale else (0.0 if max_abs == 0 else math.inf)
+    limit = tol.limit(scale)
+    return KeyResult(name, list(reference.shape), max_abs, float(difference.mean()) if difference.size else 0.0,
+                     max_rel, tol.atol, tol.rtol, limit, max_abs <= limit)
+
+
+def compare_codes(name, reference, port, continuous_reference, continuous_tol):
+    """Codes must be identical, except a flip where |h| is within h's own tolerance of zero: there the
+    sign is decided by rounding, not by the port, and the flip is reported, not failed."""
+    result = compare_arrays(name, reference, port, Tolerance(0.0, 0.0))
+    if result.passed or not math.isfinite(result.max_abs):
+        return result
+    near_zero = np.abs(continuous_reference) <= continuous_tol.limit(float(np.max(np.abs(continuous_reference))))
+    flips = reference != port
+    unexplained = int(np.count_nonzero(flips & ~near_zero))
+    result.passed = unexplained == 0
+    result.note = (f"{int(np.count_nonzero(flips & near_zero))} sign flips where |h| is within tolerance of 0"
+                   + (f"; {unexplained} flips where |h| is not" if unexplained else ""))
+    return result
+
+
+def compare_invariant(first, second, values, side):
+    """Two keys of one side's own file that must be equal exactly."""
+    return compare_arrays(f"{first} == {second} ({side})", values[first], values[second], Tolerance(0.0, 0.0))
+
+
+def check_step(step, dtype, torch_values, paddle_values, code_keys=None, invariants=()):
+    code_keys = code_keys or {}
+    results = [_failure(key, torch_values[key].shape, "missing in paddle") for key in torch_values
+               if key not in paddle_values]
+    results += [_failure(key, paddle_values[key].shape, "missing in torch") for key in paddle_values
+                if key not in torch_values]
+    for key in (key for key in torch_values if key in paddle_values):
+        if key in code_keys:
+            continuous = code_keys[key]
+            results.append(compare_codes(key, torch_values[key], paddle_values[key], torch_values[continuous],
+                                         tolerance(step, dtype, continuous)))
+        else:
+            results.append(compare_arrays(key, torch_values[key], paddle_values[key],
+                                          tolerance(step, dtype, key)))
+    for side, values in (("torch", torch_values), ("paddle", paddle_values)):
+        for first, second in invariants:
+            if first in values and second in values:
+                results.append(compare_invariant(first, second, values, side))
+    return StepResult(step, dtype, results)
+
+
+def _json_number(value):
+    return value if math.isfinite(value) else str(value)
+
+
+def result_as_json(result, env):
+    return {
+        "step": result.step,
+        "dtype": result.dtype,
+        "passed": result.passed,
+        "env": env,
+        "keys": {
+            key.name: {"shape": key.shape, "max_abs": _json_number(key.max_abs),
+                       "mean_abs": _json_number(key.mean_abs), "max_rel": _json_number(key.max_rel),
+                       "atol": key.atol, "rtol": key.rtol, "limit": key.limit, "passed": key.passed,
+                       **({"note": key.note} if key.note else {})}
+            for key in result.keys
+        },
+    }
+
+
+def diff_log_lines(result):
+    """reprod_log's report format, so a reviewer's usual tooling reads it; the verdict is ours."""
+    stamp = time.strftime("%Y/%m/%d %H:%M:%S")
+    prefix = f"[{stamp}] root INFO: "
+    lines = []
+    for key in result.keys:
+        lines.append(f"{prefix}{key.name}: ")
+        for method, value in (("mean", key.mean_abs), ("max", key.max_abs)):
+            lines.append(f"{prefix}\t{method} diff: check passed: {key.passed}, value: {value}")
+    lines.append(f"{prefix}diff check {'passed' if result.passed else 'failed'}")
+    return lines
+
+
+def write_reports(result, env, log_path, json_path):
+    write_text(log_path, "\n".join(diff_log_lines(result)) + "\n")
+    with atomic_path(json_path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(result_as_json(result, env), handle, indent=2)
+            handle.write("\n")

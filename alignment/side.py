@@ -1,0 +1,66 @@
+"""One framework's side of the alignment suite, in its own process.
+
+  python -m alignment.side torch|paddle --bit 48 --workdir logs [--steps forward,loss,backward]
+                                        [--dtypes float32,float64] [--threads 1]
+
+Only the chosen framework is imported: the torch process never loads paddle and vice versa, so the
+two sides may live in separate environments (pass each side's interpreter to `python -m alignment`).
+"""
+import argparse
+import importlib
+import json
+import os
+import time
+
+import numpy as np
+
+from greedyhash_common.atomic import write_text
+from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.runtime_settings import quiet_paddle_import
+
+from .paths import env_path, inputs_dir, side_values_path, weights_path
+from .reprod_format import save_values
+from .steps import STEPS, StepContext
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(prog="python -m alignment.side", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("framework", choices=("torch", "paddle"))
+    parser.add_argument("--steps", default=",".join(STEPS))
+    parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--bit", type=int, required=True)
+    parser.add_argument("--workdir", required=True, help="holds inputs/ (batch, weights) and receives the logs")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--mask-seed", type=int, default=0)
+    return parser
+
+
+def run_steps(side, steps, dtypes, bit, workdir, threads, mask_seed):
+    inputs = inputs_dir(workdir)
+    images = np.load(os.path.join(inputs, "images.npy"), allow_pickle=False)
+    labels = np.load(os.path.join(inputs, "labels.npy"), allow_pickle=False)
+    for dtype in dtypes:
+        context = StepContext(bit, dtype, weights_path(workdir, bit, side.WEIGHTS_SUFFIX), images, labels, mask_seed)
+        for step in steps:
+            started = time.perf_counter()
+            save_values(STEPS[step].run(side, context), side_values_path(workdir, dtype, step, side.NAME))
+            print(f"{side.NAME} {step} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
+        write_text(env_path(workdir, dtype, side.NAME), json.dumps(side.describe(threads, dtype), indent=2) + "\n")
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    quiet_paddle_import()
+    side = importlib.import_module(f"alignment.sides.{args.framework}_side")
+    side.configure(args.threads)
+    unknown = [step for step in args.steps.split(",") if step not in STEPS]
+    if unknown:
+        raise UserInputError(f"unknown steps {unknown}; choose from {', '.join(STEPS)}")
+    run_steps(side, args.steps.split(","), args.dtypes.split(","), args.bit, args.workdir, args.threads,
+              args.mask_seed)
+
+
+if __name__ == "__main__":
+    main()

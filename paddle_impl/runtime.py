@@ -1,0 +1,42 @@
+"""Process-wide Paddle settings, made once at the start of every entry point, as torch_impl.runtime does."""
+import os
+import platform
+
+import paddle
+
+from greedyhash_common.runtime_settings import thread_environment
+
+
+def configure(threads, deterministic=False):
+    """Use `threads` CPU threads (children inherit the count); optionally deterministic GPU kernels.
+
+    Paddle's CPU kernels run on one thread unless told otherwise, and `import paddle` pins
+    OMP_NUM_THREADS to 1 when it is unset, so the count is always set explicitly."""
+    os.environ.update(thread_environment(threads))
+    paddle.base.core.set_num_threads(threads)
+    if deterministic:
+        paddle.set_flags({"FLAGS_cudnn_deterministic": True})
+
+
+def has_gpu():
+    return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+
+
+def _cudnn_deterministic():
+    """None on a build without cuDNN (the flag does not exist there)."""
+    try:
+        return bool(paddle.get_flags(["FLAGS_cudnn_deterministic"])["FLAGS_cudnn_deterministic"])
+    except ValueError:
+        return None
+
+
+def describe(threads, dtype):
+    return {
+        "framework": "paddle",
+        "version": paddle.__version__,
+        "python": platform.python_version(),
+        "device": paddle.device.cuda.get_device_name() if has_gpu() else "cpu",
+        "threads": threads,
+        "dtype": dtype,
+        "cudnn_deterministic": _cudnn_deterministic(),
+    }

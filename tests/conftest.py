@@ -1,0 +1,39 @@
+"""Shared fixtures: one seeded GreedyHash checkpoint in both formats, small inputs."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from greedyhash_common.runtime_settings import quiet_paddle_import
+
+quiet_paddle_import()
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIT = 48
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory):
+    """(torch .pth, paddle .pdparams) of one seeded model, the second converted from the first."""
+    from alignment.prepare_weights import prepare_weights
+    from alignment.paths import weights_path
+
+    workdir = str(tmp_path_factory.mktemp("weights"))
+    prepare_weights(BIT, seed=0, workdir=workdir)
+    return weights_path(workdir, BIT, ".pth"), weights_path(workdir, BIT, ".pdparams")
+
+
+@pytest.fixture(scope="session")
+def small_batch():
+    """Images (4, 3, 64, 64) float64 and labels: AlexNet's adaptive pool accepts 64x64 inputs."""
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((4, 3, 64, 64)), np.array([0, 1, 2, 3], dtype=np.int64)
+
+
+def run_module(module, *arguments, **kwargs):
+    """Run `python -m module` from the project root, as a user would; return the CompletedProcess."""
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=PROJECT_ROOT)
+    return subprocess.run([sys.executable, "-m", module, *map(str, arguments)], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, **kwargs)

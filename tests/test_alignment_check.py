@@ -1,0 +1,103 @@
+"""The checker decides correctly where reprod_log does not (see NOTES: reprod_log's defects)."""
+import json
+import re
+
+import numpy as np
+import pytest
+
+from alignment.check import check_step, compare_arrays, compare_codes, diff_log_lines, write_reports
+from alignment.tolerances import NEAR_EXACT, Tolerance, tolerance
+
+
+def failing_keys(result):
+    return {key.name: key.note for key in result.keys if not key.passed}
+
+
+def test_identical_values_pass():
+    values = {"logits": np.arange(6.0).reshape(2, 3), "h": np.array([0.5, -0.5])}
+    assert check_step("forward", "float64", values, dict(values)).passed
+
+
+def test_nan_fails_and_is_named(tmp_path):
+    torch_values = {"logits": np.ones(4), "h": np.ones(4)}
+    paddle_values = {"logits": np.ones(4), "h": np.array([1.0, np.nan, 1.0, 1.0])}
+    assert failing_keys(check_step("forward", "float64", torch_values, paddle_values)) == {
+        "h": "NaN or Inf in paddle"}
+
+
+def test_reprod_log_itself_passes_a_nan_which_is_why_it_does_not_decide():
+    from reprod_log.compare import compute_diff
+    from reprod_log.utils import check_print_diff
+
+    diff = compute_diff({"h": np.ones(4)}, {"h": np.array([1.0, np.nan, 1.0, 1.0])})
+    assert check_print_diff(diff, print_func=lambda *_: None) is True
+
+
+@pytest.mark.parametrize("torch_shape,paddle_shape", [((3, 4), (4, 3)), ((4, 1), (4,)), ((4096, 4096), (4096, 4095))])
+def test_any_shape_mismatch_fails(torch_shape, paddle_shape):
+    result = compare_arrays("w", np.zeros(torch_shape), np.zeros(paddle_shape), NEAR_EXACT)
+    assert not result.passed and "shape differs" in result.note
+
+
+def test_dtype_mismatch_fails():
+    result = compare_arrays("w", np.zeros(3, np.float32), np.zeros(3, np.float64), NEAR_EXACT)
+    assert not result.passed and "dtype differs" in result.note
+
+
+def test_missing_and_extra_keys_fail_by_name():
+    result = check_step("loss", "float64", {"a": np.zeros(1), "b": np.zeros(1)}, {"a": np.zeros(1), "c": np.zeros(1)})
+    assert failing_keys(result) == {"b": "missing in paddle", "c": "missing in torch"}
+
+
+def test_tolerance_is_relative_to_the_tensor_scale():
+    reference = np.array([1000.0, 1e-6])
+    assert compare_arrays("g", reference, reference + [1e-8, 1e-8], Tolerance(0.0, 1e-10)).passed
+    assert not compare_arrays("g", reference, reference + [1e-6, 0.0], Tolerance(0.0, 1e-10)).passed
+    result = compare_arrays("g", reference, reference + [0.0, 1e-5], Tolerance(0.0, 1e-10))
+    assert result.max_abs == pytest.approx(1e-5) and result.max_rel == pytest.approx(1e-8)
+
+
+def test_sign_flip_is_excused_only_where_h_is_within_tolerance_of_zero():
+    h = np.array([[0.5, -1e-17, 0.3]])
+    codes = np.sign(h)
+    flipped_near_zero = codes.copy()
+    flipped_near_zero[0, 1] = 1.0
+    result = compare_codes("b", codes, flipped_near_zero, h, NEAR_EXACT)
+    assert result.passed and result.note.startswith("1 sign flips where |h| is within tolerance")
+    flipped_far = codes.copy()
+    flipped_far[0, 0] = -1.0
+    result = compare_codes("b", codes, flipped_far, h, NEAR_EXACT)
+    assert not result.passed and "1 flips where |h| is not" in result.note
+
+
+def test_invariants_are_checked_inside_each_side():
+    good = {"grad_cross_entropy.h": np.ones(3), "grad_cross_entropy.b": np.ones(3)}
+    bad = {"grad_cross_entropy.h": np.ones(3), "grad_cross_entropy.b": np.array([1.0, 2.0, 1.0])}
+    invariant = (("grad_cross_entropy.h", "grad_cross_entropy.b"),)
+    result = check_step("backward", "float64", good, bad, invariants=invariant)
+    assert set(failing_keys(result)) == {"grad_cross_entropy.b", "grad_cross_entropy.h == grad_cross_entropy.b (paddle)"}
+
+
+def test_reports_follow_reprod_log_format_and_the_json_schema(tmp_path):
+    result = check_step("forward", "float32", {"h": np.ones(3), "logits": np.ones(2)},
+                        {"h": np.ones(3), "logits": np.array([1.0, 2.0])})
+    lines = diff_log_lines(result)
+    stamp = r"\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\] root INFO: "
+    assert re.fullmatch(stamp + r"h: ", lines[0])
+    assert re.fullmatch(stamp + r"\tmean diff: check passed: True, value: 0\.0", lines[1])
+    assert re.fullmatch(stamp + r"\tmax diff: check passed: False, value: 1\.0", lines[5])
+    assert lines[-1].endswith("root INFO: diff check failed")
+    env = {"torch": {"version": "x"}, "paddle": {"version": "y"}}
+    write_reports(result, env, tmp_path / "forward_diff.log", tmp_path / "forward_diff.json")
+    report = json.loads((tmp_path / "forward_diff.json").read_text())
+    assert report["step"] == "forward" and report["dtype"] == "float32" and report["passed"] is False
+    assert report["env"] == env
+    assert set(report["keys"]["logits"]) >= {"shape", "max_abs", "mean_abs", "max_rel", "atol", "rtol", "passed"}
+    assert report["keys"]["logits"]["passed"] is False and report["keys"]["h"]["passed"] is True
+
+
+def test_every_step_and_key_has_a_float32_tolerance():
+    for step, key in [("forward", "train_logits"), ("loss", "loss_total"), ("backward", "grad.input"),
+                      ("backward", "grad.alex.features.0.weight")]:
+        assert tolerance(step, "float32", key).rtol > 0
+    assert tolerance("backward", "float64", "grad.input") == NEAR_EXACT

@@ -1,0 +1,1 @@
+"""The PyTorch reference implementation of GreedyHash (official code: ssppp/GreedyHash)."""

@@ -1,0 +1,26 @@
+"""Dropout whose masks come from a shared numpy schedule (alignment only), scaled as nn.Dropout scales."""
+import torch
+from torch import nn
+
+
+class InjectedMaskDropout(nn.Module):
+    def __init__(self, replaced, layer, schedule):
+        super().__init__()
+        self.p = replaced.p
+        self.layer = layer
+        self.schedule = schedule
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        keep = torch.from_numpy(self.schedule.keep_mask(self.layer, tuple(x.shape))).to(x.device, x.dtype)
+        return x * keep / (1.0 - self.p)
+
+
+def inject_dropout_masks(model, schedule):
+    """Replace every nn.Dropout of `model`, numbered in forward order, by an InjectedMaskDropout."""
+    dropouts = [(parent, name) for parent in model.modules()
+                for name, child in parent.named_children() if isinstance(child, nn.Dropout)]
+    for layer, (parent, name) in enumerate(dropouts):
+        setattr(parent, name, InjectedMaskDropout(getattr(parent, name), layer, schedule))
+    return model

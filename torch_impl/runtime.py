@@ -1,0 +1,35 @@
+"""Process-wide torch settings, made once at the start of every entry point, as paddle_impl.runtime does."""
+import os
+import platform
+
+import torch
+
+from greedyhash_common.runtime_settings import thread_environment
+
+
+def configure(threads, deterministic=False):
+    """Use `threads` CPU threads (children inherit the count); optionally deterministic GPU kernels."""
+    os.environ.update(thread_environment(threads))
+    torch.set_num_threads(threads)
+    if deterministic:
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
+def has_gpu():
+    return torch.cuda.is_available()
+
+
+def describe(threads, dtype):
+    return {
+        "framework": "torch",
+        "version": torch.__version__,
+        "torchvision": __import__("torchvision").__version__,
+        "python": platform.python_version(),
+        "device": torch.cuda.get_device_name() if has_gpu() else "cpu",
+        "threads": threads,
+        "dtype": dtype,
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+    }

@@ -1,0 +1,1 @@
+"""Strict conversion of GreedyHash and AlexNet weights between torch `.pth` and Paddle `.pdparams`."""

@@ -1,0 +1,43 @@
+"""python -m weights_convert torch2paddle SRC.pth DST.pdparams | paddle2torch SRC.pdparams DST.pth"""
+import argparse
+
+from greedyhash_common.errors import exits_cleanly_on_bad_input
+
+from .convert import ALEXNET_BACKBONE, paddle_to_torch, torch_to_paddle
+from .paddle_files import read_paddle_state, write_paddle_state
+from .torch_files import read_torch_state, write_torch_state
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(prog="python -m weights_convert", description=__doc__)
+    parser.add_argument("direction", choices=("torch2paddle", "paddle2torch"))
+    parser.add_argument("source", help="checkpoint to read (.pth for torch2paddle, .pdparams for paddle2torch)")
+    parser.add_argument("target", help="file to write; written only if the whole conversion succeeds")
+    return parser
+
+
+def describe(layout, source, target):
+    lines = [f"converted {source} -> {target}: {layout.kind}, {len(layout.key_map)} tensors,"
+             f" transposed: {', '.join(layout.transposed)}"]
+    if layout.kind == ALEXNET_BACKBONE:
+        lines.append("AlexNet backbone only: the hash layer (fc_plus) and the classifier (fc) are not in"
+                     " this file and keep the model's own initialization when it is loaded")
+    if layout.dropped_torch_keys:
+        lines.append(f"dropped the ImageNet 1000-class layer: {', '.join(layout.dropped_torch_keys)}")
+    return "\n".join(lines)
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    if args.direction == "torch2paddle":
+        state, layout = torch_to_paddle(read_torch_state(args.source), args.source)
+        write_paddle_state(state, args.target)
+    else:
+        state, layout = paddle_to_torch(read_paddle_state(args.source), args.source)
+        write_torch_state(state, args.target)
+    print(describe(layout, args.source, args.target))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Reading and writing Paddle `.pdparams` files as name -> numpy array dicts, without importing paddle.
+
+A `.pdparams` file is a pickle of a dict of numpy arrays (what `paddle.save` writes for a state dict,
+and what `paddle.load` reads back as tensors). Reading goes through the restricted unpickler, so a
+file from someone else cannot run code.
+"""
+import pickle
+
+import numpy as np
+
+from greedyhash_common.atomic import atomic_path
+from greedyhash_common.errors import UserInputError
+from greedyhash_common.safe_pickle import load_numpy_only
+
+from .convert import PADDLE_NAME_TABLE_KEY
+
+PADDLE_PICKLE_PROTOCOL = 4  # the protocol paddle.save uses
+
+
+def read_paddle_state(path):
+    content = load_numpy_only(path, encoding="latin1")
+    if not isinstance(content, dict) or not content:
+        raise UserInputError(f"{path}: expected a dict of named arrays (a Paddle state dict)")
+    state = {key: value for key, value in content.items() if key != PADDLE_NAME_TABLE_KEY}
+    not_arrays = [str(key) for key, value in state.items()
+                  if not isinstance(key, str) or not isinstance(value, np.ndarray)]
+    if not_arrays:
+        raise UserInputError(f"{path}: entries that are not named arrays: {', '.join(not_arrays[:5])}")
+    return state
+
+
+def write_paddle_state(state, path):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            pickle.dump(dict(state), handle, protocol=PADDLE_PICKLE_PROTOCOL)

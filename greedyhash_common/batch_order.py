@@ -40,6 +40,29 @@ def rank_batches(num_items, batch_size, seed, epoch, rank, world_size, drop_last
             for batch in epoch_batches(num_items, batch_size, seed, epoch, drop_last)]
 
 
+class SharedBatchOrder:
+    """The batches of one process, epoch after epoch; torch_impl.data and paddle_impl.data subclass it
+    together with their framework's sampler class."""
+
+    def __init__(self, num_items, batch_size, seed, drop_last=False, rank=0, world_size=1):
+        self.num_items, self.batch_size, self.seed, self.drop_last = num_items, batch_size, seed, drop_last
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def _batches(self):
+        return rank_batches(self.num_items, self.batch_size, self.seed, self.epoch, self.rank, self.world_size,
+                            self.drop_last)
+
+    def __iter__(self):
+        return (batch.tolist() for batch in self._batches())
+
+    def __len__(self):
+        return len(self._batches())
+
+
 def _check_non_negative(**values):
     for name, value in values.items():
         if not isinstance(value, (int, np.integer)) or value < 0:

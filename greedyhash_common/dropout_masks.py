@@ -8,16 +8,16 @@ import numpy as np
 
 
 class DropoutMaskSchedule:
-    """The masks of one run: `keep_mask(layer, shape)` for the current step; `advance()` per iteration."""
+    """The masks of one run. A forward pass asks for layer 0 first, so a second request for layer 0
+    starts the next step: the training loop needs no hook to keep both sides' steps in line."""
 
     def __init__(self, seed, p):
         self.seed = seed
         self.p = p
-        self.step = 0
+        self.step = -1
 
     def keep_mask(self, layer, shape):
+        if layer == 0:
+            self.step += 1
         rng = np.random.default_rng([self.seed, self.step, layer])
         return rng.random(shape) >= self.p
-
-    def advance(self):
-        self.step += 1

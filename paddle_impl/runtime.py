@@ -14,7 +14,7 @@ def configure(threads, deterministic=False):
     OMP_NUM_THREADS to 1 when it is unset, so the count is always set explicitly."""
     os.environ.update(thread_environment(threads))
     paddle.base.core.set_num_threads(threads)
-    if deterministic:
+    if deterministic and has_gpu():  # a GPU matter: the CPU build has not even the flag, the CPU is deterministic
         paddle.set_flags({"FLAGS_cudnn_deterministic": True})
 
 

@@ -12,6 +12,7 @@ def configure(threads, deterministic=False):
     os.environ.update(thread_environment(threads))
     torch.set_num_threads(threads)
     if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)  # an op without such a kernel warns, named
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
         torch.backends.cuda.matmul.allow_tf32 = False

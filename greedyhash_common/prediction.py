@@ -1,0 +1,104 @@
+"""Framework-free parts of prediction and inference: reading the query image, the class and probability,
+the code as bits, Hamming retrieval of the nearest database images, the PNG grid, and the reports."""
+import json
+
+import numpy as np
+from PIL import Image, ImageDraw, UnidentifiedImageError
+
+from .atomic import atomic_path, write_text
+from .cifar10 import IMAGE_HEIGHT, IMAGE_WIDTH
+from .errors import UserInputError
+from .hamming_map import hamming_distances
+from .synthetic_cifar10 import CLASS_NAMES as _CLASS_NAME_BYTES
+
+CLASS_NAMES = tuple(name.decode() for name in _CLASS_NAME_BYTES)  # CIFAR-10's, in label order
+DEFAULT_TOP_K = 10
+TILE = 96  # pixels per image in the grid (32x32 images enlarged 3x)
+CAPTION_HEIGHT = 28
+
+
+def read_image_file(path):
+    """Any image file Pillow reads, as a CIFAR-10-like uint8 (32, 32, 3) RGB array (antialiased resize)."""
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: no such image file") from None
+    except IsADirectoryError:
+        raise UserInputError(f"{path}: a folder, not an image file") from None
+    except UnidentifiedImageError:
+        raise UserInputError(f"{path}: not an image Pillow can read (PNG, JPEG, BMP, ...)") from None
+    except OSError as error:  # truncated or corrupt image data
+        raise UserInputError(f"{path}: unreadable image ({error})") from None
+    return np.asarray(rgb.resize((IMAGE_WIDTH, IMAGE_HEIGHT), Image.BILINEAR), dtype=np.uint8)
+
+
+def query_image(options, data):
+    """(image, true label or None, description) for --image FILE or --index N (the N-th query image)."""
+    if options.get("image") is not None:
+        return read_image_file(options["image"]), None, options["image"]
+    images, labels = data.subset("query")
+    index = options["index"]
+    if index >= len(images):
+        raise UserInputError(f"--index {index}: the split has {len(images)} query images (0..{len(images) - 1})")
+    return images[index], int(labels[index]), f"query image {index} (dataset image {data.split.query[index]})"
+
+
+def softmax(logits):
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def code_bits(code):
+    """A sign code as a string of bits, 1 for +1 and 0 for -1."""
+    return "".join("1" if value > 0 else "0" for value in np.ravel(code))
+
+
+def classification(probabilities, code, true_label=None, source=None):
+    """The report of one image from its class probabilities and sign code."""
+    label = int(np.argmax(probabilities))
+    return {"source": source, "class": label, "class_name": CLASS_NAMES[label],
+            "probability": float(probabilities[label]), "code": code_bits(code),
+            "true_class": true_label, "true_class_name": None if true_label is None else CLASS_NAMES[true_label]}
+
+
+def nearest_neighbours(code, database_codes, database_labels, database_indices, top_k):
+    """The top_k database items by Hamming distance (ties by database order, as mAP's ties="index")."""
+    distances = hamming_distances(np.asarray(code)[None], database_codes)[0]
+    order = np.argsort(distances, kind="stable")[:top_k]
+    return [{"database_position": int(position), "dataset_index": int(database_indices[position]),
+             "class": int(database_labels[position]), "class_name": CLASS_NAMES[int(database_labels[position])],
+             "distance": int(distances[position])} for position in order]
+
+
+def classification_lines(result):
+    truth = "" if result["true_class"] is None else f"  (true class: {result['true_class_name']})"
+    return [f"image: {result['source']}",
+            f"class: {result['class']} {result['class_name']}  probability: {result['probability']:.4f}{truth}",
+            f"code: {result['code']}"]
+
+
+def neighbour_lines(neighbours):
+    return [f"  {rank:2d}. database image {item['dataset_index']:6d}  {item['class_name']:<10s} "
+            f"distance {item['distance']}" for rank, item in enumerate(neighbours, 1)]
+
+
+def write_retrieval_grid(path, query, result, neighbours, database_images):
+    """A PNG: the query with its predicted class, then the retrieved images with class and distance."""
+    tiles = [(query, f"query: {result['class_name']}", f"p={result['probability']:.2f}")]
+    tiles += [(database_images[item["database_position"]], item["class_name"], f"d={item['distance']}")
+              for item in neighbours]
+    grid = Image.new("RGB", (TILE * len(tiles), TILE + CAPTION_HEIGHT), "white")
+    draw = ImageDraw.Draw(grid)
+    for column, (image, first, second) in enumerate(tiles):
+        grid.paste(Image.fromarray(image).resize((TILE, TILE), Image.NEAREST), (column * TILE, 0))
+        draw.text((column * TILE + 3, TILE + 2), first, fill="black")
+        draw.text((column * TILE + 3, TILE + 14), second, fill="black")
+    # The query apart from the answers: a red frame.
+    draw.rectangle([0, 0, TILE - 1, TILE - 1], outline="red", width=2)
+    with atomic_path(path) as tmp:
+        grid.save(tmp, format="PNG")
+
+
+def write_json(path, content):
+    write_text(path, json.dumps(content, indent=1) + "\n")

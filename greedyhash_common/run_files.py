@@ -1,0 +1,95 @@
+"""The data a run trains and evaluates on, and the options that the tools reading a checkpoint (eval,
+predict, export) take from the training run that wrote it when the user leaves them out."""
+import contextlib
+import os
+import tempfile
+
+from .cli_options import (BEST_WEIGHTS_NAME, DEFAULT_BIT, LAST_CHECKPOINT_NAME, RUN_SPLIT_NAME, default_run_dir,
+                          default_threads)
+from .dataset import load_data, write_split
+from .errors import UserInputError
+from .hyperparameters import BATCH_SIZE, IMAGE_SIZE, SEED
+from .split import DEFAULT_PROTOCOL
+from .train_config import read_run_config
+
+# Read from the run's config.yaml when the user does not give them.
+INHERITED_FROM_RUN = ("bit", "data", "image_size", "seed", "batch_size")
+TOOL_DEFAULTS = {"bit": DEFAULT_BIT, "data": None, "image_size": IMAGE_SIZE, "seed": SEED, "protocol": None,
+                 "split_file": None, "batch_size": BATCH_SIZE, "device": None, "threads": None, "num_workers": 0,
+                 "deterministic": False, "json": None}
+
+
+def prepare_data(data, split_file, protocol, seed):
+    """The data and its split: read from `split_file` if it exists (refused if drawn for another protocol or
+    other data), else drawn with `seed` and saved there."""
+    if os.path.isfile(split_file):
+        prepared = load_data(data, split_file)
+        if protocol is not None and prepared.split.protocol != protocol:
+            raise UserInputError(f"{split_file}: a split of protocol {prepared.split.protocol}, not {protocol}; "
+                                 "choose another --split-file or leave --protocol out")
+        return prepared
+    return write_split(data, split_file, protocol or DEFAULT_PROTOCOL, seed)
+
+
+@contextlib.contextmanager
+def tool_data(options):
+    """prepare_data for a tool: its split file, or a split drawn into a temporary folder when it has none."""
+    if options["split_file"] is not None:
+        yield prepare_data(options["data"], options["split_file"], options["protocol"], options["seed"])
+        return
+    with tempfile.TemporaryDirectory(prefix="greedyhash-split-") as scratch:
+        yield prepare_data(options["data"], os.path.join(scratch, RUN_SPLIT_NAME), options["protocol"],
+                           options["seed"])
+
+
+def checkpoint_tool_options(args, framework, **defaults):
+    """The options of a tool that loads a checkpoint: those given, else the training run's (the
+    config.yaml beside the checkpoint), else the defaults."""
+    given = vars(args)
+    checkpoint = given.get("checkpoint") or os.path.join(
+        default_run_dir(framework, given.get("bit", DEFAULT_BIT)), BEST_WEIGHTS_NAME[framework])
+    if not os.path.isfile(checkpoint):
+        raise UserInputError(f"{checkpoint}: no such checkpoint; train one first (python -m {framework}_impl.train) "
+                             "or pass --checkpoint")
+    run = read_run_config(os.path.dirname(os.path.abspath(checkpoint)))
+    options = {**TOOL_DEFAULTS, **defaults, **{key: run[key] for key in INHERITED_FROM_RUN if key in run}, **given}
+    options["checkpoint"] = checkpoint
+    if "split_file" not in given:
+        options["split_file"] = _run_split_file(run, given.get("protocol"))
+    options["threads"] = options["threads"] or default_threads()
+    return options
+
+
+def _run_split_file(run, protocol):
+    """The training run's split, unless another protocol is asked for (then a new split is drawn)."""
+    split_file = run.get("split_file")
+    if split_file and os.path.isfile(split_file) and protocol in (None, run.get("protocol")):
+        return split_file
+    return None
+
+
+def resume_checkpoint_path(given, framework):
+    """The checkpoint --resume names: a file, a run's folder, or (alone) the last checkpoint in --output-dir."""
+    resume = given["resume"] or given.get("output_dir") or default_run_dir(framework, given.get("bit", DEFAULT_BIT))
+    path = os.path.join(resume, LAST_CHECKPOINT_NAME[framework]) if os.path.isdir(resume) else resume
+    if not os.path.isfile(path):
+        raise UserInputError(f"--resume: {path}: no such checkpoint")
+    return path
+
+
+def check_fresh_output_dir(output_dir, framework):
+    """A new run must not overwrite another run's checkpoint."""
+    last = os.path.join(output_dir, LAST_CHECKPOINT_NAME[framework])
+    if os.path.exists(last):
+        raise UserInputError(f"{output_dir} already holds a run ({last}); continue it with --resume, or choose "
+                             "another --output-dir (or delete that folder) to start anew")
+
+
+def evaluation_report(options, data, metrics, seconds, environment):
+    """What eval prints and writes: the figures and everything needed to say what they are figures of."""
+    return {"checkpoint": os.path.abspath(options["checkpoint"]), "bit": options["bit"],
+            "map": metrics["map"], "query_accuracy": metrics["query_accuracy"], "ties": options["ties"],
+            "protocol": data.split.protocol, "query_images": len(data.split.query),
+            "database_images": len(data.split.database), "data": data.source, "image_size": options["image_size"],
+            "seconds": round(seconds, 2), "framework": f"{environment['framework']} {environment['version']}",
+            "device": environment["device"]}

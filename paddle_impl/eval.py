@@ -1,0 +1,83 @@
+"""Evaluation on the Paddle side: encode images into sign codes, then Hamming-ranking mAP.
+
+  python -m paddle_impl.eval --checkpoint logs/train/paddle-bit48/best.pdparams [--ties expected] [--protocol ...]
+
+Options the user leaves out (bit, data, split, image size) come from the training run beside the
+checkpoint (its config.yaml), else from the defaults; the parser is shared with the torch side.
+"""
+import time
+
+import numpy as np
+import paddle
+
+from greedyhash_common.cli_options import get_eval_args_parser
+from greedyhash_common.errors import exits_cleanly_on_bad_input
+from greedyhash_common.hamming_map import mean_average_precision
+from greedyhash_common.prediction import write_json
+from greedyhash_common.run_files import checkpoint_tool_options, evaluation_report, tool_data
+from greedyhash_common.training import deterministic_gpu_environment
+
+from . import runtime
+from .checkpoint import load_model_weights
+from .data import eval_loader
+from .device import select_device
+from .model import GreedyHash
+
+FRAMEWORK = "paddle"
+
+
+def encode(model, loader):
+    """(codes, h, logits, labels) of every image of `loader`, in its order, in eval mode."""
+    parameter = model.parameters()[0]
+    model.eval()
+    outputs = {"codes": [], "h": [], "logits": [], "labels": []}
+    with paddle.no_grad():
+        for images, labels in loader:
+            logits, h, codes = model(images.astype(parameter.dtype))
+            for name, value in (("codes", codes), ("h", h), ("logits", logits), ("labels", labels)):
+                outputs[name].append(value.numpy())
+    return tuple(np.concatenate(outputs[name]) for name in ("codes", "h", "logits", "labels"))
+
+
+def evaluate(model, query_loader, database_loader, ties="index"):
+    """{"map", "query_accuracy"}: mAP of the query set against the whole database."""
+    query_codes, _, query_logits, query_labels = encode(model, query_loader)
+    database_codes, _, _, database_labels = encode(model, database_loader)
+    return {"map": mean_average_precision(query_codes, database_codes, query_labels, database_labels, ties=ties),
+            "query_accuracy": float(np.mean(query_logits.argmax(1) == query_labels))}
+
+
+def get_args_parser():
+    return get_eval_args_parser(FRAMEWORK)
+
+
+def load_trained_model(options):
+    """The model of `options["checkpoint"]` on the chosen device, in eval mode."""
+    if options["deterministic"]:
+        deterministic_gpu_environment()
+    runtime.configure(options["threads"], options["deterministic"])
+    select_device(options["device"])  # layers are made on Paddle's current device
+    model = GreedyHash(options["bit"])
+    load_model_weights(model, options["checkpoint"])
+    model.eval()
+    return model
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    options = checkpoint_tool_options(get_args_parser().parse_args(argv), FRAMEWORK, ties="index")
+    model = load_trained_model(options)
+    with tool_data(options) as data:
+        query_loader, database_loader = (eval_loader(*data.subset(part), options["batch_size"], options["image_size"],
+                                                     options["num_workers"]) for part in ("query", "database"))
+        started = time.perf_counter()
+        metrics = evaluate(model, query_loader, database_loader, options["ties"])
+        report = evaluation_report(options, data, metrics, time.perf_counter() - started, runtime.describe(
+            options["threads"], "float32"))
+    print("\n".join(f"{key}: {value}" for key, value in report.items()))
+    if options["json"]:
+        write_json(options["json"], report)
+
+
+if __name__ == "__main__":
+    main()

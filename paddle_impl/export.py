@@ -1,0 +1,96 @@
+"""Export a trained model as a static Paddle inference model (paddle.jit.save) for paddle_impl.infer.
+
+  python -m paddle_impl.export --checkpoint logs/train/paddle-bit48/best.pdparams --output-dir logs/export/paddle-bit48
+
+The folder receives model.json (model.pdmodel on Paddle 2.x), model.pdiparams and export.json (bit,
+input size, class names, and the training run's data and split for infer --index). The exported model
+takes float32 images (N, 3, S, S), preprocessed as in training, and returns (class probabilities, sign codes).
+"""
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+
+import paddle
+import paddle.nn.functional as F
+
+from greedyhash_common.cli_options import get_export_args_parser
+from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.prediction import CLASS_NAMES, write_json
+from greedyhash_common.run_files import checkpoint_tool_options
+
+from .eval import load_trained_model
+
+MODEL_PREFIX = "model"
+METADATA_NAME = "export.json"
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("probabilities", "codes")
+
+
+class InferenceModel(paddle.nn.Layer):
+    """What the exported model computes from a batch of preprocessed images."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images):
+        logits, _, codes = self.model(images)
+        return F.softmax(logits, axis=1), codes
+
+
+def default_export_dir(bit):
+    return os.path.join("logs", "export", f"paddle-bit{bit}")
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yield a temporary folder beside `path`; on success it replaces `path` whole, else it is deleted.
+    A reader never finds the model of one export beside the parameters of another."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    new = os.path.join(parent, f".tmp-export-{uuid.uuid4().hex}")
+    os.mkdir(new)  # not mkdtemp: its folder would be private to the owner, and so would the export
+    try:
+        yield new
+        old = None
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=".old-export-", dir=parent)
+            os.replace(path, os.path.join(old, "previous"))
+        os.replace(new, path)
+        if old:
+            shutil.rmtree(old)
+    finally:
+        if os.path.exists(new):
+            shutil.rmtree(new)
+
+
+def export(model, image_size, output_dir, metadata):
+    """jit.save the inference model for (N, 3, image_size, image_size) float32 input, with its metadata."""
+    inference_model = InferenceModel(model)
+    inference_model.eval()
+    spec = paddle.static.InputSpec([None, 3, image_size, image_size], "float32", INPUT_NAME)
+    with atomic_directory(output_dir) as folder:
+        paddle.jit.save(inference_model, os.path.join(folder, MODEL_PREFIX), input_spec=[spec])
+        write_json(os.path.join(folder, METADATA_NAME), metadata)
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    options = checkpoint_tool_options(get_export_args_parser().parse_args(argv), "paddle", output_dir=None)
+    output_dir = options["output_dir"] or default_export_dir(options["bit"])
+    if os.path.isfile(output_dir):
+        raise UserInputError(f"--output-dir {output_dir}: a file, not a folder")
+    model = load_trained_model({**options, "device": "cpu"})
+    metadata = {"bit": options["bit"], "image_size": options["image_size"], "input": INPUT_NAME,
+                "outputs": list(OUTPUT_NAMES), "class_names": list(CLASS_NAMES),
+                "checkpoint": os.path.abspath(options["checkpoint"]), "paddle": paddle.__version__,
+                "data": options["data"], "split_file": options["split_file"], "seed": options["seed"]}
+    export(model, options["image_size"], output_dir, metadata)
+    print(f"exported {options['checkpoint']} ({options['bit']} bits, input {options['image_size']} px) to "
+          f"{output_dir}: {', '.join(sorted(os.listdir(output_dir)))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Run an exported model (paddle_impl.export) with the Paddle Inference predictor: class, probability, code.
+
+  python -m paddle_impl.infer --model-dir logs/export/paddle-bit48 --image photo.png
+  python -m paddle_impl.infer --model-dir logs/export/paddle-bit48 --index 0      (a query image of the split)
+
+On the CPU by default, on the GPU when there is one (--device chooses). Images are preprocessed exactly as
+in training (paddle_impl.data.reference_transform), at the input size recorded in export.json.
+"""
+import contextlib
+import json
+import os
+
+import numpy as np
+from paddle import inference
+from PIL import Image
+
+from greedyhash_common import prediction
+from greedyhash_common.cli_options import DEFAULT_BIT, default_threads, get_infer_args_parser, resolve_device
+from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.run_files import TOOL_DEFAULTS, tool_data
+
+from . import runtime
+from .data import reference_transform
+from .export import METADATA_NAME, MODEL_PREFIX, default_export_dir
+
+# paddle.jit.save writes model.json under Paddle 3's PIR, model.pdmodel under Paddle 2.x.
+PROGRAM_SUFFIXES = (".json", ".pdmodel")
+PARAMETERS_SUFFIX = ".pdiparams"
+GPU_MEMORY_POOL_MB = 256
+
+
+def read_metadata(model_dir):
+    path = os.path.join(model_dir, METADATA_NAME)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            metadata = json.load(handle)
+    except FileNotFoundError:
+        raise UserInputError(f"{model_dir}: no exported model here ({METADATA_NAME} is missing); "
+                             "write one with python -m paddle_impl.export") from None
+    except (OSError, ValueError) as error:
+        raise UserInputError(f"{path}: unreadable export metadata ({error})") from None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("image_size"), int):
+        raise UserInputError(f"{path}: not the metadata paddle_impl.export writes")
+    return metadata
+
+
+def create_predictor(model_dir, device, threads):
+    prefix = os.path.join(model_dir, MODEL_PREFIX)
+    program = next((prefix + suffix for suffix in PROGRAM_SUFFIXES if os.path.isfile(prefix + suffix)), None)
+    if program is None or not os.path.isfile(prefix + PARAMETERS_SUFFIX):
+        raise UserInputError(f"{model_dir}: the exported model files ({MODEL_PREFIX}.json or .pdmodel, and "
+                             f"{MODEL_PREFIX}{PARAMETERS_SUFFIX}) are missing")
+    config = inference.Config(program, prefix + PARAMETERS_SUFFIX)
+    if device == "gpu":
+        config.enable_use_gpu(GPU_MEMORY_POOL_MB, 0)
+    else:
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(threads)
+    config.disable_glog_info()
+    try:
+        return inference.create_predictor(config)
+    except Exception as error:  # Paddle raises several types for a corrupt program or parameter file
+        raise UserInputError(f"{model_dir}: the predictor cannot load this model ({type(error).__name__}: "
+                             f"{error})") from None
+
+
+def preprocess(images, image_size):
+    """uint8 (N, 32, 32, 3) images -> float32 (N, 3, S, S), as the training loader prepares them."""
+    transform = reference_transform(image_size)
+    return np.stack([np.asarray(transform(Image.fromarray(image)), dtype=np.float32) for image in images])
+
+
+def run_predictor(predictor, batch):
+    """(probabilities, codes) of a preprocessed float32 batch."""
+    handle = predictor.get_input_handle(predictor.get_input_names()[0])
+    handle.reshape(list(batch.shape))
+    handle.copy_from_cpu(np.ascontiguousarray(batch, dtype=np.float32))
+    predictor.run()
+    probabilities, codes = (predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names())
+    return probabilities, codes
+
+
+@contextlib.contextmanager
+def query_data(options):
+    """The data of the exported model's training run, needed only for --index."""
+    if options.get("index") is None:
+        yield None
+        return
+    with tool_data(options) as data:
+        yield data
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    given = vars(get_infer_args_parser().parse_args(argv))
+    model_dir = given.get("model_dir") or default_export_dir(DEFAULT_BIT)
+    metadata = read_metadata(model_dir)
+    inherited = {key: metadata.get(key) for key in ("data", "split_file", "seed", "image_size")
+                 if metadata.get(key) is not None}
+    options = {**TOOL_DEFAULTS, "image": None, "index": None, **inherited, **given}
+    if "split_file" not in given and not (options["split_file"] and os.path.isfile(options["split_file"])):
+        options["split_file"] = None
+    threads = options["threads"] or default_threads()
+    runtime.configure(threads)
+    device = resolve_device(options["device"], runtime.has_gpu(), "paddle")
+    with query_data(options) as data:
+        image, true_label, source = prediction.query_image(options, data)
+    predictor = create_predictor(model_dir, device, threads)
+    probabilities, codes = run_predictor(predictor, preprocess(image[None], metadata["image_size"]))
+    result = prediction.classification(probabilities[0], codes[0], true_label, source)
+    print("\n".join(prediction.classification_lines(result)))
+    if options["json"]:
+        prediction.write_json(options["json"], result)
+
+
+if __name__ == "__main__":
+    main()

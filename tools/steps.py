@@ -1,0 +1,32 @@
+"""Running entry points as a user runs them (python -m ..., from the project root), timed."""
+import os
+import subprocess
+import sys
+import time
+
+from greedyhash_common.cifar10 import PROJECT_ROOT
+
+
+class StepFailed(Exception):
+    """A step exited non-zero or its output failed a check."""
+
+
+def run_step(name, module, arguments, capture=True):
+    """Run `python -m module arguments`; return (seconds, stdout). Raise StepFailed on a non-zero exit."""
+    command = [sys.executable, "-m", module, *map(str, arguments)]
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
+    started = time.perf_counter()
+    completed = subprocess.run(command, cwd=PROJECT_ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE if capture else None,
+                               stderr=subprocess.PIPE if capture else None)
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        output = (completed.stderr or "").strip().splitlines()[-15:] if capture else []
+        raise StepFailed(f"{name}: exit status {completed.returncode} from {' '.join(command)}"
+                         + ("\n  " + "\n  ".join(output) if output else ""))
+    return seconds, completed.stdout or ""
+
+
+def check(condition, message):
+    if not condition:
+        raise StepFailed(message)

@@ -1,0 +1,14 @@
+"""One optimization step of GreedyHash on torch; the training loop and the alignment suite both use it."""
+from greedyhash_common.hyperparameters import QUANTIZATION_WEIGHT
+
+from .loss import greedyhash_loss
+
+
+def train_step(model, optimizer, images, labels, alpha=QUANTIZATION_WEIGHT):
+    """Forward, loss, backward, update; returns (total, cross_entropy, quantization) as tensors."""
+    logits, h, _ = model(images)
+    total, cross_entropy, quantization = greedyhash_loss(logits, h, labels, alpha)
+    optimizer.zero_grad()
+    total.backward()
+    optimizer.step()
+    return total.detach(), cross_entropy.detach(), quantization.detach()

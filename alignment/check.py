@@ -16,6 +16,8 @@ from greedyhash_common.atomic import atomic_path, write_text
 
 from .tolerances import Tolerance, tolerance
 
+SERIES_LENGTH = 64  # 1-D keys up to this length (per-iteration losses, rates) get every difference in the JSON
+
 
 @dataclasses.dataclass
 class KeyResult:
@@ -29,6 +31,7 @@ class KeyResult:
     limit: float  # the largest max_abs allowed: atol + rtol * max |torch|
     passed: bool
     note: str = ""
+    per_element: list = None  # |paddle - torch| element by element, for short series (per-iteration losses)
 
     def excess(self):
         """The worst difference as a multiple of the limit: above 1 fails."""
@@ -72,13 +75,16 @@ def compare_arrays(name, reference, port, tol):
     problem = _structural_problem(reference, port)
     if problem:
         return _failure(name, reference.shape, problem)
+    if not np.issubdtype(reference.dtype, np.floating):
+        tol = Tolerance(0.0, 0.0)  # labels, indices, flags: equal or wrong
     difference = np.abs(reference.astype(np.float64) - port.astype(np.float64))
     scale = float(np.max(np.abs(reference))) if reference.size else 0.0
     max_abs = float(difference.max()) if difference.size else 0.0
     max_rel = max_abs / scale if scale else (0.0 if max_abs == 0 else math.inf)
     limit = tol.limit(scale)
+    series = difference.tolist() if difference.ndim == 1 and difference.size <= SERIES_LENGTH else None
     return KeyResult(name, list(reference.shape), max_abs, float(difference.mean()) if difference.size else 0.0,
-                     max_rel, tol.atol, tol.rtol, limit, max_abs <= limit)
+                     max_rel, tol.atol, tol.rtol, limit, max_abs <= limit, per_element=series)
 
 
 def compare_codes(name, reference, port, continuous_reference, continuous_tol):
@@ -136,7 +142,8 @@ def result_as_json(result, env):
             key.name: {"shape": key.shape, "max_abs": _json_number(key.max_abs),
                        "mean_abs": _json_number(key.mean_abs), "max_rel": _json_number(key.max_rel),
                        "atol": key.atol, "rtol": key.rtol, "limit": key.limit, "passed": key.passed,
-                       **({"note": key.note} if key.note else {})}
+                       **({"note": key.note} if key.note else {}),
+                       **({"per_element_abs": key.per_element} if key.per_element is not None else {})}
             for key in result.keys
         },
     }

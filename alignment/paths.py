@@ -1,6 +1,7 @@
 """Where the suite reads and writes, under one work folder (by default logs/).
 
   inputs/images.npy, inputs/labels.npy        the batch both sides see
+  inputs/split.npz                            the split both sides' loaders read
   inputs/weights_bit<B>.pth / .pdparams       the weights both sides start from, converted
   <dtype>/<step>_torch.npy, <step>_paddle.npy reprod_log files of each side
   <dtype>/<step>_diff.log, <step>_diff.json   the checker's verdict
@@ -11,6 +12,10 @@ import os
 
 def inputs_dir(workdir):
     return os.path.join(workdir, "inputs")
+
+
+def split_path(workdir):
+    return os.path.join(inputs_dir(workdir), "split.npz")
 
 
 def weights_path(workdir, bit, suffix):

@@ -14,10 +14,14 @@ from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.hyperparameters import IMAGE_SIZE
 
 from .check import StepResult, _failure, check_step, write_reports
+from greedyhash_common.dataset import write_split
+
 from .inputs import write_input_batch
-from .paths import diff_paths, env_path, side_values_path
+from .layers.localize import DIRECTIONS, localize_files
+from .paths import diff_paths, env_path, side_values_path, split_path
+from .report import terminal_summary, write_report
 from .reprod_format import load_values
-from .steps import STEPS
+from .steps import BULK_IMAGE_SIZE, STEPS, runs_in
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DTYPES = ("float32", "float64")
@@ -30,7 +34,9 @@ def get_args_parser():
     parser.add_argument("--dtypes", default=",".join(DTYPES))
     parser.add_argument("--bit", type=int, default=48)
     parser.add_argument("--size", type=int, default=IMAGE_SIZE, help="input height and width (224, or 64 for speed)")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=4, help="images in the forward/loss/backward batch")
+    parser.add_argument("--bulk-size", type=int, default=BULK_IMAGE_SIZE,
+                        help="image size of the steps that process many images (metric, train)")
     parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in synthetic data")
     parser.add_argument("--weights", help="GreedyHash checkpoint (.pth or .pdparams); default: seeded init")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization and dropout masks")
@@ -49,25 +55,30 @@ def _split_choice(value, allowed, what):
     return chosen
 
 
-def _module_command(python, module, *arguments):
+def module_command(python, module, *arguments):
     return [python, "-m", module, *map(str, arguments)]
 
 
-def _environment():
+def child_environment():
+    """This environment, with the project importable from any interpreter (each side may have its own)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, env.get("PYTHONPATH")]))
     return env
 
 
-def prepare(args):
-    write_input_batch(args.workdir, args.data, args.batch_size, args.size)
-    command = _module_command(args.torch_python, "alignment.prepare_weights", "--bit", args.bit, "--seed",
-                              args.seed, "--workdir", args.workdir, "--threads", args.threads)
-    if args.weights:
-        command += ["--weights", args.weights]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, env=_environment(), capture_output=True, text=True)
+def prepare_weights(python, bit, seed, workdir, threads, weights=None):
+    """The weights both sides start from, written by a torch process (see alignment.prepare_weights)."""
+    command = module_command(python, "alignment.prepare_weights", "--bit", bit, "--seed", seed, "--workdir",
+                              workdir, "--threads", threads, *(["--weights", weights] if weights else []))
+    done = subprocess.run(command, cwd=PROJECT_ROOT, env=child_environment(), capture_output=True, text=True)
     if done.returncode:
         raise UserInputError(f"preparing the weights failed:\n{done.stderr.strip()}")
+
+
+def prepare(args):
+    write_input_batch(args.workdir, args.data, args.batch_size, args.size)
+    write_split(args.data, split_path(args.workdir))
+    prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, args.weights)
 
 
 def run_sides(args, steps, dtypes):
@@ -75,11 +86,12 @@ def run_sides(args, steps, dtypes):
     running = {}
     for side, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
         log = os.path.join(args.workdir, f"side_{side}.log")
-        command = _module_command(python, "alignment.side", side, "--steps", ",".join(steps), "--dtypes",
+        command = module_command(python, "alignment.side", side, "--steps", ",".join(steps), "--dtypes",
                                   ",".join(dtypes), "--bit", args.bit, "--workdir", args.workdir,
-                                  "--threads", args.threads, "--mask-seed", args.seed)
+                                  "--threads", args.threads, "--mask-seed", args.seed, "--size", args.size,
+                                  "--bulk-size", args.bulk_size, *(["--data", args.data] if args.data else []))
         with open(log, "w", encoding="utf-8") as handle:
-            running[side] = (subprocess.Popen(command, cwd=PROJECT_ROOT, env=_environment(), stdout=handle,
+            running[side] = (subprocess.Popen(command, cwd=PROJECT_ROOT, env=child_environment(), stdout=handle,
                                               stderr=subprocess.STDOUT), log)
     return {side: log for side, (process, log) in running.items() if process.wait()}
 
@@ -138,6 +150,41 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+def run_layer_sides(args, dtypes):
+    """Record every layer, torch first: the Paddle side reads torch's record to pair its layers and to
+    feed each of them torch's input. Return {side: log path} of a side that failed."""
+    for side, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
+        log = os.path.join(args.workdir, f"layers_{side}.log")
+        command = module_command(python, "alignment.layers.side", side, "--dtypes", ",".join(dtypes), "--bit",
+                                  args.bit, "--workdir", args.workdir, "--threads", args.threads, "--mask-seed",
+                                  args.seed)
+        with open(log, "w", encoding="utf-8") as handle:
+            if subprocess.run(command, cwd=PROJECT_ROOT, env=child_environment(), stdout=handle,
+                              stderr=subprocess.STDOUT).returncode:
+                return {side: log}
+    return {}
+
+
+def localize(args, dtypes):
+    """({dtype: Localization}, {side: log path} of a layer side that failed)."""
+    failed = run_layer_sides(args, dtypes)
+    return ({} if failed else {dtype: localize_files(args.workdir, dtype) for dtype in dtypes}), failed
+
+
+def localize_failures(args, results, failed_sides):
+    """Localize every precision in which a step the layers explain (forward, backward) failed, unless a
+    side process failed: then the layers would not run either."""
+    dtypes = list(dict.fromkeys(result.dtype for result in results
+                                if not result.passed and result.step in DIRECTIONS))
+    return localize(args, dtypes) if dtypes and not failed_sides else ({}, {})
+
+
+def run_settings(args):
+    """The options of the run, for the report; not the paths that only describe this machine."""
+    return {name: value for name, value in vars(args).items()
+            if name not in ("workdir", "torch_python", "paddle_python")}
+
+
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
@@ -146,12 +193,17 @@ def main(argv=None):
     args.workdir = os.path.abspath(args.workdir)
     prepare(args)
     failed_sides = run_sides(args, steps, dtypes)
-    results = [check(args.workdir, step, dtype, failed_sides) for dtype in dtypes for step in steps]
+    results = [check(args.workdir, step, dtype, failed_sides) for dtype in dtypes for step in steps
+               if runs_in(step, dtype)]
     rows = summary_rows(results)
     passed = all(row["passed"] for row in rows)
     write_text(os.path.join(args.workdir, "summary.json"),
                json.dumps({"passed": passed, "steps": rows}, indent=2, default=str) + "\n")
+    localizations, localization_failures = localize_failures(args, results, failed_sides)
+    write_report(args.workdir, rows, {dtype: _read_env(args.workdir, dtype) for dtype in dtypes}, localizations,
+                 localization_failures, run_settings(args))
     print(format_table(rows))
+    print(terminal_summary(args.workdir, localizations, localization_failures))
     print(f"alignment {'passed' if passed else 'FAILED'}: {sum(r['passed'] for r in rows)}/{len(rows)} checks;"
           f" details in {args.workdir}")
     sys.exit(0 if passed else 1)

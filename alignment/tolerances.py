@@ -29,21 +29,52 @@ class Tolerance:
 
 
 NEAR_EXACT = Tolerance(atol=0.0, rtol=1e-10)
+# mAP and accuracy follow from the codes, which must be identical; 1e-3 absorbs the near-zero sign
+# flips the codes rule excuses (none seen in any measured run, where they were equal to the last bit).
+MAP_TOLERANCE = Tolerance(atol=1e-3, rtol=0.0)
 
-# step -> [(key pattern, tolerance)], first match wins
-_FLOAT32 = {
-    "forward": [("*", Tolerance(atol=0.0, rtol=2e-5))],
-    "loss": [("*", Tolerance(atol=0.0, rtol=1e-6))],
-    "backward": [("grad.input", Tolerance(atol=0.0, rtol=1e-1)),
-                 ("grad.alex.features.0.*", Tolerance(atol=0.0, rtol=1e-1)),
-                 ("*", Tolerance(atol=0.0, rtol=5e-5))],
+# Below the first max-pool (the input's and conv1's gradients, and conv1's momentum): two activations
+# 3e-7 apart in a pooling window swap order under float32 rounding and the gradient goes to the
+# neighbour; measured up to 3e-2 relative.
+BELOW_FIRST_MAXPOOL_FLOAT32 = Tolerance(atol=0.0, rtol=1e-1)
+
+# align-curve: the frameworks train with their own dropout, so only the final mAP is compared, as
+# the mean over seeds. Provisional until measured: see README, "Loss curves".
+CURVE_MAP_TOLERANCE = 0.05
+
+# Momentum buffers are sums of gradients, and a float32 max-pool or ReLU decision flip moves a
+# gradient by up to 4e-1 relative (backward step above); over 20 iterations one flip is diluted:
+# measured 1.9e-3 (conv1) and 7.7e-3 (conv3, another run). float64 holds them to 1e-10.
+MOMENTUM_FLOAT32 = Tolerance(atol=0.0, rtol=1e-1)
+
+_RETRIEVAL_SCORES = [("map*", MAP_TOLERANCE), ("query_accuracy", MAP_TOLERANCE)]
+
+# dtype -> step -> [(key pattern, tolerance)], first match wins; step "*" for every other step
+_TABLE = {
+    "float64": {
+        "metric": _RETRIEVAL_SCORES + [("*", NEAR_EXACT)],
+        "*": [("*", NEAR_EXACT)],
+    },
+    "float32": {
+        "data": [("*", Tolerance(atol=0.0, rtol=1e-6))],
+        "forward": [("*", Tolerance(atol=0.0, rtol=2e-5))],
+        "loss": [("*", Tolerance(atol=0.0, rtol=1e-6))],
+        "backward": [("grad.alex.features.1.*", BELOW_FIRST_MAXPOOL_FLOAT32),  # the layers' name for it
+                     ("grad.input", BELOW_FIRST_MAXPOOL_FLOAT32),
+                     ("grad.alex.features.0.*", BELOW_FIRST_MAXPOOL_FLOAT32),
+                     ("*", Tolerance(atol=0.0, rtol=5e-5))],
+        "metric": _RETRIEVAL_SCORES + [("*", Tolerance(atol=0.0, rtol=2e-5))],
+        "optim": [("*", Tolerance(atol=0.0, rtol=1e-6))],
+        "train": [("lr", NEAR_EXACT), ("loss_*", Tolerance(atol=0.0, rtol=1e-6)),
+                  ("param.*", Tolerance(atol=0.0, rtol=2e-6)),
+                  ("momentum.*", MOMENTUM_FLOAT32)],
+    },
 }
 
 
 def tolerance(step, dtype, key):
-    if dtype == "float64":
-        return NEAR_EXACT
-    for pattern, value in _FLOAT32[step]:
+    steps = _TABLE[dtype]
+    for pattern, value in steps.get(step, steps.get("*", [])):
         if fnmatch.fnmatchcase(key, pattern):
             return value
-    raise KeyError(f"no float32 tolerance for {step}/{key}")
+    raise KeyError(f"no {dtype} tolerance for {step}/{key}")

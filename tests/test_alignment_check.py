@@ -75,7 +75,8 @@ def test_invariants_are_checked_inside_each_side():
     bad = {"grad_cross_entropy.h": np.ones(3), "grad_cross_entropy.b": np.array([1.0, 2.0, 1.0])}
     invariant = (("grad_cross_entropy.h", "grad_cross_entropy.b"),)
     result = check_step("backward", "float64", good, bad, invariants=invariant)
-    assert set(failing_keys(result)) == {"grad_cross_entropy.b", "grad_cross_entropy.h == grad_cross_entropy.b (paddle)"}
+    assert set(failing_keys(result)) == {"grad_cross_entropy.b",
+                                         "grad_cross_entropy.h == grad_cross_entropy.b (paddle)"}
 
 
 def test_reports_follow_reprod_log_format_and_the_json_schema(tmp_path):

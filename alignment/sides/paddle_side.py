@@ -2,10 +2,13 @@
 import numpy as np
 import paddle
 
-from paddle_impl import runtime
+from paddle_impl import data, runtime
+from paddle_impl import eval as evaluation
 from paddle_impl.injected_dropout import inject_dropout_masks
 from paddle_impl.loss import greedyhash_loss
 from paddle_impl.model import GreedyHash
+from paddle_impl.optim import build_optimizer, current_lr
+from paddle_impl.train_step import train_step
 from paddle_impl.weights import load_weights
 from weights_convert.key_map import GREEDYHASH_KEY_MAP, TRANSPOSED_LINEAR_WEIGHTS
 
@@ -15,7 +18,15 @@ configure = runtime.configure
 describe = runtime.describe
 loss = greedyhash_loss
 inject_masks = inject_dropout_masks
+optimizer_builder = build_optimizer
+learning_rate = current_lr
+train_step = train_step
 TORCH_NAME_OF = {paddle_key: torch_key for torch_key, paddle_key in GREEDYHASH_KEY_MAP.items()}
+
+
+def seed_framework(seed):
+    """Seed the framework's own generator (its dropout masks when none are injected)."""
+    paddle.seed(seed)
 
 
 def build_model(bit, dtype, weights):
@@ -45,11 +56,36 @@ def backward(total):
     total.backward()
 
 
+def cast(value, dtype):
+    return value.astype(dtype)
+
+
+def named_parameters(model):
+    """(torch name, parameter) pairs."""
+    return ((TORCH_NAME_OF[name], parameter) for name, parameter in model.named_parameters())
+
+
+def torch_layout(name, array):
+    """An array of parameter `name` in torch's layout: Linear weights transposed (and back again)."""
+    return array.T if name in TRANSPOSED_LINEAR_WEIGHTS else array
+
+
 def parameter_gradients(model):
-    """Gradients by torch parameter name, in torch's layout (Linear weights transposed back)."""
-    by_torch_name = {}
-    for name, parameter in model.named_parameters():
-        torch_name = TORCH_NAME_OF[name]
-        grad = numpy(parameter.grad)
-        by_torch_name[torch_name] = grad.T if torch_name in TRANSPOSED_LINEAR_WEIGHTS else grad
-    return by_torch_name
+    """Gradients by torch parameter name, in torch's layout."""
+    return {name: torch_layout(name, numpy(parameter.grad)) for name, parameter in named_parameters(model)}
+
+
+def parameter_values(model):
+    return {name: torch_layout(name, numpy(parameter)) for name, parameter in named_parameters(model)}
+
+
+def momentum_buffers(model, optimizer):
+    """Momentum's velocity of every parameter, by torch name, in torch's layout."""
+    state = optimizer.state_dict()
+    return {name: torch_layout(name, numpy(state[f"{parameter.name}_velocity_0"]))
+            for name, parameter in named_parameters(model) if f"{parameter.name}_velocity_0" in state}
+
+
+def optimizer_step(optimizer):
+    optimizer.step()
+    optimizer.clear_grad()

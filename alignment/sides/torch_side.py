@@ -2,10 +2,13 @@
 import numpy as np
 import torch
 
-from torch_impl import runtime
+from torch_impl import data, runtime
+from torch_impl import eval as evaluation
 from torch_impl.injected_dropout import inject_dropout_masks
 from torch_impl.loss import greedyhash_loss
 from torch_impl.model import GreedyHash
+from torch_impl.optim import build_optimizer, current_lr
+from torch_impl.train_step import train_step
 from torch_impl.weights import load_weights
 
 NAME = "torch"
@@ -14,6 +17,14 @@ configure = runtime.configure
 describe = runtime.describe
 loss = greedyhash_loss
 inject_masks = inject_dropout_masks
+optimizer_builder = build_optimizer
+learning_rate = current_lr
+train_step = train_step
+
+
+def seed_framework(seed):
+    """Seed the framework's own generator (its dropout masks when none are injected)."""
+    torch.manual_seed(seed)
 
 
 def build_model(bit, dtype, weights):
@@ -39,6 +50,35 @@ def backward(total):
     total.backward()
 
 
+def cast(value, dtype):
+    return value.to(getattr(torch, dtype))
+
+
+def named_parameters(model):
+    """(torch name, parameter) pairs."""
+    return model.named_parameters()
+
+
+def torch_layout(name, array):
+    """An array of parameter `name` in torch's layout (already so on this side)."""
+    return array
+
+
 def parameter_gradients(model):
     """Gradients by torch parameter name, in torch's layout."""
     return {name: numpy(parameter.grad) for name, parameter in model.named_parameters()}
+
+
+def parameter_values(model):
+    return {name: numpy(parameter) for name, parameter in model.named_parameters()}
+
+
+def momentum_buffers(model, optimizer):
+    """SGD's momentum buffer of every parameter, by torch name."""
+    return {name: numpy(optimizer.state[parameter]["momentum_buffer"]) for name, parameter in model.named_parameters()
+            if "momentum_buffer" in optimizer.state.get(parameter, {})}
+
+
+def optimizer_step(optimizer):
+    optimizer.step()
+    optimizer.zero_grad()

@@ -1,0 +1,166 @@
+"""python -m alignment.curve: both frameworks train normally for a few epochs from the same weights, on
+the same batches, each with its own dropout; their loss curves and final mAP are compared.
+
+Dropout masks differ between the frameworks here, so the curves cannot agree number for number: the
+check is that the final mAP differ by less than CURVE_MAP_TOLERANCE, which is set from the spread of
+each framework against itself over seeds (README, "Loss curves"). The same spread is measured and
+reported by every run with several seeds.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from greedyhash_common.atomic import atomic_path, write_text
+from greedyhash_common.dataset import write_split
+from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.hyperparameters import SEED
+
+from .paths import split_path
+from .reprod_format import load_values
+from .suite import PROJECT_ROOT, child_environment, module_command, prepare_weights
+from .tolerances import CURVE_MAP_TOLERANCE
+
+SIDES = ("torch", "paddle")
+CURVE_LEARNING_RATE = 1e-2
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(prog="python -m alignment.curve", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--seeds", default=f"{SEED},{SEED + 1},{SEED + 2}",
+                        help="one training per seed and framework; the seed drives dropout and the batch order")
+    parser.add_argument("--bit", type=int, default=12)
+    parser.add_argument("--lr", type=float, default=CURVE_LEARNING_RATE,
+                        help="the reference's 1e-3 fine-tunes ImageNet weights; from a random start (the default"
+                             " here, nothing can be downloaded) a few epochs need a larger rate")
+    parser.add_argument("--size", type=int, default=64, help="image size (224 is the reference; 64 is fast)")
+    parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in synthetic data")
+    parser.add_argument("--weights", help="GreedyHash checkpoint to start from; default: seeded init")
+    parser.add_argument("--workdir", default=os.path.join(PROJECT_ROOT, "logs", "curve"))
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of each side")
+    parser.add_argument("--torch-python", default=sys.executable)
+    parser.add_argument("--paddle-python", default=sys.executable)
+    return parser
+
+
+def values_path(workdir, seed, side):
+    return os.path.join(workdir, f"seed{seed}_{side}.npy")
+
+
+def train_both(args, seed):
+    """Both frameworks at once for one seed; returns the wall time."""
+    started = time.perf_counter()
+    running = []
+    for side in SIDES:
+        python = args.torch_python if side == "torch" else args.paddle_python
+        command = module_command(python, "alignment.curve_side", side, "--workdir", args.workdir, "--out",
+                                 values_path(args.workdir, seed, side), "--seed", seed, "--epochs", args.epochs,
+                                 "--bit", args.bit, "--lr", args.lr, "--size", args.size, "--threads", args.threads,
+                                 *(["--data", args.data] if args.data else []))
+        log = open(os.path.join(args.workdir, f"seed{seed}_{side}.log"), "w", encoding="utf-8")
+        running.append((side, subprocess.Popen(command, cwd=PROJECT_ROOT, env=child_environment(), stdout=log,
+                                               stderr=subprocess.STDOUT), log))
+    failed = []
+    for side, process, log in running:
+        if process.wait():
+            failed.append(f"{side} (see {log.name})")
+        log.close()
+    if failed:
+        raise UserInputError(f"training failed for seed {seed}: {', '.join(failed)}")
+    return time.perf_counter() - started
+
+
+def spread(values):
+    return float(np.max(values) - np.min(values)) if len(values) > 1 else 0.0
+
+
+def summarize(runs, seeds, epochs, seconds):
+    """The verdict and its figures from {(seed, side): values}."""
+    final = {side: [float(runs[seed, side]["map"][-1]) for seed in seeds] for side in SIDES}
+    difference = abs(float(np.mean(final["torch"])) - float(np.mean(final["paddle"])))
+    return {
+        "passed": difference < CURVE_MAP_TOLERANCE,
+        "tolerance": CURVE_MAP_TOLERANCE,
+        "final_map": final,
+        "mean_final_map": {side: float(np.mean(values)) for side, values in final.items()},
+        "mean_final_map_difference": difference,
+        "self_spread_over_seeds": {side: spread(values) for side, values in final.items()},
+        "per_seed_difference": [abs(a - b) for a, b in zip(final["torch"], final["paddle"])],
+        "loss_per_epoch": {f"{side}/seed{seed}": _per_epoch(runs[seed, side]["loss_total"], epochs).tolist()
+                           for seed in seeds for side in SIDES},
+        "map_per_epoch": {f"{side}/seed{seed}": runs[seed, side]["map"].tolist() for seed in seeds for side in SIDES},
+        "seeds": seeds,
+        "epochs": epochs,
+        "seconds_per_seed": seconds,
+    }
+
+
+def _per_epoch(series, epochs):
+    return np.array([chunk.mean() for chunk in np.array_split(series, epochs)])
+
+
+def plot(runs, seed, path):
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen here, and none needed for a file
+    import matplotlib.pyplot as plt
+
+    torch_loss, paddle_loss = runs[seed, "torch"]["loss_total"], runs[seed, "paddle"]["loss_total"]
+    figure, (curves, difference, scores) = plt.subplots(3, 1, figsize=(8, 9))
+    curves.plot(torch_loss, label="torch")
+    curves.plot(paddle_loss, label="paddle", alpha=0.8)
+    curves.set(title=f"training loss per iteration (seed {seed})", ylabel="loss")
+    curves.legend()
+    difference.plot(paddle_loss - torch_loss, color="tab:red")
+    difference.set(title="paddle - torch", ylabel="loss difference", xlabel="iteration")
+    for side in SIDES:
+        scores.plot(np.arange(1, len(runs[seed, side]["map"]) + 1), runs[seed, side]["map"], marker="o", label=side)
+    scores.set(title="mAP after each epoch", xlabel="epoch", ylabel="mAP")
+    scores.legend()
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=90)
+    plt.close(figure)
+
+
+def markdown(summary):
+    lines = ["# Loss curves and final mAP, torch vs Paddle", "",
+             f"{summary['epochs']} epochs per run, seeds {', '.join(map(str, summary['seeds']))}; "
+             f"verdict: **{'pass' if summary['passed'] else 'FAIL'}** (|mean final mAP difference| "
+             f"{summary['mean_final_map_difference']:.4f} against tolerance {summary['tolerance']})", "",
+             "| seed | torch mAP | paddle mAP | difference |", "| --- | --- | --- | --- |"]
+    for seed, torch_map, paddle_map in zip(summary["seeds"], summary["final_map"]["torch"],
+                                           summary["final_map"]["paddle"]):
+        lines.append(f"| {seed} | {torch_map:.4f} | {paddle_map:.4f} | {abs(torch_map - paddle_map):.4f} |")
+    lines += ["", f"Spread of each framework against itself over seeds: torch "
+              f"{summary['self_spread_over_seeds']['torch']:.4f}, paddle {summary['self_spread_over_seeds']['paddle']:.4f}.",
+              f"Wall time per seed (both frameworks at once): {', '.join(f'{s:.0f} s' for s in summary['seconds_per_seed'])}.",
+              "", "![loss curves](curve.png)", ""]
+    return "\n".join(lines)
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    args.workdir = os.path.abspath(args.workdir)
+    write_split(args.data, split_path(args.workdir))
+    prepare_weights(args.torch_python, args.bit, 0, args.workdir, args.threads, args.weights)
+    seconds = [train_both(args, seed) for seed in seeds]
+    runs = {(seed, side): load_values(values_path(args.workdir, seed, side)) for seed in seeds for side in SIDES}
+    summary = summarize(runs, seeds, args.epochs, seconds)
+    plot(runs, seeds[0], os.path.join(args.workdir, "curve.png"))
+    write_text(os.path.join(args.workdir, "curve.json"), json.dumps(summary, indent=2) + "\n")
+    write_text(os.path.join(args.workdir, "curve.md"), markdown(summary))
+    print(markdown(summary).split("![")[0].strip())
+    sys.exit(0 if summary["passed"] else 1)
+
+
+if __name__ == "__main__":
+    main()

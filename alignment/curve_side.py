@@ -1,0 +1,74 @@
+"""One framework's training for the loss-curve comparison, in its own process.
+
+  python -m alignment.curve_side torch|paddle --workdir logs/curve --seed 2000 --epochs 6 --bit 12
+
+Trains normally, with the framework's own dropout (seeded by --seed), from the suite's converted
+weights on the shared batch order; evaluates mAP after every epoch; writes a reprod_log file.
+"""
+import argparse
+import importlib
+
+import numpy as np
+
+from greedyhash_common.dataset import load_data
+from greedyhash_common.errors import exits_cleanly_on_bad_input
+from greedyhash_common.hyperparameters import BATCH_SIZE
+from greedyhash_common.runtime_settings import quiet_paddle_import
+
+from .paths import split_path, weights_path
+from .reprod_format import save_values
+
+LOSS_KEYS = ("loss_total", "loss_cross_entropy", "loss_quantization")
+EVAL_BATCH_SIZE = 100
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(prog="python -m alignment.curve_side", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("framework", choices=("torch", "paddle"))
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--bit", type=int, required=True)
+    parser.add_argument("--lr", type=float, required=True)
+    parser.add_argument("--size", type=int, required=True)
+    parser.add_argument("--data")
+    parser.add_argument("--threads", type=int, default=1)
+    return parser
+
+
+def train_and_evaluate(side, args):
+    """Per-iteration loss terms, and mAP and query accuracy after every epoch."""
+    prepared = load_data(args.data, split_path(args.workdir))
+    side.seed_framework(args.seed)
+    model = side.build_model(args.bit, "float32", weights_path(args.workdir, args.bit, side.WEIGHTS_SUFFIX))
+    optimizer, scheduler = side.optimizer_builder(model, lr=args.lr)
+    loader = side.data.train_loader(*prepared.subset("train"), BATCH_SIZE, args.seed, size=args.size)
+    query, database = (side.data.eval_loader(*prepared.subset(part), EVAL_BATCH_SIZE, size=args.size)
+                       for part in ("query", "database"))
+    records = {key: [] for key in (*LOSS_KEYS, "map", "query_accuracy")}
+    for epoch in range(args.epochs):
+        model.train()
+        loader.batch_sampler.set_epoch(epoch)
+        for images, labels in loader:
+            for key, term in zip(LOSS_KEYS, side.train_step(model, optimizer, images, labels)):
+                records[key].append(float(side.numpy(term)))
+        scheduler.step()
+        scores = side.evaluation.evaluate(model, query, database)
+        records["map"].append(scores["map"])
+        records["query_accuracy"].append(scores["query_accuracy"])
+    return {key: np.array(series, dtype=np.float64) for key, series in records.items()}
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    quiet_paddle_import()
+    side = importlib.import_module(f"alignment.sides.{args.framework}_side")
+    side.configure(args.threads)
+    save_values(train_and_evaluate(side, args), args.out)
+
+
+if __name__ == "__main__":
+    main()

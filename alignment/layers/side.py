@@ -1,0 +1,227 @@
+"""One framework's side of layer-by-layer localization, in its own process.
+
+  python -m alignment.layers.side torch|paddle --bit 48 --workdir logs [--dtypes float32,float64]
+
+Runs the model on the suite's batch with a hook on every layer, in eval mode and in training mode
+with the suite's injected dropout masks, and takes the gradient of the backward step's loss with
+respect to every layer's input and output. Writes <dtype>/layers_<side>.npy (reprod_log's format)
+and the layers' structure, <dtype>/layers_<side>.json. The Paddle side runs after the torch side and
+reads its record: it names its values by torch layer name, so that the two files have the same keys,
+and feeds each Paddle layer torch's input and torch's gradient of its output
+(<dtype>/layers_isolated_paddle.npy). Only the chosen framework is imported.
+"""
+import argparse
+import contextlib
+import copy
+import importlib
+import os
+import time
+
+import numpy as np
+
+from greedyhash_common.dropout_masks import DropoutMaskSchedule
+from greedyhash_common.errors import exits_cleanly_on_bad_input
+from greedyhash_common.hyperparameters import DROPOUT_P
+from greedyhash_common.runtime_settings import quiet_paddle_import
+
+from ..paths import inputs_dir, side_values_path, weights_path
+from ..reprod_format import save_values
+from ..steps import StepContext
+from .localize import ISOLATED, MODES, REFERENCE, Record, load_record, pair_layers, save_record, stored_key, value_key
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(prog="python -m alignment.layers.side", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("framework", choices=("torch", "paddle"))
+    parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--bit", type=int, required=True)
+    parser.add_argument("--workdir", required=True, help="holds inputs/ (batch, weights) and receives the records")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--mask-seed", type=int, default=0)
+    return parser
+
+
+def build_model(side, hooks, context):
+    model = side.build_model(context.bit, context.dtype, context.weights)
+    for _, layer in hooks.named_layers(model):
+        if getattr(layer, "inplace", False):
+            layer.inplace = False  # torchvision's in-place ReLUs would overwrite the recorded output before them
+    return model
+
+
+def enter_mode(side, model, context, mode):
+    """Eval is the mode a model is built in; train injects the forward step's dropout masks. A model
+    goes from eval to train once: the masks cannot be taken out again."""
+    if mode == "train":
+        side.inject_masks(model, DropoutMaskSchedule(context.mask_seed, DROPOUT_P))
+        model.train()
+
+
+@contextlib.contextmanager
+def calls_of_every_layer(hooks, model):
+    """Collect (name, input, output) of every call of every layer, in the order the calls finish."""
+    calls = []
+    handles = [hooks.watch(layer, lambda input_, output, name=name: calls.append((name, input_, output)))
+               for name, layer in hooks.named_layers(model)]
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _is_inside(name, container):
+    return name != container and (container == "" or name.startswith(container + "."))
+
+
+def innermost(calls):
+    """The calls of layers that called no other layer: a container (a Sequential, the model) only hands
+    its input to the layers inside it."""
+    names = [name for name, _, _ in calls]
+    return [call for call in calls if not any(_is_inside(other, call[0]) for other in names)]
+
+
+def _describe(hooks, layers_by_name, name, input_from):
+    parent, _, own = name.rpartition(".")
+    layer = layers_by_name[name]
+    return {"name": name, "type": type(layer).__name__, "parent": parent,
+            "position": hooks.child_names(layers_by_name[parent]).index(own),
+            "parameters": [f"{name}.{parameter}" for parameter in hooks.own_parameter_names(layer)],
+            "input_from": input_from}
+
+
+def run_pass(side, hooks, model, context):
+    """(layers, {(layer, end): tensor}, loss) of one forward pass: each layer's output, and its input
+    where no layer produced it (an input made by a layer is that layer's output: not stored twice)."""
+    images = side.tensor(context.batch(), requires_grad=True)
+    with calls_of_every_layer(hooks, model) as calls:
+        logits, h, _ = model(images)
+    total, _, _ = side.loss(logits, h, side.tensor(context.labels))
+    layers_by_name = dict(hooks.named_layers(model))
+    made_by, layers, tensors = {}, [], {}
+    for name, input_, output in innermost(calls):
+        input_from = made_by.get(id(input_))
+        layers.append(_describe(hooks, layers_by_name, name, input_from))
+        if input_from is None:
+            tensors[(name, "input")] = input_
+        tensors[(name, "output")] = output
+        made_by[id(output)] = name
+    return layers, tensors, total
+
+
+def _gradients(side, total, tensors):
+    """{(layer, end): d total / d tensor}, each copied as backward passes through the tensor. Asking
+    autograd for them all at once would not do: Paddle accumulates h's gradient in place into the one it
+    passes through the straight-through sign, so the gradient it returned for b would include h's own."""
+    captured = {}
+
+    def keep(key):
+        return lambda grad: captured.__setitem__(key, np.array(side.numpy(grad)))  # a copy, for the same reason
+
+    for key, tensor in {id(tensor): tensor for tensor in tensors.values()}.items():
+        tensor.register_hook(keep(key))  # the same method in both frameworks
+    side.backward(total)
+    return {place: captured[id(tensor)] for place, tensor in tensors.items()}
+
+
+def record_mode(side, hooks, model, context, mode, reference_layers=None):
+    """(layers, {key: array}) of one mode; with the reference's layers of that mode, named by the
+    reference's names wherever a layer pairs with one."""
+    layers, tensors, total = run_pass(side, hooks, model, context)
+    paired = pair_layers(reference_layers, layers) if reference_layers is not None else {}
+    named = {layer["name"]: paired.get(layer["name"], layer["name"]) for layer in layers}
+    gradients = _gradients(side, total, tensors)
+    values = {}
+    for (name, end), tensor in tensors.items():
+        values[value_key(mode, "forward", named[name], end)] = side.numpy(tensor)
+        values[value_key(mode, "backward", named[name], end)] = gradients[(name, end)]
+    described = [{**layer, "name": named[layer["name"]], "own_name": layer["name"],
+                  "input_from": named.get(layer["input_from"])} for layer in layers]
+    return described, values
+
+
+def _run_alone(side, layer, fed_input, grad_of_output):
+    """(output, gradient of the input) of one layer fed these values; no gradient when the output's shape
+    is not the fed gradient's (the output then fails on its shape already)."""
+    fed = side.tensor(fed_input, requires_grad=True)
+    output = layer(fed)
+    if tuple(output.shape) != grad_of_output.shape:
+        return side.numpy(output), None
+    # d sum(output * g) / d input is the layer's backward applied to g
+    return side.numpy(output), side.gradients((output * side.tensor(grad_of_output)).sum(), [fed])[0]
+
+
+def run_isolated(side, hooks, model, mode, layers, reference):
+    """{key: array} of each of this side's layers fed the reference's input and gradient of its output,
+    under the reference's keys."""
+    by_name = dict(hooks.named_layers(model))
+    own_name = {layer["name"]: layer["own_name"] for layer in layers}
+    values, computed = {}, set()
+    for layer in reference.layers[mode]:
+        output_key = stored_key(layer, mode, "forward", "output")
+        grad_key = stored_key(layer, mode, "backward", "input")
+        computed |= {output_key, grad_key}
+        if layer["name"] in own_name:
+            values[output_key], grad = _run_alone(side, by_name[own_name[layer["name"]]],
+                                                  reference.values[stored_key(layer, mode, "forward", "input")],
+                                                  reference.values[stored_key(layer, mode, "backward", "output")])
+            if grad is not None:
+                values[grad_key] = grad
+    # What was only fed (the batch, the loss's gradient...) is kept too, so that the file has the
+    # reference's keys and reprod_log can compare the two
+    fed_only = {key: value for key, value in reference.values.items()
+                if key.startswith(mode + ".") and key not in computed}
+    return {**values, **fed_only}
+
+
+def record_side(side, hooks, context, env, reference=None):
+    """(Record, isolated values) of this side; the isolated values only for the port (given the
+    reference's Record), else None."""
+    model = build_model(side, hooks, context)
+    # The layers run alone need a model of their own, copied before any mask is injected: the mask
+    # schedule starts a new step whenever the first dropout asks again, and the layers run alone must
+    # see the chained pass's masks, the schedule's first step. (A copy takes a fraction of a build.)
+    alone = copy.deepcopy(model) if reference else None
+    layers, values = {}, {}
+    for mode in MODES:
+        enter_mode(side, model, context, mode)
+        layers[mode], mode_values = record_mode(side, hooks, model, context, mode,
+                                                reference.layers[mode] if reference else None)
+        values.update(mode_values)
+    if reference is None:
+        return Record(layers, values, env), None
+    isolated = {}
+    for mode in MODES:
+        enter_mode(side, alone, context, mode)
+        isolated.update(run_isolated(side, hooks, alone, mode, layers[mode], reference))
+    return Record(layers, values, env), isolated
+
+
+def run(framework, dtypes, bit, workdir, threads, mask_seed):
+    side = importlib.import_module(f"alignment.sides.{framework}_side")
+    hooks = importlib.import_module(f"alignment.sides.{framework}_layers")
+    side.configure(threads)
+    inputs = inputs_dir(workdir)
+    images = np.load(os.path.join(inputs, "images.npy"), allow_pickle=False)
+    labels = np.load(os.path.join(inputs, "labels.npy"), allow_pickle=False)
+    for dtype in dtypes:
+        started = time.perf_counter()
+        context = StepContext(bit, dtype, weights_path(workdir, bit, side.WEIGHTS_SUFFIX), images, labels, mask_seed)
+        reference = None if framework == REFERENCE else load_record(workdir, dtype, REFERENCE)
+        record, isolated = record_side(side, hooks, context, side.describe(threads, dtype), reference)
+        save_record(record, workdir, dtype, framework)
+        if isolated is not None:
+            save_values(isolated, side_values_path(workdir, dtype, ISOLATED, framework))
+        print(f"{framework} layers {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    quiet_paddle_import()
+    run(args.framework, args.dtypes.split(","), args.bit, args.workdir, args.threads, args.mask_seed)
+
+
+if __name__ == "__main__":
+    main()

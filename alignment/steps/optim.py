@@ -1,0 +1,59 @@
+"""optim: the learning rate of a whole schedule, and the parameters and momentum after a few updates
+from identical weights and identical gradients.
+
+The schedule is stepped once per epoch for the reference's 50 epochs, and each side's rates must also
+equal the reference formula (inside each side: two ports wrong the same way would agree with each
+other). The updates use a schedule that decays after every update, so a scheduler that the optimizer
+does not follow shows in the parameters.
+"""
+import warnings
+
+import numpy as np
+
+from greedyhash_common.hyperparameters import EPOCHS, learning_rate_at
+
+from .optimizer_coefficients import FLOAT32_EXACT_COEFFICIENTS
+
+INVARIANTS = (("lr_per_epoch", "lr_reference"),)
+UPDATES = 2  # enough to see the momentum carried over and one decay of the rate
+GRADIENT_SCALE = 1e-2
+
+
+def _gradient(seed, update, name, shape, dtype):
+    """A gradient both sides can draw: a pure function of (seed, update, parameter name)."""
+    key = [seed, update, *name.encode()]
+    gradient = np.random.default_rng(key).standard_normal(shape, dtype=np.dtype(dtype))
+    gradient *= GRADIENT_SCALE
+    return gradient
+
+
+def _apply_gradients(side, model, optimizer, seed, update, dtype):
+    """Backward of sum(p * g) leaves exactly g in p.grad, in both frameworks, with public APIs only."""
+    surrogate = None
+    for name, parameter in side.named_parameters(model):
+        shape = side.torch_layout(name, np.empty(tuple(parameter.shape))).shape
+        gradient = side.torch_layout(name, _gradient(seed, update, name, shape, dtype))
+        term = (parameter * side.tensor(gradient)).sum()
+        surrogate = term if surrogate is None else surrogate + term
+    side.backward(surrogate)
+    side.optimizer_step(optimizer)
+
+
+def run(side, context):
+    model = side.build_model(context.bit, context.dtype, context.weights)
+    optimizer, scheduler = side.optimizer_builder(model, **FLOAT32_EXACT_COEFFICIENTS)
+    rates = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that no optimizer step came first: none is meant to
+        for _ in range(EPOCHS):
+            rates.append(side.learning_rate(optimizer, scheduler))
+            scheduler.step()
+    values = {"lr_per_epoch": np.array(rates, dtype=np.float64),
+              "lr_reference": np.array([learning_rate_at(epoch) for epoch in range(EPOCHS)])}
+    optimizer, scheduler = side.optimizer_builder(model, decay_every=1, **FLOAT32_EXACT_COEFFICIENTS)
+    for update in range(UPDATES):
+        _apply_gradients(side, model, optimizer, context.mask_seed, update, context.dtype)
+        scheduler.step()
+    values.update({"param." + name: value for name, value in side.parameter_values(model).items()})
+    values.update({"momentum." + name: value for name, value in side.momentum_buffers(model, optimizer).items()})
+    return values

@@ -1,0 +1,212 @@
+"""Layer-by-layer localization: defects planted in the Paddle model, each found at the right layer.
+
+Both sides record in this process (the suite records them in two; the recording and the comparison
+are the same code), at 64x64 in float64, where a correct port agrees to about 1e-15.
+"""
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import paddle
+import pytest
+
+from alignment.check import compare_arrays
+from alignment.layers import localize
+from alignment.layers.localize import LayerRow, Trace, compare_records, pair_layers
+from alignment.layers.side import record_side
+from alignment.reprod_format import load_values
+from alignment.sides import paddle_layers, paddle_side, torch_layers, torch_side
+from alignment.steps import StepContext
+from alignment.tolerances import NEAR_EXACT
+
+from .conftest import BIT, PROJECT_ROOT, run_module
+from .test_alignment_defects import PaddleSideWith, leaky_relu_in_features, untransposed_square_weight
+
+
+def wrong_padding_in_features_3(model):
+    """The 5x5 convolution padded by 3 instead of torchvision's 2 (with the same weights)."""
+    right = model.alex.features[3]
+    wrong = paddle.nn.Conv2D(64, 192, 5, padding=3)
+    wrong.to(dtype=right.weight.dtype)
+    wrong.weight.set_value(right.weight)
+    wrong.bias.set_value(right.bias)
+    model.alex.features._sub_layers["3"] = wrong
+    return model
+
+
+def downscale_in_infer_dropout_at_classifier_3(model):
+    model.alex.classifier[3].mode = "downscale_in_infer"
+    return model
+
+
+@pytest.fixture(scope="module")
+def contexts(weights, small_batch):
+    return tuple(StepContext(BIT, "float64", path, *small_batch, mask_seed=0) for path in weights)
+
+
+@pytest.fixture(scope="module")
+def reference(contexts):
+    record, _ = record_side(torch_side, torch_layers, contexts[0], env={})
+    return record
+
+
+def localize_port(contexts, reference, plant=None):
+    side = PaddleSideWith(plant) if plant else paddle_side
+    port, isolated = record_side(side, paddle_layers, contexts[1], {}, reference)
+    return compare_records("float64", reference, port, isolated)
+
+
+def trace_of(localization, mode, direction):
+    (found,) = [trace for trace in localization.traces if (trace.mode, trace.direction) == (mode, direction)]
+    return found
+
+
+def first_divergence(trace):
+    row, place = trace.divergence()
+    return row.layer, place
+
+
+def test_correct_port_agrees_at_every_layer_and_writes_the_same_keys(contexts, reference):
+    port, isolated = record_side(paddle_side, paddle_layers, contexts[1], {}, reference)
+    localization = compare_records("float64", reference, port, isolated)
+    assert localization.passed and not localization.paddle_only
+    assert set(port.values) == set(reference.values) == set(isolated)  # reprod_log compares files key for key
+    eval_forward = trace_of(localization, "eval", "forward")
+    assert [row.layer for row in eval_forward.rows][:3] == ["alex.features.0", "alex.features.1", "alex.features.2"]
+    assert [row.layer for row in eval_forward.rows][-2:] == ["fc_plus", "fc"]
+    assert [row.layer for row in trace_of(localization, "eval", "backward").rows][0] == "fc"
+    assert max(row.computes.max_rel for trace in localization.traces for row in trace.rows) < 1e-12
+
+
+def test_missed_transpose_is_found_at_classifier_4(contexts, reference):
+    localization = localize_port(contexts, reference, untransposed_square_weight)
+    for mode in ("eval", "train"):
+        forward = trace_of(localization, mode, "forward")
+        assert first_divergence(forward) == ("alex.classifier.4", "at")
+        assert forward.isolated_failures() == ["alex.classifier.4"]
+        assert trace_of(localization, mode, "backward").isolated_failures() == ["alex.classifier.4"]
+
+
+def test_leaky_relu_is_found_at_features_4_and_named(contexts, reference):
+    localization = localize_port(contexts, reference, leaky_relu_in_features)
+    forward = trace_of(localization, "eval", "forward")
+    assert first_divergence(forward) == ("alex.features.4", "at")
+    assert forward.divergence()[0].types == "ReLU / LeakyReLU"
+    assert forward.isolated_failures() == ["alex.features.4"]
+
+
+def test_wrong_padding_is_found_at_features_3(contexts, reference):
+    localization = localize_port(contexts, reference, wrong_padding_in_features_3)
+    forward = trace_of(localization, "eval", "forward")
+    assert first_divergence(forward) == ("alex.features.3", "at")
+    assert "shape differs" in forward.divergence()[0].computes.note
+    assert forward.isolated_failures() == ["alex.features.3"]
+
+
+def test_wrong_dropout_mode_is_found_at_classifier_3_in_training_mode(contexts, reference):
+    localization = localize_port(contexts, reference, downscale_in_infer_dropout_at_classifier_3)
+    forward = trace_of(localization, "train", "forward")
+    assert first_divergence(forward) == ("alex.classifier.3", "at")
+    assert forward.divergence()[0].types == "InjectedMaskDropout"
+    assert forward.isolated_failures() == ["alex.classifier.3"]
+
+
+def test_layers_pair_through_the_key_map_and_by_position_in_the_paired_parent(monkeypatch):
+    monkeypatch.setattr(localize, "GREEDYHASH_KEY_MAP", {"net.features.0.weight": "backbone.conv1.weight"})
+
+    def layer(name, parent, position, parameters=()):
+        return {"name": name, "parent": parent, "position": position, "parameters": list(parameters)}
+
+    torch_layers_ = [layer("net.features.0", "net.features", 0, ["net.features.0.weight"]),
+                     layer("net.features.1", "net.features", 1), layer("net.pool", "net", 1)]
+    paddle_layers_ = [layer("backbone.conv1", "backbone", 0, ["backbone.conv1.weight"]),
+                      layer("backbone.relu1", "backbone", 1), layer("head.pool", "head", 1)]
+    assert pair_layers(torch_layers_, paddle_layers_) == {"backbone.conv1": "net.features.0",
+                                                          "backbone.relu1": "net.features.1"}
+
+
+def row(layer, reaches_port, computes_port):
+    reference = np.ones(3)
+    return LayerRow(layer, "Linear", compare_arrays("in", reference, reaches_port, NEAR_EXACT),
+                    compare_arrays("out", reference, computes_port, NEAR_EXACT),
+                    compare_arrays("alone", reference, reference, NEAR_EXACT))
+
+
+def test_a_difference_that_reaches_a_layer_from_outside_every_layer_is_placed_before_it():
+    agreeing, differing = np.ones(3), np.array([1.0, 2.0, 1.0])
+    assert Trace("eval", "forward", [row("a", agreeing, agreeing), row("b", agreeing, differing),
+                                     row("c", differing, differing)]).divergence()[1] == "at"
+    before = Trace("eval", "forward", [row("a", agreeing, agreeing), row("b", differing, differing)]).divergence()
+    assert (before[0].layer, before[1]) == ("b", "before")
+
+
+def interpreter_with_planted_defect(folder, plant_source):
+    """A python that plants a defect in every Paddle model the suite's sides build, as a user whose
+    port has that defect would run it (sitecustomize runs at the interpreter's start)."""
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(textwrap.dedent(plant_source))
+    python = folder / "python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH="{folder}:$PYTHONPATH" exec "{sys.executable}" "$@"\n')
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    return python
+
+
+UNTRANSPOSED_CLASSIFIER_4 = """
+    import alignment.sides.paddle_side as paddle_side
+
+    build_model = paddle_side.build_model
+
+    def build_model_with_defect(bit, dtype, weights):
+        model = build_model(bit, dtype, weights)
+        weight = model.alex.classifier[4].weight
+        weight.set_value(weight.numpy().T)
+        return model
+
+    paddle_side.build_model = build_model_with_defect
+"""
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory):
+    """`python -m alignment.layers` on a port with the square weight left untransposed."""
+    python = interpreter_with_planted_defect(tmp_path_factory.mktemp("port") / "bin", UNTRANSPOSED_CLASSIFIER_4)
+    workdir = tmp_path_factory.mktemp("layers")
+    return workdir, run_module("alignment.layers", "--size", 64, "--bit", 12, "--dtypes", "float64", "--workdir",
+                               workdir, "--paddle-python", python)
+
+
+def test_the_command_finds_a_planted_defect_in_separate_processes(planted_run):
+    from reprod_log import ReprodDiffHelper
+
+    workdir, done = planted_run
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert ("float64, eval mode, forward: first divergence at alex.classifier.4 (Linear): its input agrees,"
+            " its output differs; fed torch's values, alex.classifier.4 differs") in done.stdout
+    folder = workdir / "float64"
+    for name in ("layers_torch.npy", "layers_paddle.npy", "layers_isolated_paddle.npy", "layers_diff.log",
+                 "layers_diff.json", "layers_isolated_diff.log", "layers_localization.json"):
+        assert (folder / name).is_file(), name
+    helper = ReprodDiffHelper()
+    torch_values = helper.load_info(str(folder / "layers_torch.npy"))
+    assert set(torch_values) == set(helper.load_info(str(folder / "layers_paddle.npy")))
+    assert set(load_values(str(folder / "layers_isolated_paddle.npy"))) == set(torch_values)
+    assert "diff check failed" in (folder / "layers_diff.log").read_text()
+
+
+def test_the_torch_layer_side_never_imports_paddle(planted_run):
+    workdir, _ = planted_run
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['alignment.layers.side', 'torch', '--bit', '12', '--workdir', {str(workdir)!r},"
+             " '--dtypes', 'float64']\n"
+             "runpy.run_module('alignment.layers.side', run_name='__main__')\n"
+             "print('paddle imported' if 'paddle' in sys.modules else 'paddle not imported')\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=PROJECT_ROOT))
+    assert done.stdout.strip().endswith("paddle not imported"), done.stdout + done.stderr
+def test_an_unknown_precision_is_refused(tmp_path):
+    done = run_module("alignment.layers", "--dtypes", "float16", "--workdir", tmp_path)
+    assert done.returncode == 2 and "unknown dtypes float16" in done.stderr
+    assert not os.listdir(tmp_path)

@@ -1,0 +1,133 @@
+"""The suite's one report (report.md, report.json) and the committed reference run it is kept as."""
+import json
+
+import numpy as np
+import pytest
+
+from alignment.check import check_step, compare_arrays, write_reports
+from alignment.layers.localize import LayerRow, Localization, Trace
+from alignment.paths import diff_paths
+from alignment.report import LARGEST_REFERENCE_FILE, keep_reference, write_report
+from alignment.suite import summary_rows
+from alignment.tolerances import NEAR_EXACT
+
+from .conftest import run_module
+from .test_alignment_layers import UNTRANSPOSED_CLASSIFIER_4, interpreter_with_planted_defect
+
+ENV = {dtype: {"torch": {"framework": "torch", "version": "2.x", "threads": 1, "dtype": dtype},
+               "paddle": {"framework": "paddle", "version": "3.x", "threads": 1, "dtype": dtype}}
+       for dtype in ("float32", "float64")}
+
+
+def no_bare_nan(text):
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+
+
+def run_steps(workdir, step_values):
+    """StepResults of steps given as {(step, dtype): (torch values, paddle values)}, with their diff files."""
+    results = []
+    for (step, dtype), (torch_values, paddle_values) in step_values.items():
+        result = check_step(step, dtype, torch_values, paddle_values)
+        write_reports(result, ENV[dtype], *diff_paths(str(workdir), dtype, step))
+        results.append(result)
+    return results
+
+
+def passing_and_failing(workdir):
+    same = {"h": np.ones(3)}
+    return run_steps(workdir, {("forward", "float32"): (same, same), ("warp", "float64"): (same, same),
+                               ("forward", "float64"): (same, {"h": np.array([1.0, np.nan, 1.0])})})
+
+
+def test_one_row_per_step_whatever_its_name_with_both_precisions(tmp_path):
+    rows = summary_rows(passing_and_failing(tmp_path))
+    report = write_report(str(tmp_path), rows, ENV, {}, {}, {"bit": 48, "data": None})
+    markdown = (tmp_path / "report.md").read_text()
+    assert "# Alignment report: FAILED (2/3 checks)" in markdown
+    assert "| step | float32 | worst key | max abs | max rel | limit | float64 | worst key |" in markdown
+    assert "| forward | [pass](float32/forward_diff.log) | `h` |" in markdown
+    assert "[**FAIL**](float64/forward_diff.log) | `h` | nan | nan | 0 |" in markdown
+    assert "| warp | not run |" in markdown and "[pass](float64/warp_diff.log)" in markdown
+    assert "- forward, float64: NaN or Inf in paddle" in markdown
+    assert "Run: bit 48, data default." in markdown
+    assert "| dtype | float32, float64 | float32, float64 |" in markdown
+    assert no_bare_nan((tmp_path / "report.json").read_text()) == json.loads(json.dumps(report))
+    assert [step["step"] for step in report["steps"]] == ["forward", "warp"]
+
+
+def test_figures_of_the_run_are_shown_and_nothing_else(tmp_path):
+    (tmp_path / "float64").mkdir()
+    (tmp_path / "float64" / "train_loss_curve.svg").write_text("<svg/>")
+    (tmp_path / "predict-torch.png").write_bytes(b"not of this run")
+    write_report(str(tmp_path), summary_rows(passing_and_failing(tmp_path)), ENV, {}, {}, {})
+    markdown = (tmp_path / "report.md").read_text()
+    assert "![train_loss_curve](float64/train_loss_curve.svg)" in markdown and "predict" not in markdown
+
+
+def layer_row(layer, port):
+    reference = np.ones(3)
+    return LayerRow(layer, "Linear", compare_arrays("in", reference, reference, NEAR_EXACT),
+                    compare_arrays("out", reference, port, NEAR_EXACT),
+                    compare_arrays("alone", reference, port, NEAR_EXACT))
+
+
+def test_a_failing_forward_step_carries_the_localization_table(tmp_path):
+    differing = np.array([1.0, 3.0, 1.0])
+    localization = Localization("float64", [
+        Trace("eval", "forward", [layer_row("alex.classifier.1", np.ones(3)),
+                                  layer_row("alex.classifier.4", differing)]),
+        Trace("eval", "backward", [layer_row("fc", np.ones(3))])], [])
+    rows = summary_rows(passing_and_failing(tmp_path))
+    report = write_report(str(tmp_path), rows, ENV, {"float64": localization}, {}, {})
+    markdown = (tmp_path / "report.md").read_text()
+    section = markdown[markdown.index("## Localization"):]
+    assert section.count("### ") == 1 and "### forward, float64" in section
+    assert "first divergence at alex.classifier.4 (Linear): its input agrees, its output differs" in section
+    assert "> alex.classifier.4" in section and "backward" not in section
+    assert "[layer diff log](float64/layers_diff.log)" in section
+    traces = report["localization"]["float64"]["traces"]
+    assert traces[0]["first_divergence"] == {"layer": "alex.classifier.4", "type": "Linear", "place": "at"}
+
+
+def test_the_reference_keeps_the_small_files_and_replaces_the_old_ones(tmp_path):
+    run, kept = tmp_path / "run", tmp_path / "reference"
+    for name in ("report.md", "report.json", "summary.json", "float64/forward_diff.log",
+                 "float64/forward_diff.json", "float64/env_torch.json", "float64/forward_torch.npy",
+                 "inputs/images.npy", "side_torch.log"):
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text(name)
+    (kept / "float32").mkdir(parents=True)
+    (kept / "float32" / "stale_diff.log").write_text("from an older run")
+    keep_reference(str(run), str(kept))
+    assert sorted(str(path.relative_to(kept)) for path in kept.rglob("*") if path.is_file()) == [
+        "float64/env_torch.json", "float64/forward_diff.json", "float64/forward_diff.log", "report.json",
+        "report.md", "summary.json"]
+
+
+def test_a_large_file_is_not_kept_as_reference(tmp_path):
+    run = tmp_path / "run"
+    (run / "float64").mkdir(parents=True)
+    (run / "report.md").write_text("report")
+    (run / "float64" / "train_diff.json").write_bytes(b" " * (LARGEST_REFERENCE_FILE + 1))
+    done = run_module("alignment.report", "keep-reference", run, tmp_path / "reference")
+    assert done.returncode == 2 and "train_diff.json" in done.stderr
+    assert not (tmp_path / "reference").exists()
+
+
+def test_the_suite_localizes_a_failing_forward_step_in_its_report(tmp_path):
+    python = interpreter_with_planted_defect(tmp_path / "port", UNTRANSPOSED_CLASSIFIER_4)
+    workdir = tmp_path / "logs"
+    done = run_module("alignment", "--steps", "forward", "--dtypes", "float64", "--size", 64, "--bit", 12,
+                      "--workdir", workdir, "--paddle-python", python)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "float64, eval mode, forward: first divergence at alex.classifier.4 (Linear)" in done.stdout
+    assert f"report: {workdir / 'report.md'}" in done.stdout
+    markdown = (workdir / "report.md").read_text()
+    assert "### forward, float64" in markdown and "> alex.classifier.4" in markdown
+    report = no_bare_nan((workdir / "report.json").read_text())
+    assert report["environment"]["sides"]["paddle"]["framework"] == "paddle"
+    traces = report["localization"]["float64"]["traces"]
+    assert {trace["first_divergence"]["layer"] for trace in traces if trace["direction"] == "forward"} == {
+        "alex.classifier.4"}
+    for name in ("forward_torch.npy", "forward_paddle.npy", "forward_diff.log"):
+        assert (workdir / "float64" / name).is_file()

@@ -1,0 +1,163 @@
+"""The optim and train steps: agreement of a correct port, and planted training defects named."""
+import types
+
+import numpy as np
+import paddle
+import pytest
+
+from alignment.check import check_step
+from alignment.sides import paddle_side, torch_side
+from alignment.steps import STEPS, StepContext
+from greedyhash_common.dropout_masks import DropoutMaskSchedule
+from greedyhash_common.hyperparameters import LEARNING_RATE, LR_DECAY_EVERY_EPOCHS, MOMENTUM, WEIGHT_DECAY
+from paddle_impl.optim import build_optimizer
+
+from .conftest import BIT
+
+
+@pytest.fixture(scope="module")
+def torch_cache():
+    """The torch side's values per (step, dtype): the reference does not change between defects."""
+    return {}
+
+
+def run_step(step, weights, small_batch, cache, paddle=paddle_side, dtype="float64"):
+    module = STEPS[step]
+    if (step, dtype) not in cache:
+        cache[step, dtype] = module.run(torch_side, StepContext(BIT, dtype, weights[0], *small_batch, mask_seed=0))
+    torch_values = cache[step, dtype]
+    paddle_values = module.run(paddle, StepContext(BIT, dtype, weights[1], *small_batch, mask_seed=0))
+    return check_step(step, dtype, torch_values, paddle_values, getattr(module, "CODE_KEYS", None),
+                      getattr(module, "INVARIANTS", ()))
+
+
+def failing(result):
+    return {key.name: key.note for key in result.keys if not key.passed}
+
+
+def paddle_side_with(**replacements):
+    return types.SimpleNamespace(**{**vars(paddle_side), **replacements})
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_correct_optimizer_and_schedule_pass(weights, small_batch, torch_cache, dtype):
+    result = run_step("optim", weights, small_batch, torch_cache, dtype=dtype)
+    assert result.passed, failing(result)
+    assert {"momentum.fc_plus.bias", "param.alex.classifier.4.weight", "lr_per_epoch"} <= {k.name for k in result.keys}
+
+
+def test_paddle_sgd_instead_of_momentum_is_named(weights, small_batch, torch_cache):
+    def sgd(model, lr=LEARNING_RATE, decay_every=LR_DECAY_EVERY_EPOCHS, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY):
+        scheduler = paddle.optimizer.lr.StepDecay(learning_rate=lr, step_size=decay_every, gamma=0.1)
+        return paddle.optimizer.SGD(learning_rate=scheduler, parameters=model.parameters(),
+                                    weight_decay=weight_decay), scheduler
+
+    result = failing(run_step("optim", weights, small_batch, torch_cache, paddle_side_with(optimizer_builder=sgd)))
+    assert result["momentum.fc_plus.weight"] == "missing in paddle"
+    assert "param.fc_plus.weight" in result
+
+
+def test_weight_decay_on_one_side_only_is_named(weights, small_batch, torch_cache):
+    def without_decay(model, **options):
+        return build_optimizer(model, **{**options, "weight_decay": 0.0})
+
+    plant = paddle_side_with(optimizer_builder=without_decay)
+    result = failing(run_step("optim", weights, small_batch, torch_cache, plant))
+    assert {"param.alex.features.0.weight", "momentum.fc.weight"} <= set(result)
+    assert not {"lr_per_epoch"} & set(result)
+
+
+def test_a_schedule_that_decays_every_epoch_is_named_by_the_reference_rates(weights, small_batch, torch_cache):
+    def decays_every_epoch(model, **options):
+        return build_optimizer(model, **{**options, "decay_every": 1})
+
+    plant = paddle_side_with(optimizer_builder=decays_every_epoch)
+    result = failing(run_step("optim", weights, small_batch, torch_cache, plant))
+    assert {"lr_per_epoch", "lr_per_epoch == lr_reference (paddle)"} <= set(result)
+
+
+def test_masks_advance_one_step_per_forward_pass():
+    schedule = DropoutMaskSchedule(seed=3, p=0.5)
+    first = [schedule.keep_mask(0, (2, 8)), schedule.keep_mask(1, (2, 4))]
+    second = [schedule.keep_mask(0, (2, 8)), schedule.keep_mask(1, (2, 4))]
+    assert schedule.step == 1
+    assert not np.array_equal(first[0], second[0])
+    again = DropoutMaskSchedule(seed=3, p=0.5)
+    np.testing.assert_array_equal(again.keep_mask(0, (2, 8)), first[0])
+    assert 0.3 < np.mean(np.concatenate([m.ravel() for m in first + second])) < 0.7
+
+
+def test_paddle_momentum_keeps_its_coefficients_in_float32():
+    """Why the optim and train steps give both sides float32-exact coefficients (optimizer_coefficients.py)."""
+    parameter = paddle.create_parameter([1], "float64", default_initializer=paddle.nn.initializer.Constant(1.0))
+    optimizer = paddle.optimizer.Momentum(learning_rate=1e-3, momentum=MOMENTUM, parameters=[parameter],
+                                          weight_decay=WEIGHT_DECAY)
+    for _ in range(2):
+        (parameter * 0.5).sum().backward()
+        optimizer.step()
+        optimizer.clear_grad()
+    velocity = float(optimizer.state_dict()[f"{parameter.name}_velocity_0"].numpy()[0])
+    float64_velocity = MOMENTUM * (0.5 + WEIGHT_DECAY * 1.0) + 0.5 + WEIGHT_DECAY * (1.0 - 1e-3 * (0.5 + WEIGHT_DECAY))
+    assert abs(velocity - float64_velocity) / float64_velocity > 1e-8
+
+
+@pytest.fixture(scope="module")
+def train_data(tmp_path_factory):
+    """The built-in data and a split of it, as the suite prepares them."""
+    from greedyhash_common.dataset import write_split
+
+    split_file = str(tmp_path_factory.mktemp("train") / "split.npz")
+    write_split(None, split_file)
+    return split_file
+
+
+def run_train_step(weights, split_file, cache, paddle=paddle_side, dtype="float64"):
+    module = STEPS["train"]
+    images, labels = np.zeros((1, 3, 64, 64)), np.zeros(1, np.int64)
+
+    def context(weights_file):
+        return StepContext(BIT, dtype, weights_file, images, labels, 0, None, split_file, 64, 64)
+
+    if ("train", dtype) not in cache:
+        cache["train", dtype] = module.run(torch_side, context(weights[0]))
+    return check_step("train", dtype, cache["train", dtype], module.run(paddle, context(weights[1])))
+
+
+def test_correct_training_agrees_over_every_iteration(weights, train_data, torch_cache):
+    result = run_train_step(weights, train_data, torch_cache)
+    assert result.passed, failing(result)
+    losses = next(key for key in result.keys if key.name == "loss_total")
+    assert losses.shape == [20] and max(losses.per_element) < 1e-12
+    rates = torch_cache["train", "float64"]["lr"]
+    assert rates[0] == LEARNING_RATE and rates[-1] == pytest.approx(LEARNING_RATE * 0.1)
+
+
+def test_scheduler_stepped_per_iteration_is_named(weights, train_data, torch_cache):
+    def steps_the_schedule_every_iteration(model, optimizer, images, labels, **options):
+        terms = paddle_side.train_step(model, optimizer, images, labels, **options)
+        optimizer._learning_rate.step()  # the defect: a per-iteration scheduler step in the training loop
+        return terms
+
+    result = failing(run_train_step(weights, train_data, torch_cache,
+                                    paddle_side_with(train_step=steps_the_schedule_every_iteration)))
+    assert {"lr", "loss_total", "param.fc_plus.weight"} <= set(result)
+
+
+def test_frozen_hash_layer_bias_is_named(weights, train_data, torch_cache):
+    def frozen_bias(bit, dtype, weights_file):
+        model = paddle_side.build_model(bit, dtype, weights_file)
+        model.fc_plus.bias.stop_gradient = True
+        return model
+
+    result = failing(run_train_step(weights, train_data, torch_cache, paddle_side_with(build_model=frozen_bias)))
+    assert "param.fc_plus.bias" in result and "momentum.fc_plus.bias" in result
+
+
+def test_another_quantization_weight_is_named(weights, train_data, torch_cache):
+    def other_alpha(model, optimizer, images, labels):
+        return paddle_side.train_step(model, optimizer, images, labels, alpha=0.01)
+
+    result = run_train_step(weights, train_data, torch_cache, paddle_side_with(train_step=other_alpha))
+    first_iteration = {key.name: key.per_element[0] for key in result.keys if key.name.startswith("loss_")}
+    assert first_iteration["loss_total"] > 1e-6  # named from the first iteration on ...
+    assert first_iteration["loss_quantization"] == first_iteration["loss_cross_entropy"] == 0.0  # ... terms equal

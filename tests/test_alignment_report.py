@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from alignment.check import check_step, compare_arrays, write_reports
+from alignment.check import StepResult, check_step, compare_arrays, write_reports
 from alignment.layers.localize import LayerRow, Localization, Trace
 from alignment.paths import diff_paths
 from alignment.report import LARGEST_REFERENCE_FILE, keep_reference, write_report
-from alignment.suite import summary_rows
+from alignment.suite import ROUNDING_SHOWN, summary_rows
 from alignment.tolerances import NEAR_EXACT
 
 from .conftest import run_module
@@ -40,7 +40,7 @@ def passing_and_failing(workdir):
 
 
 def test_one_row_per_step_whatever_its_name_with_both_precisions(tmp_path):
-    rows = summary_rows(passing_and_failing(tmp_path))
+    rows = summary_rows(passing_and_failing(tmp_path), {})
     report = write_report(str(tmp_path), rows, ENV, {}, {}, {"bit": 48, "data": None})
     markdown = (tmp_path / "report.md").read_text()
     assert "# Alignment report: FAILED (2/3 checks)" in markdown
@@ -59,7 +59,7 @@ def test_figures_of_the_run_are_shown_and_nothing_else(tmp_path):
     (tmp_path / "float64").mkdir()
     (tmp_path / "float64" / "train_loss_curve.svg").write_text("<svg/>")
     (tmp_path / "predict-torch.png").write_bytes(b"not of this run")
-    write_report(str(tmp_path), summary_rows(passing_and_failing(tmp_path)), ENV, {}, {}, {})
+    write_report(str(tmp_path), summary_rows(passing_and_failing(tmp_path), {}), ENV, {}, {}, {})
     markdown = (tmp_path / "report.md").read_text()
     assert "![train_loss_curve](float64/train_loss_curve.svg)" in markdown and "predict" not in markdown
 
@@ -77,7 +77,7 @@ def test_a_failing_forward_step_carries_the_localization_table(tmp_path):
         Trace("eval", "forward", [layer_row("alex.classifier.1", np.ones(3)),
                                   layer_row("alex.classifier.4", differing)]),
         Trace("eval", "backward", [layer_row("fc", np.ones(3))])], [])
-    rows = summary_rows(passing_and_failing(tmp_path))
+    rows = summary_rows(passing_and_failing(tmp_path), {})
     report = write_report(str(tmp_path), rows, ENV, {"float64": localization}, {}, {})
     markdown = (tmp_path / "report.md").read_text()
     section = markdown[markdown.index("## Localization"):]
@@ -131,3 +131,22 @@ def test_the_suite_localizes_a_failing_forward_step_in_its_report(tmp_path):
         "alex.classifier.4"}
     for name in ("forward_torch.npy", "forward_paddle.npy", "forward_diff.log"):
         assert (workdir / "float64" / name).is_file()
+
+
+def _localization(isolated_agrees):
+    agree = compare_arrays("x", np.ones(3), np.ones(3), NEAR_EXACT)
+    differ = compare_arrays("x", np.ones(3), np.full(3, 2.0), NEAR_EXACT)
+    row = LayerRow("alex.features.12", "MaxPool2d", agree, differ, agree if isolated_agrees else differ)
+    return Localization("float32", [Trace("eval", "backward", [row])], [])
+
+
+@pytest.mark.parametrize("isolated_agrees", [True, False])
+def test_a_float32_failure_passes_as_rounding_only_when_every_layer_agrees_alone(isolated_agrees):
+    failing = StepResult("backward", "float32", [compare_arrays("g", np.ones(2), np.array([1.0, 1.5]), NEAR_EXACT)])
+    exact = StepResult("backward", "float64", [compare_arrays("g", np.ones(2), np.ones(2), NEAR_EXACT)])
+    row = summary_rows([failing, exact], {"float32": _localization(isolated_agrees)})[0]
+    assert row["passed"] is isolated_agrees
+    assert (row["note"] == ROUNDING_SHOWN) is isolated_agrees
+    unexplained = summary_rows([failing, StepResult("backward", "float64", failing.keys)],
+                               {"float32": _localization(True)})[0]
+    assert unexplained["passed"] is False  # float64 fails too: not rounding

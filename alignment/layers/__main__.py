@@ -12,33 +12,21 @@ import os
 import sys
 
 from greedyhash_common.errors import exits_cleanly_on_bad_input
-from greedyhash_common.hyperparameters import IMAGE_SIZE
 
-from ..suite import DTYPES, PROJECT_ROOT, _split_choice, localize, prepare
+from ..suite import DTYPES, add_run_options, localize, prepare, split_choice
 from .localize import format_localization
 
 
 def get_args_parser():
     parser = argparse.ArgumentParser(prog="python -m alignment.layers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dtypes", default=",".join(DTYPES))
-    parser.add_argument("--bit", type=int, default=48)
-    parser.add_argument("--size", type=int, default=IMAGE_SIZE, help="input height and width (224, or 64 for speed)")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in synthetic data")
-    parser.add_argument("--weights", help="GreedyHash checkpoint (.pth or .pdparams); default: seeded init")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the initialization and dropout masks")
-    parser.add_argument("--workdir", default=os.path.join(PROJECT_ROOT, "logs"))
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads of each side")
-    parser.add_argument("--torch-python", default=sys.executable)
-    parser.add_argument("--paddle-python", default=sys.executable)
-    return parser
+    return add_run_options(parser)
 
 
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    dtypes = _split_choice(args.dtypes, DTYPES, "dtypes")
+    dtypes = split_choice(args.dtypes, DTYPES, "dtypes")
     args.workdir = os.path.abspath(args.workdir)
     prepare(args)
     localizations, failed = localize(args, dtypes)

@@ -118,3 +118,14 @@ reproduce: $(INSTALLED)
 
 lite: $(INSTALLED)
 	$(PYTHON) -m tools.lite_chain $(ARGS)
+
+# ---------------------------------------------------------------------------------------------------
+# Benchmark: torch and Paddle side by side on this machine, in one run (training step, inference, the
+# evaluation pipeline, mAP, make align and its steps); writes $(LOGS)/bench.json and $(LOGS)/bench.md.
+# make bench BENCH_ARGS="--skip-align"   (every option: python -m benchmarks --help)
+BENCH_ARGS ?=
+
+.PHONY: bench
+
+bench: $(INSTALLED)
+	$(PYTHON) -m benchmarks --output-dir $(LOGS) $(BENCH_ARGS)

@@ -4,12 +4,19 @@ import platform
 
 import torch
 
+from greedyhash_common.cpu_math import mkl_dispatch_environment, mkl_dispatch_setting
 from greedyhash_common.runtime_settings import thread_environment
 
 
-def configure(threads, deterministic=False):
-    """Use `threads` CPU threads (children inherit the count); optionally deterministic GPU kernels."""
+def configure(threads, deterministic=False, mkl_avx2_on_amd=False):
+    """Use `threads` CPU threads (children inherit the count); optionally deterministic GPU kernels.
+
+    `mkl_avx2_on_amd`: the variable that lets Paddle's bundled MKL use its AVX2 kernels on an AMD CPU
+    (greedyhash_common.cpu_math); torch's own MKL ignores it, it is set here as on the Paddle side so
+    that both processes run in the same environment."""
     os.environ.update(thread_environment(threads))
+    if mkl_avx2_on_amd:
+        os.environ.update(mkl_dispatch_environment())
     torch.set_num_threads(threads)
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)  # an op without such a kernel warns, named
@@ -31,6 +38,7 @@ def describe(threads, dtype):
         "python": platform.python_version(),
         "device": torch.cuda.get_device_name() if has_gpu() else "cpu",
         "threads": threads,
+        "mkl_cpu_dispatch": mkl_dispatch_setting(),
         "dtype": dtype,
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
     }

@@ -1,0 +1,243 @@
+"""The benchmark code on tiny settings (so that it cannot rot; nothing here is timed), and the speed
+changes it measures: the batched loaders give the reference loaders' batches bit for bit, Paddle's
+static graph trains as the dynamic one does, the MKL setting is made only where it belongs."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from benchmarks import bench, process_peak
+from benchmarks.side import MEASUREMENTS
+from greedyhash_common import cpu_math
+from tests.conftest import PROJECT_ROOT, run_module
+
+TINY = ["--batch-size", "2", "--image-size", "64", "--warm-up", "1", "--repeats", "1", "--images", "6",
+        "--eval-batch-size", "4", "--warm-up-passes", "0", "--passes", "1", "--threads", "1"]
+
+# Every item and variant of one framework in one process (one import instead of one per measurement).
+MEASURE_ALL = """
+import json, sys
+from benchmarks.side import MEASUREMENTS, get_args_parser, measure
+framework = sys.argv[1]
+results = []
+for item, (_, variants) in MEASUREMENTS.items():
+    for variant in variants[framework]:
+        args = get_args_parser().parse_args([framework, item, variant, "--output", "unused", *sys.argv[2:]])
+        results.append(measure(framework, item, variant, args))
+print(json.dumps(results))
+"""
+
+
+def _child_environment():
+    return dict(os.environ, PYTHONPATH=PROJECT_ROOT)
+
+
+@pytest.fixture(scope="module")
+def measurements():
+    """Every measurement of both frameworks on tiny settings."""
+    results = []
+    for framework in bench.FRAMEWORKS:
+        done = subprocess.run([sys.executable, "-c", MEASURE_ALL, framework, *TINY], cwd=PROJECT_ROOT,
+                              env=_child_environment(), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        results += json.loads(done.stdout.strip().splitlines()[-1])
+    return results
+
+
+def test_every_measurement_runs_and_reports_its_figures(measurements):
+    expected = {(framework, item, variant) for item, (_, variants) in MEASUREMENTS.items()
+                for framework, names in variants.items() for variant in names}
+    assert {(entry["framework"], entry["item"], entry["variant"]) for entry in measurements} == expected
+    for entry in measurements:
+        rate = entry["images_per_second"]
+        assert 0 < rate["min"] <= rate["median"] <= rate["max"], entry
+        assert entry["peak_rss_mb"] > 0 and entry["env"]["threads"] == 1
+        assert entry["items_per_run"] == (2 if entry["item"] in ("train", "infer") else 6)
+
+
+def test_markdown_report_has_both_tables_ratios_and_map(measurements):
+    from benchmarks.map_speed import measure_map_speed
+
+    report = {"started": "start", "finished": "end", "machine": bench.machine_description(),
+              "settings": {"threads": 1, "device": "cpu", "bit": 48, "batch_size": 2, "image_size": 64,
+                           "warm_up": 1, "repeats": 1, "images": 6, "eval_batch_size": 4, "loader_workers": 0,
+                           "warm_up_passes": 0, "passes": 1},
+              "measurements": measurements,
+              "map": {"results": measure_map_speed((12,), 10, 100, 1), "load_average_before": 0.5,
+                      "other_programs_cores": 0.1},
+              "align": None}
+    text = bench.markdown_report(report)
+    for heading in ("## Training and inference", "## Evaluation pipeline", "## mAP"):
+        assert heading in text
+    torch_train = bench._find(measurements, "torch", "train", "dynamic")
+    paddle_train = bench._find(measurements, "paddle", "train", "dynamic")
+    expected = paddle_train["images_per_second"]["median"] / torch_train["images_per_second"]["median"]
+    assert f"| {expected:.2f} |" in text
+    assert "failed" not in text
+
+
+def test_failed_measurement_is_reported_not_raised():
+    entry = {"framework": "paddle", "item": "train", "variant": "static", "error": "exit status 1: boom"}
+    assert bench.ratio(entry, None) is None
+    assert "boom" in "\n".join(bench._errors([entry]))
+
+
+def test_benchmark_command_writes_json_and_markdown(tmp_path):
+    done = run_module("benchmarks", "--quick", "--items", "loader", "--output-dir", tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert [(entry["framework"], entry["variant"]) for entry in report["measurements"]] == [
+        ("torch", "reference"), ("torch", "batched"), ("paddle", "reference"), ("paddle", "batched")]
+    assert report["map"]["results"][0]["map_difference"] < 1e-9 and report["align"] is None
+    assert "## Training and inference" in (tmp_path / "bench.md").read_text()
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-")]
+
+
+def test_side_log_lines_are_parsed(tmp_path):
+    (tmp_path / "side_torch.log").write_text("torch forward float32: 0.9 s\nnoise\ntorch train float64: 12.0 s\n")
+    (tmp_path / "side_paddle.log").write_text("paddle forward float32: 1.5 s\n")
+    assert bench.parse_side_logs(str(tmp_path)) == {("torch", "forward", "float32"): 0.9,
+                                                    ("torch", "train", "float64"): 12.0,
+                                                    ("paddle", "forward", "float32"): 1.5}
+
+
+def test_align_lines_render_steps_alone():
+    align = {"command": "python -m alignment", "returncode": 0, "wall_seconds": 100.0, "peak_tree_rss_mb": 3000.0,
+             "peak_process_rss_mb": 1700.0, "load_average_before": 0.4, "other_programs_cores": 0.2,
+             "side_step_seconds": [{"framework": "torch", "step": "data", "dtype": "float32", "seconds": 0.4},
+                                   {"framework": "paddle", "step": "data", "dtype": "float32", "seconds": 0.9}],
+             "steps_alone": [{"step": "data", "returncode": 0, "wall_seconds": 20.0, "peak_tree_rss_mb": 900.0,
+                              "peak_process_rss_mb": 600.0, "load_average_before": 0.5,
+                              "other_programs_cores": 0.05}]}
+    text = "\n".join(bench._align_lines(align))
+    assert "| data | float32 | 0.4 | 0.9 | 20 | 900 / 600 | 0.50 / 0.05 |" in text
+
+
+def test_process_peak_sees_the_memory_of_a_child(tmp_path):
+    allocate = "import time; block = bytearray(80 * 2 ** 20); block[::4096] = b'x' * len(block[::4096]); time.sleep(0.6)"
+    result = process_peak.measure([sys.executable, "-c", allocate], cwd=PROJECT_ROOT, env=_child_environment())
+    assert result["returncode"] == 0 and result["wall_seconds"] > 0.5
+    assert result["peak_process_rss_mb"] >= 80 and result["peak_tree_rss_mb"] >= 80
+
+
+# ------------------------------------------------------------------------------- the batched loaders
+BATCHED_LOADER_CHECK = """
+import importlib, sys
+import numpy as np
+framework = sys.argv[1]
+data = importlib.import_module(f"{framework}_impl.data")
+fast = importlib.import_module(f"{framework}_impl.fast_data")
+rng = np.random.default_rng(0)
+images = rng.integers(0, 256, (23, 32, 32, 3), dtype=np.uint8)
+images[0], images[1], images[2, ::2] = 0, 255, 255
+labels = rng.integers(0, 10, 23)
+
+def same(reference, batched):
+    reference, batched = [data.to_numpy_batch(b) for b in reference], [data.to_numpy_batch(b) for b in batched]
+    assert len(reference) == len(batched) > 1
+    for (ref_images, ref_labels), (images_, labels_) in zip(reference, batched):
+        assert ref_images.dtype == images_.dtype == np.float32 and ref_labels.dtype == labels_.dtype
+        assert ref_labels.shape == labels_.shape
+        assert np.array_equal(ref_images, images_) and np.array_equal(ref_labels, labels_)
+
+for size, workers in ((224, 0), (224, 2), (64, 2), (32, 0)):
+    same(data.eval_loader(images, labels, 5, size), fast.eval_loader(images, labels, 5, size, workers=workers))
+    reference, batched = data.train_loader(images, labels, 4, 7, size), fast.train_loader(images, labels, 4, 7, size,
+                                                                                         workers=workers)
+    assert len(reference) == len(batched) and len(batched.dataset) == 23
+    for epoch in (0, 1):
+        reference.batch_sampler.set_epoch(epoch)
+        batched.batch_sampler.set_epoch(epoch)
+        same(reference, batched)
+print("identical")
+"""
+
+
+@pytest.mark.parametrize("framework", bench.FRAMEWORKS)
+def test_batched_loaders_give_the_reference_batches_bit_for_bit(framework):
+    """At 224 and 64 px, and at 32 px where the reference Resize returns the image unchanged."""
+    done = subprocess.run([sys.executable, "-c", BATCHED_LOADER_CHECK, framework], cwd=PROJECT_ROOT,
+                          env=_child_environment(), capture_output=True, text=True)
+    assert done.returncode == 0 and "identical" in done.stdout, done.stderr[-3000:]
+
+
+def test_batched_loader_stops_cleanly_when_the_consumer_stops():
+    from greedyhash_common.batched_loader import BatchedLoader, SequentialBatches
+
+    images = np.zeros((40, 32, 32, 3), dtype=np.uint8)
+    loader = BatchedLoader(images, np.zeros(40, dtype=np.int64), SequentialBatches(40, 4), lambda image: image,
+                           np.zeros((3, 256), np.float32), lambda x, y: (x, y), workers=2, prefetch=2)
+    first = next(iter(loader))
+    assert first[0].shape == (4, 3, 32, 32) and len(loader) == 10
+    iterator = iter(loader)
+    next(iterator)
+    iterator.close()  # pending batches are cancelled, the threads end
+
+
+# ------------------------------------------------------------------- Paddle's static graph, training
+STATIC_TRAINING_CHECK = """
+import numpy as np, paddle
+from paddle_impl import runtime
+from paddle_impl.model import GreedyHash
+from paddle_impl.optim import build_optimizer
+from paddle_impl.static_model import to_static
+from paddle_impl.train_step import train_step
+
+runtime.configure(1)
+rng = np.random.default_rng(0)
+images = paddle.to_tensor(rng.standard_normal((2, 3, 64, 64)).astype(np.float32))
+labels = paddle.to_tensor(rng.integers(0, 10, 2))
+
+def train(static):
+    paddle.seed(0)
+    model = GreedyHash(12)
+    model.train()  # a to_static program made in eval mode has no backward
+    for layer in model.sublayers():
+        if isinstance(layer, paddle.nn.Dropout):
+            layer.p = 0.0  # the two graphs draw different masks; without dropout they must agree
+    if static:
+        model = to_static(model)
+    optimizer, _ = build_optimizer(model)
+    losses = [[float(value) for value in train_step(model, optimizer, images, labels)] for _ in range(2)]
+    return losses, {name: value.numpy() for name, value in model.state_dict().items()}
+
+(dynamic_losses, dynamic_state), (static_losses, static_state) = train(False), train(True)
+assert dynamic_losses[0] != dynamic_losses[1], dynamic_losses
+np.testing.assert_allclose(static_losses, dynamic_losses, rtol=1e-6)
+for name in dynamic_state:
+    np.testing.assert_allclose(static_state[name], dynamic_state[name], rtol=1e-5, atol=1e-7, err_msg=name)
+print("same")
+"""
+
+
+def test_paddle_static_graph_trains_as_the_dynamic_graph():
+    done = subprocess.run([sys.executable, "-c", STATIC_TRAINING_CHECK], cwd=PROJECT_ROOT, env=_child_environment(),
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "same" in done.stdout, done.stderr[-3000:]
+
+
+# ------------------------------------------------------------------------------------- MKL on AMD
+def _cpuinfo(tmp_path, vendor, flags):
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\nmodel name\t: test\nflags\t\t: {flags}\n\n"
+                    f"processor\t: 1\nvendor_id\t: {vendor}\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("vendor, flags, expected", [
+    ("AuthenticAMD", "fpu sse2 avx avx2 fma", {"MKL_DEBUG_CPU_TYPE": "5"}),
+    ("HygonGenuine", "avx2", {"MKL_DEBUG_CPU_TYPE": "5"}),
+    ("AuthenticAMD", "fpu sse2 avx", {}),
+    ("GenuineIntel", "fpu avx avx2 avx512f", {}),
+])
+def test_mkl_dispatch_is_set_on_amd_with_avx2_only(tmp_path, vendor, flags, expected):
+    assert cpu_math.mkl_dispatch_environment({}, _cpuinfo(tmp_path, vendor, flags)) == expected
+
+
+def test_mkl_dispatch_respects_the_user_and_missing_cpuinfo(tmp_path):
+    amd = _cpuinfo(tmp_path, "AuthenticAMD", "avx2")
+    assert cpu_math.mkl_dispatch_environment({"MKL_DEBUG_CPU_TYPE": "2"}, amd) == {}
+    assert cpu_math.mkl_dispatch_environment({}, str(tmp_path / "absent")) == {}

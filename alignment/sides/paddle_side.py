@@ -2,8 +2,8 @@
 import numpy as np
 import paddle
 
-from paddle_impl import data, runtime
-from paddle_impl import eval as evaluation
+from paddle_impl import data, runtime  # noqa: F401 (data: the steps use side.data)
+from paddle_impl import eval as evaluation  # noqa: F401 (the steps use side.evaluation)
 from paddle_impl.injected_dropout import inject_dropout_masks
 from paddle_impl.loss import greedyhash_loss
 from paddle_impl.model import GreedyHash

@@ -2,8 +2,8 @@
 import numpy as np
 import torch
 
-from torch_impl import data, runtime
-from torch_impl import eval as evaluation
+from torch_impl import data, runtime  # noqa: F401 (data: the steps use side.data)
+from torch_impl import eval as evaluation  # noqa: F401 (the steps use side.evaluation)
 from torch_impl.injected_dropout import inject_dropout_masks
 from torch_impl.loss import greedyhash_loss
 from torch_impl.model import GreedyHash

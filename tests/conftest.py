@@ -1,5 +1,6 @@
 """Shared fixtures: one seeded GreedyHash checkpoint in both formats, small inputs."""
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -21,6 +22,21 @@ def weights(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("weights"))
     prepare_weights(BIT, seed=0, workdir=workdir)
     return weights_path(workdir, BIT, ".pth"), weights_path(workdir, BIT, ".pdparams")
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory):
+    """tmp_path_factory.mktemp for a module's fixtures, whose folders go when the module's tests end:
+    a checkpoint is 220 MB (float64 values twice that), and a session's worth would fill a CI disk."""
+    made = []
+
+    def mktemp(name):
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield mktemp
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,9 @@ from .conftest import BIT
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
+def tiny_data(module_tmp):
     """12 images per class in CIFAR-10's layout, and its split (4 query / 4 train per class)."""
-    folder = tmp_path_factory.mktemp("tiny")
+    folder = module_tmp("tiny")
     write_synthetic_cifar10(folder, images_per_class=12, seed=1)
     split_file = str(folder / "split.npz")
     write_split(str(folder), split_file, query_per_class=4, train_per_class=4)

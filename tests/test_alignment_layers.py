@@ -170,10 +170,10 @@ UNTRANSPOSED_CLASSIFIER_4 = """
 
 
 @pytest.fixture(scope="module")
-def planted_run(tmp_path_factory):
+def planted_run(module_tmp):
     """`python -m alignment.layers` on a port with the square weight left untransposed."""
-    python = interpreter_with_planted_defect(tmp_path_factory.mktemp("port") / "bin", UNTRANSPOSED_CLASSIFIER_4)
-    workdir = tmp_path_factory.mktemp("layers")
+    python = interpreter_with_planted_defect(module_tmp("port") / "bin", UNTRANSPOSED_CLASSIFIER_4)
+    workdir = module_tmp("layers")
     return workdir, run_module("alignment.layers", "--size", 64, "--bit", 12, "--dtypes", "float64", "--workdir",
                                workdir, "--paddle-python", python)
 

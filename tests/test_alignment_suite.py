@@ -13,8 +13,8 @@ from .conftest import PROJECT_ROOT, run_module
 
 
 @pytest.fixture(scope="module")
-def suite_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("suite")
+def suite_run(module_tmp):
+    workdir = module_tmp("suite")
     done = run_module("alignment", "--size", 64, "--bit", 12, "--workdir", workdir)
     return workdir, done
 

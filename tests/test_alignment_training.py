@@ -102,11 +102,11 @@ def test_paddle_momentum_keeps_its_coefficients_in_float32():
 
 
 @pytest.fixture(scope="module")
-def train_data(tmp_path_factory):
+def train_data(module_tmp):
     """The built-in data and a split of it, as the suite prepares them."""
     from greedyhash_common.dataset import write_split
 
-    split_file = str(tmp_path_factory.mktemp("train") / "split.npz")
+    split_file = str(module_tmp("train") / "split.npz")
     write_split(None, split_file)
     return split_file
 

@@ -21,9 +21,9 @@ TINY_TRAIN_PER_CLASS = 10  # 5/6 of 12
 
 
 @pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
+def tiny_root(module_tmp):
     """A folder holding cifar-10-batches-py/ with 12 synthetic images per class."""
-    root = tmp_path_factory.mktemp("tiny")
+    root = module_tmp("tiny")
     write_synthetic_cifar10(root, TINY_PER_CLASS, seed=7)
     return root
 

@@ -10,8 +10,8 @@ WEIGHTS_INDEX = {"torch": 0, "paddle": 1}
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("eval-predict")
+def files(module_tmp):
+    folder = module_tmp("eval-predict")
     split_file = write_tiny_split(folder / "split.npz")
     query_images, _ = load_data(None, split_file).subset("query")
     return {"split": split_file, "weights": write_seeded_weights(str(folder)), "folder": folder,

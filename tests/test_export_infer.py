@@ -19,8 +19,8 @@ IMAGE_SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export")
+def exported(module_tmp):
+    folder = module_tmp("export")
     split_file = write_tiny_split(folder / "split.npz")
     _, weights = write_seeded_weights(str(folder))
     model_dir = folder / "model"

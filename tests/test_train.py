@@ -14,18 +14,18 @@ TIMING_KEYS = ("seconds", "images_per_second", "eval_seconds")
 
 
 @pytest.fixture(scope="module")
-def split_file(tmp_path_factory):
-    return write_tiny_split(tmp_path_factory.mktemp("split") / "split.npz")
+def split_file(module_tmp):
+    return write_tiny_split(module_tmp("split") / "split.npz")
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, split_file):
+def uninterrupted(module_tmp, split_file):
     """framework -> the folder of a 2-epoch run that nothing interrupted (trained on first use)."""
     runs = {}
 
     def run(framework):
         if framework not in runs:
-            output_dir = tmp_path_factory.mktemp(f"{framework}-uninterrupted")
+            output_dir = module_tmp(f"{framework}-uninterrupted")
             completed = run_module(f"{framework}_impl.train", *tiny_options(split_file, output_dir))
             assert completed.returncode == 0, completed.stderr
             runs[framework] = output_dir

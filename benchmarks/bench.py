@@ -115,6 +115,7 @@ def measure_align(args, log_folder):
             full = process_peak.measure(align_command(full_dir, extra), cwd=PROJECT_ROOT, env=child_environment(),
                                         log_path=os.path.join(log_folder, "bench-align.log"))
         step_seconds = parse_side_logs(full_dir)
+        shutil.rmtree(full_dir, ignore_errors=True)  # a run writes gigabytes of float64 values: one at a time
         result = {"command": " ".join(["python -m alignment", *MAKE_ALIGN_ARGS, *extra]), **full,
                   **machine.figures(),
                   "side_step_seconds": [{"framework": framework, "step": step, "dtype": dtype, "seconds": value}
@@ -127,6 +128,7 @@ def measure_align(args, log_folder):
                                                  cwd=PROJECT_ROOT, env=child_environment(),
                                                  log_path=os.path.join(scratch, f"{step}.log"))
                 result["steps_alone"].append({"step": step, **alone, **machine.figures()})
+                shutil.rmtree(os.path.join(scratch, step), ignore_errors=True)
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -185,9 +187,12 @@ PIPELINE_ROWS = (("loader", "reference", "loader alone: reference loader (per im
                  ("network", "dynamic", f"network alone (encode on batches in memory): {DEFAULT_MKL}"),
                  ("network", "dynamic+avx2", f"network alone: {AVX2_MKL}"),
                  ("network", "static+avx2", f"network alone: Paddle static graph, {AVX2_MKL}"),
+                 ("network", "predictor", "network alone: Paddle Inference predictor, oneDNN (InferenceEncoder)"),
                  ("encode", "reference", f"encode end to end: reference loader, {DEFAULT_MKL} (the project's default)"),
-                 ("encode", "batched+avx2", f"encode end to end: batched loader, {AVX2_MKL}"))
-TORCH_COUNTERPART = {"static+avx2": "dynamic+avx2", "predictor": "dynamic"}
+                 ("encode", "batched+avx2", f"encode end to end: batched loader, {AVX2_MKL}"),
+                 ("encode", "batched+predictor", "encode end to end: batched loader, Paddle Inference predictor"))
+TORCH_COUNTERPART = {"static+avx2": "dynamic+avx2", "predictor": "dynamic", "batched+avx2": "batched",
+                     "batched+predictor": "batched"}
 
 
 def _find(measurements, framework, item, variant):

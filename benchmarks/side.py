@@ -9,9 +9,10 @@ loader: loading, resizing, normalizing, network, sign, end to end). Only the cho
 imported; its runtime sets the thread count, the same way on both sides.
 
 Variants: `dynamic` (eager mode, torch's only one), `static` (paddle.jit.to_static through
-paddle_impl.static_model), `predictor` (the Paddle Inference predictor of paddle_impl.infer, on the
-model paddle_impl.export writes), `reference` / `batched` (the loader: the reference per-image one of
-<framework>_impl.data, the batched one of <framework>_impl.fast_data). A `+avx2` suffix configures the
+paddle_impl.static_model), `predictor` (the Paddle Inference predictor: for `infer` the one of
+paddle_impl.infer on the model paddle_impl.export writes, for `network` and `encode`
+paddle_impl.static_model.InferenceEncoder), `reference` / `batched` (the loader: the reference
+per-image one of <framework>_impl.data, the batched one of <framework>_impl.fast_data). A `+avx2` suffix configures the
 runtime with mkl_avx2_on_amd=True (greedyhash_common.cpu_math), on either side alike.
 """
 import argparse
@@ -187,31 +188,42 @@ def measure_loader(side, variant, args):
     return _passes(side, one_pass, *random_data(args.images), args), args.images
 
 
-def measure_network(side, variant, args):
+def _encoder(side, variant, args):
+    """encode(loader) of the project (eval.encode) on the model of `variant`, or of the predictor."""
+    if variant == "predictor":
+        model = side.model(args.bit, "dynamic")
+        return importlib.import_module("paddle_impl.static_model").InferenceEncoder(
+            model, args.image_size, args.threads, args.device).encode
     model = side.model(args.bit, variant)
+    return lambda loader: side.evaluation.encode(model, loader)
+
+
+def measure_network(side, variant, args):
+    encode = _encoder(side, variant, args)
     images, labels = random_data(args.images)
     batches = list(side.loader("batched", images, labels, args.eval_batch_size, args.image_size, 0))
     per_batch = args.eval_batch_size
 
     def one_pass(images_, labels_):
-        side.evaluation.encode(model, batches[:-(-len(images_) // per_batch)])
+        encode(batches[:-(-len(images_) // per_batch)])
 
     return _passes(side, one_pass, images, labels, args), args.images
 
 
 def measure_encode(side, variant, args):
-    model = side.model(args.bit, "dynamic")
+    loader_kind, _, network = variant.partition("+")
+    encode = _encoder(side, network or "dynamic", args)
 
     def one_pass(images, labels):
-        side.evaluation.encode(model, side.loader(variant, images, labels, args.eval_batch_size, args.image_size,
-                                                  args.loader_workers))
+        encode(side.loader(loader_kind, images, labels, args.eval_batch_size, args.image_size, args.loader_workers))
 
     return _passes(side, one_pass, *random_data(args.images), args), args.images
 
 
 AVX2_SUFFIX = "+avx2"
 # item -> (function, {framework: variants}): the project's paths as they run by default, and with the
-# MKL setting of greedyhash_common.cpu_math (+avx2), Paddle's static graph, the batched loader.
+# MKL setting of greedyhash_common.cpu_math (+avx2), Paddle's static graph, the Paddle Inference
+# predictor, the batched loader. `encode` variants are loader[+network].
 MEASUREMENTS = {
     "train": (measure_train, {"torch": ("dynamic", "dynamic+avx2"),
                               "paddle": ("dynamic", "dynamic+avx2", "static+avx2")}),
@@ -219,8 +231,9 @@ MEASUREMENTS = {
                               "paddle": ("dynamic", "dynamic+avx2", "static+avx2", "predictor")}),
     "loader": (measure_loader, {"torch": ("reference", "batched"), "paddle": ("reference", "batched")}),
     "network": (measure_network, {"torch": ("dynamic", "dynamic+avx2"),
-                                  "paddle": ("dynamic", "dynamic+avx2", "static+avx2")}),
-    "encode": (measure_encode, {"torch": ("reference", "batched+avx2"), "paddle": ("reference", "batched+avx2")}),
+                                  "paddle": ("dynamic", "dynamic+avx2", "static+avx2", "predictor")}),
+    "encode": (measure_encode, {"torch": ("reference", "batched"),
+                                "paddle": ("reference", "batched+avx2", "batched+predictor")}),
 }
 
 

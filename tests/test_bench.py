@@ -92,6 +92,7 @@ def test_benchmark_command_writes_json_and_markdown(tmp_path):
     assert [(entry["framework"], entry["variant"]) for entry in report["measurements"]] == [
         ("torch", "reference"), ("torch", "batched"), ("paddle", "reference"), ("paddle", "batched")]
     assert report["map"]["results"][0]["map_difference"] < 1e-9 and report["align"] is None
+    assert all(entry["other_programs_cores"] is not None for entry in report["measurements"])
     assert "## Training and inference" in (tmp_path / "bench.md").read_text()
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-")]
 
@@ -209,11 +210,29 @@ assert dynamic_losses[0] != dynamic_losses[1], dynamic_losses
 np.testing.assert_allclose(static_losses, dynamic_losses, rtol=1e-6)
 for name in dynamic_state:
     np.testing.assert_allclose(static_state[name], dynamic_state[name], rtol=1e-5, atol=1e-7, err_msg=name)
+
+# The predictor encodes as paddle_impl.eval.encode does, and leaves the model as it found it.
+from paddle_impl.eval import encode
+from paddle_impl.fast_data import eval_loader
+from paddle_impl.static_model import InferenceEncoder
+
+model = GreedyHash(12)
+model.train()
+encoder = InferenceEncoder(model, 64, 1)
+assert model.training
+pixels = rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+classes = rng.integers(0, 10, 10)
+fast, reference = encoder.encode(eval_loader(pixels, classes, 4, 64)), encode(model, eval_loader(pixels, classes, 4, 64))
+for name, value, expected in zip(("codes", "h", "logits", "labels"), fast, reference):
+    assert value.shape == expected.shape and value.dtype == expected.dtype, name
+np.testing.assert_array_equal(fast[3], reference[3])
+np.testing.assert_allclose(fast[1], reference[1], atol=1e-6)
+assert np.array_equal(fast[0], reference[0]) or np.abs(reference[1][fast[0] != reference[0]]).max() < 1e-6
 print("same")
 """
 
 
-def test_paddle_static_graph_trains_as_the_dynamic_graph():
+def test_paddle_static_graph_trains_as_the_dynamic_graph_and_the_predictor_encodes_as_encode():
     done = subprocess.run([sys.executable, "-c", STATIC_TRAINING_CHECK], cwd=PROJECT_ROOT, env=_child_environment(),
                           capture_output=True, text=True)
     assert done.returncode == 0 and "same" in done.stdout, done.stderr[-3000:]

@@ -1,9 +1,11 @@
 """One framework's training for the loss-curve comparison, in its own process.
 
-  python -m alignment.curve_side torch|paddle --workdir logs/curve --seed 2000 --epochs 6 --bit 12
+  python -m alignment.curve_side torch|paddle --workdir logs/curve --seed 2000 --epochs 12 --bit 12 \
+      --lr 0.01 --size 64 --eval-every 3 --out logs/curve/seed2000_torch.npy
 
 Trains normally, with the framework's own dropout (seeded by --seed), from the suite's converted
-weights on the shared batch order; evaluates mAP after every epoch; writes a reprod_log file.
+weights on the shared batch order; evaluates mAP every --eval-every epochs and after the last; writes
+a reprod_log file. The batched loaders (fast_data) give the reference loaders' batches bit for bit.
 """
 import argparse
 import importlib
@@ -33,21 +35,26 @@ def get_args_parser():
     parser.add_argument("--bit", type=int, required=True)
     parser.add_argument("--lr", type=float, required=True)
     parser.add_argument("--size", type=int, required=True)
+    parser.add_argument("--eval-every", type=int, required=True)
     parser.add_argument("--data")
     parser.add_argument("--threads", type=int, default=1)
     return parser
 
 
+def evaluated_after(epochs_done, every, epochs):
+    return epochs_done % every == 0 or epochs_done == epochs
+
+
 def train_and_evaluate(side, args):
-    """Per-iteration loss terms, and mAP and query accuracy after every epoch."""
+    """Per-iteration loss terms; mAP and query accuracy at the evaluated epochs (`map_epoch`, from 1)."""
     prepared = load_data(args.data, split_path(args.workdir))
     side.seed_framework(args.seed)
     model = side.build_model(args.bit, "float32", weights_path(args.workdir, args.bit, side.WEIGHTS_SUFFIX))
     optimizer, scheduler = side.optimizer_builder(model, lr=args.lr)
-    loader = side.data.train_loader(*prepared.subset("train"), BATCH_SIZE, args.seed, size=args.size)
-    query, database = (side.data.eval_loader(*prepared.subset(part), EVAL_BATCH_SIZE, size=args.size)
+    loader = side.fast_data.train_loader(*prepared.subset("train"), BATCH_SIZE, args.seed, size=args.size)
+    query, database = (side.fast_data.eval_loader(*prepared.subset(part), EVAL_BATCH_SIZE, size=args.size)
                        for part in ("query", "database"))
-    records = {key: [] for key in (*LOSS_KEYS, "map", "query_accuracy")}
+    records = {key: [] for key in (*LOSS_KEYS, "map", "query_accuracy", "map_epoch")}
     for epoch in range(args.epochs):
         model.train()
         loader.batch_sampler.set_epoch(epoch)
@@ -55,9 +62,11 @@ def train_and_evaluate(side, args):
             for key, term in zip(LOSS_KEYS, side.train_step(model, optimizer, images, labels)):
                 records[key].append(float(side.numpy(term)))
         scheduler.step()
-        scores = side.evaluation.evaluate(model, query, database)
-        records["map"].append(scores["map"])
-        records["query_accuracy"].append(scores["query_accuracy"])
+        if evaluated_after(epoch + 1, args.eval_every, args.epochs):
+            scores = side.evaluation.evaluate(model, query, database)
+            records["map"].append(scores["map"])
+            records["query_accuracy"].append(scores["query_accuracy"])
+            records["map_epoch"].append(epoch + 1)
     return {key: np.array(series, dtype=np.float64) for key, series in records.items()}
 
 

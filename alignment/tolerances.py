@@ -17,6 +17,7 @@ separates rounding from a defect.
 """
 import dataclasses
 import fnmatch
+import math
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,13 +39,24 @@ MAP_TOLERANCE = Tolerance(atol=1e-3, rtol=0.0)
 # neighbour; measured up to 3e-2 relative.
 BELOW_FIRST_MAXPOOL_FLOAT32 = Tolerance(atol=0.0, rtol=1e-1)
 
-# align-curve: the frameworks train with their own dropout, so only the final mAP is compared, as
-# the mean over seeds. Provisional until measured: see README, "Loss curves".
-CURVE_MAP_TOLERANCE = 0.05
+# align-curve: the frameworks train with their own dropout, so only the final mAP is compared, as the
+# mean over seeds. Measured at the defaults (built-in data, 12 epochs, 64 px, lr 1e-2, seeds 2000-2004):
+# the final mAP of one run has a standard deviation over seeds of 0.056 (torch) and 0.042 (Paddle),
+# pooled 0.049; dropout's randomness decides when learning starts. The difference of two means over k
+# seeds then has a standard deviation of 0.049 * sqrt(2 / k); the check allows three of them (a correct
+# port fails about 3 times in 1,000): 0.12 for the default 3 seeds, 0.093 for 5, 0.066 for 10.
+CURVE_FINAL_MAP_STD = 0.049
+CURVE_STANDARD_DEVIATIONS = 3.0
+
+
+def curve_map_tolerance(seeds):
+    """The allowed |mean final mAP difference| between the frameworks over `seeds` seeds each."""
+    return CURVE_STANDARD_DEVIATIONS * CURVE_FINAL_MAP_STD * math.sqrt(2.0 / seeds)
 
 # Momentum buffers are sums of gradients, and a float32 max-pool or ReLU decision flip moves a
 # gradient by up to 4e-1 relative (backward step above); over 20 iterations one flip is diluted:
-# measured 1.9e-3 (conv1) and 7.7e-3 (conv3, another run). float64 holds them to 1e-10.
+# measured up to 7.7e-3 (seeds 0-3, conv2 or conv3; conv1 1.9e-3 in the reference run). float64 holds
+# them to 1e-10.
 MOMENTUM_FLOAT32 = Tolerance(atol=0.0, rtol=1e-1)
 
 _RETRIEVAL_SCORES = [("map*", MAP_TOLERANCE), ("query_accuracy", MAP_TOLERANCE)]
@@ -66,7 +78,8 @@ _TABLE = {
         "metric": _RETRIEVAL_SCORES + [("*", Tolerance(atol=0.0, rtol=2e-5))],
         "optim": [("*", Tolerance(atol=0.0, rtol=1e-6))],
         "train": [("lr", NEAR_EXACT), ("loss_*", Tolerance(atol=0.0, rtol=1e-6)),
-                  ("param.*", Tolerance(atol=0.0, rtol=1e-4)),  # 3.6e-6 measured after a decision flip
+                  # a decision flip's gradient, 20 updates on: up to 2.9e-5 measured (seeds 0-3, either MKL path)
+                  ("param.*", Tolerance(atol=0.0, rtol=1e-4)),
                   ("momentum.*", MOMENTUM_FLOAT32)],
     },
 }

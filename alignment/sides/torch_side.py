@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from torch_impl import data, runtime  # noqa: F401 (data: the steps use side.data)
+from torch_impl import data, fast_data, runtime  # noqa: F401 (the steps use side.data, side.fast_data)
 from torch_impl import eval as evaluation  # noqa: F401 (the steps use side.evaluation)
 from torch_impl.injected_dropout import inject_dropout_masks
 from torch_impl.loss import greedyhash_loss

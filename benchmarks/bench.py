@@ -173,23 +173,23 @@ def run_benchmark(args):
 
 
 # ------------------------------------------------------------------------------------------ report
-DEFAULT_MKL = "default MKL dispatch"
-AVX2_MKL = "mkl_avx2_on_amd"
-TRAIN_INFER_ROWS = (("train", "dynamic", f"training step: dynamic graph, {DEFAULT_MKL} (the project's default)"),
-                    ("train", "dynamic+avx2", f"training step: dynamic graph, {AVX2_MKL}"),
+VENDOR_MKL = "MKL's vendor dispatch"
+AVX2_MKL = "MKL's AVX2 kernels (mkl_avx2_on_amd)"
+TRAIN_INFER_ROWS = (("train", "dynamic", f"training step: dynamic graph, {VENDOR_MKL} (before)"),
+                    ("train", "dynamic+avx2", f"training step: dynamic graph, {AVX2_MKL} (the project's default)"),
                     ("train", "static+avx2", f"training step: Paddle static graph (to_static), {AVX2_MKL}"),
-                    ("infer", "dynamic", f"inference: dynamic graph, {DEFAULT_MKL} (the project's default)"),
-                    ("infer", "dynamic+avx2", f"inference: dynamic graph, {AVX2_MKL}"),
+                    ("infer", "dynamic", f"inference: dynamic graph, {VENDOR_MKL} (before)"),
+                    ("infer", "dynamic+avx2", f"inference: dynamic graph, {AVX2_MKL} (the project's default)"),
                     ("infer", "static+avx2", f"inference: Paddle static graph (to_static), {AVX2_MKL}"),
                     ("infer", "predictor", "inference: Paddle Inference predictor, oneDNN (paddle_impl.infer)"))
 PIPELINE_ROWS = (("loader", "reference", "loader alone: reference loader (per image)"),
                  ("loader", "batched", "loader alone: batched loader (fast_data)"),
-                 ("network", "dynamic", f"network alone (encode on batches in memory): {DEFAULT_MKL}"),
+                 ("network", "dynamic", f"network alone (encode on batches in memory): {VENDOR_MKL}"),
                  ("network", "dynamic+avx2", f"network alone: {AVX2_MKL}"),
                  ("network", "static+avx2", f"network alone: Paddle static graph, {AVX2_MKL}"),
                  ("network", "predictor", "network alone: Paddle Inference predictor, oneDNN (InferenceEncoder)"),
-                 ("encode", "reference", f"encode end to end: reference loader, {DEFAULT_MKL} (the project's default)"),
-                 ("encode", "batched+avx2", f"encode end to end: batched loader, {AVX2_MKL}"),
+                 ("encode", "reference", f"encode end to end: reference loader, {VENDOR_MKL} (before)"),
+                 ("encode", "batched+avx2", f"encode end to end: batched loader, {AVX2_MKL} (the project's default)"),
                  ("encode", "batched+predictor", "encode end to end: batched loader, Paddle Inference predictor"))
 TORCH_COUNTERPART = {"static+avx2": "dynamic+avx2", "predictor": "dynamic", "batched+avx2": "batched",
                      "batched+predictor": "batched"}

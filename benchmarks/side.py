@@ -17,6 +17,7 @@ runtime with mkl_avx2_on_amd=True (greedyhash_common.cpu_math), on either side a
 """
 import argparse
 import importlib
+import inspect
 import json
 import os
 import tempfile
@@ -43,8 +44,9 @@ class Side:
     def __init__(self, threads, device, mkl_avx2_on_amd=False):
         self.impl = importlib.import_module(f"{self.name}_impl")
         self.runtime = importlib.import_module(f"{self.name}_impl.runtime")
-        # the keyword only when asked for, so that the benchmark also runs on a runtime without it
-        self.runtime.configure(threads, **({"mkl_avx2_on_amd": True} if mkl_avx2_on_amd else {}))
+        # the keyword only where the runtime has it, so that the benchmark also measures an older checkout
+        has_setting = "mkl_avx2_on_amd" in inspect.signature(self.runtime.configure).parameters
+        self.runtime.configure(threads, **({"mkl_avx2_on_amd": mkl_avx2_on_amd} if has_setting else {}))
         self.threads = threads
         self.data = importlib.import_module(f"{self.name}_impl.data")
         self.fast_data = importlib.import_module(f"{self.name}_impl.fast_data")

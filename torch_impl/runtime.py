@@ -8,7 +8,7 @@ from greedyhash_common.cpu_math import mkl_dispatch_environment, mkl_dispatch_se
 from greedyhash_common.runtime_settings import thread_environment
 
 
-def configure(threads, deterministic=False, mkl_avx2_on_amd=False):
+def configure(threads, deterministic=False, mkl_avx2_on_amd=True):
     """Use `threads` CPU threads (children inherit the count); optionally deterministic GPU kernels.
 
     `mkl_avx2_on_amd`: the variable that lets Paddle's bundled MKL use its AVX2 kernels on an AMD CPU

@@ -90,7 +90,8 @@ def add_runtime_options(parser, with_loaders=True):
     group.add_argument("--device", choices=("cpu", "gpu"), help="default: the GPU when there is one")
     group.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
     if with_loaders:
-        group.add_argument("--num-workers", type=non_negative_int, help="data loading processes (default 0)")
+        group.add_argument("--num-workers", type=non_negative_int,
+                           help="threads preparing batches ahead of the network (default 0: none)")
         group.add_argument("--deterministic", action="store_true",
                            help="deterministic GPU kernels and no TF32 (slower; the CPU is deterministic anyway)")
 

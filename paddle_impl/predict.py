@@ -15,7 +15,7 @@ from greedyhash_common.cli_options import default_grid_path, get_predict_args_pa
 from greedyhash_common.errors import exits_cleanly_on_bad_input
 from greedyhash_common.run_files import checkpoint_tool_options, tool_data
 
-from .data import eval_loader
+from .fast_data import eval_loader
 from .eval import encode, load_trained_model
 
 FRAMEWORK = "paddle"

@@ -19,7 +19,7 @@ from greedyhash_common.training import deterministic_gpu_environment
 
 from . import runtime
 from .checkpoint import load_model_weights
-from .data import eval_loader
+from .fast_data import eval_loader
 from .device import select_device
 from .model import GreedyHash
 

@@ -20,7 +20,7 @@ from greedyhash_common.train_config import get_args_parser, resolve_config, save
 
 from . import runtime
 from .checkpoint import read_checkpoint, restore_rng_state, restore_training_state, rng_state, save_checkpoint
-from .data import eval_loader, train_loader
+from .fast_data import eval_loader, train_loader
 from .device import (device_name, finish_data_parallel, gather_from_processes, init_data_parallel, process_group,
                      select_device, sum_over_processes, wrap_data_parallel)
 from .eval import evaluate

@@ -23,6 +23,7 @@ help:
 	@echo "make align-curve-reference  regenerate logs/reference-curve/ (5 seeds; about 35 minutes)"
 	@echo "make test             the test suite"
 	@echo "make bench            both frameworks' speed side by side -> logs/bench.md"
+	@echo "make profile          where the training step's time goes, per operator -> logs/profile_*.txt"
 	@echo "make train|eval|predict|export|infer|reproduce|lite   the training product (README, Training)"
 	@echo "make convert DIRECTION=torch2paddle SRC=model.pth DST=model.pdparams"
 	@echo "options: WEIGHTS=checkpoint (.pth/.pdparams, default seeded init)  DATA=CIFAR-10 path (default built-in)"
@@ -139,3 +140,11 @@ BENCH_ARGS ?=
 
 bench: $(INSTALLED)
 	$(PYTHON) -m benchmarks --output-dir $(LOGS) $(BENCH_ARGS)
+
+# Each framework's own profiler on the training step, with each MKL code path -> $(LOGS)/profile_*.txt
+.PHONY: profile
+profile: $(INSTALLED)
+	for framework in torch paddle; do for mkl in vendor avx2; do \
+		$(PYTHON) -m benchmarks.profile $$framework --mkl $$mkl --output $(LOGS)/profile_$${framework}_$$mkl.txt \
+			> /dev/null || exit 1; done; done
+	@echo "operator tables: $(LOGS)/profile_*.txt"

@@ -260,3 +260,39 @@ def test_mkl_dispatch_respects_the_user_and_missing_cpuinfo(tmp_path):
     amd = _cpuinfo(tmp_path, "AuthenticAMD", "avx2")
     assert cpu_math.mkl_dispatch_environment({"MKL_DEBUG_CPU_TYPE": "2"}, amd) == {}
     assert cpu_math.mkl_dispatch_environment({}, str(tmp_path / "absent")) == {}
+
+
+RUNTIME_MKL_CHECK = """
+import json, os, sys
+from greedyhash_common import cpu_math
+from greedyhash_common.runtime_settings import quiet_paddle_import
+quiet_paddle_import()
+runtime = __import__(f"{sys.argv[1]}_impl.runtime", fromlist=["configure"])
+expected = cpu_math.mkl_dispatch_environment()
+runtime.configure(1, **({"mkl_avx2_on_amd": False} if sys.argv[2] == "off" else {}))
+print(json.dumps([expected if sys.argv[2] == "default" else {},
+                  {key: os.environ[key] for key in expected if key in os.environ}]))
+"""
+
+
+@pytest.mark.parametrize("framework", ["torch", "paddle"])
+@pytest.mark.parametrize("choice", ["default", "off"])
+def test_every_runtime_sets_the_mkl_dispatch_by_default_and_not_when_told(framework, choice):
+    env = {key: value for key, value in _child_environment().items() if key != cpu_math.MKL_CPU_VARIABLE}
+    done = subprocess.run([sys.executable, "-c", RUNTIME_MKL_CHECK, framework, choice], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected, found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == expected
+
+
+# ------------------------------------------------------------------------------------- profile
+@pytest.mark.parametrize("framework, convolution", [("torch", "aten::conv"), ("paddle", "conv2d")])
+def test_the_profile_names_the_operators_of_a_training_step(tmp_path, framework, convolution):
+    output = tmp_path / f"profile_{framework}.txt"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.profile", framework, "--batch-size", "2", "--image-size",
+                           "64", "--warm-up", "1", "--steps", "1", "--threads", "1", "--output", str(output)],
+                          cwd=PROJECT_ROOT, env=_child_environment(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = output.read_text()
+    assert table.startswith(f"{framework} training step, batch 2, 64 px, 1 threads") and convolution in table

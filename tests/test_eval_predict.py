@@ -41,6 +41,20 @@ def test_eval_reports_map_and_accuracy_in_both_tie_modes(framework, files, tmp_p
     assert results["index"]["query_accuracy"] == results["expected"]["query_accuracy"]
 
 
+def test_both_frameworks_and_both_paddle_engines_score_the_same(files, tmp_path):
+    """torch's evaluation, Paddle's on its dynamic graph and on the Paddle Inference predictor (the default)."""
+    results = {}
+    for name, module, extra in (("torch", "torch_impl.eval", []), ("dynamic", "paddle_impl.eval", ["--engine", "dynamic"]),
+                                ("predictor", "paddle_impl.eval", [])):
+        framework = module.split("_")[0]
+        run_main(module, [*common_options(files, framework), *extra, "--json", tmp_path / f"{name}.json"])
+        results[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert results["dynamic"]["engine"] == "dynamic" and results["predictor"]["engine"] == "predictor"
+    for name in ("dynamic", "predictor"):
+        assert results[name]["map"] == pytest.approx(results["torch"]["map"], abs=1e-9), name
+        assert results[name]["query_accuracy"] == results["torch"]["query_accuracy"], name
+
+
 def test_both_frameworks_predict_the_same_class_code_and_neighbours(files, tmp_path):
     """The same weights (converted) on the same image: the port agrees with the reference end to end."""
     results = {}

@@ -8,17 +8,16 @@ weights on the shared batch order; evaluates mAP every --eval-every epochs and a
 a reprod_log file. The batched loaders (fast_data) give the reference loaders' batches bit for bit.
 """
 import argparse
-import importlib
 
 import numpy as np
 
 from greedyhash_common.dataset import load_data
 from greedyhash_common.errors import exits_cleanly_on_bad_input
 from greedyhash_common.hyperparameters import BATCH_SIZE
-from greedyhash_common.runtime_settings import quiet_paddle_import
 
 from .paths import split_path, weights_path
 from .reprod_format import save_values
+from .sides import configured_side
 
 LOSS_KEYS = ("loss_total", "loss_cross_entropy", "loss_quantization")
 EVAL_BATCH_SIZE = 100
@@ -73,9 +72,7 @@ def train_and_evaluate(side, args):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    quiet_paddle_import()
-    side = importlib.import_module(f"alignment.sides.{args.framework}_side")
-    side.configure(args.threads)
+    side = configured_side(args.framework, args.threads)
     save_values(train_and_evaluate(side, args), args.out)
 
 

@@ -7,7 +7,6 @@ Only the chosen framework is imported: the torch process never loads paddle and 
 two sides may live in separate environments (pass each side's interpreter to `python -m alignment`).
 """
 import argparse
-import importlib
 import json
 import os
 import time
@@ -17,10 +16,10 @@ import numpy as np
 from greedyhash_common.atomic import write_text
 from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.hyperparameters import IMAGE_SIZE
-from greedyhash_common.runtime_settings import quiet_paddle_import
 
 from .paths import env_path, inputs_dir, side_values_path, split_path, weights_path
 from .reprod_format import save_values
+from .sides import configured_side
 from .steps import BULK_IMAGE_SIZE, STEPS, StepContext, runs_in
 
 
@@ -58,9 +57,7 @@ def run_steps(side, args):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    quiet_paddle_import()
-    side = importlib.import_module(f"alignment.sides.{args.framework}_side")
-    side.configure(args.threads)
+    side = configured_side(args.framework, args.threads)
     unknown = [step for step in args.steps.split(",") if step not in STEPS]
     if unknown:
         raise UserInputError(f"unknown steps {unknown}; choose from {', '.join(STEPS)}")

@@ -16,7 +16,7 @@ import io
 from greedyhash_common.atomic import write_text
 from greedyhash_common.runtime_settings import quiet_paddle_import
 
-from .side import SIDES, add_measurement_options, random_batch
+from .side import SIDES, add_measurement_options, training_step
 
 TABLE_ROWS = 20
 
@@ -30,15 +30,6 @@ def get_args_parser():
     parser.add_argument("--output", help="text file for the operator table")
     add_measurement_options(parser)
     return parser
-
-
-def training_step(side, args):
-    """A function running one of the project's training steps on the benchmark's model and batch."""
-    model = side.model(args.bit, "dynamic")
-    model.train()
-    optimizer, _ = side.build_optimizer(model)
-    images, labels = side.tensors(*random_batch(args.batch_size, args.image_size))
-    return lambda: side.train_step(model, optimizer, images, labels)
 
 
 def torch_table(step, steps):
@@ -71,7 +62,7 @@ def main(argv=None):
     if args.framework == "paddle":
         quiet_paddle_import()
     side = SIDES[args.framework](args.threads, args.device, mkl_avx2_on_amd=args.mkl == "avx2")
-    step = training_step(side, args)
+    step = training_step(side, "dynamic", args)
     for _ in range(args.warm_up):
         step()
     table = (torch_table if args.framework == "torch" else paddle_table)(step, args.steps)

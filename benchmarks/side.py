@@ -150,13 +150,17 @@ def random_batch(batch_size, image_size, seed=DATA_SEED):
             rng.integers(0, NUM_CLASSES, batch_size).astype(np.int64))
 
 
-def measure_train(side, variant, args):
+def training_step(side, variant, args):
+    """A function running one of the project's training steps on the benchmark's model and batch."""
     model = side.model(args.bit, variant)
     model.train()
     optimizer, _ = side.build_optimizer(model)
     images, labels = side.tensors(*random_batch(args.batch_size, args.image_size))
-    seconds = timing.timed_runs(lambda: side.train_step(model, optimizer, images, labels), args.warm_up,
-                                args.repeats, side.synchronize)
+    return lambda: side.train_step(model, optimizer, images, labels)
+
+
+def measure_train(side, variant, args):
+    seconds = timing.timed_runs(training_step(side, variant, args), args.warm_up, args.repeats, side.synchronize)
     return seconds, args.batch_size
 
 

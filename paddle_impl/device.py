@@ -27,6 +27,11 @@ def device_name(device):
     return device
 
 
+def current_device_name():
+    """'gpu' or 'cpu': the kind of Paddle's current device (select_device's choice)."""
+    return "gpu" if paddle.get_device().startswith("gpu") else "cpu"
+
+
 def process_group():
     """(rank, GPU index, world size) as paddle.distributed.launch sets them; (0, 0, 1) for a single process."""
     environment = dist.ParallelEnv()

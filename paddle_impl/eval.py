@@ -24,7 +24,7 @@ from greedyhash_common.training import deterministic_gpu_environment
 from . import runtime
 from .checkpoint import load_model_weights
 from .fast_data import eval_loader
-from .device import select_device
+from .device import current_device_name, select_device
 from .model import GreedyHash
 from .static_model import InferenceEncoder
 
@@ -74,10 +74,6 @@ def load_trained_model(options):
     return model
 
 
-def paddle_device_kind():
-    return "gpu" if paddle.get_device().startswith("gpu") else "cpu"
-
-
 @exits_cleanly_on_bad_input
 def main(argv=None):
     options = checkpoint_tool_options(get_args_parser().parse_args(argv), FRAMEWORK, ties="index")
@@ -86,7 +82,7 @@ def main(argv=None):
         query_loader, database_loader = (eval_loader(*data.subset(part), options["batch_size"], options["image_size"],
                                                      options["num_workers"]) for part in ("query", "database"))
         started = time.perf_counter()
-        encoder = (InferenceEncoder(model, options["image_size"], options["threads"], paddle_device_kind()).encode
+        encoder = (InferenceEncoder(model, options["image_size"], options["threads"], current_device_name()).encode
                    if options["engine"] == "predictor" else None)
         metrics = evaluate(model, query_loader, database_loader, options["ties"], encoder)
         report = evaluation_report(options, data, metrics, time.perf_counter() - started, runtime.describe(

@@ -22,10 +22,10 @@ import numpy as np
 from greedyhash_common.dropout_masks import DropoutMaskSchedule
 from greedyhash_common.errors import exits_cleanly_on_bad_input
 from greedyhash_common.hyperparameters import DROPOUT_P
-from greedyhash_common.runtime_settings import quiet_paddle_import
 
 from ..paths import inputs_dir, side_values_path, weights_path
 from ..reprod_format import save_values
+from ..sides import configured_side
 from ..steps import StepContext
 from .localize import ISOLATED, MODES, REFERENCE, Record, load_record, pair_layers, save_record, stored_key, value_key
 
@@ -199,9 +199,8 @@ def record_side(side, hooks, context, env, reference=None):
 
 
 def run(framework, dtypes, bit, workdir, threads, mask_seed):
-    side = importlib.import_module(f"alignment.sides.{framework}_side")
+    side = configured_side(framework, threads)
     hooks = importlib.import_module(f"alignment.sides.{framework}_layers")
-    side.configure(threads)
     inputs = inputs_dir(workdir)
     images = np.load(os.path.join(inputs, "images.npy"), allow_pickle=False)
     labels = np.load(os.path.join(inputs, "labels.npy"), allow_pickle=False)
@@ -219,7 +218,6 @@ def run(framework, dtypes, bit, workdir, threads, mask_seed):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    quiet_paddle_import()
     run(args.framework, args.dtypes.split(","), args.bit, args.workdir, args.threads, args.mask_seed)
 
 

@@ -53,3 +53,17 @@ def run_module(module, *arguments, **kwargs):
     env = dict(os.environ, PYTHONPATH=PROJECT_ROOT)
     return subprocess.run([sys.executable, "-m", module, *map(str, arguments)], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, **kwargs)
+
+
+def side_process_imports_paddle(module, *arguments):
+    """Run a side's entry point for torch in a fresh interpreter; True if paddle got imported."""
+    import subprocess
+
+    probe = ("import runpy, sys\n"
+             f"sys.argv = [{module!r}, 'torch', *{[str(argument) for argument in arguments]!r}]\n"
+             f"try:\n    runpy.run_module({module!r}, run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print('paddle imported' if 'paddle' in sys.modules else 'paddle not imported')\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=PROJECT_ROOT))
+    assert done.stdout.strip().endswith("imported"), done.stdout + done.stderr
+    return not done.stdout.strip().endswith("paddle not imported")

@@ -5,7 +5,6 @@ are the same code), at 64x64 in float64, where a correct port agrees to about 1e
 """
 import os
 import stat
-import subprocess
 import sys
 import textwrap
 
@@ -22,7 +21,7 @@ from alignment.sides import paddle_layers, paddle_side, torch_layers, torch_side
 from alignment.steps import StepContext
 from alignment.tolerances import NEAR_EXACT
 
-from .conftest import BIT, PROJECT_ROOT, run_module
+from .conftest import BIT, run_module, side_process_imports_paddle
 from .test_alignment_defects import PaddleSideWith, leaky_relu_in_features, untransposed_square_weight
 
 
@@ -198,14 +197,8 @@ def test_the_command_finds_a_planted_defect_in_separate_processes(planted_run):
 
 def test_the_torch_layer_side_never_imports_paddle(planted_run):
     workdir, _ = planted_run
-    probe = ("import runpy, sys\n"
-             f"sys.argv = ['alignment.layers.side', 'torch', '--bit', '12', '--workdir', {str(workdir)!r},"
-             " '--dtypes', 'float64']\n"
-             "runpy.run_module('alignment.layers.side', run_name='__main__')\n"
-             "print('paddle imported' if 'paddle' in sys.modules else 'paddle not imported')\n")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=PROJECT_ROOT))
-    assert done.stdout.strip().endswith("paddle not imported"), done.stdout + done.stderr
+    assert not side_process_imports_paddle("alignment.layers.side", "--bit", 12, "--workdir", workdir,
+                                           "--dtypes", "float64")
 def test_an_unknown_precision_is_refused(tmp_path):
     done = run_module("alignment.layers", "--dtypes", "float16", "--workdir", tmp_path)
     assert done.returncode == 2 and "unknown dtypes float16" in done.stderr

@@ -1,15 +1,12 @@
 """The whole suite as a user runs it: two processes, reprod_log files, verdicts, exit status."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from alignment.steps import STEPS, runs_in
 
-from .conftest import PROJECT_ROOT, run_module
+from .conftest import run_module, side_process_imports_paddle
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +53,8 @@ def test_reprod_log_reads_what_the_torch_side_wrote(suite_run):
 
 def test_torch_side_process_never_imports_paddle(suite_run):
     workdir, _ = suite_run
-    probe = ("import runpy, sys\n"
-             f"sys.argv = ['alignment.side', 'torch', '--bit', '12', '--workdir', {str(workdir)!r},"
-             " '--steps', 'loss', '--dtypes', 'float64']\n"
-             "try:\n    runpy.run_module('alignment.side', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "print('paddle imported' if 'paddle' in sys.modules else 'paddle not imported')\n")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=PROJECT_ROOT))
-    assert done.stdout.strip().endswith("paddle not imported"), done.stdout + done.stderr
+    assert not side_process_imports_paddle("alignment.side", "--bit", 12, "--workdir", workdir, "--steps", "loss",
+                                           "--dtypes", "float64")
 
 
 def test_weights_for_another_bit_length_stop_the_suite_with_a_clear_message(suite_run, tmp_path):

@@ -45,6 +45,7 @@ class StepResult:
     step: str
     dtype: str
     keys: list
+    case: object = None  # the alignment.cases.Case checked
 
     @property
     def passed(self):

@@ -1,14 +1,14 @@
 """The batch both sides see: the first images of each class of the dataset (by default the built-in
-synthetic CIFAR-10), through the references' preprocessing, saved once as .npy."""
-import os
-
+synthetic CIFAR-10), through the references' preprocessing at each size of the run, saved as .npy.
+The reference size is always written: the rescaled weight set is made on it."""
 import numpy as np
 
 from greedyhash_common.atomic import atomic_path
 from greedyhash_common.cifar10 import load_cifar10, resolve_data_path
 from greedyhash_common.transforms import preprocess
 
-from .paths import inputs_dir
+from .cases import REFERENCE_SIZE
+from .paths import images_path, labels_path
 
 
 def first_of_each_class(labels, count):
@@ -19,9 +19,14 @@ def first_of_each_class(labels, count):
     return np.asarray(order[:count])
 
 
-def write_input_batch(workdir, data, batch_size, size):
+def _save(array, path):
+    with atomic_path(path) as tmp:
+        np.save(tmp, array, allow_pickle=False)
+
+
+def write_input_batch(workdir, data, batch_size, sizes):
     images, labels = load_cifar10(resolve_data_path(data))
     chosen = first_of_each_class(labels, batch_size)
-    for name, array in (("images", preprocess(images[chosen], size)), ("labels", labels[chosen])):
-        with atomic_path(os.path.join(inputs_dir(workdir), f"{name}.npy")) as tmp:
-            np.save(tmp, array, allow_pickle=False)
+    for size in sorted({REFERENCE_SIZE, *sizes}):
+        _save(preprocess(images[chosen], size), images_path(workdir, size))
+    _save(labels[chosen], labels_path(workdir))

@@ -1,11 +1,12 @@
 """Where the suite reads and writes, under one work folder (by default logs/).
 
-  inputs/images.npy, inputs/labels.npy        the batch both sides see
-  inputs/split.npz                            the split both sides' loaders read
-  inputs/weights_bit<B>.pth / .pdparams       the weights both sides start from, converted
-  <dtype>/<step>_torch.npy, <step>_paddle.npy reprod_log files of each side
-  <dtype>/<step>_diff.log, <step>_diff.json   the checker's verdict
-  <dtype>/env_torch.json, env_paddle.json     each side's framework, device, threads
+  inputs/images_<size>px.npy, inputs/labels.npy      the batch both sides see, at each size
+  inputs/split.npz                                    the split both sides' loaders read
+  inputs/weights_bit<B>_<set>.pth / .pdparams         each weight set both sides start from, converted
+  <dtype>/<case>/<step>_torch.npy, <step>_paddle.npy  reprod_log files of each side
+  <dtype>/<case>/<step>_diff.log, <step>_diff.json    the checker's verdict
+  <dtype>/env_torch.json, env_paddle.json             each side's framework, device, threads
+  coverage/<case>.json                                what the reference's layers saw in a case
 """
 import os
 
@@ -18,19 +19,35 @@ def split_path(workdir):
     return os.path.join(inputs_dir(workdir), "split.npz")
 
 
-def weights_path(workdir, bit, suffix):
-    return os.path.join(inputs_dir(workdir), f"weights_bit{bit}{suffix}")
+def images_path(workdir, size):
+    return os.path.join(inputs_dir(workdir), f"images_{size}px.npy")
 
 
-def side_values_path(workdir, dtype, step, side):
-    return os.path.join(workdir, dtype, f"{step}_{side}.npy")
+def labels_path(workdir):
+    return os.path.join(inputs_dir(workdir), "labels.npy")
+
+
+def weights_path(workdir, bit, weight_set, suffix):
+    return os.path.join(inputs_dir(workdir), f"weights_bit{bit}_{weight_set}{suffix}")
+
+
+def case_dir(workdir, dtype, case):
+    return os.path.join(workdir, dtype, case.label)
+
+
+def side_values_path(workdir, dtype, case, step, side):
+    return os.path.join(case_dir(workdir, dtype, case), f"{step}_{side}.npy")
 
 
 def env_path(workdir, dtype, side):
     return os.path.join(workdir, dtype, f"env_{side}.json")
 
 
-def diff_paths(workdir, dtype, step):
+def diff_paths(workdir, dtype, case, step):
     """(reprod_log-style log, JSON verdict)."""
-    stem = os.path.join(workdir, dtype, f"{step}_diff")
+    stem = os.path.join(case_dir(workdir, dtype, case), f"{step}_diff")
     return stem + ".log", stem + ".json"
+
+
+def coverage_path(workdir, case):
+    return os.path.join(workdir, "coverage", f"{case.label}.json")

@@ -1,12 +1,15 @@
-"""Write the weights both sides of a run start from: a .pth and its conversion to .pdparams.
+"""Write the weight sets both sides of a run start from: each a .pth and its conversion to .pdparams.
 
-  python -m alignment.prepare_weights --bit 48 --seed 0 --workdir logs [--weights FILE]
+  python -m alignment.prepare_weights --bit 48 --seed 0 --workdir logs [--weight-sets seeded,rescaled]
+                                      [--weights FILE]
 
-Without --weights the torch model's own seeded initialization is used. Runs with torch only (the
-converter needs no paddle), like the torch side of the suite.
+The sets are those of alignment.weight_sets: the seeded initialization, its rescaling to a trained
+network's value ranges (on the suite's batch at the reference size, inputs/), and the user's checkpoint
+(--weights). Runs with torch only (the converter needs no paddle), like the torch side of the suite.
 """
 import argparse
 
+import numpy as np
 import torch
 
 from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
@@ -17,7 +20,9 @@ from weights_convert.convert import GREEDYHASH, paddle_to_torch, torch_to_paddle
 from weights_convert.paddle_files import read_paddle_state, write_paddle_state
 from weights_convert.torch_files import read_torch_state, write_torch_state
 
-from .paths import weights_path
+from .cases import REFERENCE_SIZE
+from .paths import images_path, weights_path
+from .weight_sets import DEFAULT_WEIGHT_SETS, RESCALED, SEEDED, USER, target_std
 
 
 def get_args_parser():
@@ -26,7 +31,8 @@ def get_args_parser():
     parser.add_argument("--bit", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization when no --weights")
     parser.add_argument("--workdir", required=True)
-    parser.add_argument("--weights", help="a GreedyHash checkpoint (.pth or .pdparams) to start from")
+    parser.add_argument("--weight-sets", default=",".join(DEFAULT_WEIGHT_SETS))
+    parser.add_argument("--weights", help="a GreedyHash checkpoint (.pth or .pdparams): the user set")
     parser.add_argument("--threads", type=int, default=1)
     return parser
 
@@ -44,24 +50,73 @@ def both_layouts(source):
     return torch_state, paddle_state, layout
 
 
-def prepare_weights(bit, seed, workdir, source=None):
-    torch_file = weights_path(workdir, bit, ".pth")
-    if source is None:
-        torch.manual_seed(seed)
-        save_weights(GreedyHash(bit), torch_file)
-        source = torch_file
+def _output_std(model, module, images):
+    seen = []
+    handle = module.register_forward_hook(lambda _, __, output: seen.append(output.std().item()))
+    try:
+        model(images)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def rescale(model, images):
+    """Rescale `model` in place (alignment.weight_sets) on `images` (numpy NCHW); return {layer: factor}."""
+    model.eval()
+    batch = torch.from_numpy(np.ascontiguousarray(images)).to(next(model.parameters()).dtype)
+    factors = {}
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                factors[name] = target_std(name) / _output_std(model, module, batch)
+                module.weight.mul_(factors[name])
+                if module.bias is not None:
+                    module.bias.mul_(factors[name])
+    return factors
+
+
+def seeded_model(bit, seed):
+    torch.manual_seed(seed)
+    return GreedyHash(bit)
+
+
+def rescaled_model(bit, seed, workdir):
+    """The seeded model rescaled in float64 on the suite's batch (alignment.weight_sets), stored in float32."""
+    model = seeded_model(bit, seed).double()
+    rescale(model, np.load(images_path(workdir, REFERENCE_SIZE), allow_pickle=False))
+    return model.float()
+
+
+def write_both_layouts(source, bit, workdir, weight_set):
     torch_state, paddle_state, layout = both_layouts(source)
     if layout.bit() != bit:
         raise UserInputError(f"{source}: weights for {layout.bit()}-bit codes, the run asks for {bit}")
-    write_torch_state(torch_state, torch_file)
-    write_paddle_state(paddle_state, weights_path(workdir, bit, ".pdparams"))
+    write_torch_state(torch_state, weights_path(workdir, bit, weight_set, ".pth"))
+    write_paddle_state(paddle_state, weights_path(workdir, bit, weight_set, ".pdparams"))
+
+
+def prepare_weights(bit, seed, workdir, weight_sets=DEFAULT_WEIGHT_SETS, source=None):
+    """Write every weight set of `weight_sets` in both layouts; the user set is `source`."""
+    for weight_set in weight_sets:
+        if weight_set == USER:
+            write_both_layouts(source, bit, workdir, USER)
+            continue
+        torch_file = weights_path(workdir, bit, weight_set, ".pth")
+        model = seeded_model(bit, seed) if weight_set == SEEDED else rescaled_model(bit, seed, workdir)
+        save_weights(model, torch_file)
+        write_both_layouts(torch_file, bit, workdir, weight_set)
 
 
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     runtime.configure(args.threads)
-    prepare_weights(args.bit, args.seed, args.workdir, args.weights)
+    weight_sets = args.weight_sets.split(",")
+    unknown = set(weight_sets) - {SEEDED, RESCALED, USER}
+    if unknown or (USER in weight_sets) != bool(args.weights):
+        raise UserInputError(f"--weight-sets {args.weight_sets}: choose from {SEEDED}, {RESCALED}, and {USER}"
+                             " exactly when --weights is given")
+    prepare_weights(args.bit, args.seed, args.workdir, weight_sets, args.weights)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The suite's report: <workdir>/report.md for people, <workdir>/report.json for programs.
 
-One row per step with its verdict, worst key, and max abs / max rel difference against its limit in
-each precision, linked to the step's diff log; the run's settings; both sides' environment; every
-figure the run wrote (such as the training loss curve); and, for a failing forward or backward step,
-the layer localization. Steps are reported as the suite ran them, whatever their names.
+One row per step and case (weight set, size) with its verdict, worst key, and max abs / max rel
+difference against its limit in each precision, linked to the step's diff log; the coverage table
+(alignment.coverage: what the checked inputs exercised in each layer, and the layers they did not);
+the run's settings; both sides' environment; the figures (alignment.figures: the divergence profile
+along the layers, the train step's per-iteration differences); and, for a failing forward or
+backward step, the layer localization. Steps are reported as the suite ran them, whatever their names.
 
   python -m alignment.report keep-reference RUN_DIR REFERENCE_DIR
 
@@ -15,6 +17,7 @@ import datetime
 import glob
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import shutil
@@ -25,15 +28,17 @@ import numpy as np
 from greedyhash_common.atomic import write_text
 from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
 
+from . import coverage
+from .cases import Case
 from .check import _json_number
+from .figures import FIGURES_DIR, draw_figures
 from .layers.localize import (DIRECTIONS, ISOLATED, CHAINED, format_localization, localization_as_json,
                               localization_path, verdict)
 from .paths import diff_paths
 
 REPORT_MD, REPORT_JSON = "report.md", "report.json"
-FIGURE_PATTERNS = ("*.png", "*.svg")  # what a step draws (the training loss curve) goes in its precision's folder
-REFERENCE_PATTERNS = (REPORT_MD, REPORT_JSON, "summary.json", "*/*_diff.log", "*/*_diff.json", "*/env_*.json",
-                      "*/layers_localization.json") + tuple("*/" + pattern for pattern in FIGURE_PATTERNS)
+REFERENCE_PATTERNS = (REPORT_MD, REPORT_JSON, "summary.json", "*/*/*_diff.log", "*/*/*_diff.json", "*/env_*.json",
+                      "*/*/layers_localization.json", "coverage/*.json", f"{FIGURES_DIR}/*.png")
 LARGEST_REFERENCE_FILE = 1_000_000  # bytes: the reference is committed, so it holds small files only
 # Variables a side inherits from the suite that change results on a GPU (README, GPU)
 DETERMINISM_VARIABLES = ("NVIDIA_TF32_OVERRIDE", "FLAGS_cudnn_deterministic", "CUBLAS_WORKSPACE_CONFIG")
@@ -44,18 +49,18 @@ def _relative(workdir, path):
 
 
 def _step_entry(workdir, row):
-    log, verdict_json = diff_paths(workdir, row["dtype"], row["step"])
-    return {"passed": row["passed"], "worst_key": row["worst_key"],
+    log, verdict_json = diff_paths(workdir, row["dtype"], Case.from_label(row["case"]), row["step"])
+    return {"passed": row["passed"], "as_rounding": row["as_rounding"], "worst_key": row["worst_key"],
             **{name: _json_number(row[name]) for name in ("max_abs", "max_rel", "limit")},
             "note": row["note"], "diff_log": _relative(workdir, log), "diff_json": _relative(workdir, verdict_json)}
 
 
 def _steps(workdir, rows):
-    """[{"step", "dtypes": {dtype: entry}}] in the order the suite ran them."""
+    """[{"step", "case", "dtypes": {dtype: entry}}] in the order the suite ran them."""
     steps = {}
     for row in rows:
-        steps.setdefault(row["step"], {})[row["dtype"]] = _step_entry(workdir, row)
-    return [{"step": step, "dtypes": dtypes} for step, dtypes in steps.items()]
+        steps.setdefault((row["step"], row["case"]), {})[row["dtype"]] = _step_entry(workdir, row)
+    return [{"step": step, "case": case, "dtypes": dtypes} for (step, case), dtypes in steps.items()]
 
 
 def _side_environments(envs):
@@ -85,32 +90,32 @@ def _checker_environment():
             **{name: os.environ.get(name, "unset") for name in DETERMINISM_VARIABLES}}
 
 
-def _figures(workdir, dtypes):
-    return sorted({_relative(workdir, path) for dtype in dtypes for pattern in FIGURE_PATTERNS
-                   for path in glob.glob(os.path.join(workdir, dtype, pattern))})
-
-
 def _localization_entry(workdir, localization):
-    return {**localization_as_json(localization),
+    dtype, case = localization.dtype, localization.case
+    return {**localization_as_json(localization), "case": case.label,
             "files": {name: _relative(workdir, path) for name, path in (
-                ("diff_log", diff_paths(workdir, localization.dtype, CHAINED)[0]),
-                ("isolated_diff_log", diff_paths(workdir, localization.dtype, ISOLATED)[0]),
-                ("localization_json", localization_path(workdir, localization.dtype)))}}
+                ("diff_log", diff_paths(workdir, dtype, case, CHAINED)[0]),
+                ("isolated_diff_log", diff_paths(workdir, dtype, case, ISOLATED)[0]),
+                ("localization_json", localization_path(workdir, dtype, case)))}}
 
 
-def build_report(workdir, rows, envs, localizations, localization_failures, settings):
+def build_report(workdir, rows, envs, localizations, localization_failures, settings, coverage_rows=(),
+                 figures=()):
     """The report as a dict (report.json); report.md is rendered from it."""
     return {
         "passed": all(row["passed"] for row in rows),
         "checks_passed": sum(row["passed"] for row in rows),
+        "checks_passed_as_rounding": sum(row["as_rounding"] for row in rows),
         "checks": len(rows),
+        "not_covered": [row["layer"] for row in coverage.not_covered(coverage_rows)],
         "written": datetime.datetime.now().isoformat(timespec="seconds"),
         "run": settings,
         "steps": _steps(workdir, rows),
         "environment": {"sides": _side_environments(envs), "checker": _checker_environment()},
-        "figures": _figures(workdir, dict.fromkeys(row["dtype"] for row in rows)),
-        "localization": {dtype: _localization_entry(workdir, localization)
-                         for dtype, localization in localizations.items()},
+        "coverage": list(coverage_rows),
+        "figures": [_relative(workdir, path) for path in figures],
+        "localization": {localization.title: _localization_entry(workdir, localization)
+                         for localization in localizations.values()},
         "localization_failures": {side: _relative(workdir, log) for side, log in localization_failures.items()},
     }
 
@@ -119,22 +124,29 @@ def _number(value):
     return value if isinstance(value, str) else f"{value:.3g}"
 
 
+def _verdict_word(entry):
+    if not entry["passed"]:
+        return "**FAIL**"
+    return "pass (rounding)" if entry["as_rounding"] else "pass"
+
+
 def _steps_table(report):
     dtypes = list(dict.fromkeys(dtype for step in report["steps"] for dtype in step["dtypes"]))
-    columns = ["step"] + [name for dtype in dtypes for name in (dtype, "worst key", "max abs", "max rel", "limit")]
+    columns = ["step", "case"] + [name for dtype in dtypes
+                                  for name in (dtype, "worst key", "max abs", "max rel", "limit")]
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for step in report["steps"]:
-        cells = [step["step"]]
+        cells = [step["step"], step["case"]]
         for dtype in dtypes:
             entry = step["dtypes"].get(dtype)
             if entry is None:
                 cells += ["not run"] + [""] * 4
                 continue
-            verdict_cell = f"[{'pass' if entry['passed'] else '**FAIL**'}]({entry['diff_log']})"
+            verdict_cell = f"[{_verdict_word(entry)}]({entry['diff_log']})"
             cells += [verdict_cell, f"`{entry['worst_key']}`", _number(entry["max_abs"]), _number(entry["max_rel"]),
                       _number(entry["limit"])]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = [f"- {step['step']}, {dtype}: {entry['note']}" for step in report["steps"]
+    notes = [f"- {step['step']} {step['case']}, {dtype}: {entry['note']}" for step in report["steps"]
              for dtype, entry in step["dtypes"].items() if entry["note"]]
     return lines + ([""] + notes if notes else [])
 
@@ -156,51 +168,102 @@ def _environment_table(report):
 
 def _localization_sections(report, localizations):
     lines = []
-    failing = [(step["step"], dtype) for step in report["steps"] for dtype, entry in step["dtypes"].items()
-               if not entry["passed"] and step["step"] in DIRECTIONS]
-    for step, dtype in failing:
-        lines += ["", f"### {step}, {dtype}", ""]
-        if dtype not in localizations:
+    by_title = {localization.title: localization for localization in localizations.values()}
+    failing = [(step["step"], f"{dtype}, {step['case']}") for step in report["steps"]
+               for dtype, entry in step["dtypes"].items()
+               if (not entry["passed"] or entry["as_rounding"]) and step["step"] in DIRECTIONS]
+    for step, title in failing:
+        lines += ["", f"### {step}, {title}", ""]
+        if title not in by_title:
             failures = report["localization_failures"].items()
             lines.append("Not localized: " + (", ".join(f"the {side} layer side failed, see [its log]({log})"
                                                         for side, log in failures) or "the step's sides failed"))
             continue
-        files = report["localization"][dtype]["files"]
-        lines += ["```text", format_localization(localizations[dtype], (step,)), "```", "",
+        files = report["localization"][title]["files"]
+        lines += ["```text", format_localization(by_title[title], (step,)), "```", "",
                   f"[layer diff log]({files['diff_log']}), [isolated diff log]({files['isolated_diff_log']}),"
                   f" [localization for programs]({files['localization_json']})"]
     return ["", "## Localization"] + lines if lines else []
 
 
+def _coverage_table(report):
+    rows = report["coverage"]
+    if not rows:
+        return []
+    lines = ["", "## Coverage: what the checked inputs exercised", "",
+             "Per layer of the reference model, over every case of the forward step (eval mode; dropout in"
+             " training mode). A layer is covered when every criterion of its kind was met in some case"
+             " (alignment/coverage.py lists them); otherwise it is not, and a port that differs from the"
+             " reference only where the inputs never went would still pass.", "",
+             "| layer | type | input min | input max | output min | output max | output std | exercised | covered |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        exercised = "; ".join(f"{criterion}: {', '.join(cases) if cases else 'never'}"
+                              for criterion, cases in row["criteria"].items())
+        verdict_cell = "yes" if row["covered"] else f"**not covered**: {', '.join(row['gaps'])}"
+        cells = [f"`{row['layer']}`", row["type"], *(_number(row[end].get(bound, math.nan)) for end, bound in (
+            ("input", "min"), ("input", "max"), ("output", "min"), ("output", "max"), ("output", "std"))),
+            exercised, verdict_cell]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return lines
+
+
+def _headline(report):
+    counts = f"{report['checks_passed']}/{report['checks']} checks"
+    if report["checks_passed_as_rounding"]:
+        counts += f", {report['checks_passed_as_rounding']} passed as rounding"
+    if report["not_covered"]:
+        counts += f", {len(report['not_covered'])} layers not covered"
+    return f"{'passed' if report['passed'] else 'FAILED'} ({counts})"
+
+
 def render_markdown(report, localizations):
     settings = ", ".join(f"{name} {'default' if value is None else value}" for name, value in report["run"].items())
-    lines = [f"# Alignment report: {'passed' if report['passed'] else 'FAILED'}"
-             f" ({report['checks_passed']}/{report['checks']} checks)", "",
+    lines = [f"# Alignment report: {_headline(report)}", "",
              f"Run: {settings}. Written {report['written']}.", "",
              "A key passes when max |paddle - torch| <= limit = atol + rtol * max |torch|. Each verdict links to"
              " the step's diff log (reprod_log's format); in the run's folder, both sides' `.npy` files lie beside"
              " it.", "",
-             "## Steps", "", *_steps_table(report), "", "## Environment", "", *_environment_table(report)]
+             "## Steps", "", *_steps_table(report), *_coverage_table(report), "", "## Environment", "",
+             *_environment_table(report)]
     if report["figures"]:
         lines += ["", "## Figures", ""] + [f"![{os.path.splitext(os.path.basename(path))[0]}]({path})"
                                            for path in report["figures"]]
     return "\n".join(lines + _localization_sections(report, localizations)) + "\n"
 
 
-def write_report(workdir, rows, envs, localizations, localization_failures, settings):
-    """Write report.md and report.json into `workdir`; return the report (a dict)."""
-    report = build_report(workdir, rows, envs, localizations, localization_failures, settings)
+def write_report(workdir, rows, envs, localizations, localization_failures, settings, coverage_rows=()):
+    """Draw the figures, write report.md and report.json into `workdir`; return the report (a dict)."""
+    figures = draw_figures(workdir, rows, localizations)
+    report = build_report(workdir, rows, envs, localizations, localization_failures, settings, coverage_rows,
+                          figures)
     write_text(os.path.join(workdir, REPORT_JSON), json.dumps(report, indent=1) + "\n")
     write_text(os.path.join(workdir, REPORT_MD), render_markdown(report, localizations))
     return report
 
 
-def terminal_summary(workdir, localizations, localization_failures):
-    """Lines for the terminal under the suite's table: each localized failure's verdict, and the report."""
-    lines = [verdict(trace, localization.dtype) for localization in localizations.values()
+def terminal_summary(workdir, localizations, localization_failures, coverage_rows=()):
+    """Lines for the terminal under the suite's table: each localized failure's verdict, the layers not
+    covered, and the report."""
+    lines = [verdict(trace, localization.title) for localization in localizations.values()
              for trace in localization.traces if not trace.passed]
     lines += [f"layer localization failed: {side} side, see {log}" for side, log in localization_failures.items()]
+    lines += [f"not covered: {row['layer']} ({row['type']}): {', '.join(row['gaps'])}"
+              for row in coverage.not_covered(coverage_rows)]
     return "\n".join(lines + [f"report: {os.path.join(workdir, REPORT_MD)}"])
+
+
+def closing_line(rows, coverage_rows, workdir):
+    """The verdict: checks passed outright and as rounding (named), and the layers no check exercised."""
+    passed = all(row["passed"] for row in rows)
+    text = f"alignment {'passed' if passed else 'FAILED'}: {sum(row['passed'] for row in rows)}/{len(rows)} checks"
+    rounding = [f"{row['step']} {row['case']} {row['dtype']}" for row in rows if row["as_rounding"]]
+    if rounding:
+        text += f" ({len(rounding)} passed as rounding: {', '.join(rounding)})"
+    uncovered = coverage.not_covered(coverage_rows)
+    if uncovered:
+        text += f", {len(uncovered)} layers not covered ({', '.join(row['layer'] for row in uncovered)})"
+    return text + f"; details in {workdir}"
 
 
 def keep_reference(run_dir, reference_dir):

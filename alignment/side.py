@@ -1,10 +1,13 @@
 """One framework's side of the alignment suite, in its own process.
 
   python -m alignment.side torch|paddle --bit 48 --workdir logs [--steps forward,loss,backward]
-                                        [--dtypes float32,float64] [--threads 1]
+                                        [--dtypes float32,float64] [--weight-sets seeded,rescaled]
+                                        [--sizes 224,256] [--threads 1]
 
-Only the chosen framework is imported: the torch process never loads paddle and vice versa, so the
-two sides may live in separate environments (pass each side's interpreter to `python -m alignment`).
+Runs every step in every case of the run (alignment.cases) and, on the reference side, records what
+the checked inputs exercised in each layer (alignment.coverage). Only the chosen framework is imported:
+the torch process never loads paddle and vice versa, so the two sides may live in separate
+environments (pass each side's interpreter to `python -m alignment`).
 """
 import argparse
 import json
@@ -15,12 +18,27 @@ import numpy as np
 
 from greedyhash_common.atomic import write_text
 from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
-from greedyhash_common.hyperparameters import IMAGE_SIZE
 
-from .paths import env_path, inputs_dir, side_values_path, split_path, weights_path
+from . import coverage
+from .cases import DEFAULT_SIZES, SIZE, RunCases
+from .paths import coverage_path, env_path, images_path, labels_path, side_values_path, split_path, weights_path
 from .reprod_format import save_values
-from .sides import configured_side
-from .steps import BULK_IMAGE_SIZE, STEPS, StepContext, runs_in
+from .sides import REFERENCE, configured_side
+from .steps import BULK_IMAGE_SIZE, STEPS, StepContext, runs_in, step_cases
+from .weight_sets import DEFAULT_WEIGHT_SETS, train_learning_rate
+
+
+def add_case_options(parser):
+    """The options that decide a run's cases (alignment.cases); the suite passes its own to each side."""
+    parser.add_argument("--weight-sets", default=",".join(DEFAULT_WEIGHT_SETS))
+    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)))
+    parser.add_argument("--bulk-size", type=int, default=BULK_IMAGE_SIZE)
+    return parser
+
+
+def run_cases_of(args):
+    return RunCases(tuple(args.weight_sets.split(",")), tuple(int(size) for size in args.sizes.split(",")),
+                    args.bulk_size)
 
 
 def get_args_parser():
@@ -34,22 +52,31 @@ def get_args_parser():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mask-seed", type=int, default=0)
     parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in data")
-    parser.add_argument("--size", type=int, default=IMAGE_SIZE, help="image size of the data step's loaders")
-    parser.add_argument("--bulk-size", type=int, default=BULK_IMAGE_SIZE)
-    return parser
+    return add_case_options(parser)
+
+
+def step_context(side, args, step, case, dtype):
+    images = np.load(images_path(args.workdir, case.size), allow_pickle=False) if SIZE in STEPS[step].USES else None
+    weights = weights_path(args.workdir, args.bit, case.weights, side.WEIGHTS_SUFFIX) if case.weights else None
+    return StepContext(args.bit, dtype, weights, images, np.load(labels_path(args.workdir), allow_pickle=False),
+                       args.mask_seed, args.data, split_path(args.workdir), case.size,
+                       train_learning_rate(case.weights), args.threads)
 
 
 def run_steps(side, args):
-    inputs = inputs_dir(args.workdir)
-    images = np.load(os.path.join(inputs, "images.npy"), allow_pickle=False)
-    labels = np.load(os.path.join(inputs, "labels.npy"), allow_pickle=False)
+    run_cases = run_cases_of(args)
+    covered = set()
     for dtype in args.dtypes.split(","):
-        context = StepContext(args.bit, dtype, weights_path(args.workdir, args.bit, side.WEIGHTS_SUFFIX), images,
-                              labels, args.mask_seed, args.data, split_path(args.workdir), args.size, args.bulk_size)
         for step in (step for step in args.steps.split(",") if runs_in(step, dtype)):
-            started = time.perf_counter()
-            save_values(STEPS[step].run(side, context), side_values_path(args.workdir, dtype, step, side.NAME))
-            print(f"{side.NAME} {step} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
+            for case in step_cases(step, run_cases):
+                started = time.perf_counter()
+                context = step_context(side, args, step, case, dtype)
+                save_values(STEPS[step].run(side, context), side_values_path(args.workdir, dtype, case, step, side.NAME))
+                print(f"{side.NAME} {step} {case.label} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
+                if side.NAME == REFERENCE and step == "forward" and case not in covered:
+                    covered.add(case)
+                    write_text(coverage_path(args.workdir, case),
+                               json.dumps(coverage.record(side, context), indent=1) + "\n")
         write_text(env_path(args.workdir, dtype, side.NAME), json.dumps(side.describe(args.threads, dtype), indent=2)
                    + "\n")
 

@@ -76,6 +76,9 @@ _TABLE = {
                      ("grad.alex.features.0.*", BELOW_FIRST_MAXPOOL_FLOAT32),
                      ("*", Tolerance(atol=0.0, rtol=5e-5))],
         "metric": _RETRIEVAL_SCORES + [("*", Tolerance(atol=0.0, rtol=2e-5))],
+        # the Paddle Inference predictor's oneDNN kernels sum in another order than the dynamic graph: a
+        # rounding difference of the same size as the forward step's (paddle_impl/static_model.py)
+        "inference": _RETRIEVAL_SCORES + [("*", Tolerance(atol=0.0, rtol=2e-5))],
         "optim": [("*", Tolerance(atol=0.0, rtol=1e-6))],
         "train": [("lr", NEAR_EXACT), ("loss_*", Tolerance(atol=0.0, rtol=1e-6)),
                   # a decision flip's gradient, 20 updates on: up to 2.9e-5 measured (seeds 0-3, either MKL path)

@@ -54,11 +54,12 @@ def code_bits(code):
     return "".join("1" if value > 0 else "0" for value in np.ravel(code))
 
 
-def classification(probabilities, code, true_label=None, source=None):
-    """The report of one image from its class probabilities and sign code."""
+def classification(probabilities, code, h, true_label=None, source=None):
+    """The report of one image from its class probabilities, sign code and h (the code's continuous values:
+    where |h| is near 0 two correct encoders may give different signs, see alignment.check.compare_codes)."""
     label = int(np.argmax(probabilities))
     return {"source": source, "class": label, "class_name": CLASS_NAMES[label],
-            "probability": float(probabilities[label]), "code": code_bits(code),
+            "probability": float(probabilities[label]), "code": code_bits(code), "h": np.ravel(h).tolist(),
             "true_class": true_label, "true_class_name": None if true_label is None else CLASS_NAMES[true_label]}
 
 

@@ -4,10 +4,11 @@
 
 Options the user leaves out (bit, data, split, image size) come from the training run beside the
 checkpoint (its config.yaml), else from the defaults; the parser is shared with the torch side. One
-option is Paddle's own: --engine, the network that encodes. `predictor` (the default) is the Paddle
-Inference predictor that paddle_impl.infer deploys (paddle_impl.static_model.InferenceEncoder: oneDNN
-kernels, about twice the dynamic graph's speed on a CPU, benchmarks/); `dynamic` is the model as the
-alignment suite checks it. Their float32 values differ by rounding only (about 4e-8 on h).
+option is Paddle's own: --engine, the network that encodes (paddle_impl.predict has it too).
+`predictor` (the default) is the Paddle Inference predictor that paddle_impl.infer deploys
+(paddle_impl.static_model: oneDNN kernels; speed: README, "Benchmarks"); `dynamic` is the dynamic
+graph that training uses. The alignment suite checks both against torch (its `inference` and
+`metric` steps).
 """
 import time
 
@@ -55,11 +56,21 @@ def evaluate(model, query_loader, database_loader, ties="index", encoder=None):
             "query_accuracy": float(np.mean(query_logits.argmax(1) == query_labels))}
 
 
-def get_args_parser():
-    parser = get_eval_args_parser(FRAMEWORK)
+def add_engine_option(parser):
     parser.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
                         help="the network that encodes: the Paddle Inference predictor (default) or the dynamic graph")
     return parser
+
+
+def get_args_parser():
+    return add_engine_option(get_eval_args_parser(FRAMEWORK))
+
+
+def encoder_for(model, options):
+    """The tools' encoder (eval, predict): loader -> what `encode` returns, by options["engine"]."""
+    if options["engine"] == "predictor":
+        return InferenceEncoder(model, options["image_size"], options["threads"], current_device_name()).encode
+    return lambda loader: encode(model, loader)
 
 
 def load_trained_model(options):
@@ -82,9 +93,7 @@ def main(argv=None):
         query_loader, database_loader = (eval_loader(*data.subset(part), options["batch_size"], options["image_size"],
                                                      options["num_workers"]) for part in ("query", "database"))
         started = time.perf_counter()
-        encoder = (InferenceEncoder(model, options["image_size"], options["threads"], current_device_name()).encode
-                   if options["engine"] == "predictor" else None)
-        metrics = evaluate(model, query_loader, database_loader, options["ties"], encoder)
+        metrics = evaluate(model, query_loader, database_loader, options["ties"], encoder_for(model, options))
         report = evaluation_report(options, data, metrics, time.perf_counter() - started, runtime.describe(
             options["threads"], "float32"))
     report["engine"] = options["engine"]

@@ -4,7 +4,8 @@
 
 The folder receives model.json (model.pdmodel on Paddle 2.x), model.pdiparams and export.json (bit,
 input size, class names, and the training run's data and split for infer --index). The exported model
-takes float32 images (N, 3, S, S), preprocessed as in training, and returns (class probabilities, sign codes).
+is paddle_impl.static_model's inference program, the one the alignment suite's `inference` step checks:
+it takes float32 images (N, 3, S, S), preprocessed as in training, and returns (class scores, h, sign codes).
 """
 import contextlib
 import os
@@ -13,7 +14,6 @@ import tempfile
 import uuid
 
 import paddle
-import paddle.nn.functional as F
 
 from greedyhash_common.cli_options import get_export_args_parser
 from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
@@ -21,23 +21,10 @@ from greedyhash_common.prediction import CLASS_NAMES, write_json
 from greedyhash_common.run_files import checkpoint_tool_options
 
 from .eval import load_trained_model
+from .static_model import INPUT_NAME, OUTPUT_NAMES, save_inference_program
 
 MODEL_PREFIX = "model"
 METADATA_NAME = "export.json"
-INPUT_NAME = "image"
-OUTPUT_NAMES = ("probabilities", "codes")
-
-
-class InferenceModel(paddle.nn.Layer):
-    """What the exported model computes from a batch of preprocessed images."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, images):
-        logits, _, codes = self.model(images)
-        return F.softmax(logits, axis=1), codes
 
 
 def default_export_dir(bit):
@@ -67,12 +54,9 @@ def atomic_directory(path):
 
 
 def export(model, image_size, output_dir, metadata):
-    """jit.save the inference model for (N, 3, image_size, image_size) float32 input, with its metadata."""
-    inference_model = InferenceModel(model)
-    inference_model.eval()
-    spec = paddle.static.InputSpec([None, 3, image_size, image_size], "float32", INPUT_NAME)
+    """Save the inference program for (N, 3, image_size, image_size) float32 input, with its metadata."""
     with atomic_directory(output_dir) as folder:
-        paddle.jit.save(inference_model, os.path.join(folder, MODEL_PREFIX), input_spec=[spec])
+        save_inference_program(model, os.path.join(folder, MODEL_PREFIX), image_size)
         write_json(os.path.join(folder, METADATA_NAME), metadata)
 
 

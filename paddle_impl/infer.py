@@ -4,14 +4,14 @@
   python -m paddle_impl.infer --model-dir logs/export/paddle-bit48 --index 0      (a query image of the split)
 
 On the CPU by default, on the GPU when there is one (--device chooses). Images are preprocessed exactly as
-in training (paddle_impl.data.reference_transform), at the input size recorded in export.json.
+in training (paddle_impl.data.reference_transform), at the input size recorded in export.json. The
+predictor is paddle_impl.static_model's, configured as the one the alignment suite checks.
 """
 import contextlib
 import json
 import os
 
 import numpy as np
-from paddle import inference
 from PIL import Image
 
 from greedyhash_common import prediction
@@ -22,11 +22,7 @@ from greedyhash_common.run_files import TOOL_DEFAULTS, tool_data
 from . import runtime
 from .data import reference_transform
 from .export import METADATA_NAME, MODEL_PREFIX, default_export_dir
-
-# paddle.jit.save writes model.json under Paddle 3's PIR, model.pdmodel under Paddle 2.x.
-PROGRAM_SUFFIXES = (".json", ".pdmodel")
-PARAMETERS_SUFFIX = ".pdiparams"
-GPU_MEMORY_POOL_MB = 256
+from .static_model import PARAMETERS_SUFFIX, Predictor, create_predictor as predictor_of_program, program_path
 
 
 def read_metadata(model_dir):
@@ -45,20 +41,13 @@ def read_metadata(model_dir):
 
 
 def create_predictor(model_dir, device, threads):
+    """The static_model.Predictor of the model exported in `model_dir`."""
     prefix = os.path.join(model_dir, MODEL_PREFIX)
-    program = next((prefix + suffix for suffix in PROGRAM_SUFFIXES if os.path.isfile(prefix + suffix)), None)
-    if program is None or not os.path.isfile(prefix + PARAMETERS_SUFFIX):
+    if program_path(prefix) is None or not os.path.isfile(prefix + PARAMETERS_SUFFIX):
         raise UserInputError(f"{model_dir}: the exported model files ({MODEL_PREFIX}.json or .pdmodel, and "
                              f"{MODEL_PREFIX}{PARAMETERS_SUFFIX}) are missing")
-    config = inference.Config(program, prefix + PARAMETERS_SUFFIX)
-    if device == "gpu":
-        config.enable_use_gpu(GPU_MEMORY_POOL_MB, 0)
-    else:
-        config.disable_gpu()
-        config.set_cpu_math_library_num_threads(threads)
-    config.disable_glog_info()
     try:
-        return inference.create_predictor(config)
+        return Predictor(predictor_of_program(prefix, threads, device))
     except Exception as error:  # Paddle raises several types for a corrupt program or parameter file
         raise UserInputError(f"{model_dir}: the predictor cannot load this model ({type(error).__name__}: "
                              f"{error})") from None
@@ -71,13 +60,9 @@ def preprocess(images, image_size):
 
 
 def run_predictor(predictor, batch):
-    """(probabilities, codes) of a preprocessed float32 batch."""
-    handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    handle.reshape(list(batch.shape))
-    handle.copy_from_cpu(np.ascontiguousarray(batch, dtype=np.float32))
-    predictor.run()
-    probabilities, codes = (predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names())
-    return probabilities, codes
+    """(probabilities, codes, h) of a preprocessed float32 batch."""
+    logits, h, codes = predictor(batch)
+    return prediction.softmax(logits), codes, h
 
 
 @contextlib.contextmanager
@@ -106,8 +91,8 @@ def main(argv=None):
     with query_data(options) as data:
         image, true_label, source = prediction.query_image(options, data)
     predictor = create_predictor(model_dir, device, threads)
-    probabilities, codes = run_predictor(predictor, preprocess(image[None], metadata["image_size"]))
-    result = prediction.classification(probabilities[0], codes[0], true_label, source)
+    probabilities, codes, h = run_predictor(predictor, preprocess(image[None], metadata["image_size"]))
+    result = prediction.classification(probabilities[0], codes[0], h[0], true_label, source)
     print("\n".join(prediction.classification_lines(result)))
     if options["json"]:
         prediction.write_json(options["json"], result)

@@ -17,6 +17,7 @@ import paddle
 from greedyhash_common import training
 from greedyhash_common.cli_options import BEST_WEIGHTS_NAME, LAST_CHECKPOINT_NAME, RUN_HISTORY_NAME
 from greedyhash_common.errors import exits_cleanly_on_bad_input
+from greedyhash_common.hyperparameters import QUANTIZATION_WEIGHT
 from greedyhash_common.run_files import check_fresh_output_dir, prepare_data, resume_checkpoint_path
 from greedyhash_common.train_config import get_args_parser, resolve_config, save_config
 
@@ -26,33 +27,37 @@ from .fast_data import eval_loader, train_loader
 from .device import (device_name, finish_data_parallel, gather_from_processes, init_data_parallel, process_group,
                      select_device, sum_over_processes, wrap_data_parallel)
 from .eval import evaluate
-from .loss import greedyhash_loss
 from .model import GreedyHash
 from .optim import build_optimizer, current_lr
+from .train_step import train_step
 from .weights import load_backbone, save_weights
 
 FRAMEWORK = "paddle"
+CPU = "cpu"
 
 
-def train_one_epoch(model, optimizer, loader, global_sizes, alpha, epoch, lr, device, world_size, progress,
-                    last_checkpoint):
-    """One pass over the training set; returns the epoch's mean loss terms and throughput."""
+def train_one_epoch(model, optimizer, loader, epoch, global_sizes, alpha=QUANTIZATION_WEIGHT, device=CPU,
+                    world_size=1, progress=None, last_checkpoint=None, step_terms=None):
+    """One pass over `loader`, every batch through train_step; returns the epoch's mean loss terms and
+    throughput. The alignment suite's train step drives this function (`step_terms` collects each step's
+    loss terms), so the loop that trains is the loop that is checked."""
     model.train()
+    dtype = model.parameters()[0].dtype
     meter = training.EpochMeter()
     for step, ((images, labels), global_size) in enumerate(zip(loader, global_sizes)):
         # The loader already yields tensors on Paddle's current device.
-        logits, h, _ = model(images)
-        total, cross_entropy, quantization = greedyhash_loss(logits, h, labels, alpha)
+        terms = train_step(model, optimizer, images.astype(dtype), labels, alpha,
+                           training.shard_weight(len(labels), global_size, world_size))
         share = len(labels) / global_size
-        terms = sum_over_processes((paddle.stack([total, cross_entropy, quantization]).detach() * share).tolist(),
-                                   device, world_size)
-        training.check_finite_loss(terms, epoch, step, lr, last_checkpoint)
-        optimizer.clear_grad()
-        (total * training.shard_weight(len(labels), global_size, world_size)).backward()
-        optimizer.step()
+        terms = sum_over_processes((paddle.stack(terms) * share).tolist(), device, world_size)
+        training.check_finite_loss(terms, epoch, step, current_lr(optimizer, None), last_checkpoint)
         meter.update(terms, global_size)
-        progress.update(step + 1, f"loss {meter.running_loss():.4f}")
-    progress.close()
+        if step_terms is not None:
+            step_terms.append(terms)
+        if progress:
+            progress.update(step + 1, f"loss {meter.running_loss():.4f}")
+    if progress:
+        progress.close()
     return meter.summary()
 
 
@@ -138,7 +143,7 @@ def main(argv=None):
         lr = current_lr(optimizer, scheduler)
         global_sizes = training.global_batch_sizes(len(loader.dataset), config["batch_size"], config["seed"], epoch)
         progress = training.ProgressBar(len(global_sizes), f"epoch {epoch + 1}/{config['epochs']}", enabled=rank == 0)
-        summary = train_one_epoch(parallel_model, optimizer, loader, global_sizes, config["alpha"], epoch, lr, device,
+        summary = train_one_epoch(parallel_model, optimizer, loader, epoch, global_sizes, config["alpha"], device,
                                   world_size, progress, last_checkpoint)
         training.check_finite_weights(parameters_are_finite(model), epoch, last_checkpoint)
         scheduler.step()

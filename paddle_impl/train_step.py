@@ -4,11 +4,12 @@ from greedyhash_common.hyperparameters import QUANTIZATION_WEIGHT
 from .loss import greedyhash_loss
 
 
-def train_step(model, optimizer, images, labels, alpha=QUANTIZATION_WEIGHT):
-    """Forward, loss, backward, update; returns (total, cross_entropy, quantization) as tensors."""
+def train_step(model, optimizer, images, labels, alpha=QUANTIZATION_WEIGHT, loss_weight=1.0):
+    """Forward, loss, backward of `loss_weight` * total (a data-parallel shard's weight: 1 in one process),
+    update; returns (total, cross_entropy, quantization) as tensors."""
     logits, h, _ = model(images)
     total, cross_entropy, quantization = greedyhash_loss(logits, h, labels, alpha)
     optimizer.clear_grad()
-    total.backward()
+    (total * loss_weight).backward()
     optimizer.step()
     return total.detach(), cross_entropy.detach(), quantization.detach()

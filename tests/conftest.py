@@ -14,14 +14,31 @@ BIT = 48
 
 
 @pytest.fixture(scope="session")
-def weights(tmp_path_factory):
-    """(torch .pth, paddle .pdparams) of one seeded model, the second converted from the first."""
-    from alignment.prepare_weights import prepare_weights
+def weight_sets(tmp_path_factory):
+    """{weight set: (torch .pth, paddle .pdparams)} of the suite's default sets (alignment.weight_sets),
+    as a run prepares them: the rescaled set is made on the suite's batch."""
+    from alignment.inputs import write_input_batch
     from alignment.paths import weights_path
+    from alignment.prepare_weights import prepare_weights
+    from alignment.weight_sets import DEFAULT_WEIGHT_SETS
 
     workdir = str(tmp_path_factory.mktemp("weights"))
-    prepare_weights(BIT, seed=0, workdir=workdir)
-    return weights_path(workdir, BIT, ".pth"), weights_path(workdir, BIT, ".pdparams")
+    write_input_batch(workdir, None, 4, ())
+    prepare_weights(BIT, 0, workdir, DEFAULT_WEIGHT_SETS)
+    return {name: (weights_path(workdir, BIT, name, ".pth"), weights_path(workdir, BIT, name, ".pdparams"))
+            for name in DEFAULT_WEIGHT_SETS}
+
+
+@pytest.fixture(scope="session")
+def weights(weight_sets):
+    """(torch .pth, paddle .pdparams) of the seeded model, the second converted from the first."""
+    return weight_sets["seeded"]
+
+
+@pytest.fixture(scope="session")
+def rescaled_weights(weight_sets):
+    """(torch .pth, paddle .pdparams) of the seeded model rescaled to a trained network's value ranges."""
+    return weight_sets["rescaled"]
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,17 @@
-"""The data and metric steps: both frameworks' loaders and encoders agree, and defects are named."""
+"""The data, metric and inference steps: both frameworks' loaders and encoders agree (the loaders and
+encoders the product uses), and defects are named."""
 import types
 
-import numpy as np
 import pytest
 
 import paddle_impl.data
-from alignment.check import check_step
-from alignment.sides import paddle_side, torch_side
-from alignment.steps import STEPS, StepContext
+import paddle_impl.fast_data
+from alignment.sides import paddle_side
+from alignment.steps.data import REFERENCE_PREFIX
 from greedyhash_common.dataset import write_split
 from greedyhash_common.synthetic_cifar10 import write_synthetic_cifar10
 
-from .conftest import BIT
+from .step_runner import check_both
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +26,7 @@ def tiny_data(module_tmp):
 
 def run_step(step, weights, tiny_data, paddle=paddle_side, dtype="float32"):
     data, split_file = tiny_data
-    module = STEPS[step]
-    images, labels = np.zeros((1, 3, 64, 64)), np.zeros(1, np.int64)
-
-    def context(weights_file):
-        return StepContext(BIT, dtype, weights_file, images, labels, 0, data, split_file, 64, 64)
-
-    return check_step(step, dtype, module.run(torch_side, context(weights[0])),
-                      module.run(paddle, context(weights[1])), getattr(module, "CODE_KEYS", None))
+    return check_both(step, weights, dtype, paddle, data=data, split_file=split_file)
 
 
 def failing(result):
@@ -45,6 +38,11 @@ def paddle_side_with_data(**replacements):
     return types.SimpleNamespace(**{**vars(paddle_side), "data": data})
 
 
+def paddle_side_with_fast_data(**replacements):
+    fast_data = types.SimpleNamespace(**{**vars(paddle_impl.fast_data), **replacements})
+    return types.SimpleNamespace(**{**vars(paddle_side), "fast_data": fast_data})
+
+
 def test_loaders_agree_batch_for_batch(weights, tiny_data):
     result = run_step("data", weights, tiny_data)
     assert result.passed, failing(result)
@@ -53,16 +51,27 @@ def test_loaders_agree_batch_for_batch(weights, tiny_data):
     assert max(key.max_abs for key in result.keys) == 0.0
 
 
-def test_another_batch_order_is_named(weights, tiny_data):
-    def train_loader_with_other_seed(images, labels, batch_size, seed, **options):
-        return paddle_impl.data.train_loader(images, labels, batch_size, seed + 1, **options)
+def test_another_batch_order_in_the_loader_training_reads_is_named(weights, tiny_data):
+    def train_loader_with_other_seed(images, labels, batch_size, seed, *arguments, **options):
+        return paddle_impl.fast_data.train_loader(images, labels, batch_size, seed + 1, *arguments, **options)
 
-    result = run_step("data", weights, tiny_data, paddle_side_with_data(train_loader=train_loader_with_other_seed))
-    assert "train.epoch0.batch0.labels" in failing(result)
+    result = run_step("data", weights, tiny_data, paddle_side_with_fast_data(train_loader=train_loader_with_other_seed))
+    assert "train.epoch0.batch0.labels" in failing(result)  # against torch, and against its own reference loader:
+    assert "train.epoch0.batch0.labels == reference_loader.train.epoch0.batch0.labels (paddle)" in failing(result)
     assert not {"query.batch0.labels", "database.batch0.images"} & failing(result)
 
 
-def test_a_transform_without_normalization_is_named(weights, tiny_data):
+def test_a_fast_loader_with_a_shifted_normalization_is_named(weights, tiny_data):
+    def eval_loader(images, labels, batch_size, size=224, workers=0):
+        loader = paddle_impl.fast_data.eval_loader(images, labels, batch_size, size, workers)
+        loader.table = loader.table + 0.5  # a mean subtracted in the wrong units, say
+        return loader
+
+    result = run_step("data", weights, tiny_data, paddle_side_with_fast_data(eval_loader=eval_loader))
+    assert {"query.batch0.images", "database.batch0.images"} <= failing(result)
+
+
+def test_a_reference_transform_without_normalization_is_named_inside_the_side(weights, tiny_data):
     import paddle.vision.transforms as T
 
     def unnormalized(size=224):
@@ -74,7 +83,7 @@ def test_a_transform_without_normalization_is_named(weights, tiny_data):
         return loader
 
     result = run_step("data", weights, tiny_data, paddle_side_with_data(eval_loader=eval_loader))
-    assert {"query.batch0.images", "database.batch0.images"} <= failing(result)
+    assert f"query.batch0.images == {REFERENCE_PREFIX}query.batch0.images (paddle)" in failing(result)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -95,3 +104,22 @@ def test_negated_codes_are_named_although_map_cannot_see_them(weights, tiny_data
                       types.SimpleNamespace(**{**vars(paddle_side), "evaluation": evaluation}))
     assert {"query_codes", "database_codes"} <= failing(result)
     assert "map" not in failing(result)  # Hamming distances are unchanged when every code is negated
+
+
+def test_the_deployed_predictor_agrees_with_torch(weights, tiny_data):
+    result = run_step("inference", weights, tiny_data)
+    assert result.passed, failing(result)
+    assert {"query_codes", "database_codes", "map"} <= {key.name for key in result.keys}
+
+
+def test_a_predictor_that_deploys_stale_weights_is_named(weights, tiny_data):
+    """A deployed encoder built before the weights were loaded: the dynamic graph is right, the predictor not."""
+    from paddle_impl.model import GreedyHash
+    from paddle_impl.static_model import InferenceEncoder
+
+    def stale_encoder(model, image_size, threads):
+        return InferenceEncoder(GreedyHash(model.fc_plus.weight.shape[1]), image_size, threads).encode
+
+    result = run_step("inference", weights, tiny_data, types.SimpleNamespace(**{**vars(paddle_side),
+                                                                              "deployed_encoder": stale_encoder}))
+    assert {"query_h", "database_h", "query_codes"} <= failing(result)

@@ -7,11 +7,9 @@ import numpy as np
 import paddle
 import pytest
 
-from alignment.check import check_step
-from alignment.sides import paddle_side, torch_side
-from alignment.steps import STEPS, StepContext
+from alignment.sides import paddle_side
 
-from .conftest import BIT
+from .step_runner import check_both
 
 
 class PaddleSideWith:
@@ -28,12 +26,7 @@ class PaddleSideWith:
 
 
 def run_step(step, weights, images, labels, paddle=paddle_side, dtype="float64"):
-    torch_file, paddle_file = weights
-    module = STEPS[step]
-    torch_values = module.run(torch_side, StepContext(BIT, dtype, torch_file, images, labels, mask_seed=0))
-    paddle_values = module.run(paddle, StepContext(BIT, dtype, paddle_file, images, labels, mask_seed=0))
-    return check_step(step, dtype, torch_values, paddle_values, getattr(module, "CODE_KEYS", None),
-                      getattr(module, "INVARIANTS", ()))
+    return check_both(step, weights, dtype, paddle, images=images, labels=labels, size=images.shape[-1])
 
 
 def failing(result):
@@ -108,3 +101,53 @@ def test_nan_in_one_output_fails_naming_it(weights, small_batch):
     result = run_step("forward", weights, *small_batch, paddle=PaddleSideWith(NaNInH))
     notes = {key.name: key.note for key in result.keys if not key.passed}
     assert notes == {"h": "NaN or Inf in paddle", "train_h": "NaN or Inf in paddle"}
+
+
+# Defects a port can hide at the seeded initialization: each agrees there and fails at the rescaled
+# weights (a trained network's value ranges) or at 256 px (every layer non-trivial), named.
+
+def relu6_in_classifier(model):
+    model.alex.classifier._sub_layers["5"] = paddle.nn.ReLU6()
+    return model
+
+
+def adaptive_max_pool(model):
+    model.alex.avgpool = paddle.nn.AdaptiveMaxPool2D((6, 6))
+    return model
+
+
+def quantization_only_below_one(logits, h, labels, alpha=0.1):
+    """The quantization term written as max(1 - |h|, 0)^3: equal to | |h| - 1 |^3 wherever |h| <= 1."""
+    cross_entropy = paddle.nn.functional.cross_entropy(logits, labels)
+    quantization = paddle.clip(1 - h.abs(), min=0).pow(3).mean()
+    return cross_entropy + alpha * quantization, cross_entropy, quantization
+
+
+def test_relu6_passes_at_the_seeded_weights_and_fails_at_the_rescaled_ones(weights, rescaled_weights, small_batch):
+    plant = PaddleSideWith(relu6_in_classifier)
+    assert run_step("forward", weights, *small_batch, paddle=plant).passed  # why the seeded set is not enough
+    assert {"h", "logits", "train_h"} <= failing(run_step("forward", rescaled_weights, *small_batch, paddle=plant))
+    assert "grad.alex.classifier.4.weight" in failing(run_step("backward", rescaled_weights, *small_batch,
+                                                               paddle=plant))
+
+
+def test_a_quantization_term_wrong_beyond_one_fails_at_the_rescaled_weights(weights, rescaled_weights, small_batch):
+    import types
+
+    plant = types.SimpleNamespace(**{**vars(paddle_side), "loss": quantization_only_below_one})
+    assert run_step("loss", weights, *small_batch, paddle=plant).passed
+    assert {"loss_quantization", "loss_total"} <= failing(run_step("loss", rescaled_weights, *small_batch,
+                                                                   paddle=plant))
+
+
+@pytest.fixture(scope="module")
+def batch_256():
+    return np.random.default_rng(7).standard_normal((2, 3, 256, 256)), np.array([0, 1])
+
+
+def test_a_max_pool_in_the_adaptive_pool_agrees_at_224_and_fails_at_256(weights, batch_256):
+    plant = PaddleSideWith(adaptive_max_pool)
+    at_224 = np.random.default_rng(7).standard_normal((2, 3, 224, 224))
+    assert run_step("forward", weights, at_224, batch_256[1], paddle=plant).passed  # a 6x6 map: an identity
+    assert {"h", "train_h"} <= failing(run_step("forward", weights, *batch_256, paddle=plant))
+    assert "grad.alex.features.10.weight" in failing(run_step("backward", weights, *batch_256, paddle=plant))

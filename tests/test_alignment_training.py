@@ -1,18 +1,19 @@
-"""The optim and train steps: agreement of a correct port, and planted training defects named."""
+"""The optim and train steps: agreement of a correct port, and planted training defects named, in the
+optimizer and in the training loop the product trains with (paddle_impl.train.train_one_epoch)."""
 import types
 
 import numpy as np
 import paddle
 import pytest
 
-from alignment.check import check_step
-from alignment.sides import paddle_side, torch_side
-from alignment.steps import STEPS, StepContext
+import paddle_impl.train
+from alignment.sides import paddle_side
+from alignment.weight_sets import RESCALED_LEARNING_RATE
 from greedyhash_common.dropout_masks import DropoutMaskSchedule
 from greedyhash_common.hyperparameters import LEARNING_RATE, LR_DECAY_EVERY_EPOCHS, MOMENTUM, WEIGHT_DECAY
 from paddle_impl.optim import build_optimizer
 
-from .conftest import BIT
+from .step_runner import check_both, failing, mutated, torch_values
 
 
 @pytest.fixture(scope="module")
@@ -22,17 +23,11 @@ def torch_cache():
 
 
 def run_step(step, weights, small_batch, cache, paddle=paddle_side, dtype="float64"):
-    module = STEPS[step]
+    images, labels = small_batch
+    options = {"images": images, "labels": labels, "size": images.shape[-1]}
     if (step, dtype) not in cache:
-        cache[step, dtype] = module.run(torch_side, StepContext(BIT, dtype, weights[0], *small_batch, mask_seed=0))
-    torch_values = cache[step, dtype]
-    paddle_values = module.run(paddle, StepContext(BIT, dtype, weights[1], *small_batch, mask_seed=0))
-    return check_step(step, dtype, torch_values, paddle_values, getattr(module, "CODE_KEYS", None),
-                      getattr(module, "INVARIANTS", ()))
-
-
-def failing(result):
-    return {key.name: key.note for key in result.keys if not key.passed}
+        cache[step, dtype] = torch_values(step, weights, dtype, **options)
+    return check_both(step, weights, dtype, paddle, cache[step, dtype], **options)
 
 
 def paddle_side_with(**replacements):
@@ -111,16 +106,17 @@ def train_data(module_tmp):
     return split_file
 
 
-def run_train_step(weights, split_file, cache, paddle=paddle_side, dtype="float64"):
-    module = STEPS["train"]
-    images, labels = np.zeros((1, 3, 64, 64)), np.zeros(1, np.int64)
+def run_train_step(weights, split_file, cache, paddle=paddle_side, dtype="float64", learning_rate=LEARNING_RATE):
+    options = {"split_file": split_file, "learning_rate": learning_rate}
+    key = ("train", dtype, weights[0])
+    if key not in cache:
+        cache[key] = torch_values("train", weights, dtype, **options)
+    return check_both("train", weights, dtype, paddle, cache[key], **options)
 
-    def context(weights_file):
-        return StepContext(BIT, dtype, weights_file, images, labels, 0, None, split_file, 64, 64)
 
-    if ("train", dtype) not in cache:
-        cache["train", dtype] = module.run(torch_side, context(weights[0]))
-    return check_step("train", dtype, cache["train", dtype], module.run(paddle, context(weights[1])))
+def loop_with(old, new):
+    """The Paddle side with a one-line defect planted in the training loop the product trains with."""
+    return paddle_side_with(train_one_epoch=mutated(paddle_impl.train.train_one_epoch, old, new))
 
 
 def test_correct_training_agrees_over_every_iteration(weights, train_data, torch_cache):
@@ -128,19 +124,36 @@ def test_correct_training_agrees_over_every_iteration(weights, train_data, torch
     assert result.passed, failing(result)
     losses = next(key for key in result.keys if key.name == "loss_total")
     assert losses.shape == [20] and max(losses.per_element) < 1e-12
-    rates = torch_cache["train", "float64"]["lr"]
+    rates = torch_cache["train", "float64", weights[0]]["lr"]
     assert rates[0] == LEARNING_RATE and rates[-1] == pytest.approx(LEARNING_RATE * 0.1)
 
 
-def test_scheduler_stepped_per_iteration_is_named(weights, train_data, torch_cache):
-    def steps_the_schedule_every_iteration(model, optimizer, images, labels, **options):
-        terms = paddle_side.train_step(model, optimizer, images, labels, **options)
-        optimizer._learning_rate.step()  # the defect: a per-iteration scheduler step in the training loop
-        return terms
+def test_correct_training_agrees_at_the_rescaled_weights(rescaled_weights, train_data, torch_cache):
+    result = run_train_step(rescaled_weights, train_data, torch_cache, learning_rate=RESCALED_LEARNING_RATE)
+    assert result.passed, failing(result)
+    losses = torch_cache["train", "float64", rescaled_weights[0]]["loss_total"]
+    assert np.all(np.isfinite(losses)) and np.ptp(losses) > 0.1 * losses[0]  # it trains, and stays finite
 
-    result = failing(run_train_step(weights, train_data, torch_cache,
-                                    paddle_side_with(train_step=steps_the_schedule_every_iteration)))
-    assert {"lr", "loss_total", "param.fc_plus.weight"} <= set(result)
+
+def test_scheduler_stepped_per_iteration_in_the_loop_is_named(weights, train_data, torch_cache):
+    plant = loop_with("meter.update(terms, global_size)",
+                      "meter.update(terms, global_size); optimizer._learning_rate.step()")
+    result = failing(run_train_step(weights, train_data, torch_cache, plant))
+    assert {"loss_total", "param.fc_plus.weight"} <= set(result)
+
+
+def test_a_loop_that_trains_in_eval_mode_is_named(weights, train_data, torch_cache):
+    result = failing(run_train_step(weights, train_data, torch_cache, loop_with("model.train()", "model.eval()")))
+    assert {"loss_total", "loss_cross_entropy", "param.alex.classifier.1.weight"} <= set(result)
+
+
+def test_a_loop_that_weights_the_loss_by_the_batch_is_named(weights, train_data, torch_cache):
+    plant = loop_with("training.shard_weight(len(labels), global_size, world_size)",
+                      "training.shard_weight(len(labels), global_size, world_size) / len(labels)")
+    result = run_train_step(weights, train_data, torch_cache, plant)
+    losses = next(key for key in result.keys if key.name == "loss_total")
+    assert losses.per_element[0] == 0.0 and not losses.passed  # equal before the first update, not after it
+    assert {"param.fc_plus.weight", "momentum.fc_plus.weight"} <= set(failing(result))
 
 
 def test_frozen_hash_layer_bias_is_named(weights, train_data, torch_cache):
@@ -153,11 +166,9 @@ def test_frozen_hash_layer_bias_is_named(weights, train_data, torch_cache):
     assert "param.fc_plus.bias" in result and "momentum.fc_plus.bias" in result
 
 
-def test_another_quantization_weight_is_named(weights, train_data, torch_cache):
-    def other_alpha(model, optimizer, images, labels):
-        return paddle_side.train_step(model, optimizer, images, labels, alpha=0.01)
-
-    result = run_train_step(weights, train_data, torch_cache, paddle_side_with(train_step=other_alpha))
+def test_another_quantization_weight_in_the_loop_is_named(weights, train_data, torch_cache):
+    plant = loop_with("labels, alpha,", "labels, alpha / 10,")
+    result = run_train_step(weights, train_data, torch_cache, plant)
     first_iteration = {key.name: key.per_element[0] for key in result.keys if key.name.startswith("loss_")}
     assert first_iteration["loss_total"] > 1e-6  # named from the first iteration on ...
     assert first_iteration["loss_quantization"] == first_iteration["loss_cross_entropy"] == 0.0  # ... terms equal

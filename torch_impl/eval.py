@@ -47,6 +47,12 @@ def evaluate(model, query_loader, database_loader, ties="index"):
             "query_accuracy": float(np.mean(query_logits.argmax(1) == query_labels))}
 
 
+def encoder_for(model, options):
+    """The tools' encoder (eval, predict): loader -> what `encode` returns (paddle_impl.eval chooses one
+    by --engine; torch has one)."""
+    return lambda loader: encode(model, loader)
+
+
 def get_args_parser():
     return get_eval_args_parser(FRAMEWORK)
 

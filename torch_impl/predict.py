@@ -16,7 +16,7 @@ from greedyhash_common.errors import exits_cleanly_on_bad_input
 from greedyhash_common.run_files import checkpoint_tool_options, tool_data
 
 from .fast_data import eval_loader
-from .eval import encode, load_trained_model
+from .eval import encoder_for, load_trained_model
 
 FRAMEWORK = "torch"
 NO_LABEL = -1  # the loader wants a label, and an image from a file has none
@@ -26,10 +26,10 @@ def get_args_parser():
     return get_predict_args_parser(FRAMEWORK)
 
 
-def predict(model, image, image_size):
-    """(class probabilities, sign code) of one uint8 (32, 32, 3) image, preprocessed as in training."""
-    codes, _, logits, _ = encode(model, eval_loader(image[None], np.array([NO_LABEL]), 1, image_size))
-    return prediction.softmax(logits[0]), codes[0]
+def predict(encoder, image, image_size):
+    """(class probabilities, sign code, h) of one uint8 (32, 32, 3) image, preprocessed as in training."""
+    codes, h, logits, _ = encoder(eval_loader(image[None], np.array([NO_LABEL]), 1, image_size))
+    return prediction.softmax(logits[0]), codes[0], h[0]
 
 
 @exits_cleanly_on_bad_input
@@ -38,12 +38,12 @@ def main(argv=None):
                                       top_k=prediction.DEFAULT_TOP_K, output=default_grid_path(FRAMEWORK))
     with tool_data(options) as data:
         image, true_label, source = prediction.query_image(options, data)
-        model = load_trained_model(options)
-        probabilities, code = predict(model, image, options["image_size"])
+        encoder = encoder_for(load_trained_model(options), options)
+        probabilities, code, h = predict(encoder, image, options["image_size"])
         database_images, database_labels = data.subset("database")
-        database_codes = encode(model, eval_loader(database_images, database_labels, options["batch_size"],
-                                                   options["image_size"], options["num_workers"]))[0]
-        result = prediction.classification(probabilities, code, true_label, source)
+        database_codes = encoder(eval_loader(database_images, database_labels, options["batch_size"],
+                                             options["image_size"], options["num_workers"]))[0]
+        result = prediction.classification(probabilities, code, h, true_label, source)
         result["neighbours"] = prediction.nearest_neighbours(code, database_codes, database_labels,
                                                              data.split.database, options["top_k"])
     prediction.write_retrieval_grid(options["output"], image, result, result["neighbours"], database_images)

@@ -21,14 +21,14 @@ from greedyhash_common.atomic import write_text
 from weights_convert.key_map import GREEDYHASH_KEY_MAP
 
 from ..check import KeyResult, StepResult, _failure, compare_arrays, result_as_json, write_reports
-from ..paths import diff_paths, side_values_path
+from ..paths import case_dir, diff_paths, side_values_path
 from ..reprod_format import load_values, save_values
+from ..sides import PORT, REFERENCE
 from ..tolerances import tolerance
 
 MODES = ("eval", "train")
 DIRECTIONS = ("forward", "backward")  # also the names of the steps whose failures they explain
 CHAINED, ISOLATED = "layers", "layers_isolated"
-REFERENCE, PORT = "torch", "paddle"
 # (what reaches a layer, what the layer computes from it), as ends of the layer, in each direction
 _ENDS = {"forward": ("input", "output"), "backward": ("output", "input")}
 _DESCRIBED = {"forward": ("its input", "its output"),
@@ -44,24 +44,24 @@ class Record:
     env: dict
 
 
-def structure_path(workdir, dtype, side):
-    return os.path.join(workdir, dtype, f"layers_{side}.json")
+def structure_path(workdir, dtype, case, side):
+    return os.path.join(case_dir(workdir, dtype, case), f"layers_{side}.json")
 
 
-def localization_path(workdir, dtype):
-    return os.path.join(workdir, dtype, "layers_localization.json")
+def localization_path(workdir, dtype, case):
+    return os.path.join(case_dir(workdir, dtype, case), "layers_localization.json")
 
 
-def save_record(record, workdir, dtype, side):
-    save_values(record.values, side_values_path(workdir, dtype, CHAINED, side))
-    write_text(structure_path(workdir, dtype, side),
+def save_record(record, workdir, dtype, case, side):
+    save_values(record.values, side_values_path(workdir, dtype, case, CHAINED, side))
+    write_text(structure_path(workdir, dtype, case, side),
                json.dumps({"env": record.env, "layers": record.layers}, indent=1) + "\n")
 
 
-def load_record(workdir, dtype, side):
-    with open(structure_path(workdir, dtype, side), encoding="utf-8") as handle:
+def load_record(workdir, dtype, case, side):
+    with open(structure_path(workdir, dtype, case, side), encoding="utf-8") as handle:
         structure = json.load(handle)
-    return Record(structure["layers"], load_values(side_values_path(workdir, dtype, CHAINED, side)),
+    return Record(structure["layers"], load_values(side_values_path(workdir, dtype, case, CHAINED, side)),
                   structure["env"])
 
 
@@ -153,6 +153,11 @@ class Localization:
     dtype: str
     traces: list
     paddle_only: list  # Paddle layers that pair with no torch layer
+    case: object = None  # the alignment.cases.Case localized
+
+    @property
+    def title(self):
+        return f"{self.dtype}, {self.case.label}" if self.case else self.dtype
 
     @property
     def passed(self):
@@ -199,14 +204,14 @@ def _trace(dtype, mode, direction, reference, port, isolated_values):
                                         port, isolated_values) for layer in order])
 
 
-def compare_records(dtype, reference, port, isolated_values):
+def compare_records(dtype, reference, port, isolated_values, case=None):
     """The Localization of one precision from torch's Record, Paddle's Record and the isolated values."""
     traces = [_trace(dtype, mode, direction, reference, port, isolated_values)
               for mode in MODES for direction in DIRECTIONS]
     torch_names = {layer["name"] for layers in reference.layers.values() for layer in layers}
     paddle_only = sorted({layer["own_name"] for layers in port.layers.values() for layer in layers
                           if layer["name"] not in torch_names})
-    return Localization(dtype, traces, paddle_only)
+    return Localization(dtype, traces, paddle_only, case)
 
 
 def _step_results(localization):
@@ -242,16 +247,16 @@ def localization_as_json(localization):
             "traces": [_trace_json(trace) for trace in localization.traces]}
 
 
-def localize_files(workdir, dtype):
-    """Compare the records the two layer sides wrote for one precision; write the diff files and the
-    localization (<dtype>/layers_localization.json); return the Localization."""
-    reference, port = load_record(workdir, dtype, REFERENCE), load_record(workdir, dtype, PORT)
+def localize_files(workdir, dtype, case):
+    """Compare the records the two layer sides wrote for one precision and case; write the diff files and
+    the localization (<dtype>/<case>/layers_localization.json); return the Localization."""
+    reference, port = load_record(workdir, dtype, case, REFERENCE), load_record(workdir, dtype, case, PORT)
     localization = compare_records(dtype, reference, port,
-                                   load_values(side_values_path(workdir, dtype, ISOLATED, PORT)))
+                                   load_values(side_values_path(workdir, dtype, case, ISOLATED, PORT)), case)
     env = {REFERENCE: reference.env, PORT: port.env}
     for result in _step_results(localization):
-        write_reports(result, env, *diff_paths(workdir, dtype, result.step))
-    write_text(localization_path(workdir, dtype), json.dumps(localization_as_json(localization), indent=1) + "\n")
+        write_reports(result, env, *diff_paths(workdir, dtype, case, result.step))
+    write_text(localization_path(workdir, dtype, case), json.dumps(localization_as_json(localization), indent=1) + "\n")
     return localization
 
 
@@ -309,7 +314,7 @@ def format_trace(trace, dtype):
 
 
 def format_localization(localization, directions=DIRECTIONS):
-    parts = [format_trace(trace, localization.dtype) for direction in directions
+    parts = [format_trace(trace, localization.title) for direction in directions
              for trace in localization.traces_of(direction)]
     if localization.paddle_only:
         parts.append(f"paddle layers no torch layer pairs with: {', '.join(localization.paddle_only)}")

@@ -1,20 +1,20 @@
 """One framework's side of layer-by-layer localization, in its own process.
 
-  python -m alignment.layers.side torch|paddle --bit 48 --workdir logs [--dtypes float32,float64]
+  python -m alignment.layers.side torch|paddle --case seeded-224px --bit 48 --workdir logs
+                                               [--dtypes float32,float64]
 
-Runs the model on the suite's batch with a hook on every layer, in eval mode and in training mode
-with the suite's injected dropout masks, and takes the gradient of the backward step's loss with
-respect to every layer's input and output. Writes <dtype>/layers_<side>.npy (reprod_log's format)
-and the layers' structure, <dtype>/layers_<side>.json. The Paddle side runs after the torch side and
-reads its record: it names its values by torch layer name, so that the two files have the same keys,
+Runs the model of one case (weight set and size) on the suite's batch with a hook on every layer, in
+eval mode and in training mode with the suite's injected dropout masks, and takes the gradient of the
+backward step's loss with respect to every layer's input and output. Writes
+<dtype>/<case>/layers_<side>.npy (reprod_log's format) and the layers' structure,
+<dtype>/<case>/layers_<side>.json. The Paddle side runs after the torch side and reads its record: it names its values by torch layer name, so that the two files have the same keys,
 and feeds each Paddle layer torch's input and torch's gradient of its output
-(<dtype>/layers_isolated_paddle.npy). Only the chosen framework is imported.
+(<dtype>/<case>/layers_isolated_paddle.npy). Only the chosen framework is imported.
 """
 import argparse
 import contextlib
 import copy
 import importlib
-import os
 import time
 
 import numpy as np
@@ -23,11 +23,13 @@ from greedyhash_common.dropout_masks import DropoutMaskSchedule
 from greedyhash_common.errors import exits_cleanly_on_bad_input
 from greedyhash_common.hyperparameters import DROPOUT_P
 
-from ..paths import inputs_dir, side_values_path, weights_path
+from ..cases import Case
+from ..paths import images_path, labels_path, side_values_path, weights_path
 from ..reprod_format import save_values
 from ..sides import configured_side
 from ..steps import StepContext
-from .localize import ISOLATED, MODES, REFERENCE, Record, load_record, pair_layers, save_record, stored_key, value_key
+from ..sides import REFERENCE
+from .localize import ISOLATED, MODES, Record, load_record, pair_layers, save_record, stored_key, value_key
 
 
 def get_args_parser():
@@ -35,6 +37,7 @@ def get_args_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=("torch", "paddle"))
     parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--case", required=True, help="the weight set and size, as alignment.cases labels them")
     parser.add_argument("--bit", type=int, required=True)
     parser.add_argument("--workdir", required=True, help="holds inputs/ (batch, weights) and receives the records")
     parser.add_argument("--threads", type=int, default=1)
@@ -198,27 +201,28 @@ def record_side(side, hooks, context, env, reference=None):
     return Record(layers, values, env), isolated
 
 
-def run(framework, dtypes, bit, workdir, threads, mask_seed):
+def run(framework, dtypes, case, bit, workdir, threads, mask_seed):
     side = configured_side(framework, threads)
     hooks = importlib.import_module(f"alignment.sides.{framework}_layers")
-    inputs = inputs_dir(workdir)
-    images = np.load(os.path.join(inputs, "images.npy"), allow_pickle=False)
-    labels = np.load(os.path.join(inputs, "labels.npy"), allow_pickle=False)
+    images = np.load(images_path(workdir, case.size), allow_pickle=False)
+    labels = np.load(labels_path(workdir), allow_pickle=False)
     for dtype in dtypes:
         started = time.perf_counter()
-        context = StepContext(bit, dtype, weights_path(workdir, bit, side.WEIGHTS_SUFFIX), images, labels, mask_seed)
-        reference = None if framework == REFERENCE else load_record(workdir, dtype, REFERENCE)
+        context = StepContext(bit, dtype, weights_path(workdir, bit, case.weights, side.WEIGHTS_SUFFIX), images,
+                              labels, mask_seed, image_size=case.size)
+        reference = None if framework == REFERENCE else load_record(workdir, dtype, case, REFERENCE)
         record, isolated = record_side(side, hooks, context, side.describe(threads, dtype), reference)
-        save_record(record, workdir, dtype, framework)
+        save_record(record, workdir, dtype, case, framework)
         if isolated is not None:
-            save_values(isolated, side_values_path(workdir, dtype, ISOLATED, framework))
-        print(f"{framework} layers {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
+            save_values(isolated, side_values_path(workdir, dtype, case, ISOLATED, framework))
+        print(f"{framework} layers {case.label} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
 
 
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    run(args.framework, args.dtypes.split(","), args.bit, args.workdir, args.threads, args.mask_seed)
+    run(args.framework, args.dtypes.split(","), Case.from_label(args.case), args.bit, args.workdir, args.threads,
+        args.mask_seed)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import importlib
 
 from greedyhash_common.runtime_settings import quiet_paddle_import
 
+REFERENCE, PORT = "torch", "paddle"
+
 
 def configured_side(framework, threads):
     """The side module of `framework`, its runtime configured with `threads` before any computation."""

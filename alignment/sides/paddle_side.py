@@ -8,7 +8,8 @@ from paddle_impl.injected_dropout import inject_dropout_masks
 from paddle_impl.loss import greedyhash_loss
 from paddle_impl.model import GreedyHash
 from paddle_impl.optim import build_optimizer, current_lr
-from paddle_impl.train_step import train_step
+from paddle_impl.static_model import InferenceEncoder
+from paddle_impl.train import train_one_epoch  # noqa: F401 (the train step drives it)
 from paddle_impl.weights import load_weights
 from weights_convert.key_map import GREEDYHASH_KEY_MAP, TRANSPOSED_LINEAR_WEIGHTS
 
@@ -20,13 +21,17 @@ loss = greedyhash_loss
 inject_masks = inject_dropout_masks
 optimizer_builder = build_optimizer
 learning_rate = current_lr
-train_step = train_step
 TORCH_NAME_OF = {paddle_key: torch_key for torch_key, paddle_key in GREEDYHASH_KEY_MAP.items()}
 
 
 def seed_framework(seed):
     """Seed the framework's own generator (its dropout masks when none are injected)."""
     paddle.seed(seed)
+
+
+def deployed_encoder(model, image_size, threads):
+    """What paddle_impl.eval (by default), predict and infer encode with: the Paddle Inference predictor."""
+    return InferenceEncoder(model, image_size, threads).encode
 
 
 def build_model(bit, dtype, weights):

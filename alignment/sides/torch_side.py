@@ -8,7 +8,7 @@ from torch_impl.injected_dropout import inject_dropout_masks
 from torch_impl.loss import greedyhash_loss
 from torch_impl.model import GreedyHash
 from torch_impl.optim import build_optimizer, current_lr
-from torch_impl.train_step import train_step
+from torch_impl.train import train_one_epoch  # noqa: F401 (the train step drives it)
 from torch_impl.weights import load_weights
 
 NAME = "torch"
@@ -19,12 +19,16 @@ loss = greedyhash_loss
 inject_masks = inject_dropout_masks
 optimizer_builder = build_optimizer
 learning_rate = current_lr
-train_step = train_step
 
 
 def seed_framework(seed):
     """Seed the framework's own generator (its dropout masks when none are injected)."""
     torch.manual_seed(seed)
+
+
+def deployed_encoder(model, image_size, threads):
+    """What torch_impl.eval and predict encode with: the model itself."""
+    return lambda loader: evaluation.encode(model, loader)
 
 
 def build_model(bit, dtype, weights):

@@ -1,21 +1,22 @@
 """The alignment steps, one module each, written once for both frameworks.
 
 Every step module has `run(side, context) -> {key: numpy array}`, where `side` is
-`alignment.sides.torch_side` or `alignment.sides.paddle_side`. A step may also declare
-`CODE_KEYS` (sign codes compared exactly, mapped to the continuous values that excuse a flip near
-zero), `INVARIANTS` (pairs of keys that must be equal inside each side's own file) and `DTYPES`
-(the precisions it means something in; default: all).
+`alignment.sides.torch_side` or `alignment.sides.paddle_side`, and `USES`: what of a case it depends
+on (alignment.cases: the weights, the batch's size, the size of the bulk steps), so that it runs once
+per case of the run. A step may also declare `CODE_KEYS` (sign codes compared exactly, mapped to the
+continuous values that excuse a flip near zero), `INVARIANTS` (pairs of keys that must be equal inside
+each side's own file), `DTYPES` (the precisions it means something in; default: all) and
+`WEIGHT_SETS` (the only weight sets it needs; default: every one of the run).
 """
 import dataclasses
 
 import numpy as np
 
-from greedyhash_common.hyperparameters import IMAGE_SIZE
-
-from . import backward, data, forward, loss, metric, optim, train
+from ..cases import REFERENCE_SIZE
+from . import backward, data, forward, inference, loss, metric, optim, train
 
 STEPS = {"data": data, "forward": forward, "loss": loss, "backward": backward, "optim": optim, "train": train,
-         "metric": metric}
+         "metric": metric, "inference": inference}
 # The metric step encodes every query and database image and the train step runs 20 iterations:
 # at 224 px each takes minutes on a 2-core CPU, so they run at 64 px unless asked otherwise.
 BULK_IMAGE_SIZE = 64
@@ -23,6 +24,17 @@ BULK_IMAGE_SIZE = 64
 
 def runs_in(step, dtype):
     return dtype in getattr(STEPS[step], "DTYPES", (dtype,))
+
+
+def step_cases(step, run_cases):
+    """The cases `step` runs in, in the run of `run_cases` (alignment.cases.RunCases)."""
+    module = STEPS[step]
+    cases = run_cases.of(module.USES)
+    only = getattr(module, "WEIGHT_SETS", None)
+    if only is None:
+        return cases
+    kept = [case for case in cases if case.weights in only]
+    return kept or [case for case in cases if case.weights == run_cases.weight_sets[0]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +47,9 @@ class StepContext:
     mask_seed: int  # seed of the injected dropout masks
     data: str = None  # CIFAR-10 folder or archive; None: the built-in data
     split_file: str = None  # the split both sides' loaders read
-    image_size: int = IMAGE_SIZE
-    bulk_image_size: int = BULK_IMAGE_SIZE
+    image_size: int = REFERENCE_SIZE  # the case's size: the batch's, or the loaders' of the data and bulk steps
+    learning_rate: float = None  # the train step's base rate for these weights (alignment.weight_sets)
+    threads: int = 1
 
     def batch(self):
         return self.images.astype(self.dtype)

@@ -4,6 +4,9 @@ Dropout is off (eval mode) so that no random mask enters the gradients. The stra
 must pass the gradient unchanged: the cross-entropy term reaches h only through b = sign(h), so its
 gradient with respect to h must equal its gradient with respect to b, inside each side.
 """
+from ..cases import SIZE, WEIGHTS
+
+USES = (WEIGHTS, SIZE)
 INVARIANTS = (("grad_cross_entropy.h", "grad_cross_entropy.b"),)
 
 

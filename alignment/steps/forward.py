@@ -2,6 +2,10 @@
 from greedyhash_common.dropout_masks import DropoutMaskSchedule
 from greedyhash_common.hyperparameters import DROPOUT_P
 
+from ..cases import SIZE, WEIGHTS
+
+USES = (WEIGHTS, SIZE)
+
 CODE_KEYS = {"b": "h", "train_b": "train_h"}
 
 

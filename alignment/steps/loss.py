@@ -1,4 +1,7 @@
 """loss: both terms of the GreedyHash objective and their weighted total on a fixed labelled batch."""
+from ..cases import SIZE, WEIGHTS
+
+USES = (WEIGHTS, SIZE)
 
 
 def run(side, context):

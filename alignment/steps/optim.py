@@ -12,7 +12,12 @@ import numpy as np
 
 from greedyhash_common.hyperparameters import EPOCHS, learning_rate_at
 
+from ..cases import WEIGHTS
+from ..weight_sets import SEEDED
 from .optimizer_coefficients import FLOAT32_EXACT_COEFFICIENTS
+
+USES = (WEIGHTS,)
+WEIGHT_SETS = (SEEDED,)  # the gradients are drawn, and the weights enter the update only linearly
 
 INVARIANTS = (("lr_per_epoch", "lr_reference"),)
 UPDATES = 2  # enough to see the momentum carried over and one decay of the rate

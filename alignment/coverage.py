@@ -1,0 +1,179 @@
+"""What the checked inputs exercised in each layer of the reference model, and what they did not.
+
+A check that agrees proves only what its inputs exercised: a ReLU whose inputs are all positive
+agrees with any activation that is the identity there, a max-pool whose windows hold equal values
+agrees with an average pool, a pool whose input already has its output's size is an identity. For
+each case of the forward step, the reference side runs the model with a hook on every layer (eval
+mode; training mode with the injected dropout masks) and the backward of the loss, and `record`
+keeps per layer: input and output ranges, whether the loss's gradient reaches the layer, and the
+facts of its kind below. `merge` joins the cases: a criterion is met when some case met it (each
+case is checked on its own, so a defect shows in the case that exercises it). A layer with a
+criterion left unmet is "not covered", named with the reason.
+
+| kind | criteria |
+| --- | --- |
+| every layer | the loss's gradient reaches its output (backward exercised) |
+| ReLU | inputs of both signs (LeakyReLU, ELU differ only below 0); inputs beyond 6 (ReLU6's clamp) |
+| max-pool | windows whose values are not all equal (an average or min pool agrees on such a window) |
+| adaptive pool | windows of more than one element (else an identity, a copy or an upsampling) |
+| dropout | in training mode, units both kept and dropped |
+| Conv, Linear | inputs not all zero |
+| hash codes | (h, the output of `CODE_LAYER`) |h| both above and below 1, the quantization term's breakpoint; values of both signs |
+"""
+import importlib
+
+import numpy as np
+
+from .layers.side import build_model, enter_mode, record_mode
+from .layers.localize import MODES, stored_key
+from .tolerances import tolerance
+
+RELU_BREAKPOINT = 6.0  # ReLU6's clamp: the largest breakpoint of the common ReLU variants
+QUANTIZATION_BREAKPOINT = 1.0  # | |h| - 1 |^3 changes branch at |h| = 1
+CODE_LAYER = "fc_plus"  # GreedyHash's hash layer: its output is h, b = sign(h)
+CODE_ROW = "sign(h)"
+# |h| within float32 rounding of 0, where the codes rule excuses a flipped sign (alignment.check.compare_codes)
+NEAR_ZERO = tolerance("forward", "float32", "h")
+
+
+def _range(array):
+    return {"min": float(array.min()), "max": float(array.max()), "std": float(array.std())} if array.size else {}
+
+
+def _kind(layer_type):
+    name = layer_type.lower()
+    for kind in ("leakyrelu", "relu", "adaptive", "maxpool", "dropout", "conv", "linear"):
+        if kind in name:
+            return kind
+    return "other"
+
+
+def _max_pool_facts(side, layer, fed):
+    """A window is all-equal exactly where its maximum equals its minimum: max(x) == -max(-x)."""
+    maxima = side.numpy(layer(side.tensor(fed)))
+    minima = -side.numpy(layer(side.tensor(-fed)))
+    equal = float(np.mean(maxima == minima))
+    return {"all_equal_windows": equal}, {"windows with distinct values": equal < 1.0}
+
+
+def _largest_window(size_in, size_out):
+    """The most elements one output of an adaptive pool reads along an axis: output i pools
+    [floor(i * in / out), ceil((i + 1) * in / out))."""
+    return max(-(-(i + 1) * size_in // size_out) - i * size_in // size_out for i in range(size_out))
+
+
+def _adaptive_facts(fed, output):
+    map_in, map_out = fed.shape[2:], output.shape[2:]
+    windows = [_largest_window(size_in, size_out) for size_in, size_out in zip(map_in, map_out)]
+    facts = {"map": f"{'x'.join(map(str, map_in))} -> {'x'.join(map(str, map_out))}",
+             "largest_window": "x".join(map(str, windows))}
+    # windows of one element each make the pool an identity, a copy or an upsampling: any pooling agrees
+    return facts, {"windows of more than one element": any(size > 1 for size in windows)}
+
+
+def _relu_facts(fed):
+    negative = float(np.mean(fed < 0))
+    largest = float(fed.max())
+    return ({"negative_fraction": negative, "largest_input": largest},
+            {"inputs of both signs": 0.0 < negative < 1.0, f"inputs beyond {RELU_BREAKPOINT:g}": largest > RELU_BREAKPOINT})
+
+
+def _dropout_facts(fed, output):
+    live = fed != 0
+    dropped = float(np.mean(output[live] == 0)) if live.any() else 0.0
+    return {"dropped_fraction": dropped}, {"units both kept and dropped": 0.0 < dropped < 1.0}
+
+
+def _kind_facts(side, kind, layer, fed, output, train_values):
+    if kind in ("relu", "leakyrelu"):
+        return _relu_facts(fed)
+    if kind == "maxpool":
+        return _max_pool_facts(side, layer, fed)
+    if kind == "adaptive":
+        return _adaptive_facts(fed, output)
+    if kind == "dropout":
+        return _dropout_facts(*train_values) if train_values else ({}, {"units both kept and dropped": False})
+    if kind in ("conv", "linear"):
+        return {}, {"inputs not all zero": bool(np.any(fed != 0))}
+    return {}, {}
+
+
+def _code_row(h):
+    magnitude = np.abs(h)
+    facts = {"beyond_1": int(np.count_nonzero(magnitude > QUANTIZATION_BREAKPOINT)),
+             "below_1": int(np.count_nonzero(magnitude < QUANTIZATION_BREAKPOINT)),
+             "near_0": int(np.count_nonzero(magnitude <= NEAR_ZERO.limit(float(magnitude.max())))),
+             "values": int(h.size)}
+    criteria = {"|h| on both sides of 1": facts["beyond_1"] > 0 and facts["below_1"] > 0,
+                "h of both signs": bool(np.any(h > 0) and np.any(h < 0))}
+    return {"layer": CODE_ROW, "type": "sign", "input": _range(h), "output": _range(np.sign(h)), "facts": facts,
+            "criteria": criteria}
+
+
+def _layer_row(side, layers_by_name, layer, values, train_values):
+    fed = values[stored_key(layer, "eval", "forward", "input")]
+    output = values[stored_key(layer, "eval", "forward", "output")]
+    gradient = values[stored_key(layer, "eval", "backward", "output")]
+    kind = _kind(layer["type"])
+    facts, criteria = _kind_facts(side, kind, layers_by_name[layer["own_name"]], fed, output, train_values)
+    criteria["gradient reaches it"] = bool(np.any(gradient != 0))
+    return {"layer": layer["name"], "type": layer["type"], "input": _range(fed), "output": _range(output),
+            "facts": facts, "criteria": criteria}
+
+
+def record(side, context):
+    """The coverage of one case: {"rows": [per layer, in the order they ran; then the codes]}."""
+    hooks = importlib.import_module(f"alignment.sides.{side.NAME}_layers")
+    model = build_model(side, hooks, context)
+    layers_by_name = dict(hooks.named_layers(model))
+    recorded = {}
+    for mode in MODES:
+        enter_mode(side, model, context, mode)
+        recorded[mode] = record_mode(side, hooks, model, context, mode)
+    (eval_layers, eval_values), (train_layers, train_values) = recorded["eval"], recorded["train"]
+    train_by_name = {layer["name"]: layer for layer in train_layers}
+    rows = []
+    for layer in eval_layers:
+        trained = train_by_name.get(layer["name"])
+        pair = trained and (train_values[stored_key(trained, "train", "forward", "input")],
+                            train_values[stored_key(trained, "train", "forward", "output")])
+        rows.append(_layer_row(side, layers_by_name, layer, eval_values, pair))
+    code_layer = next(layer for layer in eval_layers if layer["name"] == CODE_LAYER)
+    rows.append(_code_row(eval_values[stored_key(code_layer, "eval", "forward", "output")]))
+    return {"rows": rows}
+
+
+def _merged_range(ranges):
+    ranges = [item for item in ranges if item]
+    if not ranges:
+        return {}
+    return {"min": min(item["min"] for item in ranges), "max": max(item["max"] for item in ranges),
+            "std": max(item["std"] for item in ranges)}
+
+
+def merge(records):
+    """{case label: record} -> rows over every case: ranges joined, a criterion met when any case met it,
+    `cases` naming, per criterion, the cases that met it."""
+    merged = {}
+    for label, record_ in records.items():
+        for row in record_["rows"]:
+            entry = merged.setdefault(row["layer"], {"layer": row["layer"], "type": row["type"], "inputs": [],
+                                                     "outputs": [], "facts": {}, "criteria": {}})
+            entry["inputs"].append(row["input"])
+            entry["outputs"].append(row["output"])
+            entry["facts"][label] = row["facts"]
+            for criterion, met in row["criteria"].items():
+                entry["criteria"].setdefault(criterion, [])
+                if met:
+                    entry["criteria"][criterion].append(label)
+    rows = []
+    for entry in merged.values():
+        gaps = [criterion for criterion, cases in entry["criteria"].items() if not cases]
+        rows.append({"layer": entry["layer"], "type": entry["type"], "input": _merged_range(entry["inputs"]),
+                     "output": _merged_range(entry["outputs"]), "facts": entry["facts"],
+                     "criteria": entry["criteria"], "covered": not gaps, "gaps": gaps})
+    return rows
+
+
+def not_covered(rows):
+    return [row for row in rows if not row["covered"]]

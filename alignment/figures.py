@@ -1,0 +1,110 @@
+"""The report's figures, drawn from what the run compared (PNG files in <workdir>/figures/).
+
+- divergence profile, one per localized case: every layer's relative difference (max |paddle - torch|
+  / max |torch|) in the order the layers run, eval mode, forward (the layer's output) and backward (the
+  gradient of its input), in float32 and float64, beside the relative tolerance it is held to. Where a
+  difference starts shows as the step up from the float64 floor.
+- train step: |paddle - torch| of each loss term at every iteration, per case and precision, beside
+  the limit it is held to.
+"""
+import json
+import os
+
+from greedyhash_common.atomic import atomic_path
+
+from .cases import Case
+from .paths import diff_paths
+
+FIGURES_DIR = "figures"
+TRAIN_KEYS = ("loss_total", "loss_cross_entropy", "loss_quantization")
+FLOOR = 1e-18  # where a difference of exactly 0 is drawn on a log scale
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path):
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=80)
+
+
+def _profile_series(localization, direction):
+    """(layer names in forward order, relative differences, relative tolerances) of the eval-mode trace."""
+    trace = next(trace for trace in localization.traces if trace.mode == "eval" and trace.direction == direction)
+    rows = trace.rows if direction == "forward" else trace.rows[::-1]
+    return ([row.layer for row in rows], [max(row.computes.max_rel, FLOOR) for row in rows],
+            [row.computes.rtol for row in rows])
+
+
+def draw_divergence_profile(workdir, case, localizations):
+    """One figure of `case` from its localizations ({dtype: Localization}); returns its path."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    for axis, direction, what in zip(axes, ("forward", "backward"), ("output", "gradient of the input")):
+        for dtype, localization in sorted(localizations.items()):
+            layers, differences, tolerances = _profile_series(localization, direction)
+            line, = axis.plot(layers, differences, marker="o", label=f"{dtype}: |paddle - torch| / max |torch|")
+            axis.plot(layers, tolerances, linestyle="--", color=line.get_color(), label=f"{dtype}: tolerance (rtol)")
+        axis.set(yscale="log", title=f"{direction}: each layer's {what}, eval mode, {case.label}",
+                 ylabel="relative difference")
+        axis.legend(fontsize=7)
+    axes[-1].tick_params(axis="x", rotation=90, labelsize=7)
+    figure.tight_layout()
+    path = os.path.join(workdir, FIGURES_DIR, f"divergence_{case.label}.png")
+    _save(figure, path)
+    plt.close(figure)
+    return path
+
+
+def _train_differences(workdir, rows):
+    """[(case label, dtype, {key: (per-iteration |difference|, limit)})] of every train check."""
+    found = []
+    for row in rows:
+        if row["step"] != "train":
+            continue
+        path = diff_paths(workdir, row["dtype"], Case.from_label(row["case"]), "train")[1]
+        with open(path, encoding="utf-8") as handle:
+            keys = json.load(handle)["keys"]
+        series = {key: (keys[key]["per_element_abs"], keys[key]["limit"]) for key in TRAIN_KEYS
+                  if "per_element_abs" in keys.get(key, {})}
+        if series:
+            found.append((row["case"], row["dtype"], series))
+    return found
+
+
+def draw_train_differences(workdir, rows):
+    """The train step's per-iteration differences; returns the figure's path, or None without a train check."""
+    found = _train_differences(workdir, rows)
+    if not found:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(len(found), 1, figsize=(9, 2.6 * len(found)), squeeze=False)
+    for axis, (case, dtype, series) in zip(axes[:, 0], found):
+        for key, (differences, limit) in series.items():
+            line, = axis.plot(range(1, len(differences) + 1), [max(value, FLOOR) for value in differences],
+                              marker=".", label=key)
+            axis.axhline(max(limit, FLOOR), linestyle="--", color=line.get_color(), linewidth=0.8)
+        axis.set(yscale="log", title=f"train step, {case}, {dtype}: |paddle - torch| per iteration (dashed: limit)",
+                 xlabel="iteration", ylabel="|difference|")
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    path = os.path.join(workdir, FIGURES_DIR, "train_differences.png")
+    _save(figure, path)
+    plt.close(figure)
+    return path
+
+
+def draw_figures(workdir, rows, localizations):
+    """Every figure the run's results allow; returns their paths."""
+    by_case = {}
+    for (dtype, case), localization in localizations.items():
+        by_case.setdefault(case, {})[dtype] = localization
+    paths = [draw_divergence_profile(workdir, case, found) for case, found in by_case.items()]
+    train = draw_train_differences(workdir, rows)
+    return paths + ([train] if train else [])

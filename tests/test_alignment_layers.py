@@ -18,10 +18,10 @@ from alignment.layers.localize import LayerRow, Trace, compare_records, pair_lay
 from alignment.layers.side import record_side
 from alignment.reprod_format import load_values
 from alignment.sides import paddle_layers, paddle_side, torch_layers, torch_side
-from alignment.steps import StepContext
 from alignment.tolerances import NEAR_EXACT
 
-from .conftest import BIT, run_module, side_process_imports_paddle
+from .conftest import run_module, side_process_imports_paddle
+from .step_runner import step_context
 from .test_alignment_defects import PaddleSideWith, leaky_relu_in_features, untransposed_square_weight
 
 
@@ -43,7 +43,7 @@ def downscale_in_infer_dropout_at_classifier_3(model):
 
 @pytest.fixture(scope="module")
 def contexts(weights, small_batch):
-    return tuple(StepContext(BIT, "float64", path, *small_batch, mask_seed=0) for path in weights)
+    return tuple(step_context(path, "float64", *small_batch) for path in weights)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,7 @@ def planted_run(module_tmp):
     """`python -m alignment.layers` on a port with the square weight left untransposed."""
     python = interpreter_with_planted_defect(module_tmp("port") / "bin", UNTRANSPOSED_CLASSIFIER_4)
     workdir = module_tmp("layers")
-    return workdir, run_module("alignment.layers", "--size", 64, "--bit", 12, "--dtypes", "float64", "--workdir",
+    return workdir, run_module("alignment.layers", "--sizes", 64, "--bit", 12, "--dtypes", "float64", "--workdir",
                                workdir, "--paddle-python", python)
 
 
@@ -182,9 +182,9 @@ def test_the_command_finds_a_planted_defect_in_separate_processes(planted_run):
 
     workdir, done = planted_run
     assert done.returncode == 1, done.stdout + done.stderr
-    assert ("float64, eval mode, forward: first divergence at alex.classifier.4 (Linear): its input agrees,"
+    assert ("float64, seeded-64px, eval mode, forward: first divergence at alex.classifier.4 (Linear): its input agrees,"
             " its output differs; fed torch's values, alex.classifier.4 differs") in done.stdout
-    folder = workdir / "float64"
+    folder = workdir / "float64" / "seeded-64px"
     for name in ("layers_torch.npy", "layers_paddle.npy", "layers_isolated_paddle.npy", "layers_diff.log",
                  "layers_diff.json", "layers_isolated_diff.log", "layers_localization.json"):
         assert (folder / name).is_file(), name
@@ -197,8 +197,8 @@ def test_the_command_finds_a_planted_defect_in_separate_processes(planted_run):
 
 def test_the_torch_layer_side_never_imports_paddle(planted_run):
     workdir, _ = planted_run
-    assert not side_process_imports_paddle("alignment.layers.side", "--bit", 12, "--workdir", workdir,
-                                           "--dtypes", "float64")
+    assert not side_process_imports_paddle("alignment.layers.side", "--case", "seeded-64px", "--bit", 12,
+                                           "--workdir", workdir, "--dtypes", "float64")
 def test_an_unknown_precision_is_refused(tmp_path):
     done = run_module("alignment.layers", "--dtypes", "float16", "--workdir", tmp_path)
     assert done.returncode == 2 and "unknown dtypes float16" in done.stderr

@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 
+from alignment.cases import Case
 from alignment.check import StepResult, check_step, compare_arrays, write_reports
 from alignment.layers.localize import LayerRow, Localization, Trace
 from alignment.paths import diff_paths
-from alignment.report import LARGEST_REFERENCE_FILE, keep_reference, write_report
+from alignment.report import LARGEST_REFERENCE_FILE, closing_line, keep_reference, write_report
 from alignment.suite import ROUNDING_SHOWN, summary_rows
 from alignment.tolerances import NEAR_EXACT
 
@@ -17,6 +18,7 @@ from .test_alignment_layers import UNTRANSPOSED_CLASSIFIER_4, interpreter_with_p
 ENV = {dtype: {"torch": {"framework": "torch", "version": "2.x", "threads": 1, "dtype": dtype},
                "paddle": {"framework": "paddle", "version": "3.x", "threads": 1, "dtype": dtype}}
        for dtype in ("float32", "float64")}
+CASE = Case("seeded", 64)
 
 
 def no_bare_nan(text):
@@ -28,7 +30,8 @@ def run_steps(workdir, step_values):
     results = []
     for (step, dtype), (torch_values, paddle_values) in step_values.items():
         result = check_step(step, dtype, torch_values, paddle_values)
-        write_reports(result, ENV[dtype], *diff_paths(str(workdir), dtype, step))
+        result.case = CASE
+        write_reports(result, ENV[dtype], *diff_paths(str(workdir), dtype, CASE, step))
         results.append(result)
     return results
 
@@ -44,24 +47,35 @@ def test_one_row_per_step_whatever_its_name_with_both_precisions(tmp_path):
     report = write_report(str(tmp_path), rows, ENV, {}, {}, {"bit": 48, "data": None})
     markdown = (tmp_path / "report.md").read_text()
     assert "# Alignment report: FAILED (2/3 checks)" in markdown
-    assert "| step | float32 | worst key | max abs | max rel | limit | float64 | worst key |" in markdown
-    assert "| forward | [pass](float32/forward_diff.log) | `h` |" in markdown
-    assert "[**FAIL**](float64/forward_diff.log) | `h` | nan | nan | 0 |" in markdown
-    assert "| warp | not run |" in markdown and "[pass](float64/warp_diff.log)" in markdown
-    assert "- forward, float64: NaN or Inf in paddle" in markdown
+    assert "| step | case | float32 | worst key | max abs | max rel | limit | float64 | worst key |" in markdown
+    assert "| forward | seeded-64px | [pass](float32/seeded-64px/forward_diff.log) | `h` |" in markdown
+    assert "[**FAIL**](float64/seeded-64px/forward_diff.log) | `h` | nan | nan | 0 |" in markdown
+    assert "| warp | seeded-64px | not run |" in markdown and "[pass](float64/seeded-64px/warp_diff.log)" in markdown
+    assert "- forward seeded-64px, float64: NaN or Inf in paddle" in markdown
     assert "Run: bit 48, data default." in markdown
     assert "| dtype | float32, float64 | float32, float64 |" in markdown
     assert no_bare_nan((tmp_path / "report.json").read_text()) == json.loads(json.dumps(report))
     assert [step["step"] for step in report["steps"]] == ["forward", "warp"]
 
 
-def test_figures_of_the_run_are_shown_and_nothing_else(tmp_path):
-    (tmp_path / "float64").mkdir()
-    (tmp_path / "float64" / "train_loss_curve.svg").write_text("<svg/>")
+def test_the_train_steps_differences_are_drawn_and_shown(tmp_path):
+    series = {"loss_total": np.linspace(1.0, 2.0, 20), "lr": np.full(20, 1e-3)}
+    shifted = {**series, "loss_total": series["loss_total"] + 1e-9}
+    results = run_steps(tmp_path, {("train", "float64"): (series, shifted)})
     (tmp_path / "predict-torch.png").write_bytes(b"not of this run")
-    write_report(str(tmp_path), summary_rows(passing_and_failing(tmp_path), {}), ENV, {}, {}, {})
+    report = write_report(str(tmp_path), summary_rows(results, {}), ENV, {}, {}, {})
     markdown = (tmp_path / "report.md").read_text()
-    assert "![train_loss_curve](float64/train_loss_curve.svg)" in markdown and "predict" not in markdown
+    assert report["figures"] == ["figures/train_differences.png"] and "predict" not in markdown
+    assert "![train_differences](figures/train_differences.png)" in markdown
+    assert (tmp_path / "figures" / "train_differences.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_localized_case_gets_its_divergence_profile(tmp_path):
+    localization = Localization("float64", [Trace("eval", direction, [layer_row("fc", np.ones(3))])
+                                            for direction in ("forward", "backward")], [], CASE)
+    report = write_report(str(tmp_path), summary_rows(passing_and_failing(tmp_path), {}), ENV,
+                          {("float64", CASE): localization}, {}, {})
+    assert report["figures"] == ["figures/divergence_seeded-64px.png"]
 
 
 def layer_row(layer, port):
@@ -76,39 +90,41 @@ def test_a_failing_forward_step_carries_the_localization_table(tmp_path):
     localization = Localization("float64", [
         Trace("eval", "forward", [layer_row("alex.classifier.1", np.ones(3)),
                                   layer_row("alex.classifier.4", differing)]),
-        Trace("eval", "backward", [layer_row("fc", np.ones(3))])], [])
+        Trace("eval", "backward", [layer_row("fc", np.ones(3))])], [], CASE)
     rows = summary_rows(passing_and_failing(tmp_path), {})
-    report = write_report(str(tmp_path), rows, ENV, {"float64": localization}, {}, {})
+    report = write_report(str(tmp_path), rows, ENV, {("float64", CASE): localization}, {}, {})
     markdown = (tmp_path / "report.md").read_text()
     section = markdown[markdown.index("## Localization"):]
-    assert section.count("### ") == 1 and "### forward, float64" in section
+    assert section.count("### ") == 1 and "### forward, float64, seeded-64px" in section
     assert "first divergence at alex.classifier.4 (Linear): its input agrees, its output differs" in section
     assert "> alex.classifier.4" in section and "backward" not in section
-    assert "[layer diff log](float64/layers_diff.log)" in section
-    traces = report["localization"]["float64"]["traces"]
+    assert "[layer diff log](float64/seeded-64px/layers_diff.log)" in section
+    traces = report["localization"]["float64, seeded-64px"]["traces"]
     assert traces[0]["first_divergence"] == {"layer": "alex.classifier.4", "type": "Linear", "place": "at"}
 
 
 def test_the_reference_keeps_the_small_files_and_replaces_the_old_ones(tmp_path):
     run, kept = tmp_path / "run", tmp_path / "reference"
-    for name in ("report.md", "report.json", "summary.json", "float64/forward_diff.log",
-                 "float64/forward_diff.json", "float64/env_torch.json", "float64/forward_torch.npy",
-                 "inputs/images.npy", "side_torch.log"):
+    for name in ("report.md", "report.json", "summary.json", "float64/seeded-64px/forward_diff.log",
+                 "float64/seeded-64px/forward_diff.json", "float64/env_torch.json",
+                 "float64/seeded-64px/forward_torch.npy", "coverage/seeded-64px.json",
+                 "figures/train_differences.png", "inputs/images_64px.npy", "side_torch.log"):
         (run / name).parent.mkdir(parents=True, exist_ok=True)
         (run / name).write_text(name)
     (kept / "float32").mkdir(parents=True)
     (kept / "float32" / "stale_diff.log").write_text("from an older run")
     keep_reference(str(run), str(kept))
     assert sorted(str(path.relative_to(kept)) for path in kept.rglob("*") if path.is_file()) == [
-        "float64/env_torch.json", "float64/forward_diff.json", "float64/forward_diff.log", "report.json",
+        "coverage/seeded-64px.json", "figures/train_differences.png", "float64/env_torch.json",
+        "float64/seeded-64px/forward_diff.json", "float64/seeded-64px/forward_diff.log", "report.json",
         "report.md", "summary.json"]
 
 
 def test_a_large_file_is_not_kept_as_reference(tmp_path):
     run = tmp_path / "run"
-    (run / "float64").mkdir(parents=True)
+    (run / "float64" / "seeded-64px").mkdir(parents=True)
     (run / "report.md").write_text("report")
-    (run / "float64" / "train_diff.json").write_bytes(b" " * (LARGEST_REFERENCE_FILE + 1))
+    (run / "float64" / "seeded-64px" / "train_diff.json").write_bytes(b" " * (LARGEST_REFERENCE_FILE + 1))
     done = run_module("alignment.report", "keep-reference", run, tmp_path / "reference")
     assert done.returncode == 2 and "train_diff.json" in done.stderr
     assert not (tmp_path / "reference").exists()
@@ -117,36 +133,41 @@ def test_a_large_file_is_not_kept_as_reference(tmp_path):
 def test_the_suite_localizes_a_failing_forward_step_in_its_report(tmp_path):
     python = interpreter_with_planted_defect(tmp_path / "port", UNTRANSPOSED_CLASSIFIER_4)
     workdir = tmp_path / "logs"
-    done = run_module("alignment", "--steps", "forward", "--dtypes", "float64", "--size", 64, "--bit", 12,
-                      "--workdir", workdir, "--paddle-python", python)
+    done = run_module("alignment", "--steps", "forward", "--dtypes", "float64", "--sizes", 64,
+                      "--weight-sets", "seeded", "--bit", 12, "--workdir", workdir, "--paddle-python", python)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "float64, eval mode, forward: first divergence at alex.classifier.4 (Linear)" in done.stdout
+    assert "float64, seeded-64px, eval mode, forward: first divergence at alex.classifier.4 (Linear)" in done.stdout
     assert f"report: {workdir / 'report.md'}" in done.stdout
     markdown = (workdir / "report.md").read_text()
-    assert "### forward, float64" in markdown and "> alex.classifier.4" in markdown
+    assert "### forward, float64, seeded-64px" in markdown and "> alex.classifier.4" in markdown
     report = no_bare_nan((workdir / "report.json").read_text())
     assert report["environment"]["sides"]["paddle"]["framework"] == "paddle"
-    traces = report["localization"]["float64"]["traces"]
+    traces = report["localization"]["float64, seeded-64px"]["traces"]
     assert {trace["first_divergence"]["layer"] for trace in traces if trace["direction"] == "forward"} == {
         "alex.classifier.4"}
     for name in ("forward_torch.npy", "forward_paddle.npy", "forward_diff.log"):
-        assert (workdir / "float64" / name).is_file()
+        assert (workdir / "float64" / "seeded-64px" / name).is_file()
+    assert "figures/divergence_seeded-64px.png" in report["figures"]
 
 
 def _localization(isolated_agrees):
     agree = compare_arrays("x", np.ones(3), np.ones(3), NEAR_EXACT)
     differ = compare_arrays("x", np.ones(3), np.full(3, 2.0), NEAR_EXACT)
     row = LayerRow("alex.features.12", "MaxPool2d", agree, differ, agree if isolated_agrees else differ)
-    return Localization("float32", [Trace("eval", "backward", [row])], [])
+    return Localization("float32", [Trace("eval", "backward", [row])], [], CASE)
 
 
 @pytest.mark.parametrize("isolated_agrees", [True, False])
 def test_a_float32_failure_passes_as_rounding_only_when_every_layer_agrees_alone(isolated_agrees):
-    failing = StepResult("backward", "float32", [compare_arrays("g", np.ones(2), np.array([1.0, 1.5]), NEAR_EXACT)])
-    exact = StepResult("backward", "float64", [compare_arrays("g", np.ones(2), np.ones(2), NEAR_EXACT)])
-    row = summary_rows([failing, exact], {"float32": _localization(isolated_agrees)})[0]
-    assert row["passed"] is isolated_agrees
-    assert (row["note"] == ROUNDING_SHOWN) is isolated_agrees
-    unexplained = summary_rows([failing, StepResult("backward", "float64", failing.keys)],
-                               {"float32": _localization(True)})[0]
+    failing = StepResult("backward", "float32", [compare_arrays("g", np.ones(2), np.array([1.0, 1.5]), NEAR_EXACT)],
+                         CASE)
+    exact = StepResult("backward", "float64", [compare_arrays("g", np.ones(2), np.ones(2), NEAR_EXACT)], CASE)
+    rows = summary_rows([failing, exact], {("float32", CASE): _localization(isolated_agrees)})
+    assert rows[0]["passed"] is isolated_agrees and rows[0]["as_rounding"] is isolated_agrees
+    assert (rows[0]["note"] == ROUNDING_SHOWN) is isolated_agrees
+    assert ("1 passed as rounding: backward seeded-64px float32" in closing_line(rows, [], "logs")) is isolated_agrees
+    unexplained = summary_rows([failing, StepResult("backward", "float64", failing.keys, CASE)],
+                               {("float32", CASE): _localization(True)})[0]
     assert unexplained["passed"] is False  # float64 fails too: not rounding
+    elsewhere = StepResult("backward", "float64", exact.keys, Case("rescaled", 64))
+    assert summary_rows([failing, elsewhere], {("float32", CASE): _localization(True)})[0]["passed"] is False

@@ -152,7 +152,7 @@ def test_a_loop_that_weights_the_loss_by_the_batch_is_named(weights, train_data,
                       "training.shard_weight(len(labels), global_size, world_size) / len(labels)")
     result = run_train_step(weights, train_data, torch_cache, plant)
     losses = next(key for key in result.keys if key.name == "loss_total")
-    assert losses.per_element[0] == 0.0 and not losses.passed  # equal before the first update, not after it
+    assert losses.per_element[0] < 1e-12 and not losses.passed  # equal before the first update, not after it
     assert {"param.fc_plus.weight", "momentum.fc_plus.weight"} <= set(failing(result))
 
 

@@ -8,7 +8,10 @@ import pytest
 
 paddle = pytest.importorskip("paddle")
 
+from alignment.check import compare_codes  # noqa: E402
+from alignment.tolerances import tolerance  # noqa: E402
 from greedyhash_common.dataset import load_data  # noqa: E402
+from greedyhash_common.prediction import softmax  # noqa: E402
 from paddle_impl import export as export_module  # noqa: E402
 from paddle_impl import infer  # noqa: E402
 from paddle_impl.model import GreedyHash  # noqa: E402
@@ -31,22 +34,24 @@ def exported(module_tmp):
 
 
 def dynamic_outputs(weights, batch):
+    """(class probabilities, codes, h) of the dynamic graph."""
     model = GreedyHash(BIT)
     load_weights(model, weights)
-    inference_model = export_module.InferenceModel(model)
-    inference_model.eval()
+    model.eval()
     with paddle.no_grad():
-        probabilities, codes = inference_model(paddle.to_tensor(batch))
-    return probabilities.numpy(), codes.numpy()
+        logits, h, codes = model(paddle.to_tensor(batch))
+    return softmax(logits.numpy()), codes.numpy(), h.numpy()
 
 
 def test_the_predictor_gives_the_dynamic_models_outputs(exported):
     batch = infer.preprocess(exported["images"][:8], IMAGE_SIZE)
     predictor = infer.create_predictor(exported["model_dir"], "cpu", threads=2)
-    probabilities, codes = infer.run_predictor(predictor, batch)
-    expected_probabilities, expected_codes = dynamic_outputs(exported["weights"], batch)
+    probabilities, codes, h = infer.run_predictor(predictor, batch)
+    expected_probabilities, expected_codes, expected_h = dynamic_outputs(exported["weights"], batch)
+    np.testing.assert_allclose(h, expected_h, rtol=0, atol=tolerance("forward", "float32", "h").limit(
+        float(np.abs(expected_h).max())))
+    assert compare_codes("codes", expected_codes, codes, expected_h, tolerance("forward", "float32", "h")).passed
     np.testing.assert_allclose(probabilities, expected_probabilities, rtol=1e-5, atol=1e-7)
-    np.testing.assert_array_equal(codes, expected_codes)
     assert probabilities.shape == (8, 10) and codes.shape == (8, BIT)
 
 
@@ -62,7 +67,8 @@ def test_infer_prints_class_probability_and_code_of_an_image_file(exported, tmp_
     infer.main(["--model-dir", exported["model_dir"], "--image", image, "--device", "cpu", "--json",
                 str(tmp_path / "result.json")])
     result = json.loads((tmp_path / "result.json").read_text())
-    probabilities, codes = dynamic_outputs(exported["weights"], infer.preprocess(exported["images"][5:6], IMAGE_SIZE))
+    probabilities, codes, _ = dynamic_outputs(exported["weights"],
+                                              infer.preprocess(exported["images"][5:6], IMAGE_SIZE))
     assert result["class"] == int(probabilities.argmax())
     assert abs(result["probability"] - float(probabilities.max())) < 1e-6
     assert result["code"] == "".join("1" if value > 0 else "0" for value in codes[0])

@@ -260,9 +260,10 @@ def localize_files(workdir, dtype, case):
     return localization
 
 
-def verdict(trace, dtype):
-    """One line: where the trace first diverges, and which layers differ on their own."""
-    title = f"{dtype}, {trace.mode} mode, {trace.direction}"
+def verdict(trace, title):
+    """One line: where the trace first diverges, and which layers differ on their own (`title`: the
+    localization's precision and case)."""
+    title = f"{title}, {trace.mode} mode, {trace.direction}"
     if trace.passed:
         return f"{title}: every layer agrees"
     found = []
@@ -298,13 +299,13 @@ def _flags(row, first, place):
     return "  ".join(flags + list(notes))
 
 
-def format_trace(trace, dtype):
+def format_trace(trace, title):
     first, place = trace.divergence() or (None, None)
     reaches, computes = _DESCRIBED[trace.direction]
     header = (f"  {'layer':<18} {'type':<20} {'reaches':>9} {'computes':>9} {'':>9} {'':>9} {'isolated':>9} {'':>9}\n"
               f"  {'':<18} {'':<20} {'max rel':>9} {'max abs':>9} {'max rel':>9} {'limit':>9} {'max abs':>9}"
               f" {'max rel':>9}")
-    lines = [verdict(trace, dtype), f"  reaches: {reaches}; computes: {computes}; isolated: computes, by the"
+    lines = [verdict(trace, title), f"  reaches: {reaches}; computes: {computes}; isolated: computes, by the"
              " Paddle layer fed torch's values; limit: the largest max abs allowed", header]
     for row in trace.rows:
         lines.append(f"{'>' if row is first else ' '} {row.layer:<18} {row.types:<20} {row.reaches.max_rel:9.2e}"

@@ -9,7 +9,8 @@ GPU_VENV ?= .venv-gpu
 GPU_PYTHON := $(GPU_VENV)/bin/python
 GPU_INSTALLED := $(GPU_VENV)/.installed-requirements
 # Each environment is installed from its own pinned file.
-REQUIREMENTS ?= $(if $(filter $(abspath $(GPU_VENV)),$(abspath $(VENV))),requirements-gpu.txt,requirements.txt)
+IS_GPU_VENV = $(filter $(abspath $(GPU_VENV)),$(abspath $(VENV)))
+REQUIREMENTS ?= $(if $(IS_GPU_VENV),requirements-gpu.txt,requirements.txt)
 
 BIT ?= 48
 SIZE ?= 224

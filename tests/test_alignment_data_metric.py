@@ -62,46 +62,6 @@ def test_another_batch_order_is_named(weights, tiny_data):
     assert not {"query.batch0.labels", "database.batch0.images"} & failing(result)
 
 
-class ReciprocalToTensor:
-    """Paddle 2.6's ToTensor: uint8 * float32(1 / 255), one float32 ulp off division for some values."""
-
-    def __call__(self, picture):
-        import paddle
-
-        scaled = np.asarray(picture).astype(np.float32) * np.float32(1 / 255)
-        return paddle.to_tensor(np.ascontiguousarray(scaled.transpose(2, 0, 1)))
-
-
-def test_a_to_tensor_by_the_reciprocal_is_detected_and_replaced(monkeypatch):
-    """Paddle 3.x's ToTensor divides (used as it is); one that multiplies by 1/255, as Paddle 2.6's does,
-    is detected by what it computes and replaced by DividingToTensor, which gives torchvision's values."""
-    import paddle.vision.transforms as T
-    import torchvision.transforms as torch_transforms
-    from PIL import Image
-
-    picture = Image.fromarray(np.random.default_rng(3).integers(0, 256, (7, 5, 3), dtype=np.uint8))
-    expected = torch_transforms.ToTensor()(picture).numpy()
-    paddle_impl.data.to_tensor_divides.cache_clear()
-    try:
-        assert paddle_impl.data.to_tensor_divides() == np.array_equal(T.ToTensor()(picture).numpy(), expected)
-        assert np.array_equal(paddle_impl.data.DividingToTensor()(picture).numpy(), expected)
-        monkeypatch.setattr(paddle_impl.data.T, "ToTensor", ReciprocalToTensor)
-        paddle_impl.data.to_tensor_divides.cache_clear()
-        assert not np.array_equal(ReciprocalToTensor()(picture).numpy(), expected)  # the rounding exists
-        assert paddle_impl.data.to_tensor_divides() is False
-        transform = paddle_impl.data.reference_transform(8)
-        assert isinstance(transform.transforms[1], paddle_impl.data.DividingToTensor)
-    finally:
-        paddle_impl.data.to_tensor_divides.cache_clear()
-
-
-def test_loaders_agree_bit_for_bit_with_the_dividing_to_tensor(weights, tiny_data, monkeypatch):
-    monkeypatch.setattr(paddle_impl.data, "to_tensor_divides", lambda: False)
-    result = run_step("data", weights, tiny_data)
-    assert result.passed, failing(result)
-    assert max(key.max_abs for key in result.keys) == 0.0
-
-
 def test_a_transform_without_normalization_is_named(weights, tiny_data):
     import paddle.vision.transforms as T
 

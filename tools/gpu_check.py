@@ -33,14 +33,14 @@ import sys
 import numpy as np
 
 from alignment.check import check_step
-from alignment.inputs import write_input_batch
 from alignment.reprod_format import load_values
-from alignment.suite import child_environment, module_command, prepare_weights
-from greedyhash_common.atomic import write_text
+from greedyhash_common.atomic import atomic_path, write_text
+from greedyhash_common.cifar10 import load_cifar10, resolve_data_path
 from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.hyperparameters import IMAGE_SIZE
+from greedyhash_common.transforms import preprocess
 
-from .gpu_check_side import run_path
+from .gpu_check_side import inputs_path, run_path
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = ("torch", "cpu", "float64")
@@ -63,6 +63,38 @@ def get_args_parser():
     parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in synthetic data")
     parser.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def module_command(python, module, *arguments):
+    return [python, "-m", module, *map(str, arguments)]
+
+
+def child_environment():
+    """This environment, with the project importable from any interpreter; TF32 off in cuBLAS and cuDNN
+    for both frameworks (Paddle has no Python switch for all of it)."""
+    env = dict(os.environ, NVIDIA_TF32_OVERRIDE="0")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, env.get("PYTHONPATH")]))
+    return env
+
+
+def write_inputs(workdir, data, batch_size, size):
+    """The batch: the first image of each class in turn (as the alignment suite picks its batch), through
+    the references' preprocessing in float64; and their labels."""
+    images, labels = load_cifar10(resolve_data_path(data))
+    per_class = [np.flatnonzero(labels == label) for label in np.unique(labels)]
+    order = [indices[rank] for rank in range(max(map(len, per_class))) for indices in per_class if rank < len(indices)]
+    chosen = np.asarray(order[:batch_size])
+    for name, array in (("images.npy", preprocess(images[chosen], size)), ("labels.npy", labels[chosen])):
+        with atomic_path(inputs_path(workdir, name)) as tmp:
+            np.save(tmp, array, allow_pickle=False)
+
+
+def write_weights(args):
+    command = module_command(args.torch_python, "tools.gpu_check_side", "weights", "--workdir", args.workdir, "--bit",
+                              args.bit, "--seed", args.seed, *(["--weights", args.weights] if args.weights else []))
+    done = subprocess.run(command, cwd=PROJECT_ROOT, env=child_environment(), capture_output=True, text=True)
+    if done.returncode:
+        raise UserInputError(f"preparing the weights failed:\n{done.stderr.strip()}")
 
 
 def step_of(key):
@@ -157,11 +189,10 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     args.workdir = os.path.abspath(args.workdir)
     os.makedirs(args.workdir, exist_ok=True)
-    write_input_batch(args.workdir, args.data, args.batch_size, args.size)
-    prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, 1, args.weights)
-    # TF32 off in cuBLAS and cuDNN for both frameworks (Paddle has no Python switch for all of it).
-    environment = dict(child_environment(), NVIDIA_TF32_OVERRIDE="0")
-    run_sides(args, environment)
+    os.makedirs(os.path.join(args.workdir, "inputs"), exist_ok=True)
+    write_inputs(args.workdir, args.data, args.batch_size, args.size)
+    write_weights(args)
+    run_sides(args, child_environment())
     envs = {framework: read_env(args.workdir, framework) for framework in ("torch", "paddle")}
     rows = summary(args.workdir, envs)
     passed = all(row["passed"] for row in rows)

@@ -179,9 +179,8 @@ profile: $(INSTALLED)
 # the CPU; with one, Paddle uses the GPU.
 GPU_LOGS ?= $(LOGS)/gpu-env
 STEPS ?=
-ALIGN_GPU = $(PYTHON) -m alignment --paddle-python $(GPU_PYTHON) --bit $(BIT) --size $(SIZE) --dtypes $(DTYPE) \
-	--workdir $(GPU_LOGS)/align $(if $(STEPS),--steps $(STEPS)) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
-	$(if $(DATA),--data $(DATA))
+# make align's command and options (the later --workdir wins), with the Paddle side in .venv-gpu
+ALIGN_GPU = $(ALIGN) --workdir $(GPU_LOGS)/align --paddle-python $(GPU_PYTHON) $(if $(STEPS),--steps $(STEPS))
 
 .PHONY: gpu-env align-gpu gpu-check test-gpu-env
 

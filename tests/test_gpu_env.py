@@ -39,8 +39,8 @@ def test_make_uses_each_environments_own_requirements():
 
 def test_align_gpu_runs_the_torch_side_in_venv_and_the_paddle_side_in_venv_gpu():
     commands = make_dry_run("align-gpu", "VENV=/some/venv", "STEPS=train", "DTYPE=float64")
-    assert re.search(r"^/some/venv/bin/python -m alignment --paddle-python \.venv-gpu/bin/python .*--dtypes float64 "
-                     r".*--steps train", commands, re.M), commands
+    assert re.search(r"^/some/venv/bin/python -m alignment .*--dtypes float64 .*--workdir logs/gpu-env/align "
+                     r"--paddle-python \.venv-gpu/bin/python --steps train", commands, re.M), commands
 
 
 def test_make_test_runs_the_gpu_environment_part():

@@ -2,6 +2,15 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
+# The GPU environment (README, GPU): paddlepaddle-gpu 2.6.2 and numpy 1.26 from requirements-gpu.txt, no
+# torch. `make gpu-env` creates it; `make train|eval|predict|export|infer|lite VENV=.venv-gpu` runs the
+# Paddle side's commands in it; `make align-gpu` runs the suite with its Paddle side in it.
+GPU_VENV ?= .venv-gpu
+GPU_PYTHON := $(GPU_VENV)/bin/python
+GPU_INSTALLED := $(GPU_VENV)/.installed-requirements
+# Each environment is installed from its own pinned file.
+IS_GPU_VENV = $(filter $(abspath $(GPU_VENV)),$(abspath $(VENV)))
+REQUIREMENTS ?= $(if $(IS_GPU_VENV),requirements-gpu.txt,requirements.txt)
 
 BIT ?= 48
 SIZE ?= 224
@@ -21,7 +30,11 @@ help:
 	@echo "make align-curve      both frameworks train a few epochs; loss curves and final mAP (slow)"
 	@echo "make align-reference  regenerate logs/reference/ (the committed reference run)"
 	@echo "make align-curve-reference  regenerate logs/reference-curve/ (5 seeds; about 35 minutes)"
-	@echo "make test             the test suite"
+	@echo "make test             the test suite, then test-gpu-env"
+	@echo "make gpu-env          create .venv-gpu from requirements-gpu.txt (paddlepaddle-gpu 2.6.2, numpy 1.26)"
+	@echo "make align-gpu        the suite with its Paddle side in .venv-gpu, torch side in .venv (STEPS=, DTYPE=...)"
+	@echo "make gpu-check        forward and backward on the GPU (else the CPU) in both frameworks vs CPU float64"
+	@echo "make test-gpu-env     what CI runs in .venv-gpu: gpu-env, align-gpu, lite in .venv-gpu, gpu-check"
 	@echo "make bench            both frameworks' speed side by side -> logs/bench.md"
 	@echo "make profile          where the training step's time goes, per operator -> logs/profile_*.txt"
 	@echo "make train|eval|predict|export|infer|reproduce|lite   the training product (README, Training)"
@@ -30,10 +43,20 @@ help:
 
 venv: $(INSTALLED)
 
-$(INSTALLED): requirements.txt
-	test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	touch $@
+# $(call install_venv,folder,requirements file)
+define install_venv
+	test -x $(1)/bin/python || python3 -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --disable-pip-version-check -r $(2)
+	touch $(1)/.installed-requirements
+endef
+
+$(INSTALLED): $(REQUIREMENTS)
+	$(call install_venv,$(VENV),$(REQUIREMENTS))
+
+ifneq ($(abspath $(INSTALLED)),$(abspath $(GPU_INSTALLED)))
+$(GPU_INSTALLED): requirements-gpu.txt
+	$(call install_venv,$(GPU_VENV),requirements-gpu.txt)
+endif
 
 align: $(INSTALLED)
 	$(ALIGN)
@@ -41,8 +64,10 @@ align: $(INSTALLED)
 align-data align-forward align-loss align-backward align-optim align-train align-metric: align-%: $(INSTALLED)
 	$(ALIGN) --steps $*
 
+# CI (.ci/run) runs `make test`: the tests in .venv, then the GPU environment's part (test-gpu-env).
 test: $(INSTALLED)
 	$(PYTHON) -m pytest -q tests
+	$(MAKE) --no-print-directory test-gpu-env
 
 DIRECTION ?= torch2paddle
 convert: $(INSTALLED)
@@ -148,3 +173,41 @@ profile: $(INSTALLED)
 		$(PYTHON) -m benchmarks.profile $$framework --mkl $$mkl --output $(LOGS)/profile_$${framework}_$$mkl.txt \
 			> /dev/null || exit 1; done; done
 	@echo "operator tables: $(LOGS)/profile_*.txt"
+
+# ---------------------------------------------------------------------------------------------------
+# The GPU environment (README, GPU). On a machine without a GPU (CI, this project's machines) it runs on
+# the CPU; with one, Paddle uses the GPU.
+GPU_LOGS ?= $(LOGS)/gpu-env
+STEPS ?=
+# make align's command and options (the later --workdir wins), with the Paddle side in .venv-gpu
+ALIGN_GPU = $(ALIGN) --workdir $(GPU_LOGS)/align --paddle-python $(GPU_PYTHON) $(if $(STEPS),--steps $(STEPS))
+
+.PHONY: gpu-env align-gpu gpu-check test-gpu-env
+
+gpu-env: $(GPU_INSTALLED)
+	$(GPU_PYTHON) -c "import numpy, paddle, numpy.random; print('paddle', paddle.__version__, 'numpy', numpy.__version__, \
+		'CUDA build:', paddle.is_compiled_with_cuda(), 'GPUs:', paddle.device.cuda.device_count())"
+
+align-gpu: $(INSTALLED) $(GPU_INSTALLED)
+	$(ALIGN_GPU)
+
+# Forward and backward, float32 and float64, on the GPU when there is one (else the CPU) in both
+# frameworks, each compared with the CPU float64 reference (tools/gpu_check.py).
+gpu-check: $(INSTALLED) $(GPU_INSTALLED)
+	$(PYTHON) -m tools.gpu_check --paddle-python $(GPU_PYTHON) --workdir $(GPU_LOGS)/gpu-check --bit $(BIT) \
+		$(if $(filter command line,$(origin SIZE)),--size $(SIZE)) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
+		$(if $(DATA),--data $(DATA))
+
+# What CI runs in the GPU environment, timed: install, the alignment suite (Paddle side in .venv-gpu),
+# the quick training chain in .venv-gpu, gpu-check. A part that passes leaves its reports and logs but not
+# its arrays and weights (7 GB for the suite at 224 px), so the disk holds one part's at a time.
+DROP_ARRAYS = find $(GPU_LOGS) -type f \( -name '*.npy' -o -name '*.pdparams' -o -name '*.pdstate' -o -name '*.pdiparams' \
+	-o -name '*.pth' \) -delete
+test-gpu-env: $(INSTALLED)
+	@started=$$(date +%s); \
+	$(MAKE) --no-print-directory gpu-env && installed=$$(date +%s) && \
+	$(MAKE) --no-print-directory align-gpu && aligned=$$(date +%s) && $(DROP_ARRAYS) && \
+	$(MAKE) --no-print-directory lite VENV=$(GPU_VENV) ARGS="--workdir $(GPU_LOGS)/lite" && lite=$$(date +%s) && \
+	$(DROP_ARRAYS) && $(MAKE) --no-print-directory gpu-check && finished=$$(date +%s) && $(DROP_ARRAYS) && \
+	echo "GPU environment: install $$((installed - started)) s, align-gpu $$((aligned - installed)) s," \
+		"lite $$((lite - aligned)) s, gpu-check $$((finished - lite)) s"

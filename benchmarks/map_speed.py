@@ -1,11 +1,17 @@
 """Speed of greedyhash_common.hamming_map against the references' per-query mAP loop, on CIFAR-10-sized
-random codes: python -m benchmarks.map_speed prints a markdown table."""
+random codes: python -m benchmarks.map_speed prints a markdown table.
+
+python -m benchmarks.map_speed --popcount-paths times hamming_map with each popcount this numpy has
+(np.bitwise_count from numpy 2.0; the table, which numpy 1.x gets) on the same codes, and checks that
+they give the same mAP."""
+import argparse
 import statistics
 import time
 import tracemalloc
 
 import numpy as np
 
+from greedyhash_common import hamming_map
 from greedyhash_common.hamming_map import mean_average_precision
 
 NUM_CLASSES = 10
@@ -110,5 +116,56 @@ def markdown_table(results):
     return "\n".join(lines)
 
 
+def measure_popcount_paths(bits_list=(12, 24, 32, 48), num_queries=1000, num_database=59000, repeats=3, seed=0):
+    """One dict per bit length: seconds of mean_average_precision (median, min, max of `repeats` runs after
+    a warm-up) with each popcount available here, and whether every path gave the same mAP."""
+    paths = {"table": hamming_map.popcount_by_table}
+    if hasattr(np, "bitwise_count"):
+        paths = {"np.bitwise_count": np.bitwise_count, **paths}
+    chosen = hamming_map.popcount
+    results = []
+    try:
+        for bits in bits_list:
+            rng = np.random.default_rng([seed, bits])
+            centres = rng.choice([-1.0, 1.0], size=(NUM_CLASSES, bits))
+            query_codes, query_labels, database_codes, database_labels = (
+                *clustered_codes(rng, num_queries, bits, centres), *clustered_codes(rng, num_database, bits, centres))
+            arguments = (query_codes, database_codes, query_labels, database_labels)
+            warm_up = (query_codes[:WARM_UP_QUERIES], database_codes, query_labels[:WARM_UP_QUERIES], database_labels)
+            row = {"bits": bits, "queries": num_queries, "database": num_database, "paths": {}}
+            for name, function in paths.items():
+                hamming_map.popcount = function
+                value, seconds = _timed(mean_average_precision, arguments, warm_up, repeats)
+                row["paths"][name] = {"map": value, "seconds": statistics.median(seconds),
+                                      "min_seconds": min(seconds), "max_seconds": max(seconds)}
+            row["identical_map"] = len({path["map"] for path in row["paths"].values()}) == 1
+            results.append(row)
+    finally:
+        hamming_map.popcount = chosen
+    return results
+
+
+def popcount_markdown_table(results):
+    names = list(results[0]["paths"])
+    lines = [f"numpy {np.__version__}; hamming_map uses {hamming_map.popcount.__name__} here", "",
+             "| bits | queries x database | " + " | ".join(f"{name} s: median (min-max)" for name in names)
+             + " | same mAP |", "|---:|---:|" + "---:|" * len(names) + ":---:|"]
+    for row in results:
+        cells = [f"{path['seconds']:.3f} ({path['min_seconds']:.3f}-{path['max_seconds']:.3f})"
+                 for path in row["paths"].values()]
+        lines.append(f"| {row['bits']} | {row['queries']} x {row['database']} | " + " | ".join(cells)
+                     + f" | {'yes' if row['identical_map'] else 'NO'} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print(markdown_table(measure_map_speed()))
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.map_speed", description=__doc__)
+    parser.add_argument("--popcount-paths", action="store_true", help="time each popcount path instead")
+    parser.add_argument("--bits", default="12,24,32,48")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    bits = tuple(int(value) for value in args.bits.split(","))
+    if args.popcount_paths:
+        print(popcount_markdown_table(measure_popcount_paths(bits, repeats=args.repeats)))
+    else:
+        print(markdown_table(measure_map_speed(bits, repeats=args.repeats)))

@@ -78,6 +78,29 @@ _WORD_BITS = 64
 _WORD = np.dtype("<u8")
 _ALL_BITS = np.uint64(np.iinfo(np.uint64).max)
 
+# Set bits of every 16-bit value, for the popcount below when numpy has no np.bitwise_count (before 2.0).
+_HALFWORD_POPCOUNT = np.array([bin(value).count("1") for value in range(1 << 16)], np.uint8)
+_BYTE_SUM = np.uint32(0x01010101)  # times four byte-sized counts: their sum in the top byte
+
+
+def popcount_by_table(words, out=None):
+    """The number of set bits of each 64-bit word, as uint8 (into `out` when given): the same values
+    as np.bitwise_count, on any numpy. Each word's four 16-bit halves are looked up in a 64 KB table
+    of popcounts; the four counts (at most 16 each) land in one uint32, and a multiplication by
+    0x01010101 sums them into its top byte."""
+    words = np.ascontiguousarray(words, _WORD)
+    counts = np.take(_HALFWORD_POPCOUNT, words.view(np.uint16)).view(np.uint32).reshape(words.shape)
+    total = (counts * _BYTE_SUM) >> np.uint32(24)
+    if out is None:
+        return total.astype(np.uint8)
+    np.copyto(out, total, casting="unsafe")
+    return out
+
+
+# Chosen by feature, not by version string: numpy >= 2.0 has the ufunc (a hardware popcount per word);
+# older numpy (1.26, which Paddle 2.6's GPU build needs) gets the table.
+popcount = getattr(np, "bitwise_count", None) or popcount_by_table
+
 
 def mean_average_precision(query_codes, database_codes, query_labels, database_labels,
                            top_k=None, ties="index", queries_per_chunk=DEFAULT_QUERIES_PER_CHUNK):
@@ -246,9 +269,9 @@ class _ChunkDistances:
             for word, database_word in enumerate(self._database_words):
                 xor = np.bitwise_xor(query[word], database_word, out=self._xor)
                 if word == 0:
-                    np.bitwise_count(xor, out=row)
+                    popcount(xor, out=row)
                 else:
-                    row += np.bitwise_count(xor, out=self._word_distances)
+                    row += popcount(xor, out=self._word_distances)
         return distances
 
 
@@ -338,7 +361,7 @@ class _StableRanks:
         low_field = (1 << self._low_plane_count) - 1
         for value, (mask, count) in enumerate(zip(masks, counts)):
             np.bitwise_and(high[value >> self._low_plane_count], low[value & low_field], out=mask)
-            np.bitwise_count(mask, out=count)
+            popcount(mask, out=count)
         np.cumsum(counts, axis=2, dtype=np.int32, out=upto)
         per_value = upto[:, :, -1].copy()
         upto += (np.cumsum(per_value, axis=0) - per_value)[:, :, None]
@@ -353,7 +376,7 @@ class _StableRanks:
         flat = np.multiply(values.reshape(-1)[order + row_starts], loaded_rows * num_words, dtype=np.intp)
         flat += self._word_of_item[items][order]
         flat += (np.arange(rows.start, rows.stop) * num_words)[:, None]
-        later = np.bitwise_count(self._masks.reshape(-1)[flat] & self._later_in_word[items][order])
+        later = popcount(self._masks.reshape(-1)[flat] & self._later_in_word[items][order])
         return self._upto.reshape(-1)[flat] - later
 
     def _fill_planes(self, distances):

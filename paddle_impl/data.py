@@ -2,7 +2,15 @@
 
 paddle.vision's Resize uses PIL for a PIL image but OpenCV for a numpy array, and the two
 interpolate differently; the dataset hands it PIL images, as torchvision gets them.
+
+paddle.vision's ToTensor scales uint8 by 1/255 differently across versions: Paddle 3.x divides by 255
+in float32, as torchvision does; Paddle 2.6 multiplies by the float32 reciprocal of 255, which is one
+float32 ulp off for some values (up to 7.2e-7 after Normalize, measured by the data step). Where it
+does (detected by what it computes, not by version), the loaders use DividingToTensor instead, so every
+supported Paddle gives torchvision's values bit for bit.
 """
+import functools
+
 import numpy as np
 import paddle
 import paddle.vision.transforms as T
@@ -12,10 +20,32 @@ from greedyhash_common.batch_order import SharedBatchOrder
 from greedyhash_common.hyperparameters import IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD
 
 
+class DividingToTensor:
+    """ToTensor as torchvision and Paddle 3.x compute it for an 8-bit RGB PIL image: float32(value) / 255,
+    channels first."""
+
+    def __call__(self, picture):
+        array = np.asarray(picture)
+        if array.dtype != np.uint8 or array.ndim != 3:
+            raise ValueError(f"DividingToTensor takes 8-bit RGB images, got {array.dtype} {array.shape}")
+        scaled = array.astype(np.float32) / np.float32(255)
+        return paddle.to_tensor(np.ascontiguousarray(scaled.transpose(2, 0, 1)))
+
+
+@functools.lru_cache(maxsize=None)
+def to_tensor_divides():
+    """Whether paddle.vision's ToTensor gives float32(value) / 255 for every uint8 value (Paddle 3.x: yes;
+    2.6: no). Asked lazily, at the first loader: the runtime must be configured before any computation."""
+    values = np.arange(256, dtype=np.uint8)
+    image = Image.fromarray(np.repeat(values, 3).reshape(16, 16, 3))
+    expected = np.repeat(values.astype(np.float32) / np.float32(255), 3).reshape(16, 16, 3).transpose(2, 0, 1)
+    return bool(np.array_equal(T.ToTensor()(image).numpy(), expected))
+
+
 def reference_transform(size=IMAGE_SIZE):
     """Resize (PIL bilinear, 32 -> size), ToTensor, Normalize: the same for training and evaluation."""
-    return T.Compose([T.Resize(size, interpolation="bilinear"), T.ToTensor(),
-                      T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    to_tensor = T.ToTensor() if to_tensor_divides() else DividingToTensor()
+    return T.Compose([T.Resize(size, interpolation="bilinear"), to_tensor, T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 class CifarImages(paddle.io.Dataset):

@@ -327,3 +327,76 @@ def test_invalid_input_is_rejected_with_a_clear_message(changes, message):
 def test_hamming_distances_reject_mismatched_bits():
     with pytest.raises(UserInputError, match="12 bits but database codes have 48"):
         hamming_distances(np.ones((1, 12)), np.ones((1, 48)))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The popcount: numpy's ufunc (numpy >= 2.0) or the table (numpy 1.x, Paddle 2.6's environment)
+
+
+def test_the_popcount_is_chosen_by_feature(monkeypatch):
+    import importlib
+
+    from greedyhash_common import hamming_map
+
+    try:
+        if hasattr(np, "bitwise_count"):
+            assert hamming_map.popcount is np.bitwise_count
+            monkeypatch.delattr(np, "bitwise_count")
+        importlib.reload(hamming_map)
+        assert hamming_map.popcount.__name__ == "popcount_by_table"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(hamming_map)
+
+
+def test_the_table_popcount_counts_every_bit():
+    from greedyhash_common.hamming_map import popcount_by_table
+
+    rng = np.random.default_rng(7)
+    words = np.concatenate([np.array([0, 1, 2 ** 63, 2 ** 64 - 1, 0x5555555555555555], np.uint64),
+                            np.uint64(1) << np.arange(64, dtype=np.uint64),
+                            rng.integers(0, 2 ** 64 - 1, 4931, dtype=np.uint64, endpoint=True)])  # 5,000 in all
+    expected = np.array([bin(int(word)).count("1") for word in words], np.uint8)
+    counts = popcount_by_table(words)
+    assert counts.dtype == np.uint8
+    np.testing.assert_array_equal(counts, expected)
+    out = np.empty((5, 1000), np.uint8)
+    assert popcount_by_table(words.reshape(out.shape), out=out) is out
+    np.testing.assert_array_equal(out.reshape(-1), expected)
+    if hasattr(np, "bitwise_count"):
+        np.testing.assert_array_equal(counts, np.bitwise_count(words))
+
+
+@pytest.mark.parametrize("bits", [12, 48, 130])
+def test_both_popcounts_give_identical_distances_and_map(bits, monkeypatch):
+    """What this environment uses (np.bitwise_count on numpy 2.x) against the table numpy 1.x uses."""
+    from greedyhash_common import hamming_map
+
+    rng = np.random.default_rng([bits, 11])
+    problem = clustered_problem(rng, 70, 3000, bits)
+    query_codes, query_labels, database_codes, database_labels = problem
+    arguments = (query_codes, database_codes, query_labels, database_labels)
+
+    def results():
+        return (hamming_distances(query_codes, database_codes),
+                *(average_precisions(*arguments, top_k=top_k, ties=ties)
+                  for ties in TIE_MODES for top_k in (None, 100)))
+
+    default = results()
+    monkeypatch.setattr(hamming_map, "popcount", hamming_map.popcount_by_table)
+    forced = results()
+    for first, second in zip(default, forced):
+        np.testing.assert_array_equal(first, second)
+    assert mean_average_precision(*arguments) == float(np.mean(default[1]))
+
+
+def test_the_popcount_benchmark_times_every_path_and_restores_the_choice():
+    from benchmarks.map_speed import measure_popcount_paths, popcount_markdown_table
+    from greedyhash_common import hamming_map
+
+    chosen = hamming_map.popcount
+    results = measure_popcount_paths((12, 48), num_queries=30, num_database=500, repeats=1)
+    assert hamming_map.popcount is chosen
+    expected_paths = {"table"} | ({"np.bitwise_count"} if hasattr(np, "bitwise_count") else set())
+    assert all(set(row["paths"]) == expected_paths and row["identical_map"] for row in results)
+    assert "| 48 | 30 x 500 |" in popcount_markdown_table(results)

@@ -1,0 +1,105 @@
+"""The GPU environment's plumbing: requirements-gpu.txt, the Makefile targets CI runs (checked as make
+prints them), and tools.gpu_check on its CPU path (both sides in this environment here; CI runs the
+Paddle side in .venv-gpu through `make test-gpu-env`)."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from .conftest import PROJECT_ROOT
+
+
+def make_dry_run(*arguments):
+    """The commands `make` would run, without running them."""
+    done = subprocess.run(["make", "-n", "--no-print-directory", *arguments], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, check=True)
+    return done.stdout
+
+
+def test_requirements_gpu_pins_paddle_gpu_2_6_with_numpy_1_and_no_torch():
+    with open(os.path.join(PROJECT_ROOT, "requirements-gpu.txt"), encoding="utf-8") as handle:
+        lines = [line.strip() for line in handle if line.strip() and not line.startswith("#")]
+    pins = dict(line.split("==") for line in lines)
+    assert len(pins) == len(lines), "every requirement is pinned with =="
+    assert pins["paddlepaddle-gpu"] == "2.6.2"
+    assert pins["numpy"].startswith("1.")
+    assert not {"torch", "torchvision", "paddlepaddle"} & set(pins)
+
+
+def test_make_uses_each_environments_own_requirements():
+    assert "-r requirements-gpu.txt" in make_dry_run("-B", "train", "VENV=.venv-gpu")
+    assert ".venv-gpu/bin/python -m paddle_impl.train" in make_dry_run("-B", "train", "VENV=.venv-gpu")
+    default = make_dry_run("-B", "train")
+    assert "-r requirements.txt" in default and "requirements-gpu" not in default
+
+
+def test_align_gpu_runs_the_torch_side_in_venv_and_the_paddle_side_in_venv_gpu():
+    commands = make_dry_run("align-gpu", "VENV=/some/venv", "STEPS=train", "DTYPE=float64")
+    assert re.search(r"^/some/venv/bin/python -m alignment .*--dtypes float64 .*--workdir logs/gpu-env/align "
+                     r"--paddle-python \.venv-gpu/bin/python --steps train", commands, re.M), commands
+
+
+def test_make_test_runs_the_gpu_environment_part():
+    commands = make_dry_run("test", "VENV=/some/venv")
+    assert "-m pytest -q tests" in commands and "test-gpu-env" in commands
+    part = make_dry_run("test-gpu-env", "VENV=/some/venv")
+    for target in ("gpu-env", "align-gpu", "lite VENV=.venv-gpu", "gpu-check"):
+        assert f"--no-print-directory {target}" in part, target
+
+
+@pytest.fixture(scope="module")
+def gpu_check_run(module_tmp):
+    workdir = module_tmp("gpu-check")
+    done = subprocess.run([sys.executable, "-m", "tools.gpu_check", "--workdir", str(workdir), "--bit", "12",
+                           "--size", "64", "--device", "cpu"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    return done, workdir
+
+
+def test_gpu_check_passes_on_its_cpu_path_and_says_so(gpu_check_run):
+    done, workdir = gpu_check_run
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "torch's device runs ran on the CPU" in done.stdout
+    assert "paddle's device runs ran on the CPU" in done.stdout
+    with open(workdir / "gpu_check.json", encoding="utf-8") as handle:
+        report = json.load(handle)
+    assert report["passed"] and report["on_gpu"] == []
+    runs = [(row["run"], row["against"], row["keys"]) for row in report["runs"]]
+    assert runs == [("paddle cpu float64", "torch cpu float64", "all"),
+                    ("torch cpu float32", "torch cpu float64", "outputs and losses"),
+                    ("paddle cpu float32", "torch cpu float64", "outputs and losses"),
+                    ("paddle cpu float32", "torch cpu float32", "all")]
+    assert report["runs"][0]["max_rel"] < 1e-12
+
+
+def test_gpu_check_fails_tf32_like_rounding_and_a_changed_gradient(gpu_check_run):
+    """What a GPU with TF32 left on would give (outputs about 1e-3 relative off), and a float64 gradient
+    that differs (a GPU kernel computing something else), both fail against the reference."""
+    from alignment.reprod_format import load_values
+    from tools.gpu_check import compare
+    from tools.gpu_check_side import run_path
+
+    _, workdir = gpu_check_run
+    reference = load_values(run_path(str(workdir), "torch", "cpu", "float64"))
+    float32 = load_values(run_path(str(workdir), "paddle", "cpu", "float32"))
+    float32["logits"] = float32["logits"] * np.float32(1 + 1e-3)
+    failing = {result.name for result in compare(reference, float32, "float32", ("forward", "loss")) if not result.passed}
+    assert failing == {"logits"}
+    float64 = load_values(run_path(str(workdir), "paddle", "cpu", "float64"))
+    float64["grad.alex.classifier.4.weight"] = float64["grad.alex.classifier.4.weight"] * (1 + 1e-8)
+    failing = {result.name for result in compare(reference, float64, "float64") if not result.passed}
+    assert failing == {"grad.alex.classifier.4.weight"}
+
+
+def test_gpu_check_device_gpu_without_a_gpu_is_refused(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    done = subprocess.run([sys.executable, "-m", "tools.gpu_check", "--workdir", str(tmp_path), "--bit", "12",
+                           "--size", "64", "--device", "gpu"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "sees no GPU" in done.stdout + done.stderr

@@ -1,0 +1,213 @@
+"""Does alignment hold on this machine's GPU? Forward and backward on the GPU in both frameworks,
+compared with the CPU float64 reference (`make gpu-check`).
+
+  python -m tools.gpu_check [--paddle-python .venv-gpu/bin/python] [--workdir logs/gpu-env/gpu-check]
+                            [--bit 48] [--size 224] [--device auto|cpu|gpu] [--weights FILE] [--data PATH]
+
+The suite's batch (4 images of the built-in data, or of --data) and weights (seeded, or --weights) go
+through each framework, each in its own process and interpreter (this one for torch, --paddle-python
+for Paddle; NVIDIA_TF32_OVERRIDE=0, cuDNN deterministic): in float64 on the CPU, and in float32 and
+float64 on the device, the GPU when the framework sees one, else the CPU. Values: logits, h, b, the
+losses, the gradients of the input, of h and of every parameter; tolerances: the alignment suite's
+(alignment/tolerances.py) for the run's precision.
+
+- float64 on the GPU, each framework, against torch's CPU float64 run, every value: near-exact (1e-10
+  relative), so a GPU kernel that computes something else shows; Paddle's CPU float64 run is the
+  baseline row.
+- float32 on the GPU, each framework, against the same reference: outputs and losses within the float32
+  limits (TF32 left on, about 1e-3 relative, would fail); codes b identical except where |h| is within
+  tolerance of zero.
+- float32 gradients: Paddle's against torch's on the same device, every value, as the suite's float32
+  backward step compares them (a float32 max-pool or ReLU decision flipped by rounding moves a gradient
+  beyond the limits against float64 in both frameworks alike).
+
+Writes <workdir>/gpu_check.json and prints one row per run; exits 1 if any run fails, 2 on bad input.
+Without a GPU (as in CI) the device runs are CPU runs: that tests this check's own path, not a GPU.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from alignment.check import check_step
+from alignment.reprod_format import load_values
+from greedyhash_common.atomic import atomic_path, write_text
+from greedyhash_common.cifar10 import load_cifar10, resolve_data_path
+from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.hyperparameters import IMAGE_SIZE
+from greedyhash_common.transforms import preprocess
+
+from .gpu_check_side import inputs_path, run_path
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REFERENCE = ("torch", "cpu", "float64")
+ALL_STEPS = ("forward", "loss", "backward")
+CODE_KEYS = {"b": "h"}
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(prog="python -m tools.gpu_check", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--paddle-python", default=sys.executable, help="the Paddle environment's interpreter")
+    parser.add_argument("--torch-python", default=sys.executable)
+    parser.add_argument("--workdir", default=os.path.join(PROJECT_ROOT, "logs", "gpu-env", "gpu-check"))
+    parser.add_argument("--bit", type=int, default=48)
+    parser.add_argument("--size", type=int, default=IMAGE_SIZE)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                        help="auto: the GPU when the framework sees one; gpu: fail if it does not")
+    parser.add_argument("--weights", help="GreedyHash checkpoint (.pth or .pdparams); default: seeded init")
+    parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in synthetic data")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def module_command(python, module, *arguments):
+    return [python, "-m", module, *map(str, arguments)]
+
+
+def child_environment():
+    """This environment, with the project importable from any interpreter; TF32 off in cuBLAS and cuDNN
+    for both frameworks (Paddle has no Python switch for all of it)."""
+    env = dict(os.environ, NVIDIA_TF32_OVERRIDE="0")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, env.get("PYTHONPATH")]))
+    return env
+
+
+def write_inputs(workdir, data, batch_size, size):
+    """The batch: the first image of each class in turn (as the alignment suite picks its batch), through
+    the references' preprocessing in float64; and their labels."""
+    images, labels = load_cifar10(resolve_data_path(data))
+    per_class = [np.flatnonzero(labels == label) for label in np.unique(labels)]
+    order = [indices[rank] for rank in range(max(map(len, per_class))) for indices in per_class if rank < len(indices)]
+    chosen = np.asarray(order[:batch_size])
+    for name, array in (("images.npy", preprocess(images[chosen], size)), ("labels.npy", labels[chosen])):
+        with atomic_path(inputs_path(workdir, name)) as tmp:
+            np.save(tmp, array, allow_pickle=False)
+
+
+def write_weights(args):
+    command = module_command(args.torch_python, "tools.gpu_check_side", "weights", "--workdir", args.workdir, "--bit",
+                              args.bit, "--seed", args.seed, *(["--weights", args.weights] if args.weights else []))
+    done = subprocess.run(command, cwd=PROJECT_ROOT, env=child_environment(), capture_output=True, text=True)
+    if done.returncode:
+        raise UserInputError(f"preparing the weights failed:\n{done.stderr.strip()}")
+
+
+def step_of(key):
+    """The suite's step whose tolerances hold `key`."""
+    if key.startswith("grad."):
+        return "backward"
+    return "loss" if key.startswith("loss_") else "forward"
+
+
+def compare(expected, actual, dtype, steps=("forward", "loss", "backward")):
+    """KeyResults of `actual` against `expected` (cast to the run's dtype) for the keys of `steps`."""
+    results = []
+    for step in steps:
+        keys = [key for key in expected if step_of(key) == step]
+        wanted = {key: expected[key].astype(actual[key].dtype) if key in actual else expected[key] for key in keys}
+        got = {key: actual[key] for key in actual if step_of(key) == step}
+        results += check_step(step, dtype, wanted, got, {k: v for k, v in CODE_KEYS.items() if k in keys}).keys
+    return results
+
+
+def run_sides(args, environment):
+    running = []
+    for framework, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
+        log = os.path.join(args.workdir, f"side_{framework}.log")
+        command = module_command(python, "tools.gpu_check_side", framework, "--workdir", args.workdir, "--bit",
+                                  args.bit, "--device", args.device)
+        with open(log, "w", encoding="utf-8") as handle:
+            running.append((framework, log, subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment,
+                                                             stdout=handle, stderr=subprocess.STDOUT)))
+    failed = [(framework, log) for framework, log, process in running if process.wait()]
+    if failed:
+        details = "\n".join(f"{framework} side failed:\n{open(log, encoding='utf-8').read().strip()[-2000:]}"
+                            for framework, log in failed)
+        raise UserInputError(details)
+
+
+def read_env(workdir, framework):
+    with open(os.path.join(workdir, f"{framework}_env.json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def comparisons(envs):
+    """[(run, against, steps)], runs named (framework, device, dtype). float64 anywhere must equal torch's
+    CPU float64 run near-exactly. A float32 run's outputs and losses are held to the float32 limits
+    against it too, but not its gradients: a float32 max-pool or ReLU decision flipped by rounding moves
+    a gradient beyond them (README, Tolerances), so float32 gradients are compared framework against
+    framework on the same device, as the suite's backward step does (every key, float32 limits)."""
+    devices = {framework: envs[framework]["device"] for framework in ("torch", "paddle")}
+    rows = [(("paddle", "cpu", "float64"), REFERENCE, ALL_STEPS)]
+    for framework, device in devices.items():
+        if device != "cpu":
+            rows.append(((framework, device, "float64"), REFERENCE, ALL_STEPS))
+    for framework, device in devices.items():
+        rows.append(((framework, device, "float32"), REFERENCE, ("forward", "loss")))
+    rows.append((("paddle", devices["paddle"], "float32"), ("torch", devices["torch"], "float32"), ALL_STEPS))
+    return rows
+
+
+def summary(workdir, envs):
+    rows = []
+    for run, against, steps in comparisons(envs):
+        results = compare(load_values(run_path(workdir, *against)), load_values(run_path(workdir, *run)), run[2],
+                          steps)
+        failing = [result for result in results if not result.passed]
+        worst = max(failing or results, key=lambda result: result.excess())
+        rows.append({"run": describe_run(run, envs), "against": describe_run(against, envs),
+                     "keys": "all" if steps == ALL_STEPS else "outputs and losses", "passed": not failing,
+                     "worst_key": worst.name, "max_abs": worst.max_abs, "max_rel": worst.max_rel,
+                     "limit": worst.limit, "failing_keys": [result.name for result in failing],
+                     "note": "; ".join(sorted({result.note for result in results if result.note}))})
+    return rows
+
+
+def describe_run(run, envs):
+    framework, device, dtype = run
+    return f"{framework} {envs[framework]['device_names'][device]} {dtype}"
+
+
+def format_rows(rows):
+    header = (f"{'run':<22} {'against':<22} {'keys':<18} {'verdict':<7} {'worst key':<30} {'max abs':>9} "
+              f"{'max rel':>9} {'limit':>9}")
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(f"{row['run'][:22]:<22} {row['against'][:22]:<22} {row['keys']:<18} "
+                     f"{'pass' if row['passed'] else 'FAIL':<7} {row['worst_key'][:30]:<30} {row['max_abs']:>9.3g} "
+                     f"{row['max_rel']:>9.3g} {row['limit']:>9.3g}" + (f"  {row['note']}" if row["note"] else ""))
+    return "\n".join(lines)
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    args.workdir = os.path.abspath(args.workdir)
+    os.makedirs(args.workdir, exist_ok=True)
+    os.makedirs(os.path.join(args.workdir, "inputs"), exist_ok=True)
+    write_inputs(args.workdir, args.data, args.batch_size, args.size)
+    write_weights(args)
+    run_sides(args, child_environment())
+    envs = {framework: read_env(args.workdir, framework) for framework in ("torch", "paddle")}
+    rows = summary(args.workdir, envs)
+    passed = all(row["passed"] for row in rows)
+    on_gpu = [framework for framework in ("torch", "paddle") if envs[framework]["device"] == "gpu"]
+    write_text(os.path.join(args.workdir, "gpu_check.json"),
+               json.dumps({"passed": passed, "on_gpu": on_gpu, "env": envs, "runs": rows}, indent=2, default=str)
+               + "\n")
+    print(format_rows(rows))
+    for framework in ("torch", "paddle"):
+        if framework not in on_gpu:
+            reason = "--device cpu" if envs[framework]["gpu_visible"] else f"{framework} sees no GPU"
+            print(f"{reason}: {framework}'s device runs ran on the CPU (this check's CPU path, not a GPU test)")
+    print(f"gpu-check {'passed' if passed else 'FAILED'}; details in {args.workdir}/gpu_check.json")
+    sys.exit(0 if passed else 1)
+
+
+if __name__ == "__main__":
+    main()

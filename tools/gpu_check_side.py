@@ -1,0 +1,174 @@
+"""One framework's side of tools.gpu_check, in its own process (the torch process never imports paddle).
+
+  python -m tools.gpu_check_side torch|paddle --workdir DIR --bit 48 [--device auto|cpu|gpu]
+  python -m tools.gpu_check_side weights --workdir DIR --bit 48 [--seed 0] [--weights FILE]   (torch only)
+
+Runs the alignment suite's batch through the model in eval mode, forward and backward, in float64 on
+the CPU (the reference) and in float32 and float64 on the device (the GPU when this framework sees one,
+else the CPU), and saves, for each run, the logits, h, b, both loss terms and their total, and the
+gradients of the input, of h and of every parameter (by torch name, in torch's layout):
+<workdir>/<framework>_<device>_<dtype>.npy, plus <framework>_env.json.
+
+`weights` writes the weights both sides start from, <workdir>/inputs/weights.pth and its conversion
+weights.pdparams: torch's seeded initialization, or a GreedyHash checkpoint of either framework.
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+
+from alignment.reprod_format import save_values
+from greedyhash_common.atomic import write_text
+from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.runtime_settings import quiet_paddle_import
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(prog="python -m tools.gpu_check_side", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("framework", choices=("torch", "paddle", "weights"))
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--bit", type=int, required=True)
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="weights: seed of the initialization")
+    parser.add_argument("--weights", help="weights: a GreedyHash checkpoint (.pth or .pdparams) instead")
+    return parser
+
+
+def inputs_path(workdir, name):
+    return os.path.join(workdir, "inputs", name)
+
+
+def write_weights(bit, seed, workdir, source=None):
+    """weights.pth and weights.pdparams in <workdir>/inputs: the same weights in each framework's layout."""
+    import torch
+
+    from torch_impl.model import GreedyHash
+    from torch_impl.weights import save_weights
+    from weights_convert.convert import GREEDYHASH, paddle_to_torch, torch_to_paddle
+    from weights_convert.paddle_files import read_paddle_state, write_paddle_state
+    from weights_convert.torch_files import read_torch_state, write_torch_state
+
+    torch_file = inputs_path(workdir, "weights.pth")
+    os.makedirs(os.path.dirname(torch_file), exist_ok=True)
+    if source is None:
+        torch.manual_seed(seed)
+        save_weights(GreedyHash(bit), torch_file)
+        source = torch_file
+    if source.endswith(".pdparams"):
+        paddle_state = read_paddle_state(source)
+        torch_state, layout = paddle_to_torch(paddle_state, source)
+    else:
+        torch_state = read_torch_state(source)
+        paddle_state, layout = torch_to_paddle(torch_state, source)
+    if layout.kind != GREEDYHASH:
+        raise UserInputError(f"{source}: an AlexNet backbone only; the check needs full GreedyHash weights")
+    if layout.bit() != bit:
+        raise UserInputError(f"{source}: weights for {layout.bit()}-bit codes, the check asks for {bit}")
+    write_torch_state(torch_state, torch_file)
+    write_paddle_state(paddle_state, inputs_path(workdir, "weights.pdparams"))
+
+
+class TorchDevice:
+    """Puts the torch side's model and tensors on a device ('cpu' or 'gpu')."""
+
+    def __init__(self, side):
+        import torch
+
+        self.torch, self.side = torch, side
+
+    def available(self):
+        return self.torch.cuda.is_available()
+
+    def use(self, device):
+        self.device = self.torch.device("cuda" if device == "gpu" else "cpu")
+
+    def model(self, bit, dtype, weights):
+        return self.side.build_model(bit, dtype, weights).to(self.device)
+
+    def tensor(self, array, requires_grad=False):
+        return self.torch.from_numpy(np.ascontiguousarray(array)).to(self.device).requires_grad_(requires_grad)
+
+    def name(self):
+        return self.torch.cuda.get_device_name() if self.device.type == "cuda" else "cpu"
+
+
+class PaddleDevice:
+    """Makes a device Paddle's current one: the model and tensors the side creates go there."""
+
+    def __init__(self, side):
+        import paddle
+
+        self.paddle, self.side = paddle, side
+
+    def available(self):
+        return self.side.runtime.has_gpu()
+
+    def use(self, device):
+        self.paddle.set_device("gpu:0" if device == "gpu" else "cpu")
+
+    def model(self, bit, dtype, weights):
+        return self.side.build_model(bit, dtype, weights)
+
+    def tensor(self, array, requires_grad=False):
+        return self.side.tensor(array, requires_grad)
+
+    def name(self):
+        return (self.paddle.device.cuda.get_device_name() if self.paddle.get_device().startswith("gpu")
+                else "cpu")
+
+
+def forward_and_backward(side, place, bit, dtype, weights, images, labels):
+    model = place.model(bit, dtype, weights)
+    inputs = place.tensor(images.astype(dtype), requires_grad=True)
+    logits, h, b = model(inputs)
+    total, cross_entropy, quantization = side.loss(logits, h, place.tensor(labels))
+    values = {"logits": side.numpy(logits), "h": side.numpy(h), "b": side.numpy(b),
+              "loss_total": side.numpy(total), "loss_cross_entropy": side.numpy(cross_entropy),
+              "loss_quantization": side.numpy(quantization)}
+    values["grad.h"], values["grad.input"] = side.gradients(total, [h, inputs])
+    side.backward(total)
+    values.update({"grad." + name: grad for name, grad in side.parameter_gradients(model).items()})
+    return {key: np.asarray(value) for key, value in values.items()}
+
+
+def run_path(workdir, framework, device, dtype):
+    return os.path.join(workdir, f"{framework}_{device}_{dtype}.npy")
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    if args.framework == "weights":
+        write_weights(args.bit, args.seed, args.workdir, args.weights)
+        return
+    quiet_paddle_import()
+    from alignment.sides import configured_side
+
+    side = configured_side(args.framework, args.threads)
+    side.runtime.configure(args.threads, deterministic=True)  # cuDNN deterministic, TF32 off (torch)
+    place = (TorchDevice if args.framework == "torch" else PaddleDevice)(side)
+    gpu = place.available()
+    if args.device == "gpu" and not gpu:
+        raise UserInputError(f"--device gpu: {args.framework} sees no GPU")
+    device = "gpu" if args.device == "gpu" or (args.device == "auto" and gpu) else "cpu"
+
+    images = np.load(inputs_path(args.workdir, "images.npy"), allow_pickle=False)
+    labels = np.load(inputs_path(args.workdir, "labels.npy"), allow_pickle=False)
+    weights = inputs_path(args.workdir, "weights" + side.WEIGHTS_SUFFIX)
+    runs = [("cpu", "float64"), (device, "float32")] + ([(device, "float64")] if device != "cpu" else [])
+    names = {}
+    for run_device, dtype in runs:
+        place.use(run_device)
+        names[run_device] = place.name()
+        save_values(forward_and_backward(side, place, args.bit, dtype, weights, images, labels),
+                    run_path(args.workdir, args.framework, run_device, dtype))
+    env = {**side.describe(args.threads, "float32,float64"), "gpu_visible": gpu, "device": device,
+           "device_names": names, "nvidia_tf32_override": os.environ.get("NVIDIA_TF32_OVERRIDE")}
+    write_text(os.path.join(args.workdir, f"{args.framework}_env.json"), json.dumps(env, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

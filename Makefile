@@ -13,19 +13,22 @@ IS_GPU_VENV = $(filter $(abspath $(GPU_VENV)),$(abspath $(VENV)))
 REQUIREMENTS ?= $(if $(IS_GPU_VENV),requirements-gpu.txt,requirements.txt)
 
 BIT ?= 48
-SIZE ?= 224
 DTYPE ?= float32,float64
 WEIGHTS ?=
 DATA ?=
 LOGS ?= logs
-ALIGN = $(PYTHON) -m alignment --bit $(BIT) --size $(SIZE) --dtypes $(DTYPE) --workdir $(LOGS) \
+# SIZE (one size or a comma-separated list) is passed on only when given: the suite's default is 224,256
+ALIGN_SIZES = $(if $(filter command line,$(origin SIZE)),--sizes $(SIZE))
+ALIGN = $(PYTHON) -m alignment --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --workdir $(LOGS) \
 	$(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA))
 
-.PHONY: help venv align align-curve align-data align-forward align-loss align-backward align-optim align-train align-metric test convert clean
+.PHONY: help venv align align-curve align-data align-forward align-loss align-backward align-optim align-train align-metric \
+	align-inference test convert clean
 
 help:
-	@echo "make align            every alignment step, float32 and float64 (BIT=48 SIZE=224 DTYPE=float32,float64)"
-	@echo "make align-forward    one step: align-data, -forward, -loss, -backward, -optim, -train, -metric"
+	@echo "make align            every alignment step, weight set and size, float32 and float64 (BIT=48 SIZE=224,256"
+	@echo "                      DTYPE=float32,float64)"
+	@echo "make align-forward    one step: align-data, -forward, -loss, -backward, -optim, -train, -metric, -inference"
 	@echo "make align-layers     where a difference starts, layer by layer (also run by make align on a failure)"
 	@echo "make align-curve      both frameworks train a few epochs; loss curves and final mAP (slow)"
 	@echo "make align-reference  regenerate logs/reference/ (the committed reference run)"
@@ -61,7 +64,7 @@ endif
 align: $(INSTALLED)
 	$(ALIGN)
 
-align-data align-forward align-loss align-backward align-optim align-train align-metric: align-%: $(INSTALLED)
+align-data align-forward align-loss align-backward align-optim align-train align-metric align-inference: align-%: $(INSTALLED)
 	$(ALIGN) --steps $*
 
 # CI (.ci/run) runs `make test`: the tests in .venv, then the GPU environment's part (test-gpu-env).
@@ -83,8 +86,8 @@ clean:
 		$(LOGS)/report.md $(LOGS)/report.json .cache
 
 # Layer-by-layer localization, and the committed reference run (logs/reference/: report and diff logs)
-ALIGN_LAYERS = $(PYTHON) -m alignment.layers --bit $(BIT) --size $(SIZE) --dtypes $(DTYPE) --workdir $(LOGS) \
-	$(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA))
+ALIGN_LAYERS = $(PYTHON) -m alignment.layers --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --workdir $(LOGS) \
+	$(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA)) $(if $(CASES),--cases $(CASES))
 REFERENCE ?= logs/reference
 REFERENCE_RUN = $(LOGS)/reference-run
 
@@ -96,7 +99,7 @@ align-layers: $(INSTALLED)
 # The reference is one run of `make align` with every option at its default: CPU, seeded, built-in data
 align-reference: $(INSTALLED)
 	rm -rf $(REFERENCE_RUN)
-	$(MAKE) --no-print-directory align LOGS=$(REFERENCE_RUN) BIT=48 SIZE=224 DTYPE=float32,float64 WEIGHTS= DATA=
+	$(MAKE) --no-print-directory align LOGS=$(REFERENCE_RUN) BIT=48 DTYPE=float32,float64 WEIGHTS= DATA=
 	$(PYTHON) -m alignment.report keep-reference $(REFERENCE_RUN) $(REFERENCE)
 
 # The measurement behind the curve's tolerance (README, "Loss curves"): five seeds at the defaults; the

@@ -24,6 +24,7 @@ from .paths import split_path
 from .reprod_format import load_values
 from .suite import PROJECT_ROOT, child_environment, module_command, prepare_weights
 from .tolerances import CURVE_FINAL_MAP_STD, curve_map_tolerance
+from .weight_sets import SEEDED, USER
 
 SIDES = ("torch", "paddle")
 CURVE_LEARNING_RATE = 1e-2
@@ -66,7 +67,7 @@ def train_both(args, seed):
         command = module_command(python, "alignment.curve_side", side, "--workdir", args.workdir, "--out",
                                  values_path(args.workdir, seed, side), "--seed", seed, "--epochs", args.epochs,
                                  "--bit", args.bit, "--lr", args.lr, "--size", args.size, "--threads", args.threads,
-                                 "--eval-every", args.eval_every,
+                                 "--eval-every", args.eval_every, "--weight-set", USER if args.weights else SEEDED,
                                  *(["--data", args.data] if args.data else []))
         log = open(os.path.join(args.workdir, f"seed{seed}_{side}.log"), "w", encoding="utf-8")
         running.append((side, subprocess.Popen(command, cwd=PROJECT_ROOT, env=child_environment(), stdout=log,
@@ -190,7 +191,8 @@ def main(argv=None):
         raise UserInputError("--epochs and --eval-every must be at least 1")
     args.workdir = os.path.abspath(args.workdir)
     write_split(args.data, split_path(args.workdir))
-    prepare_weights(args.torch_python, args.bit, 0, args.workdir, args.threads, args.weights)
+    prepare_weights(args.torch_python, args.bit, 0, args.workdir, args.threads, [USER if args.weights else SEEDED],
+                    args.weights)
     seconds = [train_both(args, seed) for seed in seeds]
     runs = {(seed, side): load_values(values_path(args.workdir, seed, side)) for seed in seeds for side in SIDES}
     summary = summarize(runs, seeds, args.epochs, seconds)

@@ -3,8 +3,8 @@
   python -m alignment.curve_side torch|paddle --workdir logs/curve --seed 2000 --epochs 12 --bit 12 \
       --lr 0.01 --size 64 --eval-every 3 --out logs/curve/seed2000_torch.npy
 
-Trains normally, with the framework's own dropout (seeded by --seed), from the suite's converted
-weights on the shared batch order; evaluates mAP every --eval-every epochs and after the last; writes
+Trains normally through the product's training loop (train_one_epoch), with the framework's own
+dropout (seeded by --seed), from the suite's converted weights on the shared batch order; evaluates mAP every --eval-every epochs and after the last; writes
 a reprod_log file. The batched loaders (fast_data) give the reference loaders' batches bit for bit.
 """
 import argparse
@@ -13,11 +13,13 @@ import numpy as np
 
 from greedyhash_common.dataset import load_data
 from greedyhash_common.errors import exits_cleanly_on_bad_input
-from greedyhash_common.hyperparameters import BATCH_SIZE
+from greedyhash_common.hyperparameters import BATCH_SIZE, QUANTIZATION_WEIGHT
+from greedyhash_common.training import global_batch_sizes
 
 from .paths import split_path, weights_path
 from .reprod_format import save_values
 from .sides import configured_side
+from .weight_sets import SEEDED, USER
 
 LOSS_KEYS = ("loss_total", "loss_cross_entropy", "loss_quantization")
 EVAL_BATCH_SIZE = 100
@@ -36,6 +38,7 @@ def get_args_parser():
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--eval-every", type=int, required=True)
     parser.add_argument("--data")
+    parser.add_argument("--weight-set", choices=(SEEDED, USER), default=SEEDED)
     parser.add_argument("--threads", type=int, default=1)
     return parser
 
@@ -48,18 +51,22 @@ def train_and_evaluate(side, args):
     """Per-iteration loss terms; mAP and query accuracy at the evaluated epochs (`map_epoch`, from 1)."""
     prepared = load_data(args.data, split_path(args.workdir))
     side.seed_framework(args.seed)
-    model = side.build_model(args.bit, "float32", weights_path(args.workdir, args.bit, side.WEIGHTS_SUFFIX))
+    model = side.build_model(args.bit, "float32", weights_path(args.workdir, args.bit, args.weight_set,
+                                                               side.WEIGHTS_SUFFIX))
     optimizer, scheduler = side.optimizer_builder(model, lr=args.lr)
     loader = side.fast_data.train_loader(*prepared.subset("train"), BATCH_SIZE, args.seed, size=args.size)
     query, database = (side.fast_data.eval_loader(*prepared.subset(part), EVAL_BATCH_SIZE, size=args.size)
                        for part in ("query", "database"))
     records = {key: [] for key in (*LOSS_KEYS, "map", "query_accuracy", "map_epoch")}
     for epoch in range(args.epochs):
-        model.train()
         loader.batch_sampler.set_epoch(epoch)
-        for images, labels in loader:
-            for key, term in zip(LOSS_KEYS, side.train_step(model, optimizer, images, labels)):
-                records[key].append(float(side.numpy(term)))
+        step_terms = []
+        side.train_one_epoch(model, optimizer, loader, epoch, global_batch_sizes(len(loader.dataset), BATCH_SIZE,
+                                                                                 args.seed, epoch),
+                             QUANTIZATION_WEIGHT, step_terms=step_terms)
+        for terms in step_terms:
+            for key, term in zip(LOSS_KEYS, terms):
+                records[key].append(term)
         scheduler.step()
         if evaluated_after(epoch + 1, args.eval_every, args.epochs):
             scores = side.evaluation.evaluate(model, query, database)

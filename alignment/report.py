@@ -200,12 +200,19 @@ def _coverage_table(report):
     for row in rows:
         exercised = "; ".join(f"{criterion}: {', '.join(cases) if cases else 'never'}"
                               for criterion, cases in row["criteria"].items())
+        facts = "; ".join(f"{case}: {_facts_text(found)}" for case, found in row["facts"].items() if found)
+        exercised += f" ({facts})" if facts else ""
         verdict_cell = "yes" if row["covered"] else f"**not covered**: {', '.join(row['gaps'])}"
         cells = [f"`{row['layer']}`", row["type"], *(_number(row[end].get(bound, math.nan)) for end, bound in (
             ("input", "min"), ("input", "max"), ("output", "min"), ("output", "max"), ("output", "std"))),
             exercised, verdict_cell]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return lines
+
+
+def _facts_text(facts):
+    return ", ".join(f"{name.replace('_', ' ')} {_number(value) if isinstance(value, float) else value}"
+                     for name, value in facts.items())
 
 
 def _headline(report):

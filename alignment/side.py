@@ -68,7 +68,7 @@ def run_steps(side, args):
     covered = set()
     for dtype in args.dtypes.split(","):
         for step in (step for step in args.steps.split(",") if runs_in(step, dtype)):
-            for case in step_cases(step, run_cases):
+            for case in step_cases(step, run_cases, dtype):
                 started = time.perf_counter()
                 context = step_context(side, args, step, case, dtype)
                 save_values(STEPS[step].run(side, context), side_values_path(args.workdir, dtype, case, step, side.NAME))

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 
+from alignment.steps import STEPS
 from greedyhash_common.atomic import write_text
 
 from . import process_peak, timing
@@ -39,10 +40,10 @@ from .side import MEASUREMENTS, add_measurement_options
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FRAMEWORKS = ("torch", "paddle")
-ALIGN_STEPS = ("data", "forward", "loss", "backward", "optim", "train", "metric")
+ALIGN_STEPS = tuple(STEPS)
 # `make align` with every option at its Makefile default
-MAKE_ALIGN_ARGS = ("--bit", "48", "--size", "224", "--dtypes", "float32,float64")
-SIDE_LOG_LINE = re.compile(r"^(torch|paddle) (\w+) (float32|float64): ([0-9.]+) s$")
+MAKE_ALIGN_ARGS = ("--bit", "48", "--dtypes", "float32,float64")
+SIDE_LOG_LINE = re.compile(r"^(torch|paddle) (\w+) (?:[\w-]+ )?(float32|float64): ([0-9.]+) s$")
 QUICK_SETTINGS = {"batch_size": 2, "image_size": 64, "warm_up": 1, "repeats": 2, "images": 8, "eval_batch_size": 4,
                   "warm_up_passes": 0, "passes": 1, "map_bits": "12", "map_queries": 20, "map_database": 200,
                   "map_repeats": 1}
@@ -86,7 +87,8 @@ def run_measurement(framework, item, variant, args, folder):
 
 
 def parse_side_logs(workdir):
-    """{(framework, step, dtype): seconds} from the suite's side_torch.log and side_paddle.log."""
+    """{(framework, step, dtype): seconds, summed over the step's cases} from the suite's side_torch.log and
+    side_paddle.log."""
     seconds = {}
     for framework in FRAMEWORKS:
         path = os.path.join(workdir, f"side_{framework}.log")
@@ -96,7 +98,8 @@ def parse_side_logs(workdir):
             for line in handle:
                 match = SIDE_LOG_LINE.match(line.strip())
                 if match:
-                    seconds[(match.group(1), match.group(2), match.group(3))] = float(match.group(4))
+                    key = (match.group(1), match.group(2), match.group(3))
+                    seconds[key] = seconds.get(key, 0.0) + float(match.group(4))
     return seconds
 
 

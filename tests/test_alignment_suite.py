@@ -23,7 +23,7 @@ def test_suite_passes_every_case_and_writes_every_file(suite_run):
     workdir, done = suite_run
     assert done.returncode == 0, done.stdout + done.stderr
     checks = [(step, case, dtype) for dtype in ("float32", "float64") for step in STEPS if runs_in(step, dtype)
-              for case in step_cases(step, RUN_CASES)]
+              for case in step_cases(step, RUN_CASES, dtype)]
     assert {case.label for _, case, _ in checks} == {"64px", "seeded", "seeded-64px", "rescaled-64px"}
     assert f"alignment passed: {len(checks)}/{len(checks)} checks" in done.stdout
     for step, case, dtype in checks:

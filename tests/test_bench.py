@@ -98,11 +98,13 @@ def test_benchmark_command_writes_json_and_markdown(tmp_path):
 
 
 def test_side_log_lines_are_parsed(tmp_path):
-    (tmp_path / "side_torch.log").write_text("torch forward float32: 0.9 s\nnoise\ntorch train float64: 12.0 s\n")
-    (tmp_path / "side_paddle.log").write_text("paddle forward float32: 1.5 s\n")
-    assert bench.parse_side_logs(str(tmp_path)) == {("torch", "forward", "float32"): 0.9,
+    (tmp_path / "side_torch.log").write_text("torch forward seeded-224px float32: 0.9 s\nnoise\n"
+                                             "torch forward rescaled-256px float32: 1.1 s\n"
+                                             "torch train seeded-64px float64: 12.0 s\n")
+    (tmp_path / "side_paddle.log").write_text("paddle optim seeded float32: 1.5 s\n")
+    assert bench.parse_side_logs(str(tmp_path)) == {("torch", "forward", "float32"): 2.0,
                                                     ("torch", "train", "float64"): 12.0,
-                                                    ("paddle", "forward", "float32"): 1.5}
+                                                    ("paddle", "optim", "float32"): 1.5}
 
 
 def test_align_lines_render_steps_alone():

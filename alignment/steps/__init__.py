@@ -5,8 +5,9 @@ Every step module has `run(side, context) -> {key: numpy array}`, where `side` i
 on (alignment.cases: the weights, the batch's size, the size of the bulk steps), so that it runs once
 per case of the run. A step may also declare `CODE_KEYS` (sign codes compared exactly, mapped to the
 continuous values that excuse a flip near zero), `INVARIANTS` (pairs of keys that must be equal inside
-each side's own file), `DTYPES` (the precisions it means something in; default: all) and
-`WEIGHT_SETS` (the only weight sets it needs; default: every one of the run).
+each side's own file), `DTYPES` (the precisions it means something in; default: all),
+`WEIGHT_SETS` (the only weight sets it needs; default: every one of the run) and
+`FLOAT64_ONLY_WEIGHT_SETS` (weight sets at which only float64 separates a defect from rounding).
 """
 import dataclasses
 
@@ -26,15 +27,17 @@ def runs_in(step, dtype):
     return dtype in getattr(STEPS[step], "DTYPES", (dtype,))
 
 
-def step_cases(step, run_cases):
-    """The cases `step` runs in, in the run of `run_cases` (alignment.cases.RunCases)."""
+def step_cases(step, run_cases, dtype=None):
+    """The cases `step` runs in, in the run of `run_cases` (alignment.cases.RunCases), in `dtype`."""
     module = STEPS[step]
     cases = run_cases.of(module.USES)
     only = getattr(module, "WEIGHT_SETS", None)
-    if only is None:
-        return cases
-    kept = [case for case in cases if case.weights in only]
-    return kept or [case for case in cases if case.weights == run_cases.weight_sets[0]]
+    if only is not None:
+        cases = [case for case in cases if case.weights in only] or [
+            case for case in cases if case.weights == run_cases.weight_sets[0]]
+    if dtype == "float32":
+        cases = [case for case in cases if case.weights not in getattr(module, "FLOAT64_ONLY_WEIGHT_SETS", ())]
+    return cases
 
 
 @dataclasses.dataclass(frozen=True)

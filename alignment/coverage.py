@@ -14,7 +14,7 @@ criterion left unmet is "not covered", named with the reason.
 | --- | --- |
 | every layer | the loss's gradient reaches its output (backward exercised) |
 | ReLU | inputs of both signs (LeakyReLU, ELU differ only below 0); inputs beyond 6 (ReLU6's clamp) |
-| max-pool | windows whose values are not all equal (an average or min pool agrees on such a window) |
+| max-pool | windows whose values are not all equal (an average or min pool agrees on such a window); a window cut by the border (else ceil_mode agrees) |
 | adaptive pool | windows of more than one element (else an identity, a copy or an upsampling) |
 | dropout | in training mode, units both kept and dropped |
 | Conv, Linear | inputs not all zero |
@@ -49,11 +49,15 @@ def _kind(layer_type):
 
 
 def _max_pool_facts(side, layer, fed):
-    """A window is all-equal exactly where its maximum equals its minimum: max(x) == -max(-x)."""
+    """A window is all-equal exactly where its maximum equals its minimum: max(x) == -max(-x). The windows
+    tile the input exactly unless the output keeps its shape without the last row and column: then the
+    last window is cut by the border, where ceil_mode and padding change the result."""
     maxima = side.numpy(layer(side.tensor(fed)))
     minima = -side.numpy(layer(side.tensor(-fed)))
     equal = float(np.mean(maxima == minima))
-    return {"all_equal_windows": equal}, {"windows with distinct values": equal < 1.0}
+    cut = side.numpy(layer(side.tensor(np.ascontiguousarray(fed[..., :-1, :-1])))).shape == maxima.shape
+    return ({"all_equal_windows": equal, "border_window_cut": cut},
+            {"windows with distinct values": equal < 1.0, "a window cut by the border": cut})
 
 
 def _largest_window(size_in, size_out):

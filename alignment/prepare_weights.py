@@ -46,7 +46,7 @@ def both_layouts(source):
         torch_state = read_torch_state(source)
         paddle_state, layout = torch_to_paddle(torch_state, source)
     if layout.kind != GREEDYHASH:
-        raise UserInputError(f"{source}: an AlexNet backbone only; the suite needs full GreedyHash weights")
+        raise UserInputError(f"{source}: an AlexNet backbone only; alignment needs full GreedyHash weights")
     return torch_state, paddle_state, layout
 
 
@@ -87,24 +87,23 @@ def rescaled_model(bit, seed, workdir):
     return model.float()
 
 
-def write_both_layouts(source, bit, workdir, weight_set):
+def write_both_layouts(source, bit, torch_path, paddle_path):
+    """GreedyHash weights of either framework (`source`), checked for `bit`, written in both layouts."""
     torch_state, paddle_state, layout = both_layouts(source)
     if layout.bit() != bit:
         raise UserInputError(f"{source}: weights for {layout.bit()}-bit codes, the run asks for {bit}")
-    write_torch_state(torch_state, weights_path(workdir, bit, weight_set, ".pth"))
-    write_paddle_state(paddle_state, weights_path(workdir, bit, weight_set, ".pdparams"))
+    write_torch_state(torch_state, torch_path)
+    write_paddle_state(paddle_state, paddle_path)
 
 
 def prepare_weights(bit, seed, workdir, weight_sets=DEFAULT_WEIGHT_SETS, source=None):
     """Write every weight set of `weight_sets` in both layouts; the user set is `source`."""
     for weight_set in weight_sets:
-        if weight_set == USER:
-            write_both_layouts(source, bit, workdir, USER)
-            continue
-        torch_file = weights_path(workdir, bit, weight_set, ".pth")
-        model = seeded_model(bit, seed) if weight_set == SEEDED else rescaled_model(bit, seed, workdir)
-        save_weights(model, torch_file)
-        write_both_layouts(torch_file, bit, workdir, weight_set)
+        torch_file, paddle_file = (weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))
+        if weight_set != USER:
+            save_weights(seeded_model(bit, seed) if weight_set == SEEDED else rescaled_model(bit, seed, workdir),
+                         torch_file)
+        write_both_layouts(source if weight_set == USER else torch_file, bit, torch_file, paddle_file)
 
 
 @exits_cleanly_on_bad_input

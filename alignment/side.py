@@ -2,7 +2,7 @@
 
   python -m alignment.side torch|paddle --bit 48 --workdir logs [--steps forward,loss,backward]
                                         [--dtypes float32,float64] [--weight-sets seeded,rescaled]
-                                        [--sizes 224,256] [--threads 1]
+                                        [--sizes 224,222] [--threads 1]
 
 Runs every step in every case of the run (alignment.cases) and, on the reference side, records what
 the checked inputs exercised in each layer (alignment.coverage). Only the chosen framework is imported:
@@ -11,7 +11,6 @@ environments (pass each side's interpreter to `python -m alignment`).
 """
 import argparse
 import json
-import os
 import time
 
 import numpy as np
@@ -20,25 +19,12 @@ from greedyhash_common.atomic import write_text
 from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
 
 from . import coverage
-from .cases import DEFAULT_SIZES, SIZE, RunCases
+from .cases import SIZE, add_case_options, run_cases_of
 from .paths import coverage_path, env_path, images_path, labels_path, side_values_path, split_path, weights_path
 from .reprod_format import save_values
 from .sides import REFERENCE, configured_side
-from .steps import BULK_IMAGE_SIZE, STEPS, StepContext, runs_in, step_cases
-from .weight_sets import DEFAULT_WEIGHT_SETS, train_learning_rate
-
-
-def add_case_options(parser):
-    """The options that decide a run's cases (alignment.cases); the suite passes its own to each side."""
-    parser.add_argument("--weight-sets", default=",".join(DEFAULT_WEIGHT_SETS))
-    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)))
-    parser.add_argument("--bulk-size", type=int, default=BULK_IMAGE_SIZE)
-    return parser
-
-
-def run_cases_of(args):
-    return RunCases(tuple(args.weight_sets.split(",")), tuple(int(size) for size in args.sizes.split(",")),
-                    args.bulk_size)
+from .steps import STEPS, StepContext, runs_in, step_cases
+from .weight_sets import train_learning_rate
 
 
 def get_args_parser():

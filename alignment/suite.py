@@ -16,13 +16,13 @@ from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.dataset import write_split
 
 from . import coverage
+from .cases import add_case_options, run_cases_of
 from .check import StepResult, _failure, check_step, write_reports
 from .inputs import write_input_batch
 from .layers.localize import DIRECTIONS, localize_files
 from .paths import coverage_path, diff_paths, env_path, inputs_dir, side_values_path, split_path
 from .report import closing_line, terminal_summary, write_report
 from .reprod_format import load_values
-from .side import add_case_options, run_cases_of
 from .steps import STEPS, runs_in, step_cases
 from .weight_sets import USER
 

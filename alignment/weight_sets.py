@@ -20,16 +20,16 @@ SEEDED, RESCALED, USER = "seeded", "rescaled", "user"
 DEFAULT_WEIGHT_SETS = (SEEDED, RESCALED)
 
 # Standard deviation of each layer's pre-activations in the rescaled set, by the layer's kind.
-# Convolutions and the classifier's Linear layers: 4 puts the largest ReLU inputs of a batch at about
-# 15-30 (above ReLU6's clamp, where a trained AlexNet's are); the hash layer: 1.5 puts |h| on both
-# sides of 1 (the quantization term's breakpoint) and some codes near 0; the class scores: 3, a
-# softmax that is neither uniform nor one-hot.
+# Convolutions and the classifier's Linear layers: 4 puts the largest ReLU inputs of a batch well above
+# ReLU6's clamp, at the order of ten where a trained AlexNet's are (README, "Weight sets and sizes":
+# the ranges measured); the hash layer: 1.5 puts |h| on both sides of 1 (the quantization term's
+# breakpoint); the class scores: 3, a softmax that is neither uniform nor one-hot.
 TARGET_STD = {"features": 4.0, "classifier": 4.0, "hash": 1.5, "scores": 3.0}
 
 # The train step's base learning rate per set. The rescaling multiplies the gradient reaching a layer by
 # the factors of every layer after it (about 400 at conv1), so the reference's 1e-3 sends the rescaled
-# network to Inf within three updates (measured); 1e-6 keeps 20 updates finite while the loss still moves
-# by half its value (measured: total 11.1 -> 6.7 over 16 iterations, float64, 64 px).
+# network to Inf within three updates; 1e-6 keeps 20 updates finite while the loss still moves by a
+# large part of its value (tests/test_alignment_training.py checks both).
 RESCALED_LEARNING_RATE = 1e-6
 
 

@@ -38,12 +38,15 @@ def test_suite_passes_every_case_and_writes_every_file(suite_run):
 
 
 def test_a_layer_the_run_did_not_exercise_is_reported_not_covered(suite_run):
-    """At 64 px the adaptive pool copies a 1x1 map: any pooling would agree there."""
+    """At 64 px the adaptive pool copies a 1x1 map and every max-pool tiles its input exactly (15 -> 7 -> 3 ->
+    1): any pooling would agree at the first, a ceil_mode max-pool at the others."""
     workdir, done = suite_run
-    assert ", 1 layers not covered (alex.avgpool)" in done.stdout.splitlines()[-1]
+    uncovered = ["alex.features.2", "alex.features.5", "alex.features.12", "alex.avgpool"]
+    assert f", 4 layers not covered ({', '.join(uncovered)})" in done.stdout.splitlines()[-1]
     assert "not covered: alex.avgpool (AdaptiveAvgPool2d): windows of more than one element" in done.stdout
+    assert "not covered: alex.features.12 (MaxPool2d): a window cut by the border" in done.stdout
     report = json.loads((workdir / "report.json").read_text())
-    assert report["not_covered"] == ["alex.avgpool"]
+    assert report["not_covered"] == uncovered
     rows = {row["layer"]: row for row in report["coverage"]}
     assert rows["alex.classifier.5"]["criteria"]["inputs beyond 6"] == ["rescaled-64px"]  # not the seeded weights
     assert rows["sign(h)"]["criteria"]["|h| on both sides of 1"] == ["rescaled-64px"]

@@ -11,6 +11,7 @@ from alignment.sides import paddle_side
 from alignment.weight_sets import RESCALED_LEARNING_RATE
 from greedyhash_common.dropout_masks import DropoutMaskSchedule
 from greedyhash_common.hyperparameters import LEARNING_RATE, LR_DECAY_EVERY_EPOCHS, MOMENTUM, WEIGHT_DECAY
+from greedyhash_common.training import TrainingDiverged
 from paddle_impl.optim import build_optimizer
 
 from .step_runner import check_both, failing, mutated, torch_values
@@ -133,6 +134,12 @@ def test_correct_training_agrees_at_the_rescaled_weights(rescaled_weights, train
     assert result.passed, failing(result)
     losses = torch_cache["train", "float64", rescaled_weights[0]]["loss_total"]
     assert np.all(np.isfinite(losses)) and np.ptp(losses) > 0.1 * losses[0]  # it trains, and stays finite
+
+
+def test_the_reference_rate_sends_the_rescaled_weights_to_inf(rescaled_weights, train_data):
+    """Why the rescaled set trains at RESCALED_LEARNING_RATE (alignment.weight_sets)."""
+    with pytest.raises(TrainingDiverged, match="the loss is not finite"):
+        torch_values("train", rescaled_weights, "float32", split_file=train_data, learning_rate=LEARNING_RATE)
 
 
 def test_scheduler_stepped_per_iteration_in_the_loop_is_named(weights, train_data, torch_cache):

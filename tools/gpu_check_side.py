@@ -43,32 +43,15 @@ def inputs_path(workdir, name):
 
 def write_weights(bit, seed, workdir, source=None):
     """weights.pth and weights.pdparams in <workdir>/inputs: the same weights in each framework's layout."""
-    import torch
-
-    from torch_impl.model import GreedyHash
+    from alignment.prepare_weights import seeded_model, write_both_layouts  # torch: the torch side only
     from torch_impl.weights import save_weights
-    from weights_convert.convert import GREEDYHASH, paddle_to_torch, torch_to_paddle
-    from weights_convert.paddle_files import read_paddle_state, write_paddle_state
-    from weights_convert.torch_files import read_torch_state, write_torch_state
 
     torch_file = inputs_path(workdir, "weights.pth")
     os.makedirs(os.path.dirname(torch_file), exist_ok=True)
     if source is None:
-        torch.manual_seed(seed)
-        save_weights(GreedyHash(bit), torch_file)
+        save_weights(seeded_model(bit, seed), torch_file)
         source = torch_file
-    if source.endswith(".pdparams"):
-        paddle_state = read_paddle_state(source)
-        torch_state, layout = paddle_to_torch(paddle_state, source)
-    else:
-        torch_state = read_torch_state(source)
-        paddle_state, layout = torch_to_paddle(torch_state, source)
-    if layout.kind != GREEDYHASH:
-        raise UserInputError(f"{source}: an AlexNet backbone only; the check needs full GreedyHash weights")
-    if layout.bit() != bit:
-        raise UserInputError(f"{source}: weights for {layout.bit()}-bit codes, the check asks for {bit}")
-    write_torch_state(torch_state, torch_file)
-    write_paddle_state(paddle_state, inputs_path(workdir, "weights.pdparams"))
+    write_both_layouts(source, bit, torch_file, inputs_path(workdir, "weights.pdparams"))
 
 
 class TorchDevice:

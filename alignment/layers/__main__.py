@@ -13,8 +13,7 @@ import sys
 
 from greedyhash_common.errors import exits_cleanly_on_bad_input
 
-from ..cases import Case
-from ..side import run_cases_of
+from ..cases import Case, run_cases_of
 from ..steps import step_cases
 from ..suite import DTYPES, add_run_options, localize, prepare, split_choice, with_user_weights
 from .localize import format_localization

@@ -18,9 +18,6 @@ from . import backward, data, forward, inference, loss, metric, optim, train
 
 STEPS = {"data": data, "forward": forward, "loss": loss, "backward": backward, "optim": optim, "train": train,
          "metric": metric, "inference": inference}
-# The metric step encodes every query and database image and the train step runs 20 iterations:
-# at 224 px each takes minutes on a 2-core CPU, so they run at 64 px unless asked otherwise.
-BULK_IMAGE_SIZE = 64
 
 
 def runs_in(step, dtype):

@@ -56,6 +56,8 @@ align-curve: $(INSTALLED)
 clean:
 	rm -rf $(LOGS)/float32 $(LOGS)/float64 $(LOGS)/inputs $(LOGS)/curve $(LOGS)/*.log $(LOGS)/summary.json \
 		$(LOGS)/report.md $(LOGS)/report.json .cache
+	# what interrupted atomic writes left anywhere under logs/ (greedyhash_common/atomic.py names them .tmp-*)
+	if [ -d $(LOGS) ]; then find $(LOGS) -name '.tmp-*' -prune -exec rm -rf {} +; fi
 
 # Layer-by-layer localization, and the committed reference run (logs/reference/: report and diff logs)
 ALIGN_LAYERS = $(PYTHON) -m alignment.layers --bit $(BIT) --size $(SIZE) --dtypes $(DTYPE) --workdir $(LOGS) \

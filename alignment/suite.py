@@ -12,6 +12,7 @@ import sys
 from greedyhash_common.atomic import write_text
 from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.hyperparameters import IMAGE_SIZE
+from greedyhash_common.option_checks import check_alignment_options
 
 from .check import StepResult, _failure, check_step, write_reports
 from greedyhash_common.dataset import write_split
@@ -77,13 +78,15 @@ def prepare_weights(python, bit, seed, workdir, threads, weights=None):
                               workdir, "--threads", threads, *(["--weights", weights] if weights else []))
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=child_environment(), capture_output=True, text=True)
     if done.returncode:
-        raise UserInputError(f"preparing the weights failed:\n{done.stderr.strip()}")
+        reason = (done.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("error: ")
+        raise UserInputError(f"preparing the weights failed: {reason}")
 
 
 def prepare(args):
+    # The weights first: a bad --weights file is refused before anything else is written.
+    prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, args.weights)
     write_input_batch(args.workdir, args.data, args.batch_size, args.size)
     write_split(args.data, split_path(args.workdir))
-    prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, args.weights)
 
 
 def run_sides(args, steps, dtypes):
@@ -208,6 +211,7 @@ def run_settings(args):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
+    check_alignment_options(args)
     steps = split_choice(args.steps, tuple(STEPS), "steps")
     dtypes = split_choice(args.dtypes, DTYPES, "dtypes")
     args.workdir = os.path.abspath(args.workdir)

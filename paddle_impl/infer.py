@@ -17,6 +17,7 @@ from PIL import Image
 from greedyhash_common import prediction
 from greedyhash_common.cli_options import DEFAULT_BIT, default_threads, get_infer_args_parser, resolve_device
 from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.option_checks import check_image_size, check_output_file
 from greedyhash_common.run_files import TOOL_DEFAULTS, tool_data
 
 from . import runtime
@@ -41,6 +42,7 @@ def read_metadata(model_dir):
         raise UserInputError(f"{path}: unreadable export metadata ({error})") from None
     if not isinstance(metadata, dict) or not isinstance(metadata.get("image_size"), int):
         raise UserInputError(f"{path}: not the metadata paddle_impl.export writes")
+    check_image_size(metadata["image_size"], f"{path}: image_size")
     return metadata
 
 
@@ -98,6 +100,8 @@ def main(argv=None):
     inherited = {key: metadata.get(key) for key in ("data", "split_file", "seed", "image_size")
                  if metadata.get(key) is not None}
     options = {**TOOL_DEFAULTS, "image": None, "index": None, **inherited, **given}
+    if options["json"] is not None:
+        check_output_file(options["json"], "--json")
     if "split_file" not in given and not (options["split_file"] and os.path.isfile(options["split_file"])):
         options["split_file"] = None
     threads = options["threads"] or default_threads()

@@ -15,7 +15,8 @@ import torch
 from greedyhash_common import training
 from greedyhash_common.cli_options import BEST_WEIGHTS_NAME, LAST_CHECKPOINT_NAME, RUN_HISTORY_NAME
 from greedyhash_common.errors import exits_cleanly_on_bad_input
-from greedyhash_common.run_files import check_fresh_output_dir, prepare_data, resume_checkpoint_path
+from greedyhash_common.run_files import (check_fresh_output_dir, check_training_options, prepare_data,
+                                         resume_checkpoint_path, run_folder)
 from greedyhash_common.train_config import get_args_parser, resolve_config, save_config
 
 from . import runtime
@@ -81,10 +82,13 @@ def resolve_run(argv):
     if "resume" not in given:
         config = resolve_config(given, FRAMEWORK, parser)
         check_fresh_output_dir(config["output_dir"], FRAMEWORK)
+        check_training_options(config)
         return config, None, None
     path = resume_checkpoint_path(given, FRAMEWORK)
     checkpoint = read_checkpoint(path)
-    return resolve_config(given, FRAMEWORK, parser, saved=checkpoint["config"], resumed_from=path), path, checkpoint
+    config = resolve_config(given, FRAMEWORK, parser, saved=checkpoint["config"], resumed_from=path)
+    check_training_options(config)
+    return config, path, checkpoint
 
 
 def log(rank, message):
@@ -99,6 +103,12 @@ def main(argv=None):
         training.deterministic_gpu_environment()
     runtime.configure(config["threads"], config["deterministic"])
     rank, local_rank, world_size = process_group()
+    with run_folder(config["output_dir"], FRAMEWORK, checkpoint is None, rank == 0):
+        train(config, checkpoint_path, checkpoint, rank, local_rank, world_size)
+
+
+def train(config, checkpoint_path, checkpoint, rank, local_rank, world_size):
+    """The run after start-up: data, model, the epochs, the checkpoints."""
     device = select_device(config["device"], local_rank)
     config["device"] = device_name(device)
     init_data_parallel(device, world_size)

@@ -12,6 +12,7 @@ import os
 import sys
 
 from greedyhash_common.errors import exits_cleanly_on_bad_input
+from greedyhash_common.option_checks import check_alignment_options
 
 from ..suite import DTYPES, add_run_options, localize, prepare, split_choice
 from .localize import format_localization
@@ -26,6 +27,7 @@ def get_args_parser():
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
+    check_alignment_options(args)
     dtypes = split_choice(args.dtypes, DTYPES, "dtypes")
     args.workdir = os.path.abspath(args.workdir)
     prepare(args)

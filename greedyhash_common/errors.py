@@ -3,6 +3,7 @@ import functools
 import sys
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # the shell's status for a process stopped by SIGINT (128 + 2)
 
 
 class UserInputError(Exception):
@@ -10,7 +11,8 @@ class UserInputError(Exception):
 
 
 def exits_cleanly_on_bad_input(main):
-    """Wrap a command-line entry point so bad input prints one clear line and exits non-zero."""
+    """Wrap a command-line entry point so bad input prints one clear line and exits non-zero, and Ctrl-C
+    one line instead of the traceback of whatever framework call it interrupted."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -19,5 +21,8 @@ def exits_cleanly_on_bad_input(main):
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            print("interrupted (Ctrl-C)", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper

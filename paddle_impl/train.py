@@ -131,7 +131,7 @@ def train(config, checkpoint_path, checkpoint, rank, local_rank, world_size):
         start_epoch, best_map, history = checkpoint["epoch"] + 1, checkpoint["best_map"], checkpoint["history"]
         last_checkpoint = (checkpoint_path, checkpoint["epoch"])
         state, warning = training.rng_state_for_rank(checkpoint["rng"], rank, world_size)
-        restore_rng_state(state)
+        restore_rng_state(state, checkpoint_path)
         log(rank, f"resumed from {checkpoint_path} after epoch {start_epoch}" + (f"; note: {warning}" if warning else ""))
     elif world_size > 1:
         paddle.seed(config["seed"] + rank)  # each process its own dropout masks, as one process draws them

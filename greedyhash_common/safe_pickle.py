@@ -13,6 +13,7 @@ would crash the process.
 import io
 import pickle
 import re
+import tokenize
 
 import numpy as np
 
@@ -249,7 +250,7 @@ def load_npy_dict(path):
             payload = handle.read()
     except OSError as error:
         raise UserInputError(f"{path}: cannot read ({error.strerror})") from None
-    except ValueError as error:
+    except (ValueError, SyntaxError, tokenize.TokenError) as error:  # the header is parsed as Python literals
         raise UserInputError(f"{path}: not a .npy file ({_one_line(error)})") from None
     if dtype != np.dtype(object) or shape != ():
         raise UserInputError(f"{path}: expected a saved dict (object scalar), found {dtype} {shape}")

@@ -8,7 +8,9 @@ The split is made once, saved as an `.npz` (no pickled objects), and read by bot
 import argparse
 import dataclasses
 import json
+import tokenize
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -159,7 +161,9 @@ def _read_npz(path):
                 raise UserInputError(f"{path}: not a split file (missing {sorted(missing)})")
             metadata = json.loads(str(npz["metadata"][()]))
             arrays = {name: npz[name] for name in _INDEX_NAMES}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, zlib.error,
+            SyntaxError, tokenize.TokenError) as error:
+        # NotImplementedError: zipfile's answer to a damaged version field; the last two: a damaged .npy header
         raise UserInputError(f"{path}: not a readable split file ({error})") from None
     if not isinstance(metadata, dict):
         raise UserInputError(f"{path}: not a split file (its metadata is not a JSON object)")

@@ -318,7 +318,7 @@ def test_a_torch_file_given_to_the_paddle_side_is_named(split_file, tmp_path):
         archive.writestr("alexnet/data.pkl", b"")
     completed = run_module("paddle_impl.train", *tiny_options(split_file, tmp_path / "run"), "--pretrained",
                            torch_file)
-    assert_refused(completed, f"{torch_file}: a torch file, not a Paddle one")
+    assert_refused(completed, f"{torch_file}: a torch checkpoint, not a Paddle one")
     assert not (tmp_path / "run").exists()
 
 

@@ -22,7 +22,7 @@ PADDLE_PICKLE_PROTOCOL = 4  # the protocol paddle.save uses
 def read_paddle_file(path):
     """The unpickled content of a Paddle file (a .pdparams or a training checkpoint), read safely."""
     if zipfile.is_zipfile(path):  # torch saves zip archives; a pickle error would not say what the file is
-        raise UserInputError(f"{path}: a torch file, not a Paddle one; convert its weights with "
+        raise UserInputError(f"{path}: a torch checkpoint, not a Paddle one; convert its weights with "
                              f"python -m weights_convert torch2paddle {path} weights.pdparams")
     if os.path.isdir(path):
         raise UserInputError(f"{path}: a folder, not a Paddle file")

@@ -33,7 +33,7 @@ class _FileDtype:
     """A dtype as the file describes it: its name (`numpy.dtype('f4', False, True)`) and, from the
     pickle's BUILD, its state (byte order, fields, flags...)."""
 
-    def __init__(self, name, align=False, copy=True):
+    def __init__(self, name, align=False, copy=True):  # numpy.dtype's signature; only the name is used
         self.name, self.state = name, None
 
     def __setstate__(self, state):

@@ -78,7 +78,7 @@ def restore_training_state(checkpoint, model, optimizer, scheduler, path):
     check_checkpoint_bit(checkpoint, _bit(model), path)
     _set_model_state(model, checkpoint["model"], path)
     generated_names = {structured: generated for generated, structured in _structured_names(model).items()}
-    optimizer_state = _renamed(checkpoint["optimizer"], generated_names, path)
+    optimizer_state = _renamed(check_named_arrays(checkpoint["optimizer"], path), generated_names, path)
     expected = {f"{parameter.name}_velocity_0" for parameter in model.parameters()}
     if set(optimizer_state) != expected:
         raise UserInputError(f"{path}: the optimizer state does not fit this model "

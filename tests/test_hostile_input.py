@@ -14,9 +14,8 @@ import pytest
 from greedyhash_common.option_checks import SMALLEST_IMAGE_SIZE
 from greedyhash_common.prediction import read_image_file
 from tests.conftest import PROJECT_ROOT, run_module
-from tests.hostile_files import (assert_refused, message_lines, write_cifar_batches, write_forged_pdparams,
-                                 write_png_header_only)
-from tests.tiny_runs import BEST, BIT, FRAMEWORKS, LAST, tiny_options, write_tiny_split
+from tests.hostile_files import assert_refused, write_cifar_batches, write_forged_pdparams, write_png_header_only
+from tests.tiny_runs import BIT, FRAMEWORKS, LAST, tiny_options, write_tiny_split
 
 SIZE_MESSAGE = f"AlexNet needs images of at least {SMALLEST_IMAGE_SIZE} px"
 CHECKPOINT_SUFFIX = {"torch": ".pth", "paddle": ".pdparams"}

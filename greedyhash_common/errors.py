@@ -6,8 +6,21 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # the shell's status for a process stopped by SIGINT (128 + 2)
 
 
+REASON_LENGTH = 200  # characters of a library's own explanation quoted in a message
+
+
 class UserInputError(Exception):
     """A problem the user can fix (a missing file, a corrupt checkpoint, a wrong option)."""
+
+
+def one_line_reason(error, message=None):
+    """`Type: first line of the message` (of `message`, if given), shortened: numpy and the frameworks explain
+    over many lines, and a message of this project is one line."""
+    lines = [line.strip() for line in str(error if message is None else message).splitlines() if line.strip()]
+    reason = lines[0] if lines else "no detail"
+    if len(reason) > REASON_LENGTH:
+        reason = reason[:REASON_LENGTH] + "..."
+    return f"{type(error).__name__}: {reason}"
 
 
 def exits_cleanly_on_bad_input(main):

@@ -17,7 +17,7 @@ import tokenize
 
 import numpy as np
 
-from .errors import UserInputError
+from .errors import UserInputError, one_line_reason
 
 # Fixed-size numbers without pointers: any bytes of the right length are a valid value.
 _PLAIN_DTYPE_NAME = re.compile(r"(b1|[iu](1|2|4|8)|f(2|4|8|16)|c(8|16|32))")
@@ -220,12 +220,7 @@ def loads_numpy_only(data, source, encoding="ASCII"):
         return _ArrayBuilder(len(data)).build(content)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             UnicodeDecodeError, MemoryError, RecursionError, OverflowError) as error:
-        raise UserInputError(f"{source}: not a readable pickle of numpy arrays ({_one_line(error)})") from None
-
-
-def _one_line(error):
-    text = " ".join(str(error).split())
-    return text[:200] + ("..." if len(text) > 200 else "")
+        raise UserInputError(f"{source}: not a readable pickle of numpy arrays ({one_line_reason(error)})") from None
 
 
 def load_numpy_only(path, encoding="ASCII"):
@@ -251,7 +246,7 @@ def load_npy_dict(path):
     except OSError as error:
         raise UserInputError(f"{path}: cannot read ({error.strerror})") from None
     except (ValueError, SyntaxError, tokenize.TokenError) as error:  # the header is parsed as Python literals
-        raise UserInputError(f"{path}: not a .npy file ({_one_line(error)})") from None
+        raise UserInputError(f"{path}: not a .npy file ({one_line_reason(error)})") from None
     if dtype != np.dtype(object) or shape != ():
         raise UserInputError(f"{path}: expected a saved dict (object scalar), found {dtype} {shape}")
     saved = loads_numpy_only(payload, path, encoding="latin1")

@@ -13,7 +13,7 @@ import numpy as np
 
 from .atomic import write_text
 from .batch_order import epoch_batches
-from .errors import UserInputError
+from .errors import UserInputError, one_line_reason
 
 LOSS_TERMS = ("loss", "cross_entropy", "quantization")
 CHECKPOINT_FORMAT = "greedyhash-training-checkpoint"
@@ -266,8 +266,7 @@ def refusing_malformed(path, what):
     except UserInputError:
         raise
     except Exception as error:  # Python, numpy and both frameworks raise many types for a bad state
-        reason = " ".join(str(error).split())[:200]
-        raise UserInputError(f"{path}: {what} in the checkpoint do not fit ({type(error).__name__}: {reason})") from None
+        raise UserInputError(f"{path}: {what} in the checkpoint do not fit ({one_line_reason(error)})") from None
 
 
 def check_checkpoint_bit(checkpoint, bit, path):

@@ -16,7 +16,7 @@ from PIL import Image
 
 from greedyhash_common import prediction
 from greedyhash_common.cli_options import DEFAULT_BIT, default_threads, get_infer_args_parser, resolve_device
-from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input, one_line_reason
 from greedyhash_common.option_checks import check_image_size, check_output_file
 from greedyhash_common.run_files import TOOL_DEFAULTS, tool_data
 
@@ -62,8 +62,7 @@ def create_predictor(model_dir, device, threads):
     try:
         return inference.create_predictor(config)
     except Exception as error:  # Paddle raises several types for a corrupt program or parameter file
-        raise UserInputError(f"{model_dir}: the predictor cannot load this model ({type(error).__name__}: "
-                             f"{error})") from None
+        raise UserInputError(f"{model_dir}: the predictor cannot load this model ({one_line_reason(error)})") from None
 
 
 def preprocess(images, image_size):
@@ -110,7 +109,10 @@ def main(argv=None):
     with query_data(options) as data:
         image, true_label, source = prediction.query_image(options, data)
     predictor = create_predictor(model_dir, device, threads)
-    probabilities, codes = run_predictor(predictor, preprocess(image[None], metadata["image_size"]))
+    try:
+        probabilities, codes = run_predictor(predictor, preprocess(image[None], metadata["image_size"]))
+    except Exception as error:  # a program that loads but does not run (a dtype changed in model.json)
+        raise UserInputError(f"{model_dir}: the predictor cannot run this model ({one_line_reason(error)})") from None
     result = prediction.classification(probabilities[0], codes[0], true_label, source)
     print("\n".join(prediction.classification_lines(result)))
     if options["json"]:

@@ -7,7 +7,7 @@ import zipfile
 import torch
 
 from greedyhash_common.atomic import atomic_path
-from greedyhash_common.errors import UserInputError
+from greedyhash_common.errors import UserInputError, one_line_reason
 
 _WRAPPER_KEYS = ("state_dict", "model")  # where training scripts commonly nest the weights
 # torch's weights_only refusal explains itself over several lines; the line that says what was refused:
@@ -44,12 +44,7 @@ def _is_paddle_pickle(path):
 
 
 def _torch_reason(error):
-    text = str(error)
-    if _WEIGHTS_ONLY_REASON_MARK in text:
-        text = text.split(_WEIGHTS_ONLY_REASON_MARK, 1)[1]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    reason = lines[0] if lines else "no detail"
-    return f"{type(error).__name__}: {reason[:200]}"
+    return one_line_reason(error, str(error).split(_WEIGHTS_ONLY_REASON_MARK, 1)[-1])
 
 
 def read_torch_state(path):

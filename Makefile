@@ -81,9 +81,12 @@ align-curve: $(INSTALLED)
 	$(PYTHON) -m alignment.curve --workdir $(LOGS)/curve $(if $(EPOCHS_CURVE),--epochs $(EPOCHS_CURVE)) \
 		$(if $(SEEDS),--seeds $(SEEDS)) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA))
 
+# clean also removes what interrupted atomic writes left anywhere under logs/ (greedyhash_common/atomic.py
+# names them .tmp-*)
 clean:
 	rm -rf $(LOGS)/float32 $(LOGS)/float64 $(LOGS)/inputs $(LOGS)/curve $(LOGS)/*.log $(LOGS)/summary.json \
 		$(LOGS)/report.md $(LOGS)/report.json .cache
+	if [ -d $(LOGS) ]; then find $(LOGS) -name '.tmp-*' -prune -exec rm -rf {} +; fi
 
 # Layer-by-layer localization, and the committed reference run (logs/reference/: report and diff logs)
 ALIGN_LAYERS = $(PYTHON) -m alignment.layers --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --workdir $(LOGS) \

@@ -12,6 +12,7 @@ import time
 
 from greedyhash_common.atomic import write_text
 from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.option_checks import check_alignment_options
 
 from greedyhash_common.dataset import write_split
 
@@ -24,7 +25,7 @@ from .paths import coverage_path, diff_paths, env_path, inputs_dir, side_values_
 from .report import closing_line, terminal_summary, write_report
 from .reprod_format import load_values
 from .steps import STEPS, runs_in, step_cases
-from .weight_sets import USER
+from .weight_sets import RESCALED, SEEDED, USER
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DTYPES = ("float32", "float64")
@@ -78,7 +79,15 @@ def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=No
                               *(["--weights", weights] if weights else []))
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=child_environment(), capture_output=True, text=True)
     if done.returncode:
-        raise UserInputError(f"preparing the weights failed:\n{done.stderr.strip()}")
+        reason = (done.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("error: ")
+        raise UserInputError(f"preparing the weights failed: {reason}")
+
+
+def checked_options(args):
+    """`args`, every option checked before any work (greedyhash_common.option_checks, and the weight sets)."""
+    check_alignment_options(args)
+    split_choice(args.weight_sets, (SEEDED, RESCALED), "weight sets")
+    return args
 
 
 def with_user_weights(args):
@@ -92,10 +101,13 @@ def prepare(args):
     run_cases = run_cases_of(args)
     print(f"preparing the batch, the split and the weight sets ({', '.join(run_cases.weight_sets)}) in"
           f" {inputs_dir(args.workdir)}", flush=True)
+    made = [weight_set for weight_set in run_cases.weight_sets if weight_set != USER]
+    if args.weights:  # first: a bad --weights file is refused before anything else is written
+        prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, [USER], args.weights)
     write_input_batch(args.workdir, args.data, args.batch_size, run_cases.sizes)
     write_split(args.data, split_path(args.workdir))
-    prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, run_cases.weight_sets,
-                    args.weights)
+    if made:  # the rescaled set is made on the batch just written
+        prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, made)
 
 
 def case_options(args):
@@ -286,7 +298,7 @@ def run_settings(args):
 
 @exits_cleanly_on_bad_input
 def main(argv=None):
-    args = with_user_weights(get_args_parser().parse_args(argv))
+    args = with_user_weights(checked_options(get_args_parser().parse_args(argv)))
     steps = split_choice(args.steps, tuple(STEPS), "steps")
     dtypes = split_choice(args.dtypes, DTYPES, "dtypes")
     args.workdir = os.path.abspath(args.workdir)

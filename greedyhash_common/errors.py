@@ -3,14 +3,29 @@ import functools
 import sys
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # the shell's status for a process stopped by SIGINT (128 + 2)
+
+
+REASON_LENGTH = 200  # characters of a library's own explanation quoted in a message
 
 
 class UserInputError(Exception):
     """A problem the user can fix (a missing file, a corrupt checkpoint, a wrong option)."""
 
 
+def one_line_reason(error, message=None):
+    """`Type: first line of the message` (of `message`, if given), shortened: numpy and the frameworks explain
+    over many lines, and a message of this project is one line."""
+    lines = [line.strip() for line in str(error if message is None else message).splitlines() if line.strip()]
+    reason = lines[0] if lines else "no detail"
+    if len(reason) > REASON_LENGTH:
+        reason = reason[:REASON_LENGTH] + "..."
+    return f"{type(error).__name__}: {reason}"
+
+
 def exits_cleanly_on_bad_input(main):
-    """Wrap a command-line entry point so bad input prints one clear line and exits non-zero."""
+    """Wrap a command-line entry point so bad input prints one clear line and exits non-zero, and Ctrl-C
+    one line instead of the traceback of whatever framework call it interrupted."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -19,5 +34,8 @@ def exits_cleanly_on_bad_input(main):
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            print("interrupted (Ctrl-C)", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper

@@ -1,6 +1,7 @@
 """Framework-free parts of prediction and inference: reading the query image, the class and probability,
 the code as bits, Hamming retrieval of the nearest database images, the PNG grid, and the reports."""
 import json
+import warnings
 
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
@@ -17,11 +18,23 @@ TILE = 96  # pixels per image in the grid (32x32 images enlarged 3x)
 CAPTION_HEIGHT = 28
 
 
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's decompression-bomb limit, about 89 megapixels
+SIXTEEN_BIT_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+SIXTEEN_TO_EIGHT_BITS = 65535 / 255
+WIDE_MODES = ("I", "F")  # 32-bit integer or float pixels: no range says what is black and what is white
+
+
 def read_image_file(path):
     """Any image file Pillow reads, as a CIFAR-10-like uint8 (32, 32, 3) RGB array (antialiased resize)."""
     try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; decoding it would take gigabytes.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                rgb = _as_rgb(image, path)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise UserInputError(f"{path}: too large an image (more than {MAX_IMAGE_PIXELS} pixels); "
+                             "shrink it first, it is resized to 32x32 anyway") from None
     except FileNotFoundError:
         raise UserInputError(f"{path}: no such image file") from None
     except IsADirectoryError:
@@ -31,6 +44,18 @@ def read_image_file(path):
     except OSError as error:  # truncated or corrupt image data
         raise UserInputError(f"{path}: unreadable image ({error})") from None
     return np.asarray(rgb.resize((IMAGE_WIDTH, IMAGE_HEIGHT), Image.BILINEAR), dtype=np.uint8)
+
+
+def _as_rgb(image, path):
+    """8-bit RGB. Pillow's convert("RGB") clips 16-bit grey values to 255 (nearly every pixel white), so
+    those are scaled to 8 bits first."""
+    if image.mode in SIXTEEN_BIT_GREY_MODES:
+        grey = np.round(np.asarray(image, dtype=np.float64) / SIXTEEN_TO_EIGHT_BITS).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode in WIDE_MODES:
+        raise UserInputError(f"{path}: a {image.mode}-mode image (32-bit integer or float pixels) has no fixed "
+                             "range to map to 8-bit colours; save it as an 8- or 16-bit image first")
+    return image.convert("RGB")
 
 
 def query_image(options, data):

@@ -2,12 +2,15 @@
 predict, export) take from the training run that wrote it when the user leaves them out."""
 import contextlib
 import os
+import shutil
 import tempfile
 
-from .cli_options import (BEST_WEIGHTS_NAME, DEFAULT_BIT, LAST_CHECKPOINT_NAME, RUN_SPLIT_NAME, default_run_dir,
-                          default_threads)
+from .atomic import remove_temporary_files
+from .cli_options import (BEST_WEIGHTS_NAME, DEFAULT_BIT, LAST_CHECKPOINT_NAME, RUN_CONFIG_NAME, RUN_HISTORY_NAME,
+                          RUN_SPLIT_NAME, default_run_dir, default_threads)
 from .dataset import load_data, write_split
 from .errors import UserInputError
+from .option_checks import check_image_size, check_output_dir, check_output_file
 from .hyperparameters import BATCH_SIZE, IMAGE_SIZE, SEED
 from .split import DEFAULT_PROTOCOL
 from .train_config import read_run_config
@@ -57,7 +60,19 @@ def checkpoint_tool_options(args, framework, **defaults):
     if "split_file" not in given:
         options["split_file"] = _run_split_file(run, given.get("protocol"))
     options["threads"] = options["threads"] or default_threads()
+    check_tool_options(options)
     return options
+
+
+# The files a tool writes, by option: checked before the work, not after the whole evaluation has run.
+TOOL_OUTPUT_FILE_OPTIONS = {"json": "--json", "output": "--output"}
+
+
+def check_tool_options(options):
+    check_image_size(options["image_size"])
+    for key, option in TOOL_OUTPUT_FILE_OPTIONS.items():
+        if options.get(key) is not None:
+            check_output_file(options[key], option)
 
 
 def _run_split_file(run, protocol):
@@ -75,6 +90,59 @@ def resume_checkpoint_path(given, framework):
     if not os.path.isfile(path):
         raise UserInputError(f"--resume: {path}: no such checkpoint")
     return path
+
+
+def check_training_options(config):
+    """What must hold before a training run writes anything (the configuration's values come from
+    options, YAML files or a checkpoint's saved configuration alike)."""
+    check_image_size(config["image_size"])
+    check_output_dir(config["output_dir"], "--output-dir")
+    if not os.path.exists(config["split_file"]):
+        check_output_file(config["split_file"], "--split-file")
+
+
+# What a run writes in its folder besides its checkpoint (best weights, named per framework, too).
+RUN_FILE_NAMES = (RUN_CONFIG_NAME, RUN_HISTORY_NAME, RUN_SPLIT_NAME)
+
+
+@contextlib.contextmanager
+def run_folder(output_dir, framework, fresh, first_process):
+    """The run's folder while it trains. The first process removes what killed writes left (temporary
+    files) and, for a fresh run, what an unfinished start left (config.yaml and split.npz without a
+    checkpoint). A fresh run that fails before its first checkpoint (a bad --pretrained, divergence in
+    the first epoch, Ctrl-C) removes what it wrote, and the folder if it made it: a run folder holds a
+    checkpoint to resume, or nothing of a run."""
+    if not first_process:
+        yield
+        return
+    remove_temporary_files(output_dir)
+    if not fresh:
+        yield
+        return
+    made_folder = not os.path.isdir(output_dir)
+    if not made_folder and os.path.isfile(os.path.join(output_dir, RUN_CONFIG_NAME)):
+        _remove_run_files(output_dir, _run_file_names(framework))
+    kept = {name for name in _run_file_names(framework) if os.path.isfile(os.path.join(output_dir, name))}
+    try:
+        yield
+    except BaseException:
+        if not os.path.exists(os.path.join(output_dir, LAST_CHECKPOINT_NAME[framework])):
+            _remove_run_files(output_dir, set(_run_file_names(framework)) - kept)
+            if made_folder:
+                shutil.rmtree(output_dir, ignore_errors=True)
+        raise
+
+
+def _run_file_names(framework):
+    return RUN_FILE_NAMES + (BEST_WEIGHTS_NAME[framework],)
+
+
+def _remove_run_files(output_dir, names):
+    for name in names:
+        path = os.path.join(output_dir, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    remove_temporary_files(output_dir)
 
 
 def check_fresh_output_dir(output_dir, framework):

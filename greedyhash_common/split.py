@@ -8,7 +8,9 @@ The split is made once, saved as an `.npz` (no pickled objects), and read by bot
 import argparse
 import dataclasses
 import json
+import tokenize
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -16,6 +18,7 @@ from .atomic import atomic_path
 from .cifar10 import dataset_digest, load_cifar10, resolve_data_path
 from .errors import UserInputError, exits_cleanly_on_bad_input
 from .hyperparameters import NUM_CLASSES, SEED
+from .option_checks import check_output_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +35,9 @@ PROTOCOLS = {
 }
 DEFAULT_PROTOCOL = "cifar10-1"
 
+SMALLER_COUNTS_HINT = ("draw a split with smaller per-class counts (python -m greedyhash_common.split "
+                       "--query-per-class Q --train-per-class T --out split.npz) and pass it with --split-file, "
+                       "or choose another --protocol")
 _FORMAT = "greedyhash-split"
 _FORMAT_VERSION = 1
 _INDEX_NAMES = ("query", "train", "database")
@@ -108,7 +114,7 @@ def _draw_parts(labels, seed, query_per_class, train_per_class):
             raise UserInputError(
                 f"class {label} has {len(index)} images, fewer than the {needed} this split needs "
                 f"({query_per_class} query + {train_per_class} train per class); "
-                "choose smaller per-class counts")
+                f"{SMALLER_COUNTS_HINT}")
         index = index[rng.permutation(len(index))]
         parts["query"].append(index[:query_per_class])
         parts["train"].append(index[query_per_class:needed])
@@ -155,7 +161,9 @@ def _read_npz(path):
                 raise UserInputError(f"{path}: not a split file (missing {sorted(missing)})")
             metadata = json.loads(str(npz["metadata"][()]))
             arrays = {name: npz[name] for name in _INDEX_NAMES}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, zlib.error,
+            SyntaxError, tokenize.TokenError) as error:
+        # NotImplementedError: zipfile's answer to a damaged version field; the last two: a damaged .npy header
         raise UserInputError(f"{path}: not a readable split file ({error})") from None
     if not isinstance(metadata, dict):
         raise UserInputError(f"{path}: not a split file (its metadata is not a JSON object)")
@@ -213,6 +221,7 @@ def _parse_args(argv):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = _parse_args(argv)
+    check_output_file(args.out, "--out")
     data_path = resolve_data_path(args.data)
     images, labels = load_cifar10(data_path)
     split = make_split(labels, args.protocol, args.seed, args.query_per_class, args.train_per_class)

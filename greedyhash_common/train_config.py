@@ -109,7 +109,10 @@ def resolve_config(given, framework, parser, saved=None, resumed_from=None):
     resuming from the checkpoint `resumed_from`, the configuration `saved` in it."""
     options = {key: value for key, value in given.items() if key not in ("config", "resume")}
     if saved is not None:
-        return _resumed_config(options, saved, resumed_from)
+        if "config" in given:
+            raise UserInputError(f"--config {given['config']}: a resumed run keeps its configuration (the one "
+                                 "saved in its checkpoint); start a new run (another --output-dir) to use this file")
+        return _resumed_config(options, _checked_saved_config(saved, resumed_from, parser), resumed_from)
     custom = load_yaml_config(given["config"], parser) if "config" in given else {}
     reference_file = reference_config_path(options.get("bit", custom.get("bit", DEFAULT_BIT)))
     config = {**RUN_DEFAULTS, **load_yaml_config(reference_file, parser), **custom, **options}
@@ -139,6 +142,21 @@ def _resumed_config(options, saved, resumed_from):
     if not os.path.isfile(config["split_file"]):  # the run's folder was moved or copied here
         config["split_file"] = os.path.join(run_dir, RUN_SPLIT_NAME)
     return _with_machine_defaults(_with_absolute_paths(config))
+
+
+def _checked_saved_config(saved, path, parser):
+    """The configuration a checkpoint holds, each value checked as the command line checks it: a crafted
+    or damaged checkpoint is refused here, not halfway through a run."""
+    missing = sorted(set(REFERENCE_KEYS + ("split_file",)) - set(saved))
+    if missing:
+        raise UserInputError(f"{path}: the checkpoint's configuration lacks {', '.join(missing)}")
+    actions = {action.dest: action for action in parser._actions}
+    checked = {key: _checked_value(actions[key], saved[key], path) for key in REFERENCE_KEYS}
+    not_paths = [key for key in PATH_KEYS if not isinstance(saved.get(key), (str, type(None)))]
+    if not_paths or not isinstance(saved["split_file"], str):
+        raise UserInputError(f"{path}: the checkpoint's configuration holds a path that is not text: "
+                             f"{', '.join(not_paths) or 'split_file'}")
+    return {**saved, **checked}
 
 
 def _option_names(keys):

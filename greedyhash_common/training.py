@@ -1,6 +1,7 @@
 """Framework-free parts of the training loop that torch_impl.train and paddle_impl.train share: seeding
 and RNG states of Python and numpy, data-parallel batch shares, the epoch's bookkeeping and log lines,
 the progress bar, the stop on a non-finite loss, the history file and the checkpoint's common fields."""
+import contextlib
 import json
 import math
 import os
@@ -12,7 +13,7 @@ import numpy as np
 
 from .atomic import write_text
 from .batch_order import epoch_batches
-from .errors import UserInputError
+from .errors import UserInputError, one_line_reason
 
 LOSS_TERMS = ("loss", "cross_entropy", "quantization")
 CHECKPOINT_FORMAT = "greedyhash-training-checkpoint"
@@ -226,12 +227,46 @@ def check_checkpoint_record(content, path, framework):
         raise UserInputError(f"{path}: a {content['framework']} training checkpoint; this is the {framework} "
                              "side (convert its best weights with python -m weights_convert)")
     problems = [name for name, kind in _CHECKPOINT_FIELDS.items() if not isinstance(content.get(name), kind)]
+    problems += [name for name, valid in (("epoch", _valid_epoch), ("history", _valid_history), ("rng", _valid_rng))
+                 if name not in problems and not valid(content[name])]
     if problems:
         raise UserInputError(f"{path}: incomplete training checkpoint (missing or malformed: {', '.join(problems)})")
     if content["version"] != CHECKPOINT_VERSION:
         raise UserInputError(f"{path}: checkpoint version {content['version']}, this code reads "
                              f"version {CHECKPOINT_VERSION}")
     return content
+
+
+def _valid_epoch(epoch):
+    return not isinstance(epoch, bool) and epoch >= 0
+
+
+def _valid_history(history):
+    """A list of per-epoch records that write_history can save again."""
+    if not all(isinstance(record, dict) for record in history):
+        return False
+    try:
+        json.dumps(history)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def _valid_rng(states):
+    """One RNG state per process, each with the Python, numpy and framework parts rng_state() writes."""
+    return bool(states) and all(isinstance(state, dict) and {"python", "numpy", "framework"} <= set(state)
+                                for state in states)
+
+
+@contextlib.contextmanager
+def refusing_malformed(path, what):
+    """Turn any failure to restore `what` from the checkpoint `path` (damaged or crafted) into one line."""
+    try:
+        yield
+    except UserInputError:
+        raise
+    except Exception as error:  # Python, numpy and both frameworks raise many types for a bad state
+        raise UserInputError(f"{path}: {what} in the checkpoint do not fit ({one_line_reason(error)})") from None
 
 
 def check_checkpoint_bit(checkpoint, bit, path):

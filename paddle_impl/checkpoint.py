@@ -12,17 +12,16 @@ which depend on how many layers the process built before; the checkpoint uses th
 names (`fc_plus.weight_velocity_0`) instead.
 """
 import pickle
-import zipfile
 
 import paddle
 
 from greedyhash_common.atomic import atomic_path
 from greedyhash_common.errors import UserInputError
-from greedyhash_common.safe_pickle import load_numpy_only
 from greedyhash_common.training import (check_checkpoint_bit, check_checkpoint_record, checkpoint_record,
-                                        host_rng_state, is_checkpoint_record, restore_host_rng_state)
+                                        host_rng_state, is_checkpoint_record, refusing_malformed,
+                                        restore_host_rng_state)
 from weights_convert.convert import check_state
-from weights_convert.paddle_files import PADDLE_PICKLE_PROTOCOL
+from weights_convert.paddle_files import PADDLE_PICKLE_PROTOCOL, check_named_arrays, read_paddle_file
 
 from .runtime import has_gpu
 from .weights import load_weights
@@ -38,11 +37,12 @@ def rng_state():
                                               "gpu": _plain_states(gpu)}}
 
 
-def restore_rng_state(state):
-    restore_host_rng_state(state)
-    paddle.set_rng_state(_generator_states(state["framework"]["cpu"]), device="cpu")
-    if state["framework"]["gpu"] and has_gpu():
-        paddle.set_cuda_rng_state(_generator_states(state["framework"]["gpu"]))
+def restore_rng_state(state, path):
+    with refusing_malformed(path, "the random-number states"):
+        restore_host_rng_state(state)
+        paddle.set_rng_state(_generator_states(state["framework"]["cpu"]), device="cpu")
+        if state["framework"]["gpu"] and has_gpu():
+            paddle.set_cuda_rng_state(_generator_states(state["framework"]["gpu"]))
 
 
 def _plain_states(generator_states):
@@ -71,36 +71,26 @@ def save_checkpoint(path, model, optimizer, scheduler, epoch, config, best_map, 
 
 
 def read_checkpoint(path):
-    return check_checkpoint_record(_read(path), path, FRAMEWORK)
-
-
-def _read(path):
-    # torch saves zip archives; a pickle error would not say what the file is.
-    if zipfile.is_zipfile(path):
-        raise UserInputError(f"{path}: a torch checkpoint, not a Paddle one; convert its weights with "
-                             f"python -m weights_convert torch2paddle {path} weights.pdparams")
-    return load_numpy_only(path, encoding="latin1")
+    return check_checkpoint_record(read_paddle_file(path), path, FRAMEWORK)
 
 
 def restore_training_state(checkpoint, model, optimizer, scheduler, path):
     check_checkpoint_bit(checkpoint, _bit(model), path)
     _set_model_state(model, checkpoint["model"], path)
     generated_names = {structured: generated for generated, structured in _structured_names(model).items()}
-    optimizer_state = _renamed(checkpoint["optimizer"], generated_names, path)
+    optimizer_state = _renamed(check_named_arrays(checkpoint["optimizer"], path), generated_names, path)
     expected = {f"{parameter.name}_velocity_0" for parameter in model.parameters()}
     if set(optimizer_state) != expected:
         raise UserInputError(f"{path}: the optimizer state does not fit this model "
                              f"({len(optimizer_state)} accumulators for {len(expected)} parameters)")
-    try:
+    with refusing_malformed(path, "the optimizer and scheduler states"):
         optimizer.set_state_dict({**optimizer_state, SCHEDULER_KEY: checkpoint["scheduler"]})
-    except (AssertionError, KeyError, ValueError, TypeError) as error:
-        raise UserInputError(f"{path}: the optimizer state does not fit this optimizer ({error})") from None
 
 
 def load_model_weights(model, path):
     """Weights for evaluation, prediction or export: a weights file (best.pdparams, a converted checkpoint)
     or a training checkpoint (last.pdstate)."""
-    content = _read(path)
+    content = read_paddle_file(path)
     if not is_checkpoint_record(content):
         load_weights(model, path)
         return
@@ -115,8 +105,10 @@ def _bit(model):
 
 def _set_model_state(model, state, path):
     # set_state_dict only warns about missing or mis-shaped entries, so check them first.
+    check_named_arrays(state, path)
     check_state(state, {key: tuple(value.shape) for key, value in model.state_dict().items()}, path)
-    model.set_state_dict(state)
+    with refusing_malformed(path, "the model weights"):
+        model.set_state_dict(state)
 
 
 def _structured_names(model):

@@ -15,8 +15,10 @@ import uuid
 
 import paddle
 
+from greedyhash_common.atomic import TEMPORARY_PREFIX
 from greedyhash_common.cli_options import get_export_args_parser
-from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.errors import exits_cleanly_on_bad_input
+from greedyhash_common.option_checks import check_output_dir
 from greedyhash_common.prediction import CLASS_NAMES, write_json
 from greedyhash_common.run_files import checkpoint_tool_options
 
@@ -37,13 +39,13 @@ def atomic_directory(path):
     A reader never finds the model of one export beside the parameters of another."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    new = os.path.join(parent, f".tmp-export-{uuid.uuid4().hex}")
+    new = os.path.join(parent, f"{TEMPORARY_PREFIX}export-{uuid.uuid4().hex}")
     os.mkdir(new)  # not mkdtemp: its folder would be private to the owner, and so would the export
     try:
         yield new
         old = None
         if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=".old-export-", dir=parent)
+            old = tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}old-export-", dir=parent)
             os.replace(path, os.path.join(old, "previous"))
         os.replace(new, path)
         if old:
@@ -63,9 +65,7 @@ def export(model, image_size, output_dir, metadata):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     options = checkpoint_tool_options(get_export_args_parser().parse_args(argv), "paddle", output_dir=None)
-    output_dir = options["output_dir"] or default_export_dir(options["bit"])
-    if os.path.isfile(output_dir):
-        raise UserInputError(f"--output-dir {output_dir}: a file, not a folder")
+    output_dir = check_output_dir(options["output_dir"] or default_export_dir(options["bit"]), "--output-dir")
     model = load_trained_model({**options, "device": "cpu"})
     metadata = {"bit": options["bit"], "image_size": options["image_size"], "input": INPUT_NAME,
                 "outputs": list(OUTPUT_NAMES), "class_names": list(CLASS_NAMES),

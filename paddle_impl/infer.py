@@ -16,7 +16,8 @@ from PIL import Image
 
 from greedyhash_common import prediction
 from greedyhash_common.cli_options import DEFAULT_BIT, default_threads, get_infer_args_parser, resolve_device
-from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input, one_line_reason
+from greedyhash_common.option_checks import check_image_size, check_output_file
 from greedyhash_common.run_files import TOOL_DEFAULTS, tool_data
 
 from . import runtime
@@ -37,6 +38,7 @@ def read_metadata(model_dir):
         raise UserInputError(f"{path}: unreadable export metadata ({error})") from None
     if not isinstance(metadata, dict) or not isinstance(metadata.get("image_size"), int):
         raise UserInputError(f"{path}: not the metadata paddle_impl.export writes")
+    check_image_size(metadata["image_size"], f"{path}: image_size")
     return metadata
 
 
@@ -49,8 +51,7 @@ def create_predictor(model_dir, device, threads):
     try:
         return Predictor(predictor_of_program(prefix, threads, device))
     except Exception as error:  # Paddle raises several types for a corrupt program or parameter file
-        raise UserInputError(f"{model_dir}: the predictor cannot load this model ({type(error).__name__}: "
-                             f"{error})") from None
+        raise UserInputError(f"{model_dir}: the predictor cannot load this model ({one_line_reason(error)})") from None
 
 
 def preprocess(images, image_size):
@@ -83,6 +84,8 @@ def main(argv=None):
     inherited = {key: metadata.get(key) for key in ("data", "split_file", "seed", "image_size")
                  if metadata.get(key) is not None}
     options = {**TOOL_DEFAULTS, "image": None, "index": None, **inherited, **given}
+    if options["json"] is not None:
+        check_output_file(options["json"], "--json")
     if "split_file" not in given and not (options["split_file"] and os.path.isfile(options["split_file"])):
         options["split_file"] = None
     threads = options["threads"] or default_threads()
@@ -91,7 +94,10 @@ def main(argv=None):
     with query_data(options) as data:
         image, true_label, source = prediction.query_image(options, data)
     predictor = create_predictor(model_dir, device, threads)
-    probabilities, codes, h = run_predictor(predictor, preprocess(image[None], metadata["image_size"]))
+    try:
+        probabilities, codes, h = run_predictor(predictor, preprocess(image[None], metadata["image_size"]))
+    except Exception as error:  # a program that loads but does not run (a dtype changed in model.json)
+        raise UserInputError(f"{model_dir}: the predictor cannot run this model ({one_line_reason(error)})") from None
     result = prediction.classification(probabilities[0], codes[0], h[0], true_label, source)
     print("\n".join(prediction.classification_lines(result)))
     if options["json"]:

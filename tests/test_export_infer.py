@@ -2,6 +2,7 @@
 model, the command line, and bad input."""
 import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -116,3 +117,48 @@ def test_export_refuses_weights_of_another_bit_length(exported, tmp_path, capsys
         export_module.main(["--checkpoint", exported["weights"], "--bit", "48", "--output-dir", str(tmp_path / "m")])
     assert "weights for 12-bit codes, the model has 48 bits" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def damaged_export(exported, folder, damage):
+    """A copy of the export (files hard-linked) with one file replaced by `damage(name, its bytes)`."""
+    os.mkdir(folder)
+    for name in os.listdir(exported["model_dir"]):
+        source, target = os.path.join(exported["model_dir"], name), os.path.join(folder, name)
+        replaced = damage(name, source)
+        if replaced is None:
+            os.link(source, target)
+        else:
+            with open(target, "wb") as handle:
+                handle.write(replaced)
+    return str(folder)
+
+
+def _first_megabyte(path):
+    with open(path, "rb") as handle:
+        return handle.read(2 ** 20)
+
+
+EXPORT_DAMAGES = {
+    "truncated parameters": (lambda name, path: _first_megabyte(path) if name.endswith(".pdiparams") else None,
+                             "the predictor cannot load this model"),
+    "a program that is not JSON": (lambda name, path: b'{"base_code": {' if name == "model.json" else None,
+                                   "the predictor cannot load this model"),
+    "a float32 tensor declared float64": (
+        lambda name, path: pathlib.Path(path).read_bytes().replace(b'"0.t_f32"', b'"0.t_f64"', 1)
+        if name == "model.json" else None, "the predictor cannot run this model"),
+}
+
+PROGRAM_DAMAGES = ("a program that is not JSON", "a float32 tensor declared float64")  # of Paddle 3's model.json
+
+
+@pytest.mark.parametrize("damage", sorted(EXPORT_DAMAGES))
+def test_a_damaged_export_is_refused_in_one_line(damage, exported, tmp_path, capsys):
+    if damage in PROGRAM_DAMAGES and not os.path.isfile(os.path.join(exported["model_dir"], "model.json")):
+        pytest.skip("Paddle 2.x writes a protobuf program (model.pdmodel)")
+    change, message = EXPORT_DAMAGES[damage]
+    model_dir = damaged_export(exported, tmp_path / "damaged", change)
+    image = write_png(tmp_path / "query.png", exported["images"][0])
+    with pytest.raises(SystemExit) as stopped:
+        infer.main(["--model-dir", model_dir, "--image", image, "--device", "cpu"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert stopped.value.code == 2 and len(lines) == 1 and message in lines[0], lines

@@ -81,6 +81,7 @@ def test_an_absurd_learning_rate_stops_the_run_with_a_clear_message(framework, s
     assert completed.returncode == 2
     assert "training diverged and was stopped" in completed.stderr
     assert "Traceback" not in completed.stderr
+    assert os.listdir(tmp_path) == []  # diverged before its first checkpoint: no config.yaml, no split.npz
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -24,7 +24,9 @@ from alignment.check import compare_codes
 from alignment.tolerances import tolerance
 from greedyhash_common.cli_options import BEST_WEIGHTS_NAME, LAST_CHECKPOINT_NAME, RUN_HISTORY_NAME, positive_int
 from greedyhash_common.dataset import write_split
+from greedyhash_common.errors import exits_cleanly_on_bad_input
 from greedyhash_common.hyperparameters import SEED
+from greedyhash_common.option_checks import check_output_dir
 
 from .steps import StepFailed, check, run_step
 
@@ -114,8 +116,10 @@ def check_inference_matches(inferred, predicted, grid_path):
         check(grid.format == "PNG" and grid.width > grid.height, f"predict: {grid_path} is not the expected grid")
 
 
+@exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
+    check_output_dir(args.workdir, "--workdir")
     started = time.perf_counter()
     try:
         timings = run_chain(args.workdir, args.threads)

@@ -8,9 +8,9 @@ weights_only=True: a checkpoint from someone else cannot run code.
 import torch
 
 from greedyhash_common.atomic import atomic_path
-from greedyhash_common.errors import UserInputError
 from greedyhash_common.training import (check_checkpoint_bit, check_checkpoint_record, checkpoint_record,
-                                        host_rng_state, restore_host_rng_state)
+                                        host_rng_state, refusing_malformed, restore_host_rng_state)
+from weights_convert.torch_files import load_torch_file
 
 from .weights import load_weights
 
@@ -23,11 +23,12 @@ def rng_state():
     return {**host_rng_state(), "framework": {"cpu": torch.get_rng_state(), "gpu": cuda}}
 
 
-def restore_rng_state(state):
-    restore_host_rng_state(state)
-    torch.set_rng_state(state["framework"]["cpu"])
-    if state["framework"]["gpu"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["framework"]["gpu"])
+def restore_rng_state(state, path):
+    with refusing_malformed(path, "the random-number states"):
+        restore_host_rng_state(state)
+        torch.set_rng_state(state["framework"]["cpu"])
+        if state["framework"]["gpu"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["framework"]["gpu"])
 
 
 def save_checkpoint(path, model, optimizer, scheduler, epoch, config, best_map, history, rng_states):
@@ -39,23 +40,15 @@ def save_checkpoint(path, model, optimizer, scheduler, epoch, config, best_map, 
 
 
 def read_checkpoint(path):
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: no such checkpoint") from None
-    except Exception as error:  # torch raises many types for a truncated, corrupt or foreign file
-        raise UserInputError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})") from None
-    return check_checkpoint_record(content, path, FRAMEWORK)
+    return check_checkpoint_record(load_torch_file(path), path, FRAMEWORK)
 
 
 def restore_training_state(checkpoint, model, optimizer, scheduler, path):
     check_checkpoint_bit(checkpoint, model.fc_plus.out_features, path)
-    try:
+    with refusing_malformed(path, "the model, optimizer and scheduler states"):
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
-    except (RuntimeError, KeyError, ValueError, TypeError) as error:
-        raise UserInputError(f"{path}: the checkpoint does not fit this model and optimizer ({error})") from None
 
 
 def load_model_weights(model, path):

@@ -16,7 +16,8 @@ from greedyhash_common import training
 from greedyhash_common.cli_options import BEST_WEIGHTS_NAME, LAST_CHECKPOINT_NAME, RUN_HISTORY_NAME
 from greedyhash_common.errors import exits_cleanly_on_bad_input
 from greedyhash_common.hyperparameters import QUANTIZATION_WEIGHT
-from greedyhash_common.run_files import check_fresh_output_dir, prepare_data, resume_checkpoint_path
+from greedyhash_common.run_files import (check_fresh_output_dir, check_training_options, prepare_data,
+                                         resume_checkpoint_path, run_folder)
 from greedyhash_common.train_config import get_args_parser, resolve_config, save_config
 
 from . import runtime
@@ -85,10 +86,13 @@ def resolve_run(argv):
     if "resume" not in given:
         config = resolve_config(given, FRAMEWORK, parser)
         check_fresh_output_dir(config["output_dir"], FRAMEWORK)
+        check_training_options(config)
         return config, None, None
     path = resume_checkpoint_path(given, FRAMEWORK)
     checkpoint = read_checkpoint(path)
-    return resolve_config(given, FRAMEWORK, parser, saved=checkpoint["config"], resumed_from=path), path, checkpoint
+    config = resolve_config(given, FRAMEWORK, parser, saved=checkpoint["config"], resumed_from=path)
+    check_training_options(config)
+    return config, path, checkpoint
 
 
 def log(rank, message):
@@ -103,6 +107,12 @@ def main(argv=None):
         training.deterministic_gpu_environment()
     runtime.configure(config["threads"], config["deterministic"])
     rank, local_rank, world_size = process_group()
+    with run_folder(config["output_dir"], FRAMEWORK, checkpoint is None, rank == 0):
+        train(config, checkpoint_path, checkpoint, rank, local_rank, world_size)
+
+
+def train(config, checkpoint_path, checkpoint, rank, local_rank, world_size):
+    """The run after start-up: data, model, the epochs, the checkpoints."""
     device = select_device(config["device"], local_rank)
     config["device"] = device_name(device)
     init_data_parallel(device, world_size)
@@ -124,7 +134,7 @@ def main(argv=None):
         start_epoch, best_map, history = checkpoint["epoch"] + 1, checkpoint["best_map"], checkpoint["history"]
         last_checkpoint = (checkpoint_path, checkpoint["epoch"])
         state, warning = training.rng_state_for_rank(checkpoint["rng"], rank, world_size)
-        restore_rng_state(state)
+        restore_rng_state(state, checkpoint_path)
         log(rank, f"resumed from {checkpoint_path} after epoch {start_epoch}" + (f"; note: {warning}" if warning else ""))
     elif world_size > 1:
         torch.manual_seed(config["seed"] + rank)  # each process its own dropout masks, as one process draws them

@@ -2,6 +2,7 @@
 import argparse
 
 from greedyhash_common.errors import exits_cleanly_on_bad_input
+from greedyhash_common.option_checks import check_output_file
 
 from .convert import ALEXNET_BACKBONE, paddle_to_torch, torch_to_paddle
 from .paddle_files import read_paddle_state, write_paddle_state
@@ -30,6 +31,7 @@ def describe(layout, source, target):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
+    check_output_file(args.target, "target")
     if args.direction == "torch2paddle":
         state, layout = torch_to_paddle(read_torch_state(args.source), args.source)
         write_paddle_state(state, args.target)

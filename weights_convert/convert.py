@@ -98,7 +98,7 @@ def check_state(state, expected_shapes, source):
                 for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
                                      ("wrong shapes", misshaped)) if items]
     if problems:
-        raise UserInputError(f"{source}: does not match the expected layout;\n  " + "\n  ".join(problems))
+        raise UserInputError(f"{source}: does not match the expected layout: " + "; ".join(problems))
 
 
 def _without_name_table(state):

@@ -4,7 +4,9 @@ A `.pdparams` file is a pickle of a dict of numpy arrays (what `paddle.save` wri
 and what `paddle.load` reads back as tensors). Reading goes through the restricted unpickler, so a
 file from someone else cannot run code.
 """
+import os
 import pickle
+import zipfile
 
 import numpy as np
 
@@ -17,11 +19,25 @@ from .convert import PADDLE_NAME_TABLE_KEY
 PADDLE_PICKLE_PROTOCOL = 4  # the protocol paddle.save uses
 
 
+def read_paddle_file(path):
+    """The unpickled content of a Paddle file (a .pdparams or a training checkpoint), read safely."""
+    if zipfile.is_zipfile(path):  # torch saves zip archives; a pickle error would not say what the file is
+        raise UserInputError(f"{path}: a torch checkpoint, not a Paddle one; convert its weights with "
+                             f"python -m weights_convert torch2paddle {path} weights.pdparams")
+    if os.path.isdir(path):
+        raise UserInputError(f"{path}: a folder, not a Paddle file")
+    return load_numpy_only(path, encoding="latin1")
+
+
 def read_paddle_state(path):
-    content = load_numpy_only(path, encoding="latin1")
+    content = read_paddle_file(path)
     if not isinstance(content, dict) or not content:
         raise UserInputError(f"{path}: expected a dict of named arrays (a Paddle state dict)")
     state = {key: value for key, value in content.items() if key != PADDLE_NAME_TABLE_KEY}
+    return check_named_arrays(state, path)
+
+
+def check_named_arrays(state, path):
     not_arrays = [str(key) for key, value in state.items()
                   if not isinstance(key, str) or not isinstance(value, np.ndarray)]
     if not_arrays:

@@ -1,21 +1,54 @@
 """Reading and writing torch checkpoints as name -> numpy array dicts (imports torch, never paddle)."""
 import collections
+import pickle
+import warnings
+import zipfile
 
 import torch
 
 from greedyhash_common.atomic import atomic_path
-from greedyhash_common.errors import UserInputError
+from greedyhash_common.errors import UserInputError, one_line_reason
 
 _WRAPPER_KEYS = ("state_dict", "model")  # where training scripts commonly nest the weights
+# torch's weights_only refusal explains itself over several lines; the line that says what was refused:
+_WEIGHTS_ONLY_REASON_MARK = "WeightsUnpickler error:"
+_PICKLE_PROTOCOL_OPCODE = pickle.PROTO  # what a Paddle file (a bare pickle) starts with
+
+
+def load_torch_file(path):
+    """torch.load(weights_only=True), every failure one line: a missing, corrupt or foreign file."""
+    if _is_paddle_pickle(path):
+        raise UserInputError(f"{path}: a Paddle file (a pickle of numpy arrays), not a torch checkpoint; convert "
+                             f"it with python -m weights_convert paddle2torch {path} weights.pth")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing a file
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserInputError(f"{path}: a folder, not a checkpoint file") from None
+    except Exception as error:  # torch raises many types for a corrupt or foreign file
+        raise UserInputError(f"{path}: not a readable torch checkpoint ({_torch_reason(error)})") from None
+
+
+def _is_paddle_pickle(path):
+    """torch.save writes zip archives; a file that starts as a pickle of protocol 4 is what paddle.save and
+    this project's Paddle side write (torch's legacy format starts with protocol 2)."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(2)
+    except OSError:
+        return False  # torch.load says why
+    return start == _PICKLE_PROTOCOL_OPCODE + bytes([4]) and not zipfile.is_zipfile(path)
+
+
+def _torch_reason(error):
+    return one_line_reason(error, str(error).split(_WEIGHTS_ONLY_REASON_MARK, 1)[-1])
 
 
 def read_torch_state(path):
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: no such file") from None
-    except Exception as error:  # torch raises many types for a corrupt or foreign file
-        raise UserInputError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})") from None
+    content = load_torch_file(path)
     for key in _WRAPPER_KEYS:
         if isinstance(content, dict) and isinstance(content.get(key), dict):
             content = content[key]

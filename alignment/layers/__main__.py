@@ -15,7 +15,7 @@ from greedyhash_common.errors import exits_cleanly_on_bad_input
 
 from ..cases import Case, run_cases_of
 from ..steps import step_cases
-from ..suite import DTYPES, add_run_options, localize, prepare, split_choice, with_user_weights
+from ..suite import DTYPES, add_run_options, checked_options, localize, prepare, split_choice, with_user_weights
 from .localize import format_localization
 
 
@@ -38,7 +38,7 @@ def chosen_cases(args):
 
 @exits_cleanly_on_bad_input
 def main(argv=None):
-    args = with_user_weights(get_args_parser().parse_args(argv))
+    args = with_user_weights(checked_options(get_args_parser().parse_args(argv)))
     dtypes = split_choice(args.dtypes, DTYPES, "dtypes")
     cases = chosen_cases(args)
     args.workdir = os.path.abspath(args.workdir)

@@ -1,0 +1,124 @@
+"""Checks of the options every entry point runs before any work starts, defined once and shared by both
+frameworks' tools and the alignment suite: image sizes AlexNet accepts, code lengths, counts, and the
+paths results will be written to (checked now, not after an hour of evaluation)."""
+import os
+import tempfile
+
+from .atomic import TEMPORARY_PREFIX
+from .errors import UserInputError
+from .hyperparameters import BITS
+
+# AlexNet's layers that change the spatial size, in order, as (kernel, stride, padding): conv1, pool,
+# conv2, pool, conv3-5, pool (torchvision's `features`; both models build exactly these).
+ALEXNET_SIZE_CHANGING_LAYERS = ((11, 4, 2), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1),
+                                (3, 2, 0))
+WEIGHTS_SUFFIXES = (".pth", ".pdparams")
+
+
+def feature_map_size(image_size):
+    """Height (= width) of AlexNet's last feature map for square images of `image_size` pixels (<= 0: none)."""
+    size = image_size
+    for kernel, stride, padding in ALEXNET_SIZE_CHANGING_LAYERS:
+        size = (size + 2 * padding - kernel) // stride + 1
+        if size < 1:
+            return 0
+    return size
+
+
+def _smallest_image_size():
+    size = 1
+    while feature_map_size(size) < 1:
+        size += 1
+    return size
+
+
+SMALLEST_IMAGE_SIZE = _smallest_image_size()
+
+
+def check_image_size(size, option="--image-size"):
+    """Below SMALLEST_IMAGE_SIZE AlexNet's last feature map is empty: every output would be meaningless."""
+    if not isinstance(size, int) or isinstance(size, bool) or size < SMALLEST_IMAGE_SIZE:
+        raise UserInputError(f"{option} {size}: AlexNet needs images of at least {SMALLEST_IMAGE_SIZE} px "
+                             "(smaller ones leave its last feature map empty); the reference size is 224")
+    return size
+
+
+def image_sizes(text, option):
+    """The sizes of a comma-separated list ("224,222"), each checked."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserInputError(f"{option} {text}: give image sizes in pixels, comma-separated (such as 224,222)") from None
+    return [check_image_size(size, option) for size in sizes]
+
+
+def check_bit(bit, option="--bit"):
+    if bit not in BITS or isinstance(bit, bool):
+        raise UserInputError(f"{option} {bit}: the code length must be one of {', '.join(map(str, BITS))}")
+    return bit
+
+
+def check_positive(value, option):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise UserInputError(f"{option} {value}: must be a positive integer")
+    return value
+
+
+def check_output_file(path, option):
+    """`path` can be written as a file: it is not a folder, and its folder exists or can be made and
+    takes new files."""
+    if os.path.isdir(path):
+        raise UserInputError(f"{option} {path}: a folder, not a file name")
+    _check_can_create_in(os.path.dirname(os.path.abspath(path)), path, option)
+    return path
+
+
+def check_output_dir(path, option):
+    """`path` can be used as an output folder: it is not a file, and it exists or can be made and takes
+    new files."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserInputError(f"{option} {path}: a file, not a folder")
+    _check_can_create_in(os.path.abspath(path), path, option)
+    return path
+
+
+def _check_can_create_in(folder, path, option):
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserInputError(f"{option} {path}: {existing} is a file, so no folder can be made there")
+    try:  # os.access says yes to root even on a read-only file system: try it
+        handle, probe = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, dir=existing)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise UserInputError(f"{option} {path}: cannot write in {existing} ({error.strerror})") from None
+
+
+def check_input_file(path, option):
+    if not os.path.isfile(path):
+        raise UserInputError(f"{option} {path}: no such file" + (", it is a folder" if os.path.isdir(path) else ""))
+    return path
+
+
+def check_weights_file(path, option="--weights"):
+    check_input_file(path, option)
+    if not path.endswith(WEIGHTS_SUFFIXES):
+        raise UserInputError(f"{option} {path}: a GreedyHash checkpoint ends in {' or '.join(WEIGHTS_SUFFIXES)}")
+    return path
+
+
+def check_alignment_options(args):
+    """The options of the alignment suite and its layer localization (alignment.suite.add_run_options)."""
+    check_bit(args.bit)
+    for size in image_sizes(args.sizes, "--sizes"):
+        check_image_size(size, "--sizes")
+    check_image_size(args.bulk_size, "--bulk-size")
+    check_positive(args.batch_size, "--batch-size")
+    check_positive(args.threads, "--threads")
+    if args.seed < 0:
+        raise UserInputError(f"--seed {args.seed}: must be a non-negative integer")
+    check_output_dir(args.workdir, "--workdir")
+    if args.weights is not None:
+        check_weights_file(args.weights)

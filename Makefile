@@ -84,8 +84,8 @@ align-curve: $(INSTALLED)
 # clean also removes what interrupted atomic writes left anywhere under logs/ (greedyhash_common/atomic.py
 # names them .tmp-*)
 clean:
-	rm -rf $(LOGS)/float32 $(LOGS)/float64 $(LOGS)/inputs $(LOGS)/curve $(LOGS)/*.log $(LOGS)/summary.json \
-		$(LOGS)/report.md $(LOGS)/report.json .cache
+	rm -rf $(LOGS)/float32 $(LOGS)/float64 $(LOGS)/inputs $(LOGS)/coverage $(LOGS)/figures $(LOGS)/curve $(LOGS)/*.log \
+		$(LOGS)/summary.json $(LOGS)/report.md $(LOGS)/report.json .cache
 	if [ -d $(LOGS) ]; then find $(LOGS) -name '.tmp-*' -prune -exec rm -rf {} +; fi
 
 # Layer-by-layer localization, and the committed reference run (logs/reference/: report and diff logs)

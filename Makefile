@@ -1,48 +1,70 @@
 # The commands users run. Every target creates .venv from requirements.txt when it is missing.
-VENV ?= .venv
+#
+# Options take effect only when given on the command line (make align BIT=12): $(call option,NAME,default)
+# ignores a variable of the same name in the user's shell (an OUT or DATA exported for another tool).
+option = $(if $(filter command line,$(origin $(1))),$($(1)),$(2))
+comma := ,
+
+VENV := $(call option,VENV,.venv)
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 # The GPU environment (README, GPU): paddlepaddle-gpu 2.6.2 and numpy 1.26 from requirements-gpu.txt, no
 # torch. `make gpu-env` creates it; `make train|eval|predict|export|infer|lite VENV=.venv-gpu` runs the
 # Paddle side's commands in it; `make align-gpu` runs the suite with its Paddle side in it.
-GPU_VENV ?= .venv-gpu
+GPU_VENV := $(call option,GPU_VENV,.venv-gpu)
 GPU_PYTHON := $(GPU_VENV)/bin/python
 GPU_INSTALLED := $(GPU_VENV)/.installed-requirements
 # Each environment is installed from its own pinned file.
 IS_GPU_VENV = $(filter $(abspath $(GPU_VENV)),$(abspath $(VENV)))
-REQUIREMENTS ?= $(if $(IS_GPU_VENV),requirements-gpu.txt,requirements.txt)
+REQUIREMENTS := $(if $(IS_GPU_VENV),requirements-gpu.txt,requirements.txt)
 
-BIT ?= 48
-DTYPE ?= float32,float64
-WEIGHTS ?=
-DATA ?=
-LOGS ?= logs
-# SIZE (one size or a comma-separated list) is passed on only when given: the suite's default is 224,256
-ALIGN_SIZES = $(if $(filter command line,$(origin SIZE)),--sizes $(SIZE))
+BIT := $(call option,BIT,48)
+DTYPE := $(call option,DTYPE,float32$(comma)float64)
+WEIGHTS := $(call option,WEIGHTS,)
+DATA := $(call option,DATA,)
+LOGS := $(call option,LOGS,logs)
+SIZE := $(call option,SIZE,)
+# SIZE (one size or a comma-separated list) is passed on only when given: the suite's default is 224,222
+ALIGN_SIZES = $(if $(SIZE),--sizes $(SIZE))
 ALIGN = $(PYTHON) -m alignment --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --workdir $(LOGS) \
 	$(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA))
 
 .PHONY: help venv align align-curve align-data align-forward align-loss align-backward align-optim align-train align-metric \
-	align-inference test convert clean
+	align-inference test test-fast convert clean
 
 help:
-	@echo "make align            every alignment step, weight set and size, float32 and float64 (BIT=48 SIZE=224,256"
-	@echo "                      DTYPE=float32,float64)"
-	@echo "make align-forward    one step: align-data, -forward, -loss, -backward, -optim, -train, -metric, -inference"
-	@echo "make align-layers     where a difference starts, layer by layer (also run by make align on a failure)"
-	@echo "make align-curve      both frameworks train a few epochs; loss curves and final mAP (slow)"
-	@echo "make align-reference  regenerate logs/reference/ (the committed reference run)"
-	@echo "make align-curve-reference  regenerate logs/reference-curve/ (5 seeds; about 35 minutes)"
-	@echo "make test             the test suite, then test-gpu-env"
-	@echo "make gpu-env          create .venv-gpu from requirements-gpu.txt (paddlepaddle-gpu 2.6.2, numpy 1.26)"
-	@echo "make align-gpu        the suite with its Paddle side in .venv-gpu, torch side in .venv (STEPS=, DTYPE=...)"
-	@echo "make gpu-check        forward and backward on the GPU (else the CPU) in both frameworks vs CPU float64"
-	@echo "make test-gpu-env     what CI runs in .venv-gpu: gpu-env, align-gpu, lite in .venv-gpu, gpu-check"
-	@echo "make bench            both frameworks' speed side by side -> logs/bench.md"
-	@echo "make profile          where the training step's time goes, per operator -> logs/profile_*.txt"
-	@echo "make train|eval|predict|export|infer|reproduce|lite   the training product (README, Training)"
-	@echo "make convert DIRECTION=torch2paddle SRC=model.pth DST=model.pdparams"
-	@echo "options: WEIGHTS=checkpoint (.pth/.pdparams, default seeded init)  DATA=CIFAR-10 path (default built-in)"
+	@echo "Setup and tests"
+	@echo "  make venv             create .venv from requirements.txt (every target does it when needed)"
+	@echo "  make test-fast        the fast tier, for the edit loop (slow tests deselected)"
+	@echo "  make test             every test, then test-gpu-env: what CI runs"
+	@echo "Alignment (options: BIT=48 SIZE=224,222 DTYPE=float32,float64 WEIGHTS=model.pth|.pdparams DATA=cifar)"
+	@echo "  make align            every step, weight set and size, in both precisions -> LOGS (default logs/)"
+	@echo "  make align-data       one step (also align-forward, align-loss, align-backward, align-optim,"
+	@echo "                        align-train, align-metric, align-inference)"
+	@echo "  make align-layers     where a difference starts, layer by layer (CASES=; make align runs it on a failure)"
+	@echo "  make align-curve      both frameworks train a few epochs; loss curves and final mAP (slow; SEEDS=, EPOCHS_CURVE=)"
+	@echo "  make align-reference  regenerate logs/reference/ (the committed reference run)"
+	@echo "  make align-curve-reference  regenerate logs/reference-curve/ (5 seeds; slow)"
+	@echo "  make convert          DIRECTION=torch2paddle|paddle2torch SRC=model.pth DST=model.pdparams"
+	@echo "Training product (FRAMEWORK=paddle|torch, BIT, SIZE, DATA; ARGS= passes further options)"
+	@echo "  make train            PRETRAINED=backbone EPOCHS=n OUT=run folder"
+	@echo "  make eval             CHECKPOINT= (default the run's best weights)"
+	@echo "  make predict          INDEX=0 or IMAGE=file.png"
+	@echo "  make export           the Paddle Inference model (OUT=)"
+	@echo "  make infer            MODEL_DIR= IMAGE= or INDEX="
+	@echo "  make reproduce        DATA=cifar-10-python.tar.gz PRETRAINED=backbone: the paper's table"
+	@echo "  make lite             the quick chain: split, train, eval, export, infer, predict"
+	@echo "GPU environment (.venv-gpu: paddlepaddle-gpu 2.6.2, numpy 1.26)"
+	@echo "  make gpu-env          create .venv-gpu from requirements-gpu.txt"
+	@echo "  make align-gpu        the suite with its Paddle side in .venv-gpu, torch side in .venv (STEPS=)"
+	@echo "  make gpu-check        forward and backward on the GPU (else the CPU) in both frameworks vs CPU float64"
+	@echo "  make test-gpu-env     what CI runs in .venv-gpu: gpu-env, align-gpu, lite in .venv-gpu, gpu-check"
+	@echo "Speed and housekeeping"
+	@echo "  make bench            both frameworks' speed side by side -> LOGS/bench.md (BENCH_ARGS=)"
+	@echo "  make profile          where the training step's time goes, per operator -> LOGS/profile_*.txt"
+	@echo "  make clean            remove what the targets wrote under LOGS (never the committed reference runs)"
+	@echo "  make help             this list"
+	@echo "Options are read from the command line only, never from the shell's environment."
 
 venv: $(INSTALLED)
 
@@ -67,31 +89,43 @@ align: $(INSTALLED)
 align-data align-forward align-loss align-backward align-optim align-train align-metric align-inference: align-%: $(INSTALLED)
 	$(ALIGN) --steps $*
 
-# CI (.ci/run) runs `make test`: the tests in .venv, then the GPU environment's part (test-gpu-env).
+# CI (.ci/run) runs `make test`: every test in .venv, then the GPU environment's part (test-gpu-env).
+# test-fast, the edit loop's tier, leaves out the tests marked slow (pyproject.toml says which are).
 test: $(INSTALLED)
 	$(PYTHON) -m pytest -q tests
 	$(MAKE) --no-print-directory test-gpu-env
 
-DIRECTION ?= torch2paddle
+test-fast: $(INSTALLED)
+	$(PYTHON) -m pytest -q -m "not slow" tests
+
+DIRECTION := $(call option,DIRECTION,torch2paddle)
+SRC := $(call option,SRC,)
+DST := $(call option,DST,)
 convert: $(INSTALLED)
 	@test -n "$(SRC)" -a -n "$(DST)" || { echo "usage: make convert DIRECTION=torch2paddle|paddle2torch SRC=... DST=..."; exit 2; }
 	$(PYTHON) -m weights_convert $(DIRECTION) $(SRC) $(DST)
 
+EPOCHS_CURVE := $(call option,EPOCHS_CURVE,)
+SEEDS := $(call option,SEEDS,)
 align-curve: $(INSTALLED)
 	$(PYTHON) -m alignment.curve --workdir $(LOGS)/curve $(if $(EPOCHS_CURVE),--epochs $(EPOCHS_CURVE)) \
 		$(if $(SEEDS),--seeds $(SEEDS)) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA))
 
-# clean also removes what interrupted atomic writes left anywhere under logs/ (greedyhash_common/atomic.py
-# names them .tmp-*)
+# What the targets write under LOGS, by target (the committed reference runs, logs/reference*/, are not
+# among them); clean also removes what interrupted atomic writes left anywhere under LOGS
+# (greedyhash_common/atomic.py names them .tmp-*) and the built-in data's cache.
+ALIGN_OUTPUTS = float32 float64 inputs coverage figures summary.json report.md report.json side_*.log layers_*.log
+WRITTEN = $(ALIGN_OUTPUTS) curve reference-run curve-reference-run train predict-*.png export reproduce \
+	reproduce.md lite bench.json bench.md bench-align.log profile_*.txt gpu-env
 clean:
-	rm -rf $(LOGS)/float32 $(LOGS)/float64 $(LOGS)/inputs $(LOGS)/coverage $(LOGS)/figures $(LOGS)/curve $(LOGS)/*.log \
-		$(LOGS)/summary.json $(LOGS)/report.md $(LOGS)/report.json .cache
+	rm -rf $(addprefix $(LOGS)/,$(WRITTEN)) $(REFERENCE)-curve.new .cache
 	if [ -d $(LOGS) ]; then find $(LOGS) -name '.tmp-*' -prune -exec rm -rf {} +; fi
 
 # Layer-by-layer localization, and the committed reference run (logs/reference/: report and diff logs)
 ALIGN_LAYERS = $(PYTHON) -m alignment.layers --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --workdir $(LOGS) \
 	$(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA)) $(if $(CASES),--cases $(CASES))
-REFERENCE ?= logs/reference
+REFERENCE := $(call option,REFERENCE,logs/reference)
+CASES := $(call option,CASES,)
 REFERENCE_RUN = $(LOGS)/reference-run
 
 .PHONY: align-layers align-reference align-curve-reference
@@ -119,53 +153,58 @@ align-curve-reference: $(INSTALLED)
 # Training product (see README, "Training"). FRAMEWORK=paddle|torch; SIZE, DATA and BIT as above.
 # make train BIT=48 DATA=... PRETRAINED=...   make eval BIT=48   make predict INDEX=0 (or IMAGE=file.png)
 # make export BIT=48   make infer IMAGE=file.png   make reproduce DATA=... PRETRAINED=...   make lite
-FRAMEWORK ?= paddle
-PRETRAINED ?=
-EPOCHS ?=
-OUT ?=
-CHECKPOINT ?=
-IMAGE ?=
-INDEX ?= 0
-MODEL_DIR ?=
-ARGS ?=
-# SIZE is passed on only when given on the command line: otherwise the YAML config or the run decides.
-SIZE_OPTION = $(if $(filter command line,$(origin SIZE)),--image-size $(SIZE))
+FRAMEWORK := $(call option,FRAMEWORK,paddle)
+PRETRAINED := $(call option,PRETRAINED,)
+EPOCHS := $(call option,EPOCHS,)
+OUT := $(call option,OUT,)
+CHECKPOINT := $(call option,CHECKPOINT,)
+IMAGE := $(call option,IMAGE,)
+INDEX := $(call option,INDEX,0)
+MODEL_DIR := $(call option,MODEL_DIR,)
+ARGS := $(call option,ARGS,)
+# SIZE is passed on only when given: otherwise the YAML config or the run decides.
+SIZE_OPTION = $(if $(SIZE),--image-size $(SIZE))
 DATA_OPTION = $(if $(DATA),--data $(DATA))
 QUERY_OPTION = $(if $(IMAGE),--image $(IMAGE),--index $(INDEX))
-CHECKPOINT_OPTIONS = --bit $(BIT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(SIZE_OPTION) $(DATA_OPTION)
+# Where the product writes, under LOGS (the same names as the tools' own defaults under logs/)
+RUN_DIR = $(LOGS)/train/$(FRAMEWORK)-bit$(BIT)
+BEST_WEIGHTS = $(RUN_DIR)/best.$(if $(filter torch,$(FRAMEWORK)),pth,pdparams)
+EXPORT_DIR = $(LOGS)/export/paddle-bit$(BIT)
+CHECKPOINT_OPTIONS = --bit $(BIT) --checkpoint $(or $(CHECKPOINT),$(BEST_WEIGHTS)) $(SIZE_OPTION) $(DATA_OPTION)
 
 .PHONY: train eval predict export infer reproduce lite
 
 train: $(INSTALLED)
 	$(PYTHON) -m $(FRAMEWORK)_impl.train --bit $(BIT) $(SIZE_OPTION) $(DATA_OPTION) \
 		$(if $(PRETRAINED),--pretrained $(PRETRAINED)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
-		$(if $(OUT),--output-dir $(OUT)) $(ARGS)
+		--output-dir $(or $(OUT),$(RUN_DIR)) $(ARGS)
 
 eval: $(INSTALLED)
 	$(PYTHON) -m $(FRAMEWORK)_impl.eval $(CHECKPOINT_OPTIONS) $(ARGS)
 
 predict: $(INSTALLED)
-	$(PYTHON) -m $(FRAMEWORK)_impl.predict $(CHECKPOINT_OPTIONS) $(QUERY_OPTION) $(ARGS)
+	$(PYTHON) -m $(FRAMEWORK)_impl.predict $(CHECKPOINT_OPTIONS) $(QUERY_OPTION) \
+		--output $(LOGS)/predict-$(FRAMEWORK).png $(ARGS)
 
 export: $(INSTALLED)
-	$(PYTHON) -m paddle_impl.export $(CHECKPOINT_OPTIONS) $(if $(OUT),--output-dir $(OUT)) $(ARGS)
+	$(PYTHON) -m paddle_impl.export $(CHECKPOINT_OPTIONS) --output-dir $(or $(OUT),$(EXPORT_DIR)) $(ARGS)
 
 infer: $(INSTALLED)
-	$(PYTHON) -m paddle_impl.infer --model-dir $(or $(MODEL_DIR),logs/export/paddle-bit$(BIT)) $(QUERY_OPTION) $(ARGS)
+	$(PYTHON) -m paddle_impl.infer --model-dir $(or $(MODEL_DIR),$(EXPORT_DIR)) $(QUERY_OPTION) $(ARGS)
 
 reproduce: $(INSTALLED)
 	@test -n "$(DATA)" -a -n "$(PRETRAINED)" || { echo "usage: make reproduce DATA=cifar-10-python.tar.gz PRETRAINED=backbone (alexnet_backbone.pdparams for FRAMEWORK=paddle, alexnet-owt-7be5be79.pth for torch)"; exit 2; }
 	$(PYTHON) -m tools.reproduce --framework $(FRAMEWORK) --data $(DATA) --pretrained $(PRETRAINED) \
-		$(if $(EPOCHS),--epochs $(EPOCHS)) $(SIZE_OPTION) $(ARGS)
+		$(if $(EPOCHS),--epochs $(EPOCHS)) $(SIZE_OPTION) --runs-dir $(LOGS)/reproduce --report $(LOGS)/reproduce.md $(ARGS)
 
 lite: $(INSTALLED)
-	$(PYTHON) -m tools.lite_chain $(ARGS)
+	$(PYTHON) -m tools.lite_chain --workdir $(LOGS)/lite $(ARGS)
 
 # ---------------------------------------------------------------------------------------------------
 # Benchmark: torch and Paddle side by side on this machine, in one run (training step, inference, the
 # evaluation pipeline, mAP, make align and its steps); writes $(LOGS)/bench.json and $(LOGS)/bench.md.
 # make bench BENCH_ARGS="--skip-align"   (every option: python -m benchmarks --help)
-BENCH_ARGS ?=
+BENCH_ARGS := $(call option,BENCH_ARGS,)
 
 .PHONY: bench
 
@@ -183,8 +222,8 @@ profile: $(INSTALLED)
 # ---------------------------------------------------------------------------------------------------
 # The GPU environment (README, GPU). On a machine without a GPU (CI, this project's machines) it runs on
 # the CPU; with one, Paddle uses the GPU.
-GPU_LOGS ?= $(LOGS)/gpu-env
-STEPS ?=
+GPU_LOGS := $(call option,GPU_LOGS,$(LOGS)/gpu-env)
+STEPS := $(call option,STEPS,)
 # make align's command and options (the later --workdir wins), with the Paddle side in .venv-gpu
 ALIGN_GPU = $(ALIGN) --workdir $(GPU_LOGS)/align --paddle-python $(GPU_PYTHON) $(if $(STEPS),--steps $(STEPS))
 
@@ -201,7 +240,7 @@ align-gpu: $(INSTALLED) $(GPU_INSTALLED)
 # frameworks, each compared with the CPU float64 reference (tools/gpu_check.py).
 gpu-check: $(INSTALLED) $(GPU_INSTALLED)
 	$(PYTHON) -m tools.gpu_check --paddle-python $(GPU_PYTHON) --workdir $(GPU_LOGS)/gpu-check --bit $(BIT) \
-		$(if $(filter command line,$(origin SIZE)),--size $(SIZE)) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
+		$(if $(SIZE),--size $(SIZE)) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
 		$(if $(DATA),--data $(DATA))
 
 # What CI runs in the GPU environment, timed: install, the alignment suite (Paddle side in .venv-gpu),
@@ -213,7 +252,7 @@ test-gpu-env: $(INSTALLED)
 	@started=$$(date +%s); \
 	$(MAKE) --no-print-directory gpu-env && installed=$$(date +%s) && \
 	$(MAKE) --no-print-directory align-gpu && aligned=$$(date +%s) && $(DROP_ARRAYS) && \
-	$(MAKE) --no-print-directory lite VENV=$(GPU_VENV) ARGS="--workdir $(GPU_LOGS)/lite" && lite=$$(date +%s) && \
+	$(MAKE) --no-print-directory lite VENV=$(GPU_VENV) LOGS=$(GPU_LOGS) && lite=$$(date +%s) && \
 	$(DROP_ARRAYS) && $(MAKE) --no-print-directory gpu-check && finished=$$(date +%s) && $(DROP_ARRAYS) && \
 	echo "GPU environment: install $$((installed - started)) s, align-gpu $$((aligned - installed)) s," \
 		"lite $$((lite - aligned)) s, gpu-check $$((finished - lite)) s"

@@ -1,6 +1,8 @@
 """Shared fixtures: one seeded GreedyHash checkpoint in both formats, small inputs."""
 import os
+import fnmatch
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -11,6 +13,21 @@ from greedyhash_common.runtime_settings import quiet_paddle_import
 quiet_paddle_import()
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIT = 48
+
+
+def make_dry_run(*arguments, environment=None):
+    """The commands `make` would run, without running them (in `environment`, default this process's)."""
+    done = subprocess.run(["make", "-n", "--no-print-directory", *arguments], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, check=True, env=environment)
+    return done.stdout
+
+
+def left_by_make_clean(logs):
+    """The entries directly under `logs` that `make clean LOGS=logs` would leave."""
+    removed = [os.path.relpath(word, logs) for line in make_dry_run("clean", f"LOGS={logs}").splitlines()
+               if line.startswith("rm -rf ") for word in line.split()[2:] if word.startswith(f"{logs}/")]
+    return sorted(name for name in os.listdir(logs)
+                  if not any(fnmatch.fnmatchcase(name, pattern) for pattern in removed))
 
 
 @pytest.fixture(scope="session")

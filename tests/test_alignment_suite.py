@@ -7,7 +7,7 @@ import pytest
 from alignment.cases import RunCases
 from alignment.steps import STEPS, runs_in, step_cases
 
-from .conftest import run_module, side_process_imports_paddle
+from .conftest import left_by_make_clean, run_module, side_process_imports_paddle
 
 RUN_CASES = RunCases(sizes=(64,))
 
@@ -35,6 +35,11 @@ def test_suite_passes_every_case_and_writes_every_file(suite_run):
         assert report["env"]["paddle"]["threads"] == 1
     summary = json.loads((workdir / "summary.json").read_text())
     assert summary["passed"] and len(summary["steps"]) == len(checks)
+
+
+def test_make_clean_removes_everything_the_suite_wrote(suite_run):
+    workdir, _ = suite_run
+    assert len(list(workdir.iterdir())) > 5 and left_by_make_clean(str(workdir)) == []
 
 
 def test_a_layer_the_run_did_not_exercise_is_reported_not_covered(suite_run):

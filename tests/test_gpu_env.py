@@ -10,14 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from .conftest import PROJECT_ROOT
-
-
-def make_dry_run(*arguments):
-    """The commands `make` would run, without running them."""
-    done = subprocess.run(["make", "-n", "--no-print-directory", *arguments], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, check=True)
-    return done.stdout
+from .conftest import PROJECT_ROOT, make_dry_run
 
 
 def test_requirements_gpu_pins_paddle_gpu_2_6_with_numpy_1_and_no_torch():

@@ -159,6 +159,15 @@ class ProgressBar:
             self.stream.flush()
 
 
+def with_progress(loader, label):
+    """`loader`'s batches, their count drawn on a terminal as they are consumed (evaluation's encoding)."""
+    bar = ProgressBar(len(loader), label)
+    for done, batch in enumerate(loader, 1):
+        yield batch
+        bar.update(done)
+    bar.close()
+
+
 def evaluation_due(epoch, epochs, eval_every):
     return (epoch + 1) % eval_every == 0 or epoch + 1 == epochs
 

@@ -20,7 +20,7 @@ from greedyhash_common.errors import exits_cleanly_on_bad_input
 from greedyhash_common.hamming_map import mean_average_precision
 from greedyhash_common.prediction import write_json
 from greedyhash_common.run_files import checkpoint_tool_options, evaluation_report, tool_data
-from greedyhash_common.training import deterministic_gpu_environment
+from greedyhash_common.training import deterministic_gpu_environment, with_progress
 
 from . import runtime
 from .checkpoint import load_model_weights
@@ -50,8 +50,8 @@ def evaluate(model, query_loader, database_loader, ties="index", encoder=None):
     """{"map", "query_accuracy"}: mAP of the query set against the whole database. `encoder(loader)`
     returns what `encode` does; default: `encode` on `model`."""
     encoder = encoder or (lambda loader: encode(model, loader))
-    query_codes, _, query_logits, query_labels = encoder(query_loader)
-    database_codes, _, _, database_labels = encoder(database_loader)
+    query_codes, _, query_logits, query_labels = encoder(with_progress(query_loader, "encoding the queries"))
+    database_codes, _, _, database_labels = encoder(with_progress(database_loader, "encoding the database"))
     return {"map": mean_average_precision(query_codes, database_codes, query_labels, database_labels, ties=ties),
             "query_accuracy": float(np.mean(query_logits.argmax(1) == query_labels))}
 

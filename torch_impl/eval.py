@@ -15,7 +15,7 @@ from greedyhash_common.errors import exits_cleanly_on_bad_input
 from greedyhash_common.hamming_map import mean_average_precision
 from greedyhash_common.prediction import write_json
 from greedyhash_common.run_files import checkpoint_tool_options, evaluation_report, tool_data
-from greedyhash_common.training import deterministic_gpu_environment
+from greedyhash_common.training import deterministic_gpu_environment, with_progress
 
 from . import runtime
 from .checkpoint import load_model_weights
@@ -41,8 +41,8 @@ def encode(model, loader):
 
 def evaluate(model, query_loader, database_loader, ties="index"):
     """{"map", "query_accuracy"}: mAP of the query set against the whole database."""
-    query_codes, _, query_logits, query_labels = encode(model, query_loader)
-    database_codes, _, _, database_labels = encode(model, database_loader)
+    query_codes, _, query_logits, query_labels = encode(model, with_progress(query_loader, "encoding the queries"))
+    database_codes, _, _, database_labels = encode(model, with_progress(database_loader, "encoding the database"))
     return {"map": mean_average_precision(query_codes, database_codes, query_labels, database_labels, ties=ties),
             "query_accuracy": float(np.mean(query_logits.argmax(1) == query_labels))}
 

@@ -47,12 +47,12 @@ def cpu_vendor_and_flags(cpuinfo=CPUINFO):
     return vendor, flags
 
 
-def mkl_dispatch_environment(environ=None, cpuinfo=CPUINFO):
+def mkl_dispatch_environment(environ=None, cpuinfo=None):
     """{MKL_DEBUG_CPU_TYPE: "5"} on an AMD (or Hygon) CPU with AVX2 when the variable is unset, else {}."""
     environ = os.environ if environ is None else environ
     if MKL_CPU_VARIABLE in environ:
         return {}
-    vendor, flags = cpu_vendor_and_flags(cpuinfo)
+    vendor, flags = cpu_vendor_and_flags(cpuinfo or CPUINFO)
     if vendor in VENDORS_MKL_MISJUDGES and "avx2" in flags:
         return {MKL_CPU_VARIABLE: MKL_AVX2_CODE_PATH}
     return {}

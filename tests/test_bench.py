@@ -1,6 +1,7 @@
 """The benchmark code on tiny settings (so that it cannot rot; nothing here is timed), and the speed
 changes it measures: the batched loaders give the reference loaders' batches bit for bit, Paddle's
 static graph trains as the dynamic one does, the MKL setting is made only where it belongs."""
+import importlib
 import json
 import os
 import subprocess
@@ -127,44 +128,34 @@ def test_process_peak_sees_the_memory_of_a_child(tmp_path):
 
 
 # ------------------------------------------------------------------------------- the batched loaders
-BATCHED_LOADER_CHECK = """
-import importlib, sys
-import numpy as np
-framework = sys.argv[1]
-data = importlib.import_module(f"{framework}_impl.data")
-fast = importlib.import_module(f"{framework}_impl.fast_data")
-rng = np.random.default_rng(0)
-images = rng.integers(0, 256, (23, 32, 32, 3), dtype=np.uint8)
-images[0], images[1], images[2, ::2] = 0, 255, 255
-labels = rng.integers(0, 10, 23)
-
-def same(reference, batched):
+def _same_batches(data, reference, batched):
     reference, batched = [data.to_numpy_batch(b) for b in reference], [data.to_numpy_batch(b) for b in batched]
     assert len(reference) == len(batched) > 1
-    for (ref_images, ref_labels), (images_, labels_) in zip(reference, batched):
-        assert ref_images.dtype == images_.dtype == np.float32 and ref_labels.dtype == labels_.dtype
-        assert ref_labels.shape == labels_.shape
-        assert np.array_equal(ref_images, images_) and np.array_equal(ref_labels, labels_)
+    for (ref_images, ref_labels), (images, labels) in zip(reference, batched):
+        assert ref_images.dtype == images.dtype == np.float32 and ref_labels.dtype == labels.dtype
+        assert ref_labels.shape == labels.shape
+        assert np.array_equal(ref_images, images) and np.array_equal(ref_labels, labels)
 
-for size, workers in ((224, 0), (224, 2), (64, 2), (32, 0)):
-    same(data.eval_loader(images, labels, 5, size), fast.eval_loader(images, labels, 5, size, workers=workers))
-    reference, batched = data.train_loader(images, labels, 4, 7, size), fast.train_loader(images, labels, 4, 7, size,
-                                                                                         workers=workers)
+
+@pytest.mark.parametrize("framework", bench.FRAMEWORKS)
+@pytest.mark.parametrize("size, workers", [(224, 0), (224, 2), (64, 2), (32, 0)])
+def test_batched_loaders_give_the_reference_batches_bit_for_bit(framework, size, workers):
+    """At 224 and 64 px, and at 32 px where the reference Resize returns the image unchanged."""
+    data = importlib.import_module(f"{framework}_impl.data")
+    fast = importlib.import_module(f"{framework}_impl.fast_data")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (23, 32, 32, 3), dtype=np.uint8)
+    images[0], images[1], images[2, ::2] = 0, 255, 255
+    labels = rng.integers(0, 10, 23)
+    _same_batches(data, data.eval_loader(images, labels, 5, size),
+                  fast.eval_loader(images, labels, 5, size, workers=workers))
+    reference = data.train_loader(images, labels, 4, 7, size)
+    batched = fast.train_loader(images, labels, 4, 7, size, workers=workers)
     assert len(reference) == len(batched) and len(batched.dataset) == 23
     for epoch in (0, 1):
         reference.batch_sampler.set_epoch(epoch)
         batched.batch_sampler.set_epoch(epoch)
-        same(reference, batched)
-print("identical")
-"""
-
-
-@pytest.mark.parametrize("framework", bench.FRAMEWORKS)
-def test_batched_loaders_give_the_reference_batches_bit_for_bit(framework):
-    """At 224 and 64 px, and at 32 px where the reference Resize returns the image unchanged."""
-    done = subprocess.run([sys.executable, "-c", BATCHED_LOADER_CHECK, framework], cwd=PROJECT_ROOT,
-                          env=_child_environment(), capture_output=True, text=True)
-    assert done.returncode == 0 and "identical" in done.stdout, done.stderr[-3000:]
+        _same_batches(data, reference, batched)
 
 
 def test_batched_loader_stops_cleanly_when_the_consumer_stops():
@@ -181,63 +172,60 @@ def test_batched_loader_stops_cleanly_when_the_consumer_stops():
 
 
 # ------------------------------------------------------------------- Paddle's static graph, training
-STATIC_TRAINING_CHECK = """
-import numpy as np, paddle
-from paddle_impl import runtime
-from paddle_impl.model import GreedyHash
-from paddle_impl.optim import build_optimizer
-from paddle_impl.static_model import to_static
-from paddle_impl.train_step import train_step
+def _train_two_steps(static):
+    """Losses and weights after two training steps of a model without dropout (the two graphs draw
+    different masks), in Paddle's dynamic graph or its static graph."""
+    import paddle
 
-runtime.configure(1)
-rng = np.random.default_rng(0)
-images = paddle.to_tensor(rng.standard_normal((2, 3, 64, 64)).astype(np.float32))
-labels = paddle.to_tensor(rng.integers(0, 10, 2))
+    from paddle_impl.model import GreedyHash
+    from paddle_impl.optim import build_optimizer
+    from paddle_impl.static_model import to_static
+    from paddle_impl.train_step import train_step
 
-def train(static):
+    rng = np.random.default_rng(0)
+    images = paddle.to_tensor(rng.standard_normal((2, 3, 64, 64)).astype(np.float32))
+    labels = paddle.to_tensor(rng.integers(0, 10, 2))
     paddle.seed(0)
     model = GreedyHash(12)
     model.train()  # a to_static program made in eval mode has no backward
     for layer in model.sublayers():
         if isinstance(layer, paddle.nn.Dropout):
-            layer.p = 0.0  # the two graphs draw different masks; without dropout they must agree
+            layer.p = 0.0
     if static:
         model = to_static(model)
     optimizer, _ = build_optimizer(model)
     losses = [[float(value) for value in train_step(model, optimizer, images, labels)] for _ in range(2)]
     return losses, {name: value.numpy() for name, value in model.state_dict().items()}
 
-(dynamic_losses, dynamic_state), (static_losses, static_state) = train(False), train(True)
-assert dynamic_losses[0] != dynamic_losses[1], dynamic_losses
-np.testing.assert_allclose(static_losses, dynamic_losses, rtol=1e-6)
-for name in dynamic_state:
-    np.testing.assert_allclose(static_state[name], dynamic_state[name], rtol=1e-5, atol=1e-7, err_msg=name)
 
-# The predictor encodes as paddle_impl.eval.encode does, and leaves the model as it found it.
-from paddle_impl.eval import encode
-from paddle_impl.fast_data import eval_loader
-from paddle_impl.static_model import InferenceEncoder
-
-model = GreedyHash(12)
-model.train()
-encoder = InferenceEncoder(model, 64, 1)
-assert model.training
-pixels = rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
-classes = rng.integers(0, 10, 10)
-fast, reference = encoder.encode(eval_loader(pixels, classes, 4, 64)), encode(model, eval_loader(pixels, classes, 4, 64))
-for name, value, expected in zip(("codes", "h", "logits", "labels"), fast, reference):
-    assert value.shape == expected.shape and value.dtype == expected.dtype, name
-np.testing.assert_array_equal(fast[3], reference[3])
-np.testing.assert_allclose(fast[1], reference[1], atol=1e-6)
-assert np.array_equal(fast[0], reference[0]) or np.abs(reference[1][fast[0] != reference[0]]).max() < 1e-6
-print("same")
-"""
+def test_paddle_static_graph_trains_as_the_dynamic_graph():
+    (dynamic_losses, dynamic_state), (static_losses, static_state) = _train_two_steps(False), _train_two_steps(True)
+    assert dynamic_losses[0] != dynamic_losses[1], dynamic_losses
+    np.testing.assert_allclose(static_losses, dynamic_losses, rtol=1e-6)
+    for name in dynamic_state:
+        np.testing.assert_allclose(static_state[name], dynamic_state[name], rtol=1e-5, atol=1e-7, err_msg=name)
 
 
-def test_paddle_static_graph_trains_as_the_dynamic_graph_and_the_predictor_encodes_as_encode():
-    done = subprocess.run([sys.executable, "-c", STATIC_TRAINING_CHECK], cwd=PROJECT_ROOT, env=_child_environment(),
-                          capture_output=True, text=True)
-    assert done.returncode == 0 and "same" in done.stdout, done.stderr[-3000:]
+def test_the_predictor_encodes_as_encode_and_leaves_the_model_as_it_found_it():
+    from paddle_impl.eval import encode
+    from paddle_impl.fast_data import eval_loader
+    from paddle_impl.model import GreedyHash
+    from paddle_impl.static_model import InferenceEncoder
+
+    rng = np.random.default_rng(0)
+    model = GreedyHash(12)
+    model.train()
+    encoder = InferenceEncoder(model, 64, 1)
+    assert model.training
+    pixels = rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+    classes = rng.integers(0, 10, 10)
+    fast = encoder.encode(eval_loader(pixels, classes, 4, 64))
+    reference = encode(model, eval_loader(pixels, classes, 4, 64))
+    for name, value, expected in zip(("codes", "h", "logits", "labels"), fast, reference):
+        assert value.shape == expected.shape and value.dtype == expected.dtype, name
+    np.testing.assert_array_equal(fast[3], reference[3])
+    np.testing.assert_allclose(fast[1], reference[1], atol=1e-6)
+    assert np.array_equal(fast[0], reference[0]) or np.abs(reference[1][fast[0] != reference[0]]).max() < 1e-6
 
 
 # ------------------------------------------------------------------------------------- MKL on AMD
@@ -264,28 +252,19 @@ def test_mkl_dispatch_respects_the_user_and_missing_cpuinfo(tmp_path):
     assert cpu_math.mkl_dispatch_environment({}, str(tmp_path / "absent")) == {}
 
 
-RUNTIME_MKL_CHECK = """
-import json, os, sys
-from greedyhash_common import cpu_math
-from greedyhash_common.runtime_settings import quiet_paddle_import
-quiet_paddle_import()
-runtime = __import__(f"{sys.argv[1]}_impl.runtime", fromlist=["configure"])
-expected = cpu_math.mkl_dispatch_environment()
-runtime.configure(1, **({"mkl_avx2_on_amd": False} if sys.argv[2] == "off" else {}))
-print(json.dumps([expected if sys.argv[2] == "default" else {},
-                  {key: os.environ[key] for key in expected if key in os.environ}]))
-"""
-
-
 @pytest.mark.parametrize("framework", ["torch", "paddle"])
-@pytest.mark.parametrize("choice", ["default", "off"])
-def test_every_runtime_sets_the_mkl_dispatch_by_default_and_not_when_told(framework, choice):
-    env = {key: value for key, value in _child_environment().items() if key != cpu_math.MKL_CPU_VARIABLE}
-    done = subprocess.run([sys.executable, "-c", RUNTIME_MKL_CHECK, framework, choice], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    expected, found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found == expected
+@pytest.mark.parametrize("vendor, told, expected", [("AuthenticAMD", {}, "5"),
+                                                    ("AuthenticAMD", {"mkl_avx2_on_amd": False}, None),
+                                                    ("GenuineIntel", {}, None)])
+def test_every_runtime_sets_the_mkl_dispatch_on_amd_unless_told_not_to(framework, vendor, told, expected, tmp_path,
+                                                                        monkeypatch):
+    """As every entry point starts (runtime.configure), on a CPU described by a /proc/cpuinfo of the test's."""
+    runtime = importlib.import_module(f"{framework}_impl.runtime")
+    monkeypatch.setattr(cpu_math, "CPUINFO", _cpuinfo(tmp_path, vendor, "fpu avx avx2 fma"))
+    monkeypatch.setattr(os, "environ", {key: value for key, value in os.environ.items()
+                                        if key != cpu_math.MKL_CPU_VARIABLE})
+    runtime.configure(2, **told)
+    assert os.environ.get(cpu_math.MKL_CPU_VARIABLE) == expected
 
 
 # ------------------------------------------------------------------------------------- profile

@@ -1,4 +1,5 @@
 """Evaluation and prediction on both sides: results, agreement of the two frameworks, and bad input."""
+import importlib
 import json
 
 import pytest
@@ -24,7 +25,7 @@ def common_options(files, framework):
 
 
 def run_main(module_name, argv):
-    module = pytest.importorskip(module_name)
+    module = importlib.import_module(module_name)
     module.main([str(argument) for argument in argv])
 
 
@@ -117,10 +118,10 @@ def test_bad_input_gives_a_clear_message(framework, tool, change, message, files
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_eval_reads_a_training_checkpoint_and_refuses_one_of_another_bit_length(framework, files, tmp_path, capsys):
     """A training checkpoint (last.*) evaluates like the weights it holds."""
-    checkpoint_module = pytest.importorskip(f"{framework}_impl.checkpoint")
-    model_module = pytest.importorskip(f"{framework}_impl.model")
-    optim_module = pytest.importorskip(f"{framework}_impl.optim")
-    weights_module = pytest.importorskip(f"{framework}_impl.weights")
+    checkpoint_module = importlib.import_module(f"{framework}_impl.checkpoint")
+    model_module = importlib.import_module(f"{framework}_impl.model")
+    optim_module = importlib.import_module(f"{framework}_impl.optim")
+    weights_module = importlib.import_module(f"{framework}_impl.weights")
     model = model_module.GreedyHash(BIT)
     weights_module.load_weights(model, files["weights"][WEIGHTS_INDEX[framework]])
     optimizer, scheduler = optim_module.build_optimizer(model)

@@ -5,19 +5,18 @@ import os
 import pathlib
 
 import numpy as np
+import paddle
 import pytest
 
-paddle = pytest.importorskip("paddle")
-
-from alignment.check import compare_codes  # noqa: E402
-from alignment.tolerances import tolerance  # noqa: E402
-from greedyhash_common.dataset import load_data  # noqa: E402
-from greedyhash_common.prediction import softmax  # noqa: E402
-from paddle_impl import export as export_module  # noqa: E402
-from paddle_impl import infer  # noqa: E402
-from paddle_impl.model import GreedyHash  # noqa: E402
-from paddle_impl.weights import load_weights  # noqa: E402
-from tests.tiny_runs import BIT, write_png, write_seeded_weights, write_tiny_split  # noqa: E402
+from alignment.check import compare_codes
+from alignment.tolerances import tolerance
+from greedyhash_common.dataset import load_data
+from greedyhash_common.prediction import softmax
+from paddle_impl import export as export_module
+from paddle_impl import infer
+from paddle_impl.model import GreedyHash
+from paddle_impl.weights import load_weights
+from tests.tiny_runs import BIT, write_png, write_seeded_weights, write_tiny_split
 
 IMAGE_SIZE = 64
 

@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
-# The GPU environment (README, GPU): paddlepaddle-gpu 2.6.2 and numpy 1.26 from requirements-gpu.txt, no
+# The GPU environment (docs/gpu.md): paddlepaddle-gpu 2.6.2 and numpy 1.26 from requirements-gpu.txt, no
 # torch. `make gpu-env` creates it; `make train|eval|predict|export|infer|lite VENV=.venv-gpu` runs the
 # Paddle side's commands in it; `make align-gpu` runs the suite with its Paddle side in it.
 GPU_VENV ?= .venv-gpu
@@ -17,7 +17,7 @@ DTYPE ?= float32,float64
 WEIGHTS ?=
 DATA ?=
 LOGS ?= logs
-# SIZE (one size or a comma-separated list) is passed on only when given: the suite's default is 224,256
+# SIZE (one size or a comma-separated list) is passed on only when given: the suite's default is 224,222
 ALIGN_SIZES = $(if $(filter command line,$(origin SIZE)),--sizes $(SIZE))
 ALIGN = $(PYTHON) -m alignment --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --workdir $(LOGS) \
 	$(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA))
@@ -26,13 +26,13 @@ ALIGN = $(PYTHON) -m alignment --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --w
 	align-inference test convert clean
 
 help:
-	@echo "make align            every alignment step, weight set and size, float32 and float64 (BIT=48 SIZE=224,256"
+	@echo "make align            every alignment step, weight set and size, float32 and float64 (BIT=48 SIZE=224,222"
 	@echo "                      DTYPE=float32,float64)"
 	@echo "make align-forward    one step: align-data, -forward, -loss, -backward, -optim, -train, -metric, -inference"
 	@echo "make align-layers     where a difference starts, layer by layer (also run by make align on a failure)"
 	@echo "make align-curve      both frameworks train a few epochs; loss curves and final mAP (slow)"
 	@echo "make align-reference  regenerate logs/reference/ (the committed reference run)"
-	@echo "make align-curve-reference  regenerate logs/reference-curve/ (5 seeds; about 35 minutes)"
+	@echo "make align-curve-reference  regenerate logs/reference-curve/ (5 seeds; time: docs/alignment.md)"
 	@echo "make test             the test suite, then test-gpu-env"
 	@echo "make gpu-env          create .venv-gpu from requirements-gpu.txt (paddlepaddle-gpu 2.6.2, numpy 1.26)"
 	@echo "make align-gpu        the suite with its Paddle side in .venv-gpu, torch side in .venv (STEPS=, DTYPE=...)"
@@ -40,7 +40,7 @@ help:
 	@echo "make test-gpu-env     what CI runs in .venv-gpu: gpu-env, align-gpu, lite in .venv-gpu, gpu-check"
 	@echo "make bench            both frameworks' speed side by side -> logs/bench.md"
 	@echo "make profile          where the training step's time goes, per operator -> logs/profile_*.txt"
-	@echo "make train|eval|predict|export|infer|reproduce|lite   the training product (README, Training)"
+	@echo "make train|eval|predict|export|infer|reproduce|lite   the training product (docs/training.md)"
 	@echo "make convert DIRECTION=torch2paddle SRC=model.pth DST=model.pdparams"
 	@echo "options: WEIGHTS=checkpoint (.pth/.pdparams, default seeded init)  DATA=CIFAR-10 path (default built-in)"
 
@@ -105,7 +105,7 @@ align-reference: $(INSTALLED)
 	$(MAKE) --no-print-directory align LOGS=$(REFERENCE_RUN) BIT=48 DTYPE=float32,float64 WEIGHTS= DATA=
 	$(PYTHON) -m alignment.report keep-reference $(REFERENCE_RUN) $(REFERENCE)
 
-# The measurement behind the curve's tolerance (README, "Loss curves"): five seeds at the defaults; the
+# The measurement behind the curve's tolerance (docs/alignment.md, "Loss curves"): five seeds at the defaults; the
 # small files are kept (committed), not the run's weights
 CURVE_REFERENCE_SEEDS = 2000,2001,2002,2003,2004
 align-curve-reference: $(INSTALLED)
@@ -116,7 +116,7 @@ align-curve-reference: $(INSTALLED)
 	rm -rf $(REFERENCE)-curve && mv $(REFERENCE)-curve.new $(REFERENCE)-curve
 
 # ---------------------------------------------------------------------------------------------------
-# Training product (see README, "Training"). FRAMEWORK=paddle|torch; SIZE, DATA and BIT as above.
+# Training product (see docs/training.md). FRAMEWORK=paddle|torch; SIZE, DATA and BIT as above.
 # make train BIT=48 DATA=... PRETRAINED=...   make eval BIT=48   make predict INDEX=0 (or IMAGE=file.png)
 # make export BIT=48   make infer IMAGE=file.png   make reproduce DATA=... PRETRAINED=...   make lite
 FRAMEWORK ?= paddle
@@ -181,7 +181,7 @@ profile: $(INSTALLED)
 	@echo "operator tables: $(LOGS)/profile_*.txt"
 
 # ---------------------------------------------------------------------------------------------------
-# The GPU environment (README, GPU). On a machine without a GPU (CI, this project's machines) it runs on
+# The GPU environment (docs/gpu.md). On a machine without a GPU (CI, this project's machines) it runs on
 # the CPU; with one, Paddle uses the GPU.
 GPU_LOGS ?= $(LOGS)/gpu-env
 STEPS ?=
@@ -206,7 +206,7 @@ gpu-check: $(INSTALLED) $(GPU_INSTALLED)
 
 # What CI runs in the GPU environment, timed: install, the alignment suite (Paddle side in .venv-gpu),
 # the quick training chain in .venv-gpu, gpu-check. A part that passes leaves its reports and logs but not
-# its arrays and weights (7 GB for the suite at 224 px), so the disk holds one part's at a time.
+# its arrays and weights (their size: docs/gpu.md, What CI runs), so the disk holds one part's at a time.
 DROP_ARRAYS = { test ! -d $(GPU_LOGS) || find $(GPU_LOGS) -type f \( -name '*.npy' -o -name '*.pdparams' -o -name '*.pdstate' \
 	-o -name '*.pdiparams' -o -name '*.pth' \) -delete; }
 test-gpu-env: $(INSTALLED)

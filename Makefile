@@ -8,7 +8,7 @@ comma := ,
 VENV := $(call option,VENV,.venv)
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
-# The GPU environment (README, GPU): paddlepaddle-gpu 2.6.2 and numpy 1.26 from requirements-gpu.txt, no
+# The GPU environment (docs/gpu.md): paddlepaddle-gpu 2.6.2 and numpy 1.26 from requirements-gpu.txt, no
 # torch. `make gpu-env` creates it; `make train|eval|predict|export|infer|lite VENV=.venv-gpu` runs the
 # Paddle side's commands in it; `make align-gpu` runs the suite with its Paddle side in it.
 GPU_VENV := $(call option,GPU_VENV,.venv-gpu)
@@ -139,8 +139,8 @@ align-reference: $(INSTALLED)
 	$(MAKE) --no-print-directory align LOGS=$(REFERENCE_RUN) BIT=48 DTYPE=float32,float64 WEIGHTS= DATA=
 	$(PYTHON) -m alignment.report keep-reference $(REFERENCE_RUN) $(REFERENCE)
 
-# The measurement behind the curve's tolerance (README, "Loss curves"): five seeds at the defaults; the
-# small files are kept (committed), not the run's weights
+# The measurement behind the curve's tolerance (docs/alignment.md, "Loss curves"): five seeds at the
+# defaults; the small files are kept (committed), not the run's weights
 CURVE_REFERENCE_SEEDS = 2000,2001,2002,2003,2004
 align-curve-reference: $(INSTALLED)
 	rm -rf $(LOGS)/curve-reference-run $(REFERENCE)-curve.new
@@ -150,7 +150,7 @@ align-curve-reference: $(INSTALLED)
 	rm -rf $(REFERENCE)-curve && mv $(REFERENCE)-curve.new $(REFERENCE)-curve
 
 # ---------------------------------------------------------------------------------------------------
-# Training product (see README, "Training"). FRAMEWORK=paddle|torch; SIZE, DATA and BIT as above.
+# Training product (see docs/training.md). FRAMEWORK=paddle|torch; SIZE, DATA and BIT as above.
 # make train BIT=48 DATA=... PRETRAINED=...   make eval BIT=48   make predict INDEX=0 (or IMAGE=file.png)
 # make export BIT=48   make infer IMAGE=file.png   make reproduce DATA=... PRETRAINED=...   make lite
 FRAMEWORK := $(call option,FRAMEWORK,paddle)
@@ -220,7 +220,7 @@ profile: $(INSTALLED)
 	@echo "operator tables: $(LOGS)/profile_*.txt"
 
 # ---------------------------------------------------------------------------------------------------
-# The GPU environment (README, GPU). On a machine without a GPU (CI, this project's machines) it runs on
+# The GPU environment (docs/gpu.md). On a machine without a GPU (CI, this project's machines) it runs on
 # the CPU; with one, Paddle uses the GPU.
 GPU_LOGS := $(call option,GPU_LOGS,$(LOGS)/gpu-env)
 STEPS := $(call option,STEPS,)
@@ -245,7 +245,7 @@ gpu-check: $(INSTALLED) $(GPU_INSTALLED)
 
 # What CI runs in the GPU environment, timed: install, the alignment suite (Paddle side in .venv-gpu),
 # the quick training chain in .venv-gpu, gpu-check. A part that passes leaves its reports and logs but not
-# its arrays and weights (7 GB for the suite at 224 px), so the disk holds one part's at a time.
+# its arrays and weights (their size: docs/gpu.md, What CI runs), so the disk holds one part's at a time.
 DROP_ARRAYS = { test ! -d $(GPU_LOGS) || find $(GPU_LOGS) -type f \( -name '*.npy' -o -name '*.pdparams' -o -name '*.pdstate' \
 	-o -name '*.pdiparams' -o -name '*.pth' \) -delete; }
 test-gpu-env: $(INSTALLED)

@@ -4,7 +4,7 @@ the same batches, each with its own dropout; their loss curves and final mAP are
 Dropout masks differ between the frameworks here, so the curves cannot agree number for number: the
 check is that the mean final mAP over the seeds differ by less than curve_map_tolerance(seeds), set
 from the measured spread of each framework against itself over seeds (alignment/tolerances.py,
-README "Loss curves"). Every run with several seeds reports its own spread beside it.
+docs/alignment.md, "Loss curves"). Every run with several seeds reports its own spread beside it.
 """
 import argparse
 import json
@@ -35,8 +35,8 @@ def get_args_parser():
     parser = argparse.ArgumentParser(prog="python -m alignment.curve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=CURVE_EPOCHS,
-                        help="from the seeded init, the built-in data is learnt after about 6 epochs at the default"
-                             " rate (README, \"Loss curves\")")
+                        help="from the seeded init, the built-in data is learnt only after a few epochs at the"
+                             " default rate (docs/alignment.md, \"Loss curves\")")
     parser.add_argument("--eval-every", type=int, default=3, help="epochs between evaluations (and after the last)")
     parser.add_argument("--seeds", default=f"{SEED},{SEED + 1},{SEED + 2}",
                         help="one training per seed and framework; the seed drives dropout and the batch order")

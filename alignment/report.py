@@ -40,7 +40,7 @@ REPORT_MD, REPORT_JSON = "report.md", "report.json"
 REFERENCE_PATTERNS = (REPORT_MD, REPORT_JSON, "summary.json", "*/*/*_diff.log", "*/*/*_diff.json", "*/env_*.json",
                       "*/*/layers_localization.json", "coverage/*.json", f"{FIGURES_DIR}/*.png")
 LARGEST_REFERENCE_FILE = 1_000_000  # bytes: the reference is committed, so it holds small files only
-# Variables a side inherits from the suite that change results on a GPU (README, GPU)
+# Variables a side inherits from the suite that change results on a GPU (docs/gpu.md)
 DETERMINISM_VARIABLES = ("NVIDIA_TF32_OVERRIDE", "FLAGS_cudnn_deterministic", "CUBLAS_WORKSPACE_CONFIG")
 
 

@@ -179,7 +179,7 @@ def check(workdir, step, case, dtype, failed_sides):
 
 
 ROUNDING_HINT = ("float32 only, float64 agrees: likely a ReLU or max-pool decision flipped by rounding"
-                 " (README, Tolerances)")
+                 " (docs/tolerances.md)")
 ROUNDING_SHOWN = ("passed as rounding: float32 only, float64 agrees, and every Paddle layer agrees when fed"
                   " torch's values (a max-pool or ReLU decision flipped; see the localization)")
 

@@ -5,15 +5,13 @@ against the tensor's own scale, not element by element, so values that are tiny 
 their tensor (most entries of a gradient) do not need an arbitrary floor.
 
 float64: both frameworks compute the same operations in the same order up to summation order, so
-agreement is near-exact (measured about 1e-15 relative); 1e-10 leaves room for summation order and
-nothing else: any semantic difference is far above it.
-float32: about 10x the worst difference measured for a correct port over six runs (224x224 and
-64x64, seeds 0-2, random-init weights, batch 4; README "Tolerances"): forward 1.7e-6, loss 9e-8,
-gradients 3.7e-6 relative. Gradients below the first max-pool (the input's and conv1's) measured up
-to 3e-2: two activations 3e-7 apart in a pooling window swap order under float32 rounding, and the
-gradient goes to the neighbour. A ReLU input within rounding of zero does the same to a whole row
-(seen once in six runs, 40% on classifier.1); float64 then still agrees to 1e-15, which is what
-separates rounding from a defect.
+agreement is near-exact (measured: docs/tolerances.md, float64); 1e-10 leaves room for summation order
+and nothing else: any semantic difference is far above it.
+float32: about 10x the worst difference measured for a correct port over six runs, per step (the
+measurements: docs/tolerances.md, float32). Gradients below the first max-pool (the input's and
+conv1's) are held looser: two activations within float32 rounding of each other in a pooling window
+swap order, and the gradient goes to the neighbour. A ReLU input within rounding of zero does the same
+to a whole row; float64 then still agrees near-exactly, which is what separates rounding from a defect.
 """
 import dataclasses
 import fnmatch
@@ -35,16 +33,17 @@ NEAR_EXACT = Tolerance(atol=0.0, rtol=1e-10)
 MAP_TOLERANCE = Tolerance(atol=1e-3, rtol=0.0)
 
 # Below the first max-pool (the input's and conv1's gradients, and conv1's momentum): two activations
-# 3e-7 apart in a pooling window swap order under float32 rounding and the gradient goes to the
-# neighbour; measured up to 3e-2 relative.
+# within float32 rounding of each other in a pooling window swap order and the gradient goes to the
+# neighbour (measured: docs/tolerances.md, float32).
 BELOW_FIRST_MAXPOOL_FLOAT32 = Tolerance(atol=0.0, rtol=1e-1)
 
 # align-curve: the frameworks train with their own dropout, so only the final mAP is compared, as the
-# mean over seeds. Measured at the defaults (built-in data, 12 epochs, 64 px, lr 1e-2, seeds 2000-2004):
-# the final mAP of one run has a standard deviation over seeds of 0.056 (torch) and 0.042 (Paddle),
-# pooled 0.049; dropout's randomness decides when learning starts. The difference of two means over k
-# seeds then has a standard deviation of 0.049 * sqrt(2 / k); the check allows three of them (a correct
-# port fails about 3 times in 1,000): 0.12 for the default 3 seeds, 0.093 for 5, 0.066 for 10.
+# mean over seeds. Measured at the defaults (built-in data, 12 epochs, 64 px, lr 1e-2, seeds 2000-2004;
+# docs/alignment.md, Loss curves, `make align-curve-reference`): the final mAP of one run has a pooled
+# standard deviation over seeds of CURVE_FINAL_MAP_STD; dropout's randomness decides when learning
+# starts. The difference of two means over k seeds then has a standard deviation of
+# CURVE_FINAL_MAP_STD * sqrt(2 / k); the check allows three of them (a correct port fails about 3 times
+# in 1,000): 0.12 for the default 3 seeds, 0.093 for 5, 0.066 for 10.
 CURVE_FINAL_MAP_STD = 0.049
 CURVE_STANDARD_DEVIATIONS = 3.0
 
@@ -54,9 +53,8 @@ def curve_map_tolerance(seeds):
     return CURVE_STANDARD_DEVIATIONS * CURVE_FINAL_MAP_STD * math.sqrt(2.0 / seeds)
 
 # Momentum buffers are sums of gradients, and a float32 max-pool or ReLU decision flip moves a
-# gradient by up to 4e-1 relative (backward step above); over 20 iterations one flip is diluted:
-# measured up to 7.7e-3 (seeds 0-3, conv2 or conv3; conv1 1.9e-3 in the reference run). float64 holds
-# them to 1e-10.
+# gradient by a large part of its value (backward step above); over 20 iterations one flip is diluted
+# (measured: docs/tolerances.md, Training). float64 holds them to 1e-10.
 MOMENTUM_FLOAT32 = Tolerance(atol=0.0, rtol=1e-1)
 
 _RETRIEVAL_SCORES = [("map*", MAP_TOLERANCE), ("query_accuracy", MAP_TOLERANCE)]
@@ -81,7 +79,7 @@ _TABLE = {
         "inference": _RETRIEVAL_SCORES + [("*", Tolerance(atol=0.0, rtol=2e-5))],
         "optim": [("*", Tolerance(atol=0.0, rtol=1e-6))],
         "train": [("lr", NEAR_EXACT), ("loss_*", Tolerance(atol=0.0, rtol=1e-6)),
-                  # a decision flip's gradient, 20 updates on: up to 2.9e-5 measured (seeds 0-3, either MKL path)
+                  # a decision flip's gradient, 20 updates on (measured: docs/tolerances.md, Training)
                   ("param.*", Tolerance(atol=0.0, rtol=1e-4)),
                   ("momentum.*", MOMENTUM_FLOAT32)],
     },

@@ -1,9 +1,8 @@
 """The weight sets a run checks the port at (alignment.prepare_weights makes them, in the torch process).
 
-- `seeded`: torch's own seeded initialization. Its activations shrink layer by layer (on the suite's
-  batch the classifier's ReLUs see inputs below 0.09 and h stays within +-0.02), so a port defect
-  that only changes larger values (ReLU6 for ReLU, a clamp, the quantization term where |h| > 1)
-  passes there.
+- `seeded`: torch's own seeded initialization. Its activations shrink layer by layer (the ranges on the
+  suite's batch: docs/alignment.md, Weight sets and sizes), so a port defect that only changes larger
+  values (ReLU6 for ReLU, a clamp, the quantization term where |h| > 1) passes there.
 - `rescaled`: the seeded weights with each Conv and Linear layer's weight and bias multiplied by one
   factor, chosen on the suite's batch, in forward order, so that the layer's pre-activations have the
   standard deviation of `TARGET_STD`: the value ranges of a trained network (classifier activations of
@@ -12,7 +11,8 @@
   seeded-random function, now over a trained network's ranges.
 - `user`: the checkpoint given with --weights.
 
-docs: README, "Weight sets and sizes" (the ranges each set reaches, and how to measure them).
+See docs/alignment.md, "Weight sets and sizes: what a pass covers" (the ranges each set reaches, and
+how to measure them).
 """
 from greedyhash_common.hyperparameters import LEARNING_RATE
 
@@ -21,15 +21,16 @@ DEFAULT_WEIGHT_SETS = (SEEDED, RESCALED)
 
 # Standard deviation of each layer's pre-activations in the rescaled set, by the layer's kind.
 # Convolutions and the classifier's Linear layers: 4 puts the largest ReLU inputs of a batch well above
-# ReLU6's clamp, at the order of ten where a trained AlexNet's are (README, "Weight sets and sizes":
-# the ranges measured); the hash layer: 1.5 puts |h| on both sides of 1 (the quantization term's
+# ReLU6's clamp, at the order of ten where a trained AlexNet's are (docs/alignment.md, "Weight sets and
+# sizes": the ranges measured); the hash layer: 1.5 puts |h| on both sides of 1 (the quantization term's
 # breakpoint); the class scores: 3, a softmax that is neither uniform nor one-hot.
 TARGET_STD = {"features": 4.0, "classifier": 4.0, "hash": 1.5, "scores": 3.0}
 
 # The train step's base learning rate per set. The rescaling multiplies the gradient reaching a layer by
 # the factors of every layer after it (about 400 at conv1), so the reference's 1e-3 sends the rescaled
-# network to Inf within three updates; 1e-6 keeps 20 updates finite while the loss still moves by a
-# large part of its value (tests/test_alignment_training.py checks both).
+# network to Inf within a few updates (docs/alignment.md, "Weight sets and sizes"); 1e-6 keeps 20 updates
+# finite while the loss still moves by a large part of its value (tests/test_alignment_training.py checks
+# both).
 RESCALED_LEARNING_RATE = 1e-6
 
 

@@ -1,9 +1,9 @@
 """Loaders that give exactly the reference loaders' batches, a batch at a time and in worker threads.
 
 The reference loaders (torch_impl.data, paddle_impl.data) transform one image at a time: PIL bilinear
-Resize 32 -> 224, ToTensor, Normalize, then collate. Measured on this project's machine (one core),
-that costs about 1.3 ms per image with torchvision and 2.5 ms with paddle.vision, most of it outside
-the resize: per-image framework calls, then collation. Here a whole batch is prepared at once:
+Resize 32 -> 224, ToTensor, Normalize, then collate. Most of that cost is outside the resize: per-image
+framework calls, then collation (measured: docs/performance.md, The loaders). Here a whole batch is
+prepared at once:
 
 - Resize: the framework's own Resize transform on each PIL image, as the reference does (PIL releases
   the GIL while it resamples, so worker threads resize in parallel);

@@ -2,18 +2,17 @@
 
 Paddle's CPU wheel (3.3.1) computes convolutions (im2col + GEMM) and Linear layers with the MKL it
 bundles: MKL 2019 (paddle/libs/libmklml_intel.so, build 20190808). That MKL chooses its kernels by
-CPU vendor, and on an AMD processor it takes a generic path about 3 times slower than its AVX2 path
-on the same chip. Measured on this project's machine (AMD EPYC, AVX2, 2 threads): a 2048^3 sgemm
-14 -> 28 GFLOP/s, a 3x3 convolution forward + backward 15 -> 51 GFLOP/s, the whole AlexNet training
-step about 3 times faster. MKL before 2020.1 reads MKL_DEBUG_CPU_TYPE=5 as "use the AVX2 kernels";
+CPU vendor, and on an AMD processor it takes a generic path much slower than its AVX2 path on the same
+chip (measured: docs/performance.md, Threads and math library, and the benchmark's before and now
+rows). MKL before 2020.1 reads MKL_DEBUG_CPU_TYPE=5 as "use the AVX2 kernels";
 the variable is read at MKL's first call, so it must be set before the first computation:
 `configure(threads, mkl_avx2_on_amd=True)` of either runtime, which every entry point calls first.
 
 It is on by default. The AVX2 kernels round float32 differently (other summation order, fused
-multiply-add): float64 still agrees with torch to 1e-15, and the alignment suite's float32 checks pass
-with it as without it (the float32 `train` step measured at seeds 0-3 either way: the same worst
-differences within a factor 2, README "Tolerances"); a float32 max-pool or ReLU decision within
-rounding of a tie can go either way on either path.
+multiply-add): float64 still agrees with torch near-exactly, and the alignment suite's float32 checks
+pass with it as without it (the float32 `train` step measured either way: docs/tolerances.md,
+Training); a float32 max-pool or ReLU decision within rounding of a tie can go either way on either
+path.
 
 torch's MKL (2024) ignores the variable and torch's convolutions run on oneDNN, which chooses its
 kernels by instruction set, not vendor; both runtimes set it alike so that the two processes run in

@@ -57,7 +57,8 @@ items that rank no later than the last item of that mask; an item's rank is that
 items at its distance later in its own word. Only the relevant items' ranks are read, in ranking
 order (a counting argsort of their distances), so they come out sorted, r_1 < r_2 < ..., and AP is
 the mean of k / r_k. The counts stop at the chunk's farthest relevant item. Work and memory grow with
-queries_per_chunk * database size (about 36 MB at the default chunk for 59,000 items of 48 bits).
+queries_per_chunk * database size (the peak memory at the default chunk for 59,000 items:
+docs/performance.md, mAP).
 The expected mode needs only per-distance counts (histograms) of all and of the relevant items.
 
 Exactness: every count is an integer, so "index" equals a stable-sort loop up to the rounding of the

@@ -1,7 +1,8 @@
 """The reference values of GreedyHash on CIFAR-10 (I), defined once and imported by both sides.
 
 Sources: the official code (ssppp/GreedyHash, cifar1.py) and the Paddle reproduction
-(hatimwen/paddle_greedyhash); see the README for where the references differ.
+(hatimwen/paddle_greedyhash); where the references differ: docs/training.md, "Where the references
+differ".
 """
 BITS = (12, 24, 32, 48)
 NUM_CLASSES = 10

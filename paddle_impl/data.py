@@ -5,9 +5,9 @@ interpolate differently; the dataset hands it PIL images, as torchvision gets th
 
 paddle.vision's ToTensor scales uint8 by 1/255 differently across versions: Paddle 3.x divides by 255
 in float32, as torchvision does; Paddle 2.6 multiplies by the float32 reciprocal of 255, which is one
-float32 ulp off for some values (up to 7.2e-7 after Normalize, measured by the data step). Where it
-does (detected by what it computes, not by version), the loaders use DividingToTensor instead, so every
-supported Paddle gives torchvision's values bit for bit.
+float32 ulp off for some values (the data step's difference it made on Paddle 2.6: docs/gpu.md, What CI
+runs). Where it does (detected by what it computes, not by version), the loaders use DividingToTensor
+instead, so every supported Paddle gives torchvision's values bit for bit.
 """
 import functools
 

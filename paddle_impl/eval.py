@@ -6,8 +6,8 @@ Options the user leaves out (bit, data, split, image size) come from the trainin
 checkpoint (its config.yaml), else from the defaults; the parser is shared with the torch side. One
 option is Paddle's own: --engine, the network that encodes (paddle_impl.predict has it too).
 `predictor` (the default) is the Paddle Inference predictor that paddle_impl.infer deploys
-(paddle_impl.static_model: oneDNN kernels; speed: README, "Benchmarks"); `dynamic` is the dynamic
-graph that training uses. The alignment suite checks both against torch (its `inference` and
+(paddle_impl.static_model: oneDNN kernels; speed: docs/performance.md, Benchmarks); `dynamic` is the
+dynamic graph that training uses. The alignment suite checks both against torch (its `inference` and
 `metric` steps).
 """
 import time

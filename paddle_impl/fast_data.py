@@ -21,9 +21,9 @@ def resize_and_table(size=IMAGE_SIZE):
 
 
 def _to_tensor(array):
-    """On the CPU without a copy (paddle.to_tensor copies: 16 ms for a batch of 32 at 224 px, measured
-    here, as long as the rest of the pipeline); elsewhere onto Paddle's current device, where its
-    DataLoader puts batches."""
+    """On the CPU without a copy (paddle.to_tensor copies, as long as the rest of the pipeline takes:
+    docs/performance.md, The loaders); elsewhere onto Paddle's current device, where its DataLoader puts
+    batches."""
     if paddle.get_device() == "cpu":
         return paddle.utils.dlpack.from_dlpack(array.__dlpack__())
     return paddle.to_tensor(array)

@@ -15,9 +15,10 @@ def configure(threads, deterministic=False, mkl_avx2_on_amd=True):
     OMP_NUM_THREADS to 1 when it is unset, so the count is always set explicitly.
 
     `mkl_avx2_on_amd`: on an AMD CPU with AVX2, let Paddle's bundled MKL 2019 use its AVX2 kernels
-    instead of its generic ones (greedyhash_common.cpu_math): convolutions and Linear layers about 3x
-    faster. MKL reads the variable at its first call, so this must run before any computation. Nothing
-    changes on other CPUs or when the user has set the variable; False keeps MKL's vendor dispatch."""
+    instead of its generic ones (greedyhash_common.cpu_math): convolutions and Linear layers run faster
+    (docs/performance.md, Threads and math library). MKL reads the variable at its first call, so this
+    must run before any computation. Nothing changes on other CPUs or when the user has set the variable;
+    False keeps MKL's vendor dispatch."""
     os.environ.update(thread_environment(threads))
     if mkl_avx2_on_amd:
         os.environ.update(mkl_dispatch_environment())

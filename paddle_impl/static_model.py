@@ -3,22 +3,21 @@
 `to_static(model)` converts the model's forward with paddle.jit.to_static (whole graph): the same layer
 object and parameters (an optimizer built on `model.parameters()` keeps working); forward and backward
 run as one compiled program per input shape. Convert a model in training mode: a program made in eval
-mode has no backward (its parameters get no gradient). On this project's CPU machine it gives no speed
-(the kernels are the same ones; benchmarks/ measures it), and with FLAGS_use_mkldnn or FLAGS_use_onednn
-set, Paddle 3.3.1 crashes (segmentation fault) running the converted model.
+mode has no backward (its parameters get no gradient). Its speed against the dynamic graph is measured
+by benchmarks/ (docs/performance.md, Benchmarks), and with FLAGS_use_mkldnn or FLAGS_use_onednn set,
+Paddle 3.3.1 crashes (segmentation fault) running the converted model.
 
 `save_inference_program(model, prefix, image_size)` saves the model's eval-mode forward (logits, h,
 codes) as a static inference program (paddle.jit.save): paddle_impl.export writes it, and
 `InferenceEncoder` writes it to a temporary folder. `Predictor(create_predictor(prefix, threads))` runs
 such a program in the Paddle Inference predictor, configured once here (on the CPU with oneDNN kernels:
-convolution with its bias and ReLU fused, which the dynamic graph does not use; speed: README,
-"Benchmarks"): what
-paddle_impl.eval encodes with by default, what paddle_impl.infer runs, and what the alignment suite's
-`inference` step checks against torch. `encode(loader)` returns what paddle_impl.eval.encode returns.
-An InferenceEncoder holds a copy of the weights taken when it was made: make a new one after training
-has changed them. Its float32 values differ from the dynamic graph's by rounding (oneDNN's summation
-order), so a code whose |h| is within that of zero can flip sign: compare codes with the suite's codes
-rule (alignment.check.compare_codes), not for equality.
+convolution with its bias and ReLU fused, which the dynamic graph does not use; speed:
+docs/performance.md, Benchmarks): what paddle_impl.eval encodes with by default, what paddle_impl.infer
+runs, and what the alignment suite's `inference` step checks against torch. `encode(loader)` returns
+what paddle_impl.eval.encode returns. An InferenceEncoder holds a copy of the weights taken when it was
+made: make a new one after training has changed them. Its float32 values differ from the dynamic graph's
+by rounding (oneDNN's summation order), so a code whose |h| is within that of zero can flip sign:
+compare codes with the suite's codes rule (alignment.check.compare_codes), not for equality.
 """
 import os
 import tempfile

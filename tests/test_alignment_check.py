@@ -1,4 +1,5 @@
-"""The checker decides correctly where reprod_log does not (see NOTES: reprod_log's defects)."""
+"""The checker decides correctly where reprod_log does not (reprod_log's defects: docs/alignment.md,
+"Reading the results")."""
 import glob
 import json
 import os

@@ -1,7 +1,8 @@
 """paddle.vision's ToTensor across Paddle versions: Paddle 3.x divides uint8 by 255 in float32, as
 torchvision does; Paddle 2.6 multiplies by the float32 reciprocal, one float32 ulp off for some values
-(the cause of Paddle 2.6's data-step difference and of its float64 train and metric failures, README
-"GPU"). paddle_impl.data detects such a ToTensor by what it computes and divides instead."""
+(the cause of Paddle 2.6's data-step difference and of its float64 train and metric failures,
+docs/gpu.md, "What CI runs"). paddle_impl.data detects such a ToTensor by what it computes and divides
+instead."""
 import numpy as np
 import pytest
 from PIL import Image

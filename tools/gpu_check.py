@@ -15,8 +15,8 @@ losses, the gradients of the input, of h and of every parameter; tolerances: the
   relative), so a GPU kernel that computes something else shows; Paddle's CPU float64 run is the
   baseline row.
 - float32 on the GPU, each framework, against the same reference: outputs and losses within the float32
-  limits (TF32 left on, about 1e-3 relative, would fail); codes b identical except where |h| is within
-  tolerance of zero.
+  limits (TF32 left on would fail: docs/gpu.md, "On a GPU machine, run first"); codes b identical except
+  where |h| is within tolerance of zero.
 - float32 gradients: Paddle's against torch's on the same device, every value, as the suite's float32
   backward step compares them (a float32 max-pool or ReLU decision flipped by rounding moves a gradient
   beyond the limits against float64 in both frameworks alike).
@@ -140,7 +140,7 @@ def comparisons(envs):
     """[(run, against, steps)], runs named (framework, device, dtype). float64 anywhere must equal torch's
     CPU float64 run near-exactly. A float32 run's outputs and losses are held to the float32 limits
     against it too, but not its gradients: a float32 max-pool or ReLU decision flipped by rounding moves
-    a gradient beyond them (README, Tolerances), so float32 gradients are compared framework against
+    a gradient beyond them (docs/tolerances.md), so float32 gradients are compared framework against
     framework on the same device, as the suite's backward step does (every key, float32 limits)."""
     devices = {framework: envs[framework]["device"] for framework in ("torch", "paddle")}
     rows = [(("paddle", "cpu", "float64"), REFERENCE, ALL_STEPS)]

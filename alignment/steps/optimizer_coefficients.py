@@ -1,9 +1,9 @@
 """The optimizer coefficients both sides use in the optim and train steps.
 
-Paddle's Momentum keeps `momentum` and `weight_decay` in float32 even for float64 parameters
-(measured: one update of velocity 0.5 gives 0.949999988 where float64 arithmetic gives 0.95, and the
-decay term is off by 4.7e-8 relative). That is a relative 2.6e-8 and 4.7e-8 change of the
-coefficients, invisible in a float32 training, but it caps a float64 comparison at about 1e-7.
+Paddle's Momentum keeps `momentum` and `weight_decay` in float32 even for float64 parameters (the
+measurement: docs/tolerances.md, Optimizer coefficients). That is a relative 2.6e-8 and 4.7e-8 change
+of the coefficients (float32's rounding of 0.9 and 5e-4), invisible in a float32 training, but it caps
+a float64 comparison far above float64's rounding.
 Both sides therefore get the float32 values of the reference coefficients: for Paddle nothing
 changes, and the float64 run stays near-exact, so it still separates a defect from rounding.
 `tests/test_alignment_training.py` measures the difference with the reference's own values.

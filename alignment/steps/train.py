@@ -20,9 +20,9 @@ from .optimizer_coefficients import FLOAT32_EXACT_COEFFICIENTS
 USES = (WEIGHTS, BULK)
 # The rescaled network's gradients are hundreds of times the seeded one's (alignment.weight_sets): a
 # float32 decision flip (a max-pool's maximum, a ReLU's sign) in one update is carried by the next
-# ones until the losses part by far more than rounding (measured: cross-entropy 8e-3 relative at 12
-# bits) while float64 agrees to 1e-15. There only float64 separates a defect from rounding; float32
-# training is checked at the seeded weights.
+# ones until the losses part by far more than rounding while float64 agrees near-exactly (measured:
+# docs/alignment.md, Weight sets and sizes). There only float64 separates a defect from rounding;
+# float32 training is checked at the seeded weights.
 FLOAT64_ONLY_WEIGHT_SETS = (RESCALED,)
 EPOCHS = 4
 BATCH_SIZE = 8

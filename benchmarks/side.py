@@ -126,7 +126,8 @@ class PaddleSide(Side):
         folder = os.path.join(self._predictor_dir.name, "model")
         model.eval()
         export.export(model, image_size, folder, {"image_size": image_size})
-        return infer.create_predictor(folder, self.device or "cpu", self.threads), infer.run_predictor
+        return (infer.create_predictor(folder, self.device or "cpu", self.threads),
+                lambda predictor, batch: infer.run_predictor(predictor, batch, folder))
 
     def synchronize(self):
         if self.runtime.has_gpu() and self.paddle.get_device().startswith("gpu"):

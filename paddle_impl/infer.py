@@ -60,9 +60,12 @@ def preprocess(images, image_size):
     return np.stack([np.asarray(transform(Image.fromarray(image)), dtype=np.float32) for image in images])
 
 
-def run_predictor(predictor, batch):
+def run_predictor(predictor, batch, model_dir):
     """(probabilities, codes, h) of a preprocessed float32 batch."""
-    logits, h, codes = predictor(batch)
+    try:
+        logits, h, codes = predictor(batch)
+    except Exception as error:  # a program that loads but does not run (a dtype changed in model.json)
+        raise UserInputError(f"{model_dir}: the predictor cannot run this model ({one_line_reason(error)})") from None
     return prediction.softmax(logits), codes, h
 
 
@@ -94,10 +97,7 @@ def main(argv=None):
     with query_data(options) as data:
         image, true_label, source = prediction.query_image(options, data)
     predictor = create_predictor(model_dir, device, threads)
-    try:
-        probabilities, codes, h = run_predictor(predictor, preprocess(image[None], metadata["image_size"]))
-    except Exception as error:  # a program that loads but does not run (a dtype changed in model.json)
-        raise UserInputError(f"{model_dir}: the predictor cannot run this model ({one_line_reason(error)})") from None
+    probabilities, codes, h = run_predictor(predictor, preprocess(image[None], metadata["image_size"]), model_dir)
     result = prediction.classification(probabilities[0], codes[0], h[0], true_label, source)
     print("\n".join(prediction.classification_lines(result)))
     if options["json"]:

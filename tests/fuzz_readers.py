@@ -1,6 +1,6 @@
 """Fuzzing every file reader: seeded truncations, byte flips and crafted pickles of small valid files.
 
-  python -m tests.fuzz_readers FAMILY SEED CASES_PER_FILE      (FAMILY: plain, paddle or torch)
+  python -m tests.fuzz_readers FAMILY SEED CASES_PER_FILE      (FAMILY: plain, paddle, export or torch)
 
 Runs in a process of its own (tests/test_fuzz_readers.py starts it), so that a crash (a segfault in
 numpy or a framework) fails the test instead of ending the test session; the case under way is printed to
@@ -65,14 +65,15 @@ def crafted_pickles():
     return crafted
 
 
-def mutations(data, rng, count):
-    """`count` damaged copies of `data`: truncations, and one to eight flipped bytes."""
+def mutations(data, rng, count, flipped_region=None):
+    """`count` damaged copies of `data`: truncations, and one to eight flipped bytes (among the first
+    `flipped_region` bytes, where a large file keeps its headers)."""
     for index in range(count):
         if index % 2 == 0:
             yield f"truncated at {(cut := rng.randrange(len(data)))}", data[:cut]
         else:
             damaged = bytearray(data)
-            places = [rng.randrange(len(data)) for _ in range(rng.randint(1, 8))]
+            places = [rng.randrange(min(len(data), flipped_region or len(data))) for _ in range(rng.randint(1, 8))]
             for place in places:
                 damaged[place] = rng.randrange(256)
             yield f"bytes changed at {places}", bytes(damaged)
@@ -125,6 +126,31 @@ def _paddle_targets(folder):
             ("export metadata", metadata, lambda: read_metadata(export))]
 
 
+# A parameter file holds each tensor's header (version, shape, dtype) before its values: flips go there
+PARAMETER_HEADER_BYTES = 4096
+
+
+def _export_targets(folder):
+    import paddle
+
+    from paddle_impl.export import MODEL_PREFIX, export
+    from paddle_impl.infer import create_predictor, run_predictor
+    from paddle_impl.model import GreedyHash
+    from paddle_impl.static_model import PARAMETERS_SUFFIX, program_path
+
+    paddle.seed(0)
+    model_dir = os.path.join(folder, "export")
+    export(GreedyHash(12), 64, model_dir, {"image_size": 64})
+    prefix = os.path.join(model_dir, MODEL_PREFIX)
+    batch = np.zeros((1, 3, 64, 64), np.float32)
+
+    def read():
+        run_predictor(create_predictor(model_dir, "cpu", 1), batch, model_dir)
+
+    return [("exported program", program_path(prefix), read),
+            ("exported parameters", prefix + PARAMETERS_SUFFIX, read, PARAMETER_HEADER_BYTES)]
+
+
 def _torch_targets(folder):
     import torch
 
@@ -143,7 +169,7 @@ def _torch_targets(folder):
             ("torch training checkpoint", checkpoint, lambda: read_checkpoint(checkpoint))]
 
 
-FAMILIES = {"plain": _plain_targets, "paddle": _paddle_targets, "torch": _torch_targets}
+FAMILIES = {"plain": _plain_targets, "paddle": _paddle_targets, "export": _export_targets, "torch": _torch_targets}
 PICKLE_READERS = ("CIFAR-10 batch", "Paddle weights", "Paddle training checkpoint", "torch weights",
                   "torch training checkpoint")
 
@@ -153,10 +179,10 @@ def fuzz(family, seed, cases_per_file):
     outcomes = {"refused": 0, "read": 0}
     unexpected = []
     with tempfile.TemporaryDirectory(prefix="greedyhash-fuzz-") as folder:
-        for name, path, read in FAMILIES[family](folder):
+        for name, path, read, *flipped_region in FAMILIES[family](folder):
             with open(path, "rb") as handle:
                 original = handle.read()
-            damaged = list(mutations(original, rng, cases_per_file))
+            damaged = list(mutations(original, rng, cases_per_file, *flipped_region))
             if name in PICKLE_READERS:
                 damaged += [(f"crafted: {label}", data) for label, data in crafted_pickles().items()]
             for label, data in damaged:

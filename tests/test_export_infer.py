@@ -46,7 +46,7 @@ def dynamic_outputs(weights, batch):
 def test_the_predictor_gives_the_dynamic_models_outputs(exported):
     batch = infer.preprocess(exported["images"][:8], IMAGE_SIZE)
     predictor = infer.create_predictor(exported["model_dir"], "cpu", threads=2)
-    probabilities, codes, h = infer.run_predictor(predictor, batch)
+    probabilities, codes, h = infer.run_predictor(predictor, batch, exported["model_dir"])
     expected_probabilities, expected_codes, expected_h = dynamic_outputs(exported["weights"], batch)
     np.testing.assert_allclose(h, expected_h, rtol=0, atol=tolerance("forward", "float32", "h").limit(
         float(np.abs(expected_h).max())))

@@ -178,4 +178,5 @@ def test_another_quantization_weight_in_the_loop_is_named(weights, train_data, t
     result = run_train_step(weights, train_data, torch_cache, plant)
     first_iteration = {key.name: key.per_element[0] for key in result.keys if key.name.startswith("loss_")}
     assert first_iteration["loss_total"] > 1e-6  # named from the first iteration on ...
-    assert first_iteration["loss_quantization"] == first_iteration["loss_cross_entropy"] == 0.0  # ... terms equal
+    # ... while both terms agree to float64 rounding (the thread count moves their last bit)
+    assert max(first_iteration["loss_quantization"], first_iteration["loss_cross_entropy"]) < 1e-12

@@ -356,3 +356,10 @@ def test_a_sixteen_bit_grey_image_reads_as_its_eight_bit_equivalent(tmp_path):
     sixteen, eight = read_image_file(tmp_path / "grey16.png"), read_image_file(tmp_path / "grey8.png")
     assert np.abs(sixteen.astype(int) - eight.astype(int)).max() <= 1
     assert 100 < sixteen.mean() < 155  # a ramp through grey; clipping made it about 254
+
+
+@pytest.mark.parametrize("module", ["paddle_impl.eval", "torch_impl.eval"])
+def test_the_error_is_one_line_whatever_thread_count_the_shell_sets(module, monkeypatch):
+    """Paddle prints two lines at import when OMP_NUM_THREADS is above 1, unless the import is quieted."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert_refused(run_module(module, "--checkpoint", "/nonexistent/best"), "/nonexistent/best: no such checkpoint")

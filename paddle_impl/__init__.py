@@ -1,4 +1,4 @@
 """The PaddlePaddle port of GreedyHash, mirroring `torch_impl` file for file."""
-from greedyhash_common.runtime_settings import quiet_paddle_import
+from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
 quiet_paddle_import()

@@ -1,12 +1,12 @@
 """Faster loaders on the Paddle side, giving bit for bit the batches of paddle_impl.data's loaders.
 
 Same arguments as `eval_loader` and `train_loader`, with `workers` threads instead of worker
-processes; see greedyhash_common.batched_loader for how (a batch at a time, the normalization as a
+processes; see greedyhash_common.data.batched_loader for how (a batch at a time, the normalization as a
 table made by paddle.vision's own ToTensor and Normalize, batches prepared ahead in threads).
 """
 import paddle
 
-from greedyhash_common.batched_loader import BatchedLoader, SequentialBatches, table_from_chw, value_ramp_image
+from greedyhash_common.data.batched_loader import BatchedLoader, SequentialBatches, table_from_chw, value_ramp_image
 from greedyhash_common.hyperparameters import IMAGE_SIZE
 
 from .data import SharedOrderBatchSampler, reference_transform

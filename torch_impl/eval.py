@@ -10,17 +10,17 @@ import time
 import numpy as np
 import torch
 
-from greedyhash_common.cli_options import get_eval_args_parser
-from greedyhash_common.errors import exits_cleanly_on_bad_input
-from greedyhash_common.hamming_map import mean_average_precision
-from greedyhash_common.prediction import write_json
-from greedyhash_common.run_files import checkpoint_tool_options, evaluation_report, tool_data
-from greedyhash_common.training import deterministic_gpu_environment, with_progress
+from greedyhash_common.app.cli_options import get_eval_args_parser
+from greedyhash_common.app.prediction import write_json
+from greedyhash_common.app.run_files import checkpoint_tool_options, evaluation_report, tool_data
+from greedyhash_common.app.training import deterministic_gpu_environment, with_progress
+from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
+from greedyhash_common.metric.hamming_map import mean_average_precision
 
 from . import runtime
 from .checkpoint import load_model_weights
-from .fast_data import eval_loader
 from .device import select_device
+from .fast_data import eval_loader
 from .model import GreedyHash
 
 FRAMEWORK = "torch"

@@ -10,13 +10,13 @@ import os
 
 import numpy as np
 
-from greedyhash_common import prediction
-from greedyhash_common.cli_options import default_grid_path, get_predict_args_parser
-from greedyhash_common.errors import exits_cleanly_on_bad_input
-from greedyhash_common.run_files import checkpoint_tool_options, tool_data
+from greedyhash_common.app import prediction
+from greedyhash_common.app.cli_options import default_grid_path, get_predict_args_parser
+from greedyhash_common.app.run_files import checkpoint_tool_options, tool_data
+from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
 
-from .fast_data import eval_loader
 from .eval import encoder_for, load_trained_model
+from .fast_data import eval_loader
 
 FRAMEWORK = "torch"
 NO_LABEL = -1  # the loader wants a label, and an image from a file has none

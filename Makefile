@@ -113,7 +113,7 @@ align-curve: $(INSTALLED)
 
 # What the targets write under LOGS, by target (the committed reference runs, logs/reference*/, are not
 # among them); clean also removes what interrupted atomic writes left anywhere under LOGS
-# (greedyhash_common/atomic.py names them .tmp-*) and the built-in data's cache.
+# (greedyhash_common/infra/atomic.py names them .tmp-*) and the built-in data's cache.
 ALIGN_OUTPUTS = float32 float64 inputs coverage figures summary.json report.md report.json side_*.log layers_*.log
 WRITTEN = $(ALIGN_OUTPUTS) curve reference-run curve-reference-run train predict-*.png export reproduce \
 	reproduce.md lite bench.json bench.md bench-align.log profile_*.txt gpu-env

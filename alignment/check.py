@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from greedyhash_common.atomic import atomic_path, write_text
+from greedyhash_common.infra.atomic import atomic_path, write_text
 
 from .tolerances import Tolerance, tolerance
 

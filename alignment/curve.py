@@ -15,14 +15,15 @@ import time
 
 import numpy as np
 
-from greedyhash_common.atomic import atomic_path, write_text
-from greedyhash_common.dataset import write_split
-from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.data.dataset import write_split
 from greedyhash_common.hyperparameters import SEED
+from greedyhash_common.infra.atomic import atomic_path, write_text
+from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 from .paths import split_path
 from .reprod_format import load_values
-from .suite import PROJECT_ROOT, child_environment, module_command, prepare_weights
+from .suite import prepare_weights
 from .tolerances import CURVE_FINAL_MAP_STD, curve_map_tolerance
 from .weight_sets import SEEDED, USER
 

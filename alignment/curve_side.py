@@ -11,10 +11,10 @@ import argparse
 
 import numpy as np
 
-from greedyhash_common.dataset import load_data
-from greedyhash_common.errors import exits_cleanly_on_bad_input
+from greedyhash_common.app.training import global_batch_sizes
+from greedyhash_common.data.dataset import load_data
 from greedyhash_common.hyperparameters import BATCH_SIZE, QUANTIZATION_WEIGHT
-from greedyhash_common.training import global_batch_sizes
+from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
 
 from .paths import split_path, weights_path
 from .reprod_format import save_values

@@ -10,7 +10,7 @@
 import json
 import os
 
-from greedyhash_common.atomic import atomic_path
+from greedyhash_common.infra.atomic import atomic_path
 
 from .cases import Case
 from .paths import diff_paths

@@ -3,12 +3,13 @@ synthetic CIFAR-10), through the references' preprocessing at each size of the r
 The reference size is always written: the rescaled weight set is made on it."""
 import numpy as np
 
-from greedyhash_common.atomic import atomic_path
-from greedyhash_common.cifar10 import load_cifar10, resolve_data_path
-from greedyhash_common.transforms import preprocess
+from greedyhash_common.data.cifar10 import load_cifar10
+from greedyhash_common.data.source import resolve_data_path
+from greedyhash_common.infra.atomic import atomic_path
 
 from .cases import REFERENCE_SIZE
 from .paths import images_path, labels_path
+from .transforms import preprocess
 
 
 def first_of_each_class(labels, count):

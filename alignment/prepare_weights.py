@@ -12,13 +12,14 @@ import argparse
 import numpy as np
 import torch
 
-from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.state_dicts.layout import GREEDYHASH
+from greedyhash_common.state_dicts.paddle_files import read_paddle_state, write_paddle_state
 from torch_impl import runtime
 from torch_impl.model import GreedyHash
+from torch_impl.torch_files import read_torch_state, write_torch_state
 from torch_impl.weights import save_weights
-from weights_convert.convert import GREEDYHASH, paddle_to_torch, torch_to_paddle
-from weights_convert.paddle_files import read_paddle_state, write_paddle_state
-from weights_convert.torch_files import read_torch_state, write_torch_state
+from weights_convert.convert import paddle_to_torch, torch_to_paddle
 
 from .cases import REFERENCE_SIZE
 from .paths import images_path, weights_path

@@ -25,8 +25,8 @@ import sys
 
 import numpy as np
 
-from greedyhash_common.atomic import write_text
-from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
 
 from . import coverage
 from .cases import Case

@@ -6,8 +6,8 @@ by someone else is never executed.
 """
 import numpy as np
 
-from greedyhash_common.atomic import atomic_path
-from greedyhash_common.safe_pickle import load_npy_dict
+from greedyhash_common.infra.atomic import atomic_path
+from greedyhash_common.infra.safe_pickle import load_npy_dict
 
 load_values = load_npy_dict
 

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from greedyhash_common.atomic import write_text
-from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
 
 from . import coverage
 from .cases import SIZE, add_case_options, run_cases_of

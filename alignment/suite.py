@@ -10,11 +10,11 @@ import subprocess
 import sys
 import time
 
-from greedyhash_common.atomic import write_text
-from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
-from greedyhash_common.option_checks import check_alignment_options
-
-from greedyhash_common.dataset import write_split
+from greedyhash_common.app.option_checks import check_alignment_options
+from greedyhash_common.data.dataset import write_split
+from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 from . import coverage
 from .cases import add_case_options, run_cases_of
@@ -27,7 +27,6 @@ from .reprod_format import load_values
 from .steps import STEPS, runs_in, step_cases
 from .weight_sets import RESCALED, SEEDED, USER
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DTYPES = ("float32", "float64")
 
 
@@ -61,17 +60,6 @@ def split_choice(value, allowed, what):
     return chosen
 
 
-def module_command(python, module, *arguments):
-    return [python, "-m", module, *map(str, arguments)]
-
-
-def child_environment():
-    """This environment, with the project importable from any interpreter (each side may have its own)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, env.get("PYTHONPATH")]))
-    return env
-
-
 def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=None):
     """The weight sets both sides start from, written by a torch process (see alignment.prepare_weights)."""
     command = module_command(python, "alignment.prepare_weights", "--bit", bit, "--seed", seed, "--workdir",
@@ -84,7 +72,7 @@ def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=No
 
 
 def checked_options(args):
-    """`args`, every option checked before any work (greedyhash_common.option_checks, and the weight sets)."""
+    """`args`, every option checked before any work (greedyhash_common.app.option_checks, and the weight sets)."""
     check_alignment_options(args)
     split_choice(args.weight_sets, (SEEDED, RESCALED), "weight sets")
     return args

@@ -32,13 +32,13 @@ import sys
 import tempfile
 
 from alignment.steps import STEPS
-from greedyhash_common.atomic import write_text
+from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.project import PROJECT_ROOT, child_environment
 
 from . import process_peak, timing
 from .map_speed import markdown_table, measure_map_speed
 from .side import MEASUREMENTS, add_measurement_options
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FRAMEWORKS = ("torch", "paddle")
 ALIGN_STEPS = tuple(STEPS)
 # `make align` with every option at its Makefile default
@@ -47,12 +47,6 @@ SIDE_LOG_LINE = re.compile(r"^(torch|paddle) (\w+) (?:[\w-]+ )?(float32|float64)
 QUICK_SETTINGS = {"batch_size": 2, "image_size": 64, "warm_up": 1, "repeats": 2, "images": 8, "eval_batch_size": 4,
                   "warm_up_passes": 0, "passes": 1, "map_bits": "12", "map_queries": 20, "map_database": 200,
                   "map_repeats": 1}
-
-
-def child_environment():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, env.get("PYTHONPATH")]))
-    return env
 
 
 def measurement_plan(frameworks, items, variants=None):
@@ -316,8 +310,9 @@ def markdown_report(report):
     if report.get("map"):
         results = report["map"]["results"]
         lines += ["", f"## mAP: {results[0]['queries']:,} queries x {results[0]['database']:,} database codes", "",
-                  f"greedyhash_common.hamming_map against the references' per-query loop (benchmarks/map_speed.py); "
-                  f"load before / other cores {_load_cell(report['map'])}.", "", markdown_table(results)]
+                  "greedyhash_common.metric.hamming_map against the references' per-query loop "
+                  f"(benchmarks/map_speed.py); load before / other cores {_load_cell(report['map'])}.", "",
+                  markdown_table(results)]
     if report.get("align"):
         lines += ["", "## make align", ""] + _align_lines(report["align"])
     return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""Speed of greedyhash_common.hamming_map against the references' per-query mAP loop, on CIFAR-10-sized
+"""Speed of greedyhash_common.metric.hamming_map against the references' per-query mAP loop, on CIFAR-10-sized
 random codes: python -m benchmarks.map_speed prints a markdown table.
 
 python -m benchmarks.map_speed --popcount-paths times hamming_map with each popcount this numpy has
@@ -11,8 +11,8 @@ import tracemalloc
 
 import numpy as np
 
-from greedyhash_common import hamming_map
-from greedyhash_common.hamming_map import mean_average_precision
+from greedyhash_common.metric import hamming_map
+from greedyhash_common.metric.hamming_map import mean_average_precision
 
 NUM_CLASSES = 10
 FLIP_PROBABILITY = 0.2  # per bit, away from the class's centre code

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from greedyhash_common.atomic import write_text
+from greedyhash_common.infra.atomic import write_text
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 SAMPLE_SECONDS = 0.2

@@ -7,14 +7,14 @@ The step and its inputs are the benchmark's (benchmarks.side: batch 32, 224 px, 
 the same thread count on both sides). After --warm-up untimed steps, --steps steps run under
 torch.profiler or paddle.profiler (CPU), and the operator table, sorted by total CPU time, is written
 to --output (atomically) and printed. `--mkl` chooses MKL's code path on an AMD CPU
-(greedyhash_common.cpu_math): `vendor` is MKL's own choice, `avx2` the project's default.
+(greedyhash_common.infra.cpu_math): `vendor` is MKL's own choice, `avx2` the project's default.
 """
 import argparse
 import contextlib
 import io
 
-from greedyhash_common.atomic import write_text
-from greedyhash_common.runtime_settings import quiet_paddle_import
+from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
 from .side import SIDES, add_measurement_options, training_step
 

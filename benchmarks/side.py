@@ -13,7 +13,7 @@ paddle_impl.static_model), `predictor` (the Paddle Inference predictor: for `inf
 paddle_impl.infer on the model paddle_impl.export writes, for `network` and `encode`
 paddle_impl.static_model.InferenceEncoder), `reference` / `batched` (the loader: the reference
 per-image one of <framework>_impl.data, the batched one of <framework>_impl.fast_data). A `+avx2` suffix configures the
-runtime with mkl_avx2_on_amd=True (greedyhash_common.cpu_math), on either side alike.
+runtime with mkl_avx2_on_amd=True (greedyhash_common.infra.cpu_math), on either side alike.
 """
 import argparse
 import importlib
@@ -24,9 +24,9 @@ import tempfile
 
 import numpy as np
 
-from greedyhash_common.atomic import write_text
 from greedyhash_common.hyperparameters import BATCH_SIZE, IMAGE_SIZE, NUM_CLASSES
-from greedyhash_common.runtime_settings import quiet_paddle_import
+from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
 from . import timing
 
@@ -229,7 +229,7 @@ def measure_encode(side, variant, args):
 
 AVX2_SUFFIX = "+avx2"
 # item -> (function, {framework: variants}): the project's paths as they run by default, and with the
-# MKL setting of greedyhash_common.cpu_math (+avx2), Paddle's static graph, the Paddle Inference
+# MKL setting of greedyhash_common.infra.cpu_math (+avx2), Paddle's static graph, the Paddle Inference
 # predictor, the batched loader. `encode` variants are loader[+network].
 MEASUREMENTS = {
     "train": (measure_train, {"torch": ("dynamic", "dynamic+avx2"),

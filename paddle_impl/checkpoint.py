@@ -4,7 +4,7 @@ A checkpoint holds what a run needs to continue exactly where it stopped: model,
 the finished epoch, every process's RNG states, the configuration, the best mAP and the history.
 paddle.load would unpickle whatever a file names, so a checkpoint is never read with it: every value is
 stored as a numpy array or a plain Python value (Paddle's generator states through their own
-__getstate__), pickled, and read back with the restricted unpickler of greedyhash_common.safe_pickle,
+__getstate__), pickled, and read back with the restricted unpickler of greedyhash_common.infra.safe_pickle,
 which admits nothing else. A checkpoint from someone else cannot run code.
 
 Paddle names the optimizer's accumulators after its parameters' generated names (`linear_3.w_0_velocity_0`),
@@ -15,13 +15,13 @@ import pickle
 
 import paddle
 
-from greedyhash_common.atomic import atomic_path
-from greedyhash_common.errors import UserInputError
-from greedyhash_common.training import (check_checkpoint_bit, check_checkpoint_record, checkpoint_record,
-                                        host_rng_state, is_checkpoint_record, refusing_malformed,
-                                        restore_host_rng_state)
-from weights_convert.convert import check_state
-from weights_convert.paddle_files import PADDLE_PICKLE_PROTOCOL, check_named_arrays, read_paddle_file
+from greedyhash_common.app.training import (check_checkpoint_bit, check_checkpoint_record, checkpoint_record,
+                                            host_rng_state, is_checkpoint_record, refusing_malformed,
+                                            restore_host_rng_state)
+from greedyhash_common.infra.atomic import atomic_path
+from greedyhash_common.infra.errors import UserInputError
+from greedyhash_common.state_dicts.layout import check_state
+from greedyhash_common.state_dicts.paddle_files import PADDLE_PICKLE_PROTOCOL, check_named_arrays, read_paddle_file
 
 from .runtime import has_gpu
 from .weights import load_weights

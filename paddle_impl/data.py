@@ -16,7 +16,7 @@ import paddle
 import paddle.vision.transforms as T
 from PIL import Image
 
-from greedyhash_common.batch_order import SharedBatchOrder
+from greedyhash_common.data.batch_order import SharedBatchOrder
 from greedyhash_common.hyperparameters import IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -65,7 +65,7 @@ class CifarImages(paddle.io.Dataset):
 
 
 class SharedOrderBatchSampler(SharedBatchOrder, paddle.io.BatchSampler):
-    """Batches in greedyhash_common.batch_order's order, a pure function of (seed, epoch): the other
+    """Batches in greedyhash_common.data.batch_order's order, a pure function of (seed, epoch): the other
     framework draws the same batches. With several processes each takes its shard of every batch."""
 
 

@@ -9,7 +9,7 @@ import os
 import paddle
 import paddle.distributed as dist
 
-from greedyhash_common.cli_options import resolve_device
+from greedyhash_common.app.cli_options import resolve_device
 
 from .runtime import has_gpu
 

@@ -3,29 +3,27 @@
   python -m paddle_impl.eval --checkpoint logs/train/paddle-bit48/best.pdparams [--ties expected] [--protocol ...]
 
 Options the user leaves out (bit, data, split, image size) come from the training run beside the
-checkpoint (its config.yaml), else from the defaults; the parser is shared with the torch side. One
-option is Paddle's own: --engine, the network that encodes (paddle_impl.predict has it too).
+checkpoint (its config.yaml), else from the defaults; the parser and the evaluation around `encode`
+(greedyhash_common.app.checkpoint_tools) are shared with the torch side. One option is Paddle's own:
+--engine, the network that encodes (paddle_impl.predict has it too).
 `predictor` (the default) is the Paddle Inference predictor that paddle_impl.infer deploys
 (paddle_impl.static_model: oneDNN kernels; speed: docs/performance.md, Benchmarks); `dynamic` is the
 dynamic graph that training uses. The alignment suite checks both against torch (its `inference` and
 `metric` steps).
 """
-import time
-
 import numpy as np
 import paddle
 
-from greedyhash_common.cli_options import get_eval_args_parser
-from greedyhash_common.errors import exits_cleanly_on_bad_input
-from greedyhash_common.hamming_map import mean_average_precision
-from greedyhash_common.prediction import write_json
-from greedyhash_common.run_files import checkpoint_tool_options, evaluation_report, tool_data
-from greedyhash_common.training import deterministic_gpu_environment, with_progress
+from greedyhash_common.app.checkpoint_tools import ToolSide, evaluate_checkpoint, evaluate_with, print_report
+from greedyhash_common.app.cli_options import get_eval_args_parser
+from greedyhash_common.app.run_files import checkpoint_tool_options
+from greedyhash_common.app.training import deterministic_gpu_environment
+from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
 
 from . import runtime
 from .checkpoint import load_model_weights
-from .fast_data import eval_loader
 from .device import current_device_name, select_device
+from .fast_data import eval_loader
 from .model import GreedyHash
 from .static_model import InferenceEncoder
 
@@ -49,11 +47,7 @@ def encode(model, loader):
 def evaluate(model, query_loader, database_loader, ties="index", encoder=None):
     """{"map", "query_accuracy"}: mAP of the query set against the whole database. `encoder(loader)`
     returns what `encode` does; default: `encode` on `model`."""
-    encoder = encoder or (lambda loader: encode(model, loader))
-    query_codes, _, query_logits, query_labels = encoder(with_progress(query_loader, "encoding the queries"))
-    database_codes, _, _, database_labels = encoder(with_progress(database_loader, "encoding the database"))
-    return {"map": mean_average_precision(query_codes, database_codes, query_labels, database_labels, ties=ties),
-            "query_accuracy": float(np.mean(query_logits.argmax(1) == query_labels))}
+    return evaluate_with(encoder or (lambda loader: encode(model, loader)), query_loader, database_loader, ties)
 
 
 def add_engine_option(parser):
@@ -85,21 +79,15 @@ def load_trained_model(options):
     return model
 
 
+TOOL_SIDE = ToolSide(load_trained_model, encoder_for, eval_loader, runtime.describe)
+
+
 @exits_cleanly_on_bad_input
 def main(argv=None):
     options = checkpoint_tool_options(get_args_parser().parse_args(argv), FRAMEWORK, ties="index")
-    model = load_trained_model(options)
-    with tool_data(options) as data:
-        query_loader, database_loader = (eval_loader(*data.subset(part), options["batch_size"], options["image_size"],
-                                                     options["num_workers"]) for part in ("query", "database"))
-        started = time.perf_counter()
-        metrics = evaluate(model, query_loader, database_loader, options["ties"], encoder_for(model, options))
-        report = evaluation_report(options, data, metrics, time.perf_counter() - started, runtime.describe(
-            options["threads"], "float32"))
+    report = evaluate_checkpoint(TOOL_SIDE, options)
     report["engine"] = options["engine"]
-    print("\n".join(f"{key}: {value}" for key, value in report.items()))
-    if options["json"]:
-        write_json(options["json"], report)
+    print_report(report, options["json"])
 
 
 if __name__ == "__main__":

@@ -15,12 +15,13 @@ import uuid
 
 import paddle
 
-from greedyhash_common.atomic import TEMPORARY_PREFIX
-from greedyhash_common.cli_options import get_export_args_parser
-from greedyhash_common.errors import exits_cleanly_on_bad_input
-from greedyhash_common.option_checks import check_output_dir
-from greedyhash_common.prediction import CLASS_NAMES, write_json
-from greedyhash_common.run_files import checkpoint_tool_options
+from greedyhash_common.app.cli_options import get_export_args_parser
+from greedyhash_common.app.option_checks import check_output_dir
+from greedyhash_common.app.prediction import write_json
+from greedyhash_common.app.run_files import checkpoint_tool_options
+from greedyhash_common.data.cifar10 import CLASS_NAMES
+from greedyhash_common.infra.atomic import TEMPORARY_PREFIX
+from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
 
 from .eval import load_trained_model
 from .static_model import INPUT_NAME, OUTPUT_NAMES, save_inference_program

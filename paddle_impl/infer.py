@@ -14,11 +14,11 @@ import os
 import numpy as np
 from PIL import Image
 
-from greedyhash_common import prediction
-from greedyhash_common.cli_options import DEFAULT_BIT, default_threads, get_infer_args_parser, resolve_device
-from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input, one_line_reason
-from greedyhash_common.option_checks import check_image_size, check_output_file
-from greedyhash_common.run_files import TOOL_DEFAULTS, tool_data
+from greedyhash_common.app import prediction
+from greedyhash_common.app.cli_options import DEFAULT_BIT, default_threads, get_infer_args_parser, resolve_device
+from greedyhash_common.app.option_checks import check_image_size, check_output_file
+from greedyhash_common.app.run_files import TOOL_DEFAULTS, tool_data
+from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input, one_line_reason
 
 from . import runtime
 from .data import reference_transform

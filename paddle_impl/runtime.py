@@ -4,8 +4,8 @@ import platform
 
 import paddle
 
-from greedyhash_common.cpu_math import mkl_dispatch_environment, mkl_dispatch_setting
-from greedyhash_common.runtime_settings import thread_environment
+from greedyhash_common.infra.cpu_math import mkl_dispatch_environment, mkl_dispatch_setting
+from greedyhash_common.infra.runtime_settings import thread_environment
 
 
 def configure(threads, deterministic=False, mkl_avx2_on_amd=True):
@@ -15,7 +15,7 @@ def configure(threads, deterministic=False, mkl_avx2_on_amd=True):
     OMP_NUM_THREADS to 1 when it is unset, so the count is always set explicitly.
 
     `mkl_avx2_on_amd`: on an AMD CPU with AVX2, let Paddle's bundled MKL 2019 use its AVX2 kernels
-    instead of its generic ones (greedyhash_common.cpu_math): convolutions and Linear layers run faster
+    instead of its generic ones (greedyhash_common.infra.cpu_math): convolutions and Linear layers run faster
     (docs/performance.md, Threads and math library). MKL reads the variable at its first call, so this
     must run before any computation. Nothing changes on other CPUs or when the user has set the variable;
     False keeps MKL's vendor dispatch."""

@@ -3,9 +3,9 @@ import os
 
 import numpy as np
 
-from greedyhash_common.errors import UserInputError
-from weights_convert.convert import GREEDYHASH, check_state, detect_layout, missing_backbone_error
-from weights_convert.paddle_files import read_paddle_state, write_paddle_state
+from greedyhash_common.infra.errors import UserInputError
+from greedyhash_common.state_dicts.layout import GREEDYHASH, check_state, detect_layout, missing_backbone_error
+from greedyhash_common.state_dicts.paddle_files import read_paddle_state, write_paddle_state
 
 
 def _model_shapes(layer):

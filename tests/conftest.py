@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from greedyhash_common.runtime_settings import quiet_paddle_import
+from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
 quiet_paddle_import()
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

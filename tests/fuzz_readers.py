@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from greedyhash_common.errors import UserInputError
+from greedyhash_common.infra.errors import UserInputError
 from tests.hostile_files import ForgedArray, ForgedDtype, forged_object_array, object_dtype_denying_objects
 
 RECURSION_DEPTH = 100_000
@@ -82,10 +82,10 @@ def mutations(data, rng, count, flipped_region=None):
 # --- the readers, each on a small valid file of its kind --------------------------------------------------------
 
 def _plain_targets(folder):
-    from greedyhash_common.cifar10 import load_cifar10
-    from greedyhash_common.dataset import write_split
-    from greedyhash_common.safe_pickle import load_npy_dict
-    from greedyhash_common.split import load_split
+    from greedyhash_common.data.cifar10 import load_cifar10
+    from greedyhash_common.data.dataset import write_split
+    from greedyhash_common.data.split import load_split
+    from greedyhash_common.infra.safe_pickle import load_npy_dict
     from tests.hostile_files import write_cifar_batches
 
     data = write_cifar_batches(folder, images_per_class=2, protocol=2)
@@ -100,10 +100,10 @@ def _plain_targets(folder):
 
 
 def _paddle_targets(folder):
-    from greedyhash_common.training import checkpoint_record
+    from greedyhash_common.app.training import checkpoint_record
+    from greedyhash_common.state_dicts.paddle_files import read_paddle_state
     from paddle_impl.checkpoint import read_checkpoint
     from paddle_impl.infer import read_metadata
-    from weights_convert.paddle_files import read_paddle_state
 
     weights = os.path.join(folder, "weights.pdparams")
     with open(weights, "wb") as handle:
@@ -154,9 +154,9 @@ def _export_targets(folder):
 def _torch_targets(folder):
     import torch
 
-    from greedyhash_common.training import checkpoint_record
+    from greedyhash_common.app.training import checkpoint_record
     from torch_impl.checkpoint import read_checkpoint
-    from weights_convert.torch_files import read_torch_state
+    from torch_impl.torch_files import read_torch_state
 
     weights = os.path.join(folder, "weights.pth")
     torch.save({"fc.weight": torch.ones(10, 12), "fc_plus.bias": torch.zeros(12)}, weights)

@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 
-from greedyhash_common.errors import EXIT_BAD_INPUT
+from greedyhash_common.infra.errors import EXIT_BAD_INPUT
 
 _RECONSTRUCT = np.zeros(1).__reduce__()[0]  # numpy's own _reconstruct, wherever this numpy keeps it
 

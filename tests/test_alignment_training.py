@@ -7,11 +7,11 @@ import paddle
 import pytest
 
 import paddle_impl.train
+from alignment.dropout_masks import DropoutMaskSchedule
 from alignment.sides import paddle_side
 from alignment.weight_sets import RESCALED_LEARNING_RATE
-from greedyhash_common.dropout_masks import DropoutMaskSchedule
+from greedyhash_common.app.training import TrainingDiverged
 from greedyhash_common.hyperparameters import LEARNING_RATE, LR_DECAY_EVERY_EPOCHS, MOMENTUM, WEIGHT_DECAY
-from greedyhash_common.training import TrainingDiverged
 from paddle_impl.optim import build_optimizer
 
 from .step_runner import check_both, failing, mutated, torch_values
@@ -100,7 +100,7 @@ def test_paddle_momentum_keeps_its_coefficients_in_float32():
 @pytest.fixture(scope="module")
 def train_data(module_tmp):
     """The built-in data and a split of it, as the suite prepares them."""
-    from greedyhash_common.dataset import write_split
+    from greedyhash_common.data.dataset import write_split
 
     split_file = str(module_tmp("train") / "split.npz")
     write_split(None, split_file)

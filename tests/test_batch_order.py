@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from greedyhash_common.batch_order import epoch_batches, epoch_permutation, rank_batches
-from greedyhash_common.errors import UserInputError
+from greedyhash_common.data.batch_order import epoch_batches, epoch_permutation, rank_batches
+from greedyhash_common.infra.errors import UserInputError
 
 
 def test_permutation_is_the_documented_function_of_seed_and_epoch():

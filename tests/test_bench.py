@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import bench, process_peak
 from benchmarks.side import MEASUREMENTS
-from greedyhash_common import cpu_math
+from greedyhash_common.infra import cpu_math
 from tests.conftest import PROJECT_ROOT, run_module
 
 TINY = ["--batch-size", "2", "--image-size", "64", "--warm-up", "1", "--repeats", "1", "--images", "6",
@@ -159,7 +159,7 @@ def test_batched_loaders_give_the_reference_batches_bit_for_bit(framework, size,
 
 
 def test_batched_loader_stops_cleanly_when_the_consumer_stops():
-    from greedyhash_common.batched_loader import BatchedLoader, SequentialBatches
+    from greedyhash_common.data.batched_loader import BatchedLoader, SequentialBatches
 
     images = np.zeros((40, 32, 32, 3), dtype=np.uint8)
     loader = BatchedLoader(images, np.zeros(40, dtype=np.int64), SequentialBatches(40, 4), lambda image: image,

@@ -7,14 +7,14 @@ import tarfile
 import numpy as np
 import pytest
 
-from greedyhash_common import cifar10, synthetic_cifar10
-from greedyhash_common.cifar10 import (ARCHIVE_NAME, BATCH_NAMES, FOLDER_NAME, META_NAME,
-                                       ROW_LENGTH, dataset_digest, load_cifar10, resolve_data_path)
-from greedyhash_common.errors import UserInputError
+from greedyhash_common.data import source, synthetic_cifar10
+from greedyhash_common.data.cifar10 import (ARCHIVE_NAME, BATCH_NAMES, FOLDER_NAME, META_NAME, ROW_LENGTH,
+                                            dataset_digest, load_cifar10)
+from greedyhash_common.data.source import resolve_data_path
+from greedyhash_common.data.synthetic_cifar10 import BUILTIN_IMAGES_PER_CLASS, BUILTIN_SEED, write_synthetic_cifar10
 from greedyhash_common.hyperparameters import NUM_CLASSES
-from greedyhash_common.safe_pickle import loads_numpy_only
-from greedyhash_common.synthetic_cifar10 import (BUILTIN_IMAGES_PER_CLASS, BUILTIN_SEED,
-                                                 write_synthetic_cifar10)
+from greedyhash_common.infra.errors import UserInputError
+from greedyhash_common.infra.safe_pickle import loads_numpy_only
 
 TINY_PER_CLASS = 12
 TINY_TRAIN_PER_CLASS = 10  # 5/6 of 12
@@ -171,7 +171,7 @@ def test_synthetic_cli_rejects_bad_options(tmp_path, capsys, argv, message):
 # --- the built-in data and path resolution ----------------------------------------------------------
 
 def test_builtin_data_is_generated_once_and_regenerated_when_incomplete(tmp_path, monkeypatch):
-    monkeypatch.setattr(cifar10, "BUILTIN_CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(source, "BUILTIN_CACHE_DIR", tmp_path / "cache")
     folder = resolve_data_path(None)
     assert folder == str(tmp_path / "cache" / FOLDER_NAME)
     digest = dataset_digest(*load_cifar10(folder))
@@ -187,7 +187,7 @@ def test_builtin_data_is_generated_once_and_regenerated_when_incomplete(tmp_path
 
 
 def test_builtin_data_is_regenerated_when_its_parameters_change(tmp_path, monkeypatch):
-    monkeypatch.setattr(cifar10, "BUILTIN_CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(source, "BUILTIN_CACHE_DIR", tmp_path / "cache")
     monkeypatch.setattr(synthetic_cifar10, "BUILTIN_IMAGES_PER_CLASS", 6)
     assert len(load_cifar10(resolve_data_path(None))[1]) == 60
     monkeypatch.setattr(synthetic_cifar10, "BUILTIN_IMAGES_PER_CLASS", 12)

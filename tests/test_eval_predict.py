@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from greedyhash_common.dataset import load_data
+from greedyhash_common.data.dataset import load_data
 from tests.tiny_runs import BIT, FRAMEWORKS, write_png, write_seeded_weights, write_tiny_split
 
 WEIGHTS_INDEX = {"torch": 0, "paddle": 1}

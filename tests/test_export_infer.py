@@ -10,8 +10,8 @@ import pytest
 
 from alignment.check import compare_codes
 from alignment.tolerances import tolerance
-from greedyhash_common.dataset import load_data
-from greedyhash_common.prediction import softmax
+from greedyhash_common.app.prediction import softmax
+from greedyhash_common.data.dataset import load_data
 from paddle_impl import export as export_module
 from paddle_impl import infer
 from paddle_impl.model import GreedyHash

@@ -1,4 +1,4 @@
-"""greedyhash_common.hamming_map against straightforward implementations written here: Python sorts of
+"""greedyhash_common.metric.hamming_map against straightforward implementations written here: Python sorts of
 (distance, index) pairs for ties="index", and the plain average of AP over every order inside the ties
 (exhaustive on tiny inputs, sampled on a larger one) for ties="expected"."""
 import itertools
@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-from greedyhash_common.errors import UserInputError
-from greedyhash_common.hamming_map import (
+from greedyhash_common.infra.errors import UserInputError
+from greedyhash_common.metric.hamming_map import (
     TIE_MODES,
     average_precisions,
     hamming_distances,
@@ -336,7 +336,7 @@ def test_hamming_distances_reject_mismatched_bits():
 def test_the_popcount_is_chosen_by_feature(monkeypatch):
     import importlib
 
-    from greedyhash_common import hamming_map
+    from greedyhash_common.metric import hamming_map
 
     try:
         if hasattr(np, "bitwise_count"):
@@ -350,7 +350,7 @@ def test_the_popcount_is_chosen_by_feature(monkeypatch):
 
 
 def test_the_table_popcount_counts_every_bit():
-    from greedyhash_common.hamming_map import popcount_by_table
+    from greedyhash_common.metric.hamming_map import popcount_by_table
 
     rng = np.random.default_rng(7)
     words = np.concatenate([np.array([0, 1, 2 ** 63, 2 ** 64 - 1, 0x5555555555555555], np.uint64),
@@ -370,7 +370,7 @@ def test_the_table_popcount_counts_every_bit():
 @pytest.mark.parametrize("bits", [12, 48, 130])
 def test_both_popcounts_give_identical_distances_and_map(bits, monkeypatch):
     """What this environment uses (np.bitwise_count on numpy 2.x) against the table numpy 1.x uses."""
-    from greedyhash_common import hamming_map
+    from greedyhash_common.metric import hamming_map
 
     rng = np.random.default_rng([bits, 11])
     problem = clustered_problem(rng, 70, 3000, bits)
@@ -392,7 +392,7 @@ def test_both_popcounts_give_identical_distances_and_map(bits, monkeypatch):
 
 def test_the_popcount_benchmark_times_every_path_and_restores_the_choice():
     from benchmarks.map_speed import measure_popcount_paths, popcount_markdown_table
-    from greedyhash_common import hamming_map
+    from greedyhash_common.metric import hamming_map
 
     chosen = hamming_map.popcount
     results = measure_popcount_paths((12, 48), num_queries=30, num_database=500, repeats=1)

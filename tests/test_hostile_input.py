@@ -12,8 +12,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from greedyhash_common.option_checks import SMALLEST_IMAGE_SIZE
-from greedyhash_common.prediction import read_image_file
+from greedyhash_common.app.option_checks import SMALLEST_IMAGE_SIZE
+from greedyhash_common.app.prediction import read_image_file
 from tests.conftest import PROJECT_ROOT, run_module
 from tests.hostile_files import assert_refused, write_cifar_batches, write_forged_pdparams, write_png_header_only
 from tests.tiny_runs import BIT, FRAMEWORKS, LAST, tiny_options, write_tiny_split
@@ -129,7 +129,7 @@ def write_export_metadata(folder):
      "--output {folder}: a folder, not a file"),
     ("paddle_impl.export", ["--checkpoint", "{paddle}", "--output-dir", "{file}"], "--output-dir {file}: a file"),
     ("paddle_impl.infer", ["--model-dir", "{export}", "--index", 0, "--json", "{folder}"], "--json {folder}: a folder"),
-    ("greedyhash_common.split", ["--out", "{folder}"], "--out {folder}: a folder, not a file"),
+    ("greedyhash_common.data.split", ["--out", "{folder}"], "--out {folder}: a folder, not a file"),
     ("weights_convert", ["paddle2torch", "{paddle}", "{folder}"], "target {folder}: a folder, not a file"),
     ("tools.lite_chain", ["--workdir", "{file}"], "--workdir {file}: a file, not a folder"),
 ])
@@ -175,7 +175,7 @@ def read_record(framework, path):
         import torch
 
         return torch.load(path, weights_only=True)
-    from greedyhash_common.safe_pickle import load_numpy_only
+    from greedyhash_common.infra.safe_pickle import load_numpy_only
 
     return load_numpy_only(path, encoding="latin1")
 
@@ -185,7 +185,7 @@ def small_record(framework, run_dir):
     fields of a run after one epoch (enough for every check made before the weights are restored)."""
     import yaml
 
-    from greedyhash_common.training import checkpoint_record
+    from greedyhash_common.app.training import checkpoint_record
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     rng = [{"python": None, "numpy": None, "framework": None}]
@@ -328,7 +328,7 @@ def test_a_torch_file_given_to_the_paddle_side_is_named(split_file, tmp_path):
 
 def test_cifar_batches_of_pickle_protocol_2_are_read_and_too_few_images_name_the_way_out(tmp_path):
     data = write_cifar_batches(tmp_path / "data", images_per_class=1, protocol=2)
-    completed = run_module("greedyhash_common.split", "--data", data, "--query-per-class", 1, "--train-per-class",
+    completed = run_module("greedyhash_common.data.split", "--data", data, "--query-per-class", 1, "--train-per-class",
                            1, "--out", tmp_path / "split.npz")
     assert completed.returncode == 0, completed.stderr
     completed = run_module("torch_impl.train", "--bit", BIT, "--data", data, "--output-dir", tmp_path / "run")

@@ -7,9 +7,9 @@ import torchvision
 
 from alignment.sides import paddle_side, torch_side
 from greedyhash_common.hyperparameters import QUANTIZATION_WEIGHT
+from greedyhash_common.state_dicts.key_map import GREEDYHASH_KEY_MAP, TRANSPOSED_LINEAR_WEIGHTS, greedyhash_torch_shapes
 from paddle_impl.model import GreedyHash as PaddleGreedyHash
 from torch_impl.model import GreedyHash as TorchGreedyHash
-from weights_convert.key_map import GREEDYHASH_KEY_MAP, TRANSPOSED_LINEAR_WEIGHTS, greedyhash_torch_shapes
 
 from .conftest import BIT
 

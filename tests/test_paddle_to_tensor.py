@@ -9,8 +9,8 @@ from PIL import Image
 
 import paddle_impl.data
 import torch_impl.data
-from greedyhash_common.dataset import load_data, write_split
-from greedyhash_common.synthetic_cifar10 import write_synthetic_cifar10
+from greedyhash_common.data.dataset import load_data, write_split
+from greedyhash_common.data.synthetic_cifar10 import write_synthetic_cifar10
 
 
 class ReciprocalToTensor:

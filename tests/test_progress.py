@@ -1,7 +1,7 @@
 """Progress within an epoch and an evaluation: drawn on a terminal, silent in logs and pipes."""
 import io
 
-from greedyhash_common import training
+from greedyhash_common.app import training
 
 
 class Terminal(io.StringIO):

@@ -4,12 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from greedyhash_common import cifar10, split as split_module
-from greedyhash_common.cifar10 import dataset_digest, load_cifar10
-from greedyhash_common.errors import UserInputError
+from greedyhash_common.data import source, split as split_module
+from greedyhash_common.data.cifar10 import dataset_digest, load_cifar10
+from greedyhash_common.data.split import PROTOCOLS, load_split, make_split, save_split
+from greedyhash_common.data.synthetic_cifar10 import write_synthetic_cifar10
 from greedyhash_common.hyperparameters import NUM_CLASSES, SEED
-from greedyhash_common.split import PROTOCOLS, load_split, make_split, save_split
-from greedyhash_common.synthetic_cifar10 import write_synthetic_cifar10
+from greedyhash_common.infra.errors import UserInputError
 
 REAL_PER_CLASS = 6000
 
@@ -230,7 +230,7 @@ def test_cli_writes_a_split_of_the_given_data(tmp_path, capsys):
 
 
 def test_cli_on_builtin_data_needs_smaller_counts(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cifar10, "BUILTIN_CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(source, "BUILTIN_CACHE_DIR", tmp_path / "cache")
     out = tmp_path / "split.npz"
     with pytest.raises(SystemExit) as exit_info:
         split_module.main(["--out", str(out)])

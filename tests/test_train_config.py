@@ -2,10 +2,10 @@
 import pytest
 
 from greedyhash_common import hyperparameters as reference
-from greedyhash_common.errors import UserInputError
-from greedyhash_common.split import DEFAULT_PROTOCOL
-from greedyhash_common.train_config import (REFERENCE_KEYS, get_args_parser, load_yaml_config, reference_config_path,
-                                            resolve_config)
+from greedyhash_common.app.train_config import (REFERENCE_KEYS, get_args_parser, load_yaml_config,
+                                                reference_config_path, resolve_config)
+from greedyhash_common.data.split import DEFAULT_PROTOCOL
+from greedyhash_common.infra.errors import UserInputError
 
 EXPECTED = {"protocol": DEFAULT_PROTOCOL, "epochs": reference.EPOCHS, "batch_size": reference.BATCH_SIZE,
             "lr": reference.LEARNING_RATE, "lr_decay_every": reference.LR_DECAY_EVERY_EPOCHS,

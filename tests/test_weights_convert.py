@@ -9,16 +9,16 @@ import pytest
 import torch
 import torchvision
 
-from greedyhash_common.errors import UserInputError
+from greedyhash_common.infra.errors import UserInputError
+from greedyhash_common.state_dicts.paddle_files import read_paddle_state
 from paddle_impl.model import GreedyHash as PaddleGreedyHash
 from paddle_impl.weights import load_backbone as paddle_load_backbone
 from paddle_impl.weights import load_weights as paddle_load_weights
 from torch_impl.model import GreedyHash as TorchGreedyHash
+from torch_impl.torch_files import read_torch_state
 from torch_impl.weights import load_backbone as torch_load_backbone
 from torch_impl.weights import load_weights as torch_load_weights
 from weights_convert.__main__ import main as convert_main
-from weights_convert.paddle_files import read_paddle_state
-from weights_convert.torch_files import read_torch_state
 
 from .conftest import BIT, run_module
 

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from greedyhash_common.dataset import write_split
+from greedyhash_common.data.dataset import write_split
 from greedyhash_common.hyperparameters import SEED
 
 FRAMEWORKS = ("torch", "paddle")

@@ -34,15 +34,16 @@ import numpy as np
 
 from alignment.check import check_step
 from alignment.reprod_format import load_values
-from greedyhash_common.atomic import atomic_path, write_text
-from greedyhash_common.cifar10 import load_cifar10, resolve_data_path
-from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
+from alignment.transforms import preprocess
+from greedyhash_common.data.cifar10 import load_cifar10
+from greedyhash_common.data.source import resolve_data_path
 from greedyhash_common.hyperparameters import IMAGE_SIZE
-from greedyhash_common.transforms import preprocess
+from greedyhash_common.infra.atomic import atomic_path, write_text
+from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 from .gpu_check_side import inputs_path, run_path
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = ("torch", "cpu", "float64")
 ALL_STEPS = ("forward", "loss", "backward")
 CODE_KEYS = {"b": "h"}
@@ -65,16 +66,10 @@ def get_args_parser():
     return parser
 
 
-def module_command(python, module, *arguments):
-    return [python, "-m", module, *map(str, arguments)]
-
-
-def child_environment():
-    """This environment, with the project importable from any interpreter; TF32 off in cuBLAS and cuDNN
-    for both frameworks (Paddle has no Python switch for all of it)."""
-    env = dict(os.environ, NVIDIA_TF32_OVERRIDE="0")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, env.get("PYTHONPATH")]))
-    return env
+def side_environment():
+    """The sides' environment, TF32 off in cuBLAS and cuDNN for both frameworks (Paddle has no Python switch
+    for all of it)."""
+    return child_environment(NVIDIA_TF32_OVERRIDE="0")
 
 
 def write_inputs(workdir, data, batch_size, size):
@@ -92,7 +87,7 @@ def write_inputs(workdir, data, batch_size, size):
 def write_weights(args):
     command = module_command(args.torch_python, "tools.gpu_check_side", "weights", "--workdir", args.workdir, "--bit",
                               args.bit, "--seed", args.seed, *(["--weights", args.weights] if args.weights else []))
-    done = subprocess.run(command, cwd=PROJECT_ROOT, env=child_environment(), capture_output=True, text=True)
+    done = subprocess.run(command, cwd=PROJECT_ROOT, env=side_environment(), capture_output=True, text=True)
     if done.returncode:
         raise UserInputError(f"preparing the weights failed:\n{done.stderr.strip()}")
 
@@ -192,7 +187,7 @@ def main(argv=None):
     os.makedirs(os.path.join(args.workdir, "inputs"), exist_ok=True)
     write_inputs(args.workdir, args.data, args.batch_size, args.size)
     write_weights(args)
-    run_sides(args, child_environment())
+    run_sides(args, side_environment())
     envs = {framework: read_env(args.workdir, framework) for framework in ("torch", "paddle")}
     rows = summary(args.workdir, envs)
     passed = all(row["passed"] for row in rows)

@@ -19,9 +19,9 @@ import os
 import numpy as np
 
 from alignment.reprod_format import save_values
-from greedyhash_common.atomic import write_text
-from greedyhash_common.errors import UserInputError, exits_cleanly_on_bad_input
-from greedyhash_common.runtime_settings import quiet_paddle_import
+from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
 
 def get_args_parser():

@@ -22,11 +22,11 @@ from PIL import Image
 
 from alignment.check import compare_codes
 from alignment.tolerances import tolerance
-from greedyhash_common.cli_options import BEST_WEIGHTS_NAME, LAST_CHECKPOINT_NAME, RUN_HISTORY_NAME, positive_int
-from greedyhash_common.dataset import write_split
-from greedyhash_common.errors import exits_cleanly_on_bad_input
+from greedyhash_common.app.cli_options import BEST_WEIGHTS_NAME, LAST_CHECKPOINT_NAME, RUN_HISTORY_NAME, positive_int
+from greedyhash_common.app.option_checks import check_output_dir
+from greedyhash_common.data.dataset import write_split
 from greedyhash_common.hyperparameters import SEED
-from greedyhash_common.option_checks import check_output_dir
+from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
 
 from .steps import StepFailed, check, run_step
 

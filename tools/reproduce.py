@@ -16,10 +16,10 @@ import os
 import platform
 import sys
 
-from greedyhash_common.atomic import write_text
-from greedyhash_common.cli_options import (BEST_WEIGHTS_NAME, FRAMEWORKS, LAST_CHECKPOINT_NAME, RUN_HISTORY_NAME,
-                                           positive_int)
+from greedyhash_common.app.cli_options import (BEST_WEIGHTS_NAME, FRAMEWORKS, LAST_CHECKPOINT_NAME, RUN_HISTORY_NAME,
+                                               positive_int)
 from greedyhash_common.hyperparameters import BITS, EPOCHS
+from greedyhash_common.infra.atomic import write_text
 
 from .steps import StepFailed, run_step
 

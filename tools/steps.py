@@ -1,10 +1,9 @@
 """Running entry points as a user runs them (python -m ..., from the project root), timed."""
-import os
 import subprocess
 import sys
 import time
 
-from greedyhash_common.cifar10 import PROJECT_ROOT
+from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 
 class StepFailed(Exception):
@@ -13,10 +12,9 @@ class StepFailed(Exception):
 
 def run_step(name, module, arguments, capture=True):
     """Run `python -m module arguments`; return (seconds, stdout). Raise StepFailed on a non-zero exit."""
-    command = [sys.executable, "-m", module, *map(str, arguments)]
-    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
+    command = module_command(sys.executable, module, *arguments)
     started = time.perf_counter()
-    completed = subprocess.run(command, cwd=PROJECT_ROOT, env=env, text=True,
+    completed = subprocess.run(command, cwd=PROJECT_ROOT, env=child_environment(), text=True,
                                stdout=subprocess.PIPE if capture else None,
                                stderr=subprocess.PIPE if capture else None)
     seconds = time.perf_counter() - started

@@ -7,10 +7,11 @@ weights_only=True: a checkpoint from someone else cannot run code.
 """
 import torch
 
-from greedyhash_common.atomic import atomic_path
-from greedyhash_common.training import (check_checkpoint_bit, check_checkpoint_record, checkpoint_record,
-                                        host_rng_state, refusing_malformed, restore_host_rng_state)
-from weights_convert.torch_files import load_torch_file
+from greedyhash_common.app.training import (check_checkpoint_bit, check_checkpoint_record, checkpoint_record,
+                                            host_rng_state, refusing_malformed, restore_host_rng_state)
+from greedyhash_common.infra.atomic import atomic_path
+
+from .torch_files import load_torch_file
 
 from .weights import load_weights
 

@@ -4,7 +4,7 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from greedyhash_common.batch_order import SharedBatchOrder
+from greedyhash_common.data.batch_order import SharedBatchOrder
 from greedyhash_common.hyperparameters import IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -30,7 +30,7 @@ class CifarImages(torch.utils.data.Dataset):
 
 
 class SharedOrderBatchSampler(SharedBatchOrder, torch.utils.data.Sampler):
-    """Batches in greedyhash_common.batch_order's order, a pure function of (seed, epoch): the other
+    """Batches in greedyhash_common.data.batch_order's order, a pure function of (seed, epoch): the other
     framework draws the same batches. With several processes each takes its shard of every batch."""
 
 

@@ -8,7 +8,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from greedyhash_common.cli_options import resolve_device
+from greedyhash_common.app.cli_options import resolve_device
 
 from .runtime import has_gpu
 

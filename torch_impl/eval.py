@@ -3,24 +3,22 @@
   python -m torch_impl.eval --checkpoint logs/train/torch-bit48/best.pth [--ties expected] [--protocol ...]
 
 Options the user leaves out (bit, data, split, image size) come from the training run beside the
-checkpoint (its config.yaml), else from the defaults; the parser is shared with the Paddle side.
+checkpoint (its config.yaml), else from the defaults; the parser and the evaluation around `encode`
+(greedyhash_common.app.checkpoint_tools) are shared with the Paddle side.
 """
-import time
-
 import numpy as np
 import torch
 
-from greedyhash_common.cli_options import get_eval_args_parser
-from greedyhash_common.errors import exits_cleanly_on_bad_input
-from greedyhash_common.hamming_map import mean_average_precision
-from greedyhash_common.prediction import write_json
-from greedyhash_common.run_files import checkpoint_tool_options, evaluation_report, tool_data
-from greedyhash_common.training import deterministic_gpu_environment, with_progress
+from greedyhash_common.app.checkpoint_tools import ToolSide, evaluate_checkpoint, evaluate_with, print_report
+from greedyhash_common.app.cli_options import get_eval_args_parser
+from greedyhash_common.app.run_files import checkpoint_tool_options
+from greedyhash_common.app.training import deterministic_gpu_environment
+from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
 
 from . import runtime
 from .checkpoint import load_model_weights
-from .fast_data import eval_loader
 from .device import select_device
+from .fast_data import eval_loader
 from .model import GreedyHash
 
 FRAMEWORK = "torch"
@@ -41,10 +39,7 @@ def encode(model, loader):
 
 def evaluate(model, query_loader, database_loader, ties="index"):
     """{"map", "query_accuracy"}: mAP of the query set against the whole database."""
-    query_codes, _, query_logits, query_labels = encode(model, with_progress(query_loader, "encoding the queries"))
-    database_codes, _, _, database_labels = encode(model, with_progress(database_loader, "encoding the database"))
-    return {"map": mean_average_precision(query_codes, database_codes, query_labels, database_labels, ties=ties),
-            "query_accuracy": float(np.mean(query_logits.argmax(1) == query_labels))}
+    return evaluate_with(lambda loader: encode(model, loader), query_loader, database_loader, ties)
 
 
 def encoder_for(model, options):
@@ -70,20 +65,14 @@ def load_trained_model(options):
     return model
 
 
+TOOL_SIDE = ToolSide(load_trained_model, encoder_for, eval_loader, runtime.describe)
+
+
 @exits_cleanly_on_bad_input
 def main(argv=None):
     options = checkpoint_tool_options(get_args_parser().parse_args(argv), FRAMEWORK, ties="index")
-    model = load_trained_model(options)
-    with tool_data(options) as data:
-        query_loader, database_loader = (eval_loader(*data.subset(part), options["batch_size"], options["image_size"],
-                                                     options["num_workers"]) for part in ("query", "database"))
-        started = time.perf_counter()
-        metrics = evaluate(model, query_loader, database_loader, options["ties"])
-        report = evaluation_report(options, data, metrics, time.perf_counter() - started, runtime.describe(
-            options["threads"], "float32"))
-    print("\n".join(f"{key}: {value}" for key, value in report.items()))
-    if options["json"]:
-        write_json(options["json"], report)
+    report = evaluate_checkpoint(TOOL_SIDE, options)
+    print_report(report, options["json"])
 
 
 if __name__ == "__main__":

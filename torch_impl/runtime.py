@@ -4,15 +4,15 @@ import platform
 
 import torch
 
-from greedyhash_common.cpu_math import mkl_dispatch_environment, mkl_dispatch_setting
-from greedyhash_common.runtime_settings import thread_environment
+from greedyhash_common.infra.cpu_math import mkl_dispatch_environment, mkl_dispatch_setting
+from greedyhash_common.infra.runtime_settings import thread_environment
 
 
 def configure(threads, deterministic=False, mkl_avx2_on_amd=True):
     """Use `threads` CPU threads (children inherit the count); optionally deterministic GPU kernels.
 
     `mkl_avx2_on_amd`: the variable that lets Paddle's bundled MKL use its AVX2 kernels on an AMD CPU
-    (greedyhash_common.cpu_math); torch's own MKL ignores it, it is set here as on the Paddle side so
+    (greedyhash_common.infra.cpu_math); torch's own MKL ignores it, it is set here as on the Paddle side so
     that both processes run in the same environment."""
     os.environ.update(thread_environment(threads))
     if mkl_avx2_on_amd:

@@ -5,27 +5,27 @@
   torchrun --nproc_per_node 2 -m torch_impl.train ...                  (data parallel)
 
 Reference values come from configs/bit<BIT>.yaml; every option is in --help (the parser is shared with
-the Paddle side: greedyhash_common.train_config).
+the Paddle side: greedyhash_common.app.train_config).
 """
 import os
 import time
 
 import torch
 
-from greedyhash_common import training
-from greedyhash_common.cli_options import BEST_WEIGHTS_NAME, LAST_CHECKPOINT_NAME, RUN_HISTORY_NAME
-from greedyhash_common.errors import exits_cleanly_on_bad_input
+from greedyhash_common.app import training
+from greedyhash_common.app.cli_options import BEST_WEIGHTS_NAME, LAST_CHECKPOINT_NAME, RUN_HISTORY_NAME
+from greedyhash_common.app.run_files import (check_fresh_output_dir, check_training_options, prepare_data,
+                                             resume_checkpoint_path, run_folder)
+from greedyhash_common.app.train_config import get_args_parser, resolve_config, save_config
 from greedyhash_common.hyperparameters import QUANTIZATION_WEIGHT
-from greedyhash_common.run_files import (check_fresh_output_dir, check_training_options, prepare_data,
-                                         resume_checkpoint_path, run_folder)
-from greedyhash_common.train_config import get_args_parser, resolve_config, save_config
+from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
 
 from . import runtime
 from .checkpoint import read_checkpoint, restore_rng_state, restore_training_state, rng_state, save_checkpoint
-from .fast_data import eval_loader, train_loader
 from .device import (device_name, finish_data_parallel, gather_from_processes, init_data_parallel, process_group,
                      select_device, sum_over_processes, wrap_data_parallel)
 from .eval import evaluate
+from .fast_data import eval_loader, train_loader
 from .model import GreedyHash
 from .optim import build_optimizer, current_lr
 from .train_step import train_step

@@ -3,10 +3,11 @@ import os
 
 import torch
 
-from greedyhash_common.errors import UserInputError
-from weights_convert.convert import GREEDYHASH, check_state, detect_layout, missing_backbone_error
-from weights_convert.key_map import IMAGENET_HEAD_KEYS
-from weights_convert.torch_files import read_torch_state, write_torch_state
+from greedyhash_common.infra.errors import UserInputError
+from greedyhash_common.state_dicts.key_map import IMAGENET_HEAD_KEYS
+from greedyhash_common.state_dicts.layout import GREEDYHASH, check_state, detect_layout, missing_backbone_error
+
+from .torch_files import read_torch_state, write_torch_state
 
 
 def _model_shapes(module):

@@ -1,12 +1,13 @@
 """python -m weights_convert torch2paddle SRC.pth DST.pdparams | paddle2torch SRC.pdparams DST.pth"""
 import argparse
 
-from greedyhash_common.errors import exits_cleanly_on_bad_input
-from greedyhash_common.option_checks import check_output_file
+from greedyhash_common.app.option_checks import check_output_file
+from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
+from greedyhash_common.state_dicts.layout import ALEXNET_BACKBONE
+from greedyhash_common.state_dicts.paddle_files import read_paddle_state, write_paddle_state
+from torch_impl.torch_files import read_torch_state, write_torch_state
 
-from .convert import ALEXNET_BACKBONE, paddle_to_torch, torch_to_paddle
-from .paddle_files import read_paddle_state, write_paddle_state
-from .torch_files import read_torch_state, write_torch_state
+from .convert import paddle_to_torch, torch_to_paddle
 
 
 def get_args_parser():

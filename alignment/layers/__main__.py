@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from greedyhash_common.errors import exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
 
 from ..cases import Case, run_cases_of
 from ..steps import step_cases

@@ -17,8 +17,8 @@ import dataclasses
 import json
 import os
 
-from greedyhash_common.atomic import write_text
-from weights_convert.key_map import GREEDYHASH_KEY_MAP
+from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.state_dicts.key_map import GREEDYHASH_KEY_MAP
 
 from ..check import KeyResult, StepResult, _failure, compare_arrays, result_as_json, write_reports
 from ..paths import case_dir, diff_paths, side_values_path

@@ -19,16 +19,16 @@ import time
 
 import numpy as np
 
-from greedyhash_common.dropout_masks import DropoutMaskSchedule
-from greedyhash_common.errors import exits_cleanly_on_bad_input
 from greedyhash_common.hyperparameters import DROPOUT_P
+from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
 
 from ..cases import Case
+from ..dropout_masks import DropoutMaskSchedule
 from ..paths import images_path, labels_path, side_values_path, weights_path
 from ..reprod_format import save_values
 from ..sides import configured_side
-from ..steps import StepContext
 from ..sides import REFERENCE
+from ..steps import StepContext
 from .localize import ISOLATED, MODES, Record, load_record, pair_layers, save_record, stored_key, value_key
 
 

@@ -5,7 +5,7 @@ to do the same thing; only tensor handling differs between torch_side.py and pad
 """
 import importlib
 
-from greedyhash_common.runtime_settings import quiet_paddle_import
+from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
 REFERENCE, PORT = "torch", "paddle"
 

@@ -2,6 +2,7 @@
 import numpy as np
 import paddle
 
+from greedyhash_common.state_dicts.key_map import GREEDYHASH_KEY_MAP, TRANSPOSED_LINEAR_WEIGHTS
 from paddle_impl import data, fast_data, runtime  # noqa: F401 (the steps use side.data, side.fast_data)
 from paddle_impl import eval as evaluation  # noqa: F401 (the steps use side.evaluation)
 from paddle_impl.injected_dropout import inject_dropout_masks
@@ -11,7 +12,6 @@ from paddle_impl.optim import build_optimizer, current_lr
 from paddle_impl.static_model import InferenceEncoder
 from paddle_impl.train import train_one_epoch  # noqa: F401 (the train step drives it)
 from paddle_impl.weights import load_weights
-from weights_convert.key_map import GREEDYHASH_KEY_MAP, TRANSPOSED_LINEAR_WEIGHTS
 
 NAME = "paddle"
 WEIGHTS_SUFFIX = ".pdparams"

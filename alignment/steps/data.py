@@ -7,7 +7,7 @@ The training loader is read in two epochs, so the shared per-epoch order is chec
 and database loaders give their first batch. Loaders produce float32 images whatever the model's
 precision, so the step runs once, in float32.
 """
-from greedyhash_common.dataset import load_data
+from greedyhash_common.data.dataset import load_data
 from greedyhash_common.hyperparameters import BATCH_SIZE, SEED
 
 from ..cases import SIZE

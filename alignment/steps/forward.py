@@ -1,8 +1,8 @@
 """forward: the model's outputs in eval mode, and in training mode with injected dropout masks."""
-from greedyhash_common.dropout_masks import DropoutMaskSchedule
 from greedyhash_common.hyperparameters import DROPOUT_P
 
 from ..cases import SIZE, WEIGHTS
+from ..dropout_masks import DropoutMaskSchedule
 
 USES = (WEIGHTS, SIZE)
 

@@ -4,8 +4,8 @@ dynamic graph); the codes must be identical, and mAP (both tie modes) and query 
 on each side's codes. The `inference` step does the same with Paddle's deployed encoder."""
 import numpy as np
 
-from greedyhash_common.dataset import load_data
-from greedyhash_common.hamming_map import mean_average_precision
+from greedyhash_common.data.dataset import load_data
+from greedyhash_common.metric.hamming_map import mean_average_precision
 
 from ..cases import BULK, WEIGHTS
 

@@ -8,12 +8,12 @@ and every momentum buffer, by torch name in torch's layout.
 """
 import numpy as np
 
-from greedyhash_common.dataset import load_data
-from greedyhash_common.dropout_masks import DropoutMaskSchedule
+from greedyhash_common.app.training import global_batch_sizes
+from greedyhash_common.data.dataset import load_data
 from greedyhash_common.hyperparameters import DROPOUT_P, QUANTIZATION_WEIGHT, SEED
-from greedyhash_common.training import global_batch_sizes
 
 from ..cases import BULK, WEIGHTS
+from ..dropout_masks import DropoutMaskSchedule
 from ..weight_sets import RESCALED
 from .optimizer_coefficients import FLOAT32_EXACT_COEFFICIENTS
 

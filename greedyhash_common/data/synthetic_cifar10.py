@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
-from .cifar10 import (CHANNELS, FOLDER_NAME, IMAGE_HEIGHT, IMAGE_WIDTH, META_NAME, ROW_LENGTH,
+from ..hyperparameters import NUM_CLASSES, SEED
+from ..infra.atomic import atomic_path
+from ..infra.errors import UserInputError, exits_cleanly_on_bad_input
+from .cifar10 import (CHANNELS, CLASS_NAMES, FOLDER_NAME, IMAGE_HEIGHT, IMAGE_WIDTH, META_NAME, ROW_LENGTH,
                       TEST_BATCH_NAME, TRAIN_BATCH_NAMES)
-from .errors import UserInputError, exits_cleanly_on_bad_input
-from .hyperparameters import NUM_CLASSES, SEED
 
 BUILTIN_IMAGES_PER_CLASS = 120
 BUILTIN_SEED = SEED
@@ -24,8 +24,6 @@ BUILTIN_SEED = SEED
 RECIPE_VERSION = 1
 
 TEST_FRACTION_DENOMINATOR = 6  # CIFAR-10 keeps 1,000 of each class's 6,000 images for test_batch
-CLASS_NAMES = (b"airplane", b"automobile", b"bird", b"cat", b"deer",
-               b"dog", b"frog", b"horse", b"ship", b"truck")
 
 # Two classes share each colour and each shape, never both, so no single cue decides the class.
 _PALETTE = np.array([[200, 60, 50], [60, 160, 70], [50, 90, 200], [210, 190, 60], [150, 70, 180]],
@@ -63,7 +61,7 @@ def write_synthetic_cifar10(out_dir, images_per_class, seed):
         _write_batch(folder / name, batch_label, images, labels, positions)
     _write_batch(folder / TEST_BATCH_NAME, "testing batch 1 of 1", images, labels, test)
     _write_python2_pickle(folder / META_NAME, {
-        b"label_names": list(CLASS_NAMES),
+        b"label_names": [name.encode() for name in CLASS_NAMES],
         b"num_cases_per_batch": len(train_batches[0]),
         b"num_vis": ROW_LENGTH,
     })
@@ -127,7 +125,7 @@ def _write_batch(path, batch_label, images, labels, positions):
         b"batch_label": batch_label.encode(),
         b"labels": [int(label) for label in labels[positions]],
         b"data": np.ascontiguousarray(chw_rows),
-        b"filenames": [f"synthetic_{CLASS_NAMES[labels[i]].decode()}_s_{i:06d}.png".encode()
+        b"filenames": [f"synthetic_{CLASS_NAMES[labels[i]]}_s_{i:06d}.png".encode()
                        for i in positions],
     })
 
@@ -160,7 +158,7 @@ def _write_python2_pickle(path, content):
 
 def _parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="python -m greedyhash_common.synthetic_cifar10",
+        prog="python -m greedyhash_common.data.synthetic_cifar10",
         description="Write a synthetic CIFAR-10 in the layout of the python version.")
     parser.add_argument("out_dir", help=f"folder to create {FOLDER_NAME}/ in")
     parser.add_argument("--per-class", type=int, default=BUILTIN_IMAGES_PER_CLASS,

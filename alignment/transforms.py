@@ -4,7 +4,7 @@ must both produce."""
 import numpy as np
 from PIL import Image
 
-from .hyperparameters import IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD
+from greedyhash_common.hyperparameters import IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD
 
 
 def resize_bilinear(image_hwc, size=IMAGE_SIZE):

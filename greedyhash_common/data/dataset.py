@@ -7,8 +7,9 @@ reference counts (100 query / 500 train per class); it gets 20 query / 50 train 
 import dataclasses
 import os
 
-from .cifar10 import dataset_digest, load_cifar10, resolve_data_path
-from .hyperparameters import SEED
+from ..hyperparameters import SEED
+from .cifar10 import dataset_digest, load_cifar10
+from .source import resolve_data_path
 from .split import DEFAULT_PROTOCOL, load_split, make_split, save_split
 
 BUILTIN_QUERY_PER_CLASS = 20
@@ -19,7 +20,7 @@ BUILTIN_TRAIN_PER_CLASS = 50
 class PreparedData:
     images: object  # uint8 (N, 32, 32, 3)
     labels: object  # int64 (N,)
-    split: object  # greedyhash_common.split.Split
+    split: object  # greedyhash_common.data.split.Split
     source: str  # the folder or archive read
 
     def subset(self, part):

@@ -7,10 +7,10 @@ options a user left out from the training run a checkpoint came from.
 import argparse
 import os
 
-from .errors import UserInputError
-from .hamming_map import TIE_MODES
-from .hyperparameters import BATCH_SIZE, BITS, IMAGE_SIZE
-from .split import PROTOCOLS
+from ..data.split import PROTOCOLS
+from ..hyperparameters import BATCH_SIZE, BITS, IMAGE_SIZE
+from ..infra.errors import UserInputError
+from ..metric.hamming_map import TIE_MODES
 
 FRAMEWORKS = ("torch", "paddle")
 TRAINING_RUNS_DIR = os.path.join("logs", "train")
@@ -115,7 +115,7 @@ def get_eval_args_parser(framework):
     parser.add_argument("--batch-size", type=positive_int, help=f"default {BATCH_SIZE}")
     parser.add_argument("--ties", choices=TIE_MODES,
                         help="order inside equal Hamming distances: by database index (default) or the "
-                             "average over all orders; see greedyhash_common/hamming_map.py")
+                             "average over all orders; see greedyhash_common/metric/hamming_map.py")
     parser.add_argument("--json", metavar="FILE", help="also write the results to this JSON file")
     add_runtime_options(parser)
     return parser

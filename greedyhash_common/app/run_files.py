@@ -5,14 +5,14 @@ import os
 import shutil
 import tempfile
 
-from .atomic import remove_temporary_files
+from ..data.dataset import load_data, write_split
+from ..data.split import DEFAULT_PROTOCOL
+from ..hyperparameters import BATCH_SIZE, IMAGE_SIZE, SEED
+from ..infra.atomic import remove_temporary_files
+from ..infra.errors import UserInputError
 from .cli_options import (BEST_WEIGHTS_NAME, DEFAULT_BIT, LAST_CHECKPOINT_NAME, RUN_CONFIG_NAME, RUN_HISTORY_NAME,
                           RUN_SPLIT_NAME, default_run_dir, default_threads)
-from .dataset import load_data, write_split
-from .errors import UserInputError
 from .option_checks import check_image_size, check_output_dir, check_output_file
-from .hyperparameters import BATCH_SIZE, IMAGE_SIZE, SEED
-from .split import DEFAULT_PROTOCOL
 from .train_config import read_run_config
 
 # Read from the run's config.yaml when the user does not give them.

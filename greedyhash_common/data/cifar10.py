@@ -5,18 +5,15 @@ so a tampered file cannot run code. Images come back HWC in the reference order 
 then test_batch), the order DeepHash-pytorch concatenates them in before drawing the split.
 """
 import hashlib
-import json
 import os
 import tarfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_text
-from .errors import UserInputError
-from .hyperparameters import NUM_CLASSES
-from .safe_pickle import loads_numpy_only
+from ..hyperparameters import NUM_CLASSES
+from ..infra.errors import UserInputError
+from ..infra.safe_pickle import loads_numpy_only
 
 FOLDER_NAME = "cifar-10-batches-py"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
@@ -30,9 +27,8 @@ IMAGE_HEIGHT = IMAGE_WIDTH = 32
 CHANNELS = 3
 ROW_LENGTH = CHANNELS * IMAGE_HEIGHT * IMAGE_WIDTH
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BUILTIN_CACHE_DIR = PROJECT_ROOT / ".cache" / "builtin-cifar10"
-_BUILTIN_STAMP_NAME = "builtin-parameters.json"
+# CIFAR-10's class names, in label order (batches.meta's label_names).
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 WHERE_TO_PUT_CIFAR10 = (
     f"for CIFAR-10, point --data at {ARCHIVE_NAME} from {DOWNLOAD_PAGE}, at the {FOLDER_NAME}/ "
@@ -41,16 +37,9 @@ WHERE_TO_PUT_CIFAR10 = (
 )
 
 
-def resolve_data_path(path_or_none):
-    """The CIFAR-10 source to read: the given one (folder or archive), or the built-in data if None."""
-    if path_or_none is None:
-        return _builtin_data_folder()
-    return _locate_source(os.fspath(path_or_none))
-
-
 def load_cifar10(path):
     """Read all six batches: (images uint8 (N, 32, 32, 3), labels int64 (N,)) in the reference order."""
-    source = _locate_source(os.fspath(path))
+    source = locate_cifar10(os.fspath(path))
     if os.path.isdir(source):
         batches = [_read_batch_file(os.path.join(source, name)) for name in BATCH_NAMES]
     else:
@@ -70,7 +59,7 @@ def dataset_digest(images, labels):
     return digest.hexdigest()
 
 
-def _locate_source(path):
+def locate_cifar10(path):
     """Map a user's path to the batches folder or the archive holding CIFAR-10."""
     if os.path.isfile(path):
         return path
@@ -159,29 +148,3 @@ def _check_labels(labels, expected_count, source):
 def _rows_to_hwc(rows):
     """The files store each image as 3 planes of 32x32 (CHW); the models' loaders expect HWC."""
     return rows.reshape(-1, CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH).transpose(0, 2, 3, 1)
-
-
-def _builtin_data_folder():
-    """Generate the synthetic CIFAR-10 once into the cache; regenerate a missing or stale copy."""
-    # Imported here, not at the top, because synthetic_cifar10 takes the file layout from this module.
-    from . import synthetic_cifar10
-
-    wanted = synthetic_cifar10.builtin_parameters()
-    stamp = BUILTIN_CACHE_DIR / _BUILTIN_STAMP_NAME
-    if _read_stamp(stamp) != wanted or not _has_all_batches(BUILTIN_CACHE_DIR / FOLDER_NAME):
-        synthetic_cifar10.write_synthetic_cifar10(
-            BUILTIN_CACHE_DIR, wanted["images_per_class"], wanted["seed"])
-        # Written last, so a generation cut short leaves no stamp and is redone next time.
-        write_text(stamp, json.dumps(wanted, sort_keys=True))
-    return str(BUILTIN_CACHE_DIR / FOLDER_NAME)
-
-
-def _read_stamp(stamp):
-    try:
-        return json.loads(stamp.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _has_all_batches(folder):
-    return all((folder / name).is_file() for name in BATCH_NAMES + (META_NAME,))

@@ -6,7 +6,7 @@ into the training set (the split's `train` array), not image indices.
 """
 import numpy as np
 
-from .errors import UserInputError
+from ..infra.errors import UserInputError
 
 
 def epoch_permutation(num_items, seed, epoch):

@@ -10,11 +10,10 @@ import zipfile
 
 import numpy as np
 
-from greedyhash_common.atomic import atomic_path
-from greedyhash_common.errors import UserInputError
-from greedyhash_common.safe_pickle import load_numpy_only
-
-from .convert import PADDLE_NAME_TABLE_KEY
+from ..infra.atomic import atomic_path
+from ..infra.errors import UserInputError
+from ..infra.safe_pickle import load_numpy_only
+from .layout import PADDLE_NAME_TABLE_KEY
 
 PADDLE_PICKLE_PROTOCOL = 4  # the protocol paddle.save uses
 

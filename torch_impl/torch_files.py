@@ -6,8 +6,8 @@ import zipfile
 
 import torch
 
-from greedyhash_common.atomic import atomic_path
-from greedyhash_common.errors import UserInputError, one_line_reason
+from greedyhash_common.infra.atomic import atomic_path
+from greedyhash_common.infra.errors import UserInputError, one_line_reason
 
 _WRAPPER_KEYS = ("state_dict", "model")  # where training scripts commonly nest the weights
 # torch's weights_only refusal explains itself over several lines; the line that says what was refused:

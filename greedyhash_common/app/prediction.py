@@ -6,13 +6,11 @@ import warnings
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from .atomic import atomic_path, write_text
-from .cifar10 import IMAGE_HEIGHT, IMAGE_WIDTH
-from .errors import UserInputError
-from .hamming_map import hamming_distances
-from .synthetic_cifar10 import CLASS_NAMES as _CLASS_NAME_BYTES
+from ..data.cifar10 import CLASS_NAMES, IMAGE_HEIGHT, IMAGE_WIDTH
+from ..infra.atomic import atomic_path, write_text
+from ..infra.errors import UserInputError
+from ..metric.hamming_map import hamming_distances
 
-CLASS_NAMES = tuple(name.decode() for name in _CLASS_NAME_BYTES)  # CIFAR-10's, in label order
 DEFAULT_TOP_K = 10
 TILE = 96  # pixels per image in the grid (32x32 images enlarged 3x)
 CAPTION_HEIGHT = 28

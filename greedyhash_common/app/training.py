@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
-from .atomic import write_text
-from .batch_order import epoch_batches
-from .errors import UserInputError, one_line_reason
+from ..data.batch_order import epoch_batches
+from ..infra.atomic import write_text
+from ..infra.errors import UserInputError, one_line_reason
 
 LOSS_TERMS = ("loss", "cross_entropy", "quantization")
 CHECKPOINT_FORMAT = "greedyhash-training-checkpoint"

@@ -11,12 +11,12 @@ import os
 
 import yaml
 
-from .atomic import write_text
-from .cifar10 import PROJECT_ROOT
+from ..infra.atomic import write_text
+from ..infra.errors import UserInputError
+from ..project import PROJECT_ROOT
 from .cli_options import (DEFAULT_BIT, RUN_CONFIG_NAME, RUN_SPLIT_NAME, add_data_options, add_runtime_options,
                           bit_length, default_run_dir, default_threads, non_negative_float, non_negative_int,
                           positive_float, positive_int)
-from .errors import UserInputError
 
 CONFIG_DIR = PROJECT_ROOT / "configs"
 

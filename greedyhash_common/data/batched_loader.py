@@ -19,9 +19,13 @@ the table and the conversion of a numpy batch to their tensors.
 """
 import collections
 import concurrent.futures
+import dataclasses
+from typing import Callable
 
 import numpy as np
 from PIL import Image
+
+from ..hyperparameters import IMAGE_SIZE
 
 CHANNELS = 3
 LEVELS = 256
@@ -124,3 +128,32 @@ class SequentialBatches:
 
     def __len__(self):
         return -(-self.num_items // self.batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameworkLoaders:
+    """One framework's fast loaders, built from what its reference loaders use: torch_impl.fast_data and
+    paddle_impl.fast_data each make one and export its two methods."""
+
+    reference_transform: Callable  # size -> Compose(Resize, ToTensor, Normalize) of the framework
+    batch_sampler: Callable  # (num_items, batch_size, seed, rank=, world_size=) -> the shared-order sampler
+    to_tensors: Callable  # (images, labels) as numpy -> the framework's tensors
+
+    def resize_and_table(self, size=IMAGE_SIZE):
+        """(the reference Resize transform, the (3, 256) table of the reference ToTensor + Normalize)."""
+        transform = self.reference_transform(size)
+        resize, *rest = transform.transforms
+        to_tensor_and_normalize = type(transform)(rest)
+        return resize, table_from_chw(to_tensor_and_normalize(value_ramp_image()).numpy())
+
+    def eval_loader(self, images, labels, batch_size, size=IMAGE_SIZE, workers=0):
+        """In dataset order, every image once: the reference eval_loader's batches."""
+        resize, table = self.resize_and_table(size)
+        return BatchedLoader(images, labels, SequentialBatches(len(images), batch_size), resize, table,
+                             self.to_tensors, workers)
+
+    def train_loader(self, images, labels, batch_size, seed, size=IMAGE_SIZE, workers=0, rank=0, world_size=1):
+        """The reference train_loader's batches; `loader.batch_sampler.set_epoch(epoch)` as there."""
+        resize, table = self.resize_and_table(size)
+        sampler = self.batch_sampler(len(images), batch_size, seed, rank=rank, world_size=world_size)
+        return BatchedLoader(images, labels, sampler, resize, table, self.to_tensors, workers)

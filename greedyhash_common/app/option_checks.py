@@ -4,9 +4,9 @@ paths results will be written to (checked now, not after an hour of evaluation).
 import os
 import tempfile
 
-from .atomic import TEMPORARY_PREFIX
-from .errors import UserInputError
-from .hyperparameters import BITS
+from ..hyperparameters import BITS
+from ..infra.atomic import TEMPORARY_PREFIX
+from ..infra.errors import UserInputError
 
 # AlexNet's layers that change the spatial size, in order, as (kernel, stride, padding): conv1, pool,
 # conv2, pool, conv3-5, pool (torchvision's `features`; both models build exactly these).

@@ -69,7 +69,7 @@ import math
 
 import numpy as np
 
-from .errors import UserInputError
+from ..infra.errors import UserInputError
 
 TIE_MODES = ("index", "expected")
 DEFAULT_QUERIES_PER_CHUNK = 32

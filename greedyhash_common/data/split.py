@@ -14,11 +14,12 @@ import zlib
 
 import numpy as np
 
-from .atomic import atomic_path
-from .cifar10 import dataset_digest, load_cifar10, resolve_data_path
-from .errors import UserInputError, exits_cleanly_on_bad_input
-from .hyperparameters import NUM_CLASSES, SEED
-from .option_checks import check_output_file
+from ..app.option_checks import check_output_file
+from ..hyperparameters import NUM_CLASSES, SEED
+from ..infra.atomic import atomic_path
+from ..infra.errors import UserInputError, exits_cleanly_on_bad_input
+from .cifar10 import dataset_digest, load_cifar10
+from .source import resolve_data_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +36,7 @@ PROTOCOLS = {
 }
 DEFAULT_PROTOCOL = "cifar10-1"
 
-SMALLER_COUNTS_HINT = ("draw a split with smaller per-class counts (python -m greedyhash_common.split "
+SMALLER_COUNTS_HINT = ("draw a split with smaller per-class counts (python -m greedyhash_common.data.split "
                        "--query-per-class Q --train-per-class T --out split.npz) and pass it with --split-file, "
                        "or choose another --protocol")
 _FORMAT = "greedyhash-split"
@@ -146,7 +147,7 @@ def load_split(path, expected_digest=None):
         raise UserInputError(
             f"{path}: this split was made for other data (digest {metadata['source_digest'][:12]}…) "
             f"than the data in use (digest {expected_digest[:12]}…); "
-            "make a new one with python -m greedyhash_common.split")
+            "make a new one with python -m greedyhash_common.data.split")
     return Split(**arrays, **{key: metadata[key] for key in
                               ("protocol", "seed", "query_per_class", "train_per_class",
                                "num_images")})
@@ -204,7 +205,7 @@ def _check_indices(arrays, metadata, path):
 
 def _parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="python -m greedyhash_common.split",
+        prog="python -m greedyhash_common.data.split",
         description="Draw the query / train / database split of CIFAR-10 and save it as .npz.")
     parser.add_argument("--data", default=None, help="CIFAR-10 folder or cifar-10-python.tar.gz "
                                                      "(default: the built-in synthetic data)")

@@ -1,0 +1,1 @@
+"""The retrieval metric: Hamming-ranking mean average precision."""

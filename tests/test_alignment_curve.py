@@ -59,6 +59,7 @@ def test_bad_seeds_are_refused(text):
         parse_seeds(text)
 
 
+@pytest.mark.slow
 def test_the_command_trains_both_frameworks_and_writes_curves_and_plot(tmp_path):
     done = run_module("alignment.curve", "--epochs", 1, "--seeds", 3, "--workdir", tmp_path, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -43,6 +43,7 @@ def paddle_side_with_fast_data(**replacements):
     return types.SimpleNamespace(**{**vars(paddle_side), "fast_data": fast_data})
 
 
+@pytest.mark.slow
 def test_loaders_agree_batch_for_batch(weights, tiny_data):
     result = run_step("data", weights, tiny_data)
     assert result.passed, failing(result)
@@ -86,6 +87,7 @@ def test_a_reference_transform_without_normalization_is_named_inside_the_side(we
     assert f"query.batch0.images == {REFERENCE_PREFIX}query.batch0.images (paddle)" in failing(result)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_codes_and_map_agree(weights, tiny_data, dtype):
     result = run_step("metric", weights, tiny_data, dtype=dtype)
@@ -112,6 +114,7 @@ def test_the_deployed_predictor_agrees_with_torch(weights, tiny_data):
     assert {"query_codes", "database_codes", "map"} <= {key.name for key in result.keys}
 
 
+@pytest.mark.slow
 def test_a_predictor_that_deploys_stale_weights_is_named(weights, tiny_data):
     """A deployed encoder built before the weights were loaded: the dynamic graph is right, the predictor not."""
     from paddle_impl.model import GreedyHash

@@ -63,6 +63,7 @@ class NaNInH(paddle.nn.Layer):
         return logits, h + paddle.to_tensor(poison), b
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["forward", "loss", "backward"])
 def test_correct_port_passes(step, weights, small_batch):
     result = run_step(step, weights, *small_batch)
@@ -81,6 +82,7 @@ def test_missed_transpose_of_the_square_weight_fails_forward_naming_h(weights, s
     assert result.worst().name in {"h", "logits", "train_h", "train_logits", "b", "train_b"}
 
 
+@pytest.mark.slow
 def test_missed_transpose_fails_backward_naming_the_weight(weights, small_batch):
     result = run_step("backward", weights, *small_batch, paddle=PaddleSideWith(untransposed_square_weight))
     assert "grad.alex.classifier.4.weight" in failing(result)
@@ -91,6 +93,7 @@ def test_downscale_in_infer_dropout_fails_the_training_mode_outputs(weights, sma
     assert {"train_h", "train_logits"} <= failing(result)
 
 
+@pytest.mark.slow
 def test_leaky_relu_fails_forward_and_backward(weights, small_batch):
     plant = PaddleSideWith(leaky_relu_in_features)
     assert "h" in failing(run_step("forward", weights, *small_batch, paddle=plant))
@@ -123,6 +126,7 @@ def quantization_only_below_one(logits, h, labels, alpha=0.1):
     return cross_entropy + alpha * quantization, cross_entropy, quantization
 
 
+@pytest.mark.slow
 def test_relu6_passes_at_the_seeded_weights_and_fails_at_the_rescaled_ones(weights, rescaled_weights, small_batch):
     plant = PaddleSideWith(relu6_in_classifier)
     assert run_step("forward", weights, *small_batch, paddle=plant).passed  # why the seeded set is not enough
@@ -131,6 +135,7 @@ def test_relu6_passes_at_the_seeded_weights_and_fails_at_the_rescaled_ones(weigh
                                                                paddle=plant))
 
 
+@pytest.mark.slow
 def test_a_quantization_term_wrong_beyond_one_fails_at_the_rescaled_weights(weights, rescaled_weights, small_batch):
     import types
 
@@ -149,6 +154,7 @@ def at_224(labels):
     return np.random.default_rng(7).standard_normal((len(labels), 3, 224, 224)), labels
 
 
+@pytest.mark.slow
 def test_a_max_pool_in_the_adaptive_pool_agrees_at_224_and_fails_at_222(weights, batch_222):
     plant = PaddleSideWith(adaptive_max_pool)
     assert run_step("forward", weights, *at_224(batch_222[1]), paddle=plant).passed  # a 6x6 map: an identity
@@ -161,6 +167,7 @@ def ceil_mode_last_max_pool(model):
     return model
 
 
+@pytest.mark.slow
 def test_a_ceil_mode_max_pool_agrees_at_224_and_fails_at_222(weights, batch_222):
     plant = PaddleSideWith(ceil_mode_last_max_pool)
     assert run_step("forward", weights, *at_224(batch_222[1]), paddle=plant).passed  # 13 -> 6 either way

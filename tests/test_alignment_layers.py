@@ -68,6 +68,7 @@ def first_divergence(trace):
     return row.layer, place
 
 
+@pytest.mark.slow
 def test_correct_port_agrees_at_every_layer_and_writes_the_same_keys(contexts, reference):
     port, isolated = record_side(paddle_side, paddle_layers, contexts[1], {}, reference)
     localization = compare_records("float64", reference, port, isolated)
@@ -80,6 +81,7 @@ def test_correct_port_agrees_at_every_layer_and_writes_the_same_keys(contexts, r
     assert max(row.computes.max_rel for trace in localization.traces for row in trace.rows) < 1e-12
 
 
+@pytest.mark.slow
 def test_missed_transpose_is_found_at_classifier_4(contexts, reference):
     localization = localize_port(contexts, reference, untransposed_square_weight)
     for mode in ("eval", "train"):
@@ -177,6 +179,7 @@ def planted_run(module_tmp):
                                workdir, "--paddle-python", python)
 
 
+@pytest.mark.slow
 def test_the_command_finds_a_planted_defect_in_separate_processes(planted_run):
     from reprod_log import ReprodDiffHelper
 
@@ -195,6 +198,7 @@ def test_the_command_finds_a_planted_defect_in_separate_processes(planted_run):
     assert "diff check failed" in (folder / "layers_diff.log").read_text()
 
 
+@pytest.mark.slow
 def test_the_torch_layer_side_never_imports_paddle(planted_run):
     workdir, _ = planted_run
     assert not side_process_imports_paddle("alignment.layers.side", "--case", "seeded-64px", "--bit", 12,

@@ -130,6 +130,7 @@ def test_a_large_file_is_not_kept_as_reference(tmp_path):
     assert not (tmp_path / "reference").exists()
 
 
+@pytest.mark.slow
 def test_the_suite_localizes_a_failing_forward_step_in_its_report(tmp_path):
     python = interpreter_with_planted_defect(tmp_path / "port", UNTRANSPOSED_CLASSIFIER_4)
     workdir = tmp_path / "logs"

@@ -19,6 +19,7 @@ def suite_run(module_tmp):
     return workdir, done
 
 
+@pytest.mark.slow
 def test_suite_passes_every_case_and_writes_every_file(suite_run):
     workdir, done = suite_run
     assert done.returncode == 0, done.stdout + done.stderr
@@ -37,11 +38,13 @@ def test_suite_passes_every_case_and_writes_every_file(suite_run):
     assert summary["passed"] and len(summary["steps"]) == len(checks)
 
 
+@pytest.mark.slow
 def test_make_clean_removes_everything_the_suite_wrote(suite_run):
     workdir, _ = suite_run
     assert len(list(workdir.iterdir())) > 5 and left_by_make_clean(str(workdir)) == []
 
 
+@pytest.mark.slow
 def test_a_layer_the_run_did_not_exercise_is_reported_not_covered(suite_run):
     """At 64 px the adaptive pool copies a 1x1 map and every max-pool tiles its input exactly (15 -> 7 -> 3 ->
     1): any pooling would agree at the first, a ceil_mode max-pool at the others."""
@@ -58,6 +61,7 @@ def test_a_layer_the_run_did_not_exercise_is_reported_not_covered(suite_run):
     assert "**not covered**: windows of more than one element" in (workdir / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_float64_agreement_is_near_exact(suite_run):
     workdir, _ = suite_run
     for step, case in (("forward", "seeded-64px"), ("forward", "rescaled-64px"), ("loss", "rescaled-64px"),
@@ -67,6 +71,7 @@ def test_float64_agreement_is_near_exact(suite_run):
         assert max(key["max_rel"] for key in report["keys"].values()) < 1e-12, (step, case)
 
 
+@pytest.mark.slow
 def test_reprod_log_reads_what_the_torch_side_wrote(suite_run):
     from reprod_log import ReprodDiffHelper
 
@@ -79,12 +84,14 @@ def test_reprod_log_reads_what_the_torch_side_wrote(suite_run):
     np.testing.assert_allclose(torch_values["h"], paddle_values["h"], rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_torch_side_process_never_imports_paddle(suite_run):
     workdir, _ = suite_run
     assert not side_process_imports_paddle("alignment.side", "--bit", 12, "--workdir", workdir, "--steps", "loss",
                                            "--dtypes", "float64", "--sizes", 64)
 
 
+@pytest.mark.slow
 def test_weights_for_another_bit_length_stop_the_suite_with_a_clear_message(suite_run, tmp_path):
     workdir, _ = suite_run
     done = run_module("alignment", "--sizes", 64, "--bit", 48, "--workdir", tmp_path,

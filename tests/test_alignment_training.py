@@ -35,13 +35,14 @@ def paddle_side_with(**replacements):
     return types.SimpleNamespace(**{**vars(paddle_side), **replacements})
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow)])
 def test_correct_optimizer_and_schedule_pass(weights, small_batch, torch_cache, dtype):
     result = run_step("optim", weights, small_batch, torch_cache, dtype=dtype)
     assert result.passed, failing(result)
     assert {"momentum.fc_plus.bias", "param.alex.classifier.4.weight", "lr_per_epoch"} <= {k.name for k in result.keys}
 
 
+@pytest.mark.slow
 def test_paddle_sgd_instead_of_momentum_is_named(weights, small_batch, torch_cache):
     def sgd(model, lr=LEARNING_RATE, decay_every=LR_DECAY_EVERY_EPOCHS, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY):
         scheduler = paddle.optimizer.lr.StepDecay(learning_rate=lr, step_size=decay_every, gamma=0.1)
@@ -53,6 +54,7 @@ def test_paddle_sgd_instead_of_momentum_is_named(weights, small_batch, torch_cac
     assert "param.fc_plus.weight" in result
 
 
+@pytest.mark.slow
 def test_weight_decay_on_one_side_only_is_named(weights, small_batch, torch_cache):
     def without_decay(model, **options):
         return build_optimizer(model, **{**options, "weight_decay": 0.0})
@@ -63,6 +65,7 @@ def test_weight_decay_on_one_side_only_is_named(weights, small_batch, torch_cach
     assert not {"lr_per_epoch"} & set(result)
 
 
+@pytest.mark.slow
 def test_a_schedule_that_decays_every_epoch_is_named_by_the_reference_rates(weights, small_batch, torch_cache):
     def decays_every_epoch(model, **options):
         return build_optimizer(model, **{**options, "decay_every": 1})
@@ -120,6 +123,7 @@ def loop_with(old, new):
     return paddle_side_with(train_one_epoch=mutated(paddle_impl.train.train_one_epoch, old, new))
 
 
+@pytest.mark.slow
 def test_correct_training_agrees_over_every_iteration(weights, train_data, torch_cache):
     result = run_train_step(weights, train_data, torch_cache)
     assert result.passed, failing(result)
@@ -129,6 +133,7 @@ def test_correct_training_agrees_over_every_iteration(weights, train_data, torch
     assert rates[0] == LEARNING_RATE and rates[-1] == pytest.approx(LEARNING_RATE * 0.1)
 
 
+@pytest.mark.slow
 def test_correct_training_agrees_at_the_rescaled_weights(rescaled_weights, train_data, torch_cache):
     result = run_train_step(rescaled_weights, train_data, torch_cache, learning_rate=RESCALED_LEARNING_RATE)
     assert result.passed, failing(result)
@@ -136,12 +141,14 @@ def test_correct_training_agrees_at_the_rescaled_weights(rescaled_weights, train
     assert np.all(np.isfinite(losses)) and np.ptp(losses) > 0.1 * losses[0]  # it trains, and stays finite
 
 
+@pytest.mark.slow
 def test_the_reference_rate_sends_the_rescaled_weights_to_inf(rescaled_weights, train_data):
     """Why the rescaled set trains at RESCALED_LEARNING_RATE (alignment.weight_sets)."""
     with pytest.raises(TrainingDiverged, match="the loss is not finite"):
         torch_values("train", rescaled_weights, "float32", split_file=train_data, learning_rate=LEARNING_RATE)
 
 
+@pytest.mark.slow
 def test_scheduler_stepped_per_iteration_in_the_loop_is_named(weights, train_data, torch_cache):
     plant = loop_with("meter.update(terms, global_size)",
                       "meter.update(terms, global_size); optimizer._learning_rate.step()")
@@ -154,6 +161,7 @@ def test_a_loop_that_trains_in_eval_mode_is_named(weights, train_data, torch_cac
     assert {"loss_total", "loss_cross_entropy", "param.alex.classifier.1.weight"} <= set(result)
 
 
+@pytest.mark.slow
 def test_a_loop_that_weights_the_loss_by_the_batch_is_named(weights, train_data, torch_cache):
     plant = loop_with("training.shard_weight(len(labels), global_size, world_size)",
                       "training.shard_weight(len(labels), global_size, world_size) / len(labels)")
@@ -163,6 +171,7 @@ def test_a_loop_that_weights_the_loss_by_the_batch_is_named(weights, train_data,
     assert {"param.fc_plus.weight", "momentum.fc_plus.weight"} <= set(failing(result))
 
 
+@pytest.mark.slow
 def test_frozen_hash_layer_bias_is_named(weights, train_data, torch_cache):
     def frozen_bias(bit, dtype, weights_file):
         model = paddle_side.build_model(bit, dtype, weights_file)
@@ -173,6 +182,7 @@ def test_frozen_hash_layer_bias_is_named(weights, train_data, torch_cache):
     assert "param.fc_plus.bias" in result and "momentum.fc_plus.bias" in result
 
 
+@pytest.mark.slow
 def test_another_quantization_weight_in_the_loop_is_named(weights, train_data, torch_cache):
     plant = loop_with("labels, alpha,", "labels, alpha / 10,")
     result = run_train_step(weights, train_data, torch_cache, plant)

@@ -48,6 +48,7 @@ def measurements():
     return results
 
 
+@pytest.mark.slow
 def test_every_measurement_runs_and_reports_its_figures(measurements):
     expected = {(framework, item, variant) for item, (_, variants) in MEASUREMENTS.items()
                 for framework, names in variants.items() for variant in names}
@@ -59,6 +60,7 @@ def test_every_measurement_runs_and_reports_its_figures(measurements):
         assert entry["items_per_run"] == (2 if entry["item"] in ("train", "infer") else 6)
 
 
+@pytest.mark.slow
 def test_markdown_report_has_both_tables_ratios_and_map(measurements):
     from benchmarks.map_speed import measure_map_speed
 
@@ -86,6 +88,7 @@ def test_failed_measurement_is_reported_not_raised():
     assert "boom" in "\n".join(bench._errors([entry]))
 
 
+@pytest.mark.slow
 def test_benchmark_command_writes_json_and_markdown(tmp_path):
     done = run_module("benchmarks", "--quick", "--items", "loader", "--output-dir", tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -137,6 +140,7 @@ def _same_batches(data, reference, batched):
         assert np.array_equal(ref_images, images) and np.array_equal(ref_labels, labels)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", bench.FRAMEWORKS)
 @pytest.mark.parametrize("size, workers", [(224, 0), (224, 2), (64, 2), (32, 0)])
 def test_batched_loaders_give_the_reference_batches_bit_for_bit(framework, size, workers):
@@ -198,6 +202,7 @@ def _train_two_steps(static):
     return losses, {name: value.numpy() for name, value in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_paddle_static_graph_trains_as_the_dynamic_graph():
     (dynamic_losses, dynamic_state), (static_losses, static_state) = _train_two_steps(False), _train_two_steps(True)
     assert dynamic_losses[0] != dynamic_losses[1], dynamic_losses
@@ -268,6 +273,7 @@ def test_every_runtime_sets_the_mkl_dispatch_on_amd_unless_told_not_to(framework
 
 
 # ------------------------------------------------------------------------------------- profile
+@pytest.mark.slow
 @pytest.mark.parametrize("framework, convolution", [("torch", "aten::conv"), ("paddle", "conv2d")])
 def test_the_profile_names_the_operators_of_a_training_step(tmp_path, framework, convolution):
     output = tmp_path / f"profile_{framework}.txt"

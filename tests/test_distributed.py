@@ -22,6 +22,7 @@ LAUNCHERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_two_processes_train_and_checkpoint_both_random_streams(framework, tmp_path):
     split_file = write_tiny_split(tmp_path / "split.npz")

@@ -29,6 +29,7 @@ def run_main(module_name, argv):
     module.main([str(argument) for argument in argv])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_eval_reports_map_and_accuracy_in_both_tie_modes(framework, files, tmp_path):
     results = {}
@@ -42,6 +43,7 @@ def test_eval_reports_map_and_accuracy_in_both_tie_modes(framework, files, tmp_p
     assert results["index"]["query_accuracy"] == results["expected"]["query_accuracy"]
 
 
+@pytest.mark.slow
 def test_both_frameworks_and_both_paddle_engines_score_the_same(files, tmp_path):
     """torch's evaluation, Paddle's on its dynamic graph and on the Paddle Inference predictor (the default)."""
     results = {}
@@ -82,6 +84,7 @@ def test_predict_by_query_index_reports_the_true_class(framework, files, tmp_pat
     assert "image: query image 3" in output and "true class:" in output and "distance" in output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("tool, change, message", [
     ("eval", {"--bit": 48}, "weights for 12-bit codes, the model has 48 bits"),
@@ -115,6 +118,7 @@ def test_bad_input_gives_a_clear_message(framework, tool, change, message, files
     assert not (tmp_path / "grid.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_eval_reads_a_training_checkpoint_and_refuses_one_of_another_bit_length(framework, files, tmp_path, capsys):
     """A training checkpoint (last.*) evaluates like the weights it holds."""

@@ -43,6 +43,7 @@ def dynamic_outputs(weights, batch):
     return softmax(logits.numpy()), codes.numpy(), h.numpy()
 
 
+@pytest.mark.slow
 def test_the_predictor_gives_the_dynamic_models_outputs(exported):
     batch = infer.preprocess(exported["images"][:8], IMAGE_SIZE)
     predictor = infer.create_predictor(exported["model_dir"], "cpu", threads=2)

@@ -17,7 +17,8 @@ CASES_PER_FILE = {"plain": 300, "paddle": 100, "export": 8, "torch": 100}
 TIME_LIMIT_SECONDS = 120  # a hang fails here (each family takes a fraction of it: docs/testing.md)
 
 
-@pytest.mark.parametrize("family", sorted(CASES_PER_FILE))
+@pytest.mark.parametrize("family", [pytest.param(family, marks=pytest.mark.slow) if family == "export" else family
+                                    for family in sorted(CASES_PER_FILE)])
 def test_every_damaged_or_crafted_file_is_refused_cleanly(family):
     command = [sys.executable, "-m", "tests.fuzz_readers", family, str(SEED), str(CASES_PER_FILE[family])]
     try:

@@ -52,6 +52,7 @@ def gpu_check_run(module_tmp):
     return done, workdir
 
 
+@pytest.mark.slow
 def test_gpu_check_passes_on_its_cpu_path_and_says_so(gpu_check_run):
     done, workdir = gpu_check_run
     assert done.returncode == 0, done.stdout + done.stderr
@@ -68,6 +69,7 @@ def test_gpu_check_passes_on_its_cpu_path_and_says_so(gpu_check_run):
     assert report["runs"][0]["max_rel"] < 1e-12
 
 
+@pytest.mark.slow
 def test_gpu_check_fails_tf32_like_rounding_and_a_changed_gradient(gpu_check_run):
     """What a GPU with TF32 left on would give (outputs about 1e-3 relative off), and a float64 gradient
     that differs (a GPU kernel computing something else), both fail against the reference."""
@@ -87,6 +89,7 @@ def test_gpu_check_fails_tf32_like_rounding_and_a_changed_gradient(gpu_check_run
     assert failing == {"grad.alex.classifier.4.weight"}
 
 
+@pytest.mark.slow
 def test_gpu_check_device_gpu_without_a_gpu_is_refused(tmp_path):
     import torch
 

@@ -64,6 +64,7 @@ def test_the_smallest_image_size_is_the_one_alexnet_accepts():
 # ------------------------------------------------------------------------------------------------------------
 # A crafted .pdparams: an object dtype whose flags deny holding objects crashed every Paddle file reader.
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module, arguments", [
     ("weights_convert", ["paddle2torch", "{forged}", "{out}/converted.pth"]),
     ("paddle_impl.eval", ["--checkpoint", "{forged}", "--bit", BIT, "--engine", "dynamic", "--json", "{out}/e.json"]),
@@ -84,6 +85,7 @@ def test_a_forged_dtype_is_refused_by_every_paddle_file_reader(module, arguments
 # ------------------------------------------------------------------------------------------------------------
 # Image sizes below what AlexNet accepts, bit lengths and counts: refused before any work, by every tool.
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module, arguments, message", [
     ("paddle_impl.eval", ["--checkpoint", "{paddle}", "--image-size", 32, "--engine", "dynamic"], SIZE_MESSAGE),
     ("paddle_impl.predict", ["--checkpoint", "{paddle}", "--image-size", 62, "--index", 0], SIZE_MESSAGE),
@@ -119,6 +121,7 @@ def write_export_metadata(folder):
     return str(folder)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module, arguments, message", [
     ("paddle_impl.train", ["--bit", BIT, "--output-dir", "{file}"], "--output-dir {file}: a file, not a folder"),
     ("torch_impl.train", ["--bit", BIT, "--output-dir", "/proc/greedyhash/run"],
@@ -147,6 +150,7 @@ def test_unusable_output_paths_are_refused_before_the_work(module, arguments, me
 # ------------------------------------------------------------------------------------------------------------
 # Resume: a configuration file cannot change a resumed run.
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_resume_refuses_a_configuration_file(framework, one_epoch_run):
     run_dir = one_epoch_run(framework)
@@ -203,6 +207,7 @@ CRAFTED_RECORDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("crafted", sorted(CRAFTED_RECORDS))
 def test_a_crafted_checkpoint_record_is_refused_on_resume(framework, crafted, one_epoch_run, tmp_path, capsys):
@@ -220,6 +225,7 @@ def test_a_crafted_checkpoint_record_is_refused_on_resume(framework, crafted, on
     assert sorted(os.listdir(tmp_path)) == [LAST[framework]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_malformed_random_number_states_are_refused_on_resume(framework, one_epoch_run, tmp_path):
     content = read_record(framework, one_epoch_run(framework) / LAST[framework])
@@ -234,6 +240,7 @@ def test_malformed_random_number_states_are_refused_on_resume(framework, one_epo
 # ------------------------------------------------------------------------------------------------------------
 # Leftovers: temporary files of a killed write, the files of a failed or unfinished start.
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_the_temporary_file_of_a_killed_checkpoint_write_is_removed_on_the_next_start(framework, one_epoch_run):
     run_dir = one_epoch_run(framework)
@@ -245,6 +252,7 @@ def test_the_temporary_file_of_a_killed_checkpoint_write_is_removed_on_the_next_
     assert not leftover.exists()
 
 
+@pytest.mark.slow
 def test_an_unfinished_start_is_replaced_by_the_next_fresh_run(split_file, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -260,6 +268,7 @@ def test_an_unfinished_start_is_replaced_by_the_next_fresh_run(split_file, tmp_p
                                            "split.npz"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_failed_start_leaves_no_run_folder(framework, split_file, tmp_path):
     run_dir = tmp_path / "run"
@@ -269,6 +278,7 @@ def test_a_failed_start_leaves_no_run_folder(framework, split_file, tmp_path):
     assert not run_dir.exists()
 
 
+@pytest.mark.slow
 def test_the_suite_refuses_bad_weights_before_writing_anything(tmp_path):
     forged = write_forged_pdparams(tmp_path / "forged.pdparams")
     workdir = tmp_path / "logs"
@@ -281,6 +291,7 @@ def test_the_suite_refuses_bad_weights_before_writing_anything(tmp_path):
 # ------------------------------------------------------------------------------------------------------------
 # Ctrl-C: one line and status 130, and a fresh run interrupted before its first checkpoint leaves nothing.
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_ctrl_c_stops_training_with_one_line(framework, tmp_path):
     run_dir = tmp_path / "run"
@@ -303,6 +314,7 @@ def test_ctrl_c_stops_training_with_one_line(framework, tmp_path):
 # ------------------------------------------------------------------------------------------------------------
 # Messages that named the wrong thing, or several lines of another library's advice.
 
+@pytest.mark.slow
 def test_torch_reading_a_paddle_file_or_garbage_says_so_in_one_line(tmp_path):
     paddle_file = tmp_path / "model.pdparams"
     with open(paddle_file, "wb") as handle:
@@ -326,6 +338,7 @@ def test_a_torch_file_given_to_the_paddle_side_is_named(split_file, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_cifar_batches_of_pickle_protocol_2_are_read_and_too_few_images_name_the_way_out(tmp_path):
     data = write_cifar_batches(tmp_path / "data", images_per_class=1, protocol=2)
     completed = run_module("greedyhash_common.data.split", "--data", data, "--query-per-class", 1, "--train-per-class",

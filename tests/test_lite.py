@@ -5,11 +5,13 @@ from tools import lite_chain, reproduce
 from tests.tiny_runs import write_tiny_split
 
 
+@pytest.mark.slow
 def test_the_lite_chain_trains_evaluates_exports_and_infers(tmp_path):
     timings = lite_chain.run_chain(str(tmp_path / "lite"), threads=2)
     assert [step for step, _ in timings] == ["split", "train", "eval", "export", "infer", "predict"]
 
 
+@pytest.mark.slow
 def test_the_reproduce_chain_writes_the_table(tmp_path):
     """The whole make reproduce chain, with 1 epoch of tiny data (nobody can run the real one here)."""
     split_file = write_tiny_split(tmp_path / "split.npz")

@@ -54,6 +54,7 @@ def without_timings(history):
     return [{key: value for key, value in record.items() if key not in TIMING_KEYS} for record in history]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(framework, split_file,
                                                                                  uninterrupted, tmp_path):
@@ -73,6 +74,7 @@ def test_a_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
     assert resumed["best_map"] == expected["best_map"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_an_absurd_learning_rate_stops_the_run_with_a_clear_message(framework, split_file, tmp_path):
     # --deterministic here too: the flag must be harmless on a CPU build (it only concerns GPU kernels).
@@ -84,6 +86,7 @@ def test_an_absurd_learning_rate_stops_the_run_with_a_clear_message(framework, s
     assert os.listdir(tmp_path) == []  # diverged before its first checkpoint: no config.yaml, no split.npz
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_non_finite_loss_keeps_the_last_good_checkpoint(framework, uninterrupted, monkeypatch, capsys):
     train = importlib.import_module(f"{framework}_impl.train")
@@ -133,6 +136,7 @@ def test_a_corrupt_checkpoint_is_refused_on_resume(framework, tmp_path, capsys):
     assert f"{corrupt}: not a readable" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_resume_refuses_a_changed_trajectory_and_a_new_run_refuses_an_existing_one(framework, uninterrupted, capsys):
     train = importlib.import_module(f"{framework}_impl.train")

@@ -39,6 +39,7 @@ def convert_in_process(direction, source, target, capsys):
     return status, captured.out, captured.err
 
 
+@pytest.mark.slow
 def test_torch_paddle_torch_round_trip_is_bit_identical(weights, tmp_path):
     torch_file, _ = weights
     middle, back = tmp_path / "model.pdparams", tmp_path / "back.pth"
@@ -75,6 +76,7 @@ def torchvision_checkpoint(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_torchvision_alexnet_checkpoint_becomes_a_paddle_backbone(torchvision_checkpoint, tmp_path):
     target = tmp_path / "alexnet_backbone.pdparams"
     done = convert("torch2paddle", torchvision_checkpoint, target)

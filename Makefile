@@ -214,7 +214,7 @@ bench: $(INSTALLED)
 # Each framework's own profiler on the training step, with each MKL code path -> $(LOGS)/profile_*.txt
 .PHONY: profile
 profile: $(INSTALLED)
-	for framework in torch paddle; do for mkl in vendor avx2; do \
+	for framework in torch paddle; do for mkl in vendor avx2; do echo "profile: $$framework, MKL $$mkl"; \
 		$(PYTHON) -m benchmarks.profile $$framework --mkl $$mkl --output $(LOGS)/profile_$${framework}_$$mkl.txt \
 			> /dev/null || exit 1; done; done
 	@echo "operator tables: $(LOGS)/profile_*.txt"

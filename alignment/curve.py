@@ -23,7 +23,7 @@ from greedyhash_common.project import PROJECT_ROOT, child_environment, module_co
 
 from .paths import split_path
 from .reprod_format import load_values
-from .suite import prepare_weights
+from .suite import prepare_weights, show_progress
 from .tolerances import CURVE_FINAL_MAP_STD, curve_map_tolerance
 from .weight_sets import SEEDED, USER
 
@@ -73,6 +73,7 @@ def train_both(args, seed):
         log = open(os.path.join(args.workdir, f"seed{seed}_{side}.log"), "w", encoding="utf-8")
         running.append((side, subprocess.Popen(command, cwd=PROJECT_ROOT, env=child_environment(), stdout=log,
                                                stderr=subprocess.STDOUT), log))
+    show_progress({log.name: process for _, process, log in running})
     failed = []
     for side, process, log in running:
         if process.wait():

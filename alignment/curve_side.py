@@ -8,6 +8,7 @@ dropout (seeded by --seed), from the suite's converted weights on the shared bat
 a reprod_log file. The batched loaders (fast_data) give the reference loaders' batches bit for bit.
 """
 import argparse
+import time
 
 import numpy as np
 
@@ -59,6 +60,7 @@ def train_and_evaluate(side, args):
                        for part in ("query", "database"))
     records = {key: [] for key in (*LOSS_KEYS, "map", "query_accuracy", "map_epoch")}
     for epoch in range(args.epochs):
+        started = time.perf_counter()
         loader.batch_sampler.set_epoch(epoch)
         step_terms = []
         side.train_one_epoch(model, optimizer, loader, epoch, global_batch_sizes(len(loader.dataset), BATCH_SIZE,
@@ -73,6 +75,8 @@ def train_and_evaluate(side, args):
             records["map"].append(scores["map"])
             records["query_accuracy"].append(scores["query_accuracy"])
             records["map_epoch"].append(epoch + 1)
+        print(f"{args.framework} seed {args.seed} epoch {epoch + 1}/{args.epochs}: "
+              f"{time.perf_counter() - started:.1f} s", flush=True)  # suite.show_progress relays it
     return {key: np.array(series, dtype=np.float64) for key, series in records.items()}
 
 

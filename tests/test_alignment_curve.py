@@ -1,5 +1,6 @@
 """align-curve: both frameworks train normally; the verdict on the final mAP and the figures beside it."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -63,6 +64,8 @@ def test_bad_seeds_are_refused(text):
 def test_the_command_trains_both_frameworks_and_writes_curves_and_plot(tmp_path):
     done = run_module("alignment.curve", "--epochs", 1, "--seeds", 3, "--workdir", tmp_path, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
+    for side in ("torch", "paddle"):  # each epoch's end is shown while training runs
+        assert re.search(rf"^\[ *\d+ s\] {side} seed 3 epoch 1/1: [\d.]+ s$", done.stdout, re.M), done.stdout
     summary = json.loads((tmp_path / "curve.json").read_text())
     assert summary["seeds"] == [3] and summary["map_epochs"] == [1] and summary["tolerance"] == curve_map_tolerance(1)
     for side in ("torch", "paddle"):

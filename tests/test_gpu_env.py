@@ -58,6 +58,7 @@ def test_gpu_check_passes_on_its_cpu_path_and_says_so(gpu_check_run):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "torch's device runs ran on the CPU" in done.stdout
     assert "paddle's device runs ran on the CPU" in done.stdout
+    assert re.search(r"^\[ *\d+ s\] paddle forward and backward cpu float64: [\d.]+ s$", done.stdout, re.M)
     with open(workdir / "gpu_check.json", encoding="utf-8") as handle:
         report = json.load(handle)
     assert report["passed"] and report["on_gpu"] == []

@@ -7,8 +7,10 @@ from tests.tiny_runs import write_tiny_split
 
 @pytest.mark.slow
 def test_the_lite_chain_trains_evaluates_exports_and_infers(tmp_path):
-    timings = lite_chain.run_chain(str(tmp_path / "lite"), threads=2)
+    shown = []
+    timings = lite_chain.run_chain(str(tmp_path / "lite"), threads=2, step_done=lambda *done: shown.append(done))
     assert [step for step, _ in timings] == ["split", "train", "eval", "export", "infer", "predict"]
+    assert shown == timings  # each step is reported as it ends, not at the end of the chain
 
 
 @pytest.mark.slow

@@ -34,6 +34,7 @@ import numpy as np
 
 from alignment.check import check_step
 from alignment.reprod_format import load_values
+from alignment.suite import show_progress
 from alignment.transforms import preprocess
 from greedyhash_common.data.cifar10 import load_cifar10
 from greedyhash_common.data.source import resolve_data_path
@@ -119,6 +120,7 @@ def run_sides(args, environment):
         with open(log, "w", encoding="utf-8") as handle:
             running.append((framework, log, subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment,
                                                              stdout=handle, stderr=subprocess.STDOUT)))
+    show_progress({log: process for _, log, process in running})
     failed = [(framework, log) for framework, log, process in running if process.wait()]
     if failed:
         details = "\n".join(f"{framework} side failed:\n{open(log, encoding='utf-8').read().strip()[-2000:]}"

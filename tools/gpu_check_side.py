@@ -15,6 +15,7 @@ weights.pdparams: torch's seeded initialization, or a GreedyHash checkpoint of e
 import argparse
 import json
 import os
+import time
 
 import numpy as np
 
@@ -144,10 +145,13 @@ def main(argv=None):
     runs = [("cpu", "float64"), (device, "float32")] + ([(device, "float64")] if device != "cpu" else [])
     names = {}
     for run_device, dtype in runs:
+        started = time.perf_counter()
         place.use(run_device)
         names[run_device] = place.name()
         save_values(forward_and_backward(side, place, args.bit, dtype, weights, images, labels),
                     run_path(args.workdir, args.framework, run_device, dtype))
+        print(f"{args.framework} forward and backward {run_device} {dtype}: {time.perf_counter() - started:.1f} s",
+              flush=True)  # alignment.suite.show_progress relays it
     env = {**side.describe(args.threads, "float32,float64"), "gpu_visible": gpu, "device": device,
            "device_names": names, "nvidia_tf32_override": os.environ.get("NVIDIA_TF32_OVERRIDE")}
     write_text(os.path.join(args.workdir, f"{args.framework}_env.json"), json.dumps(env, indent=2) + "\n")

@@ -51,8 +51,9 @@ def read_json(path):
         return json.load(handle)
 
 
-def run_chain(workdir, threads=None):
-    """Run and check every step; return [(step, seconds)]. Raises StepFailed."""
+def run_chain(workdir, threads=None, step_done=lambda step, seconds: None):
+    """Run and check every step, calling step_done(step, seconds) as each ends; return [(step, seconds)].
+    Raises StepFailed."""
     workdir = os.path.abspath(workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     paths = {name: os.path.join(workdir, name) for name in ("split.npz", "train", "eval.json", "export",
@@ -60,34 +61,38 @@ def run_chain(workdir, threads=None):
     runtime = ["--threads", threads] if threads else []
     timings = []
 
+    def finished(step, seconds):
+        timings.append((step, seconds))
+        step_done(step, seconds)
+
     started = time.perf_counter()
     write_split(None, paths["split.npz"], PROTOCOL, SEED, QUERY_PER_CLASS, TRAIN_PER_CLASS)
-    timings.append(("split", time.perf_counter() - started))
+    finished("split", time.perf_counter() - started)
 
     seconds, _ = run_step("train", "paddle_impl.train", [
         "--bit", BIT, "--epochs", EPOCHS, "--image-size", IMAGE_SIZE, "--protocol", PROTOCOL,
         "--split-file", paths["split.npz"], "--output-dir", paths["train"], *runtime])
-    timings.append(("train", seconds))
+    finished("train", seconds)
     best_map = check_training(paths["train"])
 
     best = os.path.join(paths["train"], BEST_WEIGHTS_NAME["paddle"])
     seconds, _ = run_step("eval", "paddle_impl.eval", ["--checkpoint", best, "--json", paths["eval.json"], *runtime])
-    timings.append(("eval", seconds))
+    finished("eval", seconds)
     evaluation = read_json(paths["eval.json"])
     check(evaluation["map"] == best_map, f"eval: mAP {evaluation['map']} differs from the training's best {best_map}")
 
     seconds, _ = run_step("export", "paddle_impl.export", ["--checkpoint", best, "--output-dir", paths["export"]])
-    timings.append(("export", seconds))
+    finished("export", seconds)
     check(os.path.isfile(os.path.join(paths["export"], "model.pdiparams")), "export: no model.pdiparams written")
 
     seconds, _ = run_step("infer", "paddle_impl.infer", ["--model-dir", paths["export"], "--index", 0, "--json",
                                                          paths["infer.json"], "--device", "cpu", *runtime])
-    timings.append(("infer", seconds))
+    finished("infer", seconds)
 
     seconds, _ = run_step("predict", "paddle_impl.predict", [
         "--checkpoint", best, "--index", 0, "--top-k", 5, "--output", paths["predict.png"], "--json",
         paths["predict.json"], *runtime])
-    timings.append(("predict", seconds))
+    finished("predict", seconds)
     check_inference_matches(read_json(paths["infer.json"]), read_json(paths["predict.json"]), paths["predict.png"])
     return timings
 
@@ -122,12 +127,11 @@ def main(argv=None):
     check_output_dir(args.workdir, "--workdir")
     started = time.perf_counter()
     try:
-        timings = run_chain(args.workdir, args.threads)
+        run_chain(args.workdir, args.threads, lambda step, seconds: print(f"  {step:<8s} {seconds:6.1f} s  ok",
+                                                                          flush=True))
     except StepFailed as failure:
         print(f"lite chain FAILED: {failure}", file=sys.stderr)
         sys.exit(1)
-    for step, seconds in timings:
-        print(f"  {step:<8s} {seconds:6.1f} s  ok")
     print(f"lite chain passed in {time.perf_counter() - started:.1f} s (work files in {args.workdir})")
 
 

@@ -169,3 +169,21 @@ def write_reports(result, env, log_path, json_path):
         with open(tmp, "w", encoding="utf-8") as handle:
             json.dump(result_as_json(result, env), handle, indent=2)
             handle.write("\n")
+
+
+def verdict_table(rows, columns):
+    """Verdict rows as a terminal table: the `columns` [(key, width)] that say what was compared, then the
+    verdict, the worst key, its max abs and max rel difference, the limit and any note."""
+    def cells(values):
+        return " ".join(f"{value:<{width}}" for value, width in values)
+
+    header = (cells([(key, width) for key, width in columns] + [("verdict", 7), ("worst key", 34)])
+              + "".join(f" {name:>10}" for name in ("max abs", "max rel", "limit")))
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(cells([(str(row[key])[:width], width) for key, width in columns]
+                           + [("pass" if row["passed"] else "FAIL", 7), (row["worst_key"][:34], 34)])
+                     + "".join(f" {row[name]:>10.3g}" for name in ("max_abs", "max_rel", "limit"))
+                     + (f"  {row['note']}" if row["note"] else ""))
+    return "\n".join(lines)
+

@@ -18,7 +18,7 @@ from greedyhash_common.project import PROJECT_ROOT, child_environment, module_co
 
 from . import coverage
 from .cases import add_case_options, run_cases_of
-from .check import StepResult, _failure, check_step, write_reports
+from .check import StepResult, _failure, check_step, verdict_table, write_reports
 from .inputs import write_input_batch
 from .layers.localize import DIRECTIONS, localize_files
 from .paths import coverage_path, diff_paths, env_path, inputs_dir, side_values_path, split_path
@@ -204,17 +204,6 @@ def _note(result, passed_in_float64, rounding):
     return result.worst().note
 
 
-def format_table(rows):
-    header = (f"{'step':<10} {'case':<16} {'dtype':<8} {'verdict':<7} {'worst key':<34} {'max abs':>10} {'max rel':>10}"
-              f" {'limit':>10}")
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        lines.append(f"{row['step']:<10} {row['case']:<16} {row['dtype']:<8} {'pass' if row['passed'] else 'FAIL':<7} "
-                     f"{row['worst_key'][:34]:<34} {row['max_abs']:>10.3g} {row['max_rel']:>10.3g} "
-                     f"{row['limit']:>10.3g}" + (f"  {row['note']}" if row["note"] else ""))
-    return "\n".join(lines)
-
-
 def run_layer_sides(args, dtypes, case):
     """Record every layer of one case, torch first: the Paddle side reads torch's record to pair its layers
     and to feed each of them torch's input. Return {side: log path} of a side that failed."""
@@ -304,7 +293,7 @@ def main(argv=None):
                           indent=2, default=str) + "\n")
     write_report(args.workdir, rows, {dtype: _read_env(args.workdir, dtype) for dtype in dtypes}, localizations,
                  localization_failures, run_settings(args), coverage_rows)
-    print(format_table(rows))
+    print(verdict_table(rows, [("step", 10), ("case", 16), ("dtype", 8)]))
     print(terminal_summary(args.workdir, localizations, localization_failures, coverage_rows))
     print(closing_line(rows, coverage_rows, args.workdir))
     sys.exit(0 if passed else 1)

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from alignment.check import check_step, compare_arrays, compare_codes, diff_log_lines, write_reports
+from alignment.check import check_step, compare_arrays, compare_codes, diff_log_lines, verdict_table, write_reports
 from alignment.steps import STEPS, runs_in
 from alignment.tolerances import NEAR_EXACT, Tolerance, tolerance
 
@@ -124,3 +124,12 @@ def test_every_step_and_key_of_the_reference_run_is_held_to_the_tolerance_table(
             checked.add((report["step"], report["dtype"]))
     assert checked == {(step, dtype) for dtype in ("float32", "float64") for step in STEPS if runs_in(step, dtype)}
     assert tolerance("backward", "float64", "grad.input") == NEAR_EXACT
+
+def test_the_terminal_table_names_each_check_its_verdict_and_worst_key():
+    rows = [{"step": "backward", "case": "rescaled-222px", "dtype": "float64", "passed": False,
+             "worst_key": "grad.alex.features.0.weight", "max_abs": 1e-3, "max_rel": 0.2, "limit": 3e-12,
+             "note": "NaN or Inf in paddle"}]
+    lines = verdict_table(rows, [("step", 10), ("case", 16), ("dtype", 8)]).splitlines()
+    assert lines[0].split() == ["step", "case", "dtype", "verdict", "worst", "key", "max", "abs", "max", "rel", "limit"]
+    assert lines[2].split() == ["backward", "rescaled-222px", "float64", "FAIL", "grad.alex.features.0.weight", "0.001",
+                                "0.2", "3e-12", "NaN", "or", "Inf", "in", "paddle"]

@@ -32,7 +32,7 @@ import sys
 
 import numpy as np
 
-from alignment.check import check_step
+from alignment.check import check_step, verdict_table
 from alignment.reprod_format import load_values
 from alignment.suite import show_progress
 from alignment.transforms import preprocess
@@ -170,17 +170,6 @@ def describe_run(run, envs):
     return f"{framework} {envs[framework]['device_names'][device]} {dtype}"
 
 
-def format_rows(rows):
-    header = (f"{'run':<22} {'against':<22} {'keys':<18} {'verdict':<7} {'worst key':<30} {'max abs':>9} "
-              f"{'max rel':>9} {'limit':>9}")
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        lines.append(f"{row['run'][:22]:<22} {row['against'][:22]:<22} {row['keys']:<18} "
-                     f"{'pass' if row['passed'] else 'FAIL':<7} {row['worst_key'][:30]:<30} {row['max_abs']:>9.3g} "
-                     f"{row['max_rel']:>9.3g} {row['limit']:>9.3g}" + (f"  {row['note']}" if row["note"] else ""))
-    return "\n".join(lines)
-
-
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
@@ -197,7 +186,7 @@ def main(argv=None):
     write_text(os.path.join(args.workdir, "gpu_check.json"),
                json.dumps({"passed": passed, "on_gpu": on_gpu, "env": envs, "runs": rows}, indent=2, default=str)
                + "\n")
-    print(format_rows(rows))
+    print(verdict_table(rows, [("run", 22), ("against", 22), ("keys", 18)]))
     for framework in ("torch", "paddle"):
         if framework not in on_gpu:
             reason = "--device cpu" if envs[framework]["gpu_visible"] else f"{framework} sees no GPU"

@@ -1,4 +1,4 @@
 """The PaddlePaddle port of GreedyHash, mirroring `torch_impl` file for file."""
-from greedyhash_common.infra.runtime_settings import import_paddle_quietly
+from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
-import_paddle_quietly()
+quiet_paddle_import()

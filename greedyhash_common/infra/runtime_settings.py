@@ -9,19 +9,19 @@ def thread_environment(threads):
 
 
 def quiet_paddle_import():
-    """Paddle warns "No ccache found" at every import and logs glog lines; neither concerns a user."""
+    """Prepare this process for `import paddle`; every entry point calls it before Paddle is imported.
+
+    - Paddle warns "No ccache found" at every import and logs glog lines, and its GPU build on a machine
+      without a GPU warns that it uses the CPU (each tool's run description says the device); none of
+      it concerns a user.
+    - Paddle prints two lines to stderr at import whenever OMP_NUM_THREADS is above 1 (they would break
+      a one-line error): the variable is dropped, since every entry point sets its thread count after
+      the import (each runtime's configure).
+    - Pillow is loaded first: Paddle 2.6's library exports zlib's symbols, and a Pillow loaded after it
+      binds to them, so that writing a PNG crashes the process (segmentation fault in deflateReset).
+    """
     warnings.filterwarnings("ignore", message=".*ccache.*")
+    warnings.filterwarnings("ignore", message="You are using GPU version Paddle")
     os.environ.setdefault("GLOG_minloglevel", "2")
-
-
-def import_paddle_quietly():
-    """Import paddle as quiet_paddle_import prepares it, and without the two lines Paddle prints to stderr
-    whenever OMP_NUM_THREADS is above 1 (they would break a one-line error): the variable is hidden
-    during the import only. The thread count is set after the import by each runtime's configure."""
-    quiet_paddle_import()
-    threads = os.environ.pop("OMP_NUM_THREADS", None)
-    try:
-        import paddle  # noqa: F401
-    finally:
-        if threads is not None:
-            os.environ["OMP_NUM_THREADS"] = threads
+    os.environ.pop("OMP_NUM_THREADS", None)
+    import PIL.Image  # noqa: F401

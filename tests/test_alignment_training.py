@@ -156,6 +156,7 @@ def test_scheduler_stepped_per_iteration_in_the_loop_is_named(weights, train_dat
     assert {"loss_total", "param.fc_plus.weight"} <= set(result)
 
 
+@pytest.mark.slow
 def test_a_loop_that_trains_in_eval_mode_is_named(weights, train_data, torch_cache):
     result = failing(run_train_step(weights, train_data, torch_cache, loop_with("model.train()", "model.eval()")))
     assert {"loss_total", "loss_cross_entropy", "param.alex.classifier.1.weight"} <= set(result)

@@ -1,6 +1,6 @@
 """Shared fixtures: one seeded GreedyHash checkpoint in both formats, small inputs."""
-import os
 import fnmatch
+import os
 import shutil
 import subprocess
 import sys
@@ -71,6 +71,14 @@ def module_tmp(tmp_path_factory):
     yield mktemp
     for folder in made:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def split_file(module_tmp):
+    """A tiny run's split (tests/tiny_runs.py), one per test module."""
+    from tests.tiny_runs import write_tiny_split
+
+    return write_tiny_split(module_tmp("split") / "split.npz")
 
 
 @pytest.fixture(scope="session")

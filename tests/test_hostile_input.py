@@ -16,31 +16,16 @@ from greedyhash_common.app.option_checks import SMALLEST_IMAGE_SIZE
 from greedyhash_common.app.prediction import read_image_file
 from tests.conftest import PROJECT_ROOT, run_module
 from tests.hostile_files import assert_refused, write_cifar_batches, write_forged_pdparams, write_png_header_only
-from tests.tiny_runs import BIT, FRAMEWORKS, LAST, tiny_options, write_tiny_split
+from tests.tiny_runs import BIT, FRAMEWORKS, LAST, tiny_options, trained_on_first_use
 
 SIZE_MESSAGE = f"AlexNet needs images of at least {SMALLEST_IMAGE_SIZE} px"
 CHECKPOINT_SUFFIX = {"torch": ".pth", "paddle": ".pdparams"}
 
 
 @pytest.fixture(scope="module")
-def split_file(module_tmp):
-    return write_tiny_split(module_tmp("split") / "split.npz")
-
-
-@pytest.fixture(scope="module")
 def one_epoch_run(module_tmp, split_file):
     """framework -> the folder of a finished 1-epoch tiny run (trained on first use)."""
-    runs = {}
-
-    def run(framework):
-        if framework not in runs:
-            output_dir = module_tmp(f"{framework}-run") / "run"
-            completed = run_module(f"{framework}_impl.train", *tiny_options(split_file, output_dir, epochs=1))
-            assert completed.returncode == 0, completed.stderr
-            runs[framework] = output_dir
-        return runs[framework]
-
-    return run
+    return trained_on_first_use(lambda framework: module_tmp(f"{framework}-run") / "run", split_file, epochs=1)
 
 
 def placeholder_checkpoint(folder, framework):

@@ -9,30 +9,15 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, run_module
 from tests.tiny_runs import (BEST, FRAMEWORKS, LAST, as_arrays, assert_identical, file_signature,
-                             read_training_checkpoint, tiny_options, write_tiny_split)
+                             read_training_checkpoint, tiny_options, trained_on_first_use)
 
 TIMING_KEYS = ("seconds", "images_per_second", "eval_seconds")
 
 
 @pytest.fixture(scope="module")
-def split_file(module_tmp):
-    return write_tiny_split(module_tmp("split") / "split.npz")
-
-
-@pytest.fixture(scope="module")
 def uninterrupted(module_tmp, split_file):
     """framework -> the folder of a 2-epoch run that nothing interrupted (trained on first use)."""
-    runs = {}
-
-    def run(framework):
-        if framework not in runs:
-            output_dir = module_tmp(f"{framework}-uninterrupted")
-            completed = run_module(f"{framework}_impl.train", *tiny_options(split_file, output_dir))
-            assert completed.returncode == 0, completed.stderr
-            runs[framework] = output_dir
-        return runs[framework]
-
-    return run
+    return trained_on_first_use(lambda framework: module_tmp(f"{framework}-uninterrupted"), split_file, epochs=2)
 
 
 def train_until_first_checkpoint_then_kill(framework, split_file, output_dir):

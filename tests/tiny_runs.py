@@ -24,6 +24,24 @@ def tiny_options(split_file, output_dir, epochs=2):
             "--output-dir", output_dir, "--threads", 2]
 
 
+def trained_on_first_use(run_folder, split_file, epochs):
+    """framework -> `run_folder(framework)` holding a finished tiny run of `epochs` epochs, trained by the
+    framework's training command the first time it is asked for."""
+    from tests.conftest import run_module
+
+    runs = {}
+
+    def run(framework):
+        if framework not in runs:
+            output_dir = run_folder(framework)
+            completed = run_module(f"{framework}_impl.train", *tiny_options(split_file, output_dir, epochs))
+            assert completed.returncode == 0, completed.stderr
+            runs[framework] = output_dir
+        return runs[framework]
+
+    return run
+
+
 def read_training_checkpoint(framework, path):
     if framework == "torch":
         from torch_impl.checkpoint import read_checkpoint

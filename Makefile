@@ -29,7 +29,7 @@ ALIGN_SIZES = $(if $(SIZE),--sizes $(SIZE))
 ALIGN = $(PYTHON) -m alignment --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --workdir $(LOGS) \
 	$(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA))
 
-.PHONY: help venv align align-curve align-data align-forward align-loss align-backward align-optim align-train align-metric \
+.PHONY: help venv align align-mutants align-mutants-reference align-curve align-data align-forward align-loss align-backward align-optim align-train align-metric \
 	align-inference test test-fast convert clean
 
 help:
@@ -42,6 +42,8 @@ help:
 	@echo "  make align-data       one step (also align-forward, align-loss, align-backward, align-optim,"
 	@echo "                        align-train, align-metric, align-inference)"
 	@echo "  make align-layers     where a difference starts, layer by layer (CASES=; make align runs it on a failure)"
+	@echo "  make align-mutants    the mutation score: the checks against generated port defects (MAX=n OPERATORS=)"
+	@echo "  make align-mutants-reference  regenerate logs/reference/mutants/ (the committed score)"
 	@echo "  make align-curve      both frameworks train a few epochs; loss curves and final mAP (slow; SEEDS=, EPOCHS_CURVE=)"
 	@echo "  make align-reference  regenerate logs/reference/ (the committed reference run)"
 	@echo "  make align-curve-reference  regenerate logs/reference-curve/ (5 seeds; slow)"
@@ -89,6 +91,24 @@ align: $(INSTALLED)
 align-data align-forward align-loss align-backward align-optim align-train align-metric align-inference: align-%: $(INSTALLED)
 	$(ALIGN) --steps $*
 
+# How much a pass proves: the suite's float64 checks against generated port defects (alignment/mutants/).
+# MAX=n checks a seeded sample of n mutants, OPERATORS= only some operators; exits 1 below the committed
+# score (logs/reference/mutants/) for the same settings.
+MAX := $(call option,MAX,)
+OPERATORS := $(call option,OPERATORS,)
+ALIGN_MUTANTS = $(PYTHON) -m alignment.mutants --bit $(BIT) $(ALIGN_SIZES) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
+	$(if $(DATA),--data $(DATA)) $(if $(MAX),--max $(MAX)) $(if $(OPERATORS),--operators $(OPERATORS))
+align-mutants: $(INSTALLED)
+	$(ALIGN_MUTANTS) --workdir $(LOGS)/mutants
+
+# The committed score: one run with every option at its default; only its two small files are kept
+align-mutants-reference: $(INSTALLED)
+	rm -rf $(LOGS)/mutants-reference-run $(REFERENCE)/mutants.new
+	$(PYTHON) -m alignment.mutants --workdir $(LOGS)/mutants-reference-run --reference none
+	mkdir -p $(REFERENCE)/mutants.new
+	cp $(LOGS)/mutants-reference-run/mutation.json $(LOGS)/mutants-reference-run/mutation.md $(REFERENCE)/mutants.new/
+	rm -rf $(REFERENCE)/mutants && mv $(REFERENCE)/mutants.new $(REFERENCE)/mutants
+
 # CI (.ci/run) runs `make test`: every test in .venv, then the GPU environment's part (test-gpu-env).
 # test-fast, the edit loop's tier, leaves out the tests marked slow (pyproject.toml says which are).
 test: $(INSTALLED)
@@ -116,9 +136,9 @@ align-curve: $(INSTALLED)
 # (greedyhash_common/infra/atomic.py names them .tmp-*) and the built-in data's cache.
 ALIGN_OUTPUTS = float32 float64 inputs coverage figures summary.json report.md report.json side_*.log layers_*.log
 WRITTEN = $(ALIGN_OUTPUTS) curve reference-run curve-reference-run train predict-*.png export reproduce \
-	reproduce.md lite bench.json bench.md bench-align.log profile_*.txt gpu-env
+	reproduce.md lite bench.json bench.md bench-align.log profile_*.txt gpu-env mutants mutants-reference-run
 clean:
-	rm -rf $(addprefix $(LOGS)/,$(WRITTEN)) $(REFERENCE)-curve.new .cache
+	rm -rf $(addprefix $(LOGS)/,$(WRITTEN)) $(REFERENCE)-curve.new $(REFERENCE)/mutants.new .cache
 	if [ -d $(LOGS) ]; then find $(LOGS) -name '.tmp-*' -prune -exec rm -rf {} +; fi
 
 # Layer-by-layer localization, and the committed reference run (logs/reference/: report and diff logs)

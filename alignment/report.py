@@ -27,6 +27,7 @@ import numpy as np
 
 from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.project import PROJECT_ROOT
 
 from . import coverage
 from .cases import Case
@@ -34,6 +35,8 @@ from .check import _json_number
 from .figures import FIGURES_DIR, draw_figures
 from .layers.localize import (DIRECTIONS, ISOLATED, CHAINED, format_localization, localization_as_json,
                               localization_path, verdict)
+from .mutants.files import REPORT_MD as MUTATION_REPORT_MD, SUMMARY_JSON
+from .mutants.score import REFERENCE_SUMMARY, reference_score_line
 from .paths import diff_paths
 
 REPORT_MD, REPORT_JSON = "report.md", "report.json"
@@ -117,7 +120,19 @@ def build_report(workdir, rows, envs, localizations, localization_failures, sett
         "localization": {localization.title: _localization_entry(workdir, localization)
                          for localization in localizations.values()},
         "localization_failures": {side: _relative(workdir, log) for side, log in localization_failures.items()},
+        "mutation_score": _mutation_score(workdir),
     }
+
+
+def _mutation_score(workdir):
+    """The score of this folder's mutation run (make align-mutants), else the committed one: how much a pass
+    of these checks proves (alignment/mutants/)."""
+    for summary in (os.path.join(workdir, "mutants", SUMMARY_JSON), os.path.join(PROJECT_ROOT, REFERENCE_SUMMARY)):
+        line = reference_score_line(summary)
+        if line:
+            report = os.path.join(os.path.dirname(summary), MUTATION_REPORT_MD)
+            return {"line": line, "report": _relative(workdir, report)}
+    return None
 
 
 def _number(value):
@@ -210,6 +225,14 @@ def _coverage_table(report):
     return lines
 
 
+def _mutation_section(report):
+    found = report["mutation_score"]
+    if not found:
+        return ["", "## Mutation score", "", "No mutation run yet: `make align-mutants` scores these checks"
+                " against generated port defects."]
+    return ["", "## Mutation score", "", f"{found['line']} ([report]({found['report']}))."]
+
+
 def _facts_text(facts):
     return ", ".join(f"{name.replace('_', ' ')} {_number(value) if isinstance(value, float) else value}"
                      for name, value in facts.items())
@@ -231,7 +254,8 @@ def render_markdown(report, localizations):
              "A key passes when max |paddle - torch| <= limit = atol + rtol * max |torch|. Each verdict links to"
              " the step's diff log (reprod_log's format); in the run's folder, both sides' `.npy` files lie beside"
              " it.", "",
-             "## Steps", "", *_steps_table(report), *_coverage_table(report), "", "## Environment", "",
+             "## Steps", "", *_steps_table(report), *_coverage_table(report), *_mutation_section(report), "",
+             "## Environment", "",
              *_environment_table(report)]
     if report["figures"]:
         lines += ["", "## Figures", ""] + [f"![{os.path.splitext(os.path.basename(path))[0]}]({path})"
@@ -288,6 +312,9 @@ def keep_reference(run_dir, reference_dir):
         target = os.path.join(staging, os.path.relpath(path, run_dir))
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copy2(path, target)
+    kept_mutants = os.path.join(reference_dir, "mutants")
+    if os.path.isdir(kept_mutants):  # the committed score is regenerated on its own (make align-mutants-reference)
+        shutil.copytree(kept_mutants, os.path.join(staging, "mutants"))
     shutil.rmtree(reference_dir, ignore_errors=True)
     os.replace(staging, reference_dir)
     print(f"kept {len(chosen)} files of {run_dir} in {reference_dir}")

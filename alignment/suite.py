@@ -18,13 +18,13 @@ from greedyhash_common.project import PROJECT_ROOT, child_environment, module_co
 
 from . import coverage
 from .cases import add_case_options, run_cases_of
-from .check import StepResult, _failure, check_step, verdict_table, write_reports
+from .check import StepResult, _failure, verdict_table, write_reports
 from .inputs import write_input_batch
 from .layers.localize import DIRECTIONS, localize_files
 from .paths import coverage_path, diff_paths, env_path, inputs_dir, side_values_path, split_path
 from .report import closing_line, terminal_summary, write_report
 from .reprod_format import load_values
-from .steps import STEPS, runs_in, step_cases
+from .steps import STEPS, check_values, runs_in, step_cases
 from .weight_sets import RESCALED, SEEDED, USER
 
 DTYPES = ("float32", "float64")
@@ -157,10 +157,8 @@ def check(workdir, step, case, dtype, failed_sides):
         note = "; ".join(f"{side} side failed, see {log}" for side, log in failed_sides.items())
         result = StepResult(step, dtype, [_failure("(side process)", (), note)])
     else:
-        module = STEPS[step]
-        result = check_step(step, dtype, load_values(side_values_path(workdir, dtype, case, step, "torch")),
-                            load_values(side_values_path(workdir, dtype, case, step, "paddle")),
-                            getattr(module, "CODE_KEYS", None), getattr(module, "INVARIANTS", ()))
+        result = check_values(step, dtype, load_values(side_values_path(workdir, dtype, case, step, "torch")),
+                              load_values(side_values_path(workdir, dtype, case, step, "paddle")))
     result.case = case
     write_reports(result, _read_env(workdir, dtype), *diff_paths(workdir, dtype, case, step))
     return result

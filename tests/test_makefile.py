@@ -12,6 +12,7 @@ from .conftest import PROJECT_ROOT, left_by_make_clean, make_dry_run
 SHELL_VALUE = "from-the-shell"
 # The targets that write, with the options they need to print their command
 WRITING_TARGETS = {"align": [], "align-forward": [], "align-layers": [], "align-curve": [], "align-reference": [],
+                   "align-mutants": [], "align-mutants-reference": [],
                    "train": [], "eval": [], "predict": [], "export": [], "infer": [],
                    "reproduce": ["DATA=cifar.tar.gz", "PRETRAINED=backbone.pth"], "lite": [], "bench": [],
                    "profile": [], "align-gpu": [], "gpu-check": []}
@@ -36,7 +37,8 @@ def test_make_help_lists_every_target():
     ("SIZE", "eval"), ("BIT", "eval"), ("WEIGHTS", "align"), ("IMAGE", "predict"), ("LOGS", "bench"),
     ("DTYPE", "align"), ("CHECKPOINT", "eval"), ("MODEL_DIR", "infer"), ("STEPS", "align-gpu"),
     ("FRAMEWORK", "train"), ("EPOCHS", "train"), ("PRETRAINED", "train"), ("CASES", "align-layers"),
-    ("BENCH_ARGS", "bench"), ("SEEDS", "align-curve"), ("VENV", "align"),
+    ("BENCH_ARGS", "bench"), ("SEEDS", "align-curve"), ("VENV", "align"), ("MAX", "align-mutants"),
+    ("OPERATORS", "align-mutants"), ("SIZE", "align-mutants"),
 ])
 def test_an_option_takes_effect_from_the_command_line_and_never_from_the_shell(variable, target):
     from_shell = make_dry_run(target, environment={**os.environ, variable: SHELL_VALUE})

@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 
 from ..cases import REFERENCE_SIZE
+from ..check import check_step
 from . import backward, data, forward, inference, loss, metric, optim, train
 
 STEPS = {"data": data, "forward": forward, "loss": loss, "backward": backward, "optim": optim, "train": train,
@@ -35,6 +36,13 @@ def step_cases(step, run_cases, dtype=None):
     if dtype == "float32":
         cases = [case for case in cases if case.weights not in getattr(module, "FLOAT64_ONLY_WEIGHT_SETS", ())]
     return cases
+
+
+def check_values(step, dtype, torch_values, paddle_values):
+    """The checker's verdict (alignment.check.StepResult) on one step's values of the two sides."""
+    module = STEPS[step]
+    return check_step(step, dtype, torch_values, paddle_values, getattr(module, "CODE_KEYS", None),
+                      getattr(module, "INVARIANTS", ()))
 
 
 @dataclasses.dataclass(frozen=True)

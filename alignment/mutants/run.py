@@ -1,0 +1,167 @@
+"""python -m alignment.mutants: how much does a pass prove? The suite scores itself against generated
+port defects.
+
+  python -m alignment.mutants [--max N] [--sample-seed 0] [--jobs 2] [the suite's run options]
+
+Runs the unmutated suite's float64 steps (forward, loss, backward, optim, train) in the default
+cases, then every mutant of the Paddle port (alignment/mutants/operators.py), or a seeded sample of
+--max of them, through the same steps, cases, inputs, checker and tolerances (alignment/mutants/side.py),
+in --jobs Paddle processes. Reports the mutation score (killed / (killed + survived)) per operator
+and per layer, every survivor with what it changed and why no check saw it, the mutants that are
+equivalent to the port (not counted) and those with which the port does not run at all (not
+counted). Exits 1 if the score is below the committed reference's (logs/reference/mutants/) for the
+same settings, or if the unmutated port does not pass.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+
+from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
+
+from ..cases import run_cases_of
+from ..suite import (add_run_options, check, checked_options, prepare, read_coverage, run_sides, show_progress,
+                     with_user_weights)
+from ..steps import step_cases
+from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
+from .score import CONTROL, REFERENCE_SUMMARY, compare_with_reference, summarize, write_outputs
+
+DEFAULT_JOBS = 2
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(prog="python -m alignment.mutants", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max", type=int, help="check a seeded sample of this many mutants (default: all)")
+    parser.add_argument("--sample-seed", type=int, default=0)
+    parser.add_argument("--operators", help="comma-separated operator names: only their mutants (default: all)")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="Paddle processes running mutants")
+    parser.add_argument("--reference", default=os.path.join(PROJECT_ROOT, REFERENCE_SUMMARY),
+                        help="the committed score this run must not fall below (same settings); none: no comparison")
+    add_run_options(parser)
+    parser.set_defaults(workdir=os.path.join(PROJECT_ROOT, "logs", "mutants"), dtypes=DTYPE)
+    return parser
+
+
+def checked_mutant_options(args):
+    checked_options(args)
+    for name in ("max", "jobs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserInputError(f"--{name} must be at least 1, got {value}")
+    if args.dtypes != DTYPE:
+        raise UserInputError(f"mutants are checked in {DTYPE} only, not in {args.dtypes}")
+    return args
+
+
+def baseline_failures(args):
+    """The checks the unmutated port fails: with any, a score would measure nothing."""
+    results = [check(args.workdir, step, case, DTYPE, {}) for step in MUTANT_STEPS
+               for case in step_cases(step, run_cases_of(args), DTYPE)]
+    return results, [f"{result.step} {result.case.label}" for result in results if not result.passed]
+
+
+def paddle_command(args, action, *extra):
+    return module_command(args.paddle_python, "alignment.mutants.side", action, "--bit", args.bit, "--workdir",
+                          args.workdir, "--threads", args.threads, "--mask-seed", args.seed, "--weight-sets",
+                          args.weight_sets, "--sizes", args.sizes, "--bulk-size", args.bulk_size,
+                          *(["--data", args.data] if args.data else []), *extra)
+
+
+def run_paddle(args, action, jobs=1):
+    """Run `jobs` Paddle processes of `action`, showing their progress; raise if one fails."""
+    running = {}
+    for worker in range(jobs):
+        log = os.path.join(args.workdir, f"mutants_{action}_{worker}.log")
+        with open(log, "w", encoding="utf-8") as handle:
+            running[log] = subprocess.Popen(paddle_command(args, action),
+                                            cwd=PROJECT_ROOT, env=child_environment(), stdout=handle,
+                                            stderr=subprocess.STDOUT)
+    show_progress(running)
+    failed = [log for log, process in running.items() if process.wait()]
+    if failed:
+        raise UserInputError(f"the Paddle mutant process failed, see {failed[0]}")
+
+
+def select(listing, operators, maximum, seed):
+    """The viable mutants of `operators` (None: of every operator), or a seeded sample of `maximum` of them
+    in listing order; the control first."""
+    names = [operator["name"] for operator in listing["operators"]]
+    chosen_operators = operators.split(",") if operators else names
+    unknown = [name for name in chosen_operators if name not in names]
+    if unknown:
+        raise UserInputError(f"unknown operators {', '.join(unknown)}; choose from {', '.join(names)}")
+    viable = [mutant for mutant in listing["mutants"] if not mutant["not_viable"]
+              and mutant["operator"] in chosen_operators]
+    if maximum is not None and maximum < len(viable):
+        chosen = set(random.Random(seed).sample(range(len(viable)), maximum))
+        viable = [mutant for index, mutant in enumerate(viable) if index in chosen]
+    return [CONTROL, *viable]
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def settings_of(args):
+    return {name: getattr(args, name) for name in ("bit", "batch_size", "seed", "weight_sets", "sizes",
+                                                    "bulk_size", "data", "weights", "operators", "max",
+                                                    "sample_seed")}
+
+
+def listed_and_selected(args):
+    """Every mutant (the Paddle side lists them) and the ones this run checks, the control first."""
+    run_paddle(args, "list")
+    listing = read_json(all_mutants_path(args.workdir))
+    selected = select(listing, args.operators, args.max, args.sample_seed)
+    write_text(selected_mutants_path(args.workdir), json.dumps(selected, indent=1) + "\n")
+    return listing, selected
+
+
+def unmutated_run(args):
+    """The suite's float64 steps on both sides, unmutated: the torch values every mutant is checked against.
+    Returns the checks' results; exits 1 if the port fails one."""
+    print(f"the unmutated suite's {DTYPE} steps, both sides ({', '.join(MUTANT_STEPS)})", flush=True)
+    failed_sides = run_sides(args, MUTANT_STEPS, [DTYPE])
+    if failed_sides:
+        raise UserInputError(f"the unmutated suite's {', '.join(failed_sides)} side failed, see"
+                             f" {', '.join(failed_sides.values())}")
+    results, failures = baseline_failures(args)
+    if failures:
+        print(f"the unmutated port fails {', '.join(failures)}: fix the port first (make align), a mutation"
+              " score means nothing for a port that does not pass", file=sys.stderr)
+        sys.exit(1)
+    return results
+
+
+def checked_mutants(args, selected):
+    """Each selected mutant's outcome, from `args.jobs` Paddle processes."""
+    shutil.rmtree(os.path.dirname(result_path(args.workdir, 0)), ignore_errors=True)  # no earlier run's outcome
+    print(f"checking {len(selected) - 1} mutants and the control in {args.jobs} Paddle processes", flush=True)
+    run_paddle(args, "run", args.jobs)
+    return [read_json(result_path(args.workdir, index)) for index in range(len(selected))]
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    started = time.perf_counter()
+    args = with_user_weights(checked_mutant_options(get_args_parser().parse_args(argv)))
+    args.workdir = os.path.abspath(args.workdir)
+    prepare(args)
+    listing, selected = listed_and_selected(args)
+    results = unmutated_run(args)
+    outcomes = checked_mutants(args, selected)
+    summary = summarize(outcomes, listing, read_coverage(args.workdir, results), settings_of(args),
+                        time.perf_counter() - started)
+    print(write_outputs(args.workdir, summary))
+    below = compare_with_reference(summary, args.reference)
+    if below:
+        print(below, file=sys.stderr)
+    sys.exit(1 if below or summary["control_failed"] else 0)

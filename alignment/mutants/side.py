@@ -1,0 +1,349 @@
+"""The Paddle process of `python -m alignment.mutants`: lists the mutants, or runs a share of them.
+
+  python -m alignment.mutants.side list --bit 48 --workdir logs/mutants [case options]
+  python -m alignment.mutants.side run --bit 48 --workdir logs/mutants [...]   (one of several processes)
+
+`list` writes every mutant of every operator (alignment.mutants.operators) at every place it applies
+to, and marks as not viable the ones with which the model no longer runs at the run's sizes (a port
+that fails to run needs no suite to be noticed). `run` takes the next selected mutant no other process has claimed; for
+each it installs the mutation, runs the suite's own steps (alignment.steps) in float64 in every case a
+default run checks them in, and compares with the torch side's values already written in the work
+folder, with the suite's own checker and tolerances: the first failing check kills the mutant. A
+mutant no check kills is then compared with the unmutated port, model against model and on probes
+beyond the run's inputs, to tell an equivalent mutant from a survivor.
+"""
+import argparse
+import contextlib
+import copy
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.errors import exits_cleanly_on_bad_input, one_line_reason
+from paddle_impl import train_step
+
+from ..cases import add_case_options, run_cases_of
+from ..paths import side_values_path, weights_path
+from ..reprod_format import load_values
+from ..side import step_context
+from ..sides import configured_side
+from ..steps import STEPS, check_values, step_cases
+from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
+from .operators import LOSS, MODEL, OPERATORS, OPTIMIZER
+from .score import CONTROL, SIDE_FAILED
+
+OPERATOR_NAMED = {operator.name: operator for operator in OPERATORS}
+# The steps that see a seam's mutation first, so that most mutants die in the first check
+FIRST_STEPS = {MODEL: ("forward",), LOSS: ("loss", "backward"), OPTIMIZER: ("optim", "train"),
+               CONTROL["seam"]: ()}
+# The steps a survivor is probed in: every value its seam can change (the forward step runs the model in
+# eval and training mode, the backward step gives every gradient)
+PROBE_STEPS = {MODEL: ("forward", "backward"), LOSS: ("loss", "backward"), OPTIMIZER: ("optim", "train")}
+# Probes of a survivor: inputs beyond the run's, on which an equivalent mutant must still agree
+IMAGE_GAIN = 1000.0  # pre-activations a thousand times the run's: past every breakpoint of the activations
+PROBE_SEED = 7
+NOT_SETTINGS = ("_full_name", "_dtype", "_built")
+SIZE_CHANGES = (-1, -2, -3, -4, 1)  # a stride of up to 4 (AlexNet's first) puts a border elsewhere in one of these
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(prog="python -m alignment.mutants.side", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=("list", "run"))
+    parser.add_argument("--bit", type=int, required=True)
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--mask-seed", type=int, default=0)
+    parser.add_argument("--data")
+    return add_case_options(parser)
+
+
+def mutant_record(operator, place):
+    return {"id": f"{operator.name}@{place}", "operator": operator.name, "place": place, "seam": operator.seam,
+            "description": operator.description, "needs": operator.needs}
+
+
+def _layer_and_parent(model, place):
+    parent_name, _, child = place.rpartition(".")
+    parent = dict(model.named_sublayers(include_self=True))[parent_name]
+    return parent, child
+
+
+def mutate_model(model, place, operator):
+    parent, child = _layer_and_parent(model, place)
+    layer = getattr(parent, child)
+    replacement = operator.mutate(layer)
+    if replacement is not None:
+        replacement.train() if layer.training else replacement.eval()
+        setattr(parent, child, replacement)
+    return model
+
+
+@contextlib.contextmanager
+def patched(targets):
+    """Set each (owner, attribute, value) of `targets` for the duration, then restore the originals."""
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
+    for owner, name, value in targets:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for owner, name, value in originals:
+            setattr(owner, name, value)
+
+
+def cached_builds(side):
+    """side.build_model reading each weights file once: later builds are copies of the first (a load takes
+    about five times as long as a copy)."""
+    build, built = side.build_model, {}
+
+    def build_or_copy(*args):
+        if args not in built:
+            built[args] = build(*args)
+        return copy.deepcopy(built[args])
+    return patched([(side, "build_model", build_or_copy)])
+
+
+def installed(side, mutant):
+    """The mutation of `mutant` installed in the Paddle side's seams (alignment.mutants.operators)."""
+    if mutant["operator"] == CONTROL["operator"]:
+        return contextlib.nullcontext()
+    operator, place = OPERATOR_NAMED[mutant["operator"]], mutant["place"]
+    if operator.seam == MODEL:
+        build = side.build_model
+        return patched([(side, "build_model",
+                         lambda *args, **kwargs: mutate_model(build(*args, **kwargs), place, operator))])
+    if operator.seam == LOSS:
+        loss = operator.mutate(side.loss, place)
+        return patched([(side, "loss", loss), (train_step, "greedyhash_loss", loss)])
+    return patched([(side, "optimizer_builder", operator.mutate(side.optimizer_builder, place))])
+
+
+def not_viable(side, args, mutant, sizes):
+    """None if the mutated model runs a forward at every size of the run, else why it does not."""
+    with installed(side, mutant):
+        try:
+            model = side.build_model(args.bit, DTYPE, _first_weights(side, args))
+            for size in sizes:
+                model(side.tensor(np.zeros((1, 3, size, size), dtype=DTYPE)))
+        except Exception as error:  # any failure of the mutated model to run makes the mutant not viable
+            return f"no forward at {size} px ({one_line_reason(error)})"
+    return None
+
+
+def _first_weights(side, args):
+    return weights_path(args.workdir, args.bit, run_cases_of(args).weight_sets[0], side.WEIGHTS_SUFFIX)
+
+
+def list_mutants(side, args):
+    started = time.perf_counter()
+    run_cases = run_cases_of(args)
+    sizes = sorted({*run_cases.sizes, run_cases.bulk_size})
+    model = side.build_model(args.bit, DTYPE, _first_weights(side, args))
+    mutants = []
+    for operator in OPERATORS:
+        for place in operator.places(model):
+            mutant = mutant_record(operator, place)
+            mutant["not_viable"] = not_viable(side, args, mutant, sizes) if operator.seam == MODEL else None
+            mutants.append(mutant)
+    operators = [{"name": operator.name, "seam": operator.seam, "description": operator.description,
+                  "needs": operator.needs} for operator in OPERATORS]
+    write_text(all_mutants_path(args.workdir), json.dumps({"operators": operators, "mutants": mutants}, indent=1)
+               + "\n")
+    print(f"paddle listed {len(mutants)} mutants of {len(OPERATORS)} operators, tried each model mutant at"
+          f" {', '.join(map(str, sizes))} px: {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def planned_checks(mutant, run_cases):
+    """(step, case) in the order they are run: the steps that see the mutant's seam first."""
+    first = FIRST_STEPS[mutant["seam"]]
+    steps = [*first, *(step for step in MUTANT_STEPS if step not in first)]
+    return [(step, case) for step in steps for case in step_cases(step, run_cases, DTYPE)]
+
+
+def _key_summary(step, case, key):
+    return {"step": step, "case": case.label, "key": key.name, "max_abs": _finite(key.max_abs),
+            "limit": key.limit, "excess": _finite(key.excess()), "note": key.note}
+
+
+def _finite(value):
+    return value if np.isfinite(value) else str(value)
+
+
+def largest_change(unmutated, mutated):
+    """(key, max |mutated - unmutated| / max |unmutated|) of the key the mutation moved most, or None when
+    every value is bit for bit the unmutated port's."""
+    changes = [(key, float(np.max(np.abs(mutated[key] - value))) / (float(np.max(np.abs(value))) or 1.0))
+               for key, value in unmutated.items() if key in mutated and not np.array_equal(value, mutated[key])]
+    return max(changes, key=lambda change: change[1]) if changes else None
+
+
+def run_checks(side, args, mutant):
+    """{"status": "killed", "by": ...} at the first failing check, or {"status": "survived", "closest": ...,
+    "moved": ...}: the check that came nearest to failing, and the largest change the mutation made to the
+    unmutated port's values (None: it changed none)."""
+    closest, moved = None, None
+    for step, case in planned_checks(mutant, run_cases_of(args)):
+        try:
+            with installed(side, mutant):
+                values = STEPS[step].run(side, step_context(side, args, step, case, DTYPE))
+        except Exception as error:  # the suite's side process fails on this mutant: the suite fails
+            return {"status": "killed", "by": {"step": step, "case": case.label, "key": SIDE_FAILED,
+                                               "note": one_line_reason(error)}}
+        result = check_values(step, DTYPE, _side_values(args, case, step, "torch"), values)
+        worst = result.worst()
+        if not result.passed:
+            return {"status": "killed", "by": _key_summary(step, case, worst)}
+        if closest is None or worst.excess() > closest["excess"]:
+            closest = _key_summary(step, case, worst)
+        change = largest_change(_side_values(args, case, step, "paddle"), values)
+        if change and (moved is None or change[1] > moved["max_rel"]):
+            moved = {"step": step, "case": case.label, "key": change[0], "max_rel": change[1]}
+    return {"status": "survived", "closest": closest, "moved": moved}
+
+
+def _side_values(args, case, step, framework):
+    """A side's values of the unmutated run."""
+    return load_values(side_values_path(args.workdir, DTYPE, case, step, framework))
+
+
+def layer_settings(layer):
+    """A layer's class and every setting it computes with (its plain attributes, public and private; not the
+    instance's generated name, nor the dtype it would create parameters in)."""
+    settings = {name: value for name, value in vars(layer).items()
+                if isinstance(value, (bool, int, float, str, tuple, list, type(None))) and name not in NOT_SETTINGS}
+    return type(layer), settings
+
+
+def same_models(first, second):
+    """True when two models are the same layers, with the same settings, holding the same values."""
+    first_layers, second_layers = (dict(model.named_sublayers(include_self=True)) for model in (first, second))
+    first_state, second_state = first.state_dict(), second.state_dict()
+    return (first_layers.keys() == second_layers.keys()
+            and all(layer_settings(layer) == layer_settings(second_layers[name])
+                    for name, layer in first_layers.items())
+            and first_state.keys() == second_state.keys()
+            and all(np.array_equal(value.numpy(), second_state[key].numpy()) for key, value in first_state.items()))
+
+
+def identical_models(side, args, mutant):
+    """True when the mutated model is the unmutated one (same_models): such a mutant is equivalent at every
+    input."""
+    weights = _first_weights(side, args)
+    original = side.build_model(args.bit, DTYPE, weights)
+    with installed(side, mutant):
+        return same_models(original, side.build_model(args.bit, DTYPE, weights))
+
+
+def perturbed_weights(side):
+    """side.build_model with every parameter moved by noise of its own spread: other weights, biases and
+    all, than the run's."""
+    build = side.build_model
+
+    def build_perturbed(*args, **kwargs):
+        model = build(*args, **kwargs)
+        rng = np.random.default_rng(PROBE_SEED)
+        for parameter in model.parameters():
+            value = parameter.numpy()
+            parameter.set_value(value + rng.standard_normal(value.shape) * (value.std() + 1e-2))
+        return model
+    return patched([(side, "build_model", build_perturbed)])
+
+
+def _resized(images, change):
+    """The batch `change` pixels smaller (cropped at the bottom and right) or larger (reflected there)."""
+    if change < 0:
+        return np.ascontiguousarray(images[..., :change, :change])
+    return np.pad(images, ((0, 0), (0, 0), (0, change), (0, change)), mode="reflect")
+
+
+def probes(side, context):
+    """(name, patch, context) of each probe of one step's case: other weights; the images a thousand times
+    larger; the images a few pixels smaller or larger (every pool's windows end elsewhere at the border)."""
+    found = [("weights perturbed", perturbed_weights(side), context)]
+    if context.images is not None:
+        found.append(("images x1000", contextlib.nullcontext(),
+                      dataclasses.replace(context, images=context.images * IMAGE_GAIN)))
+        found += [(f"images {change:+d} px", contextlib.nullcontext(),
+                   dataclasses.replace(context, images=_resized(context.images, change),
+                                       image_size=context.image_size + change)) for change in SIZE_CHANGES]
+    return found
+
+
+def probe_difference(side, args, mutant):
+    """The first probe on which the mutated port and the unmutated one differ beyond the checker's
+    tolerance, or None."""
+    for step in PROBE_STEPS[mutant["seam"]]:
+        for case in step_cases(step, run_cases_of(args), DTYPE):
+            context = step_context(side, args, step, case, DTYPE)
+            for name, patch, probe in probes(side, context):
+                with patch:
+                    unmutated = STEPS[step].run(side, probe)
+                    try:
+                        with installed(side, mutant):
+                            mutated = STEPS[step].run(side, probe)
+                    except Exception as error:  # a mutant that fails where the port runs is not equivalent
+                        return {"probe": name, "step": step, "case": case.label, "note": one_line_reason(error)}
+                result = check_values(step, DTYPE, unmutated, mutated)
+                if not result.passed:
+                    return {"probe": name, **_key_summary(step, case, result.worst())}
+    return None
+
+
+def run_mutant(side, args, mutant):
+    if mutant["seam"] == MODEL and identical_models(side, args, mutant):
+        return {"status": "equivalent", "why": "the mutated model is identical to the port, layer for layer"}
+    outcome = run_checks(side, args, mutant)
+    if outcome["status"] == "survived" and mutant["seam"] != CONTROL["seam"]:
+        difference = probe_difference(side, args, mutant)
+        if difference is None:
+            outcome.update(status="equivalent", why="no probe tells it from the port")
+        else:
+            outcome["probe_difference"] = difference
+    return outcome
+
+
+def claimed(workdir, index):
+    """True for the one process that claims mutant `index` first: each process takes the next unclaimed
+    mutant, so a process held up by survivors (a minute each) leaves the rest to the others."""
+    try:
+        os.close(os.open(result_path(workdir, index) + ".claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+def run_unclaimed(side, args):
+    with open(selected_mutants_path(args.workdir), encoding="utf-8") as handle:
+        selected = json.load(handle)
+    for index, mutant in enumerate(selected):
+        if not claimed(args.workdir, index):
+            continue
+        started = time.perf_counter()
+        outcome = run_mutant(side, args, mutant)
+        outcome["seconds"] = round(time.perf_counter() - started, 1)
+        write_text(result_path(args.workdir, index), json.dumps({**mutant, **outcome}, indent=1) + "\n")
+        print(f"paddle mutant {index + 1}/{len(selected)} {mutant['id']}: {outcome['status']}"
+              f"{_by(outcome)}: {outcome['seconds']} s", flush=True)
+
+
+def _by(outcome):
+    by = outcome.get("by")
+    return f" by {by['step']} {by['case']} {by['key']}" if by else ""
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    side = configured_side("paddle", args.threads)
+    os.makedirs(os.path.dirname(result_path(args.workdir, 0)), exist_ok=True)
+    with cached_builds(side):
+        (list_mutants if args.action == "list" else run_unclaimed)(side, args)
+
+
+if __name__ == "__main__":
+    main()

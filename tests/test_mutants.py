@@ -1,0 +1,285 @@
+"""The mutation operators and the mutation score (alignment/mutants/).
+
+Fast: every operator changes what it mutates (on a small model holding a place for each model
+operator), the seams are restored, the score and its explanations. Slow: the default run's score
+against the committed one (what CI gates on), and a run in the configuration before the soundness
+work, whose survivors must be explained by the coverage gaps they slip through.
+"""
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+import pytest
+from paddle import nn
+
+from alignment.mutants import operators, score
+from alignment.mutants.operators import LOSS_TERMS, MODEL_OPERATORS, OPTIMIZER_OPERATORS, reweighted_loss
+from alignment.mutants.side import CONTROL, installed, largest_change, mutant_record, mutate_model, same_models
+from alignment.sides import paddle_side
+from paddle_impl import train_step
+from paddle_impl.optim import build_optimizer
+
+from .conftest import PROJECT_ROOT
+
+
+class EveryKind(nn.Layer):
+    """A place for every model operator, each layer's output part of the model's: no later layer can hide
+    a change (as a max-pool after a ReLU hides a LeakyReLU, or a BatchNorm a constant bias)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2D(3, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.max_pool = nn.MaxPool2D(3, 2)
+        self.avg_pool = nn.AvgPool2D(2, 1)
+        self.batch_norm = nn.BatchNorm2D(4)
+        self.adaptive_avg = nn.AdaptiveAvgPool2D(3)
+        self.adaptive_max = nn.AdaptiveMaxPool2D(2)
+        self.dropout = nn.Dropout(0.3)
+        self.square = nn.Linear(16, 16)
+        self.layer_norm = nn.LayerNorm(16)
+        for layer in (self.conv, self.square):  # Paddle initializes biases to zero: zeroing them would change nothing
+            layer.bias.set_value(np.full(layer.bias.shape, 0.5, dtype="float32"))
+
+    def forward(self, x):
+        features = self.conv(x)
+        square = self.square(paddle.flatten(self.adaptive_max(features), 1))
+        outputs = [features, self.relu(features), self.max_pool(features), self.avg_pool(features),
+                   self.batch_norm(features), self.adaptive_avg(features), self.dropout(features), square,
+                   self.layer_norm(square)]
+        return paddle.concat([paddle.flatten(output, 1) for output in outputs], 1)
+
+
+def _outputs_and_state(model, images):
+    """Outputs in training mode (seeded dropout) and eval mode, and the state after them (running stats)."""
+    paddle.seed(0)
+    model.train()
+    train = model(images).numpy()
+    model.eval()
+    return [train, model(images).numpy(), *(value.numpy() for value in model.state_dict().values())]
+
+
+def _differs(first, second):
+    return len(first) != len(second) or any(a.shape != b.shape or not np.array_equal(a, b)
+                                            for a, b in zip(first, second))
+
+
+@pytest.mark.parametrize("operator", MODEL_OPERATORS, ids=lambda operator: operator.name)
+def test_every_model_operator_changes_the_layer_it_mutates(operator):
+    paddle.seed(1)
+    model = EveryKind()
+    places = operator.places(model)
+    assert places, f"{operator.name} has no place in the test model"
+    # 10 px: every max-pool window cut by the border, inputs of both signs beyond 6
+    images = paddle.to_tensor(np.random.default_rng(0).standard_normal((2, 3, 10, 10)).astype("float32") * 20)
+    for place in places:
+        mutated = mutate_model(copy.deepcopy(model), place, operator)
+        assert _differs(_outputs_and_state(copy.deepcopy(model), images), _outputs_and_state(mutated, images)), \
+            f"{operator.name}@{place} changed nothing"
+
+
+def test_a_replaced_layer_keeps_the_mode_of_the_model():
+    model = EveryKind()
+    model.eval()
+    mutated = mutate_model(model, "dropout", operators.OPERATORS[[op.name for op in operators.OPERATORS]
+                                                                  .index("dropout.mode")])
+    assert not mutated.dropout.training
+
+
+def test_a_replaced_convolution_keeps_its_parameter_names():
+    model = EveryKind()
+    names = [name for name, _ in model.named_parameters()]
+    conv_padding = next(op for op in MODEL_OPERATORS if op.name == "conv.padding+1")
+    assert [name for name, _ in mutate_model(model, "conv", conv_padding).named_parameters()] == names
+
+
+@pytest.mark.parametrize("term", LOSS_TERMS)
+@pytest.mark.parametrize("factor", [-1.0, 10.0])
+def test_loss_operators_reweight_one_term_of_the_total(term, factor):
+    rng = np.random.default_rng(0)
+    logits, h = (paddle.to_tensor(rng.standard_normal(shape)) for shape in ((4, 10), (4, 12)))
+    labels = paddle.to_tensor(np.array([0, 1, 2, 3]))
+    total, cross_entropy, quantization = paddle_side.loss(logits, h, labels, 0.1)
+    mutated_total, *terms = reweighted_loss(paddle_side.loss, term, factor)(logits, h, labels, 0.1)
+    weighted = {"cross_entropy": cross_entropy, "quantization": 0.1 * quantization}[term]
+    np.testing.assert_allclose(mutated_total.numpy(), (total + (factor - 1) * weighted).numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(terms[0].numpy(), cross_entropy.numpy())
+
+
+def _optimizer_of(name):
+    operator = next(op for op in OPTIMIZER_OPERATORS if op.name == name)
+    return operator.mutate(build_optimizer, operator.places(None)[0])(nn.Linear(2, 2), lr=1.0, decay_every=1)
+
+
+def test_optimizer_operators_change_the_optimizer_or_its_schedule():
+    optimizer, scheduler = build_optimizer(nn.Linear(2, 2), lr=1.0, decay_every=1)
+    assert (optimizer._momentum, optimizer._use_nesterov, optimizer.get_lr()) == (0.9, False, 1.0)
+    assert _optimizer_of("optimizer.momentum")[0]._momentum == pytest.approx(0.95)
+    assert _optimizer_of("optimizer.nesterov")[0]._use_nesterov
+    assert _optimizer_of("optimizer.weight_decay=0")[0].regularization is None
+    assert _optimizer_of("schedule.one_epoch_early")[0].get_lr() == pytest.approx(0.1)
+    late_optimizer, late_scheduler = _optimizer_of("schedule.one_epoch_late")
+    late_scheduler.step()
+    assert late_optimizer.get_lr() == 1.0
+    late_scheduler.step()
+    assert late_optimizer.get_lr() == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("operator", operators.OPERATORS, ids=lambda operator: operator.name)
+def test_installing_a_mutant_restores_every_seam_afterwards(operator):
+    seams = [(paddle_side, "build_model"), (paddle_side, "loss"), (paddle_side, "optimizer_builder"),
+             (train_step, "greedyhash_loss")]
+    before = [getattr(owner, name) for owner, name in seams]
+    place = "alex.features.1" if operator.seam == operators.MODEL else operator.places(None)[0]
+    with pytest.raises(RuntimeError):
+        with installed(paddle_side, mutant_record(operator, place)):
+            assert [getattr(owner, name) for owner, name in seams] != before
+            raise RuntimeError("a failing step")
+    assert [getattr(owner, name) for owner, name in seams] == before
+
+
+def test_the_control_installs_nothing():
+    before = paddle_side.build_model
+    with installed(paddle_side, CONTROL):
+        assert paddle_side.build_model is before
+
+
+def test_every_coverage_criterion_an_operator_needs_is_one_the_coverage_table_records():
+    recorded = set()
+    for name in os.listdir(os.path.join(PROJECT_ROOT, "logs", "reference", "coverage")):
+        with open(os.path.join(PROJECT_ROOT, "logs", "reference", "coverage", name), encoding="utf-8") as handle:
+            recorded.update(criterion for row in json.load(handle)["rows"] for criterion in row["criteria"])
+    assert {operator.needs for operator in operators.OPERATORS if operator.needs} <= recorded
+
+
+def _outcome(status, place="alex.features.1", operator="relu->relu6", needs="inputs beyond 6", **more):
+    return {"id": f"{operator}@{place}", "operator": operator, "place": place, "seam": "model",
+            "description": "d", "needs": needs, "not_viable": None, "status": status, "seconds": 1.0,
+            "closest": {"step": "forward", "case": "seeded-224px", "key": "h", "excess": 0.01}, **more}
+
+
+COVERAGE = [{"layer": "alex.features.1", "gaps": ["inputs beyond 6"],
+             "criteria": {"inputs beyond 6": [], "inputs of both signs": ["seeded-224px"]}}]
+
+
+def _summary(outcomes):
+    mutants = [{key: outcome[key] for key in ("id", "operator", "place", "not_viable")} for outcome in outcomes]
+    listing = {"operators": [{"name": "relu->relu6", "seam": "model", "description": "d", "needs": "x"},
+                             {"name": "relu->gelu", "seam": "model", "description": "d", "needs": None}],
+               "mutants": mutants + [{"id": "relu->gelu@x", "operator": "relu->gelu", "place": "x",
+                                      "not_viable": "no forward at 64 px"}]}
+    return score.summarize([{**CONTROL, "status": "survived"}, *outcomes], listing, COVERAGE, {"bit": 48}, 3.0)
+
+
+def test_the_score_counts_killed_over_killed_and_survived_and_sets_apart_the_rest():
+    killed = _outcome("killed", by={"step": "forward", "case": "rescaled-224px", "key": "h", "excess": 5.0})
+    survived = _outcome("survived", place="alex.features.4", probe_difference={
+        "probe": "images x1000", "step": "forward", "case": "seeded-224px", "key": "h"},
+        moved={"step": "forward", "case": "seeded-224px", "key": "h", "max_rel": 1e-13})
+    equivalent = _outcome("equivalent", place="alex.features.7", why="identical")
+    summary = _summary([killed, survived, equivalent])
+    assert (summary["score"], summary["killed"], summary["survived"], summary["equivalent"],
+            summary["not_viable"]) == (0.5, 1, 1, 1, 1)
+    relu6 = next(op for op in summary["operators"] if op["name"] == "relu->relu6")
+    assert (relu6["places"], relu6["killed"], relu6["survived"], relu6["equivalent"]) == (3, 1, 1, 1)
+    assert not summary["control_failed"]
+    why = summary["survivors"][0]["why"]
+    assert "images x1000" in why and "moved forward seeded-224px h by 1e-13 (relative) at most, within tolerance" in why
+    assert "mutation score 50.0%" in score.render_markdown(summary)
+
+
+def test_a_survivor_is_explained_by_the_coverage_gap_of_its_layer():
+    why = _summary([_outcome("survived")])["survivors"][0]["why"]
+    assert "coverage gap: no case has inputs beyond 6 at alex.features.1" in why
+    assert "every checked value is bit for bit the unmutated port's" in why
+
+
+def test_the_largest_change_of_a_mutant_is_relative_to_the_unmutated_value():
+    unmutated = {"h": np.array([2.0, -4.0]), "b": np.array([1.0, -1.0])}
+    assert largest_change(unmutated, {"h": np.array([2.0, -4.0]), "b": np.array([1.0, -1.0])}) is None
+    assert largest_change(unmutated, {"h": np.array([2.0, -3.0]), "b": np.array([1.0, 1.0])}) == ("b", 2.0)
+
+
+def test_a_failed_control_is_reported():
+    summary = score.summarize([{**CONTROL, "status": "killed", "by": {"step": "forward"}}],
+                              {"operators": [], "mutants": []}, [], {}, 1.0)
+    assert summary["control_failed"] and "THE CONTROL FAILED" in score.score_line(summary)
+
+
+def test_a_lower_score_than_the_reference_for_the_same_settings_is_a_failure(tmp_path):
+    reference = tmp_path / "mutation.json"
+    reference.write_text(json.dumps({"score": 0.9, "settings": {"bit": 48}}))
+    assert score.compare_with_reference({"score": 0.8, "settings": {"bit": 48}}, str(reference))
+    assert score.compare_with_reference({"score": 0.9, "settings": {"bit": 48}}, str(reference)) is None
+    assert score.compare_with_reference({"score": 0.1, "settings": {"bit": 12}}, str(reference)) is None
+    assert score.compare_with_reference({"score": 0.1, "settings": {"bit": 48}}, score.NO_REFERENCE) is None
+
+
+def _mutants_run(workdir, *options):
+    return subprocess.run([sys.executable, "-m", "alignment.mutants", "--workdir", str(workdir), *options],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_the_default_run_scores_at_least_the_committed_score(tmp_path):
+    """What CI gates on: the default run (every mutant, the default cases) against logs/reference/mutants/."""
+    with open(os.path.join(PROJECT_ROOT, score.REFERENCE_SUMMARY), encoding="utf-8") as handle:
+        reference = json.load(handle)
+    done = _mutants_run(tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with open(tmp_path / "mutation.json", encoding="utf-8") as handle:
+        summary = json.load(handle)
+    assert summary["settings"] == reference["settings"]
+    assert summary["score"] >= reference["score"] and not summary["control_failed"]
+    assert summary["killed_by_a_failing_side"] == 0  # every kill is a check's verdict, not a crash
+
+
+BEFORE_SOUNDNESS = ["--weight-sets", "seeded", "--sizes", "224", "--operators",
+                    "relu->relu6,adaptive_avg->adaptive_max", "--max", "2", "--sample-seed", "2"]
+
+
+@pytest.mark.slow
+def test_before_the_soundness_work_survivors_slip_through_coverage_gaps_and_the_gate_fails(tmp_path):
+    """The configuration of the suite before its weight sets and sizes (seeded weights, 224 px only):
+    ReLU6 and an adaptive max-pool survive, are not equivalent (a probe tells them apart), and the
+    coverage gap of their layer explains each. Against a reference that caught them, the run fails."""
+    reference = tmp_path / "reference.json"
+    reference.write_text(json.dumps({"score": 1.0, "settings": {
+        "bit": 48, "batch_size": 4, "seed": 0, "weight_sets": "seeded", "sizes": "224", "bulk_size": 64,
+        "data": None, "weights": None, "operators": "relu->relu6,adaptive_avg->adaptive_max", "max": 2,
+        "sample_seed": 2}}))
+    done = _mutants_run(tmp_path / "run", *BEFORE_SOUNDNESS, "--reference", str(reference))
+    assert done.returncode == 1 and "below the committed 100.0%" in done.stderr, done.stdout[-3000:] + done.stderr
+    with open(tmp_path / "run" / "mutation.json", encoding="utf-8") as handle:
+        summary = json.load(handle)
+    assert summary["survived"] == 2 and summary["score"] == 0.0
+    for survivor in summary["survivors"]:
+        assert "coverage gap: no case has" in survivor["why"] and survivor["probe_difference"]
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--max", "0"], "--max must be at least 1"),
+    (["--jobs", "0"], "--jobs must be at least 1"),
+    (["--dtypes", "float32"], "mutants are checked in float64 only"),
+    (["--bit", "13"], "--bit"),
+])
+def test_bad_options_are_refused_in_one_line_before_any_work(tmp_path, options, message):
+    done = _mutants_run(tmp_path / "run", *options)
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_mutated_model_is_identical_only_when_every_setting_and_value_is():
+    """The printed model leaves settings out (a max-pool's ceil_mode): identity compares every setting."""
+    model = EveryKind()
+    assert same_models(model, copy.deepcopy(model))
+    for operator in MODEL_OPERATORS:
+        for place in operator.places(model):
+            assert not same_models(model, mutate_model(copy.deepcopy(model), place, operator)), operator.name
+    half = nn.Sequential(nn.Dropout(0.5))
+    rate = next(op for op in MODEL_OPERATORS if op.name == "dropout.p=1-p")
+    assert same_models(half, mutate_model(copy.deepcopy(half), "0", rate))

@@ -120,6 +120,31 @@ def test_the_reference_keeps_the_small_files_and_replaces_the_old_ones(tmp_path)
         "report.md", "summary.json"]
 
 
+def test_the_reference_keeps_its_committed_mutation_score(tmp_path):
+    run, kept = tmp_path / "run", tmp_path / "reference"
+    run.mkdir()
+    (run / "report.md").write_text("report")
+    (kept / "mutants").mkdir(parents=True)
+    (kept / "mutants" / "mutation.json").write_text("{}")
+    keep_reference(str(run), str(kept))
+    assert (kept / "mutants" / "mutation.json").read_text() == "{}" and (kept / "report.md").exists()
+
+
+def test_the_report_prints_the_folders_mutation_score_else_the_committed_one(tmp_path):
+    rows = summary_rows(passing_and_failing(tmp_path), {})
+    write_report(str(tmp_path), rows, ENV, {}, {}, {})
+    committed = (tmp_path / "report.md").read_text()
+    assert "## Mutation score" in committed and "mutation score 100.0%" in committed
+    assert "logs/reference/mutants/mutation.md))" in committed
+    (tmp_path / "mutants").mkdir()
+    (tmp_path / "mutants" / "mutation.json").write_text(json.dumps({
+        "score": 0.5, "killed": 1, "survived": 1, "equivalent": 0, "not_viable": 0, "checked": 2, "listed": 2,
+        "seconds": 9, "control_failed": False, "settings": {}}))
+    write_report(str(tmp_path), rows, ENV, {}, {}, {})
+    own = (tmp_path / "report.md").read_text()
+    assert "mutation score 50.0%: 1 killed, 1 survived of 2" in own and "([report](mutants/mutation.md))" in own
+
+
 def test_a_large_file_is_not_kept_as_reference(tmp_path):
     run = tmp_path / "run"
     (run / "float64" / "seeded-64px").mkdir(parents=True)

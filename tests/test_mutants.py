@@ -17,9 +17,11 @@ import pytest
 from paddle import nn
 
 from alignment.mutants import operators, score
+from alignment.mutants.catalog import NAMES
 from alignment.mutants.operators import LOSS_TERMS, MODEL_OPERATORS, OPTIMIZER_OPERATORS, reweighted_loss
 from alignment.mutants.side import CONTROL, installed, largest_change, mutant_record, mutate_model, same_models
 from alignment.sides import paddle_side
+from greedyhash_common.infra.errors import UserInputError
 from paddle_impl import train_step
 from paddle_impl.optim import build_optimizer
 
@@ -80,6 +82,10 @@ def test_every_model_operator_changes_the_layer_it_mutates(operator):
         mutated = mutate_model(copy.deepcopy(model), place, operator)
         assert _differs(_outputs_and_state(copy.deepcopy(model), images), _outputs_and_state(mutated, images)), \
             f"{operator.name}@{place} changed nothing"
+
+
+def test_every_operator_of_the_catalog_is_implemented_and_nothing_else():
+    assert list(operators.MUTATIONS) == list(NAMES)
 
 
 def test_a_replaced_layer_keeps_the_mode_of_the_model():
@@ -168,11 +174,8 @@ COVERAGE = [{"layer": "alex.features.1", "gaps": ["inputs beyond 6"],
 
 def _summary(outcomes):
     mutants = [{key: outcome[key] for key in ("id", "operator", "place", "not_viable")} for outcome in outcomes]
-    listing = {"operators": [{"name": "relu->relu6", "seam": "model", "description": "d", "needs": "x"},
-                             {"name": "relu->gelu", "seam": "model", "description": "d", "needs": None}],
-               "mutants": mutants + [{"id": "relu->gelu@x", "operator": "relu->gelu", "place": "x",
-                                      "not_viable": "no forward at 64 px"}]}
-    return score.summarize([{**CONTROL, "status": "survived"}, *outcomes], listing, COVERAGE, {"bit": 48}, 3.0)
+    mutants.append({"id": "relu->gelu@x", "operator": "relu->gelu", "place": "x", "not_viable": "no forward at 64 px"})
+    return score.summarize([{**CONTROL, "status": "survived"}, *outcomes], mutants, COVERAGE, {"bit": 48}, 3.0)
 
 
 def test_the_score_counts_killed_over_killed_and_survived_and_sets_apart_the_rest():
@@ -205,8 +208,7 @@ def test_the_largest_change_of_a_mutant_is_relative_to_the_unmutated_value():
 
 
 def test_a_failed_control_is_reported():
-    summary = score.summarize([{**CONTROL, "status": "killed", "by": {"step": "forward"}}],
-                              {"operators": [], "mutants": []}, [], {}, 1.0)
+    summary = score.summarize([{**CONTROL, "status": "killed", "by": {"step": "forward"}}], [], [], {}, 1.0)
     assert summary["control_failed"] and "THE CONTROL FAILED" in score.score_line(summary)
 
 
@@ -266,6 +268,7 @@ def test_before_the_soundness_work_survivors_slip_through_coverage_gaps_and_the_
     (["--jobs", "0"], "--jobs must be at least 1"),
     (["--dtypes", "float32"], "mutants are checked in float64 only"),
     (["--bit", "13"], "--bit"),
+    (["--operators", "relu->relu6,relu->relu7"], "unknown operators relu->relu7; choose from relu->leaky_relu,"),
 ])
 def test_bad_options_are_refused_in_one_line_before_any_work(tmp_path, options, message):
     done = _mutants_run(tmp_path / "run", *options)
@@ -283,3 +286,12 @@ def test_a_mutated_model_is_identical_only_when_every_setting_and_value_is():
     half = nn.Sequential(nn.Dropout(0.5))
     rate = next(op for op in MODEL_OPERATORS if op.name == "dropout.p=1-p")
     assert same_models(half, mutate_model(copy.deepcopy(half), "0", rate))
+
+
+@pytest.mark.parametrize("content", [b"not json", b"\xff\xfe", b"[1, 2]", b'{"score": "high", "settings": {}}'])
+def test_a_damaged_reference_is_refused_in_one_line_and_the_report_says_so(tmp_path, content):
+    reference = tmp_path / "mutation.json"
+    reference.write_bytes(content)
+    with pytest.raises(UserInputError, match="not a mutation run's summary"):
+        score.compare_with_reference({"score": 1.0, "settings": {}}, str(reference))
+    assert score.reference_score_line(str(reference)).startswith("unreadable: ")

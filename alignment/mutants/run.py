@@ -29,6 +29,7 @@ from ..cases import run_cases_of
 from ..suite import (add_run_options, check, checked_options, prepare, read_coverage, run_sides, show_progress,
                      with_user_weights)
 from ..steps import step_cases
+from .catalog import NAMES
 from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
 from .score import CONTROL, REFERENCE_SUMMARY, compare_with_reference, summarize, write_outputs
 
@@ -51,6 +52,7 @@ def get_args_parser():
 
 def checked_mutant_options(args):
     checked_options(args)
+    chosen_operators(args.operators)
     for name in ("max", "jobs"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -89,16 +91,20 @@ def run_paddle(args, action, jobs=1):
         raise UserInputError(f"the Paddle mutant process failed, see {failed[0]}")
 
 
-def select(listing, operators, maximum, seed):
-    """The viable mutants of `operators` (None: of every operator), or a seeded sample of `maximum` of them
-    in listing order; the control first."""
-    names = [operator["name"] for operator in listing["operators"]]
-    chosen_operators = operators.split(",") if operators else names
-    unknown = [name for name in chosen_operators if name not in names]
+def chosen_operators(operators):
+    """The operator names of --operators (None: every operator), each checked against the catalog."""
+    if operators is None:
+        return NAMES
+    unknown = [name for name in operators.split(",") if name not in NAMES]
     if unknown:
-        raise UserInputError(f"unknown operators {', '.join(unknown)}; choose from {', '.join(names)}")
-    viable = [mutant for mutant in listing["mutants"] if not mutant["not_viable"]
-              and mutant["operator"] in chosen_operators]
+        raise UserInputError(f"unknown operators {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+    return tuple(operators.split(","))
+
+
+def select(mutants, operators, maximum, seed):
+    """The viable mutants of `operators`, or a seeded sample of `maximum` of them in listing order; the
+    control first."""
+    viable = [mutant for mutant in mutants if not mutant["not_viable"] and mutant["operator"] in operators]
     if maximum is not None and maximum < len(viable):
         chosen = set(random.Random(seed).sample(range(len(viable)), maximum))
         viable = [mutant for index, mutant in enumerate(viable) if index in chosen]
@@ -119,10 +125,10 @@ def settings_of(args):
 def listed_and_selected(args):
     """Every mutant (the Paddle side lists them) and the ones this run checks, the control first."""
     run_paddle(args, "list")
-    listing = read_json(all_mutants_path(args.workdir))
-    selected = select(listing, args.operators, args.max, args.sample_seed)
+    mutants = read_json(all_mutants_path(args.workdir))
+    selected = select(mutants, chosen_operators(args.operators), args.max, args.sample_seed)
     write_text(selected_mutants_path(args.workdir), json.dumps(selected, indent=1) + "\n")
-    return listing, selected
+    return mutants, selected
 
 
 def unmutated_run(args):
@@ -155,10 +161,10 @@ def main(argv=None):
     args = with_user_weights(checked_mutant_options(get_args_parser().parse_args(argv)))
     args.workdir = os.path.abspath(args.workdir)
     prepare(args)
-    listing, selected = listed_and_selected(args)
+    mutants, selected = listed_and_selected(args)
     results = unmutated_run(args)
     outcomes = checked_mutants(args, selected)
-    summary = summarize(outcomes, listing, read_coverage(args.workdir, results), settings_of(args),
+    summary = summarize(outcomes, mutants, read_coverage(args.workdir, results), settings_of(args),
                         time.perf_counter() - started)
     print(write_outputs(args.workdir, summary))
     below = compare_with_reference(summary, args.reference)

@@ -3,11 +3,14 @@
 Written once, without a framework: it reads the outcomes the Paddle processes wrote
 (alignment/mutants/side.py) and the coverage table of the unmutated run (alignment/coverage.py).
 """
+import dataclasses
 import json
 import os
 
 from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.errors import UserInputError, one_line_reason
 
+from .catalog import CATALOG
 from .files import REPORT_MD, SUMMARY_JSON
 
 # The first mutant of every run changes nothing: the mutant runner must pass the unmutated port, or its
@@ -71,20 +74,19 @@ def _ratio(value):
     return f"{value:.2g}x" if isinstance(value, (int, float)) else str(value)
 
 
-def summarize(outcomes, listing, coverage_rows, settings, seconds):
+def summarize(outcomes, mutants, coverage_rows, settings, seconds):
     control, scored = outcomes[0], outcomes[1:]
     coverage_by_layer = {row["layer"]: row for row in coverage_rows}
     counts = _counts(scored)
     selected_ids = {outcome["id"] for outcome in scored}
-    mutants = listing["mutants"]
     selected = [mutant for mutant in mutants if mutant["id"] in selected_ids or mutant["not_viable"]]
+    by_operator = _grouped(scored, selected, "operator")
     return {
         "score": score_of(counts), **counts, "not_viable": sum(bool(mutant["not_viable"]) for mutant in mutants),
         "listed": len(mutants), "checked": len(scored), "seconds": round(seconds),
         "control_failed": control["status"] != SURVIVED, "control": control, "settings": settings,
-        "operators": [{**operator, "places": sum(mutant["operator"] == operator["name"] for mutant in mutants),
-                       **_grouped(scored, selected, "operator").get(operator["name"], {"mutants": 0})}
-                      for operator in listing["operators"]],
+        "operators": [{**dataclasses.asdict(spec), "places": sum(mutant["operator"] == spec.name for mutant in mutants),
+                       **by_operator.get(spec.name, {"mutants": 0})} for spec in CATALOG],
         "layers": _grouped(scored, [mutant for mutant in selected if not mutant["not_viable"]], "place"),
         "killed_by_a_failing_side": sum(outcome.get("by", {}).get("key") == SIDE_FAILED for outcome in scored),
         "survivors": [{**outcome, "why": explain(outcome, coverage_by_layer)} for outcome in scored
@@ -174,13 +176,25 @@ def write_outputs(workdir, summary):
     return "\n".join(terminal_lines(summary) + [f"report: {os.path.join(workdir, REPORT_MD)}"])
 
 
+def read_summary(path):
+    """A mutation run's summary (mutation.json), or UserInputError naming the file if it is not one."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            summary = json.load(handle)
+        if not isinstance(summary, dict) or not isinstance(summary.get("settings"), dict) or not (
+                summary.get("score") is None or isinstance(summary["score"], (int, float))):
+            raise ValueError("no score and settings")
+        return summary
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UserInputError(f"{path}: not a mutation run's summary ({one_line_reason(error)})") from None
+
+
 def compare_with_reference(summary, reference_path):
     """A message if the score is below the reference's for the same settings, else None (also when the
     reference is `none`: a run that makes the reference compares with nothing)."""
     if reference_path == NO_REFERENCE or not os.path.isfile(reference_path):
         return None
-    with open(reference_path, encoding="utf-8") as handle:
-        reference = json.load(handle)
+    reference = read_summary(reference_path)
     if reference["settings"] != summary["settings"] or reference["score"] is None:
         return None
     if summary["score"] is None or summary["score"] < reference["score"] - 1e-12:
@@ -193,6 +207,7 @@ def reference_score_line(path):
     """The score line of a finished mutation run's summary at `path`, or None when there is none."""
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as handle:
-        return score_line(json.load(handle))
-
+    try:
+        return score_line(read_summary(path))
+    except (UserInputError, KeyError, TypeError) as error:
+        return f"unreadable: {error}"

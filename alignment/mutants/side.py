@@ -33,7 +33,8 @@ from ..side import step_context
 from ..sides import configured_side
 from ..steps import STEPS, check_values, step_cases
 from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
-from .operators import LOSS, MODEL, OPERATORS, OPTIMIZER
+from .catalog import LOSS, MODEL, OPTIMIZER
+from .operators import OPERATORS
 from .score import CONTROL, SIDE_FAILED
 
 OPERATOR_NAMED = {operator.name: operator for operator in OPERATORS}
@@ -46,6 +47,7 @@ PROBE_STEPS = {MODEL: ("forward", "backward"), LOSS: ("loss", "backward"), OPTIM
 # Probes of a survivor: inputs beyond the run's, on which an equivalent mutant must still agree
 IMAGE_GAIN = 1000.0  # pre-activations a thousand times the run's: past every breakpoint of the activations
 PROBE_SEED = 7
+SHAPE_DTYPE = "float32"  # whether a mutated model runs depends on shapes only, and float32 copies and runs faster
 NOT_SETTINGS = ("_full_name", "_dtype", "_built")
 SIZE_CHANGES = (-1, -2, -3, -4, 1)  # a stride of up to 4 (AlexNet's first) puts a border elsewhere in one of these
 
@@ -124,14 +126,18 @@ def installed(side, mutant):
 
 
 def not_viable(side, args, mutant, sizes):
-    """None if the mutated model runs a forward at every size of the run, else why it does not."""
+    """None if the mutated model runs a forward at every size of the run, else why it does not. Any failure
+    of the mutated model to run makes the mutant not viable, whatever the framework raises."""
     with installed(side, mutant):
         try:
-            model = side.build_model(args.bit, DTYPE, _first_weights(side, args))
-            for size in sizes:
-                model(side.tensor(np.zeros((1, 3, size, size), dtype=DTYPE)))
-        except Exception as error:  # any failure of the mutated model to run makes the mutant not viable
-            return f"no forward at {size} px ({one_line_reason(error)})"
+            model = side.build_model(args.bit, SHAPE_DTYPE, _first_weights(side, args))
+        except Exception as error:
+            return f"the model is not built ({one_line_reason(error)})"
+        for size in sizes:
+            try:
+                model(side.tensor(np.zeros((1, 3, size, size), dtype=SHAPE_DTYPE)))
+            except Exception as error:
+                return f"no forward at {size} px ({one_line_reason(error)})"
     return None
 
 
@@ -143,17 +149,14 @@ def list_mutants(side, args):
     started = time.perf_counter()
     run_cases = run_cases_of(args)
     sizes = sorted({*run_cases.sizes, run_cases.bulk_size})
-    model = side.build_model(args.bit, DTYPE, _first_weights(side, args))
+    model = side.build_model(args.bit, SHAPE_DTYPE, _first_weights(side, args))
     mutants = []
     for operator in OPERATORS:
         for place in operator.places(model):
             mutant = mutant_record(operator, place)
             mutant["not_viable"] = not_viable(side, args, mutant, sizes) if operator.seam == MODEL else None
             mutants.append(mutant)
-    operators = [{"name": operator.name, "seam": operator.seam, "description": operator.description,
-                  "needs": operator.needs} for operator in OPERATORS]
-    write_text(all_mutants_path(args.workdir), json.dumps({"operators": operators, "mutants": mutants}, indent=1)
-               + "\n")
+    write_text(all_mutants_path(args.workdir), json.dumps(mutants, indent=1) + "\n")
     print(f"paddle listed {len(mutants)} mutants of {len(OPERATORS)} operators, tried each model mutant at"
           f" {', '.join(map(str, sizes))} px: {time.perf_counter() - started:.1f} s", flush=True)
 

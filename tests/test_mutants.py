@@ -18,7 +18,7 @@ from paddle import nn
 
 from alignment.mutants import operators, score
 from alignment.mutants.catalog import NAMES
-from alignment.mutants.operators import LOSS_TERMS, MODEL_OPERATORS, OPTIMIZER_OPERATORS, reweighted_loss
+from alignment.mutants.operators import LOSS_TERMS, MODEL_OPERATORS, reweighted_loss
 from alignment.mutants.side import CONTROL, installed, largest_change, mutant_record, mutate_model, same_models
 from alignment.sides import paddle_side
 from greedyhash_common.infra.errors import UserInputError
@@ -56,6 +56,10 @@ class EveryKind(nn.Layer):
         return paddle.concat([paddle.flatten(output, 1) for output in outputs], 1)
 
 
+def _operator(name):
+    return next(operator for operator in operators.OPERATORS if operator.name == name)
+
+
 def _outputs_and_state(model, images):
     """Outputs in training mode (seeded dropout) and eval mode, and the state after them (running stats)."""
     paddle.seed(0)
@@ -91,16 +95,13 @@ def test_every_operator_of_the_catalog_is_implemented_and_nothing_else():
 def test_a_replaced_layer_keeps_the_mode_of_the_model():
     model = EveryKind()
     model.eval()
-    mutated = mutate_model(model, "dropout", operators.OPERATORS[[op.name for op in operators.OPERATORS]
-                                                                  .index("dropout.mode")])
-    assert not mutated.dropout.training
+    assert not mutate_model(model, "dropout", _operator("dropout.mode")).dropout.training
 
 
 def test_a_replaced_convolution_keeps_its_parameter_names():
     model = EveryKind()
     names = [name for name, _ in model.named_parameters()]
-    conv_padding = next(op for op in MODEL_OPERATORS if op.name == "conv.padding+1")
-    assert [name for name, _ in mutate_model(model, "conv", conv_padding).named_parameters()] == names
+    assert [name for name, _ in mutate_model(model, "conv", _operator("conv.padding+1")).named_parameters()] == names
 
 
 @pytest.mark.parametrize("term", LOSS_TERMS)
@@ -117,7 +118,7 @@ def test_loss_operators_reweight_one_term_of_the_total(term, factor):
 
 
 def _optimizer_of(name):
-    operator = next(op for op in OPTIMIZER_OPERATORS if op.name == name)
+    operator = _operator(name)
     return operator.mutate(build_optimizer, operator.places(None)[0])(nn.Linear(2, 2), lr=1.0, decay_every=1)
 
 
@@ -207,8 +208,10 @@ def test_the_largest_change_of_a_mutant_is_relative_to_the_unmutated_value():
     assert largest_change(unmutated, {"h": np.array([2.0, -3.0]), "b": np.array([1.0, 1.0])}) == ("b", 2.0)
 
 
-def test_a_failed_control_is_reported():
-    summary = score.summarize([{**CONTROL, "status": "killed", "by": {"step": "forward"}}], [], [], {}, 1.0)
+@pytest.mark.parametrize("control", [{"status": "killed", "by": {"step": "forward"}},
+                                     {"status": "survived", "moved": {"key": "h", "max_rel": 1e-16}}])
+def test_a_control_that_fails_or_moves_a_value_fails_the_run(control):
+    summary = score.summarize([{**CONTROL, **control}], [], [], {}, 1.0)
     assert summary["control_failed"] and "THE CONTROL FAILED" in score.score_line(summary)
 
 
@@ -284,8 +287,7 @@ def test_a_mutated_model_is_identical_only_when_every_setting_and_value_is():
         for place in operator.places(model):
             assert not same_models(model, mutate_model(copy.deepcopy(model), place, operator)), operator.name
     half = nn.Sequential(nn.Dropout(0.5))
-    rate = next(op for op in MODEL_OPERATORS if op.name == "dropout.p=1-p")
-    assert same_models(half, mutate_model(copy.deepcopy(half), "0", rate))
+    assert same_models(half, mutate_model(copy.deepcopy(half), "0", _operator("dropout.p=1-p")))
 
 
 @pytest.mark.parametrize("content", [b"not json", b"\xff\xfe", b"[1, 2]", b'{"score": "high", "settings": {}}'])

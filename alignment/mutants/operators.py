@@ -8,7 +8,7 @@ from paddle import nn
 
 from greedyhash_common.hyperparameters import MOMENTUM, QUANTIZATION_WEIGHT
 
-from .catalog import CATALOG, MODEL, OPTIMIZER, OperatorSpec
+from .catalog import CATALOG, MODEL, OperatorSpec
 
 NORMS = (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1D,
          nn.InstanceNorm2D, nn.InstanceNorm3D)
@@ -192,4 +192,3 @@ LOSS_MUTATIONS = {
 MUTATIONS = {**MODEL_MUTATIONS, **LOSS_MUTATIONS, **OPTIMIZER_MUTATIONS}
 OPERATORS = tuple(Operator(spec, *MUTATIONS[spec.name]) for spec in CATALOG)
 MODEL_OPERATORS = tuple(operator for operator in OPERATORS if operator.seam == MODEL)
-OPTIMIZER_OPERATORS = tuple(operator for operator in OPERATORS if operator.seam == OPTIMIZER)

@@ -13,8 +13,8 @@ from greedyhash_common.infra.errors import UserInputError, one_line_reason
 from .catalog import CATALOG
 from .files import REPORT_MD, SUMMARY_JSON
 
-# The first mutant of every run changes nothing: the mutant runner must pass the unmutated port, or its
-# kills would prove nothing
+# The first mutant of every run changes nothing: the mutant runner must pass the unmutated port and
+# reproduce its values bit for bit, or its kills would prove nothing
 CONTROL = {"id": "control (no mutation)", "operator": "control", "place": "", "seam": "control",
            "description": "nothing changed", "needs": None, "not_viable": None}
 REFERENCE_SUMMARY = os.path.join("logs", "reference", "mutants", SUMMARY_JSON)
@@ -84,7 +84,8 @@ def summarize(outcomes, mutants, coverage_rows, settings, seconds):
     return {
         "score": score_of(counts), **counts, "not_viable": sum(bool(mutant["not_viable"]) for mutant in mutants),
         "listed": len(mutants), "checked": len(scored), "seconds": round(seconds),
-        "control_failed": control["status"] != SURVIVED, "control": control, "settings": settings,
+        "control_failed": control["status"] != SURVIVED or control.get("moved") is not None, "control": control,
+        "settings": settings,
         "operators": [{**dataclasses.asdict(spec), "places": sum(mutant["operator"] == spec.name for mutant in mutants),
                        **by_operator.get(spec.name, {"mutants": 0})} for spec in CATALOG],
         "layers": _grouped(scored, [mutant for mutant in selected if not mutant["not_viable"]], "place"),
@@ -104,7 +105,8 @@ def score_line(summary):
             f" {summary[EQUIVALENT]} equivalent, {summary['not_viable']} not viable); {summary['checked']} of"
             f" {summary['listed']} mutants checked in {summary['seconds']} s")
     if summary["control_failed"]:
-        text += "; THE CONTROL FAILED: the mutant runner rejects the unmutated port, no kill means anything"
+        text += ("; THE CONTROL FAILED: the mutant runner does not reproduce the unmutated port, no kill means"
+                 " anything")
     return text
 
 

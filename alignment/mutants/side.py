@@ -1,16 +1,17 @@
-"""The Paddle process of `python -m alignment.mutants`: lists the mutants, or runs a share of them.
+"""The Paddle process of `python -m alignment.mutants`: lists the mutants, or runs them.
 
   python -m alignment.mutants.side list --bit 48 --workdir logs/mutants [case options]
   python -m alignment.mutants.side run --bit 48 --workdir logs/mutants [...]   (one of several processes)
 
 `list` writes every mutant of every operator (alignment.mutants.operators) at every place it applies
 to, and marks as not viable the ones with which the model no longer runs at the run's sizes (a port
-that fails to run needs no suite to be noticed). `run` takes the next selected mutant no other process has claimed; for
-each it installs the mutation, runs the suite's own steps (alignment.steps) in float64 in every case a
-default run checks them in, and compares with the torch side's values already written in the work
-folder, with the suite's own checker and tolerances: the first failing check kills the mutant. A
-mutant no check kills is then compared with the unmutated port, model against model and on probes
-beyond the run's inputs, to tell an equivalent mutant from a survivor.
+that fails to run needs no suite to be noticed). `run` takes, one after the other, the selected
+mutants no other process has claimed; for each it installs the mutation, runs the suite's own steps
+(alignment.steps) in float64 in every case a default run checks them in, and compares with the torch
+side's values already written in the work folder, with the suite's own checker and tolerances: the
+first failing check kills the mutant. A mutant no check kills is then compared with the unmutated
+port, model against model and on probes beyond the run's inputs, to tell an equivalent mutant from a
+survivor.
 """
 import argparse
 import contextlib
@@ -32,8 +33,8 @@ from ..reprod_format import load_values
 from ..side import step_context
 from ..sides import configured_side
 from ..steps import STEPS, check_values, step_cases
-from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
 from .catalog import LOSS, MODEL, OPTIMIZER
+from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
 from .operators import OPERATORS
 from .score import CONTROL, SIDE_FAILED
 
@@ -117,8 +118,7 @@ def installed(side, mutant):
     operator, place = OPERATOR_NAMED[mutant["operator"]], mutant["place"]
     if operator.seam == MODEL:
         build = side.build_model
-        return patched([(side, "build_model",
-                         lambda *args, **kwargs: mutate_model(build(*args, **kwargs), place, operator))])
+        return patched([(side, "build_model", lambda *args: mutate_model(build(*args), place, operator))])
     if operator.seam == LOSS:
         loss = operator.mutate(side.loss, place)
         return patched([(side, "loss", loss), (train_step, "greedyhash_loss", loss)])
@@ -247,8 +247,8 @@ def perturbed_weights(side):
     all, than the run's."""
     build = side.build_model
 
-    def build_perturbed(*args, **kwargs):
-        model = build(*args, **kwargs)
+    def build_perturbed(*args):
+        model = build(*args)
         rng = np.random.default_rng(PROBE_SEED)
         for parameter in model.parameters():
             value = parameter.numpy()

@@ -5,6 +5,7 @@ operator), the seams are restored, the score and its explanations. Slow: the def
 against the committed one (what CI gates on), and a run in the configuration before the soundness
 work, whose survivors must be explained by the coverage gaps they slip through.
 """
+import argparse
 import copy
 import json
 import os
@@ -16,10 +17,13 @@ import paddle
 import pytest
 from paddle import nn
 
+from alignment.inputs import write_input_batch
 from alignment.mutants import operators, score
-from alignment.mutants.catalog import NAMES
+from alignment.mutants import side as mutants_side
+from alignment.mutants.catalog import MODEL, NAMES, OperatorSpec
 from alignment.mutants.operators import LOSS_TERMS, MODEL_OPERATORS, reweighted_loss
 from alignment.mutants.side import CONTROL, installed, largest_change, mutant_record, mutate_model, same_models
+from alignment.prepare_weights import prepare_weights
 from alignment.sides import paddle_side
 from greedyhash_common.infra.errors import UserInputError
 from paddle_impl import train_step
@@ -222,6 +226,31 @@ def test_a_lower_score_than_the_reference_for_the_same_settings_is_a_failure(tmp
     assert score.compare_with_reference({"score": 0.9, "settings": {"bit": 48}}, str(reference)) is None
     assert score.compare_with_reference({"score": 0.1, "settings": {"bit": 12}}, str(reference)) is None
     assert score.compare_with_reference({"score": 0.1, "settings": {"bit": 48}}, score.NO_REFERENCE) is None
+
+
+@pytest.fixture(scope="module")
+def seeded_64px_run(module_tmp):
+    """The options of a run at the seeded weights and 64 px, its inputs prepared as the suite prepares them."""
+    workdir = str(module_tmp("mutants"))
+    write_input_batch(workdir, None, 4, (64,))
+    prepare_weights(48, 0, workdir, ("seeded",))
+    return argparse.Namespace(bit=48, workdir=workdir, weight_sets="seeded", sizes="64", bulk_size=64,
+                              mask_seed=0, data=None, threads=1)
+
+
+@pytest.mark.slow
+def test_probes_tell_a_survivor_from_the_port_and_none_tells_an_equivalent_mutant(seeded_64px_run, monkeypatch):
+    """A ReLU applied twice is the port's function in another form: not identical, and no probe tells it
+    apart. ReLU6 agrees at the seeded weights (no input beyond 6) but a probe tells it apart."""
+    twice = operators.Operator(OperatorSpec("relu->relu,relu", MODEL, "a ReLU applied twice"),
+                               lambda layer: type(layer) is nn.ReLU, lambda layer: nn.Sequential(nn.ReLU(), nn.ReLU()))
+    monkeypatch.setitem(mutants_side.OPERATOR_NAMED, twice.name, twice)
+    equivalent, relu6 = (mutant_record(operator, "alex.classifier.5") for operator in (twice, _operator("relu->relu6")))
+    with mutants_side.cached_builds(paddle_side):
+        assert not mutants_side.identical_models(paddle_side, seeded_64px_run, equivalent)
+        assert mutants_side.probe_difference(paddle_side, seeded_64px_run, equivalent) is None
+        found = mutants_side.probe_difference(paddle_side, seeded_64px_run, relu6)
+    assert found["step"] == "forward" and found["probe"] in ("weights perturbed", "images x1000")
 
 
 def _mutants_run(workdir, *options):

@@ -3,8 +3,8 @@ port defects.
 
   python -m alignment.mutants [--max N] [--sample-seed 0] [--jobs 2] [the suite's run options]
 
-Runs the unmutated suite's float64 steps (forward, loss, backward, optim, train) in the default
-cases, then every mutant of the Paddle port (alignment/mutants/operators.py), or a seeded sample of
+Runs the unmutated suite's float64 steps (forward, loss, backward, optim, train) in the run's cases
+(by default make align's), then every mutant of the Paddle port (alignment/mutants/operators.py), or a seeded sample of
 --max of them, through the same steps, cases, inputs, checker and tolerances (alignment/mutants/side.py),
 in --jobs Paddle processes. Reports the mutation score (killed / (killed + survived)) per operator
 and per layer, every survivor with what it changed and why no check saw it, the mutants that are
@@ -69,11 +69,11 @@ def baseline_failures(args):
     return results, [f"{result.step} {result.case.label}" for result in results if not result.passed]
 
 
-def paddle_command(args, action, *extra):
+def paddle_command(args, action):
     return module_command(args.paddle_python, "alignment.mutants.side", action, "--bit", args.bit, "--workdir",
                           args.workdir, "--threads", args.threads, "--mask-seed", args.seed, "--weight-sets",
                           args.weight_sets, "--sizes", args.sizes, "--bulk-size", args.bulk_size,
-                          *(["--data", args.data] if args.data else []), *extra)
+                          *(["--data", args.data] if args.data else []))
 
 
 def run_paddle(args, action, jobs=1):

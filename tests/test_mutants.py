@@ -78,6 +78,7 @@ def _differs(first, second):
                                             for a, b in zip(first, second))
 
 
+@pytest.mark.filterwarnings("ignore:When training, we now always track global mean and variance")
 @pytest.mark.parametrize("operator", MODEL_OPERATORS, ids=lambda operator: operator.name)
 def test_every_model_operator_changes_the_layer_it_mutates(operator):
     paddle.seed(1)

@@ -28,6 +28,7 @@ from greedyhash_common.infra.errors import exits_cleanly_on_bad_input, one_line_
 from paddle_impl import train_step
 
 from ..cases import add_case_options, run_cases_of
+from ..check import _json_number
 from ..paths import side_values_path, weights_path
 from ..reprod_format import load_values
 from ..side import step_context
@@ -169,12 +170,8 @@ def planned_checks(mutant, run_cases):
 
 
 def _key_summary(step, case, key):
-    return {"step": step, "case": case.label, "key": key.name, "max_abs": _finite(key.max_abs),
-            "limit": key.limit, "excess": _finite(key.excess()), "note": key.note}
-
-
-def _finite(value):
-    return value if np.isfinite(value) else str(value)
+    return {"step": step, "case": case.label, "key": key.name, "max_abs": _json_number(key.max_abs),
+            "limit": key.limit, "excess": _json_number(key.excess()), "note": key.note}
 
 
 def largest_change(unmutated, mutated):

@@ -8,6 +8,7 @@ import torchvision
 from alignment.sides import paddle_side, torch_side
 from greedyhash_common.hyperparameters import QUANTIZATION_WEIGHT
 from greedyhash_common.state_dicts.key_map import GREEDYHASH_KEY_MAP, TRANSPOSED_LINEAR_WEIGHTS, greedyhash_torch_shapes
+from paddle_impl.model import Conv2D as PaddleConv2D
 from paddle_impl.model import GreedyHash as PaddleGreedyHash
 from torch_impl.model import GreedyHash as TorchGreedyHash
 
@@ -73,3 +74,32 @@ def test_64_and_224_inputs_give_the_same_feature_width(weights):
         for size in (64, 224):
             logits, _, _ = model(torch.zeros(1, 3, size, size))
             assert tuple(logits.shape) == (1, 10)
+
+
+@pytest.mark.parametrize("settings", [{"stride": 4, "padding": 2}, {"padding": 1}, {"padding": [1, 2]},
+                                      {"stride": 2, "padding": "SAME"}, {"padding": 0, "bias_attr": False}])
+def test_the_ports_conv2d_computes_paddles_conv2d_and_its_gradients(settings):
+    """paddle_impl.model.Conv2D adds its bias in another form (for speed): the same function, every
+    gradient the same in float64 up to summation order, also when only some gradients are asked for or
+    the bias is frozen."""
+    rng = np.random.default_rng(0)
+    own, reference = PaddleConv2D(3, 5, 3, **settings), paddle.nn.Conv2D(3, 5, 3, **settings)
+    for layer in (own, reference):
+        layer.to(dtype="float64")
+    reference.set_state_dict({key: rng.standard_normal(value.shape) for key, value in reference.state_dict().items()})
+    own.set_state_dict(reference.state_dict())
+    images = paddle.to_tensor(rng.standard_normal((2, 3, 17, 19)), stop_gradient=False)
+    outputs = own(images), reference(images)
+    np.testing.assert_array_equal(outputs[0].numpy(), outputs[1].numpy())
+    weights = paddle.to_tensor(rng.standard_normal(outputs[1].shape))
+    targets = lambda layer: [images] + list(layer.parameters())  # noqa: E731
+    own_grads, reference_grads = (paddle.grad((output * weights).sum(), targets(layer), retain_graph=True)
+                                  for output, layer in zip(outputs, (own, reference)))
+    for mine, theirs in zip(own_grads, reference_grads):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-13, atol=1e-13 * np.abs(theirs.numpy()).max())
+    only_input = paddle.grad((own(images) * weights).sum(), [images])[0]
+    np.testing.assert_array_equal(only_input.numpy(), reference_grads[0].numpy())
+    if own.bias is not None:
+        own.bias.stop_gradient = True
+        (own(images) * weights).sum().backward()
+        assert own.bias.grad is None and own.weight.grad is not None

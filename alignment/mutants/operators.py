@@ -38,6 +38,11 @@ def _exactly(layer_type):
     return lambda layer: type(layer) is layer_type
 
 
+def _is(layer_type):
+    """Also the port's own subclasses (paddle_impl.model.Conv2D)."""
+    return lambda layer: isinstance(layer, layer_type)
+
+
 def _pool_settings(pool):
     return {"kernel_size": pool.ksize, "stride": pool.stride, "padding": pool.padding, "ceil_mode": pool.ceil_mode}
 
@@ -71,8 +76,8 @@ def _conv_with(conv, **changes):
     weight = conv.weight.numpy()
     settings = {"stride": conv._stride, "padding": conv._padding, "dilation": conv._dilation,
                 "groups": conv._groups, **changes}
-    replacement = nn.Conv2D(conv._in_channels, conv._out_channels, weight.shape[2:], **settings,
-                            bias_attr=None if conv.bias is not None else False)
+    replacement = type(conv)(conv._in_channels, conv._out_channels, weight.shape[2:], **settings,
+                                bias_attr=None if conv.bias is not None else False)
     replacement.to(dtype=conv.weight.dtype)
     replacement.weight.set_value(weight)
     if conv.bias is not None:
@@ -114,9 +119,9 @@ MODEL_MUTATIONS = {
     "dropout.removed": (_exactly(nn.Dropout), lambda layer: nn.Identity()),
     "bias.zeroed": (_has_bias, _zero_bias),
     "linear.untransposed": (_has_square_weight, _transpose_weight),
-    "conv.padding+1": (_exactly(nn.Conv2D), lambda conv: _conv_with(conv, padding=_shifted(conv._padding, 1))),
+    "conv.padding+1": (_is(nn.Conv2D), lambda conv: _conv_with(conv, padding=_shifted(conv._padding, 1))),
     "conv.padding-1": (_has_padding, lambda conv: _conv_with(conv, padding=_shifted(conv._padding, -1))),
-    "conv.stride+1": (_exactly(nn.Conv2D), lambda conv: _conv_with(conv, stride=_shifted(conv._stride, 1))),
+    "conv.stride+1": (_is(nn.Conv2D), lambda conv: _conv_with(conv, stride=_shifted(conv._stride, 1))),
     "norm.epsilon*100": (lambda layer: isinstance(layer, NORMS), _scale_epsilon),
     "batch_norm.momentum=1-m": (lambda layer: isinstance(layer, BATCH_NORMS), _flip_momentum_convention),
 }

@@ -3,10 +3,12 @@
   inputs/images_<size>px.npy, inputs/labels.npy      the batch both sides see, at each size
   inputs/split.npz                                    the split both sides' loaders read
   inputs/weights_bit<B>_<set>.pth / .pdparams         each weight set both sides start from, converted
+  inputs/weights_bit<B>_<set>.stamp.json              what it was made from (alignment.prepare_weights)
   <dtype>/<case>/<step>_torch.npy, <step>_paddle.npy  reprod_log files of each side
   <dtype>/<case>/<step>_diff.log, <step>_diff.json    the checker's verdict
   <dtype>/env_torch.json, env_paddle.json             each side's framework, device, threads
   coverage/<case>.json                                what the reference's layers saw in a case
+  coverage/<case>.stamp.json                          what it was recorded from (alignment.side)
 """
 import os
 
@@ -31,6 +33,10 @@ def weights_path(workdir, bit, weight_set, suffix):
     return os.path.join(inputs_dir(workdir), f"weights_bit{bit}_{weight_set}{suffix}")
 
 
+def weights_stamp_path(workdir, bit, weight_set):
+    return os.path.join(inputs_dir(workdir), f"weights_bit{bit}_{weight_set}.stamp.json")
+
+
 def case_dir(workdir, dtype, case):
     return os.path.join(workdir, dtype, case.label)
 
@@ -51,3 +57,7 @@ def diff_paths(workdir, dtype, case, step):
 
 def coverage_path(workdir, case):
     return os.path.join(workdir, "coverage", f"{case.label}.json")
+
+
+def coverage_stamp_path(workdir, case):
+    return os.path.join(workdir, "coverage", f"{case.label}.stamp.json")

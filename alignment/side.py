@@ -16,15 +16,21 @@ import time
 import numpy as np
 
 from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.content_cache import file_digest, is_fresh, key_of, source_digest, stamped_key, write_stamp
 from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.project import PROJECT_ROOT
 
 from . import coverage
 from .cases import SIZE, add_case_options, run_cases_of
-from .paths import coverage_path, env_path, images_path, labels_path, side_values_path, split_path, weights_path
+from .paths import (coverage_path, coverage_stamp_path, env_path, images_path, labels_path, side_values_path,
+                    split_path, weights_path, weights_stamp_path)
 from .reprod_format import save_values
-from .sides import REFERENCE, configured_side
+from .sides import REFERENCE, configured_side, reusing_builds
 from .steps import STEPS, StepContext, runs_in, step_cases
 from .weight_sets import train_learning_rate
+
+# What a case's coverage follows from in this project's code (over-inclusive: the suite and the reference)
+COVERAGE_CODE = ("alignment", "torch_impl", "greedyhash_common")
 
 
 def get_args_parser():
@@ -49,6 +55,30 @@ def step_context(side, args, step, case, dtype):
                        train_learning_rate(case.weights), args.threads)
 
 
+def coverage_key(side, args, case, dtype):
+    """The content key of a case's coverage (greedyhash_common.infra.content_cache): its weights (by the key
+    they were made from), its batch, the dropout masks, the precision, the code and the framework; None
+    when the weights are not the files their stamp describes."""
+    files = [weights_path(args.workdir, args.bit, case.weights, suffix) for suffix in (".pth", ".pdparams")]
+    weights = stamped_key(weights_stamp_path(args.workdir, args.bit, case.weights), files)
+    if weights is None:
+        return None
+    return key_of({"weights": weights, "images": file_digest(images_path(args.workdir, case.size)),
+                   "labels": file_digest(labels_path(args.workdir)), "mask_seed": args.mask_seed, "dtype": dtype,
+                   "code": source_digest(PROJECT_ROOT, COVERAGE_CODE), "framework": side.describe(args.threads, dtype)})
+
+
+def write_coverage(side, args, case, context):
+    """Record what the reference's layers saw in `case`, unless recorded before from the same content."""
+    path, stamp = coverage_path(args.workdir, case), coverage_stamp_path(args.workdir, case)
+    key = coverage_key(side, args, case, context.dtype)
+    if key is not None and is_fresh(stamp, key, [path]):
+        return
+    write_text(path, json.dumps(coverage.record(side, context), indent=1) + "\n")
+    if key is not None:
+        write_stamp(stamp, key, [path])
+
+
 def run_steps(side, args):
     run_cases = run_cases_of(args)
     covered = set()
@@ -61,8 +91,7 @@ def run_steps(side, args):
                 print(f"{side.NAME} {step} {case.label} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
                 if side.NAME == REFERENCE and step == "forward" and case not in covered:
                     covered.add(case)
-                    write_text(coverage_path(args.workdir, case),
-                               json.dumps(coverage.record(side, context), indent=1) + "\n")
+                    write_coverage(side, args, case, context)
         write_text(env_path(args.workdir, dtype, side.NAME), json.dumps(side.describe(args.threads, dtype), indent=2)
                    + "\n")
 
@@ -74,7 +103,8 @@ def main(argv=None):
     unknown = [step for step in args.steps.split(",") if step not in STEPS]
     if unknown:
         raise UserInputError(f"unknown steps {unknown}; choose from {', '.join(STEPS)}")
-    run_steps(side, args)
+    with reusing_builds(side):
+        run_steps(side, args)
 
 
 if __name__ == "__main__":

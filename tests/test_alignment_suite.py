@@ -4,8 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from alignment.cases import RunCases
+from alignment.cases import Case, RunCases
+from alignment.check import StepResult, _failure
+from alignment.sides import paddle_side, reusing_builds, torch_side
 from alignment.steps import STEPS, runs_in, step_cases
+from alignment.suite import cases_to_localize
 
 from .conftest import left_by_make_clean, run_module, side_process_imports_paddle
 
@@ -103,3 +106,41 @@ def test_weights_for_another_bit_length_stop_the_suite_with_a_clear_message(suit
 def test_unknown_step_is_refused(tmp_path):
     done = run_module("alignment", "--steps", "forward,telepathy", "--workdir", tmp_path)
     assert done.returncode == 2 and "unknown steps telepathy" in done.stderr
+
+
+def _some_parameters(side, model):
+    """The first and the last parameter, by torch name: a build reused wrongly would show in both."""
+    named = list(side.named_parameters(model))
+    return {name: side.numpy(parameter).copy() for name, parameter in (named[0], named[-1])}
+
+
+@pytest.mark.parametrize("side", [torch_side, paddle_side], ids=["torch", "paddle"])
+def test_a_side_reusing_its_builds_gives_every_step_the_model_a_fresh_build_gives(side, weight_sets):
+    """alignment.sides.reusing_builds: each build is the build's model, whatever a step did to an earlier
+    one, across weight sets and precisions; the side's own build_model is back afterwards."""
+    build = side.build_model
+    builds = [("seeded", "float32"), ("rescaled", "float32"), ("seeded", "float64"), ("seeded", "float32")]
+    path = {weight_set: paths[side is paddle_side] for weight_set, paths in weight_sets.items()}
+    expected = {key: _some_parameters(side, build(48, key[1], path[key[0]])) for key in set(builds)}
+    with reusing_builds(side):
+        for weight_set, dtype in builds + builds[:1]:
+            model = side.build_model(48, dtype, path[weight_set])
+            got = _some_parameters(side, model)
+            for name, value in expected[weight_set, dtype].items():
+                np.testing.assert_array_equal(got[name], value, err_msg=f"{weight_set} {dtype} {name}")
+            for _, parameter in side.named_parameters(model):  # what a step may do to its model
+                (parameter.set_value(parameter * 0) if side is paddle_side else parameter.data.zero_())
+                break
+    assert side.build_model is build
+
+
+def test_without_the_profile_only_failures_are_localized():
+    """--no-profile (the one-step targets): a passing run starts no layer process; a failing forward or
+    backward check is still localized in its case and precision."""
+    seeded, rescaled = Case("seeded", 224), Case("rescaled", 224)
+    passing = [StepResult("forward", dtype, [], case) for dtype in ("float32", "float64")
+               for case in (seeded, rescaled)]
+    failing = StepResult("backward", "float64", [_failure("grad.fc.weight", (), "planted")], rescaled)
+    assert cases_to_localize(passing) == {seeded: ["float32", "float64"]}
+    assert cases_to_localize(passing, profile=False) == {}
+    assert cases_to_localize([*passing, failing], profile=False) == {rescaled: ["float64"]}

@@ -24,7 +24,7 @@ from alignment.mutants.catalog import MODEL, NAMES, OperatorSpec
 from alignment.mutants.operators import LOSS_TERMS, MODEL_OPERATORS, reweighted_loss
 from alignment.mutants.side import CONTROL, installed, largest_change, mutant_record, mutate_model, same_models
 from alignment.prepare_weights import prepare_weights
-from alignment.sides import paddle_side
+from alignment.sides import paddle_side, reusing_builds
 from greedyhash_common.infra.errors import UserInputError
 from paddle_impl import train_step
 from paddle_impl.optim import build_optimizer
@@ -247,7 +247,7 @@ def test_probes_tell_a_survivor_from_the_port_and_none_tells_an_equivalent_mutan
                                lambda layer: type(layer) is nn.ReLU, lambda layer: nn.Sequential(nn.ReLU(), nn.ReLU()))
     monkeypatch.setitem(mutants_side.OPERATOR_NAMED, twice.name, twice)
     equivalent, relu6 = (mutant_record(operator, "alex.classifier.5") for operator in (twice, _operator("relu->relu6")))
-    with mutants_side.cached_builds(paddle_side):
+    with reusing_builds(paddle_side):
         assert not mutants_side.identical_models(paddle_side, seeded_64px_run, equivalent)
         assert mutants_side.probe_difference(paddle_side, seeded_64px_run, equivalent) is None
         found = mutants_side.probe_difference(paddle_side, seeded_64px_run, relu6)

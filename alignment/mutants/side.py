@@ -15,7 +15,6 @@ survivor.
 """
 import argparse
 import contextlib
-import copy
 import dataclasses
 import json
 import os
@@ -32,7 +31,7 @@ from ..check import _json_number
 from ..paths import side_values_path, weights_path
 from ..reprod_format import load_values
 from ..side import step_context
-from ..sides import configured_side
+from ..sides import configured_side, patched, reusing_builds
 from ..steps import STEPS, check_values, step_cases
 from .catalog import LOSS, MODEL, OPTIMIZER
 from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
@@ -85,31 +84,6 @@ def mutate_model(model, place, operator):
         replacement.train() if layer.training else replacement.eval()
         setattr(parent, child, replacement)
     return model
-
-
-@contextlib.contextmanager
-def patched(targets):
-    """Set each (owner, attribute, value) of `targets` for the duration, then restore the originals."""
-    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
-    for owner, name, value in targets:
-        setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        for owner, name, value in originals:
-            setattr(owner, name, value)
-
-
-def cached_builds(side):
-    """side.build_model reading each weights file once: later builds are copies of the first (a load takes
-    about five times as long as a copy)."""
-    build, built = side.build_model, {}
-
-    def build_or_copy(*args):
-        if args not in built:
-            built[args] = build(*args)
-        return copy.deepcopy(built[args])
-    return patched([(side, "build_model", build_or_copy)])
 
 
 def installed(side, mutant):
@@ -341,7 +315,7 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     side = configured_side("paddle", args.threads)
     os.makedirs(os.path.dirname(result_path(args.workdir, 0)), exist_ok=True)
-    with cached_builds(side):
+    with reusing_builds(side):
         (list_mutants if args.action == "list" else run_unclaimed)(side, args)
 
 

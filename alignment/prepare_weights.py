@@ -1,0 +1,95 @@
+"""Write the weight sets both sides of a run start from: each a .pth and its conversion to .pdparams.
+
+  python -m alignment.prepare_weights --bit 48 --seed 0 --workdir logs [--weight-sets seeded,rescaled]
+                                      [--weights FILE]
+
+The sets are those of alignment.weight_sets: the seeded initialization, its rescaling to a trained
+network's value ranges (on the suite's batch at the reference size, inputs/), and the user's checkpoint
+(--weights). Runs in the torch side's interpreter (alignment.weight_makers makes them with torch; the
+converter needs no paddle).
+
+A set is made again only when what it follows from has changed (greedyhash_common.infra.content_cache):
+the code that makes and converts it, the torch and torchvision versions, the bit length and seed, the
+batch it is rescaled on, the user's file. Otherwise its files are reused and torch is not even imported.
+"""
+import argparse
+import importlib.metadata
+import os
+
+from greedyhash_common.infra.content_cache import file_digest, is_fresh, key_of, source_digest, write_stamp
+from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.project import PROJECT_ROOT
+
+from .cases import REFERENCE_SIZE
+from .paths import images_path, weights_path, weights_stamp_path
+from .weight_sets import DEFAULT_WEIGHT_SETS, RESCALED, SEEDED, USER
+
+# Everything the weight files follow from in this project's code: the models, the converter and the file
+# formats, the rescaling (kept over-inclusive: an edit elsewhere in them only costs one remaking)
+MAKING_CODE = ("torch_impl", "weights_convert", "greedyhash_common", "alignment/__init__.py", "alignment/cases.py",
+               "alignment/paths.py", "alignment/prepare_weights.py", "alignment/weight_makers.py",
+               "alignment/weight_sets.py")
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(prog="python -m alignment.prepare_weights", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bit", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initialization when no --weights")
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--weight-sets", default=",".join(DEFAULT_WEIGHT_SETS))
+    parser.add_argument("--weights", help="a GreedyHash checkpoint (.pth or .pdparams): the user set")
+    parser.add_argument("--threads", type=int, default=1)
+    return parser
+
+
+def weight_set_key(bit, seed, workdir, weight_set, source=None):
+    """The content key of one weight set (greedyhash_common.infra.content_cache)."""
+    parts = {"bit": bit, "weight_set": weight_set, "code": source_digest(PROJECT_ROOT, MAKING_CODE),
+             "versions": {package: importlib.metadata.version(package) for package in ("torch", "torchvision")}}
+    if weight_set == USER:
+        parts["source"] = [os.path.splitext(source)[1], file_digest(source)]
+    else:
+        parts["seed"] = seed
+    if weight_set == RESCALED:
+        parts["batch"] = file_digest(images_path(workdir, REFERENCE_SIZE))
+    return key_of(parts)
+
+
+def prepare_weights(bit, seed, workdir, weight_sets=DEFAULT_WEIGHT_SETS, source=None, threads=1):
+    """Write every weight set of `weight_sets` in both layouts, unless made earlier from the same content;
+    the user set is `source`. Return the sets made."""
+    made = []
+    for weight_set in weight_sets:
+        outputs = [weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams")]
+        key = weight_set_key(bit, seed, workdir, weight_set, source)
+        if is_fresh(weights_stamp_path(workdir, bit, weight_set), key, outputs):
+            continue
+        from torch_impl import runtime  # torch, imported only when a set is made
+        from .weight_makers import make_weight_set
+
+        runtime.configure(threads)
+        make_weight_set(bit, seed, workdir, weight_set, source)
+        write_stamp(weights_stamp_path(workdir, bit, weight_set), key, outputs)
+        made.append(weight_set)
+    return made
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    weight_sets = args.weight_sets.split(",")
+    unknown = set(weight_sets) - {SEEDED, RESCALED, USER}
+    if unknown or (USER in weight_sets) != bool(args.weights):
+        raise UserInputError(f"--weight-sets {args.weight_sets}: choose from {SEEDED}, {RESCALED}, and {USER}"
+                             " exactly when --weights is given")
+    if args.weights and not os.path.isfile(args.weights):
+        raise UserInputError(f"{args.weights}: no such file")
+    made = prepare_weights(args.bit, args.seed, args.workdir, weight_sets, args.weights, args.threads)
+    reused = [weight_set for weight_set in weight_sets if weight_set not in made]
+    if reused:
+        print(f"reused the weight sets {', '.join(reused)}: made from the same content before", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -89,7 +89,7 @@ align: $(INSTALLED)
 	$(ALIGN)
 
 align-data align-forward align-loss align-backward align-optim align-train align-metric align-inference: align-%: $(INSTALLED)
-	$(ALIGN) --steps $*
+	$(ALIGN) --steps $* --no-profile
 
 # How much a pass proves: the suite's float64 checks against generated port defects (alignment/mutants/).
 # MAX=n checks a seeded sample of n mutants, OPERATORS= only some operators; exits 1 below the committed

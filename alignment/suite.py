@@ -49,6 +49,9 @@ def get_args_parser():
     parser = argparse.ArgumentParser(prog="python -m alignment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated, from: {', '.join(STEPS)}")
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
+                        help="localize the first forward case even when it passes, for the report's divergence"
+                             " profile (--no-profile: localize only failures, as the one-step targets do)")
     return add_run_options(parser)
 
 
@@ -69,6 +72,7 @@ def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=No
     if done.returncode:
         reason = (done.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("error: ")
         raise UserInputError(f"preparing the weights failed: {reason}")
+    print(done.stdout, end="", flush=True)  # which sets were reused
 
 
 def checked_options(args):
@@ -230,11 +234,12 @@ def localize(args, dtypes, cases):
     return localizations, {}
 
 
-def cases_to_localize(results):
-    """{case: [dtype]}: the first case of the forward step in every precision (the report's divergence
-    profile), and every case and precision in which a step the layers explain (forward, backward) failed."""
+def cases_to_localize(results, profile=True):
+    """{case: [dtype]}: with `profile`, the first case of the forward step in every precision (the report's
+    divergence profile); and every case and precision in which a step the layers explain (forward,
+    backward) failed."""
     forward = [result for result in results if result.step == "forward"]
-    chosen = {forward[0].case: list(dict.fromkeys(result.dtype for result in forward))} if forward else {}
+    chosen = {forward[0].case: list(dict.fromkeys(result.dtype for result in forward))} if forward and profile else {}
     for result in results:
         if not result.passed and result.step in DIRECTIONS and result.dtype not in chosen.setdefault(result.case, []):
             chosen[result.case].append(result.dtype)
@@ -246,7 +251,7 @@ def localize_cases(args, results, failed_sides):
     if failed_sides:
         return {}, {}
     localizations = {}
-    for case, dtypes in cases_to_localize(results).items():
+    for case, dtypes in cases_to_localize(results, args.profile).items():
         found, failed = localize(args, dtypes, [case])
         localizations.update(found)
         if failed:

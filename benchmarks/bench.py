@@ -12,6 +12,8 @@ and <output-dir>/bench.md (the tables), each atomically. Measured:
 - the evaluation pipeline on N images: the loader alone (reference loader, batched loader), the
   network alone (the project's `encode` on batches in memory), and `encode` end to end;
 - mAP of 1,000 x 59,000 codes, 12 to 48 bits, against the references' per-query loop (map_speed);
+- start-up: each side process's start (the framework's import and settings), and the one-step loop
+  (`make align-forward`) in an empty folder and again with its weight sets reused;
 - `make align`: its wall time, each step's time inside each side, and each step run alone with its
   wall time and peak memory.
 
@@ -131,6 +133,53 @@ def measure_align(args, log_folder):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+STARTUP_PROBE = "from alignment.sides import configured_side; configured_side({framework!r}, 1)"
+ONE_STEP = "forward"
+
+
+def _wall_seconds(command, repeats, log_path):
+    """Wall seconds of each of `repeats` runs of `command` (its messages appended to `log_path`); None for a
+    run that failed."""
+    seconds = []
+    with open(log_path, "a", encoding="utf-8") as log:
+        for _ in range(repeats):
+            result = process_peak.run(command, cwd=PROJECT_ROOT, env=child_environment(), stdout=log, stderr=log)
+            seconds.append(result["wall_seconds"] if result["returncode"] == 0 else None)
+    return seconds
+
+
+def _spread_or_failure(seconds):
+    return timing.spread(seconds) if None not in seconds else {"failed": True, "runs": len(seconds)}
+
+
+def measure_startup(args, log_folder):
+    """What a run pays before it computes: each side process's start (Python, the framework's import, its
+    runtime settings: what `alignment.side` does before its first step), and the one-step loop a user
+    repeats while debugging (`python -m alignment --steps forward --no-profile`, as `make align-forward`),
+    first in an empty folder, then again with the weight sets reused."""
+    result = {"repeats": args.startup_repeats, "sides": {}, "one_step": {}}
+    log_path = os.path.join(log_folder, "bench-startup.log")
+    for framework in FRAMEWORKS:
+        with timing.OtherPrograms() as machine:
+            seconds = _wall_seconds([sys.executable, "-c", STARTUP_PROBE.format(framework=framework)],
+                                    args.startup_repeats, log_path)
+        result["sides"][framework] = {**_spread_or_failure(seconds), **machine.figures()}
+    extra = args.align_args.split() if args.align_args else []
+    scratch = tempfile.mkdtemp(prefix="bench-one-step-")
+    try:
+        command = align_command(scratch, [*extra, "--no-profile"], ONE_STEP)
+        result["one_step"]["command"] = " ".join(["python -m alignment", *command[3:]]).replace(scratch, "DIR")
+        with timing.OtherPrograms() as machine:
+            first = _wall_seconds(command, 1, log_path)
+        result["one_step"]["first"] = {**_spread_or_failure(first), **machine.figures()}
+        with timing.OtherPrograms() as machine:
+            again = _wall_seconds(command, args.startup_repeats, log_path)
+        result["one_step"]["again"] = {**_spread_or_failure(again), **machine.figures()}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
 def machine_description():
     model = None
     try:
@@ -149,7 +198,7 @@ def run_benchmark(args):
                                                                   "image_size", "warm_up", "repeats", "images",
                                                                   "eval_batch_size", "loader_workers",
                                                                   "warm_up_passes", "passes")},
-              "measurements": [], "map": None, "align": None}
+              "measurements": [], "map": None, "startup": None, "align": None}
     items = [item for item in args.items.split(",") if item]
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         variants = [variant for variant in args.variants.split(",") if variant]
@@ -162,6 +211,9 @@ def run_benchmark(args):
         with timing.OtherPrograms() as machine:
             results = measure_map_speed(bits, args.map_queries, args.map_database, args.map_repeats)
         report["map"] = {"results": results, **machine.figures()}
+    if not args.skip_startup:
+        print("bench: start-up", flush=True)
+        report["startup"] = measure_startup(args, args.output_dir)
     if not args.skip_align:
         print("bench: make align", flush=True)
         report["align"] = measure_align(args, args.output_dir)
@@ -282,6 +334,28 @@ def _align_lines(align):
     return lines
 
 
+def _seconds_cell(entry):
+    if entry.get("failed"):
+        return "failed"
+    return f"{entry['median']:.1f} ({entry['min']:.1f}-{entry['max']:.1f})"
+
+
+def _startup_lines(startup):
+    sides, one_step = startup["sides"], startup["one_step"]
+    lines = [f"Median wall seconds of {startup['repeats']} runs (slowest-fastest).", "",
+             "| what | torch s | Paddle s | load before / other cores |", "|---|---:|---:|---:|",
+             f"| a side process's start: Python, the framework's import, its runtime settings | "
+             f"{_seconds_cell(sides['torch'])} | {_seconds_cell(sides['paddle'])} | "
+             f"{_load_cell(sides['torch'], sides['paddle'])} |", "",
+             f"The one-step loop, `{one_step['command']}` (what `make align-forward` runs), both sides at once:", "",
+             "| run | wall s | load before / other cores |", "|---|---:|---:|",
+             f"| first, in an empty folder (makes the weight sets) | {_seconds_cell(one_step['first'])} | "
+             f"{_load_cell(one_step['first'])} |",
+             f"| again (the weight sets reused) | {_seconds_cell(one_step['again'])} | "
+             f"{_load_cell(one_step['again'])} |"]
+    return lines
+
+
 def markdown_report(report):
     settings = report["settings"]
     measurements = report["measurements"]
@@ -313,6 +387,8 @@ def markdown_report(report):
                   "greedyhash_common.metric.hamming_map against the references' per-query loop "
                   f"(benchmarks/map_speed.py); load before / other cores {_load_cell(report['map'])}.", "",
                   markdown_table(results)]
+    if report.get("startup"):
+        lines += ["", "## Start-up", ""] + _startup_lines(report["startup"])
     if report.get("align"):
         lines += ["", "## make align", ""] + _align_lines(report["align"])
     return "\n".join(lines) + "\n"
@@ -340,6 +416,8 @@ def get_args_parser():
     parser.add_argument("--map-repeats", type=int, default=3)
     parser.add_argument("--skip-map", action="store_true")
     parser.add_argument("--skip-align", action="store_true")
+    parser.add_argument("--skip-startup", action="store_true")
+    parser.add_argument("--startup-repeats", type=int, default=5, help="timed runs of each start-up measurement")
     parser.add_argument("--align-args", default="", help='more options for the suite, e.g. "--size 64"')
     parser.add_argument("--no-align-steps-alone", dest="align_steps_alone", action="store_false",
                         help="time the whole suite only, not each step in a run of its own")
@@ -354,7 +432,7 @@ def main(argv=None):
     if args.quick:
         for name, value in QUICK_SETTINGS.items():
             setattr(args, name, value)
-        args.skip_align = True
+        args.skip_align = args.skip_startup = True
     report = run_benchmark(args)
     json_path, markdown_path = write_report(report, args.output_dir)
     print(markdown_report(report))

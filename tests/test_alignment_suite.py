@@ -114,6 +114,7 @@ def _some_parameters(side, model):
     return {name: side.numpy(parameter).copy() for name, parameter in (named[0], named[-1])}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("side", [torch_side, paddle_side], ids=["torch", "paddle"])
 def test_a_side_reusing_its_builds_gives_every_step_the_model_a_fresh_build_gives(side, weight_sets):
     """alignment.sides.reusing_builds: each build is the build's model, whatever a step did to an earlier

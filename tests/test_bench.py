@@ -123,6 +123,26 @@ def test_align_lines_render_steps_alone():
     assert "| data | float32 | 0.4 | 0.9 | 20 | 900 / 600 | 0.50 / 0.05 |" in text
 
 
+@pytest.mark.slow
+def test_the_start_up_is_measured_for_both_sides_and_the_one_step_loop(tmp_path):
+    """Each side's start, and the one-step loop first and again; the second reuses the weight sets, so it
+    cannot take as long as the first (which makes them)."""
+    args = bench.get_args_parser().parse_args(["--startup-repeats", "1", "--align-args", "--sizes 64 --weight-sets seeded"])
+    startup = bench.measure_startup(args, str(tmp_path))
+    for entry in (*startup["sides"].values(), startup["one_step"]["first"], startup["one_step"]["again"]):
+        assert entry["runs"] == 1 and not entry.get("failed") and entry["median"] > 0.1
+    assert startup["one_step"]["again"]["median"] < startup["one_step"]["first"]["median"]
+    assert "--steps forward" in startup["one_step"]["command"] and "--no-profile" in startup["one_step"]["command"]
+    text = "\n".join(bench._startup_lines(startup))
+    assert "| a side process's start" in text and "| again (the weight sets reused) |" in text
+
+
+def test_a_failed_start_up_run_is_reported_as_failed():
+    entry = bench._spread_or_failure([1.0, None])
+    assert entry == {"failed": True, "runs": 2} and bench._seconds_cell(entry) == "failed"
+    assert bench._seconds_cell(bench._spread_or_failure([2.0, 1.0, 3.0])) == "2.0 (1.0-3.0)"
+
+
 def test_process_peak_sees_the_memory_of_a_child(tmp_path):
     allocate = "import time; block = bytearray(80 * 2 ** 20); block[::4096] = b'x' * len(block[::4096]); time.sleep(0.6)"
     result = process_peak.measure([sys.executable, "-c", allocate], cwd=PROJECT_ROOT, env=_child_environment())

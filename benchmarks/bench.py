@@ -107,6 +107,7 @@ def align_command(workdir, extra, steps=None):
 def measure_align(args, log_folder):
     """The whole suite once (as `make align` runs it), then each step alone."""
     extra = args.align_args.split() if args.align_args else []
+    os.makedirs(log_folder, exist_ok=True)  # before the report: it is written last
     scratch = tempfile.mkdtemp(prefix="bench-align-")
     try:
         full_dir = os.path.join(scratch, "full")
@@ -158,6 +159,7 @@ def measure_startup(args, log_folder):
     repeats while debugging (`python -m alignment --steps forward --no-profile`, as `make align-forward`),
     first in an empty folder, then again with the weight sets reused."""
     result = {"repeats": args.startup_repeats, "sides": {}, "one_step": {}}
+    os.makedirs(log_folder, exist_ok=True)  # before the report: it is written last
     log_path = os.path.join(log_folder, "bench-startup.log")
     for framework in FRAMEWORKS:
         with timing.OtherPrograms() as machine:

@@ -34,20 +34,19 @@ def patched(targets):
 
 
 def reusing_builds(side):
-    """side.build_model making each model once: the first build of a precision initializes a model
-    (side.new_model) and loads its weights (side.load_into), a build of other weights loads them into a
-    copy of a model already built (every parameter is loaded: load_into refuses a partial checkpoint), and
-    a later build of the same (bit, precision, weights) is a copy of the first, which no step ever sees.
-    (The Paddle side's AlexNet: a build about 1.4 s in float32, a load into a copy 0.5 s, a copy 0.15 s.)
-    Only the models of the last precision are kept, so that a side holds one model per weight set."""
-    built = {}
+    """side.build_model initializing a model once per precision (side.new_model): a build of other weights
+    loads them (side.load_into) into the last model built, and a build of the same (bit, precision,
+    weights) as the last is a copy of it. Steps only ever get copies, so the kept model is as built, and
+    every parameter is loaded: load_into refuses a partial checkpoint. A copy takes a fraction of a build
+    (docs/alignment.md, Running it); only the last build is kept, so a side holds one model more than
+    its steps do."""
+    last = {}
 
     def build_or_copy(bit, dtype, weights):
-        if any(key[1] != dtype for key in built):
-            built.clear()
-        if (bit, dtype, weights) not in built:
-            like = next((model for key, model in built.items() if key[:2] == (bit, dtype)), None)
-            model = side.new_model(bit, dtype) if like is None else copy.deepcopy(like)
-            built[bit, dtype, weights] = side.load_into(model, weights)
-        return copy.deepcopy(built[bit, dtype, weights])
+        if (bit, dtype, weights) not in last:
+            (kept_bit, kept_dtype, _), model = last.popitem() if last else ((None, None, None), None)
+            if (kept_bit, kept_dtype) != (bit, dtype):
+                model = side.new_model(bit, dtype)
+            last[bit, dtype, weights] = side.load_into(model, weights)
+        return copy.deepcopy(last[bit, dtype, weights])
     return patched([(side, "build_model", build_or_copy)])

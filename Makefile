@@ -136,7 +136,7 @@ align-curve: $(INSTALLED)
 # (greedyhash_common/infra/atomic.py names them .tmp-*) and the built-in data's cache.
 ALIGN_OUTPUTS = float32 float64 inputs coverage figures summary.json report.md report.json side_*.log layers_*.log
 WRITTEN = $(ALIGN_OUTPUTS) curve reference-run curve-reference-run train predict-*.png export reproduce \
-	reproduce.md lite bench.json bench.md bench-align.log profile_*.txt gpu-env mutants mutants-reference-run
+	reproduce.md lite bench.json bench.md bench-align.log bench-startup.log profile_*.txt gpu-env mutants mutants-reference-run
 clean:
 	rm -rf $(addprefix $(LOGS)/,$(WRITTEN)) $(REFERENCE)-curve.new $(REFERENCE)/mutants.new .cache
 	if [ -d $(LOGS) ]; then find $(LOGS) -name '.tmp-*' -prune -exec rm -rf {} +; fi

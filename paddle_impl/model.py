@@ -31,8 +31,8 @@ class Conv2D(nn.Conv2D):
     """Paddle's Conv2D with the bias added in a form whose gradient Paddle computes fast, in the dynamic
     graph (training, evaluation, the alignment suite). Paddle's own `conv + bias[1, C, 1, 1]` sums the
     bias's gradient over batch, height and width at once, on a slow path of its CPU kernels; the bias
-    expanded to [N, C, 1, 1] first is summed over height and width, then over the batch: about five
-    times faster, and the same function (docs/performance.md, Training step levers). A static program
+    expanded to [N, C, 1, 1] first is summed over height and width, then over the batch, several times
+    faster, and the same function (docs/performance.md, Training step levers). A static program
     (paddle_impl.static_model) keeps Paddle's own form, which the Paddle Inference predictor fuses into
     the convolution."""
 

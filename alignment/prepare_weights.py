@@ -10,7 +10,8 @@ converter needs no paddle).
 
 A set is made again only when what it follows from has changed (greedyhash_common.infra.content_cache):
 the code that makes and converts it, the torch and torchvision versions, the bit length and seed, the
-batch it is rescaled on, the user's file. Otherwise its files are reused and torch is not even imported.
+batch it is rescaled on and the threads that rescale it, the user's file. Otherwise its files are
+reused and torch is not even imported.
 """
 import argparse
 import importlib.metadata
@@ -43,7 +44,7 @@ def get_args_parser():
     return parser
 
 
-def weight_set_key(bit, seed, workdir, weight_set, source=None):
+def weight_set_key(bit, seed, workdir, weight_set, source=None, threads=1):
     """The content key of one weight set (greedyhash_common.infra.content_cache)."""
     parts = {"bit": bit, "weight_set": weight_set, "code": source_digest(PROJECT_ROOT, MAKING_CODE),
              "versions": {package: importlib.metadata.version(package) for package in ("torch", "torchvision")}}
@@ -53,6 +54,7 @@ def weight_set_key(bit, seed, workdir, weight_set, source=None):
         parts["seed"] = seed
     if weight_set == RESCALED:
         parts["batch"] = file_digest(images_path(workdir, REFERENCE_SIZE))
+        parts["threads"] = threads  # the rescaling's sums, in the order its threads add them
     return key_of(parts)
 
 
@@ -62,7 +64,7 @@ def prepare_weights(bit, seed, workdir, weight_sets=DEFAULT_WEIGHT_SETS, source=
     made = []
     for weight_set in weight_sets:
         outputs = [weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams")]
-        key = weight_set_key(bit, seed, workdir, weight_set, source)
+        key = weight_set_key(bit, seed, workdir, weight_set, source, threads)
         if is_fresh(weights_stamp_path(workdir, bit, weight_set), key, outputs):
             continue
         from torch_impl import runtime  # torch, imported only when a set is made

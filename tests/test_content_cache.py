@@ -95,16 +95,17 @@ def test_weight_sets_are_made_once_and_again_only_when_their_content_changes(tmp
     assert preparing.prepare_weights(BIT, 0, workdir, sets) == list(sets)
     assert preparing.prepare_weights(BIT, 0, workdir, sets) == []
     assert preparing.prepare_weights(BIT, 1, workdir, sets) == list(sets)  # another seed
+    assert preparing.prepare_weights(BIT, 1, workdir, sets, threads=2) == ["rescaled"]
     seeded_key = _stamp_key(workdir, "seeded")
     # another batch: the rescaled set is rescaled on it, the seeded set does not depend on it
     images = np.load(images_path(workdir, 224))
     np.save(images_path(workdir, 224), images[::-1])
-    assert preparing.prepare_weights(BIT, 1, workdir, sets) == ["rescaled"]
+    assert preparing.prepare_weights(BIT, 1, workdir, sets, threads=2) == ["rescaled"]
     assert _stamp_key(workdir, "seeded") == seeded_key
     # a weights file replaced by someone else is not trusted
     with open(weights_path(workdir, BIT, "seeded", ".pdparams"), "ab") as handle:
         handle.write(b"\0")
-    assert preparing.prepare_weights(BIT, 1, workdir, sets) == ["seeded"]
+    assert preparing.prepare_weights(BIT, 1, workdir, sets, threads=2) == ["seeded"]
 
 
 def test_a_user_checkpoint_is_converted_again_when_its_bytes_change(tmp_path, weights):

@@ -34,19 +34,16 @@ def patched(targets):
 
 
 def reusing_builds(side):
-    """side.build_model initializing a model once per precision (side.new_model): a build of other weights
-    loads them (side.load_into) into the last model built, and a build of the same (bit, precision,
-    weights) as the last is a copy of it. Steps only ever get copies, so the kept model is as built, and
-    every parameter is loaded: load_into refuses a partial checkpoint. A copy takes a fraction of a build
-    (docs/alignment.md, Running it); only the last build is kept, so a side holds one model more than
-    its steps do."""
-    last = {}
+    """side.build_model building once for builds of the same (bit, precision, weights) in a row: the later
+    ones are copies of the first, which no step ever sees (a copy takes a fraction of a build:
+    docs/alignment.md, Running it). Every build goes through the side's build_model as it is when this
+    starts, with whatever a user or a test installed in it; only the last build is kept, so a side holds
+    one model more than its steps do."""
+    build, last = side.build_model, {}
 
     def build_or_copy(bit, dtype, weights):
         if (bit, dtype, weights) not in last:
-            (kept_bit, kept_dtype, _), model = last.popitem() if last else ((None, None, None), None)
-            if (kept_bit, kept_dtype) != (bit, dtype):
-                model = side.new_model(bit, dtype)
-            last[bit, dtype, weights] = side.load_into(model, weights)
+            last.clear()
+            last[bit, dtype, weights] = build(bit, dtype, weights)
         return copy.deepcopy(last[bit, dtype, weights])
     return patched([(side, "build_model", build_or_copy)])

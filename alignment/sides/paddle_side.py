@@ -34,21 +34,12 @@ def deployed_encoder(model, image_size, threads):
     return InferenceEncoder(model, image_size, threads).encode
 
 
-def new_model(bit, dtype):
-    """GreedyHash in `dtype`, in eval mode, with its own initialization."""
+def build_model(bit, dtype, weights):
     model = GreedyHash(bit)
     model.to(dtype=dtype)
+    load_weights(model, weights)
     model.eval()
     return model
-
-
-def load_into(model, weights):
-    load_weights(model, weights)
-    return model
-
-
-def build_model(bit, dtype, weights):
-    return load_into(new_model(bit, dtype), weights)
 
 
 def tensor(array, requires_grad=False):

@@ -31,18 +31,10 @@ def deployed_encoder(model, image_size, threads):
     return lambda loader: evaluation.encode(model, loader)
 
 
-def new_model(bit, dtype):
-    """GreedyHash in `dtype`, in eval mode, with its own initialization."""
-    return GreedyHash(bit).to(getattr(torch, dtype)).eval()
-
-
-def load_into(model, weights):
-    load_weights(model, weights)
-    return model
-
-
 def build_model(bit, dtype, weights):
-    return load_into(new_model(bit, dtype), weights)
+    model = GreedyHash(bit)
+    load_weights(model, weights)
+    return model.to(getattr(torch, dtype)).eval()
 
 
 def tensor(array, requires_grad=False):

@@ -38,7 +38,9 @@ class Conv2D(nn.Conv2D):
 
     def forward(self, x):
         if self.bias is None or self._data_format != "NCHW" or not paddle.in_dynamic_mode():
-            return super().forward(x)
+            # Named, not `super()`: Paddle 2.6's dynamic-to-static rewrites this source, and the rewritten
+            # function has no class cell for a bare super() to find.
+            return nn.Conv2D.forward(self, x)
         unbiased = F.conv2d(x, self.weight, None, self._stride, self._padding, self._dilation, self._groups,
                             self._data_format)
         return unbiased + self.bias.reshape([1, -1, 1, 1]).expand([unbiased.shape[0], -1, 1, 1])
@@ -54,7 +56,7 @@ def _torch_default_init(fan_in):
 
 def _conv(in_channels, out_channels, kernel_size, **kwargs):
     return Conv2D(in_channels, out_channels, kernel_size, **kwargs,
-                     **_torch_default_init(in_channels * kernel_size * kernel_size))
+                  **_torch_default_init(in_channels * kernel_size * kernel_size))
 
 
 def _linear(in_features, out_features, bias=True):

@@ -19,7 +19,10 @@ losses, the gradients of the input, of h and of every parameter; tolerances: the
   where |h| is within tolerance of zero.
 - float32 gradients: Paddle's against torch's on the same device, every value, as the suite's float32
   backward step compares them (a float32 max-pool or ReLU decision flipped by rounding moves a gradient
-  beyond the limits against float64 in both frameworks alike).
+  beyond the limits against float64 in both frameworks alike). When only gradients differ, both sides
+  record every layer on the device and the suite's layer localization judges the difference
+  (unexplained_by_rounding): passed as rounding only if every Paddle layer agrees fed torch's values
+  and the gradients that differ are those that flow on from the one layer where they first part.
 
 Writes <workdir>/gpu_check.json and prints one row per run; exits 1 if any run fails, 2 on bad input.
 Without a GPU (as in CI) the device runs are CPU runs: that tests this check's own path, not a GPU.
@@ -33,6 +36,7 @@ import sys
 import numpy as np
 
 from alignment.check import check_step, verdict_table
+from alignment.layers.localize import compare_records
 from alignment.reprod_format import load_values
 from alignment.suite import show_progress
 from alignment.transforms import preprocess
@@ -43,7 +47,7 @@ from greedyhash_common.infra.atomic import atomic_path, write_text
 from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
-from .gpu_check_side import inputs_path, run_path
+from .gpu_check_side import inputs_path, isolated_path, load_layer_record, run_path
 
 REFERENCE = ("torch", "cpu", "float64")
 ALL_STEPS = ("forward", "loss", "backward")
@@ -111,21 +115,83 @@ def compare(expected, actual, dtype, steps=("forward", "loss", "backward")):
     return results
 
 
-def run_sides(args, environment):
-    running = []
-    for framework, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
-        log = os.path.join(args.workdir, f"side_{framework}.log")
-        command = module_command(python, "tools.gpu_check_side", framework, "--workdir", args.workdir, "--bit",
-                                  args.bit, "--device", args.device)
-        with open(log, "w", encoding="utf-8") as handle:
-            running.append((framework, log, subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment,
-                                                             stdout=handle, stderr=subprocess.STDOUT)))
+def start_side(args, framework, *options):
+    """(framework, log, process) of one side started with `options`, in the sides' environment."""
+    python = args.torch_python if framework == "torch" else args.paddle_python
+    log = os.path.join(args.workdir, f"side_{framework}{'_layers' if options else ''}.log")
+    command = module_command(python, "tools.gpu_check_side", framework, "--workdir", args.workdir, "--bit",
+                              args.bit, "--device", args.device, "--seed", args.seed, *options)
+    with open(log, "w", encoding="utf-8") as handle:
+        return framework, log, subprocess.Popen(command, cwd=PROJECT_ROOT, env=side_environment(), stdout=handle,
+                                                stderr=subprocess.STDOUT)
+
+
+def wait_for(running):
     show_progress({log: process for _, log, process in running})
     failed = [(framework, log) for framework, log, process in running if process.wait()]
     if failed:
         details = "\n".join(f"{framework} side failed:\n{open(log, encoding='utf-8').read().strip()[-2000:]}"
                             for framework, log in failed)
         raise UserInputError(details)
+
+
+def run_sides(args):
+    """Both sides' runs, at once."""
+    wait_for([start_side(args, framework) for framework in ("torch", "paddle")])
+
+
+def localize_float32(args):
+    """The float32 Localization of the two sides' layer records on their devices (torch's first: the Paddle
+    side feeds its layers torch's values)."""
+    for framework in ("torch", "paddle"):
+        wait_for([start_side(args, framework, "--layers")])
+    return compare_records("float32", load_layer_record(args.workdir, "torch"),
+                           load_layer_record(args.workdir, "paddle"), load_values(isolated_path(args.workdir)))
+
+
+def unexplained_by_rounding(localization, failing_keys):
+    """Why float32 gradients that differ (`failing_keys`, the outputs and losses agreeing) are not a
+    max-pool or ReLU decision flipped by rounding; None when they are: every Paddle layer agrees fed
+    torch's values, the eval-mode gradients first part at one layer while the gradient reaching it still
+    agrees, and only the gradients that flow on from there (the input's, the parameters' of the layers
+    that ran before it) differ. A parameter gradient computed wrongly shows in no layer's input or
+    output: it differs with every layer agreeing, or on the wrong side of the flip."""
+    if localization.paddle_only:
+        return f"Paddle layers with no torch counterpart: {', '.join(localization.paddle_only)}"
+    isolated = sorted({layer for trace in localization.traces for layer in trace.isolated_failures()})
+    if isolated:
+        return f"Paddle layers that differ fed torch's values: {', '.join(isolated)}"
+    backward, forward = (next(trace for trace in localization.traces_of(direction) if trace.mode == "eval")
+                         for direction in ("backward", "forward"))
+    divergence = backward.divergence()
+    if divergence is None or divergence[1] != "at":
+        return f"{', '.join(failing_keys)} differ(s) while every layer's gradients agree"
+    layers = [row.layer for row in forward.rows]
+    before = layers[:layers.index(divergence[0].layer)]
+    unexplained = [key for key in failing_keys
+                   if key != "grad.input" and not any(key.startswith(f"grad.{layer}.") for layer in before)]
+    if unexplained:
+        return (f"{', '.join(unexplained)} differ(s), though the gradients first part at {divergence[0].layer},"
+                f" after their layers")
+    return None
+
+
+def judged_by_layers(args, rows):
+    """`rows`, the float32 framework-against-framework row (the last) judged by the layer localization
+    when it fails on gradients alone: passed as rounding, or failed with the reason naming the layers."""
+    row = rows[-1]
+    if row["passed"] or not all(key.startswith("grad.") for key in row["failing_keys"]):
+        return rows
+    localization = localize_float32(args)
+    reason = unexplained_by_rounding(localization, row["failing_keys"])
+    if reason is None:
+        flipped = next(trace for trace in localization.traces_of("backward") if trace.mode == "eval").divergence()[0]
+        judged = {**row, "passed": True, "as_rounding": True,
+                  "note": f"passed as rounding: a decision of {flipped.layer} ({flipped.types}) flipped, every Paddle"
+                          " layer agrees fed torch's values, only the gradients that flow on from it differ"}
+    else:
+        judged = {**row, "note": f"not rounding: {reason}"}
+    return rows[:-1] + [judged]
 
 
 def read_env(workdir, framework):
@@ -160,7 +226,7 @@ def summary(workdir, envs):
         rows.append({"run": describe_run(run, envs), "against": describe_run(against, envs),
                      "keys": "all" if steps == ALL_STEPS else "outputs and losses", "passed": not failing,
                      "worst_key": worst.name, "max_abs": worst.max_abs, "max_rel": worst.max_rel,
-                     "limit": worst.limit, "failing_keys": [result.name for result in failing],
+                     "limit": worst.limit, "failing_keys": [result.name for result in failing], "as_rounding": False,
                      "note": "; ".join(sorted({result.note for result in results if result.note}))})
     return rows
 
@@ -178,9 +244,9 @@ def main(argv=None):
     os.makedirs(os.path.join(args.workdir, "inputs"), exist_ok=True)
     write_inputs(args.workdir, args.data, args.batch_size, args.size)
     write_weights(args)
-    run_sides(args, side_environment())
+    run_sides(args)
     envs = {framework: read_env(args.workdir, framework) for framework in ("torch", "paddle")}
-    rows = summary(args.workdir, envs)
+    rows = judged_by_layers(args, summary(args.workdir, envs))
     passed = all(row["passed"] for row in rows)
     on_gpu = [framework for framework in ("torch", "paddle") if envs[framework]["device"] == "gpu"]
     write_text(os.path.join(args.workdir, "gpu_check.json"),

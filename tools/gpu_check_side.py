@@ -1,6 +1,6 @@
 """One framework's side of tools.gpu_check, in its own process (the torch process never imports paddle).
 
-  python -m tools.gpu_check_side torch|paddle --workdir DIR --bit 48 [--device auto|cpu|gpu]
+  python -m tools.gpu_check_side torch|paddle --workdir DIR --bit 48 [--device auto|cpu|gpu] [--layers]
   python -m tools.gpu_check_side weights --workdir DIR --bit 48 [--seed 0] [--weights FILE]   (torch only)
 
 Runs the alignment suite's batch through the model in eval mode, forward and backward, in float64 on
@@ -9,17 +9,27 @@ else the CPU), and saves, for each run, the logits, h, b, both loss terms and th
 gradients of the input, of h and of every parameter (by torch name, in torch's layout):
 <workdir>/<framework>_<device>_<dtype>.npy, plus <framework>_env.json.
 
+--layers records instead every layer of the float32 run on the device, as the alignment suite's layer
+localization does (alignment.layers.side), eval and train mode: <workdir>/layers_<framework>.npy and
+.json; the Paddle side runs after torch's, reads its record and feeds each Paddle layer torch's values
+(<workdir>/layers_isolated_paddle.npy). tools.gpu_check asks for it when the float32
+gradients differ, to tell a decision flipped by rounding from a layer that computes something else.
+
 `weights` writes the weights both sides start from, <workdir>/inputs/weights.pth and its conversion
 weights.pdparams: torch's seeded initialization, or a GreedyHash checkpoint of either framework.
 """
 import argparse
+import importlib
 import json
 import os
 import time
 
 import numpy as np
 
-from alignment.reprod_format import save_values
+from alignment.layers.localize import Record
+from alignment.reprod_format import load_values, save_values
+from alignment.sides import patched
+from alignment.steps import StepContext
 from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.infra.runtime_settings import quiet_paddle_import
@@ -33,7 +43,9 @@ def get_args_parser():
     parser.add_argument("--bit", type=int, required=True)
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0, help="weights: seed of the initialization")
+    parser.add_argument("--layers", action="store_true", help="record every layer of the float32 run instead")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="weights: seed of the initialization; --layers: of the injected dropout masks")
     parser.add_argument("--weights", help="weights: a GreedyHash checkpoint (.pth or .pdparams) instead")
     return parser
 
@@ -61,7 +73,7 @@ class TorchDevice:
     def __init__(self, side):
         import torch
 
-        self.torch, self.side = torch, side
+        self.torch, self.build_model = torch, side.build_model
 
     def available(self):
         return self.torch.cuda.is_available()
@@ -70,7 +82,7 @@ class TorchDevice:
         self.device = self.torch.device("cuda" if device == "gpu" else "cpu")
 
     def model(self, bit, dtype, weights):
-        return self.side.build_model(bit, dtype, weights).to(self.device)
+        return self.build_model(bit, dtype, weights).to(self.device)
 
     def tensor(self, array, requires_grad=False):
         return self.torch.from_numpy(np.ascontiguousarray(array)).to(self.device).requires_grad_(requires_grad)
@@ -85,19 +97,20 @@ class PaddleDevice:
     def __init__(self, side):
         import paddle
 
-        self.paddle, self.side = paddle, side
+        self.paddle, self.has_gpu = paddle, side.runtime.has_gpu
+        self.build_model, self.make_tensor = side.build_model, side.tensor
 
     def available(self):
-        return self.side.runtime.has_gpu()
+        return self.has_gpu()
 
     def use(self, device):
         self.paddle.set_device("gpu:0" if device == "gpu" else "cpu")
 
     def model(self, bit, dtype, weights):
-        return self.side.build_model(bit, dtype, weights)
+        return self.build_model(bit, dtype, weights)
 
     def tensor(self, array, requires_grad=False):
-        return self.side.tensor(array, requires_grad)
+        return self.make_tensor(array, requires_grad)
 
     def name(self):
         return (self.paddle.device.cuda.get_device_name() if self.paddle.get_device().startswith("gpu")
@@ -122,6 +135,36 @@ def run_path(workdir, framework, device, dtype):
     return os.path.join(workdir, f"{framework}_{device}_{dtype}.npy")
 
 
+def layers_path(workdir, framework, suffix=".npy"):
+    return os.path.join(workdir, f"layers_{framework}{suffix}")
+
+
+def isolated_path(workdir):
+    return os.path.join(workdir, "layers_isolated_paddle.npy")
+
+
+def load_layer_record(workdir, framework):
+    with open(layers_path(workdir, framework, ".json"), encoding="utf-8") as handle:
+        structure = json.load(handle)
+    return Record(structure["layers"], load_values(layers_path(workdir, framework)), structure["env"])
+
+
+def record_layers(side, place, framework, context, workdir, env):
+    """The float32 run's layer record on the device (alignment.layers.side.record_side, with the side's
+    models and tensors put on the device); the Paddle side's with torch's values fed to its layers."""
+    from alignment.layers.side import record_side
+
+    hooks = importlib.import_module(f"alignment.sides.{framework}_layers")
+    reference = load_layer_record(workdir, "torch") if framework == "paddle" else None
+    with patched([(side, "build_model", place.model), (side, "tensor", place.tensor)]):
+        record, isolated = record_side(side, hooks, context, env, reference)
+    save_values(record.values, layers_path(workdir, framework))
+    write_text(layers_path(workdir, framework, ".json"),
+               json.dumps({"env": record.env, "layers": record.layers}, indent=1) + "\n")
+    if isolated is not None:
+        save_values(isolated, isolated_path(workdir))
+
+
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
@@ -142,6 +185,14 @@ def main(argv=None):
     images = np.load(inputs_path(args.workdir, "images.npy"), allow_pickle=False)
     labels = np.load(inputs_path(args.workdir, "labels.npy"), allow_pickle=False)
     weights = inputs_path(args.workdir, "weights" + side.WEIGHTS_SUFFIX)
+    if args.layers:
+        started = time.perf_counter()
+        place.use(device)
+        context = StepContext(args.bit, "float32", weights, images, labels, args.seed, image_size=images.shape[-1])
+        record_layers(side, place, args.framework, context, args.workdir,
+                      {**side.describe(args.threads, "float32"), "device": device})
+        print(f"{args.framework} layers {device} float32: {time.perf_counter() - started:.1f} s", flush=True)
+        return
     runs = [("cpu", "float64"), (device, "float32")] + ([(device, "float64")] if device != "cpu" else [])
     names = {}
     for run_device, dtype in runs:

@@ -128,7 +128,7 @@ def _progress_lines(text):
     return [line for line in text.splitlines() if line.startswith(("torch ", "paddle ")) and line.endswith(" s")]
 
 
-def show_progress(processes, interval=0.5):
+def show_progress(processes, interval=0.1):
     """Print each side's finished steps, with the time since the start, until every process has ended."""
     started, offsets = time.perf_counter(), dict.fromkeys(processes, 0)
     while True:

@@ -32,7 +32,9 @@ def deployed_encoder(model, image_size, threads):
 
 
 def build_model(bit, dtype, weights):
-    model = GreedyHash(bit)
+    with torch.device("meta"):  # load_weights sets every parameter (strictly): no initialization to compute
+        model = GreedyHash(bit)
+    model.to_empty(device="cpu")
     load_weights(model, weights)
     return model.to(getattr(torch, dtype)).eval()
 

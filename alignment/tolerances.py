@@ -68,7 +68,9 @@ _TABLE = {
     "float32": {
         "data": [("*", Tolerance(atol=0.0, rtol=1e-6))],
         "forward": [("*", Tolerance(atol=0.0, rtol=2e-5))],
-        "loss": [("*", Tolerance(atol=0.0, rtol=1e-6))],
+        # the loss step runs its own forward: the forward's rounding, carried through the cubic
+        # quantization term (measured: docs/tolerances.md, float32)
+        "loss": [("*", Tolerance(atol=0.0, rtol=2e-5))],
         "backward": [("grad.alex.features.1.*", BELOW_FIRST_MAXPOOL_FLOAT32),  # the layers' name for it
                      ("grad.input", BELOW_FIRST_MAXPOOL_FLOAT32),
                      ("grad.alex.features.0.*", BELOW_FIRST_MAXPOOL_FLOAT32),

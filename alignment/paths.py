@@ -12,6 +12,8 @@
 """
 import os
 
+STAMP_SUFFIX = ".stamp.json"  # a content stamp beside the file it describes (greedyhash_common.infra.content_cache)
+
 
 def inputs_dir(workdir):
     return os.path.join(workdir, "inputs")
@@ -34,7 +36,7 @@ def weights_path(workdir, bit, weight_set, suffix):
 
 
 def weights_stamp_path(workdir, bit, weight_set):
-    return os.path.join(inputs_dir(workdir), f"weights_bit{bit}_{weight_set}.stamp.json")
+    return os.path.join(inputs_dir(workdir), f"weights_bit{bit}_{weight_set}{STAMP_SUFFIX}")
 
 
 def case_dir(workdir, dtype, case):
@@ -60,4 +62,4 @@ def coverage_path(workdir, case):
 
 
 def coverage_stamp_path(workdir, case):
-    return os.path.join(workdir, "coverage", f"{case.label}.stamp.json")
+    return os.path.join(workdir, "coverage", f"{case.label}{STAMP_SUFFIX}")

@@ -37,7 +37,7 @@ from .layers.localize import (DIRECTIONS, ISOLATED, CHAINED, format_localization
                               localization_path, verdict)
 from .mutants.files import REPORT_MD as MUTATION_REPORT_MD, SUMMARY_JSON
 from .mutants.score import REFERENCE_SUMMARY, reference_score_line
-from .paths import diff_paths
+from .paths import STAMP_SUFFIX, diff_paths
 
 REPORT_MD, REPORT_JSON = "report.md", "report.json"
 REFERENCE_PATTERNS = (REPORT_MD, REPORT_JSON, "summary.json", "*/*/*_diff.log", "*/*/*_diff.json", "*/env_*.json",
@@ -301,7 +301,8 @@ def keep_reference(run_dir, reference_dir):
     """Replace `reference_dir` by the report and small files of the finished run in `run_dir`."""
     if not os.path.isfile(os.path.join(run_dir, REPORT_MD)):
         raise UserInputError(f"{run_dir}: no {REPORT_MD}; run the suite there first")
-    chosen = sorted({path for pattern in REFERENCE_PATTERNS for path in glob.glob(os.path.join(run_dir, pattern))})
+    chosen = sorted({path for pattern in REFERENCE_PATTERNS for path in glob.glob(os.path.join(run_dir, pattern))
+                     if not path.endswith(STAMP_SUFFIX)})  # a stamp is the run's cache key, not a result
     too_large = [path for path in chosen if os.path.getsize(path) > LARGEST_REFERENCE_FILE]
     if too_large:
         raise UserInputError(f"larger than {LARGEST_REFERENCE_FILE} bytes, not kept as reference:"

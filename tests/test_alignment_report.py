@@ -107,7 +107,7 @@ def test_the_reference_keeps_the_small_files_and_replaces_the_old_ones(tmp_path)
     run, kept = tmp_path / "run", tmp_path / "reference"
     for name in ("report.md", "report.json", "summary.json", "float64/seeded-64px/forward_diff.log",
                  "float64/seeded-64px/forward_diff.json", "float64/env_torch.json",
-                 "float64/seeded-64px/forward_torch.npy", "coverage/seeded-64px.json",
+                 "float64/seeded-64px/forward_torch.npy", "coverage/seeded-64px.json", "coverage/seeded-64px.stamp.json",
                  "figures/train_differences.png", "inputs/images_64px.npy", "side_torch.log"):
         (run / name).parent.mkdir(parents=True, exist_ok=True)
         (run / name).write_text(name)

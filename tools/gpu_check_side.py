@@ -73,6 +73,7 @@ class TorchDevice:
     def __init__(self, side):
         import torch
 
+        # the side's own build, kept: record_layers puts this object's model() in its place
         self.torch, self.build_model = torch, side.build_model
 
     def available(self):
@@ -97,6 +98,7 @@ class PaddleDevice:
     def __init__(self, side):
         import paddle
 
+        # the side's own build and tensor, kept: record_layers puts this object's in their place
         self.paddle, self.has_gpu = paddle, side.runtime.has_gpu
         self.build_model, self.make_tensor = side.build_model, side.tensor
 

@@ -181,7 +181,7 @@ def explained_by_rounding(result, passed_in_float64, localizations):
     localization = localizations.get((result.dtype, result.case))
     return (not result.passed and result.dtype == "float32" and (result.step, result.case) in passed_in_float64
             and result.step in DIRECTIONS and localization is not None and not localization.paddle_only
-            and all(not trace.isolated_failures() for trace in localization.traces_of(result.step)))
+            and not localization.differing_alone([result.step]))
 
 
 def summary_rows(results, localizations):

@@ -158,15 +158,13 @@ def unexplained_by_rounding(localization, failing_keys):
     output: it differs with every layer agreeing, or on the wrong side of the flip."""
     if localization.paddle_only:
         return f"Paddle layers with no torch counterpart: {', '.join(localization.paddle_only)}"
-    isolated = sorted({layer for trace in localization.traces for layer in trace.isolated_failures()})
+    isolated = localization.differing_alone()
     if isolated:
         return f"Paddle layers that differ fed torch's values: {', '.join(isolated)}"
-    backward, forward = (next(trace for trace in localization.traces_of(direction) if trace.mode == "eval")
-                         for direction in ("backward", "forward"))
-    divergence = backward.divergence()
+    divergence = localization.trace("eval", "backward").divergence()
     if divergence is None or divergence[1] != "at":
         return f"{', '.join(failing_keys)} differ(s) while every layer's gradients agree"
-    layers = [row.layer for row in forward.rows]
+    layers = [row.layer for row in localization.trace("eval", "forward").rows]
     before = layers[:layers.index(divergence[0].layer)]
     unexplained = [key for key in failing_keys
                    if key != "grad.input" and not any(key.startswith(f"grad.{layer}.") for layer in before)]
@@ -185,7 +183,7 @@ def judged_by_layers(args, rows):
     localization = localize_float32(args)
     reason = unexplained_by_rounding(localization, row["failing_keys"])
     if reason is None:
-        flipped = next(trace for trace in localization.traces_of("backward") if trace.mode == "eval").divergence()[0]
+        flipped = localization.trace("eval", "backward").divergence()[0]
         judged = {**row, "passed": True, "as_rounding": True,
                   "note": f"passed as rounding: a decision of {flipped.layer} ({flipped.types}) flipped, every Paddle"
                           " layer agrees fed torch's values, only the gradients that flow on from it differ"}

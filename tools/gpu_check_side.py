@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 
-from alignment.layers.localize import Record
-from alignment.reprod_format import load_values, save_values
+from alignment.layers.localize import read_record, write_record
+from alignment.reprod_format import save_values
 from alignment.sides import patched
 from alignment.steps import StepContext
 from greedyhash_common.infra.atomic import write_text
@@ -146,9 +146,7 @@ def isolated_path(workdir):
 
 
 def load_layer_record(workdir, framework):
-    with open(layers_path(workdir, framework, ".json"), encoding="utf-8") as handle:
-        structure = json.load(handle)
-    return Record(structure["layers"], load_values(layers_path(workdir, framework)), structure["env"])
+    return read_record(layers_path(workdir, framework), layers_path(workdir, framework, ".json"))
 
 
 def record_layers(side, place, framework, context, workdir, env):
@@ -160,9 +158,7 @@ def record_layers(side, place, framework, context, workdir, env):
     reference = load_layer_record(workdir, "torch") if framework == "paddle" else None
     with patched([(side, "build_model", place.model), (side, "tensor", place.tensor)]):
         record, isolated = record_side(side, hooks, context, env, reference)
-    save_values(record.values, layers_path(workdir, framework))
-    write_text(layers_path(workdir, framework, ".json"),
-               json.dumps({"env": record.env, "layers": record.layers}, indent=1) + "\n")
+    write_record(record, layers_path(workdir, framework), layers_path(workdir, framework, ".json"))
     if isolated is not None:
         save_values(isolated, isolated_path(workdir))
 

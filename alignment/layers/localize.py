@@ -52,17 +52,26 @@ def localization_path(workdir, dtype, case):
     return os.path.join(case_dir(workdir, dtype, case), "layers_localization.json")
 
 
+def write_record(record, values_path, structure_file):
+    """A Record as two files: its values (reprod_log's format) and its layers and env (JSON)."""
+    save_values(record.values, values_path)
+    write_text(structure_file, json.dumps({"env": record.env, "layers": record.layers}, indent=1) + "\n")
+
+
+def read_record(values_path, structure_file):
+    with open(structure_file, encoding="utf-8") as handle:
+        structure = json.load(handle)
+    return Record(structure["layers"], load_values(values_path), structure["env"])
+
+
 def save_record(record, workdir, dtype, case, side):
-    save_values(record.values, side_values_path(workdir, dtype, case, CHAINED, side))
-    write_text(structure_path(workdir, dtype, case, side),
-               json.dumps({"env": record.env, "layers": record.layers}, indent=1) + "\n")
+    write_record(record, side_values_path(workdir, dtype, case, CHAINED, side),
+                 structure_path(workdir, dtype, case, side))
 
 
 def load_record(workdir, dtype, case, side):
-    with open(structure_path(workdir, dtype, case, side), encoding="utf-8") as handle:
-        structure = json.load(handle)
-    return Record(structure["layers"], load_values(side_values_path(workdir, dtype, case, CHAINED, side)),
-                  structure["env"])
+    return read_record(side_values_path(workdir, dtype, case, CHAINED, side),
+                       structure_path(workdir, dtype, case, side))
 
 
 def value_key(mode, direction, layer, end):
@@ -165,6 +174,15 @@ class Localization:
 
     def traces_of(self, direction):
         return [trace for trace in self.traces if trace.direction == direction]
+
+    def trace(self, mode, direction):
+        return next(trace for trace in self.traces if trace.mode == mode and trace.direction == direction)
+
+    def differing_alone(self, directions=DIRECTIONS):
+        """The layers that differ fed torch's values (a Paddle layer that computes something else), in
+        the traces of `directions`."""
+        return sorted({layer for direction in directions for trace in self.traces_of(direction)
+                       for layer in trace.isolated_failures()})
 
 
 def _types(torch_layer, paddle_layer):

@@ -35,6 +35,8 @@ def deployed_encoder(model, image_size, threads):
 
 
 def build_model(bit, dtype, weights):
+    # initialized, unlike torch's meta-device build: parameters made under paddle.LazyGuard cannot be cast
+    # (`to(dtype)`) before they are loaded (Paddle 3.3.1 and 2.6.2 alike)
     model = GreedyHash(bit)
     model.to(dtype=dtype)
     load_weights(model, weights)

@@ -72,11 +72,12 @@ class RunCases:
         return cases
 
 
-def add_case_options(parser):
-    """The options that decide a run's cases; the suite passes its own to each side process."""
-    parser.add_argument("--weight-sets", default=",".join(DEFAULT_WEIGHT_SETS),
+def add_case_options(parser, weight_sets=DEFAULT_WEIGHT_SETS, sizes=DEFAULT_SIZES):
+    """The options that decide a run's cases; the suite passes its own to each side process. Defaults of
+    None: the model pair's (alignment.suite.with_pair_defaults)."""
+    parser.add_argument("--weight-sets", default=weight_sets and ",".join(weight_sets),
                         help="comma-separated weight sets (alignment/weight_sets.py)")
-    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
+    parser.add_argument("--sizes", default=sizes and ",".join(map(str, sizes)),
                         help="comma-separated image sizes of the forward, loss, backward and data steps")
     parser.add_argument("--bulk-size", type=int, default=BULK_IMAGE_SIZE,
                         help="image size of the steps that process many images (train, metric, inference)")

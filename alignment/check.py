@@ -108,7 +108,8 @@ def compare_invariant(first, second, values, side):
     return compare_arrays(f"{first} == {second} ({side})", values[first], values[second], Tolerance(0.0, 0.0))
 
 
-def check_step(step, dtype, torch_values, paddle_values, code_keys=None, invariants=()):
+def check_step(step, dtype, torch_values, paddle_values, code_keys=None, invariants=(), overrides=None):
+    """The StepResult of one step's values; `overrides`: a pair's own tolerances (alignment.tolerances)."""
     code_keys = code_keys or {}
     results = [_failure(key, torch_values[key].shape, "missing in paddle") for key in torch_values
                if key not in paddle_values]
@@ -118,10 +119,10 @@ def check_step(step, dtype, torch_values, paddle_values, code_keys=None, invaria
         if key in code_keys:
             continuous = code_keys[key]
             results.append(compare_codes(key, torch_values[key], paddle_values[key], torch_values[continuous],
-                                         tolerance(step, dtype, continuous)))
+                                         tolerance(step, dtype, continuous, overrides)))
         else:
             results.append(compare_arrays(key, torch_values[key], paddle_values[key],
-                                          tolerance(step, dtype, key)))
+                                          tolerance(step, dtype, key, overrides)))
     for side, values in (("torch", torch_values), ("paddle", paddle_values)):
         for first, second in invariants:
             if first in values and second in values:

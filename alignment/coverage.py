@@ -18,19 +18,18 @@ criterion left unmet is "not covered", named with the reason.
 | adaptive pool | windows of more than one element (else an identity, a copy or an upsampling) |
 | dropout | in training mode, units both kept and dropped |
 | Conv, Linear | inputs not all zero |
-| hash codes | (h, the output of `CODE_LAYER`) |h| both above and below 1, the quantization term's breakpoint; values of both signs |
+| hash codes | (h, the output of the pair's `CODE_LAYER`, GreedyHash's) |h| both above and below 1, the quantization term's breakpoint; values of both signs |
 """
 import importlib
 
 import numpy as np
 
 from .layers.side import build_model, enter_mode, record_mode
-from .layers.localize import MODES, stored_key
+from .layers.localize import MODES, module_name_of, stored_key
 from .tolerances import tolerance
 
 RELU_BREAKPOINT = 6.0  # ReLU6's clamp: the largest breakpoint of the common ReLU variants
 QUANTIZATION_BREAKPOINT = 1.0  # | |h| - 1 |^3 changes branch at |h| = 1
-CODE_LAYER = "fc_plus"  # GreedyHash's hash layer: its output is h, b = sign(h)
 CODE_ROW = "sign(h)"
 # |h| within float32 rounding of 0, where the codes rule excuses a flipped sign (alignment.check.compare_codes)
 NEAR_ZERO = tolerance("forward", "float32", "h")
@@ -126,7 +125,8 @@ def _layer_row(side, layers_by_name, layer, values, train_values):
     output = values[stored_key(layer, "eval", "forward", "output")]
     gradient = values[stored_key(layer, "eval", "backward", "output")]
     kind = _kind(layer["type"])
-    facts, criteria = _kind_facts(side, kind, layers_by_name[layer["own_name"]], fed, output, train_values)
+    facts, criteria = _kind_facts(side, kind, layers_by_name[module_name_of(layer["own_name"])], fed, output,
+                                  train_values)
     criteria["gradient reaches it"] = bool(np.any(gradient != 0))
     return {"layer": layer["name"], "type": layer["type"], "input": _range(fed), "output": _range(output),
             "facts": facts, "criteria": criteria}
@@ -149,8 +149,10 @@ def record(side, context):
         pair = trained and (train_values[stored_key(trained, "train", "forward", "input")],
                             train_values[stored_key(trained, "train", "forward", "output")])
         rows.append(_layer_row(side, layers_by_name, layer, eval_values, pair))
-    code_layer = next(layer for layer in eval_layers if layer["name"] == CODE_LAYER)
-    rows.append(_code_row(eval_values[stored_key(code_layer, "eval", "forward", "output")]))
+    code_layer_name = getattr(context.pair, "CODE_LAYER", None)
+    if code_layer_name:
+        code_layer = next(layer for layer in eval_layers if layer["name"] == code_layer_name)
+        rows.append(_code_row(eval_values[stored_key(code_layer, "eval", "forward", "output")]))
     return {"rows": rows}
 
 

@@ -22,6 +22,7 @@ from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_
 from greedyhash_common.project import PROJECT_ROOT
 
 from .cases import REFERENCE_SIZE
+from .pairs import DEFAULT_PAIR, pair_named
 from .paths import images_path, weights_path, weights_stamp_path
 from .weight_sets import DEFAULT_WEIGHT_SETS, RESCALED, SEEDED, USER
 
@@ -29,7 +30,7 @@ from .weight_sets import DEFAULT_WEIGHT_SETS, RESCALED, SEEDED, USER
 # formats, the rescaling (kept over-inclusive: an edit elsewhere in them only costs one remaking)
 MAKING_CODE = ("torch_impl", "weights_convert", "greedyhash_common", "alignment/__init__.py", "alignment/cases.py",
                "alignment/paths.py", "alignment/prepare_weights.py", "alignment/weight_makers.py",
-               "alignment/weight_sets.py")
+               "alignment/weight_sets.py", "alignment/pairs")
 
 
 def get_args_parser():
@@ -41,12 +42,13 @@ def get_args_parser():
     parser.add_argument("--weight-sets", default=",".join(DEFAULT_WEIGHT_SETS))
     parser.add_argument("--weights", help="a GreedyHash checkpoint (.pth or .pdparams): the user set")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model", default=DEFAULT_PAIR, help="the model pair (alignment.pairs)")
     return parser
 
 
-def weight_set_key(bit, seed, workdir, weight_set, source=None, threads=1):
+def weight_set_key(bit, seed, workdir, weight_set, source=None, threads=1, pair=DEFAULT_PAIR):
     """The content key of one weight set (greedyhash_common.infra.content_cache)."""
-    parts = {"bit": bit, "weight_set": weight_set, "code": source_digest(PROJECT_ROOT, MAKING_CODE),
+    parts = {"bit": bit, "weight_set": weight_set, "code": source_digest(PROJECT_ROOT, MAKING_CODE), "pair": pair,
              "versions": {package: importlib.metadata.version(package) for package in ("torch", "torchvision")}}
     if weight_set == USER:
         parts["source"] = [os.path.splitext(source)[1], file_digest(source)]
@@ -58,20 +60,19 @@ def weight_set_key(bit, seed, workdir, weight_set, source=None, threads=1):
     return key_of(parts)
 
 
-def prepare_weights(bit, seed, workdir, weight_sets=DEFAULT_WEIGHT_SETS, source=None, threads=1):
-    """Write every weight set of `weight_sets` in both layouts, unless made earlier from the same content;
-    the user set is `source`. Return the sets made."""
+def prepare_weights(bit, seed, workdir, weight_sets=DEFAULT_WEIGHT_SETS, source=None, threads=1, pair=DEFAULT_PAIR):
+    """Write every weight set of `weight_sets` of the model pair `pair` in both layouts, unless made earlier
+    from the same content; the user set is `source`. Return the sets made."""
     made = []
     for weight_set in weight_sets:
         outputs = [weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams")]
-        key = weight_set_key(bit, seed, workdir, weight_set, source, threads)
+        key = weight_set_key(bit, seed, workdir, weight_set, source, threads, pair)
         if is_fresh(weights_stamp_path(workdir, bit, weight_set), key, outputs):
             continue
         from torch_impl import runtime  # torch, imported only when a set is made
-        from .weight_makers import make_weight_set
 
         runtime.configure(threads)
-        make_weight_set(bit, seed, workdir, weight_set, source)
+        pair_named(pair).make_weight_set(bit, seed, workdir, weight_set, source)
         write_stamp(weights_stamp_path(workdir, bit, weight_set), key, outputs)
         made.append(weight_set)
     return made
@@ -87,7 +88,7 @@ def main(argv=None):
                              " exactly when --weights is given")
     if args.weights and not os.path.isfile(args.weights):
         raise UserInputError(f"{args.weights}: no such file")
-    made = prepare_weights(args.bit, args.seed, args.workdir, weight_sets, args.weights, args.threads)
+    made = prepare_weights(args.bit, args.seed, args.workdir, weight_sets, args.weights, args.threads, args.model)
     reused = [weight_set for weight_set in weight_sets if weight_set not in made]
     if reused:
         print(f"reused the weight sets {', '.join(reused)}: made from the same content before", flush=True)

@@ -25,9 +25,9 @@ from .cases import SIZE, add_case_options, run_cases_of
 from .paths import (coverage_path, coverage_stamp_path, env_path, images_path, labels_path, side_values_path,
                     split_path, weights_path, weights_stamp_path)
 from .reprod_format import save_values
+from .pairs import DEFAULT_PAIR, pair_named
 from .sides import REFERENCE, configured_side, reusing_builds
 from .steps import STEPS, StepContext, runs_in, step_cases
-from .weight_sets import train_learning_rate
 
 # What a case's coverage follows from in this project's code (over-inclusive: the suite and the reference)
 COVERAGE_CODE = ("alignment", "torch_impl", "greedyhash_common")
@@ -44,15 +44,19 @@ def get_args_parser():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mask-seed", type=int, default=0)
     parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in data")
+    parser.add_argument("--model", default=DEFAULT_PAIR, help="the model pair (alignment.pairs)")
     return add_case_options(parser)
 
 
 def step_context(side, args, step, case, dtype):
-    images = np.load(images_path(args.workdir, case.size), allow_pickle=False) if SIZE in STEPS[step].USES else None
+    # a pair's own train step may take the batch at the bulk size (alignment.steps.train)
+    images = (np.load(images_path(args.workdir, case.size), allow_pickle=False)
+              if SIZE in STEPS[step].USES or (case.size and step == "train") else None)
     weights = weights_path(args.workdir, args.bit, case.weights, side.WEIGHTS_SUFFIX) if case.weights else None
     return StepContext(args.bit, dtype, weights, images, np.load(labels_path(args.workdir), allow_pickle=False),
                        args.mask_seed, args.data, split_path(args.workdir), case.size,
-                       train_learning_rate(case.weights), args.threads)
+                       getattr(pair_named(args.model), "train_learning_rate", lambda _: None)(case.weights),
+                       args.threads, args.model)
 
 
 def coverage_key(side, args, case, dtype):
@@ -84,7 +88,7 @@ def run_steps(side, args):
     covered = set()
     for dtype in args.dtypes.split(","):
         for step in (step for step in args.steps.split(",") if runs_in(step, dtype)):
-            for case in step_cases(step, run_cases, dtype):
+            for case in step_cases(step, run_cases, dtype, args.model):
                 started = time.perf_counter()
                 context = step_context(side, args, step, case, dtype)
                 save_values(STEPS[step].run(side, context), side_values_path(args.workdir, dtype, case, step, side.NAME))
@@ -99,7 +103,7 @@ def run_steps(side, args):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    side = configured_side(args.framework, args.threads)
+    side = configured_side(args.framework, args.threads, args.model)
     unknown = [step for step in args.steps.split(",") if step not in STEPS]
     if unknown:
         raise UserInputError(f"unknown steps {unknown}; choose from {', '.join(STEPS)}")

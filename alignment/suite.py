@@ -21,6 +21,7 @@ from .cases import add_case_options, run_cases_of
 from .check import StepResult, _failure, verdict_table, write_reports
 from .inputs import write_input_batch
 from .layers.localize import DIRECTIONS, localize_files
+from .pairs import DEFAULT_PAIR, PAIRS, pair_named
 from .paths import coverage_path, diff_paths, env_path, inputs_dir, side_values_path, split_path
 from .report import closing_line, terminal_summary, write_report
 from .reprod_format import load_values
@@ -38,17 +39,19 @@ def add_run_options(parser):
     parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in synthetic data")
     parser.add_argument("--weights", help="GreedyHash checkpoint (.pth or .pdparams), checked as one more weight set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization and dropout masks")
-    parser.add_argument("--workdir", default=os.path.join(PROJECT_ROOT, "logs"))
+    parser.add_argument("--model", default=DEFAULT_PAIR,
+                        help=f"the model pair: {', '.join(PAIRS)}, or an adapter module's dotted path (alignment.pairs)")
+    parser.add_argument("--workdir", help="default: logs/, and logs/<model>/ for a pair other than the default")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each side")
     parser.add_argument("--torch-python", default=sys.executable)
     parser.add_argument("--paddle-python", default=sys.executable)
-    return add_case_options(parser)
+    return add_case_options(parser, sizes=None, weight_sets=None)
 
 
 def get_args_parser():
     parser = argparse.ArgumentParser(prog="python -m alignment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated, from: {', '.join(STEPS)}")
+    parser.add_argument("--steps", help=f"comma-separated, from: {', '.join(STEPS)}; default: every step of the pair")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                         help="localize the first forward case even when it passes, for the report's divergence"
                              " profile (--no-profile: localize only failures, as the one-step targets do)")
@@ -63,10 +66,10 @@ def split_choice(value, allowed, what):
     return chosen
 
 
-def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=None):
+def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=None, model=DEFAULT_PAIR):
     """The weight sets both sides start from, written by a torch process (see alignment.prepare_weights)."""
     command = module_command(python, "alignment.prepare_weights", "--bit", bit, "--seed", seed, "--workdir",
-                              workdir, "--threads", threads, "--weight-sets", ",".join(weight_sets),
+                              workdir, "--threads", threads, "--weight-sets", ",".join(weight_sets), "--model", model,
                               *(["--weights", weights] if weights else []))
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=child_environment(), capture_output=True, text=True)
     if done.returncode:
@@ -75,10 +78,22 @@ def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=No
     print(done.stdout, end="", flush=True)  # which sets were reused
 
 
+def with_pair_defaults(args):
+    """`args` with what the pair decides where the user gave nothing: the steps, weight sets, sizes, folder."""
+    pair = pair_named(args.model)
+    if "steps" in args:
+        args.steps = args.steps or ",".join(pair.STEPS)
+    args.weight_sets = args.weight_sets or ",".join(pair.WEIGHT_SETS)
+    args.sizes = args.sizes or ",".join(map(str, pair.DEFAULT_SIZES))
+    args.workdir = args.workdir or os.path.join(PROJECT_ROOT, "logs", *([] if pair.NAME == DEFAULT_PAIR else [pair.NAME]))
+    return args
+
+
 def checked_options(args):
     """`args`, every option checked before any work (greedyhash_common.app.option_checks, and the weight sets)."""
-    check_alignment_options(args)
-    split_choice(args.weight_sets, (SEEDED, RESCALED), "weight sets")
+    args = with_pair_defaults(args)
+    check_alignment_options(args, getattr(pair_named(args.model), "SMALLEST_IMAGE_SIZE", None))
+    split_choice(args.weight_sets, pair_named(args.model).WEIGHT_SETS, "weight sets")
     return args
 
 
@@ -95,15 +110,17 @@ def prepare(args):
           f" {inputs_dir(args.workdir)}", flush=True)
     made = [weight_set for weight_set in run_cases.weight_sets if weight_set != USER]
     if args.weights:  # first: a bad --weights file is refused before anything else is written
-        prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, [USER], args.weights)
-    write_input_batch(args.workdir, args.data, args.batch_size, run_cases.sizes)
+        prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, [USER], args.weights,
+                        args.model)
+    write_input_batch(args.workdir, args.data, args.batch_size, (*run_cases.sizes, run_cases.bulk_size))
     write_split(args.data, split_path(args.workdir))
     if made:  # the rescaled set is made on the batch just written
-        prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, made)
+        prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, made, model=args.model)
 
 
 def case_options(args):
-    return ["--weight-sets", args.weight_sets, "--sizes", args.sizes, "--bulk-size", args.bulk_size]
+    return ["--weight-sets", args.weight_sets, "--sizes", args.sizes, "--bulk-size", args.bulk_size, "--model",
+            args.model]
 
 
 def run_sides(args, steps, dtypes):
@@ -156,13 +173,13 @@ def _read_env(workdir, dtype):
     return env
 
 
-def check(workdir, step, case, dtype, failed_sides):
+def check(workdir, step, case, dtype, failed_sides, pair):
     if failed_sides:
         note = "; ".join(f"{side} side failed, see {log}" for side, log in failed_sides.items())
         result = StepResult(step, dtype, [_failure("(side process)", (), note)])
     else:
         result = check_values(step, dtype, load_values(side_values_path(workdir, dtype, case, step, "torch")),
-                              load_values(side_values_path(workdir, dtype, case, step, "paddle")))
+                              load_values(side_values_path(workdir, dtype, case, step, "paddle")), pair)
     result.case = case
     write_reports(result, _read_env(workdir, dtype), *diff_paths(workdir, dtype, case, step))
     return result
@@ -213,7 +230,7 @@ def run_layer_sides(args, dtypes, case):
         log = os.path.join(args.workdir, f"layers_{case.label}_{side}.log")
         command = module_command(python, "alignment.layers.side", side, "--case", case.label, "--dtypes",
                                   ",".join(dtypes), "--bit", args.bit, "--workdir", args.workdir, "--threads",
-                                  args.threads, "--mask-seed", args.seed)
+                                  args.threads, "--mask-seed", args.seed, "--model", args.model)
         with open(log, "w", encoding="utf-8") as handle:
             process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=child_environment(), stdout=handle,
                                        stderr=subprocess.STDOUT)
@@ -230,7 +247,8 @@ def localize(args, dtypes, cases):
         failed = run_layer_sides(args, dtypes, case)
         if failed:
             return localizations, failed
-        localizations.update({(dtype, case): localize_files(args.workdir, dtype, case) for dtype in dtypes})
+        localizations.update({(dtype, case): localize_files(args.workdir, dtype, case, pair_named(args.model))
+                              for dtype in dtypes})
     return localizations, {}
 
 
@@ -279,14 +297,14 @@ def run_settings(args):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = with_user_weights(checked_options(get_args_parser().parse_args(argv)))
-    steps = split_choice(args.steps, tuple(STEPS), "steps")
+    steps = split_choice(args.steps, pair_named(args.model).STEPS, "steps")
     dtypes = split_choice(args.dtypes, DTYPES, "dtypes")
     args.workdir = os.path.abspath(args.workdir)
     prepare(args)
     failed_sides = run_sides(args, steps, dtypes)
     run_cases = run_cases_of(args)
-    results = [check(args.workdir, step, case, dtype, failed_sides) for dtype in dtypes for step in steps
-               if runs_in(step, dtype) for case in step_cases(step, run_cases, dtype)]
+    results = [check(args.workdir, step, case, dtype, failed_sides, pair_named(args.model)) for dtype in dtypes
+               for step in steps if runs_in(step, dtype) for case in step_cases(step, run_cases, dtype, args.model)]
     localizations, localization_failures = localize_cases(args, results, failed_sides)
     rows = summary_rows(results, localizations)
     coverage_rows = [] if failed_sides else read_coverage(args.workdir, results)

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from alignment.check import check_step, compare_arrays, compare_codes, diff_log_lines, verdict_table, write_reports
+from alignment.pairs import greedyhash as GREEDYHASH
 from alignment.steps import STEPS, runs_in
+from alignment.steps import code_keys as step_code_keys
 from alignment.tolerances import NEAR_EXACT, Tolerance, tolerance
 
 from .conftest import PROJECT_ROOT
@@ -112,13 +114,13 @@ def test_every_step_and_key_of_the_reference_run_is_held_to_the_tolerance_table(
     for path in reports:
         with open(path, encoding="utf-8") as handle:
             report = json.load(handle)
-        code_keys = getattr(STEPS[report["step"]], "CODE_KEYS", {})
+        code_keys = step_code_keys(report["step"], GREEDYHASH) or {}
         for key, entry in report["keys"].items():
             if re.fullmatch(r".+ == .+ \((torch|paddle)\)", key):  # an invariant inside one side: exact
                 assert (entry["atol"], entry["rtol"]) == (0.0, 0.0), (path, key)
                 continue
             # sign codes are judged by their h's tolerance; codes, labels and flags are held to equality
-            expected = tolerance(report["step"], report["dtype"], code_keys.get(key, key))
+            expected = tolerance(report["step"], report["dtype"], code_keys.get(key, key), GREEDYHASH.TOLERANCES)
             assert (entry["atol"], entry["rtol"]) in {(expected.atol, expected.rtol), (0.0, 0.0)}, (path, key)
             assert report["dtype"] == "float64" or expected.rtol > 0 or expected.atol > 0, (path, key)
             checked.add((report["step"], report["dtype"]))

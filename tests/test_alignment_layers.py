@@ -115,8 +115,8 @@ def test_wrong_dropout_mode_is_found_at_classifier_3_in_training_mode(contexts, 
     assert forward.isolated_failures() == ["alex.classifier.3"]
 
 
-def test_layers_pair_through_the_key_map_and_by_position_in_the_paired_parent(monkeypatch):
-    monkeypatch.setattr(localize, "GREEDYHASH_KEY_MAP", {"net.features.0.weight": "backbone.conv1.weight"})
+def test_layers_pair_through_the_key_map_and_by_position_in_the_paired_parent():
+    key_map = {"net.features.0.weight": "backbone.conv1.weight"}
 
     def layer(name, parent, position, parameters=()):
         return {"name": name, "parent": parent, "position": position, "parameters": list(parameters)}
@@ -125,7 +125,7 @@ def test_layers_pair_through_the_key_map_and_by_position_in_the_paired_parent(mo
                      layer("net.features.1", "net.features", 1), layer("net.pool", "net", 1)]
     paddle_layers_ = [layer("backbone.conv1", "backbone", 0, ["backbone.conv1.weight"]),
                       layer("backbone.relu1", "backbone", 1), layer("head.pool", "head", 1)]
-    assert pair_layers(torch_layers_, paddle_layers_) == {"backbone.conv1": "net.features.0",
+    assert pair_layers(torch_layers_, paddle_layers_, key_map) == {"backbone.conv1": "net.features.0",
                                                           "backbone.relu1": "net.features.1"}
 
 

@@ -17,20 +17,22 @@ def _converted(array, transpose):
     return np.ascontiguousarray(array.T) if transpose else array
 
 
-def torch_to_paddle(torch_state, source="torch checkpoint"):
-    """Return (paddle_state, layout)."""
-    layout = detect_layout(torch_state, "torch")
+def torch_to_paddle(torch_state, source="torch checkpoint", layout=None):
+    """Return (paddle_state, layout); `layout` None: GreedyHash's or the AlexNet backbone's, by the keys."""
+    layout = layout or detect_layout(torch_state, "torch")
     check_state(torch_state, layout.torch_shapes, source)
     paddle_state = {paddle_key: _converted(torch_state[torch_key], torch_key in layout.transposed)
                     for torch_key, paddle_key in layout.key_map.items()}
     return paddle_state, layout
 
 
-def paddle_to_torch(paddle_state, source="Paddle checkpoint"):
-    """Return (torch_state, layout)."""
+def paddle_to_torch(paddle_state, source="Paddle checkpoint", layout=None):
+    """Return (torch_state, layout); `layout` None: GreedyHash's or the AlexNet backbone's, by the keys.
+    Keys torch needs and Paddle does not hold get the layout's default values."""
     paddle_state = _without_name_table(paddle_state)
-    layout = detect_layout(paddle_state, "paddle")
+    layout = layout or detect_layout(paddle_state, "paddle")
     check_state(paddle_state, layout.paddle_shapes(), source)
     torch_state = {torch_key: _converted(paddle_state[paddle_key], torch_key in layout.transposed)
                    for torch_key, paddle_key in layout.key_map.items()}
+    torch_state.update({key: value.copy() for key, value in layout.torch_defaults.items()})
     return torch_state, layout

@@ -18,9 +18,9 @@ import json
 import os
 
 from greedyhash_common.infra.atomic import write_text
-from greedyhash_common.state_dicts.key_map import GREEDYHASH_KEY_MAP
 
 from ..check import KeyResult, StepResult, _failure, compare_arrays, result_as_json, write_reports
+from ..pairs import pair_named
 from ..paths import case_dir, diff_paths, side_values_path
 from ..reprod_format import load_values, save_values
 from ..sides import PORT, REFERENCE
@@ -34,6 +34,7 @@ _ENDS = {"forward": ("input", "output"), "backward": ("output", "input")}
 _DESCRIBED = {"forward": ("its input", "its output"),
               "backward": ("the gradient of its output", "the gradient of its input")}
 NO_COUNTERPART = "no paddle layer pairs with it"
+CALL_MARK = "#"
 
 
 @dataclasses.dataclass
@@ -98,26 +99,44 @@ def _ancestry(name):
     return names
 
 
-def _torch_layer_of():
+def _torch_layer_of(key_map):
     """{paddle layer: torch layer} for every layer holding a parameter of the key map, and every layer
     enclosing one."""
     pairs = {}
-    for torch_key, paddle_key in GREEDYHASH_KEY_MAP.items():
+    for torch_key, paddle_key in key_map.items():
         pairs.update(zip(_ancestry(_parent(paddle_key)), _ancestry(_parent(torch_key))))
     return pairs
 
 
-def pair_layers(torch_layers, paddle_layers):
-    """{paddle layer: torch layer}: a layer with parameters through the converter's key map, a layer
-    without by its position in the parent it is paired with. Layers that pair with nothing are left out."""
-    torch_layer_of = _torch_layer_of()
-    by_place = {(layer["parent"], layer["position"]): layer["name"] for layer in torch_layers}
+def call_name(module_name, call):
+    """A layer's name in a record: its module's name, and for a module called again in one pass (a ReLU
+    a residual block applies twice) the call's number: "layer1.0.relu", "layer1.0.relu#2"."""
+    return module_name if call == 1 else f"{module_name}{CALL_MARK}{call}"
+
+
+def module_name_of(name):
+    return name.split(CALL_MARK)[0]
+
+
+def _call_suffix(name):
+    return name[len(module_name_of(name)):]
+
+
+def pair_layers(torch_layers, paddle_layers, key_map=None):
+    """{paddle layer: torch layer}: a layer with parameters through the converter's key map (the default
+    pair's when None), a layer without by its position in the parent it is paired with. Layers that pair
+    with nothing are left out."""
+    torch_layer_of = _torch_layer_of(key_map or pair_named().key_map())
+    by_place = {(layer["parent"], layer["position"], _call_suffix(layer["name"])): layer["name"]
+                for layer in torch_layers}
     pairs = {}
     for layer in paddle_layers:
+        suffix = _call_suffix(layer["name"])
         if layer["parameters"]:
-            torch_name = torch_layer_of.get(layer["name"])
+            torch_module = torch_layer_of.get(module_name_of(layer["name"]))
+            torch_name = torch_module and torch_module + suffix
         else:
-            torch_name = by_place.get((torch_layer_of.get(layer["parent"]), layer["position"]))
+            torch_name = by_place.get((torch_layer_of.get(layer["parent"]), layer["position"], suffix))
         if torch_name is not None:
             pairs[layer["name"]] = torch_name
     return pairs
@@ -192,39 +211,48 @@ def _types(torch_layer, paddle_layer):
     return f"{torch_layer['type']} / {paddle_layer['type']}"
 
 
-def _compare(dtype, direction, key, reference, port):
+def _compare(dtype, direction, key, reference, port, overrides):
     """`port` None when the Paddle side has no such value (its layer could not take torch's values)."""
     if port is None:
         return _failure(key, reference.shape, "not recorded by paddle")
     step_key = key.split(".", 1)[1]  # without the mode: named as the step names its keys ("grad.<name>")
-    return compare_arrays(key, reference, port, tolerance(direction, dtype, step_key))
+    return compare_arrays(key, reference, port, tolerance(direction, dtype, step_key, overrides))
 
 
-def _row(dtype, mode, direction, layer, paddle_layer, reference, port, isolated_values):
+def _row(dtype, mode, direction, layer, paddle_layer, reference, port, isolated, overrides):
+    """`isolated`: (torch's values of its layers run alone, Paddle's), or None for a record with no torch
+    layers run alone, whose chained values then stand for them (a record of a purely sequential model)."""
     reaches, computes = _ENDS[direction]
 
-    def compared(end, values, layout):
+    def compared(end, expected, values, layout):
         key = stored_key(layer, mode, direction, end)
         if paddle_layer is None:
             return _failure(key, reference.values[key].shape, NO_COUNTERPART)
-        return _compare(dtype, direction, key, reference.values[key],
-                        values.get(stored_key(layout, mode, direction, end)))
+        return _compare(dtype, direction, key, expected.get(key, reference.values[key]),
+                        values.get(stored_key(layout, mode, direction, end)), overrides)
 
-    return LayerRow(layer["name"], _types(layer, paddle_layer), compared(reaches, port.values, paddle_layer),
-                    compared(computes, port.values, paddle_layer), compared(computes, isolated_values, layer))
+    alone_torch, alone_paddle = isolated
+    return LayerRow(layer["name"], _types(layer, paddle_layer),
+                    compared(reaches, reference.values, port.values, paddle_layer),
+                    compared(computes, reference.values, port.values, paddle_layer),
+                    compared(computes, alone_torch, alone_paddle, layer))
 
 
-def _trace(dtype, mode, direction, reference, port, isolated_values):
+def _trace(dtype, mode, direction, reference, port, isolated, overrides):
     paddle_layers = {layer["name"]: layer for layer in port.layers[mode]}
     torch_layers = reference.layers[mode]
     order = torch_layers if direction == "forward" else torch_layers[::-1]
     return Trace(mode, direction, [_row(dtype, mode, direction, layer, paddle_layers.get(layer["name"]), reference,
-                                        port, isolated_values) for layer in order])
+                                        port, isolated, overrides) for layer in order])
 
 
-def compare_records(dtype, reference, port, isolated_values, case=None):
-    """The Localization of one precision from torch's Record, Paddle's Record and the isolated values."""
-    traces = [_trace(dtype, mode, direction, reference, port, isolated_values)
+def compare_records(dtype, reference, port, isolated_values, case=None, pair=None, reference_isolated=None):
+    """The Localization of one precision from torch's Record, Paddle's Record, Paddle's layers run alone
+    (`isolated_values`) and torch's (`reference_isolated`; None: torch's chained values stand for them),
+    held to the tolerances of `pair` (the default pair when None)."""
+    overrides = getattr(pair or pair_named(), "TOLERANCES", {})
+    isolated = (reference_isolated or {}, isolated_values)
+    traces = [_trace(dtype, mode, direction, reference, port, isolated, overrides)
               for mode in MODES for direction in DIRECTIONS]
     torch_names = {layer["name"] for layers in reference.layers.values() for layer in layers}
     paddle_only = sorted({layer["own_name"] for layers in port.layers.values() for layer in layers
@@ -265,12 +293,13 @@ def localization_as_json(localization):
             "traces": [_trace_json(trace) for trace in localization.traces]}
 
 
-def localize_files(workdir, dtype, case):
+def localize_files(workdir, dtype, case, pair=None):
     """Compare the records the two layer sides wrote for one precision and case; write the diff files and
     the localization (<dtype>/<case>/layers_localization.json); return the Localization."""
     reference, port = load_record(workdir, dtype, case, REFERENCE), load_record(workdir, dtype, case, PORT)
     localization = compare_records(dtype, reference, port,
-                                   load_values(side_values_path(workdir, dtype, case, ISOLATED, PORT)), case)
+                                   load_values(side_values_path(workdir, dtype, case, ISOLATED, PORT)), case, pair,
+                                   load_values(side_values_path(workdir, dtype, case, ISOLATED, REFERENCE)))
     env = {REFERENCE: reference.env, PORT: port.env}
     for result in _step_results(localization):
         write_reports(result, env, *diff_paths(workdir, dtype, case, result.step))

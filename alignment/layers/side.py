@@ -19,17 +19,18 @@ import time
 
 import numpy as np
 
-from greedyhash_common.hyperparameters import DROPOUT_P
 from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
 
 from ..cases import Case
-from ..dropout_masks import DropoutMaskSchedule
+from ..pairs import DEFAULT_PAIR
 from ..paths import images_path, labels_path, side_values_path, weights_path
 from ..reprod_format import save_values
 from ..sides import configured_side
 from ..sides import REFERENCE
 from ..steps import StepContext
-from .localize import ISOLATED, MODES, Record, load_record, pair_layers, save_record, stored_key, value_key
+from ..steps.forward import named_outputs
+from .localize import (ISOLATED, MODES, Record, call_name, load_record, module_name_of, pair_layers, save_record,
+                       stored_key, value_key)
 
 
 def get_args_parser():
@@ -42,6 +43,7 @@ def get_args_parser():
     parser.add_argument("--workdir", required=True, help="holds inputs/ (batch, weights) and receives the records")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mask-seed", type=int, default=0)
+    parser.add_argument("--model", default=DEFAULT_PAIR, help="the model pair (alignment.pairs)")
     return parser
 
 
@@ -54,18 +56,26 @@ def build_model(side, hooks, context):
 
 
 def enter_mode(side, model, context, mode):
-    """Eval is the mode a model is built in; train injects the forward step's dropout masks. A model
-    goes from eval to train once: the masks cannot be taken out again."""
+    """Eval is the mode a model is built in; train injects the forward step's randomness (dropout masks).
+    A model goes from eval to train once: the masks cannot be taken out again."""
     if mode == "train":
-        side.inject_masks(model, DropoutMaskSchedule(context.mask_seed, DROPOUT_P))
+        getattr(context.pair, "inject_randomness", lambda *_: None)(side, model, context.mask_seed)
         model.train()
 
 
 @contextlib.contextmanager
-def calls_of_every_layer(hooks, model):
-    """Collect (name, input, output) of every call of every layer, in the order the calls finish."""
+def calls_of_every_layer(hooks, model, copy_of):
+    """Collect (name, input, output, {id(tensor): copy_of(tensor)}) of every call of every layer, in the order
+    the calls finish. The copies are taken as the call ends: a later in-place operation (torchvision's
+    residual `out += identity` on a BatchNorm's output) must not change what the layer was seen to compute."""
     calls = []
-    handles = [hooks.watch(layer, lambda input_, output, name=name: calls.append((name, input_, output)))
+
+    def record(name, input_, output, leaf):
+        copies = {id(input_): copy_of(input_), id(output): copy_of(output)} if leaf else {}  # containers: no copy
+        calls.append((name, input_, output, copies))
+
+    handles = [hooks.watch(layer, lambda input_, output, name=name, leaf=not hooks.child_names(layer):
+                           record(name, input_, output, leaf))
                for name, layer in hooks.named_layers(model)]
     try:
         yield calls
@@ -81,36 +91,44 @@ def _is_inside(name, container):
 def innermost(calls):
     """The calls of layers that called no other layer: a container (a Sequential, the model) only hands
     its input to the layers inside it."""
-    names = [name for name, _, _ in calls]
+    names = [call[0] for call in calls]
     return [call for call in calls if not any(_is_inside(other, call[0]) for other in names)]
 
 
 def _describe(hooks, layers_by_name, name, input_from):
-    parent, _, own = name.rpartition(".")
-    layer = layers_by_name[name]
+    parent, _, own = module_name_of(name).rpartition(".")
+    layer = layers_by_name[module_name_of(name)]
     return {"name": name, "type": type(layer).__name__, "parent": parent,
             "position": hooks.child_names(layers_by_name[parent]).index(own),
-            "parameters": [f"{name}.{parameter}" for parameter in hooks.own_parameter_names(layer)],
+            "parameters": [f"{module_name_of(name)}.{parameter}" for parameter in hooks.own_parameter_names(layer)],
             "input_from": input_from}
 
 
 def run_pass(side, hooks, model, context):
-    """(layers, {(layer, end): tensor}, loss) of one forward pass: each layer's output, and its input
-    where no layer produced it (an input made by a layer is that layer's output: not stored twice)."""
+    """(layers, {(layer, end): tensor}, {(layer, end): its values as the layer ran}, loss) of one forward
+    pass: each layer's output, and its input where no layer produced it (an input made by a layer is that
+    layer's output: not stored twice)."""
     images = side.tensor(context.batch(), requires_grad=True)
-    with calls_of_every_layer(hooks, model) as calls:
-        logits, h, _ = model(images)
-    total, _, _ = side.loss(logits, h, side.tensor(context.labels))
+    with calls_of_every_layer(hooks, model, lambda tensor: np.array(side.numpy(tensor))) as calls:
+        outputs = named_outputs(context.pair, model(images))
+    total = context.pair.loss_terms(side, outputs, side.tensor(context.labels))["loss_total"]
     layers_by_name = dict(hooks.named_layers(model))
-    made_by, layers, tensors = {}, [], {}
-    for name, input_, output in innermost(calls):
+    made_by, layers, tensors, seen, calls_so_far = {}, [], {}, {}, {}
+    for module_name, input_, output, copies in innermost(calls):
+        copies = copies or {id(input_): np.array(side.numpy(input_)), id(output): np.array(side.numpy(output))}
+        calls_so_far[module_name] = calls_so_far.get(module_name, 0) + 1
+        name = call_name(module_name, calls_so_far[module_name])
         input_from = made_by.get(id(input_))
+        if input_from is not None and not np.array_equal(copies[id(input_)], seen[(input_from, "output")]):
+            input_from = None  # changed in place since its layer made it (a residual `+=`): an input of its own
         layers.append(_describe(hooks, layers_by_name, name, input_from))
         if input_from is None:
             tensors[(name, "input")] = input_
+            seen[(name, "input")] = copies[id(input_)]
         tensors[(name, "output")] = output
+        seen[(name, "output")] = copies[id(output)]
         made_by[id(output)] = name
-    return layers, tensors, total
+    return layers, tensors, seen, total
 
 
 def _gradients(side, total, tensors):
@@ -131,13 +149,13 @@ def _gradients(side, total, tensors):
 def record_mode(side, hooks, model, context, mode, reference_layers=None):
     """(layers, {key: array}) of one mode; with the reference's layers of that mode, named by the
     reference's names wherever a layer pairs with one."""
-    layers, tensors, total = run_pass(side, hooks, model, context)
-    paired = pair_layers(reference_layers, layers) if reference_layers is not None else {}
+    layers, tensors, seen, total = run_pass(side, hooks, model, context)
+    paired = pair_layers(reference_layers, layers, context.pair.key_map()) if reference_layers is not None else {}
     named = {layer["name"]: paired.get(layer["name"], layer["name"]) for layer in layers}
     gradients = _gradients(side, total, tensors)
     values = {}
     for (name, end), tensor in tensors.items():
-        values[value_key(mode, "forward", named[name], end)] = side.numpy(tensor)
+        values[value_key(mode, "forward", named[name], end)] = seen[(name, end)]
         values[value_key(mode, "backward", named[name], end)] = gradients[(name, end)]
     described = [{**layer, "name": named[layer["name"]], "own_name": layer["name"],
                   "input_from": named.get(layer["input_from"])} for layer in layers]
@@ -166,7 +184,7 @@ def run_isolated(side, hooks, model, mode, layers, reference):
         grad_key = stored_key(layer, mode, "backward", "input")
         computed |= {output_key, grad_key}
         if layer["name"] in own_name:
-            values[output_key], grad = _run_alone(side, by_name[own_name[layer["name"]]],
+            values[output_key], grad = _run_alone(side, by_name[module_name_of(own_name[layer["name"]])],
                                                   reference.values[stored_key(layer, mode, "forward", "input")],
                                                   reference.values[stored_key(layer, mode, "backward", "output")])
             if grad is not None:
@@ -179,42 +197,42 @@ def run_isolated(side, hooks, model, mode, layers, reference):
 
 
 def record_side(side, hooks, context, env, reference=None):
-    """(Record, isolated values) of this side; the isolated values only for the port (given the
-    reference's Record), else None."""
+    """(Record, isolated values) of this side: every layer run alone, fed the reference's input and
+    gradient of its output (the reference's own Record on the reference side). Both sides run their
+    layers alone so that the two are compared like for like: the gradient reaching an input that other
+    code also reads (a residual block's shortcut) is more than one layer's share of it."""
     model = build_model(side, hooks, context)
     # The layers run alone need a model of their own, copied before any mask is injected: the mask
     # schedule starts a new step whenever the first dropout asks again, and the layers run alone must
     # see the chained pass's masks, the schedule's first step. (A copy takes a fraction of a build.)
-    alone = copy.deepcopy(model) if reference else None
+    alone = copy.deepcopy(model)
     layers, values = {}, {}
     for mode in MODES:
         enter_mode(side, model, context, mode)
         layers[mode], mode_values = record_mode(side, hooks, model, context, mode,
                                                 reference.layers[mode] if reference else None)
         values.update(mode_values)
-    if reference is None:
-        return Record(layers, values, env), None
+    record = Record(layers, values, env)
     isolated = {}
     for mode in MODES:
         enter_mode(side, alone, context, mode)
-        isolated.update(run_isolated(side, hooks, alone, mode, layers[mode], reference))
-    return Record(layers, values, env), isolated
+        isolated.update(run_isolated(side, hooks, alone, mode, layers[mode], reference or record))
+    return record, isolated
 
 
-def run(framework, dtypes, case, bit, workdir, threads, mask_seed):
-    side = configured_side(framework, threads)
+def run(framework, dtypes, case, bit, workdir, threads, mask_seed, pair_name=DEFAULT_PAIR):
+    side = configured_side(framework, threads, pair_name)
     hooks = importlib.import_module(f"alignment.sides.{framework}_layers")
     images = np.load(images_path(workdir, case.size), allow_pickle=False)
     labels = np.load(labels_path(workdir), allow_pickle=False)
     for dtype in dtypes:
         started = time.perf_counter()
         context = StepContext(bit, dtype, weights_path(workdir, bit, case.weights, side.WEIGHTS_SUFFIX), images,
-                              labels, mask_seed, image_size=case.size)
+                              labels, mask_seed, image_size=case.size, pair_name=pair_name)
         reference = None if framework == REFERENCE else load_record(workdir, dtype, case, REFERENCE)
         record, isolated = record_side(side, hooks, context, side.describe(threads, dtype), reference)
         save_record(record, workdir, dtype, case, framework)
-        if isolated is not None:
-            save_values(isolated, side_values_path(workdir, dtype, case, ISOLATED, framework))
+        save_values(isolated, side_values_path(workdir, dtype, case, ISOLATED, framework))
         print(f"{framework} layers {case.label} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
 
 
@@ -222,7 +240,7 @@ def run(framework, dtypes, case, bit, workdir, threads, mask_seed):
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     run(args.framework, args.dtypes.split(","), Case.from_label(args.case), args.bit, args.workdir, args.threads,
-        args.mask_seed)
+        args.mask_seed, args.model)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from greedyhash_common.project import PROJECT_ROOT, child_environment, module_co
 from ..cases import run_cases_of
 from ..suite import (add_run_options, check, checked_options, prepare, read_coverage, run_sides, show_progress,
                      with_user_weights)
+from ..pairs import DEFAULT_PAIR, pair_named
 from ..steps import step_cases
 from .catalog import NAMES
 from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
@@ -51,6 +52,9 @@ def get_args_parser():
 
 
 def checked_mutant_options(args):
+    if args.model != DEFAULT_PAIR:
+        raise UserInputError(f"--model {args.model}: the mutation score is measured for the {DEFAULT_PAIR} pair"
+                             " only (its operators install into that pair's Paddle side)")
     checked_options(args)
     chosen_operators(args.operators)
     for name in ("max", "jobs"):
@@ -64,7 +68,7 @@ def checked_mutant_options(args):
 
 def baseline_failures(args):
     """The checks the unmutated port fails: with any, a score would measure nothing."""
-    results = [check(args.workdir, step, case, DTYPE, {}) for step in MUTANT_STEPS
+    results = [check(args.workdir, step, case, DTYPE, {}, pair_named()) for step in MUTANT_STEPS
                for case in step_cases(step, run_cases_of(args), DTYPE)]
     return results, [f"{result.step} {result.case.label}" for result in results if not result.passed]
 

@@ -31,6 +31,7 @@ from ..check import _json_number
 from ..paths import side_values_path, weights_path
 from ..reprod_format import load_values
 from ..side import step_context
+from ..pairs import DEFAULT_PAIR
 from ..sides import configured_side, patched, reusing_builds
 from ..steps import STEPS, check_values, step_cases
 from .catalog import LOSS, MODEL, OPTIMIZER
@@ -62,6 +63,7 @@ def get_args_parser():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mask-seed", type=int, default=0)
     parser.add_argument("--data")
+    parser.set_defaults(model=DEFAULT_PAIR)  # the only pair mutants are installed in (alignment.mutants.run)
     return add_case_options(parser)
 
 

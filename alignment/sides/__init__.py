@@ -1,21 +1,25 @@
-"""What the alignment steps need from a framework, one mirrored module per framework.
+"""What the alignment steps need from a framework: a pair's side, one per framework.
 
 A step is written once (`alignment.steps`) against this small interface, so both sides are certain
-to do the same thing; only tensor handling differs between torch_side.py and paddle_side.py.
+to do the same thing. A pair's adapter (alignment.pairs) gives its sides: GreedyHash's are
+torch_side.py and paddle_side.py; a pair defined by its adapter alone gets generic_side.py's. What
+every side does with tensors is torch_tensors.py and paddle_tensors.py, mirrored.
 """
 import contextlib
 import copy
-import importlib
 
 from greedyhash_common.infra.runtime_settings import quiet_paddle_import
+
+from ..pairs import DEFAULT_PAIR, pair_named
 
 REFERENCE, PORT = "torch", "paddle"
 
 
-def configured_side(framework, threads):
-    """The side module of `framework`, its runtime configured with `threads` before any computation."""
+def configured_side(framework, threads, pair_name=None):
+    """The side of `framework` of a model pair (alignment.pairs; the default pair when None), its runtime
+    configured with `threads` before any computation."""
     quiet_paddle_import()
-    side = importlib.import_module(f"alignment.sides.{framework}_side")
+    side = pair_named(pair_name or DEFAULT_PAIR).side(framework)
     side.configure(threads)
     return side
 

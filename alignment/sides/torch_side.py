@@ -1,5 +1,4 @@
-"""The torch side of the alignment steps."""
-import numpy as np
+"""The GreedyHash pair's torch side of the alignment steps (alignment.pairs.greedyhash)."""
 import torch
 
 from torch_impl import data, fast_data, runtime  # noqa: F401 (the steps use side.data, side.fast_data)
@@ -11,6 +10,9 @@ from torch_impl.optim import build_optimizer, current_lr
 from torch_impl.train import train_one_epoch  # noqa: F401 (the train step drives it)
 from torch_impl.weights import load_weights
 
+from .torch_tensors import (backward, buffer_values, cast, gradients, momentum_buffers,  # noqa: F401 (the steps' side)
+                            numpy, optimizer_step, parameter_gradients, parameter_values, seed_framework, tensor)
+
 NAME = "torch"
 WEIGHTS_SUFFIX = ".pth"
 configure = runtime.configure
@@ -19,11 +21,6 @@ loss = greedyhash_loss
 inject_masks = inject_dropout_masks
 optimizer_builder = build_optimizer
 learning_rate = current_lr
-
-
-def seed_framework(seed):
-    """Seed the framework's own generator (its dropout masks when none are injected)."""
-    torch.manual_seed(seed)
 
 
 def deployed_encoder(model, image_size, threads):
@@ -39,27 +36,6 @@ def build_model(bit, dtype, weights):
     return model.to(getattr(torch, dtype)).eval()
 
 
-def tensor(array, requires_grad=False):
-    return torch.from_numpy(np.ascontiguousarray(array)).requires_grad_(requires_grad)
-
-
-def numpy(value):
-    return value.detach().cpu().numpy()
-
-
-def gradients(output, inputs):
-    """d output / d input for each input, keeping the graph for a later backward."""
-    return [numpy(grad) for grad in torch.autograd.grad(output, inputs, retain_graph=True)]
-
-
-def backward(total):
-    total.backward()
-
-
-def cast(value, dtype):
-    return value.to(getattr(torch, dtype))
-
-
 def named_parameters(model):
     """(torch name, parameter) pairs."""
     return model.named_parameters()
@@ -68,23 +44,3 @@ def named_parameters(model):
 def torch_layout(name, array):
     """An array of parameter `name` in torch's layout (already so on this side)."""
     return array
-
-
-def parameter_gradients(model):
-    """Gradients by torch parameter name, in torch's layout."""
-    return {name: numpy(parameter.grad) for name, parameter in model.named_parameters()}
-
-
-def parameter_values(model):
-    return {name: numpy(parameter) for name, parameter in model.named_parameters()}
-
-
-def momentum_buffers(model, optimizer):
-    """SGD's momentum buffer of every parameter, by torch name."""
-    return {name: numpy(optimizer.state[parameter]["momentum_buffer"]) for name, parameter in model.named_parameters()
-            if "momentum_buffer" in optimizer.state.get(parameter, {})}
-
-
-def optimizer_step(optimizer):
-    optimizer.step()
-    optimizer.zero_grad()

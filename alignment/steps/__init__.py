@@ -1,13 +1,13 @@
-"""The alignment steps, one module each, written once for both frameworks.
+"""The alignment steps, one module each, written once for both frameworks and every model pair.
 
-Every step module has `run(side, context) -> {key: numpy array}`, where `side` is
-`alignment.sides.torch_side` or `alignment.sides.paddle_side`, and `USES`: what of a case it depends
+Every step module has `run(side, context) -> {key: numpy array}`, where `side` is the pair's side of
+one framework (`context.pair.side("torch")`, `...("paddle")`: alignment.pairs), and `USES`: what of a case it depends
 on (alignment.cases: the weights, the batch's size, the size of the bulk steps), so that it runs once
 per case of the run. A step may also declare `CODE_KEYS` (sign codes compared exactly, mapped to the
 continuous values that excuse a flip near zero), `INVARIANTS` (pairs of keys that must be equal inside
 each side's own file), `DTYPES` (the precisions it means something in; default: all),
 `WEIGHT_SETS` (the only weight sets it needs; default: every one of the run) and
-`FLOAT64_ONLY_WEIGHT_SETS` (weight sets at which only float64 separates a defect from rounding).
+`float64_only_weight_sets(pair)` (weight sets at which only float64 separates a defect from rounding).
 """
 import dataclasses
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from ..cases import REFERENCE_SIZE
 from ..check import check_step
+from ..pairs import DEFAULT_PAIR, pair_named
 from . import backward, data, forward, inference, loss, metric, optim, train
 
 STEPS = {"data": data, "forward": forward, "loss": loss, "backward": backward, "optim": optim, "train": train,
@@ -25,8 +26,9 @@ def runs_in(step, dtype):
     return dtype in getattr(STEPS[step], "DTYPES", (dtype,))
 
 
-def step_cases(step, run_cases, dtype=None):
-    """The cases `step` runs in, in the run of `run_cases` (alignment.cases.RunCases), in `dtype`."""
+def step_cases(step, run_cases, dtype=None, pair_name=DEFAULT_PAIR):
+    """The cases `step` runs in, in the run of `run_cases` (alignment.cases.RunCases), in `dtype`, for the
+    model pair `pair_name`."""
     module = STEPS[step]
     cases = run_cases.of(module.USES)
     only = getattr(module, "WEIGHT_SETS", None)
@@ -34,15 +36,26 @@ def step_cases(step, run_cases, dtype=None):
         cases = [case for case in cases if case.weights in only] or [
             case for case in cases if case.weights == run_cases.weight_sets[0]]
     if dtype == "float32":
-        cases = [case for case in cases if case.weights not in getattr(module, "FLOAT64_ONLY_WEIGHT_SETS", ())]
+        only_float64 = getattr(module, "float64_only_weight_sets", lambda pair: ())(pair_named(pair_name))
+        cases = [case for case in cases if case.weights not in only_float64]
     return cases
 
 
-def check_values(step, dtype, torch_values, paddle_values):
-    """The checker's verdict (alignment.check.StepResult) on one step's values of the two sides."""
-    module = STEPS[step]
-    return check_step(step, dtype, torch_values, paddle_values, getattr(module, "CODE_KEYS", None),
-                      getattr(module, "INVARIANTS", ()))
+def code_keys(step, pair):
+    """{sign-code key: continuous key} of `step`: its own (the metric's), or the forward step's outputs."""
+    if step == "forward":
+        return {prefix + code: prefix + continuous for code, continuous in getattr(pair, "CODE_OUTPUTS", {}).items()
+                for prefix in ("", "train_")}
+    return getattr(STEPS[step], "CODE_KEYS", None)
+
+
+def check_values(step, dtype, torch_values, paddle_values, pair=None):
+    """The checker's verdict (alignment.check.StepResult) on one step's values of the two sides of `pair`
+    (the default pair when None)."""
+    pair = pair or pair_named()
+    invariants = (*getattr(STEPS[step], "INVARIANTS", ()), *getattr(pair, "INVARIANTS", {}).get(step, ()))
+    return check_step(step, dtype, torch_values, paddle_values, code_keys(step, pair), invariants,
+                      getattr(pair, "TOLERANCES", {}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +71,11 @@ class StepContext:
     image_size: int = REFERENCE_SIZE  # the case's size: the batch's, or the loaders' of the data and bulk steps
     learning_rate: float = None  # the train step's base rate for these weights (alignment.weight_sets)
     threads: int = 1
+    pair_name: str = DEFAULT_PAIR  # the model pair (alignment.pairs)
+
+    @property
+    def pair(self):
+        return pair_named(self.pair_name)
 
     def batch(self):
         return self.images.astype(self.dtype)

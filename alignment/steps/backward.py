@@ -1,23 +1,32 @@
-"""backward: the gradient of every parameter (by its torch name), of the input and of h.
+"""backward: the gradient of every parameter (by its torch name) and of the input, in eval mode and, for
+a pair that asks (BACKWARD_MODES), in training mode too (BatchNorm with batch statistics: keys
+prefixed train_), with the pair's own keys (GreedyHash: the straight-through sign).
 
-Dropout is off (eval mode) so that no random mask enters the gradients. The straight-through sign
-must pass the gradient unchanged: the cross-entropy term reaches h only through b = sign(h), so its
-gradient with respect to h must equal its gradient with respect to b, inside each side.
-"""
+A pair with dropout runs it in eval mode only, so that no random mask enters the gradients."""
 from ..cases import SIZE, WEIGHTS
+from .forward import named_outputs
 
 USES = (WEIGHTS, SIZE)
-INVARIANTS = (("grad_cross_entropy.h", "grad_cross_entropy.b"),)
+
+
+def _gradients(side, pair, model, context, prefix):
+    images = side.tensor(context.batch(), requires_grad=True)
+    outputs = named_outputs(pair, model(images))
+    terms = pair.loss_terms(side, outputs, side.tensor(context.labels))
+    values = dict(getattr(pair, "backward_extras", lambda *_: {})(side, outputs, terms))
+    (values["grad.input"],) = side.gradients(terms["loss_total"], [images])
+    side.backward(terms["loss_total"])
+    values.update({"grad." + name: grad for name, grad in side.parameter_gradients(model).items()})
+    return {prefix + key: value for key, value in values.items()}
 
 
 def run(side, context):
-    model = side.build_model(context.bit, context.dtype, context.weights)
-    images = side.tensor(context.batch(), requires_grad=True)
-    logits, h, b = model(images)
-    total, cross_entropy, _ = side.loss(logits, h, side.tensor(context.labels))
-    through_sign = side.gradients(cross_entropy, [h, b])
-    values = {"grad_cross_entropy.h": through_sign[0], "grad_cross_entropy.b": through_sign[1]}
-    values["grad.h"], values["grad.input"] = side.gradients(total, [h, images])
-    side.backward(total)
-    values.update({"grad." + name: grad for name, grad in side.parameter_gradients(model).items()})
+    pair = context.pair
+    values = {}
+    for mode in getattr(pair, "BACKWARD_MODES", ("eval",)):
+        model = side.build_model(context.bit, context.dtype, context.weights)
+        if mode == "train":
+            getattr(pair, "inject_randomness", lambda *_: None)(side, model, context.mask_seed)
+            model.train()
+        values.update(_gradients(side, pair, model, context, "" if mode == "eval" else "train_"))
     return values

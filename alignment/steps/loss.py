@@ -1,12 +1,12 @@
-"""loss: both terms of the GreedyHash objective and their weighted total on a fixed labelled batch."""
+"""loss: every term of the pair's objective and their total on a fixed labelled batch."""
 from ..cases import SIZE, WEIGHTS
+from .forward import named_outputs
 
 USES = (WEIGHTS, SIZE)
 
 
 def run(side, context):
     model = side.build_model(context.bit, context.dtype, context.weights)
-    logits, h, _ = model(side.tensor(context.batch()))
-    total, cross_entropy, quantization = side.loss(logits, h, side.tensor(context.labels))
-    return {"loss_total": side.numpy(total), "loss_cross_entropy": side.numpy(cross_entropy),
-            "loss_quantization": side.numpy(quantization)}
+    outputs = named_outputs(context.pair, model(side.tensor(context.batch())))
+    return {key: side.numpy(term) for key, term in
+            context.pair.loss_terms(side, outputs, side.tensor(context.labels)).items()}

@@ -1,8 +1,8 @@
 """optim: the learning rate of a whole schedule, and the parameters and momentum after a few updates
 from identical weights and identical gradients.
 
-The schedule is stepped once per epoch for the reference's 50 epochs, and each side's rates must also
-equal the reference formula (inside each side: two ports wrong the same way would agree with each
+The schedule is stepped once per epoch for the pair's epochs (GreedyHash's reference: 50), and each side's
+rates must also equal the pair's formula (inside each side: two ports wrong the same way would agree with each
 other). The updates use a schedule that decays after every update, so a scheduler that the optimizer
 does not follow shows in the parameters.
 """
@@ -10,11 +10,9 @@ import warnings
 
 import numpy as np
 
-from greedyhash_common.hyperparameters import EPOCHS, learning_rate_at
-
 from ..cases import WEIGHTS
 from ..weight_sets import SEEDED
-from .optimizer_coefficients import FLOAT32_EXACT_COEFFICIENTS
+from .optimizer_coefficients import float32_exact_coefficients
 
 USES = (WEIGHTS,)
 WEIGHT_SETS = (SEEDED,)  # the gradients are drawn, and the weights enter the update only linearly
@@ -45,17 +43,19 @@ def _apply_gradients(side, model, optimizer, seed, update, dtype):
 
 
 def run(side, context):
+    pair = context.pair
     model = side.build_model(context.bit, context.dtype, context.weights)
-    optimizer, scheduler = side.optimizer_builder(model, **FLOAT32_EXACT_COEFFICIENTS)
+    coefficients = {"lr": pair.OPTIMIZER["lr"], **float32_exact_coefficients(pair.OPTIMIZER)}
+    optimizer, scheduler = side.optimizer_builder(model, decay_every=pair.OPTIMIZER["decay_every"], **coefficients)
     rates = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns that no optimizer step came first: none is meant to
-        for _ in range(EPOCHS):
+        for _ in range(pair.EPOCHS):
             rates.append(side.learning_rate(optimizer, scheduler))
             scheduler.step()
     values = {"lr_per_epoch": np.array(rates, dtype=np.float64),
-              "lr_reference": np.array([learning_rate_at(epoch) for epoch in range(EPOCHS)])}
-    optimizer, scheduler = side.optimizer_builder(model, decay_every=1, **FLOAT32_EXACT_COEFFICIENTS)
+              "lr_reference": np.array([pair.learning_rate_at(epoch) for epoch in range(pair.EPOCHS)])}
+    optimizer, scheduler = side.optimizer_builder(model, decay_every=1, **coefficients)
     for update in range(UPDATES):
         _apply_gradients(side, model, optimizer, context.mask_seed, update, context.dtype)
         scheduler.step()

@@ -35,21 +35,24 @@ def _smallest_image_size():
 SMALLEST_IMAGE_SIZE = _smallest_image_size()
 
 
-def check_image_size(size, option="--image-size"):
-    """Below SMALLEST_IMAGE_SIZE AlexNet's last feature map is empty: every output would be meaningless."""
-    if not isinstance(size, int) or isinstance(size, bool) or size < SMALLEST_IMAGE_SIZE:
+def check_image_size(size, option="--image-size", smallest=None):
+    """Below SMALLEST_IMAGE_SIZE AlexNet's last feature map is empty: every output would be meaningless.
+    `smallest`: another model's smallest size (alignment.pairs), instead of AlexNet's."""
+    if not isinstance(size, int) or isinstance(size, bool) or size < (smallest or SMALLEST_IMAGE_SIZE):
+        if smallest:
+            raise UserInputError(f"{option} {size}: the model needs images of at least {smallest} px")
         raise UserInputError(f"{option} {size}: AlexNet needs images of at least {SMALLEST_IMAGE_SIZE} px "
                              "(smaller ones leave its last feature map empty); the reference size is 224")
     return size
 
 
-def image_sizes(text, option):
+def image_sizes(text, option, smallest=None):
     """The sizes of a comma-separated list ("224,222"), each checked."""
     try:
         sizes = [int(part) for part in text.split(",")]
     except ValueError:
         raise UserInputError(f"{option} {text}: give image sizes in pixels, comma-separated (such as 224,222)") from None
-    return [check_image_size(size, option) for size in sizes]
+    return [check_image_size(size, option, smallest) for size in sizes]
 
 
 def check_bit(bit, option="--bit"):
@@ -109,12 +112,12 @@ def check_weights_file(path, option="--weights"):
     return path
 
 
-def check_alignment_options(args):
-    """The options of the alignment suite and its layer localization (alignment.suite.add_run_options)."""
+def check_alignment_options(args, smallest_size=None):
+    """The options of the alignment suite and its layer localization (alignment.suite.add_run_options);
+    `smallest_size`: the model pair's smallest image size when it is not AlexNet's."""
     check_bit(args.bit)
-    for size in image_sizes(args.sizes, "--sizes"):
-        check_image_size(size, "--sizes")
-    check_image_size(args.bulk_size, "--bulk-size")
+    image_sizes(args.sizes, "--sizes", smallest_size)
+    check_image_size(args.bulk_size, "--bulk-size", smallest_size)
     check_positive(args.batch_size, "--batch-size")
     check_positive(args.threads, "--threads")
     if args.seed < 0:

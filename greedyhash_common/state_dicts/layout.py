@@ -31,6 +31,7 @@ class Layout:
     transposed: tuple  # torch keys of Linear weights
     torch_shapes: dict  # torch key -> shape, for every key a torch file of this kind may hold
     dropped_torch_keys: tuple = ()  # keys a torch file holds that have no Paddle counterpart
+    torch_defaults: dict = dataclasses.field(default_factory=dict)  # dropped keys a torch file must hold: their value
 
     def paddle_shapes(self):
         return {self.key_map[key]: paddle_shape(key, self.torch_shapes[key], self.transposed)

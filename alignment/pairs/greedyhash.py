@@ -1,0 +1,119 @@
+"""The GreedyHash pair, the suite's default: torch_impl's model against paddle_impl's port (this
+project's own), with its product's data loaders, training loop, evaluation and deployed encoder.
+
+Its sides are alignment/sides/torch_side.py and paddle_side.py; what is its own and no other pair's:
+the outputs (logits, the continuous code h, the sign code b), the objective (cross-entropy on the
+codes plus the cubic quantization term), the straight-through sign (an invariant of the backward
+step), the dropout masks injected for training mode, the weight sets rescaled on AlexNet's layers, the
+data, metric and inference steps, and the tolerances of AlexNet's layers below its first max-pool.
+"""
+import importlib
+
+import numpy as np
+
+from greedyhash_common.app.training import global_batch_sizes
+from greedyhash_common.data.dataset import load_data
+from greedyhash_common.hyperparameters import (EPOCHS, DROPOUT_P, LEARNING_RATE,  # noqa: F401 (EPOCHS: the optim step)
+                                               LR_DECAY_EVERY_EPOCHS, MOMENTUM, QUANTIZATION_WEIGHT, SEED,
+                                               WEIGHT_DECAY, learning_rate_at)
+
+from ..dropout_masks import DropoutMaskSchedule
+from ..steps.optimizer_coefficients import float32_exact_coefficients
+from ..tolerances import BELOW_FIRST_MAXPOOL_FLOAT32
+from ..weight_sets import DEFAULT_WEIGHT_SETS as WEIGHT_SETS  # noqa: F401
+from ..weight_sets import RESCALED, train_learning_rate  # noqa: F401 (the train step's rate per set)
+
+NAME = "greedyhash"
+STEPS = ("data", "forward", "loss", "backward", "optim", "train", "metric", "inference")
+OUTPUTS = ("logits", "h", "b")
+DEFAULT_SIZES = (224, 222)  # why these two: alignment.cases
+CODE_OUTPUTS = {"b": "h"}
+CODE_LAYER = "fc_plus"  # the hash layer: its output is h, b = sign(h) (alignment.coverage)
+BACKWARD_MODES = ("eval",)  # dropout is off, so no random mask enters the gradients
+INVARIANTS = {"backward": (("grad_cross_entropy.h", "grad_cross_entropy.b"),)}
+TOLERANCES = {"float32": {"backward": [
+    # below the first max-pool (alignment.tolerances, BELOW_FIRST_MAXPOOL_FLOAT32)
+    ("grad.alex.features.1.*", BELOW_FIRST_MAXPOOL_FLOAT32),  # the layers' name for it
+    ("grad.input", BELOW_FIRST_MAXPOOL_FLOAT32),
+    ("grad.alex.features.0.*", BELOW_FIRST_MAXPOOL_FLOAT32)]}}
+# The rescaled network's float32 training: only float64 separates a defect from rounding there
+# (alignment.steps.train)
+FLOAT64_ONLY_TRAIN_WEIGHT_SETS = (RESCALED,)
+OPTIMIZER = {"lr": LEARNING_RATE, "decay_every": LR_DECAY_EVERY_EPOCHS, "momentum": MOMENTUM,
+             "weight_decay": WEIGHT_DECAY}
+# the train step: epochs over the first training images through the product's loop, across a decay
+TRAIN_EPOCHS = 4
+TRAIN_BATCH_SIZE = 8
+TRAIN_ITERATIONS_PER_EPOCH = 5
+TRAIN_DECAY_EVERY_EPOCHS = 2
+LOSS_KEYS = ("loss_total", "loss_cross_entropy", "loss_quantization")
+
+
+def side(framework):
+    return importlib.import_module(f"alignment.sides.{framework}_side")
+
+
+def loss_terms(side, outputs, labels):
+    return dict(zip(LOSS_KEYS, side.loss(outputs["logits"], outputs["h"], labels)))
+
+
+def backward_extras(side, outputs, terms):
+    """The straight-through sign: the cross-entropy reaches h only through b = sign(h), so its gradient
+    with respect to h must equal its gradient with respect to b (INVARIANTS); and the gradient of h."""
+    through_sign = side.gradients(terms["loss_cross_entropy"], [outputs["h"], outputs["b"]])
+    (grad_h,) = side.gradients(terms["loss_total"], [outputs["h"]])
+    return {"grad_cross_entropy.h": through_sign[0], "grad_cross_entropy.b": through_sign[1], "grad.h": grad_h}
+
+
+def inject_randomness(side, model, seed):
+    side.inject_masks(model, DropoutMaskSchedule(seed, DROPOUT_P))
+
+
+def train_values(side, context):
+    """Epochs side by side through the product's own training loop (`train_one_epoch` of torch_impl.train
+    and paddle_impl.train) on the first training images, with the same dropout masks, across a decay."""
+    model = side.build_model(context.bit, context.dtype, context.weights)
+    inject_randomness(side, model, context.mask_seed)
+    optimizer, scheduler = side.optimizer_builder(model, lr=context.learning_rate,
+                                                  decay_every=TRAIN_DECAY_EVERY_EPOCHS,
+                                                  **float32_exact_coefficients(OPTIMIZER))
+    images, labels = (array[:TRAIN_BATCH_SIZE * TRAIN_ITERATIONS_PER_EPOCH]
+                      for array in load_data(context.data, context.split_file).subset("train"))
+    loader = side.fast_data.train_loader(images, labels, TRAIN_BATCH_SIZE, SEED, context.image_size)
+    records = {key: [] for key in (*LOSS_KEYS, "lr")}
+    for epoch in range(TRAIN_EPOCHS):
+        loader.batch_sampler.set_epoch(epoch)
+        records["lr"] += [side.learning_rate(optimizer, scheduler)] * TRAIN_ITERATIONS_PER_EPOCH
+        step_terms = []
+        side.train_one_epoch(model, optimizer, loader, epoch,
+                             global_batch_sizes(len(images), TRAIN_BATCH_SIZE, SEED, epoch), QUANTIZATION_WEIGHT,
+                             step_terms=step_terms)
+        for terms in step_terms:
+            for key, term in zip(LOSS_KEYS, terms):
+                records[key].append(term)
+        scheduler.step()
+    values = {key: np.array(series, dtype=np.float64) for key, series in records.items()}
+    values.update({"param." + name: value for name, value in side.parameter_values(model).items()})
+    values.update({"momentum." + name: value for name, value in side.momentum_buffers(model, optimizer).items()})
+    return values
+
+
+def make_weight_set(bit, seed, workdir, weight_set, source=None):
+    """(torch process) Write one weight set in both layouts (alignment.weight_makers)."""
+    from ..weight_makers import make_weight_set as make  # torch, imported in the torch process only
+
+    make(bit, seed, workdir, weight_set, source)
+
+
+def layout(state, framework):
+    """A GreedyHash checkpoint's Layout, or the ImageNet AlexNet backbone's, by what the file holds."""
+    from greedyhash_common.state_dicts.layout import detect_layout
+
+    return detect_layout(state, framework)
+
+
+def key_map():
+    """{torch key: Paddle key} of every parameter (greedyhash_common.state_dicts.key_map)."""
+    from greedyhash_common.state_dicts.key_map import GREEDYHASH_KEY_MAP
+
+    return GREEDYHASH_KEY_MAP

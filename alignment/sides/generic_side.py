@@ -1,0 +1,74 @@
+"""A framework's side of the alignment steps for a pair defined by its adapter alone (alignment.pairs),
+made from the adapter's definitions and the framework's tensor functions (torch_tensors.py,
+paddle_tensors.py); GreedyHash has its own sides (torch_side.py, paddle_side.py).
+
+The adapter gives, per framework: build(framework) (a model with any initialization: every parameter
+and buffer is then loaded, strictly), loss(framework), optimizer(framework) -> (builder, current rate);
+and layout(state, framework) (the converter's Layout: key map, transposed weights, shapes).
+"""
+import importlib
+import types
+
+from greedyhash_common.state_dicts.layout import check_state
+from greedyhash_common.state_dicts.paddle_files import read_paddle_state
+
+WEIGHTS_SUFFIX = {"torch": ".pth", "paddle": ".pdparams"}
+
+
+def _torch_build_model(pair, dtype, weights):
+    import torch
+
+    from torch_impl.torch_files import read_torch_state
+
+    model = pair.build("torch")
+    state = read_torch_state(weights)
+    check_state(state, {key: tuple(value.shape) for key, value in model.state_dict().items()}, weights)
+    model.load_state_dict({key: torch.from_numpy(array) for key, array in state.items()}, strict=True)
+    return model.to(getattr(torch, dtype)).eval()
+
+
+def _paddle_build_model(pair, dtype, weights):
+    model = pair.build("paddle")
+    model.to(dtype=dtype)
+    state = read_paddle_state(weights)
+    own = model.state_dict()
+    check_state(state, {key: tuple(value.shape) for key, value in own.items()}, weights)
+    for key, value in own.items():
+        value.set_value(state[key].astype(str(value.dtype).split(".")[-1]))
+    model.eval()
+    return model
+
+
+def _torch_functions(pair, tensors):
+    return {"named_parameters": lambda model: model.named_parameters(),
+            "torch_layout": lambda name, array: array,
+            **{name: getattr(tensors, name) for name in ("parameter_gradients", "parameter_values", "buffer_values",
+                                                         "momentum_buffers")}}
+
+
+def _paddle_functions(pair, tensors):
+    layout = pair.layout(None, "paddle")
+    torch_name_of = {paddle_key: torch_key for torch_key, paddle_key in layout.key_map.items()}
+    return {"named_parameters": lambda model: tensors.named_parameters(model, torch_name_of),
+            "torch_layout": lambda name, array: tensors.torch_layout(name, array, layout.transposed),
+            "parameter_gradients": lambda model: tensors.parameter_gradients(model, torch_name_of, layout.transposed),
+            "parameter_values": lambda model: tensors.parameter_values(model, torch_name_of, layout.transposed),
+            "buffer_values": lambda model: tensors.buffer_values(model, torch_name_of),
+            "momentum_buffers": lambda model, optimizer: tensors.momentum_buffers(model, optimizer, torch_name_of,
+                                                                                  layout.transposed)}
+
+
+def make_side(pair, framework):
+    """The side `framework` of `pair`: a namespace with what the steps call (alignment.steps)."""
+    tensors = importlib.import_module(f"alignment.sides.{framework}_tensors")
+    runtime = importlib.import_module(f"{framework}_impl.runtime")
+    builder, current_rate = pair.optimizer(framework)
+    build = _torch_build_model if framework == "torch" else _paddle_build_model
+    functions = _torch_functions if framework == "torch" else _paddle_functions
+    return types.SimpleNamespace(
+        NAME=framework, WEIGHTS_SUFFIX=WEIGHTS_SUFFIX[framework], configure=runtime.configure,
+        describe=runtime.describe, build_model=lambda bit, dtype, weights: build(pair, dtype, weights),
+        loss=pair.loss(framework), optimizer_builder=builder, learning_rate=current_rate,
+        **{name: getattr(tensors, name) for name in ("seed_framework", "tensor", "numpy", "gradients", "backward",
+                                                     "cast", "optimizer_step")},
+        **functions(pair, tensors))

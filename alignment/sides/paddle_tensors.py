@@ -1,0 +1,76 @@
+"""What every pair's Paddle side does with tensors, parameters, buffers and optimizers, named by the
+torch names of a pair's key map and in torch's layout (`torch_name_of`: {paddle key: torch key};
+`transposed`: torch keys stored transposed in Paddle).
+
+Mirrors torch_tensors.py.
+"""
+import numpy as np
+import paddle
+
+
+def seed_framework(seed):
+    """Seed the framework's own generator (its dropout masks when none are injected)."""
+    paddle.seed(seed)
+
+
+def tensor(array, requires_grad=False):
+    value = paddle.to_tensor(np.ascontiguousarray(array))
+    value.stop_gradient = not requires_grad
+    return value
+
+
+def numpy(value):
+    return value.detach().numpy()
+
+
+def gradients(output, inputs):
+    """d output / d input for each input, keeping the graph for a later backward."""
+    return [numpy(grad) for grad in paddle.grad(output, inputs, retain_graph=True)]
+
+
+def backward(total):
+    total.backward()
+
+
+def cast(value, dtype):
+    return value.astype(dtype)
+
+
+def optimizer_step(optimizer):
+    optimizer.step()
+    optimizer.clear_grad()
+
+
+def named_parameters(model, torch_name_of):
+    """(torch name, parameter) pairs of the trainable parameters: Paddle's BatchNorm keeps its running
+    statistics as parameters that take no gradient (torch's buffers; buffer_values)."""
+    return ((torch_name_of[name], parameter) for name, parameter in model.named_parameters()
+            if not parameter.stop_gradient)
+
+
+def torch_layout(name, array, transposed):
+    """An array of parameter `name` in torch's layout: Linear weights transposed (and back again)."""
+    return array.T if name in transposed else array
+
+
+def parameter_gradients(model, torch_name_of, transposed):
+    return {name: torch_layout(name, numpy(parameter.grad), transposed)
+            for name, parameter in named_parameters(model, torch_name_of)}
+
+
+def parameter_values(model, torch_name_of, transposed):
+    return {name: torch_layout(name, numpy(parameter), transposed)
+            for name, parameter in named_parameters(model, torch_name_of)}
+
+
+def buffer_values(model, torch_name_of):
+    """The state that is not a trainable parameter (BatchNorm's running statistics), by torch name."""
+    trainable = {name for name, parameter in model.named_parameters() if not parameter.stop_gradient}
+    return {torch_name_of[name]: numpy(value) for name, value in model.state_dict().items() if name not in trainable}
+
+
+def momentum_buffers(model, optimizer, torch_name_of, transposed):
+    """Momentum's velocity of every parameter, by torch name, in torch's layout."""
+    state = optimizer.state_dict()
+    return {name: torch_layout(name, numpy(state[f"{parameter.name}_velocity_0"]), transposed)
+            for name, parameter in named_parameters(model, torch_name_of) if f"{parameter.name}_velocity_0" in state}

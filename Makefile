@@ -22,11 +22,14 @@ BIT := $(call option,BIT,48)
 DTYPE := $(call option,DTYPE,float32$(comma)float64)
 WEIGHTS := $(call option,WEIGHTS,)
 DATA := $(call option,DATA,)
-LOGS := $(call option,LOGS,logs)
+# MODEL: the model pair the suite aligns (alignment/pairs/: greedyhash, resnet18, resnet18-torch-bn); a pair
+# other than greedyhash writes under logs/<MODEL> unless LOGS= is given
+MODEL := $(call option,MODEL,greedyhash)
+LOGS := $(call option,LOGS,$(if $(filter greedyhash,$(MODEL)),logs,logs/$(MODEL)))
 SIZE := $(call option,SIZE,)
-# SIZE (one size or a comma-separated list) is passed on only when given: the suite's default is 224,222
+# SIZE (one size or a comma-separated list) is passed on only when given: the pair's default (224,222 for greedyhash)
 ALIGN_SIZES = $(if $(SIZE),--sizes $(SIZE))
-ALIGN = $(PYTHON) -m alignment --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --workdir $(LOGS) \
+ALIGN = $(PYTHON) -m alignment --model $(MODEL) --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --workdir $(LOGS) \
 	$(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA))
 
 .PHONY: help venv align align-mutants align-mutants-reference align-curve align-data align-forward align-loss align-backward align-optim align-train align-metric \
@@ -39,6 +42,7 @@ help:
 	@echo "  make test             every test, then test-gpu-env: what CI runs"
 	@echo "Alignment (options: BIT=48 SIZE=224,222 DTYPE=float32,float64 WEIGHTS=model.pth|.pdparams DATA=cifar)"
 	@echo "  make align            every step, weight set and size, in both precisions -> LOGS (default logs/)"
+	@echo "  make align MODEL=resnet18   another model pair (alignment/pairs/: resnet18, resnet18-torch-bn) -> logs/MODEL"
 	@echo "  make align-data       one step (also align-forward, align-loss, align-backward, align-optim,"
 	@echo "                        align-train, align-metric, align-inference)"
 	@echo "  make align-layers     where a difference starts, layer by layer (CASES=; make align runs it on a failure)"
@@ -123,7 +127,7 @@ SRC := $(call option,SRC,)
 DST := $(call option,DST,)
 convert: $(INSTALLED)
 	@test -n "$(SRC)" -a -n "$(DST)" || { echo "usage: make convert DIRECTION=torch2paddle|paddle2torch SRC=... DST=..."; exit 2; }
-	$(PYTHON) -m weights_convert $(DIRECTION) $(SRC) $(DST)
+	$(PYTHON) -m weights_convert $(DIRECTION) $(SRC) $(DST) --model $(MODEL)
 
 EPOCHS_CURVE := $(call option,EPOCHS_CURVE,)
 SEEDS := $(call option,SEEDS,)
@@ -142,7 +146,7 @@ clean:
 	if [ -d $(LOGS) ]; then find $(LOGS) -name '.tmp-*' -prune -exec rm -rf {} +; fi
 
 # Layer-by-layer localization, and the committed reference run (logs/reference/: report and diff logs)
-ALIGN_LAYERS = $(PYTHON) -m alignment.layers --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --workdir $(LOGS) \
+ALIGN_LAYERS = $(PYTHON) -m alignment.layers --model $(MODEL) --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --workdir $(LOGS) \
 	$(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA)) $(if $(CASES),--cases $(CASES))
 REFERENCE := $(call option,REFERENCE,logs/reference)
 CASES := $(call option,CASES,)

@@ -1,6 +1,10 @@
-"""python -m weights_convert torch2paddle SRC.pth DST.pdparams | paddle2torch SRC.pdparams DST.pth"""
+"""python -m weights_convert torch2paddle SRC.pth DST.pdparams | paddle2torch SRC.pdparams DST.pth [--model NAME]
+
+--model: the model pair whose key map is used (alignment.pairs; default greedyhash, which also takes
+torchvision's ImageNet AlexNet checkpoint)."""
 import argparse
 
+from alignment.pairs import DEFAULT_PAIR, PAIRS, pair_named
 from greedyhash_common.app.option_checks import check_output_file
 from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
 from greedyhash_common.state_dicts.layout import ALEXNET_BACKBONE
@@ -15,7 +19,13 @@ def get_args_parser():
     parser.add_argument("direction", choices=("torch2paddle", "paddle2torch"))
     parser.add_argument("source", help="checkpoint to read (.pth for torch2paddle, .pdparams for paddle2torch)")
     parser.add_argument("target", help="file to write; written only if the whole conversion succeeds")
+    parser.add_argument("--model", default=DEFAULT_PAIR, help=f"the model pair: {', '.join(PAIRS)}")
     return parser
+
+
+def pair_layout(name):
+    """The Layout of pair `name`, or None for the default pair: its layout follows from the file's keys."""
+    return None if name == DEFAULT_PAIR else pair_named(name).layout()
 
 
 def describe(layout, source, target):
@@ -24,8 +34,12 @@ def describe(layout, source, target):
     if layout.kind == ALEXNET_BACKBONE:
         lines.append("AlexNet backbone only: the hash layer (fc_plus) and the classifier (fc) are not in"
                      " this file and keep the model's own initialization when it is loaded")
-    if layout.dropped_torch_keys:
+    if layout.dropped_torch_keys and layout.kind == ALEXNET_BACKBONE:
         lines.append(f"dropped the ImageNet 1000-class layer: {', '.join(layout.dropped_torch_keys)}")
+    elif layout.dropped_torch_keys:
+        lines.append(f"no Paddle counterpart ({len(layout.dropped_torch_keys)} keys): dropped from a torch file, "
+                     f"written as {', '.join(sorted({str(value) for value in layout.torch_defaults.values()}))}"
+                     f" into one: {', '.join(layout.dropped_torch_keys[:3])}, ...")
     return "\n".join(lines)
 
 
@@ -34,10 +48,10 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     check_output_file(args.target, "target")
     if args.direction == "torch2paddle":
-        state, layout = torch_to_paddle(read_torch_state(args.source), args.source)
+        state, layout = torch_to_paddle(read_torch_state(args.source), args.source, pair_layout(args.model))
         write_paddle_state(state, args.target)
     else:
-        state, layout = paddle_to_torch(read_paddle_state(args.source), args.source)
+        state, layout = paddle_to_torch(read_paddle_state(args.source), args.source, pair_layout(args.model))
         write_torch_state(state, args.target)
     print(describe(layout, args.source, args.target))
 

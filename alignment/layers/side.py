@@ -169,8 +169,10 @@ def _run_alone(side, layer, fed_input, grad_of_output):
     output = layer(fed)
     if tuple(output.shape) != grad_of_output.shape:
         return side.numpy(output), None
-    # d sum(output * g) / d input is the layer's backward applied to g
-    return side.numpy(output), side.gradients((output * side.tensor(grad_of_output)).sum(), [fed])[0]
+    # d sum(output * g) / d input is the layer's backward applied to g; taken from backward, as training
+    # does (alignment.sides.paddle_tensors.gradient_of)
+    side.backward((output * side.tensor(grad_of_output)).sum())
+    return side.numpy(output), side.gradient_of(fed)
 
 
 def run_isolated(side, hooks, model, mode, layers, reference):

@@ -3,8 +3,8 @@
 The steps, the checker and the report are written once; everything they need to know about one model
 pair comes from its adapter, a module of this package (one file per pair; a pair that ships its own
 side modules, as GreedyHash does, keeps them beside it). `python -m alignment --model NAME` takes a
-pair of this package by name, or any importable module with the same attributes by its dotted path
-(`--model tests.test_model_pairs`): a test defines a pair in its own file.
+pair of this package by name, or any importable module (or object in one) with the same attributes by its
+dotted path (`--model tests.test_model_pairs:TinyPair`): a test defines a pair in its own file.
 
 What an adapter defines (alignment/pairs/resnet18.py is the smallest complete one; the walk-through is
 docs/adding-a-model-pair.md):
@@ -39,15 +39,20 @@ _MODULE_OF = {"greedyhash": "alignment.pairs.greedyhash", "resnet18": "alignment
 
 
 def pair_named(name=DEFAULT_PAIR):
-    """The adapter module of `name`: a pair of this package, or a module by its dotted path."""
-    module = _MODULE_OF.get(name, name)
-    if module not in _MODULE_OF.values() and "." not in name:
+    """The adapter of `name`: a pair of this package, a module by its dotted path, or an object in a
+    module ("tests.test_model_pairs:TinyPair")."""
+    module, _, attribute = _MODULE_OF.get(name, name).partition(":")
+    if module not in _MODULE_OF.values() and "." not in module:
         raise UserInputError(f"--model {name}: choose from {', '.join(PAIRS)}, or give an adapter module's"
                              " dotted path")
     try:
         pair = importlib.import_module(module)
     except ModuleNotFoundError as error:
         raise UserInputError(f"--model {name}: no such adapter module ({error})") from None
+    if attribute:
+        if not hasattr(pair, attribute):
+            raise UserInputError(f"--model {name}: {module} has no {attribute}")
+        pair = getattr(pair, attribute)
     missing = [attribute for attribute in ("NAME", "STEPS", "OUTPUTS", "side", "loss_terms", "layout")
                if not hasattr(pair, attribute)]
     if missing:

@@ -70,5 +70,5 @@ def make_side(pair, framework):
         describe=runtime.describe, build_model=lambda bit, dtype, weights: build(pair, dtype, weights),
         loss=pair.loss(framework), optimizer_builder=builder, learning_rate=current_rate,
         **{name: getattr(tensors, name) for name in ("seed_framework", "tensor", "numpy", "gradients", "backward",
-                                                     "cast", "optimizer_step")},
+                                                     "gradient_of", "cast", "optimizer_step")},
         **functions(pair, tensors))

@@ -11,7 +11,7 @@ from paddle_impl.train import train_one_epoch  # noqa: F401 (the train step driv
 from paddle_impl.weights import load_weights
 
 from . import paddle_tensors
-from .paddle_tensors import (backward, cast, gradients, numpy, optimizer_step, seed_framework,  # noqa: F401
+from .paddle_tensors import (backward, cast, gradient_of, gradients, numpy, optimizer_step, seed_framework,  # noqa: F401
                              tensor)
 
 NAME = "paddle"

@@ -14,8 +14,8 @@ def _gradients(side, pair, model, context, prefix):
     outputs = named_outputs(pair, model(images))
     terms = pair.loss_terms(side, outputs, side.tensor(context.labels))
     values = dict(getattr(pair, "backward_extras", lambda *_: {})(side, outputs, terms))
-    (values["grad.input"],) = side.gradients(terms["loss_total"], [images])
     side.backward(terms["loss_total"])
+    values["grad.input"] = side.gradient_of(images)
     values.update({"grad." + name: grad for name, grad in side.parameter_gradients(model).items()})
     return {prefix + key: value for key, value in values.items()}
 

@@ -1,0 +1,306 @@
+"""Model-pair adapters (alignment.pairs): the seam proven on a tiny pair defined here, and ResNet-18 from
+torchvision and paddle.vision, where the two libraries differ and where the correction aligns them."""
+import json
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from alignment.check import check_step
+from alignment.layers.localize import compare_records
+from alignment.layers.side import record_side
+from alignment.pairs import pair_named
+from alignment.pairs import resnet18 as resnet18_pair
+from alignment.sides import paddle_layers, torch_layers
+from alignment.steps import STEPS, StepContext, check_values
+from alignment.weight_sets import SEEDED
+from greedyhash_common.state_dicts.layout import Layout
+from greedyhash_common.state_dicts.paddle_files import read_paddle_state, write_paddle_state
+from torch_impl.torch_files import read_torch_state, write_torch_state
+from weights_convert.convert import paddle_to_torch, torch_to_paddle
+
+from .conftest import PROJECT_ROOT
+
+TINY = "tests.test_model_pairs:TinyPair"
+TINY_SIZE = 4  # images of 3 x 4 x 4: 48 inputs
+HIDDEN = 16
+
+
+class TinyPair:
+    """A pair defined in the test itself: an MLP with LayerNorm and GELU, whose square Linear keeps its
+    shape when a transpose is forgotten. Nothing of it is in alignment/."""
+    NAME = "tiny-mlp"
+    STEPS = ("forward", "loss", "backward", "optim", "train")
+    OUTPUTS = ("logits",)
+    WEIGHT_SETS = (SEEDED,)
+    DEFAULT_SIZES = (TINY_SIZE,)
+    SMALLEST_IMAGE_SIZE = TINY_SIZE
+    OPTIMIZER = {"lr": 0.1, "decay_every": 2, "momentum": 0.9, "weight_decay": 1e-4}
+    EPOCHS = 4
+    TORCH_SHAPES = {"1.weight": (HIDDEN, 3 * TINY_SIZE * TINY_SIZE), "1.bias": (HIDDEN,), "2.weight": (HIDDEN,),
+                    "2.bias": (HIDDEN,), "4.weight": (HIDDEN, HIDDEN), "4.bias": (HIDDEN,), "5.weight": (10, HIDDEN),
+                    "5.bias": (10,)}
+
+    @staticmethod
+    def build(framework):
+        if framework == "torch":
+            import torch.nn as nn
+            return nn.Sequential(nn.Flatten(), nn.Linear(48, HIDDEN), nn.LayerNorm(HIDDEN), nn.GELU(),
+                                 nn.Linear(HIDDEN, HIDDEN), nn.Linear(HIDDEN, 10))
+        import paddle.nn as nn
+        return nn.Sequential(nn.Flatten(), nn.Linear(48, HIDDEN), nn.LayerNorm(HIDDEN), nn.GELU(),
+                             nn.Linear(HIDDEN, HIDDEN), nn.Linear(HIDDEN, 10))
+
+    @staticmethod
+    def loss(framework):
+        return resnet18_pair.loss(framework)
+
+    @staticmethod
+    def loss_terms(side, outputs, labels):
+        return {"loss_total": side.loss(outputs["logits"], labels)}
+
+    @staticmethod
+    def optimizer(framework):
+        return resnet18_pair.optimizer(framework)
+
+    @staticmethod
+    def learning_rate_at(epoch):
+        return 0.1 * 0.1 ** (epoch // 2)
+
+    @staticmethod
+    def layout(state=None, framework=None):
+        return Layout("tiny-mlp", {key: key for key in TinyPair.TORCH_SHAPES}, ("1.weight", "4.weight", "5.weight"),
+                      TinyPair.TORCH_SHAPES)
+
+    @staticmethod
+    def key_map():
+        return TinyPair.layout().key_map
+
+    @staticmethod
+    def side(framework):
+        from alignment.sides.generic_side import make_side
+        return make_side(TinyPair, framework)
+
+    @staticmethod
+    def make_weight_set(bit, seed, workdir, weight_set, source=None):
+        from alignment.paths import weights_path
+        write_weights(seed, weights_path(workdir, bit, weight_set, ".pth"),
+                      weights_path(workdir, bit, weight_set, ".pdparams"))
+
+
+def write_weights(seed, torch_file, paddle_file, layout=None):
+    """Seeded torch weights of the tiny pair in both layouts (LayerNorm's affine drawn, not 1 and 0)."""
+    import torch
+    torch.manual_seed(seed)
+    state = {key: value.numpy().copy() for key, value in TinyPair.build("torch").state_dict().items()}
+    generator = np.random.default_rng(seed)
+    state["2.weight"] = generator.uniform(0.5, 2, HIDDEN).astype(np.float32)
+    state["2.bias"] = generator.uniform(-1, 1, HIDDEN).astype(np.float32)
+    write_torch_state(state, torch_file)
+    write_paddle_state(torch_to_paddle(state, torch_file, layout or TinyPair.layout())[0], paddle_file)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    files = (str(folder / "tiny.pth"), str(folder / "tiny.pdparams"))
+    write_weights(0, *files)
+    images = np.random.default_rng(1).standard_normal((4, 3, TINY_SIZE, TINY_SIZE))
+    return types.SimpleNamespace(files=files, images=images, labels=np.array([0, 3, 7, 9]), folder=folder)
+
+
+def context(pair_name, weights_file, images, labels, dtype, size):
+    return StepContext(0, dtype, weights_file, images, labels, 0, image_size=size, pair_name=pair_name,
+                       learning_rate=pair_named(pair_name).OPTIMIZER["lr"])
+
+
+def run_pair_step(pair_name, step, files, images, labels, dtype="float64", paddle_side=None, size=TINY_SIZE):
+    """The StepResult of `step` of a pair, both sides in this process, the Paddle side replaceable."""
+    pair = pair_named(pair_name)
+    torch_values = STEPS[step].run(pair.side("torch"), context(pair_name, files[0], images, labels, dtype, size))
+    paddle_values = STEPS[step].run(paddle_side or pair.side("paddle"),
+                                    context(pair_name, files[1], images, labels, dtype, size))
+    return check_values(step, dtype, torch_values, paddle_values, pair)
+
+
+def failing(result):
+    return sorted(key.name for key in result.keys if not key.passed)
+
+
+def with_paddle_model(pair_name, change):
+    """The pair's Paddle side whose models are changed by change(model) after they are built."""
+    side = pair_named(pair_name).side("paddle")
+    build = side.build_model
+
+    def build_changed(*args):
+        model = build(*args)
+        change(model)
+        return model
+    return types.SimpleNamespace(**{**vars(side), "build_model": build_changed})
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("step", TinyPair.STEPS)
+def test_every_generic_step_runs_and_passes_on_a_pair_defined_in_a_test(tiny, step, dtype):
+    result = run_pair_step(TINY, step, tiny.files, tiny.images, tiny.labels, dtype)
+    assert result.passed, failing(result)
+    assert result.keys
+
+
+def test_a_tanh_gelu_in_the_tiny_port_fails_forward_and_the_layers_name_it(tiny):
+    def tanh_gelu(model):
+        model[3]._approximate = True
+    plant = with_paddle_model(TINY, tanh_gelu)
+    assert "logits" in failing(run_pair_step(TINY, "forward", tiny.files, tiny.images, tiny.labels, paddle_side=plant))
+
+    contexts = [context(TINY, file, tiny.images, tiny.labels, "float64", TINY_SIZE) for file in tiny.files]
+    reference, reference_alone = record_side(pair_named(TINY).side("torch"), torch_layers, contexts[0], {})
+    port, isolated = record_side(plant, paddle_layers, contexts[1], {}, reference)
+    localization = compare_records("float64", reference, port, isolated, pair=pair_named(TINY),
+                                   reference_isolated=reference_alone)
+    forward = localization.trace("eval", "forward")
+    row, place = forward.divergence()
+    assert (row.layer, place) == ("3", "at") and forward.isolated_failures() == ["3"]
+
+
+def test_a_forgotten_transpose_of_a_square_weight_fails_forward_naming_nothing_else(tiny, tmp_path):
+    """4.weight is 16 x 16: the shape check cannot see it, the values do."""
+    untransposed = TinyPair.layout()
+    untransposed = Layout(untransposed.kind, untransposed.key_map, ("1.weight", "5.weight"), untransposed.torch_shapes)
+    files = (str(tmp_path / "t.pth"), str(tmp_path / "p.pdparams"))
+    write_weights(0, *files, layout=untransposed)
+    result = run_pair_step(TINY, "forward", files, tiny.images, tiny.labels)
+    assert failing(result) == ["logits", "train_logits"]
+
+
+def test_the_pair_options_reach_every_process_and_a_wrong_pair_is_one_line(tiny, tmp_path):
+    """The suite as users run it, on the tiny pair: every process takes the pair from --model."""
+    done = subprocess.run([sys.executable, "-m", "alignment", "--model", TINY, "--workdir", str(tmp_path / "run"),
+                           "--batch-size", "4", "--bulk-size", "4", "--no-profile"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "alignment passed: 10/10 checks" in done.stdout
+    wrong = subprocess.run([sys.executable, "-m", "alignment", "--model", "alexnet"], cwd=PROJECT_ROOT,
+                           capture_output=True, text=True)
+    assert wrong.returncode == 2 and wrong.stderr.strip().count("\n") == 0
+    assert "choose from greedyhash, resnet18, resnet18-torch-bn" in wrong.stderr
+
+
+def test_resnet18_key_rule_matches_both_libraries():
+    import paddle.vision
+    import torchvision
+
+    layout = resnet18_pair.layout()
+    torch_model = torchvision.models.resnet18(num_classes=10)
+    paddle_model = paddle.vision.models.resnet18(num_classes=10)
+    assert {key: tuple(value.shape) for key, value in torch_model.state_dict().items()} == layout.torch_shapes
+    assert {key: tuple(value.shape) for key, value in paddle_model.state_dict().items()} == layout.paddle_shapes()
+    assert len(layout.dropped_torch_keys) == 20 and all(key.endswith("num_batches_tracked")
+                                                        for key in layout.dropped_torch_keys)
+
+
+@pytest.fixture(scope="module")
+def resnet_weights(tmp_path_factory):
+    from alignment.paths import weights_path
+    workdir = str(tmp_path_factory.mktemp("resnet18"))
+    os.makedirs(os.path.join(workdir, "inputs"))
+    resnet18_pair.make_weight_set(0, 0, workdir, SEEDED)
+    return weights_path(workdir, 0, SEEDED, ".pth"), weights_path(workdir, 0, SEEDED, ".pdparams")
+
+
+def test_resnet18_conversion_round_trips_bit_exactly(resnet_weights, tmp_path):
+    torch_state, paddle_state = read_torch_state(resnet_weights[0]), read_paddle_state(resnet_weights[1])
+    layout = resnet18_pair.layout()
+    back, _ = paddle_to_torch(torch_to_paddle(torch_state, "t", layout)[0], "p", layout)
+    assert back.keys() == torch_state.keys()
+    for key, value in torch_state.items():
+        if key in layout.dropped_torch_keys:
+            assert back[key] == 0 and back[key].dtype == np.int64  # Paddle keeps no counter
+        else:
+            assert back[key].dtype == value.dtype and np.array_equal(back[key], value), key
+    again, _ = torch_to_paddle(paddle_to_torch(paddle_state, "p", layout)[0], "t", layout)
+    assert again.keys() == paddle_state.keys()
+    assert all(np.array_equal(again[key], value) and again[key].dtype == value.dtype
+               for key, value in paddle_state.items())
+    assert np.array_equal(paddle_state["fc.weight"], torch_state["fc.weight"].T)
+    assert np.array_equal(paddle_state["layer2.0.downsample.1._variance"],
+                          torch_state["layer2.0.downsample.1.running_var"])
+
+
+@pytest.fixture(scope="module")
+def resnet_batch():
+    images = np.random.default_rng(2).standard_normal((4, 3, 33, 33))
+    return images, np.array([1, 4, 6, 8])
+
+
+def test_resnet18_batch_norm_running_variance_differs_and_the_correction_aligns_it(resnet_weights, resnet_batch):
+    """The libraries' real difference, found in float64 and named by layer and tensor: every BatchNorm's
+    running variance (torch adds the unbiased batch variance) and running mean (Paddle's momentum in
+    float32); what the training pass computes agrees."""
+    result = run_pair_step("resnet18", "forward", resnet_weights, *resnet_batch, size=33)
+    failed = failing(result)
+    assert failed and all(key.startswith("train_buffer.") for key in failed)
+    assert "train_buffer.layer4.0.downsample.1.running_var" in failed and "train_buffer.bn1.running_mean" in failed
+    worst = max((key for key in result.keys if not key.passed), key=lambda key: key.max_rel)
+    assert worst.name.endswith("running_var") and worst.max_rel > 1e-2  # layer4: 4 images x 2 x 2, n / (n - 1) = 16 / 15
+    corrected = run_pair_step("resnet18-torch-bn", "forward", resnet_weights, *resnet_batch, size=33)
+    assert corrected.passed, failing(corrected)
+
+
+def test_resnet18_every_other_step_agrees_in_float64(resnet_weights, resnet_batch):
+    for step in ("loss", "backward", "optim"):
+        result = run_pair_step("resnet18", step, resnet_weights, *resnet_batch, size=33)
+        assert result.passed, (step, failing(result))
+    train = run_pair_step("resnet18", "train", resnet_weights, *resnet_batch, size=33)
+    assert failing(train) and all(".buffer." in key for key in failing(train))
+    assert run_pair_step("resnet18-torch-bn", "train", resnet_weights, *resnet_batch, size=33).passed
+
+
+def test_a_resnet18_port_with_paddles_default_momentum_is_caught_by_the_corrected_pair(resnet_weights, resnet_batch):
+    """The corrected pair does not hide BatchNorm defects: momentum 0.2 instead of torch's 0.1."""
+    from alignment.pairs import resnet18_torch_bn
+
+    plant = pair_named("resnet18-torch-bn").side("paddle")
+    original = resnet18_torch_bn.TORCH_MOMENTUM
+    try:
+        resnet18_torch_bn.TORCH_MOMENTUM = 0.2
+        failed = failing(run_pair_step("resnet18-torch-bn", "forward", resnet_weights, *resnet_batch,
+                                       paddle_side=plant, size=33))
+    finally:
+        resnet18_torch_bn.TORCH_MOMENTUM = original
+    assert "train_buffer.bn1.running_mean" in failed and "train_buffer.bn1.running_var" in failed
+
+
+def test_paddles_cross_entropy_caps_a_sample_at_64_and_the_loss_check_names_it():
+    """A difference of the libraries' losses: Paddle's cross_entropy (and log_softmax) stops at a
+    log-probability of -64; torch's does not. Seen by the loss step's comparison once a sample's margin
+    passes 64."""
+    torch_side, paddle_side = (pair_named("resnet18").side(framework) for framework in ("torch", "paddle"))
+    logits = np.zeros((2, 10))
+    logits[:, 1] = [30.0, 100.0]  # the second sample's true class 0 is 100 below class 1
+    labels = np.array([0, 0])
+    values = {side.NAME: {key: side.numpy(term) for key, term in resnet18_pair.loss_terms(
+        side, {"logits": side.tensor(logits)}, side.tensor(labels)).items()} for side in (torch_side, paddle_side)}
+    assert float(values["torch"]["loss_total"]) == pytest.approx(65.0)
+    assert float(values["paddle"]["loss_total"]) == pytest.approx(47.0)  # (30 + 64) / 2
+    assert failing(check_step("loss", "float64", values["torch"], values["paddle"])) == ["loss_total"]
+
+
+@pytest.mark.slow
+def test_make_align_model_resnet18_fails_on_the_running_statistics_and_passes_corrected(tmp_path):
+    runs = {}
+    for model in ("resnet18", "resnet18-torch-bn"):
+        runs[model] = subprocess.run([sys.executable, "-m", "alignment", "--model", model, "--workdir",
+                                      str(tmp_path / model), "--sizes", "33", "--bulk-size", "33"],
+                                     cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert runs["resnet18"].returncode == 1
+    with open(tmp_path / "resnet18" / "summary.json", encoding="utf-8") as handle:
+        failed = [row for row in json.load(handle)["steps"] if not row["passed"]]
+    assert {(row["step"], row["dtype"]) for row in failed} == {("forward", "float32"), ("forward", "float64"),
+                                                                ("train", "float64")}
+    assert all(row["worst_key"].endswith(".running_var") for row in failed)
+    assert runs["resnet18-torch-bn"].returncode == 0, runs["resnet18-torch-bn"].stdout[-3000:]
+    assert "alignment passed: 9/9 checks" in runs["resnet18-torch-bn"].stdout

@@ -64,7 +64,8 @@ help:
 	@echo "  make gpu-env          create .venv-gpu from requirements-gpu.txt"
 	@echo "  make align-gpu        the suite with its Paddle side in .venv-gpu, torch side in .venv (STEPS=)"
 	@echo "  make gpu-check        forward and backward on the GPU (else the CPU) in both frameworks vs CPU float64"
-	@echo "  make test-gpu-env     what CI runs in .venv-gpu: gpu-env, align-gpu, lite in .venv-gpu, gpu-check"
+	@echo "  make test-gpu-env     what CI runs in .venv-gpu: gpu-env, align-gpu (greedyhash, resnet18-torch-bn),"
+	@echo "                        lite in .venv-gpu, gpu-check"
 	@echo "Speed and housekeeping"
 	@echo "  make bench            both frameworks' speed side by side -> LOGS/bench.md (BENCH_ARGS=)"
 	@echo "  make profile          where the training step's time goes, per operator -> LOGS/profile_*.txt"
@@ -276,7 +277,10 @@ test-gpu-env: $(INSTALLED)
 	@started=$$(date +%s); \
 	$(MAKE) --no-print-directory gpu-env && installed=$$(date +%s) && \
 	$(MAKE) --no-print-directory align-gpu && aligned=$$(date +%s) && $(DROP_ARRAYS) && \
+	$(MAKE) --no-print-directory align-gpu MODEL=resnet18-torch-bn GPU_LOGS=$(GPU_LOGS)/resnet18-torch-bn && \
+	paired=$$(date +%s) && $(DROP_ARRAYS) && \
 	$(MAKE) --no-print-directory lite VENV=$(GPU_VENV) LOGS=$(GPU_LOGS) && lite=$$(date +%s) && \
 	$(DROP_ARRAYS) && $(MAKE) --no-print-directory gpu-check && finished=$$(date +%s) && $(DROP_ARRAYS) && \
 	echo "GPU environment: install $$((installed - started)) s, align-gpu $$((aligned - installed)) s," \
-		"lite $$((lite - aligned)) s, gpu-check $$((finished - lite)) s"
+		"align-gpu MODEL=resnet18-torch-bn $$((paired - aligned)) s, lite $$((lite - paired)) s," \
+		"gpu-check $$((finished - lite)) s"

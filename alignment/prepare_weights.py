@@ -5,7 +5,7 @@
 
 The sets are those of alignment.weight_sets: the seeded initialization, its rescaling to a trained
 network's value ranges (on the suite's batch at the reference size, inputs/), and the user's checkpoint
-(--weights). Runs in the torch side's interpreter (alignment.weight_makers makes them with torch; the
+(--weights). Runs in the torch side's interpreter (alignment.pairs.greedyhash.weight_makers makes them with torch; the
 converter needs no paddle).
 
 A set is made again only when what it follows from has changed (greedyhash_common.infra.content_cache):
@@ -29,8 +29,8 @@ from .weight_sets import DEFAULT_WEIGHT_SETS, RESCALED, SEEDED, USER
 # Everything the weight files follow from in this project's code: the models, the converter and the file
 # formats, the rescaling (kept over-inclusive: an edit elsewhere in them only costs one remaking)
 MAKING_CODE = ("torch_impl", "weights_convert", "greedyhash_common", "alignment/__init__.py", "alignment/cases.py",
-               "alignment/paths.py", "alignment/prepare_weights.py", "alignment/weight_makers.py",
-               "alignment/weight_sets.py", "alignment/pairs")
+               "alignment/paths.py", "alignment/prepare_weights.py", "alignment/weight_sets.py", "alignment/pairs",
+               "alignment/tolerances.py", "alignment/dropout_masks.py")
 
 
 def get_args_parser():

@@ -26,7 +26,7 @@ from .paths import coverage_path, diff_paths, env_path, inputs_dir, side_values_
 from .report import closing_line, terminal_summary, write_report
 from .reprod_format import load_values
 from .steps import STEPS, check_values, runs_in, step_cases
-from .weight_sets import RESCALED, SEEDED, USER
+from .weight_sets import USER
 
 DTYPES = ("float32", "float64")
 

@@ -5,7 +5,7 @@ The step code, the sides and the checker are the suite's own; only the processes
 import numpy as np
 
 from alignment.check import check_step
-from alignment.sides import paddle_side, torch_side
+from alignment.pairs.greedyhash import paddle_side, torch_side
 from alignment.steps import STEPS, StepContext
 from greedyhash_common.hyperparameters import LEARNING_RATE
 

@@ -7,7 +7,7 @@ import numpy as np
 import paddle
 import pytest
 
-from alignment.sides import paddle_side
+from alignment.pairs.greedyhash import paddle_side
 
 from .step_runner import check_both
 

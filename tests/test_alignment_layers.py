@@ -17,7 +17,8 @@ from alignment.layers import localize
 from alignment.layers.localize import LayerRow, Trace, compare_records, pair_layers
 from alignment.layers.side import record_side
 from alignment.reprod_format import load_values
-from alignment.sides import paddle_layers, paddle_side, torch_layers, torch_side
+from alignment.pairs.greedyhash import paddle_side, torch_side
+from alignment.sides import paddle_layers, torch_layers
 from alignment.tolerances import NEAR_EXACT
 
 from .conftest import run_module, side_process_imports_paddle
@@ -156,7 +157,7 @@ def interpreter_with_planted_defect(folder, plant_source):
 
 
 UNTRANSPOSED_CLASSIFIER_4 = """
-    import alignment.sides.paddle_side as paddle_side
+    import alignment.pairs.greedyhash.paddle_side as paddle_side
 
     build_model = paddle_side.build_model
 

@@ -6,7 +6,8 @@ import pytest
 
 from alignment.cases import Case, RunCases
 from alignment.check import StepResult, _failure
-from alignment.sides import paddle_side, reusing_builds, torch_side
+from alignment.pairs.greedyhash import paddle_side, torch_side
+from alignment.sides import reusing_builds
 from alignment.steps import STEPS, runs_in, step_cases
 from alignment.suite import cases_to_localize
 

@@ -8,8 +8,8 @@ import pytest
 
 import paddle_impl.train
 from alignment.dropout_masks import DropoutMaskSchedule
-from alignment.sides import paddle_side
-from alignment.weight_sets import RESCALED_LEARNING_RATE
+from alignment.pairs.greedyhash import paddle_side
+from alignment.pairs.greedyhash.weight_sets import RESCALED_LEARNING_RATE
 from greedyhash_common.app.training import TrainingDiverged
 from greedyhash_common.hyperparameters import LEARNING_RATE, LR_DECAY_EVERY_EPOCHS, MOMENTUM, WEIGHT_DECAY
 from paddle_impl.optim import build_optimizer
@@ -143,7 +143,7 @@ def test_correct_training_agrees_at_the_rescaled_weights(rescaled_weights, train
 
 @pytest.mark.slow
 def test_the_reference_rate_sends_the_rescaled_weights_to_inf(rescaled_weights, train_data):
-    """Why the rescaled set trains at RESCALED_LEARNING_RATE (alignment.weight_sets)."""
+    """Why the rescaled set trains at RESCALED_LEARNING_RATE (alignment.pairs.greedyhash.weight_sets)."""
     with pytest.raises(TrainingDiverged, match="the loss is not finite"):
         torch_values("train", rescaled_weights, "float32", split_file=train_data, learning_rate=LEARNING_RATE)
 

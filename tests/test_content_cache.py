@@ -14,7 +14,7 @@ from alignment import prepare_weights as preparing
 from alignment.cases import Case
 from alignment.inputs import write_input_batch
 from alignment.paths import coverage_path, images_path, weights_path, weights_stamp_path
-from alignment.sides import torch_side
+from alignment.pairs.greedyhash import torch_side
 from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.infra.content_cache import is_fresh, key_of, source_digest, write_stamp
 
@@ -70,7 +70,7 @@ def test_the_source_digest_follows_every_byte_and_name_of_the_code(tmp_path):
 def test_the_weight_sets_key_covers_every_module_that_makes_them():
     """An edit to any project module the makers import (the model, the converter, the file formats...) must
     make the weight sets again: each of them is under alignment.prepare_weights.MAKING_CODE."""
-    probe = ("import sys, alignment.weight_makers, alignment.prepare_weights\n"
+    probe = ("import sys, alignment.pairs.greedyhash.weight_makers, alignment.prepare_weights\n"
              "print('\\n'.join(getattr(module, '__file__', None) or '' for module in list(sys.modules.values())))")
     done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
                           env=dict(os.environ, PYTHONPATH=PROJECT_ROOT))

@@ -40,7 +40,7 @@ def test_make_test_runs_the_gpu_environment_part():
     commands = make_dry_run("test", "VENV=/some/venv")
     assert "-m pytest -q tests" in commands and "test-gpu-env" in commands
     part = make_dry_run("test-gpu-env", "VENV=/some/venv")
-    for target in ("gpu-env", "align-gpu", "lite VENV=.venv-gpu", "gpu-check"):
+    for target in ("gpu-env", "align-gpu", "align-gpu MODEL=resnet18-torch-bn", "lite VENV=.venv-gpu", "gpu-check"):
         assert f"--no-print-directory {target}" in part, target
 
 

@@ -186,20 +186,19 @@ def test_the_pair_options_reach_every_process_and_a_wrong_pair_is_one_line(tiny,
     wrong = subprocess.run([sys.executable, "-m", "alignment", "--model", "alexnet"], cwd=PROJECT_ROOT,
                            capture_output=True, text=True)
     assert wrong.returncode == 2 and wrong.stderr.strip().count("\n") == 0
-    assert "choose from greedyhash, resnet18, resnet18-torch-bn" in wrong.stderr
+    assert "choose from greedyhash, resnet18, resnet18-torch-bn, resnet50" in wrong.stderr
 
 
-def test_resnet18_key_rule_matches_both_libraries():
-    import paddle.vision
-    import torchvision
-
-    layout = resnet18_pair.layout()
-    torch_model = torchvision.models.resnet18(num_classes=10)
-    paddle_model = paddle.vision.models.resnet18(num_classes=10)
-    assert {key: tuple(value.shape) for key, value in torch_model.state_dict().items()} == layout.torch_shapes
-    assert {key: tuple(value.shape) for key, value in paddle_model.state_dict().items()} == layout.paddle_shapes()
-    assert len(layout.dropped_torch_keys) == 20 and all(key.endswith("num_batches_tracked")
-                                                        for key in layout.dropped_torch_keys)
+@pytest.mark.parametrize("name, batch_norms", [("resnet18", 20), ("resnet50", 53)])
+def test_the_resnet_key_rule_matches_both_libraries(name, batch_norms):
+    pair = pair_named(name)
+    layout = pair.layout()
+    shapes = {framework: {key: tuple(value.shape) for key, value in pair.build(framework).state_dict().items()}
+              for framework in ("torch", "paddle")}
+    assert shapes["torch"] == layout.torch_shapes
+    assert shapes["paddle"] == layout.paddle_shapes()
+    assert len(layout.dropped_torch_keys) == batch_norms and all(key.endswith("num_batches_tracked")
+                                                                 for key in layout.dropped_torch_keys)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torchvision
 
-from alignment.sides import paddle_side, torch_side
+from alignment.pairs.greedyhash import paddle_side, torch_side
 from greedyhash_common.hyperparameters import QUANTIZATION_WEIGHT
 from greedyhash_common.state_dicts.key_map import GREEDYHASH_KEY_MAP, TRANSPOSED_LINEAR_WEIGHTS, greedyhash_torch_shapes
 from paddle_impl.model import Conv2D as PaddleConv2D

@@ -24,7 +24,8 @@ from alignment.mutants.catalog import MODEL, NAMES, OperatorSpec
 from alignment.mutants.operators import LOSS_TERMS, MODEL_OPERATORS, reweighted_loss
 from alignment.mutants.side import CONTROL, installed, largest_change, mutant_record, mutate_model, same_models
 from alignment.prepare_weights import prepare_weights
-from alignment.sides import paddle_side, reusing_builds
+from alignment.pairs.greedyhash import paddle_side
+from alignment.sides import reusing_builds
 from greedyhash_common.infra.errors import UserInputError
 from paddle_impl import train_step
 from paddle_impl.optim import build_optimizer
@@ -236,7 +237,7 @@ def seeded_64px_run(module_tmp):
     write_input_batch(workdir, None, 4, (64,))
     prepare_weights(48, 0, workdir, ("seeded",))
     return argparse.Namespace(bit=48, workdir=workdir, weight_sets="seeded", sizes="64", bulk_size=64,
-                              mask_seed=0, data=None, threads=1)
+                              mask_seed=0, data=None, threads=1, model="greedyhash")
 
 
 @pytest.mark.slow

@@ -56,7 +56,7 @@ def inputs_path(workdir, name):
 
 def write_weights(bit, seed, workdir, source=None):
     """weights.pth and weights.pdparams in <workdir>/inputs: the same weights in each framework's layout."""
-    from alignment.weight_makers import seeded_model, write_both_layouts  # torch: the torch side only
+    from alignment.pairs.greedyhash.weight_makers import seeded_model, write_both_layouts  # torch: the torch side only
     from torch_impl.weights import save_weights
 
     torch_file = inputs_path(workdir, "weights.pth")

@@ -33,9 +33,9 @@ import importlib
 from greedyhash_common.infra.errors import UserInputError
 
 DEFAULT_PAIR = "greedyhash"
-PAIRS = ("greedyhash", "resnet18", "resnet18-torch-bn")
+PAIRS = ("greedyhash", "resnet18", "resnet18-torch-bn", "resnet50")
 _MODULE_OF = {"greedyhash": "alignment.pairs.greedyhash", "resnet18": "alignment.pairs.resnet18",
-              "resnet18-torch-bn": "alignment.pairs.resnet18_torch_bn"}
+              "resnet18-torch-bn": "alignment.pairs.resnet18_torch_bn", "resnet50": "alignment.pairs.resnet50"}
 
 
 def pair_named(name=DEFAULT_PAIR):

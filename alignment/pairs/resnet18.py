@@ -103,23 +103,26 @@ def _batch_norm_shapes(prefix, width):
             f"{prefix}.{COUNTER}": ()}
 
 
-def torch_shapes():
-    """Every key of torchvision's resnet18(num_classes=10) state dict and its shape, written out by
-    the architecture's rule (tests/test_model_pairs.py checks it against both libraries' models)."""
+def torch_shapes(blocks=BLOCKS, bottleneck=False):
+    """Every key of torchvision's resnet (num_classes=10) state dict and its shape, written out by the
+    architecture's rule: resnet18's basic blocks, or resnet50's bottlenecks (alignment.pairs.resnet50);
+    tests/test_model_pairs.py checks it against both libraries' models."""
     shapes = {"conv1.weight": (64, 3, 7, 7), **_batch_norm_shapes("bn1", 64)}
+    expansion = 4 if bottleneck else 1
     in_width = 64
-    for stage, (blocks, width) in enumerate(zip(BLOCKS, WIDTHS), start=1):
-        for block in range(blocks):
+    for stage, (count, width) in enumerate(zip(blocks, WIDTHS), start=1):
+        for block in range(count):
             prefix = f"layer{stage}.{block}"
-            shapes[f"{prefix}.conv1.weight"] = (width, in_width, 3, 3)
-            shapes.update(_batch_norm_shapes(f"{prefix}.bn1", width))
-            shapes[f"{prefix}.conv2.weight"] = (width, width, 3, 3)
-            shapes.update(_batch_norm_shapes(f"{prefix}.bn2", width))
-            if block == 0 and in_width != width:
-                shapes[f"{prefix}.downsample.0.weight"] = (width, in_width, 1, 1)
-                shapes.update(_batch_norm_shapes(f"{prefix}.downsample.1", width))
-            in_width = width
-    shapes.update({"fc.weight": (NUM_CLASSES, WIDTHS[-1]), "fc.bias": (NUM_CLASSES,)})
+            convolutions = ([(width, in_width, 1, 1), (width, width, 3, 3), (width * expansion, width, 1, 1)]
+                            if bottleneck else [(width, in_width, 3, 3), (width, width, 3, 3)])
+            for number, shape in enumerate(convolutions, start=1):
+                shapes[f"{prefix}.conv{number}.weight"] = shape
+                shapes.update(_batch_norm_shapes(f"{prefix}.bn{number}", shape[0]))
+            if block == 0 and in_width != width * expansion:
+                shapes[f"{prefix}.downsample.0.weight"] = (width * expansion, in_width, 1, 1)
+                shapes.update(_batch_norm_shapes(f"{prefix}.downsample.1", width * expansion))
+            in_width = width * expansion
+    shapes.update({"fc.weight": (NUM_CLASSES, in_width), "fc.bias": (NUM_CLASSES,)})
     return shapes
 
 
@@ -129,20 +132,27 @@ def paddle_key(torch_key):
 
 
 def layout(state=None, framework=None):
+    return layout_of(NAME, torch_shapes())
+
+
+def layout_of(name, shapes):
     """The converter's Layout: BatchNorm's running_mean / running_var are Paddle's _mean / _variance,
     num_batches_tracked has no Paddle counterpart (dropped; 0 when converting back: with a momentum
     set, torch never reads it), the Linear weight is stored transposed."""
-    shapes = torch_shapes()
     counters = tuple(key for key in shapes if key.endswith("." + COUNTER))
-    return Layout(NAME, {key: paddle_key(key) for key in shapes if key not in counters}, ("fc.weight",), shapes,
+    return Layout(name, {key: paddle_key(key) for key in shapes if key not in counters}, ("fc.weight",), shapes,
                   dropped_torch_keys=counters, torch_defaults={key: np.array(0, dtype=np.int64) for key in counters})
 
 
 def make_weight_set(bit, seed, workdir, weight_set, source=None):
-    """(torch process) The seeded set: torchvision's initialization from `seed`, and then BatchNorm's
-    weights, biases and running statistics drawn from BATCH_NORM_DRAWS: at torchvision's 1, 0, 0, 1 a port
-    that ignored BatchNorm's affine parameters or its running statistics in eval mode would agree, and
-    every ReLU's inputs would stay within a few units (ReLU6's clamp at 6 never reached)."""
+    make_weight_set_of(sys.modules[__name__], bit, seed, workdir, weight_set)
+
+
+def make_weight_set_of(pair, bit, seed, workdir, weight_set):
+    """(torch process) The seeded set of a ResNet pair: torchvision's initialization from `seed`, and then
+    BatchNorm's weights, biases and running statistics drawn from BATCH_NORM_DRAWS: at torchvision's 1, 0,
+    0, 1 a port that ignored BatchNorm's affine parameters or its running statistics in eval mode would
+    agree, and every ReLU's inputs would stay within a few units (ReLU6's clamp at 6 never reached)."""
     import torch
 
     from greedyhash_common.infra.errors import UserInputError
@@ -153,11 +163,11 @@ def make_weight_set(bit, seed, workdir, weight_set, source=None):
     from ..paths import weights_path
 
     if weight_set != SEEDED:
-        raise UserInputError(f"{NAME}: the weight sets are {', '.join(WEIGHT_SETS)}; a checkpoint of your own is not"
-                             " taken for this pair yet")
+        raise UserInputError(f"{pair.NAME}: the weight sets are {', '.join(WEIGHT_SETS)}; a checkpoint of your own"
+                             " is not taken for this pair yet")
     torch.manual_seed(seed)
     generator = np.random.default_rng(seed)
-    state = {key: value.detach().numpy().copy() for key, value in build("torch").state_dict().items()}
+    state = {key: value.detach().numpy().copy() for key, value in pair.build("torch").state_dict().items()}
     for key, value in state.items():
         name = key.rpartition(".")[2]
         if name in BATCH_NORM_DRAWS and value.ndim == 1 and key.split(".")[0] != "fc":  # BatchNorm's only
@@ -165,7 +175,7 @@ def make_weight_set(bit, seed, workdir, weight_set, source=None):
             state[key] = generator.uniform(low, high, value.shape).astype(value.dtype)
     torch_file = weights_path(workdir, bit, weight_set, ".pth")
     write_torch_state(state, torch_file)
-    paddle_state, _ = torch_to_paddle(state, torch_file, layout())
+    paddle_state, _ = torch_to_paddle(state, torch_file, pair.layout())
     write_paddle_state(paddle_state, weights_path(workdir, bit, weight_set, ".pdparams"))
 
 

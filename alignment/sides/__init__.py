@@ -1,9 +1,10 @@
 """What the alignment steps need from a framework: a pair's side, one per framework.
 
 A step is written once (`alignment.steps`) against this small interface, so both sides are certain
-to do the same thing. A pair's adapter (alignment.pairs) gives its sides: GreedyHash's are
-torch_side.py and paddle_side.py; a pair defined by its adapter alone gets generic_side.py's. What
-every side does with tensors is torch_tensors.py and paddle_tensors.py, mirrored.
+to do the same thing. A pair's adapter (alignment.pairs) gives its sides: GreedyHash's are its own
+(alignment/pairs/greedyhash/torch_side.py, paddle_side.py); a pair defined by its adapter alone gets
+generic_side.py's. What every side does with tensors is torch_tensors.py and paddle_tensors.py, and
+with layers (layer localization) torch_layers.py and paddle_layers.py, mirrored.
 """
 import contextlib
 import copy

@@ -1,6 +1,6 @@
 """A framework's side of the alignment steps for a pair defined by its adapter alone (alignment.pairs),
 made from the adapter's definitions and the framework's tensor functions (torch_tensors.py,
-paddle_tensors.py); GreedyHash has its own sides (torch_side.py, paddle_side.py).
+paddle_tensors.py); GreedyHash has its own sides (alignment/pairs/greedyhash/).
 
 The adapter gives, per framework: build(framework) (a model with any initialization: every parameter
 and buffer is then loaded, strictly), loss(framework), optimizer(framework) -> (builder, current rate);

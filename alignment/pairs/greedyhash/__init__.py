@@ -1,7 +1,7 @@
 """The GreedyHash pair, the suite's default: torch_impl's model against paddle_impl's port (this
 project's own), with its product's data loaders, training loop, evaluation and deployed encoder.
 
-Its sides are alignment/sides/torch_side.py and paddle_side.py; what is its own and no other pair's:
+Its sides are torch_side.py and paddle_side.py beside this file, its weight sets weight_makers.py; what is its own and no other pair's:
 the outputs (logits, the continuous code h, the sign code b), the objective (cross-entropy on the
 codes plus the cubic quantization term), the straight-through sign (an invariant of the backward
 step), the dropout masks injected for training mode, the weight sets rescaled on AlexNet's layers, the
@@ -17,11 +17,11 @@ from greedyhash_common.hyperparameters import (EPOCHS, DROPOUT_P, LEARNING_RATE,
                                                LR_DECAY_EVERY_EPOCHS, MOMENTUM, QUANTIZATION_WEIGHT, SEED,
                                                WEIGHT_DECAY, learning_rate_at)
 
-from ..dropout_masks import DropoutMaskSchedule
-from ..steps.optimizer_coefficients import float32_exact_coefficients
-from ..tolerances import BELOW_FIRST_MAXPOOL_FLOAT32
-from ..weight_sets import DEFAULT_WEIGHT_SETS as WEIGHT_SETS  # noqa: F401
-from ..weight_sets import RESCALED, train_learning_rate  # noqa: F401 (the train step's rate per set)
+from ...dropout_masks import DropoutMaskSchedule
+from ...tolerances import BELOW_FIRST_MAXPOOL_FLOAT32
+from ...weight_sets import DEFAULT_WEIGHT_SETS as WEIGHT_SETS  # noqa: F401
+from ...weight_sets import RESCALED
+from .weight_sets import train_learning_rate  # noqa: F401 (the train step's rate per set)
 
 NAME = "greedyhash"
 STEPS = ("data", "forward", "loss", "backward", "optim", "train", "metric", "inference")
@@ -50,7 +50,7 @@ LOSS_KEYS = ("loss_total", "loss_cross_entropy", "loss_quantization")
 
 
 def side(framework):
-    return importlib.import_module(f"alignment.sides.{framework}_side")
+    return importlib.import_module(f"alignment.pairs.greedyhash.{framework}_side")
 
 
 def loss_terms(side, outputs, labels):
@@ -72,6 +72,8 @@ def inject_randomness(side, model, seed):
 def train_values(side, context):
     """Epochs side by side through the product's own training loop (`train_one_epoch` of torch_impl.train
     and paddle_impl.train) on the first training images, with the same dropout masks, across a decay."""
+    from ...steps.optimizer_coefficients import float32_exact_coefficients  # the steps import the pairs
+
     model = side.build_model(context.bit, context.dtype, context.weights)
     inject_randomness(side, model, context.mask_seed)
     optimizer, scheduler = side.optimizer_builder(model, lr=context.learning_rate,
@@ -99,8 +101,8 @@ def train_values(side, context):
 
 
 def make_weight_set(bit, seed, workdir, weight_set, source=None):
-    """(torch process) Write one weight set in both layouts (alignment.weight_makers)."""
-    from ..weight_makers import make_weight_set as make  # torch, imported in the torch process only
+    """(torch process) Write one weight set in both layouts (alignment.pairs.greedyhash.weight_makers)."""
+    from .weight_makers import make_weight_set as make  # torch, imported in the torch process only
 
     make(bit, seed, workdir, weight_set, source)
 

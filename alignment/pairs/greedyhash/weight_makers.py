@@ -13,9 +13,10 @@ from torch_impl.torch_files import read_torch_state, write_torch_state
 from torch_impl.weights import save_weights
 from weights_convert.convert import paddle_to_torch, torch_to_paddle
 
-from .cases import REFERENCE_SIZE
-from .paths import images_path, weights_path
-from .weight_sets import SEEDED, USER, target_std
+from ...cases import REFERENCE_SIZE
+from ...paths import images_path, weights_path
+from ...weight_sets import SEEDED, USER
+from .weight_sets import target_std
 
 
 def both_layouts(source):

@@ -10,8 +10,8 @@ from paddle_impl.static_model import InferenceEncoder
 from paddle_impl.train import train_one_epoch  # noqa: F401 (the train step drives it)
 from paddle_impl.weights import load_weights
 
-from . import paddle_tensors
-from .paddle_tensors import (backward, cast, gradient_of, gradients, numpy, optimizer_step, seed_framework,  # noqa: F401
+from ...sides import paddle_tensors
+from ...sides.paddle_tensors import (backward, cast, gradient_of, gradients, numpy, optimizer_step, seed_framework,  # noqa: F401
                              tensor)
 
 NAME = "paddle"

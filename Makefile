@@ -271,7 +271,7 @@ gpu-check: $(INSTALLED) $(GPU_INSTALLED)
 # What CI runs in the GPU environment, timed: install, the alignment suite (Paddle side in .venv-gpu),
 # the quick training chain in .venv-gpu, gpu-check. A part that passes leaves its reports and logs but not
 # its arrays and weights (their size: docs/gpu.md, What CI runs), so the disk holds one part's at a time.
-DROP_ARRAYS = { test ! -d $(GPU_LOGS) || find $(GPU_LOGS) -type f \( -name '*.npy' -o -name '*.pdparams' -o -name '*.pdstate' \
+DROP_ARRAYS = { test ! -d $(GPU_LOGS) || find $(GPU_LOGS) -type f \( -name '*.npy' -o -name '*.npz' -o -name '*.pdparams' -o -name '*.pdstate' \
 	-o -name '*.pdiparams' -o -name '*.pth' \) -delete; }
 test-gpu-env: $(INSTALLED)
 	@started=$$(date +%s); \

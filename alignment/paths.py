@@ -6,6 +6,7 @@
   inputs/weights_bit<B>_<set>.stamp.json              what it was made from (alignment.prepare_weights)
   <dtype>/<case>/<step>_torch.npy, <step>_paddle.npy  reprod_log files of each side
   <dtype>/<case>/<step>_diff.log, <step>_diff.json    the checker's verdict
+  <dtype>/<case>/layers[_isolated]_<side>.npz         each side's layer record (alignment.layers)
   <dtype>/env_torch.json, env_paddle.json             each side's framework, device, threads
   coverage/<case>.json                                what the reference's layers saw in a case
   coverage/<case>.stamp.json                          what it was recorded from (alignment.side)
@@ -45,6 +46,11 @@ def case_dir(workdir, dtype, case):
 
 def side_values_path(workdir, dtype, case, step, side):
     return os.path.join(case_dir(workdir, dtype, case), f"{step}_{side}.npy")
+
+
+def layer_values_path(workdir, dtype, case, kind, side):
+    """A layer record's values (alignment.layers: kind "layers" or "layers_isolated"), one array per key."""
+    return os.path.join(case_dir(workdir, dtype, case), f"{kind}_{side}.npz")
 
 
 def env_path(workdir, dtype, side):

@@ -21,7 +21,7 @@ from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_
 from greedyhash_common.project import PROJECT_ROOT
 
 from . import coverage
-from .cases import SIZE, add_case_options, run_cases_of
+from .cases import add_case_options, run_cases_of
 from .paths import (coverage_path, coverage_stamp_path, env_path, images_path, labels_path, side_values_path,
                     split_path, weights_path, weights_stamp_path)
 from .reprod_format import save_values
@@ -49,9 +49,8 @@ def get_args_parser():
 
 
 def step_context(side, args, step, case, dtype):
-    # a pair's own train step may take the batch at the bulk size (alignment.steps.train)
-    images = (np.load(images_path(args.workdir, case.size), allow_pickle=False)
-              if SIZE in STEPS[step].USES or (case.size and step == "train") else None)
+    # the batch at the case's size: the bulk steps' too (a generic pair's train step reads it)
+    images = np.load(images_path(args.workdir, case.size), allow_pickle=False) if case.size else None
     weights = weights_path(args.workdir, args.bit, case.weights, side.WEIGHTS_SUFFIX) if case.weights else None
     return StepContext(args.bit, dtype, weights, images, np.load(labels_path(args.workdir), allow_pickle=False),
                        args.mask_seed, args.data, split_path(args.workdir), case.size,

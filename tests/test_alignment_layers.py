@@ -14,9 +14,8 @@ import pytest
 
 from alignment.check import compare_arrays
 from alignment.layers import localize
-from alignment.layers.localize import LayerRow, Trace, compare_records, pair_layers
+from alignment.layers.localize import LayerRow, Trace, compare_records, load_layer_values, pair_layers
 from alignment.layers.side import record_side
-from alignment.reprod_format import load_values
 from alignment.pairs.greedyhash import paddle_side, torch_side
 from alignment.sides import paddle_layers, torch_layers
 from alignment.tolerances import NEAR_EXACT
@@ -182,20 +181,18 @@ def planted_run(module_tmp):
 
 @pytest.mark.slow
 def test_the_command_finds_a_planted_defect_in_separate_processes(planted_run):
-    from reprod_log import ReprodDiffHelper
-
     workdir, done = planted_run
     assert done.returncode == 1, done.stdout + done.stderr
     assert ("float64, seeded-64px, eval mode, forward: first divergence at alex.classifier.4 (Linear): its input agrees,"
             " its output differs; fed torch's values, alex.classifier.4 differs") in done.stdout
     folder = workdir / "float64" / "seeded-64px"
-    for name in ("layers_torch.npy", "layers_paddle.npy", "layers_isolated_paddle.npy", "layers_diff.log",
-                 "layers_diff.json", "layers_isolated_diff.log", "layers_localization.json"):
+    for name in ("layers_torch.npz", "layers_paddle.npz", "layers_isolated_torch.npz", "layers_isolated_paddle.npz",
+                 "layers_diff.log", "layers_diff.json", "layers_isolated_diff.log", "layers_localization.json"):
         assert (folder / name).is_file(), name
-    helper = ReprodDiffHelper()
-    torch_values = helper.load_info(str(folder / "layers_torch.npy"))
-    assert set(torch_values) == set(helper.load_info(str(folder / "layers_paddle.npy")))
-    assert set(load_values(str(folder / "layers_isolated_paddle.npy"))) == set(torch_values)
+    torch_values = load_layer_values(str(folder / "layers_torch.npz"))
+    assert set(torch_values) == set(load_layer_values(str(folder / "layers_paddle.npz")))
+    assert set(load_layer_values(str(folder / "layers_isolated_paddle.npz"))) == set(torch_values)
+    assert set(load_layer_values(str(folder / "layers_isolated_torch.npz"))) == set(torch_values)
     assert "diff check failed" in (folder / "layers_diff.log").read_text()
 
 

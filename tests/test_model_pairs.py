@@ -249,6 +249,7 @@ def test_resnet18_batch_norm_running_variance_differs_and_the_correction_aligns_
     assert corrected.passed, failing(corrected)
 
 
+@pytest.mark.slow
 def test_resnet18_every_other_step_agrees_in_float64(resnet_weights, resnet_batch):
     for step in ("loss", "backward", "optim"):
         result = run_pair_step("resnet18", step, resnet_weights, *resnet_batch, size=33)

@@ -36,7 +36,7 @@ import sys
 import numpy as np
 
 from alignment.check import check_step, verdict_table
-from alignment.layers.localize import compare_records
+from alignment.layers.localize import compare_records, load_layer_values
 from alignment.reprod_format import load_values
 from alignment.suite import show_progress
 from alignment.transforms import preprocess
@@ -145,8 +145,9 @@ def localize_float32(args):
     side feeds its layers torch's values)."""
     for framework in ("torch", "paddle"):
         wait_for([start_side(args, framework, "--layers")])
-    return compare_records("float32", load_layer_record(args.workdir, "torch"),
-                           load_layer_record(args.workdir, "paddle"), load_values(isolated_path(args.workdir)))
+    return compare_records("float32", load_layer_record(args.workdir, "torch"), load_layer_record(args.workdir, "paddle"),
+                           load_layer_values(isolated_path(args.workdir, "paddle")),
+                           reference_isolated=load_layer_values(isolated_path(args.workdir, "torch")))
 
 
 def unexplained_by_rounding(localization, failing_keys):

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from alignment.layers.localize import read_record, write_record
+from alignment.layers.localize import read_record, save_layer_values, write_record
 from alignment.reprod_format import save_values
 from alignment.sides import patched
 from alignment.steps import StepContext
@@ -137,12 +137,12 @@ def run_path(workdir, framework, device, dtype):
     return os.path.join(workdir, f"{framework}_{device}_{dtype}.npy")
 
 
-def layers_path(workdir, framework, suffix=".npy"):
+def layers_path(workdir, framework, suffix=".npz"):
     return os.path.join(workdir, f"layers_{framework}{suffix}")
 
 
-def isolated_path(workdir):
-    return os.path.join(workdir, "layers_isolated_paddle.npy")
+def isolated_path(workdir, framework):
+    return os.path.join(workdir, f"layers_isolated_{framework}.npz")
 
 
 def load_layer_record(workdir, framework):
@@ -159,8 +159,7 @@ def record_layers(side, place, framework, context, workdir, env):
     with patched([(side, "build_model", place.model), (side, "tensor", place.tensor)]):
         record, isolated = record_side(side, hooks, context, env, reference)
     write_record(record, layers_path(workdir, framework), layers_path(workdir, framework, ".json"))
-    if isolated is not None:
-        save_values(isolated, isolated_path(workdir))
+    save_layer_values(isolated, isolated_path(workdir, framework))
 
 
 @exits_cleanly_on_bad_input

@@ -17,12 +17,13 @@ import dataclasses
 import json
 import os
 
-from greedyhash_common.infra.atomic import write_text
+import numpy as np
+
+from greedyhash_common.infra.atomic import atomic_path, write_text
 
 from ..check import KeyResult, StepResult, _failure, compare_arrays, result_as_json, write_reports
 from ..pairs import pair_named
-from ..paths import case_dir, diff_paths, side_values_path
-from ..reprod_format import load_values, save_values
+from ..paths import case_dir, diff_paths, layer_values_path
 from ..sides import PORT, REFERENCE
 from ..tolerances import tolerance
 
@@ -53,25 +54,39 @@ def localization_path(workdir, dtype, case):
     return os.path.join(case_dir(workdir, dtype, case), "layers_localization.json")
 
 
+def save_layer_values(values, path):
+    """Layer values as an .npz archive, one array per key: read back lazily (load_layer_values), so the
+    comparison holds a layer's arrays at a time, not four whole records (ResNet-50's at 224 px in float64
+    are 4.5 GB each)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **values)
+
+
+def load_layer_values(path):
+    """{key: array}, each array read from the file when it is asked for; no pickle is ever run."""
+    return np.load(path, allow_pickle=False)
+
+
 def write_record(record, values_path, structure_file):
-    """A Record as two files: its values (reprod_log's format) and its layers and env (JSON)."""
-    save_values(record.values, values_path)
+    """A Record as two files: its values (.npz) and its layers and env (JSON)."""
+    save_layer_values(record.values, values_path)
     write_text(structure_file, json.dumps({"env": record.env, "layers": record.layers}, indent=1) + "\n")
 
 
 def read_record(values_path, structure_file):
     with open(structure_file, encoding="utf-8") as handle:
         structure = json.load(handle)
-    return Record(structure["layers"], load_values(values_path), structure["env"])
+    return Record(structure["layers"], load_layer_values(values_path), structure["env"])
 
 
 def save_record(record, workdir, dtype, case, side):
-    write_record(record, side_values_path(workdir, dtype, case, CHAINED, side),
+    write_record(record, layer_values_path(workdir, dtype, case, CHAINED, side),
                  structure_path(workdir, dtype, case, side))
 
 
 def load_record(workdir, dtype, case, side):
-    return read_record(side_values_path(workdir, dtype, case, CHAINED, side),
+    return read_record(layer_values_path(workdir, dtype, case, CHAINED, side),
                        structure_path(workdir, dtype, case, side))
 
 
@@ -298,8 +313,8 @@ def localize_files(workdir, dtype, case, pair=None):
     the localization (<dtype>/<case>/layers_localization.json); return the Localization."""
     reference, port = load_record(workdir, dtype, case, REFERENCE), load_record(workdir, dtype, case, PORT)
     localization = compare_records(dtype, reference, port,
-                                   load_values(side_values_path(workdir, dtype, case, ISOLATED, PORT)), case, pair,
-                                   load_values(side_values_path(workdir, dtype, case, ISOLATED, REFERENCE)))
+                                   load_layer_values(layer_values_path(workdir, dtype, case, ISOLATED, PORT)), case, pair,
+                                   load_layer_values(layer_values_path(workdir, dtype, case, ISOLATED, REFERENCE)))
     env = {REFERENCE: reference.env, PORT: port.env}
     for result in _step_results(localization):
         write_reports(result, env, *diff_paths(workdir, dtype, case, result.step))

@@ -3,13 +3,14 @@
   python -m alignment.layers.side torch|paddle --case seeded-224px --bit 48 --workdir logs
                                                [--dtypes float32,float64]
 
-Runs the model of one case (weight set and size) on the suite's batch with a hook on every layer, in
-eval mode and in training mode with the suite's injected dropout masks, and takes the gradient of the
-backward step's loss with respect to every layer's input and output. Writes
-<dtype>/<case>/layers_<side>.npy (reprod_log's format) and the layers' structure,
-<dtype>/<case>/layers_<side>.json. The Paddle side runs after the torch side and reads its record: it names its values by torch layer name, so that the two files have the same keys,
-and feeds each Paddle layer torch's input and torch's gradient of its output
-(<dtype>/<case>/layers_isolated_paddle.npy). Only the chosen framework is imported.
+Runs the model of one case (weight set and size) of a model pair (--model) on the suite's batch with a
+hook on every layer, in eval mode and in training mode with the pair's randomness injected, and takes
+the gradient of the backward step's loss with respect to every layer's input and output. Writes
+<dtype>/<case>/layers_<side>.npz and the layers' structure, <dtype>/<case>/layers_<side>.json. The
+Paddle side runs after the torch side and reads its record: it names its values by torch layer name,
+so that the two files have the same keys. Each side runs every layer alone, fed torch's input and
+torch's gradient of its output (<dtype>/<case>/layers_isolated_<side>.npz). Only the chosen framework
+is imported.
 """
 import argparse
 import contextlib
@@ -23,14 +24,13 @@ from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
 
 from ..cases import Case
 from ..pairs import DEFAULT_PAIR
-from ..paths import images_path, labels_path, side_values_path, weights_path
-from ..reprod_format import save_values
+from ..paths import images_path, labels_path, layer_values_path, weights_path
 from ..sides import configured_side
 from ..sides import REFERENCE
 from ..steps import StepContext
 from ..steps.forward import named_outputs
-from .localize import (ISOLATED, MODES, Record, call_name, load_record, module_name_of, pair_layers, save_record,
-                       stored_key, value_key)
+from .localize import (ISOLATED, MODES, Record, call_name, load_record, module_name_of, pair_layers,
+                       save_layer_values, save_record, stored_key, value_key)
 
 
 def get_args_parser():
@@ -234,7 +234,7 @@ def run(framework, dtypes, case, bit, workdir, threads, mask_seed, pair_name=DEF
         reference = None if framework == REFERENCE else load_record(workdir, dtype, case, REFERENCE)
         record, isolated = record_side(side, hooks, context, side.describe(threads, dtype), reference)
         save_record(record, workdir, dtype, case, framework)
-        save_values(isolated, side_values_path(workdir, dtype, case, ISOLATED, framework))
+        save_layer_values(isolated, layer_values_path(workdir, dtype, case, ISOLATED, framework))
         print(f"{framework} layers {case.label} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
 
 

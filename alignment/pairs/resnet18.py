@@ -170,8 +170,8 @@ def make_weight_set_of(pair, bit, seed, workdir, weight_set):
     state = {key: value.detach().numpy().copy() for key, value in pair.build("torch").state_dict().items()}
     for key, value in state.items():
         name = key.rpartition(".")[2]
-        if name in BATCH_NORM_DRAWS and value.ndim == 1 and key.split(".")[0] != "fc":  # BatchNorm's only
-            low, high = BATCH_NORM_DRAWS[name]
+        if name in pair.BATCH_NORM_DRAWS and value.ndim == 1 and key.split(".")[0] != "fc":  # BatchNorm's only
+            low, high = pair.BATCH_NORM_DRAWS[name]
             state[key] = generator.uniform(low, high, value.shape).astype(value.dtype)
     torch_file = weights_path(workdir, bit, weight_set, ".pth")
     write_torch_state(state, torch_file)

@@ -9,7 +9,7 @@ own, biased, variance) is the same in both libraries already.
 import sys
 
 from . import resnet18
-from .resnet18 import (BACKWARD_MODES, DEFAULT_SIZES, EPOCHS, FLOAT64_ONLY_TRAIN_WEIGHT_SETS,  # noqa: F401
+from .resnet18 import (BACKWARD_MODES, BATCH_NORM_DRAWS, DEFAULT_SIZES, EPOCHS, FLOAT64_ONLY_TRAIN_WEIGHT_SETS,  # noqa: F401
                        OPTIMIZER, OUTPUTS, SMALLEST_IMAGE_SIZE, STEPS, WEIGHT_SETS, key_map, layout, learning_rate_at,
                        loss, loss_terms, make_weight_set, optimizer, train_learning_rate)
 

@@ -39,7 +39,7 @@ def _paddle_build_model(pair, dtype, weights):
     return model
 
 
-def _torch_functions(pair, tensors):
+def _torch_functions(pair, tensors):  # noqa: ARG001 (the same signature as _paddle_functions)
     return {"named_parameters": lambda model: model.named_parameters(),
             "torch_layout": lambda name, array: array,
             **{name: getattr(tensors, name) for name in ("parameter_gradients", "parameter_values", "buffer_values",

@@ -37,7 +37,7 @@ def add_run_options(parser):
     parser.add_argument("--bit", type=int, default=48)
     parser.add_argument("--batch-size", type=int, default=4, help="images in the forward/loss/backward batch")
     parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in synthetic data")
-    parser.add_argument("--weights", help="GreedyHash checkpoint (.pth or .pdparams), checked as one more weight set")
+    parser.add_argument("--weights", help="a checkpoint of the pair (.pth or .pdparams), checked as one more weight set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization and dropout masks")
     parser.add_argument("--model", default=DEFAULT_PAIR,
                         help=f"the model pair: {', '.join(PAIRS)}, or an adapter module's dotted path (alignment.pairs)")

@@ -304,3 +304,34 @@ def test_make_align_model_resnet18_fails_on_the_running_statistics_and_passes_co
     assert all(row["worst_key"].endswith(".running_var") for row in failed)
     assert runs["resnet18-torch-bn"].returncode == 0, runs["resnet18-torch-bn"].stdout[-3000:]
     assert "alignment passed: 9/9 checks" in runs["resnet18-torch-bn"].stdout
+
+
+def test_the_converter_cli_converts_per_pair_and_refuses_another_pairs_file(resnet_weights, weights, tmp_path):
+    def convert(*arguments):
+        return subprocess.run([sys.executable, "-m", "weights_convert", *map(str, arguments)], cwd=PROJECT_ROOT,
+                              capture_output=True, text=True)
+
+    done = convert("torch2paddle", resnet_weights[0], tmp_path / "r.pdparams", "--model", "resnet18")
+    assert done.returncode == 0 and "resnet18, 102 tensors, transposed: fc.weight" in done.stdout, done.stderr
+    assert "no Paddle counterpart (20 keys)" in done.stdout
+    converted, expected = read_paddle_state(str(tmp_path / "r.pdparams")), read_paddle_state(resnet_weights[1])
+    assert converted.keys() == expected.keys() and all(np.array_equal(converted[key], expected[key]) for key in expected)
+    refused = convert("torch2paddle", weights[0], tmp_path / "g.pdparams", "--model", "resnet18")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "missing keys" in refused.stderr
+    assert not (tmp_path / "g.pdparams").exists()
+
+
+def test_a_resnet18_checkpoint_of_either_framework_is_a_weight_set(resnet_weights, tmp_path):
+    """--weights for a pair other than GreedyHash: the user set, converted strictly through the pair's layout."""
+    from alignment.paths import weights_path
+    from alignment.weight_sets import USER
+
+    for source in resnet_weights:
+        workdir = tmp_path / os.path.basename(source)
+        (workdir / "inputs").mkdir(parents=True)
+        resnet18_pair.make_weight_set(0, 0, str(workdir), USER, source)
+        written = read_paddle_state(weights_path(str(workdir), 0, USER, ".pdparams"))
+        original = read_paddle_state(resnet_weights[1])
+        assert all(np.array_equal(written[key], original[key]) for key in original)
+        assert read_torch_state(weights_path(str(workdir), 0, USER, ".pth")).keys() == read_torch_state(
+            resnet_weights[0]).keys()

@@ -312,9 +312,8 @@ def localize_files(workdir, dtype, case, pair=None):
     """Compare the records the two layer sides wrote for one precision and case; write the diff files and
     the localization (<dtype>/<case>/layers_localization.json); return the Localization."""
     reference, port = load_record(workdir, dtype, case, REFERENCE), load_record(workdir, dtype, case, PORT)
-    localization = compare_records(dtype, reference, port,
-                                   load_layer_values(layer_values_path(workdir, dtype, case, ISOLATED, PORT)), case, pair,
-                                   load_layer_values(layer_values_path(workdir, dtype, case, ISOLATED, REFERENCE)))
+    alone = {side: load_layer_values(layer_values_path(workdir, dtype, case, ISOLATED, side)) for side in (REFERENCE, PORT)}
+    localization = compare_records(dtype, reference, port, alone[PORT], case, pair, alone[REFERENCE])
     env = {REFERENCE: reference.env, PORT: port.env}
     for result in _step_results(localization):
         write_reports(result, env, *diff_paths(workdir, dtype, case, result.step))

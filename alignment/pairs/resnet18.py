@@ -15,7 +15,7 @@ import numpy as np
 
 from greedyhash_common.state_dicts.layout import Layout
 
-from ..weight_sets import SEEDED
+from ..weight_sets import SEEDED, USER
 
 NAME = "resnet18"
 STEPS = ("forward", "loss", "backward", "optim", "train")
@@ -145,26 +145,31 @@ def layout_of(name, shapes):
 
 
 def make_weight_set(bit, seed, workdir, weight_set, source=None):
-    make_weight_set_of(sys.modules[__name__], bit, seed, workdir, weight_set)
+    make_weight_set_of(sys.modules[__name__], bit, seed, workdir, weight_set, source)
 
 
-def make_weight_set_of(pair, bit, seed, workdir, weight_set):
-    """(torch process) The seeded set of a ResNet pair: torchvision's initialization from `seed`, and then
-    BatchNorm's weights, biases and running statistics drawn from BATCH_NORM_DRAWS: at torchvision's 1, 0,
-    0, 1 a port that ignored BatchNorm's affine parameters or its running statistics in eval mode would
-    agree, and every ReLU's inputs would stay within a few units (ReLU6's clamp at 6 never reached)."""
+def make_weight_set_of(pair, bit, seed, workdir, weight_set, source=None):
+    """(torch process) One weight set of a ResNet pair in both layouts: the user's checkpoint (`source`,
+    either framework's, converted strictly through the pair's layout), or the seeded set: torchvision's
+    initialization from `seed`, and then BatchNorm's weights, biases and running statistics drawn from
+    BATCH_NORM_DRAWS: at torchvision's 1, 0, 0, 1 a port that ignored BatchNorm's affine parameters or its
+    running statistics in eval mode would agree."""
     import torch
 
-    from greedyhash_common.infra.errors import UserInputError
-    from greedyhash_common.state_dicts.paddle_files import write_paddle_state
-    from torch_impl.torch_files import write_torch_state
-    from weights_convert.convert import torch_to_paddle
+    from greedyhash_common.state_dicts.paddle_files import read_paddle_state, write_paddle_state
+    from torch_impl.torch_files import read_torch_state, write_torch_state
+    from weights_convert.convert import paddle_to_torch, torch_to_paddle
 
     from ..paths import weights_path
 
-    if weight_set != SEEDED:
-        raise UserInputError(f"{pair.NAME}: the weight sets are {', '.join(WEIGHT_SETS)}; a checkpoint of your own"
-                             " is not taken for this pair yet")
+    torch_file, paddle_file = (weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))
+    if weight_set == USER:
+        state = (paddle_to_torch(read_paddle_state(source), source, pair.layout())[0] if source.endswith(".pdparams")
+                 else read_torch_state(source))
+        paddle_state, _ = torch_to_paddle(state, source, pair.layout())
+        write_torch_state(state, torch_file)
+        write_paddle_state(paddle_state, paddle_file)
+        return
     torch.manual_seed(seed)
     generator = np.random.default_rng(seed)
     state = {key: value.detach().numpy().copy() for key, value in pair.build("torch").state_dict().items()}
@@ -173,10 +178,8 @@ def make_weight_set_of(pair, bit, seed, workdir, weight_set):
         if name in pair.BATCH_NORM_DRAWS and value.ndim == 1 and key.split(".")[0] != "fc":  # BatchNorm's only
             low, high = pair.BATCH_NORM_DRAWS[name]
             state[key] = generator.uniform(low, high, value.shape).astype(value.dtype)
-    torch_file = weights_path(workdir, bit, weight_set, ".pth")
     write_torch_state(state, torch_file)
-    paddle_state, _ = torch_to_paddle(state, torch_file, pair.layout())
-    write_paddle_state(paddle_state, weights_path(workdir, bit, weight_set, ".pdparams"))
+    write_paddle_state(torch_to_paddle(state, torch_file, pair.layout())[0], paddle_file)
 
 
 def key_map():

@@ -9,9 +9,10 @@ own, biased, variance) is the same in both libraries already.
 import sys
 
 from . import resnet18
-from .resnet18 import (BACKWARD_MODES, BATCH_NORM_DRAWS, DEFAULT_SIZES, EPOCHS, FLOAT64_ONLY_TRAIN_WEIGHT_SETS,  # noqa: F401
-                       OPTIMIZER, OUTPUTS, SMALLEST_IMAGE_SIZE, STEPS, WEIGHT_SETS, key_map, layout, learning_rate_at,
-                       loss, loss_terms, make_weight_set, optimizer, train_learning_rate)
+from .resnet18 import (BACKWARD_MODES, BATCH_NORM_DRAWS, DEFAULT_SIZES, EPOCHS,  # noqa: F401 (the pair's definitions)
+                       FLOAT64_ONLY_TRAIN_WEIGHT_SETS, OPTIMIZER, OUTPUTS, SMALLEST_IMAGE_SIZE, STEPS, WEIGHT_SETS,
+                       key_map, layout, learning_rate_at, loss, loss_terms, make_weight_set, optimizer,
+                       train_learning_rate)
 
 NAME = "resnet18-torch-bn"
 TORCH_MOMENTUM = 0.1  # torch's: the share of the batch's statistic; Paddle's 0.9 is the old value's, in float32

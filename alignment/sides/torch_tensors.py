@@ -29,10 +29,8 @@ def backward(total):
 
 
 def gradient_of(value):
-    """The gradient a backward left in a tensor made with requires_grad: what training computes. (Paddle's
-    paddle.grad returns a wrong input gradient through a LayerNorm whose weight is not all ones, in
-    3.3.1 and 2.6.2 alike, where backward is right: docs/adding-a-model-pair.md. The suite takes input
-    gradients from backward on both sides.)"""
+    """The gradient a backward left in a tensor made with requires_grad (paddle_tensors.gradient_of says why
+    the suite takes input gradients this way)."""
     return numpy(value.grad)
 
 

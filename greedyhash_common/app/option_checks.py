@@ -108,7 +108,7 @@ def check_input_file(path, option):
 def check_weights_file(path, option="--weights"):
     check_input_file(path, option)
     if not path.endswith(WEIGHTS_SUFFIXES):
-        raise UserInputError(f"{option} {path}: a GreedyHash checkpoint ends in {' or '.join(WEIGHTS_SUFFIXES)}")
+        raise UserInputError(f"{option} {path}: a checkpoint ends in {' or '.join(WEIGHTS_SUFFIXES)}")
     return path
 
 

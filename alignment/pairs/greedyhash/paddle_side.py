@@ -11,8 +11,8 @@ from paddle_impl.train import train_one_epoch  # noqa: F401 (the train step driv
 from paddle_impl.weights import load_weights
 
 from ...sides import paddle_tensors
-from ...sides.paddle_tensors import (backward, cast, gradient_of, gradients, numpy, optimizer_step, seed_framework,  # noqa: F401
-                             tensor)
+from ...sides.paddle_tensors import (backward, cast, gradient_of, gradients, numpy,  # noqa: F401
+                                     optimizer_step, seed_framework, tensor)
 
 NAME = "paddle"
 WEIGHTS_SUFFIX = ".pdparams"

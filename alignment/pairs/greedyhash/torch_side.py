@@ -10,8 +10,9 @@ from torch_impl.optim import build_optimizer, current_lr
 from torch_impl.train import train_one_epoch  # noqa: F401 (the train step drives it)
 from torch_impl.weights import load_weights
 
-from ...sides.torch_tensors import (backward, buffer_values, cast, gradient_of, gradients,  # noqa: F401 (the steps' side)
-                            momentum_buffers, numpy, optimizer_step, parameter_gradients, parameter_values, seed_framework, tensor)
+from ...sides.torch_tensors import (backward, buffer_values, cast, gradient_of, gradients,  # noqa: F401
+                                    momentum_buffers, numpy, optimizer_step, parameter_gradients, parameter_values,
+                                    seed_framework, tensor)
 
 NAME = "torch"
 WEIGHTS_SUFFIX = ".pth"

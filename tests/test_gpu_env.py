@@ -120,15 +120,17 @@ def gpu_check_layers(gpu_check_run):
 def judged(workdir, failing_keys, planted=None):
     """tools.gpu_check's verdict on float32 gradients `failing_keys`, with `planted(paddle_record_values,
     isolated_values)` changing the Paddle side's layer records first."""
-    from alignment.layers.localize import compare_records
-    from alignment.reprod_format import load_values
+    from alignment.layers.localize import Record, compare_records, load_layer_values
     from tools.gpu_check import unexplained_by_rounding
     from tools.gpu_check_side import isolated_path, load_layer_record
 
-    port, isolated = load_layer_record(str(workdir), "paddle"), load_values(isolated_path(str(workdir)))
+    record = load_layer_record(str(workdir), "paddle")
+    port = Record(record.layers, dict(record.values), record.env)  # the files are read-only archives
+    isolated = dict(load_layer_values(isolated_path(str(workdir), "paddle")))
     if planted:
         planted(port.values, isolated)
-    localization = compare_records("float32", load_layer_record(str(workdir), "torch"), port, isolated)
+    localization = compare_records("float32", load_layer_record(str(workdir), "torch"), port, isolated,
+                                   reference_isolated=load_layer_values(isolated_path(str(workdir), "torch")))
     return unexplained_by_rounding(localization, failing_keys)
 
 

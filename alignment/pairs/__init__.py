@@ -6,36 +6,37 @@ side modules, as GreedyHash does, keeps them beside it). `python -m alignment --
 pair of this package by name, or any importable module (or object in one) with the same attributes by its
 dotted path (`--model tests.test_model_pairs:TinyPair`): a test defines a pair in its own file.
 
-What an adapter defines (alignment/pairs/resnet18.py is the smallest complete one; the walk-through is
+What an adapter defines (alignment/pairs/resnet18.py is a complete one; the walk-through is
 docs/adding-a-model-pair.md):
 
-  NAME              its name in --model and in the report
-  STEPS             the suite's steps it runs (alignment.steps.STEPS), in order
+  NAME, STEPS       its name in --model and the report; the suite's steps it runs (alignment.steps.STEPS)
   OUTPUTS           the names of the model's outputs, in the order it returns them
   WEIGHT_SETS       the weight sets a run checks it at (alignment.weight_sets), the first the default
-  DEFAULT_SIZES     the image sizes of the forward, loss and backward steps
-  side(framework)   the side module the steps call for "torch" or "paddle" (alignment.sides.generic_side
-                    makes one from the definitions below; GreedyHash has its own)
+  DEFAULT_SIZES, SMALLEST_IMAGE_SIZE     the image sizes of the forward, loss and backward steps
+  side(framework)   the side the steps call for "torch" or "paddle": alignment.sides.generic_side makes one
+                    from build(framework), loss(framework), optimizer(framework) and layout();
+                    GreedyHash has its own
   loss_terms(side, outputs, labels) -> {key: scalar tensor}, "loss_total" first: the objective
-  inject_randomness(side, model, seed)   make training mode deterministic on both sides (dropout masks)
-  optimizer: OPTIMIZER ({lr, decay_every, momentum, weight_decay}), EPOCHS, learning_rate_at(epoch)
-  train_values(side, context)            the train step's values
-  make_weight_set(weight_set, seed, workdir, torch_file, source)  (torch process) one weight set, .pth
-  layout()          the converter's Layout (greedyhash_common.state_dicts.layout): key map, transposed
-                    weights, torch shapes, dropped keys
-  CODE_OUTPUTS      {sign-code output: the continuous output that excuses a flip near zero}, or {}
-  BACKWARD_MODES    ("eval",) or ("eval", "train"); backward_extras(side, outputs, terms): its own keys
-  INVARIANTS        {step: ((key, key), ...)}: keys equal inside each side's own file
-  TOLERANCES        {dtype: {step: [(key pattern, Tolerance)]}}, read before the suite's table
+  inject_randomness(side, model, seed)   make training mode the same on both sides (dropout masks); optional
+  OPTIMIZER ({lr, decay_every, momentum, weight_decay}), EPOCHS, learning_rate_at(epoch): the schedule;
+                    train_learning_rate(weight_set): the train step's rate, optional
+  train_values(side, context)            the train step's values; optional (alignment.steps.train)
+  make_weight_set(bit, seed, workdir, weight_set, source)  (torch process) one weight set in both layouts
+  layout(state=None, framework=None), key_map()   the converter's Layout (greedyhash_common.state_dicts.layout):
+                    key map, transposed weights, torch shapes, dropped keys and their values
+  optional, the pair's own checks: CODE_OUTPUTS and CODE_LAYER (sign codes compared exactly), BACKWARD_MODES
+                    (default ("eval",)), backward_extras(side, outputs, terms), INVARIANTS {step: key pairs},
+                    TOLERANCES {dtype: {step: [(key pattern, Tolerance)]}} (read before the suite's table),
+                    FLOAT64_ONLY_TRAIN_WEIGHT_SETS
 """
 import importlib
 
 from greedyhash_common.infra.errors import UserInputError
 
 DEFAULT_PAIR = "greedyhash"
-PAIRS = ("greedyhash", "resnet18", "resnet18-torch-bn", "resnet50")
 _MODULE_OF = {"greedyhash": "alignment.pairs.greedyhash", "resnet18": "alignment.pairs.resnet18",
               "resnet18-torch-bn": "alignment.pairs.resnet18_torch_bn", "resnet50": "alignment.pairs.resnet50"}
+PAIRS = tuple(_MODULE_OF)
 
 
 def pair_named(name=DEFAULT_PAIR):

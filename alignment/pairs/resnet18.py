@@ -6,7 +6,7 @@ What differs between the two libraries, as the suite measures it (docs/adding-a-
 ResNet-18): BatchNorm's running statistics after a training-mode pass. torch adds momentum times the
 batch's unbiased variance (n / (n - 1) times the one it normalizes with) to (1 - momentum) times the old
 value; Paddle adds the biased one, and keeps its momentum (0.9, the share of the old value) in float32,
-so even the running mean moves by a relative 2.4e-7 in float64. `resnet18-torch-bn`
+so the running mean moves too, by less than float32's rounding. `resnet18-torch-bn`
 (alignment/pairs/resnet18_torch_bn.py) is this pair with a Paddle BatchNorm that updates as torch does.
 """
 import sys
@@ -27,28 +27,27 @@ WEIGHT_SETS = (SEEDED,)
 DEFAULT_SIZES = (64, 61)
 # From 33 px layer4's maps are 2x2: each BatchNorm there normalizes 16 values of the suite's batch of 4.
 # Below, at 1x1, it normalizes 4, and the training-mode gradients' float64 rounding grows past the 1e-10
-# limit (6.6e-10 at 32 px) for a port that computes the same function.
+# limit for a port that computes the same function (docs/adding-a-model-pair.md, Choices).
 SMALLEST_IMAGE_SIZE = 33
 BACKWARD_MODES = ("eval", "train")  # train: BatchNorm normalizes with the batch's statistics
-# A ReLU decision flipped by float32 rounding (the backward step's float32 localization shows one at
-# 64 px) moves the next losses by 0.6 % while float64 agrees to 3e-12 (measured at the train step's rate:
-# docs/adding-a-model-pair.md, ResNet-18): only float64 separates a defect from rounding there.
+# A ReLU decision flipped by float32 rounding in one update is carried by the next ones far past
+# rounding while float64 agrees (docs/adding-a-model-pair.md, Choices): only float64 separates a defect
+# from rounding in training.
 FLOAT64_ONLY_TRAIN_WEIGHT_SETS = (SEEDED,)
 # torchvision's classification reference trains ResNet with SGD, momentum 0.9, coupled L2 1e-4, and the
 # rate 0.1 divided by 10 every 30 of 90 epochs
 OPTIMIZER = {"lr": 0.1, "decay_every": 30, "momentum": 0.9, "weight_decay": 1e-4}
 EPOCHS = 90
-# The train step's rate. At the recipe's 0.1, float64 rounding in layer4's BatchNorm (16 values per
-# channel at 64 px, batch 4) grows about tenfold per update: momentum 1.5e-10 apart after 3 updates,
-# over the 1e-10 limit, for a port that computes the same function; at 1e-3 it stays at 2.5e-11
-# (measured: docs/adding-a-model-pair.md, ResNet-18).
+# The train step's rate: at the recipe's 0.1, float64 rounding in layer4's BatchNorms (16 values a
+# channel at 64 px) grows about tenfold an update, past the 1e-10 limit within 3 updates for a port that
+# computes the same function (docs/adding-a-model-pair.md, Choices).
 TRAIN_LEARNING_RATE = 1e-3
 BLOCKS, WIDTHS = (2, 2, 2, 2), (64, 128, 256, 512)
 BATCH_NORM_BUFFERS = {"running_mean": "_mean", "running_var": "_variance"}  # torch -> Paddle
 COUNTER = "num_batches_tracked"  # torch's count of training batches; Paddle keeps none
-# The seeded set's BatchNorm parameters and statistics, each drawn uniformly from (low, high): scales up
-# to 4 put the largest ReLU inputs beyond 6 (alignment.coverage); the running statistics differ from the
-# batch's, so eval mode and training mode normalize differently
+# The seeded set's BatchNorm parameters and statistics, each drawn uniformly from (low, high); the running
+# statistics differ from the batch's, so eval mode and training mode normalize differently. Scales beyond
+# 2 grow the eval-mode logits past Paddle's cross-entropy cap (docs/adding-a-model-pair.md).
 BATCH_NORM_DRAWS = {"weight": (0.5, 2.0), "bias": (-0.5, 0.5), "running_mean": (-0.5, 0.5), "running_var": (0.5, 2.0)}
 
 

@@ -11,8 +11,8 @@ from .resnet18 import (BACKWARD_MODES, DEFAULT_SIZES, EPOCHS, FLOAT64_ONLY_TRAIN
 
 NAME = "resnet50"
 BLOCKS = (3, 4, 6, 3)
-# Narrower than resnet18's: over 16 blocks, scales up to 2 grow the eval-mode logits to about 1e4 apart,
-# past Paddle's cross-entropy cap (docs/adding-a-model-pair.md)
+# Narrower than resnet18's: over 16 blocks, scales up to 2 grow the eval-mode logits past Paddle's
+# cross-entropy cap (docs/adding-a-model-pair.md)
 BATCH_NORM_DRAWS = {"weight": (0.5, 1.5), "bias": (-0.2, 0.2), "running_mean": (-0.2, 0.2), "running_var": (0.5, 2.0)}
 
 

@@ -27,7 +27,7 @@ from .paths import (coverage_path, coverage_stamp_path, env_path, images_path, l
 from .reprod_format import save_values
 from .pairs import DEFAULT_PAIR, pair_named
 from .sides import REFERENCE, configured_side, reusing_builds
-from .steps import STEPS, StepContext, runs_in, step_cases
+from .steps import StepContext, runs_in, step_cases, step_module, steps_of
 
 # What a case's coverage follows from in this project's code (over-inclusive: the suite and the reference)
 COVERAGE_CODE = ("alignment", "torch_impl", "greedyhash_common")
@@ -37,7 +37,7 @@ def get_args_parser():
     parser = argparse.ArgumentParser(prog="python -m alignment.side", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=("torch", "paddle"))
-    parser.add_argument("--steps", default=",".join(STEPS))
+    parser.add_argument("--steps", help="comma-separated; default: every step of the pair")
     parser.add_argument("--dtypes", default="float32,float64")
     parser.add_argument("--bit", type=int, required=True)
     parser.add_argument("--workdir", required=True, help="holds inputs/ (batch, weights) and receives the logs")
@@ -86,11 +86,12 @@ def run_steps(side, args):
     run_cases = run_cases_of(args)
     covered = set()
     for dtype in args.dtypes.split(","):
-        for step in (step for step in args.steps.split(",") if runs_in(step, dtype)):
+        for step in (step for step in args.steps.split(",") if runs_in(step, dtype, args.model)):
             for case in step_cases(step, run_cases, dtype, args.model):
                 started = time.perf_counter()
                 context = step_context(side, args, step, case, dtype)
-                save_values(STEPS[step].run(side, context), side_values_path(args.workdir, dtype, case, step, side.NAME))
+                save_values(step_module(step, args.model).run(side, context),
+                            side_values_path(args.workdir, dtype, case, step, side.NAME))
                 print(f"{side.NAME} {step} {case.label} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
                 if side.NAME == REFERENCE and step == "forward" and case not in covered:
                     covered.add(case)
@@ -103,9 +104,11 @@ def run_steps(side, args):
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     side = configured_side(args.framework, args.threads, args.model)
-    unknown = [step for step in args.steps.split(",") if step not in STEPS]
+    steps = steps_of(pair_named(args.model))
+    args.steps = args.steps or ",".join(steps)
+    unknown = [step for step in args.steps.split(",") if step not in steps]
     if unknown:
-        raise UserInputError(f"unknown steps {unknown}; choose from {', '.join(STEPS)}")
+        raise UserInputError(f"unknown steps {unknown}; choose from {', '.join(steps)}")
     with reusing_builds(side):
         run_steps(side, args)
 

@@ -25,7 +25,7 @@ from .pairs import DEFAULT_PAIR, PAIRS, pair_named
 from .paths import coverage_path, diff_paths, env_path, inputs_dir, side_values_path, split_path
 from .report import closing_line, terminal_summary, write_report
 from .reprod_format import load_values
-from .steps import STEPS, check_values, runs_in, step_cases
+from .steps import check_values, runs_in, step_cases
 from .weight_sets import USER
 
 DTYPES = ("float32", "float64")
@@ -51,7 +51,7 @@ def add_run_options(parser):
 def get_args_parser():
     parser = argparse.ArgumentParser(prog="python -m alignment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", help=f"comma-separated, from: {', '.join(STEPS)}; default: every step of the pair")
+    parser.add_argument("--steps", help="comma-separated, from the pair's steps; default: every one")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                         help="localize the first forward case even when it passes, for the report's divergence"
                              " profile (--no-profile: localize only failures, as the one-step targets do)")
@@ -304,7 +304,8 @@ def main(argv=None):
     failed_sides = run_sides(args, steps, dtypes)
     run_cases = run_cases_of(args)
     results = [check(args.workdir, step, case, dtype, failed_sides, pair_named(args.model)) for dtype in dtypes
-               for step in steps if runs_in(step, dtype) for case in step_cases(step, run_cases, dtype, args.model)]
+               for step in steps if runs_in(step, dtype, args.model)
+               for case in step_cases(step, run_cases, dtype, args.model)]
     localizations, localization_failures = localize_cases(args, results, failed_sides)
     rows = summary_rows(results, localizations)
     coverage_rows = [] if failed_sides else read_coverage(args.workdir, results)

@@ -33,7 +33,8 @@ import subprocess
 import sys
 import tempfile
 
-from alignment.steps import STEPS
+from alignment.pairs import pair_named
+from alignment.steps import steps_of
 from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.project import PROJECT_ROOT, child_environment
 
@@ -42,7 +43,7 @@ from .map_speed import markdown_table, measure_map_speed
 from .side import MEASUREMENTS, add_measurement_options
 
 FRAMEWORKS = ("torch", "paddle")
-ALIGN_STEPS = tuple(STEPS)
+ALIGN_STEPS = tuple(steps_of(pair_named()))  # `make align`'s, the default pair's
 # `make align` with every option at its Makefile default
 MAKE_ALIGN_ARGS = ("--bit", "48", "--dtypes", "float32,float64")
 SIDE_LOG_LINE = re.compile(r"^(torch|paddle) (\w+) (?:[\w-]+ )?(float32|float64): ([0-9.]+) s$")

@@ -4,9 +4,8 @@ The step code, the sides and the checker are the suite's own; only the processes
 """
 import numpy as np
 
-from alignment.check import check_step
 from alignment.pairs.greedyhash import paddle_side, torch_side
-from alignment.steps import STEPS, StepContext
+from alignment.steps import StepContext, check_values, step_module
 from greedyhash_common.hyperparameters import LEARNING_RATE
 
 from .conftest import BIT
@@ -21,17 +20,15 @@ def step_context(weights_file, dtype, images=None, labels=None, size=64, data=No
 
 
 def torch_values(step, weights, dtype="float64", **options):
-    return STEPS[step].run(torch_side, step_context(weights[0], dtype, **options))
+    return step_module(step).run(torch_side, step_context(weights[0], dtype, **options))
 
 
 def check_both(step, weights, dtype="float64", paddle=paddle_side, reference=None, **options):
     """The StepResult of `step` with the Paddle side `paddle` (a planted defect) against torch's values
     (`reference` when already computed)."""
-    module = STEPS[step]
     reference = reference if reference is not None else torch_values(step, weights, dtype, **options)
-    port = module.run(paddle, step_context(weights[1], dtype, **options))
-    return check_step(step, dtype, reference, port, getattr(module, "CODE_KEYS", None),
-                      getattr(module, "INVARIANTS", ()))
+    port = step_module(step).run(paddle, step_context(weights[1], dtype, **options))
+    return check_values(step, dtype, reference, port)
 
 
 def failing(result):

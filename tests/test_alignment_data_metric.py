@@ -7,7 +7,7 @@ import pytest
 import paddle_impl.data
 import paddle_impl.fast_data
 from alignment.pairs.greedyhash import paddle_side
-from alignment.steps.data import REFERENCE_PREFIX
+from alignment.pairs.greedyhash.steps.data import REFERENCE_PREFIX
 from greedyhash_common.data.dataset import write_split
 from greedyhash_common.data.synthetic_cifar10 import write_synthetic_cifar10
 

@@ -28,8 +28,18 @@ def test_make_help_lists_every_target():
     shown = subprocess.run(["make", "--no-print-directory", "help"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                            check=True).stdout
     words = set(re.findall(r"[a-z][a-z0-9-]*", shown))
-    assert len(phony_targets()) > 30
+    assert len(phony_targets()) > 25
     assert sorted(phony_targets() - words) == []
+
+
+@pytest.mark.parametrize("model", ["greedyhash", "resnet18"])
+def test_every_step_of_a_pair_is_a_make_target_without_a_line_of_its_own(model):
+    from alignment.pairs import pair_named
+    from alignment.steps import steps_of
+
+    for step in steps_of(pair_named(model)):
+        command = make_dry_run(f"align-{step}", f"MODEL={model}").strip().splitlines()[-1]
+        assert f"--model {model} " in command and command.endswith(f"--steps {step} --no-profile"), command
 
 
 @pytest.mark.parametrize("variable, target", [

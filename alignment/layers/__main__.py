@@ -28,7 +28,7 @@ def get_args_parser():
 
 
 def chosen_cases(args):
-    cases = step_cases("forward", run_cases_of(args))
+    cases = step_cases("forward", run_cases_of(args), pair_name=args.model)
     if not args.cases:
         return cases[:1]
     if args.cases == "all":

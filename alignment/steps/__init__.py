@@ -1,4 +1,9 @@
-"""The alignment steps, one module each, written once for both frameworks and every model pair.
+"""The alignment steps, one module each, written once for both frameworks and every model pair; a pair
+may bring steps of its own (OWN_STEPS of its adapter: GreedyHash's data, metric and inference steps).
+
+Adding a step is writing its module and naming it: in STEPS below for every pair, or in a pair's
+OWN_STEPS ({name: module}) and STEPS. Nothing else lists the steps: the suite, the sides, `make align-NAME`
+and the benchmark take them from the pair.
 
 Every step module has `run(side, context) -> {key: numpy array}`, where `side` is the pair's side of
 one framework (`context.pair.side("torch")`, `...("paddle")`: alignment.pairs), and `USES`: what of a case it depends
@@ -6,30 +11,48 @@ on (alignment.cases: the weights, the batch's size, the size of the bulk steps),
 per case of the run. A step may also declare `CODE_KEYS` (sign codes compared exactly, mapped to the
 continuous values that excuse a flip near zero), `INVARIANTS` (pairs of keys that must be equal inside
 each side's own file), `DTYPES` (the precisions it means something in; default: all),
-`WEIGHT_SETS` (the only weight sets it needs; default: every one of the run) and
-`float64_only_weight_sets(pair)` (weight sets at which only float64 separates a defect from rounding).
+`WEIGHT_SETS` (the only weight sets it needs; default: every one of the run),
+`float64_only_weight_sets(pair)` (weight sets at which only float64 separates a defect from rounding) and
+`TOLERANCES` ({dtype: [(key pattern, Tolerance)]}, read before alignment.tolerances' table; a step the
+table does not name must have them).
 """
 import dataclasses
 
 import numpy as np
 
+from greedyhash_common.infra.errors import UserInputError
+
 from ..cases import REFERENCE_SIZE
 from ..check import check_step
 from ..pairs import DEFAULT_PAIR, pair_named
-from . import backward, data, forward, inference, loss, metric, optim, train
+from . import backward, forward, loss, optim, train
 
-STEPS = {"data": data, "forward": forward, "loss": loss, "backward": backward, "optim": optim, "train": train,
-         "metric": metric, "inference": inference}
+STEPS = {"forward": forward, "loss": loss, "backward": backward, "optim": optim, "train": train}
 
 
-def runs_in(step, dtype):
-    return dtype in getattr(STEPS[step], "DTYPES", (dtype,))
+def steps_of(pair):
+    """{name: step module} of every step `pair` runs, in its order: the suite's, and its own."""
+    own = getattr(pair, "OWN_STEPS", {})
+    return {step: own.get(step) or STEPS[step] for step in pair.STEPS}
+
+
+def step_module(step, pair_name=DEFAULT_PAIR):
+    """The module of `step` of the pair `pair_name`; a one-line error for a step it does not have."""
+    pair = pair_named(pair_name)
+    steps = steps_of(pair)
+    if step not in steps:
+        raise UserInputError(f"unknown step {step} of the pair {pair.NAME}; choose from {', '.join(steps)}")
+    return steps[step]
+
+
+def runs_in(step, dtype, pair_name=DEFAULT_PAIR):
+    return dtype in getattr(step_module(step, pair_name), "DTYPES", (dtype,))
 
 
 def step_cases(step, run_cases, dtype=None, pair_name=DEFAULT_PAIR):
     """The cases `step` runs in, in the run of `run_cases` (alignment.cases.RunCases), in `dtype`, for the
     model pair `pair_name`."""
-    module = STEPS[step]
+    module = step_module(step, pair_name)
     cases = run_cases.of(module.USES)
     only = getattr(module, "WEIGHT_SETS", None)
     if only is not None:
@@ -46,16 +69,24 @@ def code_keys(step, pair):
     if step == "forward":
         return {prefix + code: prefix + continuous for code, continuous in getattr(pair, "CODE_OUTPUTS", {}).items()
                 for prefix in ("", "train_")}
-    return getattr(STEPS[step], "CODE_KEYS", None)
+    return getattr(steps_of(pair)[step], "CODE_KEYS", None)
+
+
+def tolerance_overrides(step, pair):
+    """{dtype: {step: [(pattern, Tolerance)]}}: the pair's tolerances of `step`, then its module's own."""
+    own = getattr(steps_of(pair)[step], "TOLERANCES", {})
+    pairs = getattr(pair, "TOLERANCES", {})
+    return {dtype: {step: [*pairs.get(dtype, {}).get(step, []), *own.get(dtype, [])]}
+            for dtype in {*own, *pairs}}
 
 
 def check_values(step, dtype, torch_values, paddle_values, pair=None):
     """The checker's verdict (alignment.check.StepResult) on one step's values of the two sides of `pair`
     (the default pair when None)."""
     pair = pair or pair_named()
-    invariants = (*getattr(STEPS[step], "INVARIANTS", ()), *getattr(pair, "INVARIANTS", {}).get(step, ()))
+    invariants = (*getattr(steps_of(pair)[step], "INVARIANTS", ()), *getattr(pair, "INVARIANTS", {}).get(step, ()))
     return check_step(step, dtype, torch_values, paddle_values, code_keys(step, pair), invariants,
-                      getattr(pair, "TOLERANCES", {}))
+                      tolerance_overrides(step, pair))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,10 +22,12 @@ from ...dropout_masks import DropoutMaskSchedule
 from ...tolerances import BELOW_FIRST_MAXPOOL_FLOAT32
 from ...weight_sets import DEFAULT_WEIGHT_SETS as WEIGHT_SETS  # noqa: F401
 from ...weight_sets import RESCALED
+from .steps import data, inference, metric
 from .weight_sets import train_learning_rate  # noqa: F401 (the train step's rate per set)
 
 NAME = "greedyhash"
 STEPS = ("data", "forward", "loss", "backward", "optim", "train", "metric", "inference")
+OWN_STEPS = {"data": data, "metric": metric, "inference": inference}  # the others: alignment.steps
 OUTPUTS = ("logits", "h", "b")
 DEFAULT_SIZES = (224, 222)  # why these two: alignment.cases
 CODE_OUTPUTS = {"b": "h"}

@@ -10,10 +10,12 @@ precision, so the step runs once, in float32.
 from greedyhash_common.data.dataset import load_data
 from greedyhash_common.hyperparameters import BATCH_SIZE, SEED
 
-from ..cases import SIZE
+from alignment.cases import SIZE
+from alignment.tolerances import Tolerance
 
 USES = (SIZE,)
 DTYPES = ("float32",)
+TOLERANCES = {"float32": [("*", Tolerance(atol=0.0, rtol=1e-6))]}
 EPOCHS = (0, 1)
 BATCHES_PER_EPOCH = 2
 LOADER_THREADS = 2  # more than one, so the threads' hand-over in order is exercised

@@ -5,19 +5,14 @@ size of the steps that process many images (`bulk`). It is checked once per comb
 the run's weight sets and sizes; what a step does not use does not multiply it (the data step has no
 weights, the optimizer step no images).
 
-Default sizes: 224, the reference's input, and 222, where every layer computes a non-trivial function:
-at 224 the last feature map is 6x6 and at 64 it is 1x1, so the adaptive average pool is an identity
-or a copy, and any pooling a port puts there agrees; at 222 it pools a 5x5 map into 6x6 through
-overlapping windows of two. And at 224 (or 256, 64) every max-pool's windows tile its input exactly,
-so a max-pool with ceil_mode agrees; at 222 each of the three ends in a window cut by the border.
-(Sizes that do all of this: 219-222, 283-286, ...; 222 is the cheapest above 200.)
+The weight sets and sizes of a run are the pair's by default (WEIGHT_SETS, DEFAULT_SIZES of its adapter:
+alignment.pairs).
 """
 import dataclasses
 
-from .weight_sets import DEFAULT_WEIGHT_SETS, SEEDED
+from .pairs import pair_named
+from .weight_sets import SEEDED
 
-REFERENCE_SIZE = 224
-DEFAULT_SIZES = (REFERENCE_SIZE, 222)
 # The metric, inference and train steps process many images: at 224 px each takes minutes on a 2-core
 # CPU, so they run at 64 px unless asked otherwise.
 BULK_IMAGE_SIZE = 64
@@ -47,8 +42,8 @@ class Case:
 @dataclasses.dataclass(frozen=True)
 class RunCases:
     """The run's weight sets and sizes, from which every step's cases follow."""
-    weight_sets: tuple = DEFAULT_WEIGHT_SETS
-    sizes: tuple = DEFAULT_SIZES
+    weight_sets: tuple
+    sizes: tuple
     bulk_size: int = BULK_IMAGE_SIZE
 
     def _sizes_of(self, weights):
@@ -72,18 +67,20 @@ class RunCases:
         return cases
 
 
-def add_case_options(parser, weight_sets=DEFAULT_WEIGHT_SETS, sizes=DEFAULT_SIZES):
-    """The options that decide a run's cases; the suite passes its own to each side process. Defaults of
-    None: the model pair's (alignment.suite.with_pair_defaults)."""
-    parser.add_argument("--weight-sets", default=weight_sets and ",".join(weight_sets),
-                        help="comma-separated weight sets (alignment/weight_sets.py)")
-    parser.add_argument("--sizes", default=sizes and ",".join(map(str, sizes)),
-                        help="comma-separated image sizes of the forward, loss, backward and data steps")
+def add_case_options(parser):
+    """The options that decide a run's cases; the suite passes its own to each side process."""
+    parser.add_argument("--weight-sets", help="comma-separated weight sets (alignment/weight_sets.py); default:"
+                        " the pair's")
+    parser.add_argument("--sizes", help="comma-separated image sizes of the forward, loss, backward and data steps;"
+                        " default: the pair's")
     parser.add_argument("--bulk-size", type=int, default=BULK_IMAGE_SIZE,
                         help="image size of the steps that process many images (train, metric, inference)")
     return parser
 
 
 def run_cases_of(args):
-    return RunCases(tuple(args.weight_sets.split(",")), tuple(int(size) for size in args.sizes.split(",")),
-                    args.bulk_size)
+    """The RunCases of parsed options (add_case_options, and --model): the pair's where none were given."""
+    pair = pair_named(args.model)
+    weight_sets = args.weight_sets.split(",") if args.weight_sets else pair.WEIGHT_SETS
+    sizes = (int(size) for size in args.sizes.split(",")) if args.sizes else pair.DEFAULT_SIZES
+    return RunCases(tuple(weight_sets), tuple(sizes), args.bulk_size)

@@ -21,10 +21,9 @@ from greedyhash_common.infra.content_cache import file_digest, is_fresh, key_of,
 from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.project import PROJECT_ROOT
 
-from .cases import REFERENCE_SIZE
 from .pairs import DEFAULT_PAIR, pair_named
 from .paths import images_path, weights_path, weights_stamp_path
-from .weight_sets import DEFAULT_WEIGHT_SETS, RESCALED, SEEDED, USER
+from .weight_sets import USER
 
 # Everything the weight files follow from in this project's code: the models, the converter and the file
 # formats, the rescaling (kept over-inclusive: an edit elsewhere in them only costs one remaking)
@@ -39,8 +38,8 @@ def get_args_parser():
     parser.add_argument("--bit", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization when no --weights")
     parser.add_argument("--workdir", required=True)
-    parser.add_argument("--weight-sets", default=",".join(DEFAULT_WEIGHT_SETS))
-    parser.add_argument("--weights", help="a GreedyHash checkpoint (.pth or .pdparams): the user set")
+    parser.add_argument("--weight-sets", help="comma-separated; default: the pair's")
+    parser.add_argument("--weights", help="a checkpoint of the pair (.pth or .pdparams): the user set")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--model", default=DEFAULT_PAIR, help="the model pair (alignment.pairs)")
     return parser
@@ -54,13 +53,14 @@ def weight_set_key(bit, seed, workdir, weight_set, source=None, threads=1, pair=
         parts["source"] = [os.path.splitext(source)[1], file_digest(source)]
     else:
         parts["seed"] = seed
-    if weight_set == RESCALED:
-        parts["batch"] = file_digest(images_path(workdir, REFERENCE_SIZE))
-        parts["threads"] = threads  # the rescaling's sums, in the order its threads add them
+    made_on = getattr(pair_named(pair), "WEIGHTS_MADE_ON", {}).get(weight_set)
+    if made_on:
+        parts["batch"] = file_digest(images_path(workdir, made_on))
+        parts["threads"] = threads  # the set's sums over the batch, in the order its threads add them
     return key_of(parts)
 
 
-def prepare_weights(bit, seed, workdir, weight_sets=DEFAULT_WEIGHT_SETS, source=None, threads=1, pair=DEFAULT_PAIR):
+def prepare_weights(bit, seed, workdir, weight_sets, source=None, threads=1, pair=DEFAULT_PAIR):
     """Write every weight set of `weight_sets` of the model pair `pair` in both layouts, unless made earlier
     from the same content; the user set is `source`. Return the sets made."""
     made = []
@@ -81,11 +81,12 @@ def prepare_weights(bit, seed, workdir, weight_sets=DEFAULT_WEIGHT_SETS, source=
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    weight_sets = args.weight_sets.split(",")
-    unknown = set(weight_sets) - {SEEDED, RESCALED, USER}
+    pair = pair_named(args.model)
+    weight_sets = args.weight_sets.split(",") if args.weight_sets else list(pair.WEIGHT_SETS)
+    unknown = set(weight_sets) - {*pair.WEIGHT_SETS, USER}
     if unknown or (USER in weight_sets) != bool(args.weights):
-        raise UserInputError(f"--weight-sets {args.weight_sets}: choose from {SEEDED}, {RESCALED}, and {USER}"
-                             " exactly when --weights is given")
+        raise UserInputError(f"--weight-sets {','.join(weight_sets)}: choose from {', '.join(pair.WEIGHT_SETS)},"
+                             f" and {USER} exactly when --weights is given")
     if args.weights and not os.path.isfile(args.weights):
         raise UserInputError(f"{args.weights}: no such file")
     made = prepare_weights(args.bit, args.seed, args.workdir, weight_sets, args.weights, args.threads, args.model)

@@ -29,13 +29,15 @@ from .steps import check_values, runs_in, step_cases
 from .weight_sets import USER
 
 DTYPES = ("float32", "float64")
+DEFAULT_BATCH_SIZE = 4
 
 
 def add_run_options(parser):
     """The options of a run that the suite and the layer localization (alignment.layers) share."""
     parser.add_argument("--dtypes", default=",".join(DTYPES))
     parser.add_argument("--bit", type=int, default=48)
-    parser.add_argument("--batch-size", type=int, default=4, help="images in the forward/loss/backward batch")
+    parser.add_argument("--batch-size", type=int, help="images in the forward/loss/backward batch; default: the"
+                        f" pair's (BATCH_SIZE), else {DEFAULT_BATCH_SIZE}")
     parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in synthetic data")
     parser.add_argument("--weights", help="a checkpoint of the pair (.pth or .pdparams), checked as one more weight set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization and dropout masks")
@@ -45,7 +47,7 @@ def add_run_options(parser):
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each side")
     parser.add_argument("--torch-python", default=sys.executable)
     parser.add_argument("--paddle-python", default=sys.executable)
-    return add_case_options(parser, sizes=None, weight_sets=None)
+    return add_case_options(parser)
 
 
 def get_args_parser():
@@ -79,12 +81,15 @@ def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=No
 
 
 def with_pair_defaults(args):
-    """`args` with what the pair decides where the user gave nothing: the steps, weight sets, sizes, folder."""
+    """`args` with what the pair decides where the user gave nothing: the steps, weight sets, sizes, batch
+    size, folder."""
     pair = pair_named(args.model)
     if "steps" in args:
         args.steps = args.steps or ",".join(pair.STEPS)
     args.weight_sets = args.weight_sets or ",".join(pair.WEIGHT_SETS)
     args.sizes = args.sizes or ",".join(map(str, pair.DEFAULT_SIZES))
+    if args.batch_size is None:
+        args.batch_size = getattr(pair, "BATCH_SIZE", DEFAULT_BATCH_SIZE)
     args.workdir = args.workdir or os.path.join(PROJECT_ROOT, "logs", *([] if pair.NAME == DEFAULT_PAIR else [pair.NAME]))
     return args
 
@@ -112,7 +117,8 @@ def prepare(args):
     if args.weights:  # first: a bad --weights file is refused before anything else is written
         prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, [USER], args.weights,
                         args.model)
-    write_input_batch(args.workdir, args.data, args.batch_size, (*run_cases.sizes, run_cases.bulk_size))
+    write_input_batch(args.workdir, pair_named(args.model), args.data, args.batch_size,
+                      (*run_cases.sizes, run_cases.bulk_size), run_cases.weight_sets)
     write_split(args.data, split_path(args.workdir))
     if made:  # the rescaled set is made on the batch just written
         prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, made, model=args.model)

@@ -7,4 +7,3 @@
 - `user`: the checkpoint given with --weights.
 """
 SEEDED, RESCALED, USER = "seeded", "rescaled", "user"
-DEFAULT_WEIGHT_SETS = (SEEDED, RESCALED)  # the default pair's (GreedyHash's)

@@ -35,15 +35,15 @@ def weight_sets(tmp_path_factory):
     """{weight set: (torch .pth, paddle .pdparams)} of the suite's default sets (alignment.weight_sets),
     as a run prepares them: the rescaled set is made on the suite's batch."""
     from alignment.inputs import write_input_batch
+    from alignment.pairs import greedyhash
     from alignment.paths import weights_path
     from alignment.prepare_weights import prepare_weights
-    from alignment.weight_sets import DEFAULT_WEIGHT_SETS
 
     workdir = str(tmp_path_factory.mktemp("weights"))
-    write_input_batch(workdir, None, 4, ())
-    prepare_weights(BIT, 0, workdir, DEFAULT_WEIGHT_SETS)
+    write_input_batch(workdir, greedyhash, None, 4, (), greedyhash.WEIGHT_SETS)
+    prepare_weights(BIT, 0, workdir, greedyhash.WEIGHT_SETS)
     return {name: (weights_path(workdir, BIT, name, ".pth"), weights_path(workdir, BIT, name, ".pdparams"))
-            for name in DEFAULT_WEIGHT_SETS}
+            for name in greedyhash.WEIGHT_SETS}
 
 
 @pytest.fixture(scope="session")

@@ -6,15 +6,15 @@ import pytest
 
 from alignment.cases import Case, RunCases
 from alignment.check import StepResult, _failure
+from alignment.pairs import pair_named
 from alignment.pairs.greedyhash import paddle_side, torch_side
 from alignment.sides import reusing_builds
-from alignment.pairs import pair_named
 from alignment.steps import runs_in, step_cases, steps_of
 from alignment.suite import cases_to_localize
 
 from .conftest import left_by_make_clean, run_module, side_process_imports_paddle
 
-RUN_CASES = RunCases(sizes=(64,))
+RUN_CASES = RunCases(pair_named().WEIGHT_SETS, (64,))
 
 
 @pytest.fixture(scope="module")

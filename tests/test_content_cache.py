@@ -14,6 +14,7 @@ from alignment import prepare_weights as preparing
 from alignment.cases import Case
 from alignment.inputs import write_input_batch
 from alignment.paths import coverage_path, images_path, weights_path, weights_stamp_path
+from alignment.pairs import greedyhash
 from alignment.pairs.greedyhash import torch_side
 from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.infra.content_cache import is_fresh, key_of, source_digest, write_stamp
@@ -90,7 +91,7 @@ def _stamp_key(workdir, weight_set):
 @pytest.mark.slow
 def test_weight_sets_are_made_once_and_again_only_when_their_content_changes(tmp_path):
     workdir = str(tmp_path)
-    write_input_batch(workdir, None, 4, ())
+    write_input_batch(workdir, greedyhash, None, 4, (), greedyhash.WEIGHT_SETS)
     sets = ("seeded", "rescaled")
     assert preparing.prepare_weights(BIT, 0, workdir, sets) == list(sets)
     assert preparing.prepare_weights(BIT, 0, workdir, sets) == []
@@ -132,7 +133,7 @@ def test_a_missing_user_checkpoint_is_a_one_line_error(tmp_path):
 @pytest.fixture(scope="module")
 def seeded_workdir(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("coverage"))
-    write_input_batch(workdir, None, 4, ())
+    write_input_batch(workdir, greedyhash, None, 4, (), greedyhash.WEIGHT_SETS)
     preparing.prepare_weights(BIT, 0, workdir, ["seeded"])
     return workdir
 

@@ -14,9 +14,11 @@ from alignment.layers.localize import compare_records
 from alignment.layers.side import record_side
 from alignment.pairs import pair_named
 from alignment.pairs import resnet18 as resnet18_pair
+from alignment.paths import images_path, labels_path
 from alignment.sides import paddle_layers, torch_layers
 from alignment.steps import STEPS, StepContext, check_values
 from alignment.weight_sets import SEEDED
+from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.state_dicts.layout import Layout
 from greedyhash_common.state_dicts.paddle_files import read_paddle_state, write_paddle_state
 from torch_impl.torch_files import read_torch_state, write_torch_state
@@ -31,18 +33,29 @@ HIDDEN = 16
 
 class TinyPair:
     """A pair defined in the test itself: an MLP with LayerNorm and GELU, whose square Linear keeps its
-    shape when a transpose is forgotten. Nothing of it is in alignment/."""
+    shape when a transpose is forgotten, with data and a batch size of its own. Nothing of it is in
+    alignment/."""
     NAME = "tiny-mlp"
     STEPS = ("forward", "loss", "backward", "optim", "train")
     OUTPUTS = ("logits",)
     WEIGHT_SETS = (SEEDED,)
     DEFAULT_SIZES = (TINY_SIZE,)
     SMALLEST_IMAGE_SIZE = TINY_SIZE
+    BATCH_SIZE = 6
     OPTIMIZER = {"lr": 0.1, "decay_every": 2, "momentum": 0.9, "weight_decay": 1e-4}
     EPOCHS = 4
     TORCH_SHAPES = {"1.weight": (HIDDEN, 3 * TINY_SIZE * TINY_SIZE), "1.bias": (HIDDEN,), "2.weight": (HIDDEN,),
                     "2.bias": (HIDDEN,), "4.weight": (HIDDEN, HIDDEN), "4.bias": (HIDDEN,), "5.weight": (10, HIDDEN),
                     "5.bias": (10,)}
+
+    @staticmethod
+    def input_batch(data, count, sizes):
+        """Standard normal inputs and cycling labels, not CIFAR-10."""
+        if data:
+            raise UserInputError("the tiny pair has its own data: no --data")
+        generator = np.random.default_rng(1)
+        return ({size: generator.standard_normal((count, 3, size, size)) for size in sizes},
+                np.arange(count, dtype=np.int64) * 3 % 10)
 
     @staticmethod
     def build(framework):
@@ -108,8 +121,8 @@ def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
     files = (str(folder / "tiny.pth"), str(folder / "tiny.pdparams"))
     write_weights(0, *files)
-    images = np.random.default_rng(1).standard_normal((4, 3, TINY_SIZE, TINY_SIZE))
-    return types.SimpleNamespace(files=files, images=images, labels=np.array([0, 3, 7, 9]), folder=folder)
+    images, labels = TinyPair.input_batch(None, 4, (TINY_SIZE,))
+    return types.SimpleNamespace(files=files, images=images[TINY_SIZE], labels=labels, folder=folder)
 
 
 def context(pair_name, weights_file, images, labels, dtype, size):
@@ -177,12 +190,19 @@ def test_a_forgotten_transpose_of_a_square_weight_fails_forward_naming_nothing_e
 
 
 def test_the_pair_options_reach_every_process_and_a_wrong_pair_is_one_line(tiny, tmp_path):
-    """The suite as users run it, on the tiny pair: every process takes the pair from --model."""
-    done = subprocess.run([sys.executable, "-m", "alignment", "--model", TINY, "--workdir", str(tmp_path / "run"),
-                           "--batch-size", "4", "--bulk-size", "4", "--no-profile"],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True)
+    """The suite as users run it, on the tiny pair: every process takes the pair from --model, and the
+    batch is the pair's own data at its own batch size."""
+    workdir = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "alignment", "--model", TINY, "--workdir", str(workdir),
+                           "--bulk-size", "4", "--no-profile"], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "alignment passed: 10/10 checks" in done.stdout
+    images, labels = TinyPair.input_batch(None, TinyPair.BATCH_SIZE, (TINY_SIZE,))
+    np.testing.assert_array_equal(np.load(images_path(str(workdir), TINY_SIZE)), images[TINY_SIZE])
+    np.testing.assert_array_equal(np.load(labels_path(str(workdir))), labels)
+    with_data = subprocess.run([sys.executable, "-m", "alignment", "--model", TINY, "--workdir", str(workdir),
+                                "--data", str(tmp_path)], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert with_data.returncode == 2 and with_data.stderr.strip() == "error: the tiny pair has its own data: no --data"
     wrong = subprocess.run([sys.executable, "-m", "alignment", "--model", "alexnet"], cwd=PROJECT_ROOT,
                            capture_output=True, text=True)
     assert wrong.returncode == 2 and wrong.stderr.strip().count("\n") == 0

@@ -24,6 +24,7 @@ from alignment.mutants.catalog import MODEL, NAMES, OperatorSpec
 from alignment.mutants.operators import LOSS_TERMS, MODEL_OPERATORS, reweighted_loss
 from alignment.mutants.side import CONTROL, installed, largest_change, mutant_record, mutate_model, same_models
 from alignment.prepare_weights import prepare_weights
+from alignment.pairs import greedyhash
 from alignment.pairs.greedyhash import paddle_side
 from alignment.sides import reusing_builds
 from greedyhash_common.infra.errors import UserInputError
@@ -234,7 +235,7 @@ def test_a_lower_score_than_the_reference_for_the_same_settings_is_a_failure(tmp
 def seeded_64px_run(module_tmp):
     """The options of a run at the seeded weights and 64 px, its inputs prepared as the suite prepares them."""
     workdir = str(module_tmp("mutants"))
-    write_input_batch(workdir, None, 4, (64,))
+    write_input_batch(workdir, greedyhash, None, 4, (64,), greedyhash.WEIGHT_SETS)
     prepare_weights(48, 0, workdir, ("seeded",))
     return argparse.Namespace(bit=48, workdir=workdir, weight_sets="seeded", sizes="64", bulk_size=64,
                               mask_seed=0, data=None, threads=1, model="greedyhash")

@@ -9,10 +9,14 @@ dotted path (`--model tests.test_model_pairs:TinyPair`): a test defines a pair i
 What an adapter defines (alignment/pairs/resnet18.py is a complete one; the walk-through is
 docs/adding-a-model-pair.md):
 
-  NAME, STEPS       its name in --model and the report; the suite's steps it runs (alignment.steps.STEPS)
+  NAME, STEPS       its name in --model and the report; the steps it runs: the suite's (alignment.steps.STEPS)
+                    and its own, OWN_STEPS {name: step module} (optional)
   OUTPUTS           the names of the model's outputs, in the order it returns them
-  WEIGHT_SETS       the weight sets a run checks it at (alignment.weight_sets), the first the default
+  WEIGHT_SETS       the weight sets a run checks it at (alignment.weight_sets), the first the default;
+                    WEIGHTS_MADE_ON {weight set: image size of the batch it is made from} (optional)
   DEFAULT_SIZES, SMALLEST_IMAGE_SIZE     the image sizes of the forward, loss and backward steps
+  input_batch(data, count, sizes) -> ({size: NCHW float64 images}, int64 labels), BATCH_SIZE: its data and
+                    batch size (optional: alignment.inputs.cifar10_batch, and 4)
   side(framework)   the side the steps call for "torch" or "paddle": alignment.sides.generic_side makes one
                     from build(framework), loss(framework), optimizer(framework) and layout();
                     GreedyHash has its own

@@ -22,7 +22,6 @@ import numpy as np
 
 from greedyhash_common.infra.errors import UserInputError
 
-from ..cases import REFERENCE_SIZE
 from ..check import check_step
 from ..pairs import DEFAULT_PAIR, pair_named
 from . import backward, forward, loss, optim, train
@@ -99,7 +98,7 @@ class StepContext:
     mask_seed: int  # seed of the injected dropout masks
     data: str = None  # CIFAR-10 folder or archive; None: the built-in data
     split_file: str = None  # the split both sides' loaders read
-    image_size: int = REFERENCE_SIZE  # the case's size: the batch's, or the loaders' of the data and bulk steps
+    image_size: int = None  # the case's size: the batch's, or the loaders' of the data and bulk steps
     learning_rate: float = None  # the train step's base rate for these weights (alignment.weight_sets)
     threads: int = 1
     pair_name: str = DEFAULT_PAIR  # the model pair (alignment.pairs)

@@ -20,16 +20,23 @@ from greedyhash_common.hyperparameters import (EPOCHS, DROPOUT_P, LEARNING_RATE,
 
 from ...dropout_masks import DropoutMaskSchedule
 from ...tolerances import BELOW_FIRST_MAXPOOL_FLOAT32
-from ...weight_sets import DEFAULT_WEIGHT_SETS as WEIGHT_SETS  # noqa: F401
-from ...weight_sets import RESCALED
+from ...weight_sets import RESCALED, SEEDED
 from .steps import data, inference, metric
-from .weight_sets import train_learning_rate  # noqa: F401 (the train step's rate per set)
+from .weight_sets import RESCALING_IMAGE_SIZE, train_learning_rate  # noqa: F401 (the train step's rate per set)
 
 NAME = "greedyhash"
 STEPS = ("data", "forward", "loss", "backward", "optim", "train", "metric", "inference")
 OWN_STEPS = {"data": data, "metric": metric, "inference": inference}  # the others: alignment.steps
 OUTPUTS = ("logits", "h", "b")
-DEFAULT_SIZES = (224, 222)  # why these two: alignment.cases
+WEIGHT_SETS = (SEEDED, RESCALED)  # weight_sets.py
+WEIGHTS_MADE_ON = {RESCALED: RESCALING_IMAGE_SIZE}  # the rescaled set is made on the batch at 224 px
+# 224, the reference's input, and 222, where every layer computes a non-trivial function: at 224 the last
+# feature map is 6x6 and at 64 it is 1x1, so the adaptive average pool is an identity or a copy, and any
+# pooling a port puts there agrees; at 222 it pools a 5x5 map into 6x6 through overlapping windows of
+# two. And at 224 (or 256, 64) every max-pool's windows tile its input exactly, so a max-pool with
+# ceil_mode agrees; at 222 each of the three ends in a window cut by the border. (Sizes that do all of
+# this: 219-222, 283-286, ...; 222 is the cheapest above 200.)
+DEFAULT_SIZES = (224, 222)
 CODE_OUTPUTS = {"b": "h"}
 CODE_LAYER = "fc_plus"  # the hash layer: its output is h, b = sign(h) (alignment.coverage)
 BACKWARD_MODES = ("eval",)  # dropout is off, so no random mask enters the gradients

@@ -13,10 +13,9 @@ from torch_impl.torch_files import read_torch_state, write_torch_state
 from torch_impl.weights import save_weights
 from weights_convert.convert import paddle_to_torch, torch_to_paddle
 
-from ...cases import REFERENCE_SIZE
 from ...paths import images_path, weights_path
 from ...weight_sets import SEEDED, USER
-from .weight_sets import target_std
+from .weight_sets import RESCALING_IMAGE_SIZE, target_std
 
 
 def both_layouts(source):
@@ -65,7 +64,7 @@ def seeded_model(bit, seed):
 def rescaled_model(bit, seed, workdir):
     """The seeded model rescaled in float64 on the suite's batch (alignment.weight_sets), stored in float32."""
     model = seeded_model(bit, seed).double()
-    rescale(model, np.load(images_path(workdir, REFERENCE_SIZE), allow_pickle=False))
+    rescale(model, np.load(images_path(workdir, RESCALING_IMAGE_SIZE), allow_pickle=False))
     return model.float()
 
 

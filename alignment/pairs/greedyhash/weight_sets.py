@@ -24,6 +24,8 @@ from ...weight_sets import RESCALED
 # sizes": the ranges measured); the hash layer: 1.5 puts |h| on both sides of 1 (the quantization term's
 # breakpoint); the class scores: 3, a softmax that is neither uniform nor one-hot.
 TARGET_STD = {"features": 4.0, "classifier": 4.0, "hash": 1.5, "scores": 3.0}
+# The rescaling is chosen on the suite's batch at the reference's input size, whatever the run's sizes.
+RESCALING_IMAGE_SIZE = 224
 
 # The train step's base learning rate per set. The rescaling multiplies the gradient reaching a layer by
 # the factors of every layer after it (about 400 at conv1), so the reference's 1e-3 sends the rescaled

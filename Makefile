@@ -97,12 +97,12 @@ align: $(INSTALLED)
 align-%: $(INSTALLED)
 	$(ALIGN) --steps $* --no-profile
 
-# How much a pass proves: the suite's float64 checks against generated port defects (alignment/mutants/).
+# How much a pass proves: the suite's float64 checks against generated port defects (alignment/pairs/greedyhash/mutants/).
 # MAX=n checks a seeded sample of n mutants, OPERATORS= only some operators; exits 1 below the committed
 # score (logs/reference/mutants/) for the same settings.
 MAX := $(call option,MAX,)
 OPERATORS := $(call option,OPERATORS,)
-ALIGN_MUTANTS = $(PYTHON) -m alignment.mutants --bit $(BIT) $(ALIGN_SIZES) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
+ALIGN_MUTANTS = $(PYTHON) -m alignment.pairs.greedyhash.mutants --bit $(BIT) $(ALIGN_SIZES) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
 	$(if $(DATA),--data $(DATA)) $(if $(MAX),--max $(MAX)) $(if $(OPERATORS),--operators $(OPERATORS))
 align-mutants: $(INSTALLED)
 	$(ALIGN_MUTANTS) --workdir $(LOGS)/mutants
@@ -110,7 +110,7 @@ align-mutants: $(INSTALLED)
 # The committed score: one run with every option at its default; only its two small files are kept
 align-mutants-reference: $(INSTALLED)
 	rm -rf $(LOGS)/mutants-reference-run $(REFERENCE)/mutants.new
-	$(PYTHON) -m alignment.mutants --workdir $(LOGS)/mutants-reference-run --reference none
+	$(PYTHON) -m alignment.pairs.greedyhash.mutants --workdir $(LOGS)/mutants-reference-run --reference none
 	mkdir -p $(REFERENCE)/mutants.new
 	cp $(LOGS)/mutants-reference-run/mutation.json $(LOGS)/mutants-reference-run/mutation.md $(REFERENCE)/mutants.new/
 	rm -rf $(REFERENCE)/mutants && mv $(REFERENCE)/mutants.new $(REFERENCE)/mutants
@@ -134,7 +134,7 @@ convert: $(INSTALLED)
 EPOCHS_CURVE := $(call option,EPOCHS_CURVE,)
 SEEDS := $(call option,SEEDS,)
 align-curve: $(INSTALLED)
-	$(PYTHON) -m alignment.curve --workdir $(LOGS)/curve $(if $(EPOCHS_CURVE),--epochs $(EPOCHS_CURVE)) \
+	$(PYTHON) -m alignment.pairs.greedyhash.curve --workdir $(LOGS)/curve $(if $(EPOCHS_CURVE),--epochs $(EPOCHS_CURVE)) \
 		$(if $(SEEDS),--seeds $(SEEDS)) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA))
 
 # What the targets write under LOGS, by target (the committed reference runs, logs/reference*/, are not
@@ -170,7 +170,7 @@ align-reference: $(INSTALLED)
 CURVE_REFERENCE_SEEDS = 2000,2001,2002,2003,2004
 align-curve-reference: $(INSTALLED)
 	rm -rf $(LOGS)/curve-reference-run $(REFERENCE)-curve.new
-	$(PYTHON) -m alignment.curve --seeds $(CURVE_REFERENCE_SEEDS) --workdir $(LOGS)/curve-reference-run
+	$(PYTHON) -m alignment.pairs.greedyhash.curve --seeds $(CURVE_REFERENCE_SEEDS) --workdir $(LOGS)/curve-reference-run
 	mkdir -p $(REFERENCE)-curve.new
 	cp $(LOGS)/curve-reference-run/curve.* $(LOGS)/curve-reference-run/seed*.npy $(REFERENCE)-curve.new/
 	rm -rf $(REFERENCE)-curve && mv $(REFERENCE)-curve.new $(REFERENCE)-curve

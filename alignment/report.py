@@ -27,7 +27,6 @@ import numpy as np
 
 from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
-from greedyhash_common.project import PROJECT_ROOT
 
 from . import coverage
 from .cases import Case
@@ -35,8 +34,7 @@ from .check import _json_number
 from .figures import FIGURES_DIR, draw_figures
 from .layers.localize import (DIRECTIONS, ISOLATED, CHAINED, format_localization, localization_as_json,
                               localization_path, verdict)
-from .mutants.files import REPORT_MD as MUTATION_REPORT_MD, SUMMARY_JSON
-from .mutants.score import REFERENCE_SUMMARY, reference_score_line
+from .pairs import DEFAULT_PAIR, pair_named
 from .paths import STAMP_SUFFIX, diff_paths
 
 REPORT_MD, REPORT_JSON = "report.md", "report.json"
@@ -120,19 +118,17 @@ def build_report(workdir, rows, envs, localizations, localization_failures, sett
         "localization": {localization.title: _localization_entry(workdir, localization)
                          for localization in localizations.values()},
         "localization_failures": {side: _relative(workdir, log) for side, log in localization_failures.items()},
-        "mutation_score": _mutation_score(workdir),
+        **_mutation_score(workdir, pair_named(settings.get("model", DEFAULT_PAIR))),
     }
 
 
-def _mutation_score(workdir):
-    """The score of this folder's mutation run (make align-mutants), else the committed one: how much a pass
-    of these checks proves (alignment/mutants/)."""
-    for summary in (os.path.join(workdir, "mutants", SUMMARY_JSON), os.path.join(PROJECT_ROOT, REFERENCE_SUMMARY)):
-        line = reference_score_line(summary)
-        if line:
-            report = os.path.join(os.path.dirname(summary), MUTATION_REPORT_MD)
-            return {"line": line, "report": _relative(workdir, report)}
-    return None
+def _mutation_score(workdir, pair):
+    """{"mutation_score": how much a pass of these checks proves, or None before a mutation run} for a pair
+    that is scored (its adapter's mutation_score(workdir) -> (line, report file)); {} for any other."""
+    if not hasattr(pair, "mutation_score"):
+        return {}
+    found = pair.mutation_score(workdir)
+    return {"mutation_score": found and {"line": found[0], "report": _relative(workdir, found[1])}}
 
 
 def _number(value):
@@ -226,6 +222,8 @@ def _coverage_table(report):
 
 
 def _mutation_section(report):
+    if "mutation_score" not in report:
+        return []
     found = report["mutation_score"]
     if not found:
         return ["", "## Mutation score", "", "No mutation run yet: `make align-mutants` scores these checks"

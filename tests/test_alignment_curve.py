@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from alignment.curve import loss_difference_per_epoch, parse_seeds, summarize
-from alignment.curve_side import evaluated_after
+from alignment.pairs.greedyhash.curve import loss_difference_per_epoch, parse_seeds, summarize
+from alignment.pairs.greedyhash.curve_side import evaluated_after
 from alignment.tolerances import curve_map_tolerance
 from greedyhash_common.infra.errors import UserInputError
 
@@ -62,7 +62,7 @@ def test_bad_seeds_are_refused(text):
 
 @pytest.mark.slow
 def test_the_command_trains_both_frameworks_and_writes_curves_and_plot(tmp_path):
-    done = run_module("alignment.curve", "--epochs", 1, "--seeds", 3, "--workdir", tmp_path, timeout=900)
+    done = run_module("alignment.pairs.greedyhash.curve", "--epochs", 1, "--seeds", 3, "--workdir", tmp_path, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     for side in ("torch", "paddle"):  # each epoch's end is shown while training runs
         assert re.search(rf"^\[ *\d+ s\] {side} seed 3 epoch 1/1: [\d.]+ s$", done.stdout, re.M), done.stdout
@@ -81,6 +81,6 @@ def test_the_command_trains_both_frameworks_and_writes_curves_and_plot(tmp_path)
 
 
 def test_a_bad_option_is_a_clear_error(tmp_path):
-    done = run_module("alignment.curve", "--eval-every", 0, "--workdir", tmp_path)
+    done = run_module("alignment.pairs.greedyhash.curve", "--eval-every", 0, "--workdir", tmp_path)
     assert done.returncode == 2 and "--eval-every" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "curve.json").exists()

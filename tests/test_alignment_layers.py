@@ -13,7 +13,6 @@ import paddle
 import pytest
 
 from alignment.check import compare_arrays
-from alignment.layers import localize
 from alignment.layers.localize import LayerRow, Trace, compare_records, load_layer_values, pair_layers
 from alignment.layers.side import record_side
 from alignment.pairs.greedyhash import paddle_side, torch_side

@@ -145,6 +145,13 @@ def test_the_report_prints_the_folders_mutation_score_else_the_committed_one(tmp
     assert "mutation score 50.0%: 1 killed, 1 survived of 2" in own and "([report](mutants/mutation.md))" in own
 
 
+def test_another_pairs_report_claims_no_mutation_score(tmp_path):
+    """The mutation operators are written for GreedyHash's port: its score says nothing of another pair."""
+    write_report(str(tmp_path), summary_rows(passing_and_failing(tmp_path), {}), ENV, {}, {}, {"model": "resnet18"})
+    assert "utation" not in (tmp_path / "report.md").read_text()
+    assert "mutation_score" not in json.loads((tmp_path / "report.json").read_text())
+
+
 def test_a_large_file_is_not_kept_as_reference(tmp_path):
     run = tmp_path / "run"
     (run / "float64" / "seeded-64px").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""The mutation operators and the mutation score (alignment/mutants/).
+"""The mutation operators and the mutation score (alignment/pairs/greedyhash/mutants/).
 
 Fast: every operator changes what it mutates (on a small model holding a place for each model
 operator), the seams are restored, the score and its explanations. Slow: the default run's score
@@ -18,11 +18,11 @@ import pytest
 from paddle import nn
 
 from alignment.inputs import write_input_batch
-from alignment.mutants import operators, score
-from alignment.mutants import side as mutants_side
-from alignment.mutants.catalog import MODEL, NAMES, OperatorSpec
-from alignment.mutants.operators import LOSS_TERMS, MODEL_OPERATORS, reweighted_loss
-from alignment.mutants.side import CONTROL, installed, largest_change, mutant_record, mutate_model, same_models
+from alignment.pairs.greedyhash.mutants import operators, score
+from alignment.pairs.greedyhash.mutants import side as mutants_side
+from alignment.pairs.greedyhash.mutants.catalog import MODEL, NAMES, OperatorSpec
+from alignment.pairs.greedyhash.mutants.operators import LOSS_TERMS, MODEL_OPERATORS, reweighted_loss
+from alignment.pairs.greedyhash.mutants.side import CONTROL, installed, largest_change, mutant_record, mutate_model, same_models
 from alignment.prepare_weights import prepare_weights
 from alignment.pairs import greedyhash
 from alignment.pairs.greedyhash import paddle_side
@@ -257,7 +257,7 @@ def test_probes_tell_a_survivor_from_the_port_and_none_tells_an_equivalent_mutan
 
 
 def _mutants_run(workdir, *options):
-    return subprocess.run([sys.executable, "-m", "alignment.mutants", "--workdir", str(workdir), *options],
+    return subprocess.run([sys.executable, "-m", "alignment.pairs.greedyhash.mutants", "--workdir", str(workdir), *options],
                           cwd=PROJECT_ROOT, capture_output=True, text=True)
 
 

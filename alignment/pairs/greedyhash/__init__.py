@@ -9,6 +9,7 @@ mode, the weight sets rescaled on AlexNet's layers, the data, metric and inferen
 tolerances of AlexNet's layers below its first max-pool.
 """
 import importlib
+import os
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from greedyhash_common.data.dataset import load_data
 from greedyhash_common.hyperparameters import (EPOCHS, DROPOUT_P, LEARNING_RATE,  # noqa: F401 (EPOCHS: the optim step)
                                                LR_DECAY_EVERY_EPOCHS, MOMENTUM, QUANTIZATION_WEIGHT, SEED,
                                                WEIGHT_DECAY, learning_rate_at)
+from greedyhash_common.project import PROJECT_ROOT
 
 from ...dropout_masks import DropoutMaskSchedule
 from ...tolerances import BELOW_FIRST_MAXPOOL_FLOAT32
@@ -111,6 +113,19 @@ def train_values(side, context):
     values.update({"param." + name: value for name, value in side.parameter_values(model).items()})
     values.update({"momentum." + name: value for name, value in side.momentum_buffers(model, optimizer).items()})
     return values
+
+
+def mutation_score(workdir):
+    """(score line, its report file) of the mutation run in `workdir` (make align-mutants), else of the
+    committed one (logs/reference/mutants/); None when neither has run."""
+    from .mutants.files import REPORT_MD, SUMMARY_JSON
+    from .mutants.score import REFERENCE_SUMMARY, reference_score_line
+
+    for summary in (os.path.join(workdir, "mutants", SUMMARY_JSON), os.path.join(PROJECT_ROOT, REFERENCE_SUMMARY)):
+        line = reference_score_line(summary)
+        if line:
+            return line, os.path.join(os.path.dirname(summary), REPORT_MD)
+    return None
 
 
 def make_weight_set(bit, seed, workdir, weight_set, source=None):

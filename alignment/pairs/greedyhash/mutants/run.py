@@ -1,11 +1,11 @@
-"""python -m alignment.mutants: how much does a pass prove? The suite scores itself against generated
+"""python -m alignment.pairs.greedyhash.mutants: how much does a pass prove? The suite scores itself against generated
 port defects.
 
-  python -m alignment.mutants [--max N] [--sample-seed 0] [--jobs 2] [the suite's run options]
+  python -m alignment.pairs.greedyhash.mutants [--max N] [--sample-seed 0] [--jobs 2] [the suite's run options]
 
 Runs the unmutated suite's float64 steps (forward, loss, backward, optim, train) in the run's cases
-(by default make align's), then every mutant of the Paddle port (alignment/mutants/operators.py), or a seeded sample of
---max of them, through the same steps, cases, inputs, checker and tolerances (alignment/mutants/side.py),
+(by default make align's), then every mutant of the Paddle port (alignment/pairs/greedyhash/mutants/operators.py), or a seeded sample of
+--max of them, through the same steps, cases, inputs, checker and tolerances (alignment/pairs/greedyhash/mutants/side.py),
 in --jobs Paddle processes. Reports the mutation score (killed / (killed + survived)) per operator
 and per layer, every survivor with what it changed and why no check saw it, the mutants that are
 equivalent to the port (not counted) and those with which the port does not run at all (not
@@ -25,11 +25,11 @@ from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
-from ..cases import run_cases_of
-from ..suite import (add_run_options, check, checked_options, prepare, read_coverage, run_sides, show_progress,
+from alignment.cases import run_cases_of
+from alignment.suite import (add_run_options, check, checked_options, prepare, read_coverage, run_sides, show_progress,
                      with_user_weights)
-from ..pairs import DEFAULT_PAIR, pair_named
-from ..steps import step_cases
+from alignment.pairs import DEFAULT_PAIR, pair_named
+from alignment.steps import step_cases
 from .catalog import NAMES
 from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
 from .score import CONTROL, REFERENCE_SUMMARY, compare_with_reference, summarize, write_outputs
@@ -38,7 +38,7 @@ DEFAULT_JOBS = 2
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment.mutants", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m alignment.pairs.greedyhash.mutants", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max", type=int, help="check a seeded sample of this many mutants (default: all)")
     parser.add_argument("--sample-seed", type=int, default=0)
@@ -74,7 +74,7 @@ def baseline_failures(args):
 
 
 def paddle_command(args, action):
-    return module_command(args.paddle_python, "alignment.mutants.side", action, "--bit", args.bit, "--workdir",
+    return module_command(args.paddle_python, "alignment.pairs.greedyhash.mutants.side", action, "--bit", args.bit, "--workdir",
                           args.workdir, "--threads", args.threads, "--mask-seed", args.seed, "--weight-sets",
                           args.weight_sets, "--sizes", args.sizes, "--bulk-size", args.bulk_size,
                           *(["--data", args.data] if args.data else []))

@@ -2,7 +2,7 @@
 coverage criterion (alignment/coverage.py) without which it cannot differ from what it replaces.
 
 Framework-free, so the suite's own process knows the operators (it checks --operators before any
-work); alignment/mutants/operators.py implements each on the Paddle side. The seams:
+work); alignment/pairs/greedyhash/mutants/operators.py implements each on the Paddle side. The seams:
 
 - model: a layer of the built model is replaced, or its parameters changed, after the weights are
   loaded; layers are found by their Paddle class, so these operators apply to any Paddle model.

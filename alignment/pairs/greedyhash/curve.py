@@ -1,4 +1,4 @@
-"""python -m alignment.curve: both frameworks train normally for a few epochs from the same weights, on
+"""python -m alignment.pairs.greedyhash.curve: both frameworks train normally for a few epochs from the same weights, on
 the same batches, each with its own dropout; their loss curves and final mAP are compared.
 
 Dropout masks differ between the frameworks here, so the curves cannot agree number for number: the
@@ -21,11 +21,11 @@ from greedyhash_common.infra.atomic import atomic_path, write_text
 from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
-from .paths import split_path
-from .reprod_format import load_values
-from .suite import prepare_weights, show_progress
-from .tolerances import CURVE_FINAL_MAP_STD, curve_map_tolerance
-from .weight_sets import SEEDED, USER
+from alignment.paths import split_path
+from alignment.reprod_format import load_values
+from alignment.suite import prepare_weights, show_progress
+from alignment.tolerances import CURVE_FINAL_MAP_STD, curve_map_tolerance
+from alignment.weight_sets import SEEDED, USER
 
 SIDES = ("torch", "paddle")
 CURVE_LEARNING_RATE = 1e-2
@@ -33,7 +33,7 @@ CURVE_EPOCHS = 12
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment.curve", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m alignment.pairs.greedyhash.curve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=CURVE_EPOCHS,
                         help="from the seeded init, the built-in data is learnt only after a few epochs at the"
@@ -65,7 +65,7 @@ def train_both(args, seed):
     running = []
     for side in SIDES:
         python = args.torch_python if side == "torch" else args.paddle_python
-        command = module_command(python, "alignment.curve_side", side, "--workdir", args.workdir, "--out",
+        command = module_command(python, "alignment.pairs.greedyhash.curve_side", side, "--workdir", args.workdir, "--out",
                                  values_path(args.workdir, seed, side), "--seed", seed, "--epochs", args.epochs,
                                  "--bit", args.bit, "--lr", args.lr, "--size", args.size, "--threads", args.threads,
                                  "--eval-every", args.eval_every, "--weight-set", USER if args.weights else SEEDED,

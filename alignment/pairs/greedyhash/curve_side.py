@@ -1,6 +1,6 @@
 """One framework's training for the loss-curve comparison, in its own process.
 
-  python -m alignment.curve_side torch|paddle --workdir logs/curve --seed 2000 --epochs 12 --bit 12 \
+  python -m alignment.pairs.greedyhash.curve_side torch|paddle --workdir logs/curve --seed 2000 --epochs 12 --bit 12 \
       --lr 0.01 --size 64 --eval-every 3 --out logs/curve/seed2000_torch.npy
 
 Trains normally through the product's training loop (train_one_epoch), with the framework's own
@@ -17,17 +17,17 @@ from greedyhash_common.data.dataset import load_data
 from greedyhash_common.hyperparameters import BATCH_SIZE, QUANTIZATION_WEIGHT
 from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
 
-from .paths import split_path, weights_path
-from .reprod_format import save_values
-from .sides import configured_side
-from .weight_sets import SEEDED, USER
+from alignment.paths import split_path, weights_path
+from alignment.reprod_format import save_values
+from alignment.sides import configured_side
+from alignment.weight_sets import SEEDED, USER
 
 LOSS_KEYS = ("loss_total", "loss_cross_entropy", "loss_quantization")
 EVAL_BATCH_SIZE = 100
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment.curve_side", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m alignment.pairs.greedyhash.curve_side", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=("torch", "paddle"))
     parser.add_argument("--workdir", required=True)

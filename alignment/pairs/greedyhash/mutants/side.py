@@ -1,9 +1,9 @@
-"""The Paddle process of `python -m alignment.mutants`: lists the mutants, or runs them.
+"""The Paddle process of `python -m alignment.pairs.greedyhash.mutants`: lists the mutants, or runs them.
 
-  python -m alignment.mutants.side list --bit 48 --workdir logs/mutants [case options]
-  python -m alignment.mutants.side run --bit 48 --workdir logs/mutants [...]   (one of several processes)
+  python -m alignment.pairs.greedyhash.mutants.side list --bit 48 --workdir logs/mutants [case options]
+  python -m alignment.pairs.greedyhash.mutants.side run --bit 48 --workdir logs/mutants [...]   (one of several processes)
 
-`list` writes every mutant of every operator (alignment.mutants.operators) at every place it applies
+`list` writes every mutant of every operator (alignment.pairs.greedyhash.mutants.operators) at every place it applies
 to, and marks as not viable the ones with which the model no longer runs at the run's sizes (a port
 that fails to run needs no suite to be noticed). `run` takes, one after the other, the selected
 mutants no other process has claimed; for each it installs the mutation, runs the suite's own steps
@@ -26,14 +26,14 @@ from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import exits_cleanly_on_bad_input, one_line_reason
 from paddle_impl import train_step
 
-from ..cases import add_case_options, run_cases_of
-from ..check import _json_number
-from ..paths import side_values_path, weights_path
-from ..reprod_format import load_values
-from ..side import step_context
-from ..pairs import DEFAULT_PAIR
-from ..sides import configured_side, patched, reusing_builds
-from ..steps import STEPS, check_values, step_cases
+from alignment.cases import add_case_options, run_cases_of
+from alignment.check import _json_number
+from alignment.paths import side_values_path, weights_path
+from alignment.reprod_format import load_values
+from alignment.side import step_context
+from alignment.pairs import DEFAULT_PAIR
+from alignment.sides import configured_side, patched, reusing_builds
+from alignment.steps import STEPS, check_values, step_cases
 from .catalog import LOSS, MODEL, OPTIMIZER
 from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
 from .operators import OPERATORS
@@ -55,7 +55,7 @@ SIZE_CHANGES = (-1, -2, -3, -4, 1)  # a stride of up to 4 (AlexNet's first) puts
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment.mutants.side", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m alignment.pairs.greedyhash.mutants.side", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("list", "run"))
     parser.add_argument("--bit", type=int, required=True)
@@ -63,7 +63,7 @@ def get_args_parser():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mask-seed", type=int, default=0)
     parser.add_argument("--data")
-    parser.set_defaults(model=DEFAULT_PAIR)  # the only pair mutants are installed in (alignment.mutants.run)
+    parser.set_defaults(model=DEFAULT_PAIR)  # the only pair mutants are installed in (alignment.pairs.greedyhash.mutants.run)
     return add_case_options(parser)
 
 
@@ -89,7 +89,7 @@ def mutate_model(model, place, operator):
 
 
 def installed(side, mutant):
-    """The mutation of `mutant` installed in the Paddle side's seams (alignment.mutants.operators)."""
+    """The mutation of `mutant` installed in the Paddle side's seams (alignment.pairs.greedyhash.mutants.operators)."""
     if mutant["operator"] == CONTROL["operator"]:
         return contextlib.nullcontext()
     operator, place = OPERATOR_NAMED[mutant["operator"]], mutant["place"]

@@ -15,7 +15,6 @@ to a whole row; float64 then still agrees near-exactly, which is what separates 
 """
 import dataclasses
 import fnmatch
-import math
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,37 +27,10 @@ class Tolerance:
 
 
 NEAR_EXACT = Tolerance(atol=0.0, rtol=1e-10)
-# mAP and accuracy follow from the codes, which must be identical; 1e-3 absorbs the near-zero sign
-# flips the codes rule excuses (none seen in any measured run, where they were equal to the last bit).
-MAP_TOLERANCE = Tolerance(atol=1e-3, rtol=0.0)
-
-# Below the first max-pool (the input's and conv1's gradients, and conv1's momentum): two activations
-# within float32 rounding of each other in a pooling window swap order and the gradient goes to the
-# neighbour (measured: docs/tolerances.md, float32).
-BELOW_FIRST_MAXPOOL_FLOAT32 = Tolerance(atol=0.0, rtol=1e-1)
-
-# align-curve: the frameworks train with their own dropout, so only the final mAP is compared, as the
-# mean over seeds. Measured at the defaults (built-in data, 12 epochs, 64 px, lr 1e-2, seeds 2000-2004;
-# docs/alignment.md, Loss curves, `make align-curve-reference`): the final mAP of one run has a pooled
-# standard deviation over seeds of CURVE_FINAL_MAP_STD; dropout's randomness decides when learning
-# starts. The difference of two means over k seeds then has a standard deviation of
-# CURVE_FINAL_MAP_STD * sqrt(2 / k); the check allows three of them (a correct port fails about 3 times
-# in 1,000): 0.12 for the default 3 seeds, 0.093 for 5, 0.066 for 10.
-CURVE_FINAL_MAP_STD = 0.049
-CURVE_STANDARD_DEVIATIONS = 3.0
-
-
-def curve_map_tolerance(seeds):
-    """The allowed |mean final mAP difference| between the frameworks over `seeds` seeds each."""
-    return CURVE_STANDARD_DEVIATIONS * CURVE_FINAL_MAP_STD * math.sqrt(2.0 / seeds)
-
 # Momentum buffers are sums of gradients, and a float32 max-pool or ReLU decision flip moves a
 # gradient by a large part of its value (backward step above); over 20 iterations one flip is diluted
 # (measured: docs/tolerances.md, Training). float64 holds them to 1e-10.
 MOMENTUM_FLOAT32 = Tolerance(atol=0.0, rtol=1e-1)
-
-# GreedyHash's metric and inference steps (alignment/pairs/greedyhash/steps/)
-RETRIEVAL_SCORES = [("map*", MAP_TOLERANCE), ("query_accuracy", MAP_TOLERANCE)]
 
 # The suite's steps: dtype -> step -> [(key pattern, tolerance)], first match wins; step "*" for every
 # other step. A pair's own step brings its own (TOLERANCES in its module, read before this table).
@@ -71,7 +43,7 @@ _TABLE = {
         # the loss step runs its own forward: the forward's rounding, carried through the cubic
         # quantization term (measured: docs/tolerances.md, float32)
         "loss": [("*", Tolerance(atol=0.0, rtol=2e-5))],
-        # a pair's own overrides come first (GreedyHash's below its first max-pool: alignment.pairs.greedyhash)
+        # a pair's own overrides come first (GreedyHash's below its first max-pool: alignment/pairs/greedyhash/tolerances.py)
         "backward": [("*", Tolerance(atol=0.0, rtol=5e-5))],
         "optim": [("*", Tolerance(atol=0.0, rtol=1e-6))],
         "train": [("lr", NEAR_EXACT), ("loss_*", Tolerance(atol=0.0, rtol=1e-6)),

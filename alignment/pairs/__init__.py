@@ -31,7 +31,8 @@ docs/adding-a-model-pair.md):
   optional, the pair's own checks: CODE_OUTPUTS and CODE_LAYER (sign codes compared exactly), BACKWARD_MODES
                     (default ("eval",)), backward_extras(side, outputs, terms), INVARIANTS {step: key pairs},
                     TOLERANCES {dtype: {step: [(key pattern, Tolerance)]}} (read before the suite's table),
-                    FLOAT64_ONLY_TRAIN_WEIGHT_SETS
+                    FLOAT64_ONLY_TRAIN_WEIGHT_SETS, mutation_score(workdir) -> (line, report file) or None
+                    (the report's mutation score section; a pair without it has none)
 """
 import importlib
 

@@ -1,12 +1,13 @@
 """The GreedyHash pair, the suite's default: torch_impl's model against paddle_impl's port (this
 project's own), with its product's data loaders, training loop, evaluation and deployed encoder.
 
-Beside this file: its sides (torch_side.py, paddle_side.py) and its weight sets (weight_sets.py,
-weight_makers.py). What is its own and no other pair's: the outputs (logits, the continuous code h,
-the sign code b), the objective (cross-entropy on the codes plus the cubic quantization term), the
-straight-through sign (an invariant of the backward step), the dropout masks injected for training
-mode, the weight sets rescaled on AlexNet's layers, the data, metric and inference steps, and the
-tolerances of AlexNet's layers below its first max-pool.
+Beside this file: its sides (torch_side.py, paddle_side.py), its weight sets (weight_sets.py,
+weight_makers.py), its tolerances (tolerances.py), its own steps (steps/), its mutation score
+(mutants/) and its loss curves (curve.py, curve_side.py). What is its own and no other pair's: the
+outputs (logits, the continuous code h, the sign code b), the objective (cross-entropy on the codes
+plus the cubic quantization term), the straight-through sign (an invariant of the backward step), the
+dropout masks injected for training mode, the weight sets rescaled on AlexNet's layers, the data,
+metric and inference steps, and the tolerances of AlexNet's layers below its first max-pool.
 """
 import importlib
 import os
@@ -21,9 +22,9 @@ from greedyhash_common.hyperparameters import (EPOCHS, DROPOUT_P, LEARNING_RATE,
 from greedyhash_common.project import PROJECT_ROOT
 
 from ...dropout_masks import DropoutMaskSchedule
-from ...tolerances import BELOW_FIRST_MAXPOOL_FLOAT32
 from ...weight_sets import RESCALED, SEEDED
 from .steps import data, inference, metric
+from .tolerances import BELOW_FIRST_MAXPOOL
 from .weight_sets import RESCALING_IMAGE_SIZE, train_learning_rate  # noqa: F401 (the train step's rate per set)
 
 NAME = "greedyhash"
@@ -43,11 +44,7 @@ CODE_OUTPUTS = {"b": "h"}
 CODE_LAYER = "fc_plus"  # the hash layer: its output is h, b = sign(h) (alignment.coverage)
 BACKWARD_MODES = ("eval",)  # dropout is off, so no random mask enters the gradients
 INVARIANTS = {"backward": (("grad_cross_entropy.h", "grad_cross_entropy.b"),)}
-TOLERANCES = {"float32": {"backward": [
-    # below the first max-pool (alignment.tolerances, BELOW_FIRST_MAXPOOL_FLOAT32)
-    ("grad.alex.features.1.*", BELOW_FIRST_MAXPOOL_FLOAT32),  # the layers' name for it
-    ("grad.input", BELOW_FIRST_MAXPOOL_FLOAT32),
-    ("grad.alex.features.0.*", BELOW_FIRST_MAXPOOL_FLOAT32)]}}
+TOLERANCES = BELOW_FIRST_MAXPOOL
 # The rescaled network's gradients are hundreds of times the seeded one's (weight_sets.py): a float32
 # decision flip (a max-pool's maximum, a ReLU's sign) in one update is carried by the next ones until the
 # losses part by far more than rounding while float64 agrees near-exactly (measured: docs/alignment.md,

@@ -3,7 +3,7 @@ the same batches, each with its own dropout; their loss curves and final mAP are
 
 Dropout masks differ between the frameworks here, so the curves cannot agree number for number: the
 check is that the mean final mAP over the seeds differ by less than curve_map_tolerance(seeds), set
-from the measured spread of each framework against itself over seeds (alignment/tolerances.py,
+from the measured spread of each framework against itself over seeds (alignment/pairs/greedyhash/tolerances.py,
 docs/alignment.md, "Loss curves"). Every run with several seeds reports its own spread beside it.
 """
 import argparse
@@ -24,7 +24,7 @@ from greedyhash_common.project import PROJECT_ROOT, child_environment, module_co
 from alignment.paths import split_path
 from alignment.reprod_format import load_values
 from alignment.suite import prepare_weights, show_progress
-from alignment.tolerances import CURVE_FINAL_MAP_STD, curve_map_tolerance
+from .tolerances import CURVE_FINAL_MAP_STD, curve_map_tolerance
 from alignment.weight_sets import SEEDED, USER
 
 SIDES = ("torch", "paddle")

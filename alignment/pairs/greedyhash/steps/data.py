@@ -11,11 +11,11 @@ from greedyhash_common.data.dataset import load_data
 from greedyhash_common.hyperparameters import BATCH_SIZE, SEED
 
 from alignment.cases import SIZE
-from alignment.tolerances import Tolerance
+from ..tolerances import DATA_STEP
 
 USES = (SIZE,)
 DTYPES = ("float32",)
-TOLERANCES = {"float32": [("*", Tolerance(atol=0.0, rtol=1e-6))]}
+TOLERANCES = DATA_STEP
 EPOCHS = (0, 1)
 BATCHES_PER_EPOCH = 2
 LOADER_THREADS = 2  # more than one, so the threads' hand-over in order is exercised

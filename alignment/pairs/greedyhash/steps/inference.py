@@ -4,14 +4,12 @@ predictor (paddle_impl.static_model: the model saved as a static program and run
 kernels). The predictor takes float32 only. Codes must be identical but for flips where |h| is
 within the float32 tolerance of zero."""
 from alignment.cases import BULK, WEIGHTS
-from alignment.tolerances import RETRIEVAL_SCORES, Tolerance
+from ..tolerances import INFERENCE_STEP
 from .metric import CODE_KEYS, encoded_values  # noqa: F401 (CODE_KEYS: the checker reads it from this module)
 
 USES = (WEIGHTS, BULK)
 DTYPES = ("float32",)
-# the Paddle Inference predictor's oneDNN kernels sum in another order than the dynamic graph: a rounding
-# difference of the same size as the forward step's (paddle_impl/static_model.py)
-TOLERANCES = {"float32": RETRIEVAL_SCORES + [("*", Tolerance(atol=0.0, rtol=2e-5))]}
+TOLERANCES = INFERENCE_STEP
 
 
 def run(side, context):

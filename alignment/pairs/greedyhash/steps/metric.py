@@ -8,13 +8,12 @@ from greedyhash_common.data.dataset import load_data
 from greedyhash_common.metric.hamming_map import mean_average_precision
 
 from alignment.cases import BULK, WEIGHTS
-from alignment.tolerances import NEAR_EXACT, RETRIEVAL_SCORES, Tolerance
+from ..tolerances import METRIC_STEP
 
 USES = (WEIGHTS, BULK)
 CODE_KEYS = {"query_codes": "query_h", "database_codes": "database_h"}
 EVAL_BATCH_SIZE = 100
-TOLERANCES = {"float64": RETRIEVAL_SCORES + [("*", NEAR_EXACT)],
-              "float32": RETRIEVAL_SCORES + [("*", Tolerance(atol=0.0, rtol=2e-5))]}
+TOLERANCES = METRIC_STEP
 
 
 def encoded_values(side, context, make_encoder):

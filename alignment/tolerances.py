@@ -16,6 +16,8 @@ to a whole row; float64 then still agrees near-exactly, which is what separates 
 import dataclasses
 import fnmatch
 
+from greedyhash_common.infra.errors import UserInputError
+
 
 @dataclasses.dataclass(frozen=True)
 class Tolerance:
@@ -64,4 +66,4 @@ def tolerance(step, dtype, key, overrides=None):
     for pattern, value in [*own, *steps.get(step, steps.get("*", []))]:
         if fnmatch.fnmatchcase(key, pattern):
             return value
-    raise KeyError(f"no {dtype} tolerance for {step}/{key}: give the step's module TOLERANCES")
+    raise UserInputError(f"no {dtype} tolerance for {step}/{key}: give the step's module TOLERANCES")

@@ -9,6 +9,7 @@ import types
 import numpy as np
 import pytest
 
+from alignment.cases import WEIGHTS
 from alignment.check import check_step
 from alignment.layers.localize import compare_records
 from alignment.layers.side import record_side
@@ -16,7 +17,8 @@ from alignment.pairs import pair_named
 from alignment.pairs import resnet18 as resnet18_pair
 from alignment.paths import images_path, labels_path
 from alignment.sides import paddle_layers, torch_layers
-from alignment.steps import STEPS, StepContext, check_values
+from alignment.steps import StepContext, check_values, steps_of
+from alignment.tolerances import Tolerance
 from alignment.weight_sets import SEEDED
 from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.state_dicts.layout import Layout
@@ -31,12 +33,26 @@ TINY_SIZE = 4  # images of 3 x 4 x 4: 48 inputs
 HIDDEN = 16
 
 
+class LoadedWeights:
+    """A step of the tiny pair's own, defined here as a pair's own step is (OWN_STEPS): every parameter as
+    each side loaded it, in torch's layout, bit for bit. It names a conversion defect by its tensor where
+    the forward step can only name the outputs."""
+    USES = (WEIGHTS,)
+    TOLERANCES = {dtype: [("*", Tolerance(atol=0.0, rtol=0.0))] for dtype in ("float32", "float64")}
+
+    @staticmethod
+    def run(side, context):
+        model = side.build_model(context.bit, context.dtype, context.weights)
+        return {"param." + name: value for name, value in side.parameter_values(model).items()}
+
+
 class TinyPair:
     """A pair defined in the test itself: an MLP with LayerNorm and GELU, whose square Linear keeps its
-    shape when a transpose is forgotten, with data and a batch size of its own. Nothing of it is in
-    alignment/."""
+    shape when a transpose is forgotten, with data, a batch size and a step of its own. Nothing of it is
+    in alignment/."""
     NAME = "tiny-mlp"
-    STEPS = ("forward", "loss", "backward", "optim", "train")
+    STEPS = ("weights", "forward", "loss", "backward", "optim", "train")
+    OWN_STEPS = {"weights": LoadedWeights}
     OUTPUTS = ("logits",)
     WEIGHT_SETS = (SEEDED,)
     DEFAULT_SIZES = (TINY_SIZE,)
@@ -133,9 +149,10 @@ def context(pair_name, weights_file, images, labels, dtype, size):
 def run_pair_step(pair_name, step, files, images, labels, dtype="float64", paddle_side=None, size=TINY_SIZE):
     """The StepResult of `step` of a pair, both sides in this process, the Paddle side replaceable."""
     pair = pair_named(pair_name)
-    torch_values = STEPS[step].run(pair.side("torch"), context(pair_name, files[0], images, labels, dtype, size))
-    paddle_values = STEPS[step].run(paddle_side or pair.side("paddle"),
-                                    context(pair_name, files[1], images, labels, dtype, size))
+    module = steps_of(pair)[step]
+    torch_values = module.run(pair.side("torch"), context(pair_name, files[0], images, labels, dtype, size))
+    paddle_values = module.run(paddle_side or pair.side("paddle"),
+                               context(pair_name, files[1], images, labels, dtype, size))
     return check_values(step, dtype, torch_values, paddle_values, pair)
 
 
@@ -157,7 +174,7 @@ def with_paddle_model(pair_name, change):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("step", TinyPair.STEPS)
-def test_every_generic_step_runs_and_passes_on_a_pair_defined_in_a_test(tiny, step, dtype):
+def test_every_step_runs_and_passes_on_a_pair_defined_in_a_test(tiny, step, dtype):
     result = run_pair_step(TINY, step, tiny.files, tiny.images, tiny.labels, dtype)
     assert result.passed, failing(result)
     assert result.keys
@@ -187,6 +204,27 @@ def test_a_forgotten_transpose_of_a_square_weight_fails_forward_naming_nothing_e
     write_weights(0, *files, layout=untransposed)
     result = run_pair_step(TINY, "forward", files, tiny.images, tiny.labels)
     assert failing(result) == ["logits", "train_logits"]
+    assert failing(run_pair_step(TINY, "weights", files, tiny.images, tiny.labels, "float32")) == ["param.4.weight"]
+
+
+def test_a_step_of_a_pairs_own_without_tolerances_is_refused_by_name(tiny):
+    """The suite's table has no float32 tolerance for a step it does not know: no silent default."""
+    class Untolerated(LoadedWeights):
+        TOLERANCES = {}
+
+    class Pair(TinyPair):
+        OWN_STEPS = {"weights": Untolerated}
+    values = Untolerated.run(TinyPair.side("torch"), context(TINY, tiny.files[0], tiny.images, tiny.labels,
+                                                              "float32", TINY_SIZE))
+    with pytest.raises(UserInputError, match=r"no float32 tolerance for weights/param\.1\.weight: give the step's"):
+        check_values("weights", "float32", values, values, Pair)
+
+
+def test_a_pair_that_runs_a_step_nobody_defines_is_refused_in_one_line():
+    class Pair(TinyPair):
+        STEPS = ("forward", "weight")
+    with pytest.raises(UserInputError, match=r"tiny-mlp runs weight: neither the suite's steps \(forward, loss,"):
+        steps_of(Pair)
 
 
 def test_the_pair_options_reach_every_process_and_a_wrong_pair_is_one_line(tiny, tmp_path):
@@ -196,7 +234,7 @@ def test_the_pair_options_reach_every_process_and_a_wrong_pair_is_one_line(tiny,
     done = subprocess.run([sys.executable, "-m", "alignment", "--model", TINY, "--workdir", str(workdir),
                            "--bulk-size", "4", "--no-profile"], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "alignment passed: 10/10 checks" in done.stdout
+    assert "alignment passed: 12/12 checks" in done.stdout
     images, labels = TinyPair.input_batch(None, TinyPair.BATCH_SIZE, (TINY_SIZE,))
     np.testing.assert_array_equal(np.load(images_path(str(workdir), TINY_SIZE)), images[TINY_SIZE])
     np.testing.assert_array_equal(np.load(labels_path(str(workdir))), labels)

@@ -43,6 +43,16 @@ def optimizer_step(optimizer):
     optimizer.zero_grad()
 
 
+def named_parameters(model):
+    """(torch name, parameter) pairs."""
+    return model.named_parameters()
+
+
+def torch_layout(name, array):  # noqa: ARG001 (paddle_tensors' counterpart transposes by name)
+    """An array of parameter `name` in torch's layout: already so on this side."""
+    return array
+
+
 def parameter_gradients(model):
     """Gradients by torch parameter name, in torch's layout."""
     return {name: numpy(parameter.grad) for name, parameter in model.named_parameters()}

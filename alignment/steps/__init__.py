@@ -31,8 +31,12 @@ STEPS = {"forward": forward, "loss": loss, "backward": backward, "optim": optim,
 
 def steps_of(pair):
     """{name: step module} of every step `pair` runs, in its order: the suite's, and its own."""
-    own = getattr(pair, "OWN_STEPS", {})
-    return {step: own.get(step) or STEPS[step] for step in pair.STEPS}
+    steps = {**STEPS, **getattr(pair, "OWN_STEPS", {})}
+    unknown = [step for step in pair.STEPS if step not in steps]
+    if unknown:
+        raise UserInputError(f"the pair {pair.NAME} runs {', '.join(unknown)}: neither the suite's steps"
+                             f" ({', '.join(STEPS)}) nor its own (OWN_STEPS)")
+    return {step: steps[step] for step in pair.STEPS}
 
 
 def step_module(step, pair_name=DEFAULT_PAIR):

@@ -22,10 +22,10 @@ from greedyhash_common.hyperparameters import (EPOCHS, DROPOUT_P, LEARNING_RATE,
 from greedyhash_common.project import PROJECT_ROOT
 
 from ...dropout_masks import DropoutMaskSchedule
-from ...weight_sets import RESCALED, SEEDED
+from ...weight_sets import SEEDED
 from .steps import data, inference, metric
 from .tolerances import BELOW_FIRST_MAXPOOL
-from .weight_sets import RESCALING_IMAGE_SIZE, train_learning_rate  # noqa: F401 (the train step's rate per set)
+from .weight_sets import RESCALED, RESCALING_IMAGE_SIZE, train_learning_rate  # noqa: F401 (the train step's rate)
 
 NAME = "greedyhash"
 STEPS = ("data", "forward", "loss", "backward", "optim", "train", "metric", "inference")

@@ -11,8 +11,8 @@ from torch_impl.train import train_one_epoch  # noqa: F401 (the train step drive
 from torch_impl.weights import load_weights
 
 from ...sides.torch_tensors import (backward, buffer_values, cast, gradient_of, gradients,  # noqa: F401
-                                    momentum_buffers, numpy, optimizer_step, parameter_gradients, parameter_values,
-                                    seed_framework, tensor)
+                                    momentum_buffers, named_parameters, numpy, optimizer_step, parameter_gradients,
+                                    parameter_values, seed_framework, tensor, torch_layout)
 
 NAME = "torch"
 WEIGHTS_SUFFIX = ".pth"
@@ -35,13 +35,3 @@ def build_model(bit, dtype, weights):
     model.to_empty(device="cpu")
     load_weights(model, weights)
     return model.to(getattr(torch, dtype)).eval()
-
-
-def named_parameters(model):
-    """(torch name, parameter) pairs."""
-    return model.named_parameters()
-
-
-def torch_layout(name, array):
-    """An array of parameter `name` in torch's layout (already so on this side)."""
-    return array

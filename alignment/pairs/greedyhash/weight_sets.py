@@ -1,4 +1,4 @@
-"""GreedyHash's weight sets (alignment.weight_sets names them; weight_makers.py makes them):
+"""GreedyHash's weight sets (weight_makers.py makes them):
 
 - `seeded`: torch's own seeded initialization. Its activations shrink layer by layer (the ranges on the
   suite's batch: docs/alignment.md, Weight sets and sizes), so a port defect that only changes larger
@@ -16,7 +16,8 @@ how to measure them).
 """
 from greedyhash_common.hyperparameters import LEARNING_RATE
 
-from ...weight_sets import RESCALED
+
+RESCALED = "rescaled"
 
 # Standard deviation of each layer's pre-activations in the rescaled set, by the layer's kind.
 # Convolutions and the classifier's Linear layers: 4 puts the largest ReLU inputs of a batch well above

@@ -196,6 +196,33 @@ def test_a_tanh_gelu_in_the_tiny_port_fails_forward_and_the_layers_name_it(tiny)
     assert (row.layer, place) == ("3", "at") and forward.isolated_failures() == ["3"]
 
 
+def test_layer_records_streamed_into_archives_hold_what_memory_holds(tiny, tmp_path):
+    """The layer sides write their records a mode (and a layer alone) at a time, never holding them all."""
+    side = pair_named(TINY).side("torch")
+    torch_context = context(TINY, tiny.files[0], tiny.images, tiny.labels, "float64", TINY_SIZE)
+    kept, kept_alone = record_side(side, torch_layers, torch_context, {})
+    paths = (str(tmp_path / "layers_torch.npz"), str(tmp_path / "layers_isolated_torch.npz"))
+    written, written_alone = record_side(side, torch_layers, torch_context, {}, paths=paths)
+    assert written.layers == kept.layers
+    for in_memory, in_archive in ((kept.values, written.values), (kept_alone, written_alone)):
+        assert sorted(in_memory) == sorted(in_archive) and len(in_memory) > 20
+        for key, value in in_memory.items():
+            np.testing.assert_array_equal(in_archive[key], value)
+
+
+def test_a_layer_side_that_fails_midway_leaves_no_archive(tiny, tmp_path):
+    """The eval pass is written when the training pass fails: the half-written archive must not remain."""
+    def failing_train(model):
+        def train():
+            raise RuntimeError("planted: the training pass fails")
+        model.train = train
+    side = with_paddle_model(TINY, failing_train)
+    paddle_context = context(TINY, tiny.files[1], tiny.images, tiny.labels, "float64", TINY_SIZE)
+    with pytest.raises(RuntimeError, match="planted"):
+        record_side(side, paddle_layers, paddle_context, {}, paths=(str(tmp_path / "a.npz"), str(tmp_path / "b.npz")))
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_forgotten_transpose_of_a_square_weight_fails_forward_naming_nothing_else(tiny, tmp_path):
     """4.weight is 16 x 16: the shape check cannot see it, the values do."""
     untransposed = TinyPair.layout()

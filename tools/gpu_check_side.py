@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from alignment.layers.localize import read_record, save_layer_values, write_record
+from alignment.layers.localize import read_record, write_structure
 from alignment.reprod_format import save_values
 from alignment.sides import patched
 from alignment.steps import StepContext
@@ -157,9 +157,9 @@ def record_layers(side, place, framework, context, workdir, env):
     hooks = importlib.import_module(f"alignment.sides.{framework}_layers")
     reference = load_layer_record(workdir, "torch") if framework == "paddle" else None
     with patched([(side, "build_model", place.model), (side, "tensor", place.tensor)]):
-        record, isolated = record_side(side, hooks, context, env, reference)
-    write_record(record, layers_path(workdir, framework), layers_path(workdir, framework, ".json"))
-    save_layer_values(isolated, isolated_path(workdir, framework))
+        record, _ = record_side(side, hooks, context, env, reference,
+                                (layers_path(workdir, framework), isolated_path(workdir, framework)))
+    write_structure(record, layers_path(workdir, framework, ".json"))
 
 
 @exits_cleanly_on_bad_input

@@ -13,9 +13,11 @@ are listed in the order they ran. Two comparisons:
 
 Each direction is held to the tolerances of the step of the same name (alignment.tolerances).
 """
+import contextlib
 import dataclasses
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -54,13 +56,17 @@ def localization_path(workdir, dtype, case):
     return os.path.join(case_dir(workdir, dtype, case), "layers_localization.json")
 
 
-def save_layer_values(values, path):
-    """Layer values as an .npz archive, one array per key: read back lazily (load_layer_values), so the
-    comparison holds a layer's arrays at a time, not four whole records (ResNet-50's at 224 px in float64
-    are 4.5 GB each)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **values)
+@contextlib.contextmanager
+def layer_values_writer(path):
+    """Yield add(key, array), which writes one array into the .npz archive `path` at once, so a side never
+    holds its whole record; the archive appears only when every array is in (and is removed if the side
+    fails). Read back lazily (load_layer_values): the comparison holds a layer's arrays at a time, not four
+    whole records (ResNet-50's at 224 px in float64 are 4.5 GB each)."""
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
+        def add(key, array):
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+        yield add
 
 
 def load_layer_values(path):
@@ -68,9 +74,8 @@ def load_layer_values(path):
     return np.load(path, allow_pickle=False)
 
 
-def write_record(record, values_path, structure_file):
-    """A Record as two files: its values (.npz) and its layers and env (JSON)."""
-    save_layer_values(record.values, values_path)
+def write_structure(record, structure_file):
+    """A Record's layers and env (JSON); its values are written as the side runs (layer_values_writer)."""
     write_text(structure_file, json.dumps({"env": record.env, "layers": record.layers}, indent=1) + "\n")
 
 
@@ -78,11 +83,6 @@ def read_record(values_path, structure_file):
     with open(structure_file, encoding="utf-8") as handle:
         structure = json.load(handle)
     return Record(structure["layers"], load_layer_values(values_path), structure["env"])
-
-
-def save_record(record, workdir, dtype, case, side):
-    write_record(record, layer_values_path(workdir, dtype, case, CHAINED, side),
-                 structure_path(workdir, dtype, case, side))
 
 
 def load_record(workdir, dtype, case, side):

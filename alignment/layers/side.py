@@ -29,8 +29,9 @@ from ..sides import configured_side
 from ..sides import REFERENCE
 from ..steps import StepContext
 from ..steps.forward import named_outputs
-from .localize import (ISOLATED, MODES, Record, call_name, load_record, module_name_of, pair_layers,
-                       save_layer_values, save_record, stored_key, value_key)
+from .localize import (CHAINED, ISOLATED, MODES, Record, call_name, layer_values_writer, load_layer_values,
+                       load_record, module_name_of, pair_layers, stored_key, structure_path, value_key,
+                       write_structure)
 
 
 def get_args_parser():
@@ -175,51 +176,69 @@ def _run_alone(side, layer, fed_input, grad_of_output):
     return side.numpy(output), side.gradient_of(fed)
 
 
-def run_isolated(side, hooks, model, mode, layers, reference):
-    """{key: array} of each of this side's layers fed the reference's input and gradient of its output,
-    under the reference's keys."""
+def run_isolated(side, hooks, model, mode, layers, reference, add):
+    """add(key, array) of each of this side's layers fed the reference's input and gradient of its output,
+    under the reference's keys, a layer at a time."""
     by_name = dict(hooks.named_layers(model))
     own_name = {layer["name"]: layer["own_name"] for layer in layers}
-    values, computed = {}, set()
+    computed = set()
     for layer in reference.layers[mode]:
         output_key = stored_key(layer, mode, "forward", "output")
         grad_key = stored_key(layer, mode, "backward", "input")
         computed |= {output_key, grad_key}
         if layer["name"] in own_name:
-            values[output_key], grad = _run_alone(side, by_name[module_name_of(own_name[layer["name"]])],
-                                                  reference.values[stored_key(layer, mode, "forward", "input")],
-                                                  reference.values[stored_key(layer, mode, "backward", "output")])
+            output, grad = _run_alone(side, by_name[module_name_of(own_name[layer["name"]])],
+                                      reference.values[stored_key(layer, mode, "forward", "input")],
+                                      reference.values[stored_key(layer, mode, "backward", "output")])
+            add(output_key, output)
             if grad is not None:
-                values[grad_key] = grad
+                add(grad_key, grad)
     # What was only fed (the batch, the loss's gradient...) is kept too, so that the file has the
     # reference's keys and reprod_log can compare the two
-    fed_only = {key: value for key, value in reference.values.items()
-                if key.startswith(mode + ".") and key not in computed}
-    return {**values, **fed_only}
+    for key in reference.values:
+        if key.startswith(mode + ".") and key not in computed:
+            add(key, reference.values[key])
 
 
-def record_side(side, hooks, context, env, reference=None):
+@contextlib.contextmanager
+def _values_kept(path):
+    """(add(key, array), read() -> {key: array}): into the .npz archive `path`, read back lazily once
+    written, or into memory when `path` is None."""
+    if path is None:
+        values = {}
+        yield values.__setitem__, lambda: values
+        return
+    with layer_values_writer(path) as add:
+        yield add, lambda: load_layer_values(path)
+
+
+def record_side(side, hooks, context, env, reference=None, paths=(None, None)):
     """(Record, isolated values) of this side: every layer run alone, fed the reference's input and
     gradient of its output (the reference's own Record on the reference side). Both sides run their
     layers alone so that the two are compared like for like: the gradient reaching an input that other
-    code also reads (a residual block's shortcut) is more than one layer's share of it."""
+    code also reads (a residual block's shortcut) is more than one layer's share of it.
+    `paths`: the .npz archives of the record's values and the isolated values, written a mode (and a layer
+    alone) at a time so that the side never holds them all; (None, None): kept in memory."""
     model = build_model(side, hooks, context)
     # The layers run alone need a model of their own, copied before any mask is injected: the mask
     # schedule starts a new step whenever the first dropout asks again, and the layers run alone must
     # see the chained pass's masks, the schedule's first step. (A copy takes a fraction of a build.)
     alone = copy.deepcopy(model)
-    layers, values = {}, {}
-    for mode in MODES:
-        enter_mode(side, model, context, mode)
-        layers[mode], mode_values = record_mode(side, hooks, model, context, mode,
-                                                reference.layers[mode] if reference else None)
-        values.update(mode_values)
-    record = Record(layers, values, env)
-    isolated = {}
-    for mode in MODES:
-        enter_mode(side, alone, context, mode)
-        isolated.update(run_isolated(side, hooks, alone, mode, layers[mode], reference or record))
-    return record, isolated
+    chained_path, isolated_path = paths
+    layers = {}
+    with _values_kept(chained_path) as (add, read_chained):
+        for mode in MODES:
+            enter_mode(side, model, context, mode)
+            layers[mode], mode_values = record_mode(side, hooks, model, context, mode,
+                                                    reference.layers[mode] if reference else None)
+            for key in list(mode_values):
+                add(key, mode_values.pop(key))
+    record = Record(layers, read_chained(), env)
+    with _values_kept(isolated_path) as (add, read_isolated):
+        for mode in MODES:
+            enter_mode(side, alone, context, mode)
+            run_isolated(side, hooks, alone, mode, layers[mode], reference or record, add)
+    return record, read_isolated()
 
 
 def run(framework, dtypes, case, bit, workdir, threads, mask_seed, pair_name=DEFAULT_PAIR):
@@ -232,9 +251,10 @@ def run(framework, dtypes, case, bit, workdir, threads, mask_seed, pair_name=DEF
         context = StepContext(bit, dtype, weights_path(workdir, bit, case.weights, side.WEIGHTS_SUFFIX), images,
                               labels, mask_seed, image_size=case.size, pair_name=pair_name)
         reference = None if framework == REFERENCE else load_record(workdir, dtype, case, REFERENCE)
-        record, isolated = record_side(side, hooks, context, side.describe(threads, dtype), reference)
-        save_record(record, workdir, dtype, case, framework)
-        save_layer_values(isolated, layer_values_path(workdir, dtype, case, ISOLATED, framework))
+        paths = (layer_values_path(workdir, dtype, case, CHAINED, framework),
+                 layer_values_path(workdir, dtype, case, ISOLATED, framework))
+        record, _ = record_side(side, hooks, context, side.describe(threads, dtype), reference, paths)
+        write_structure(record, structure_path(workdir, dtype, case, framework))
         print(f"{framework} layers {case.label} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
 
 

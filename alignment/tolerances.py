@@ -1,4 +1,4 @@
-"""Every tolerance of the alignment suite, defined here once.
+"""The alignment suite's tolerances, defined here once (a pair's own are beside its adapter).
 
 A key passes when max |paddle - torch| <= atol + rtol * max |torch|: the relative part is taken
 against the tensor's own scale, not element by element, so values that are tiny next to the rest of
@@ -8,9 +8,10 @@ float64: both frameworks compute the same operations in the same order up to sum
 agreement is near-exact (measured: docs/tolerances.md, float64); 1e-10 leaves room for summation order
 and nothing else: any semantic difference is far above it.
 float32: about 10x the worst difference measured for a correct port over six runs, per step (the
-measurements: docs/tolerances.md, float32). Gradients below the first max-pool (the input's and
-conv1's) are held looser: two activations within float32 rounding of each other in a pooling window
-swap order, and the gradient goes to the neighbour. A ReLU input within rounding of zero does the same
+measurements: docs/tolerances.md, float32). A pair may hold some keys looser (its adapter's TOLERANCES):
+GreedyHash's gradients below the first max-pool (the input's and conv1's; its tolerances.py), where two
+activations within float32 rounding of each other in a pooling window swap order, and the gradient goes
+to the neighbour. A ReLU input within rounding of zero does the same
 to a whole row; float64 then still agrees near-exactly, which is what separates rounding from a defect.
 """
 import dataclasses
@@ -45,7 +46,8 @@ _TABLE = {
         # the loss step runs its own forward: the forward's rounding, carried through the cubic
         # quantization term (measured: docs/tolerances.md, float32)
         "loss": [("*", Tolerance(atol=0.0, rtol=2e-5))],
-        # a pair's own overrides come first (GreedyHash's below its first max-pool: alignment/pairs/greedyhash/tolerances.py)
+        # a pair's own overrides come first (GreedyHash's below its first max-pool:
+        # alignment/pairs/greedyhash/tolerances.py)
         "backward": [("*", Tolerance(atol=0.0, rtol=5e-5))],
         "optim": [("*", Tolerance(atol=0.0, rtol=1e-6))],
         "train": [("lr", NEAR_EXACT), ("loss_*", Tolerance(atol=0.0, rtol=1e-6)),

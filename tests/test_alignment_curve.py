@@ -62,7 +62,8 @@ def test_bad_seeds_are_refused(text):
 
 @pytest.mark.slow
 def test_the_command_trains_both_frameworks_and_writes_curves_and_plot(tmp_path):
-    done = run_module("alignment.pairs.greedyhash.curve", "--epochs", 1, "--seeds", 3, "--workdir", tmp_path, timeout=900)
+    done = run_module("alignment.pairs.greedyhash.curve", "--epochs", 1, "--seeds", 3, "--workdir", tmp_path,
+                      timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     for side in ("torch", "paddle"):  # each epoch's end is shown while training runs
         assert re.search(rf"^\[ *\d+ s\] {side} seed 3 epoch 1/1: [\d.]+ s$", done.stdout, re.M), done.stdout

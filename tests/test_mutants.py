@@ -22,7 +22,8 @@ from alignment.pairs.greedyhash.mutants import operators, score
 from alignment.pairs.greedyhash.mutants import side as mutants_side
 from alignment.pairs.greedyhash.mutants.catalog import MODEL, NAMES, OperatorSpec
 from alignment.pairs.greedyhash.mutants.operators import LOSS_TERMS, MODEL_OPERATORS, reweighted_loss
-from alignment.pairs.greedyhash.mutants.side import CONTROL, installed, largest_change, mutant_record, mutate_model, same_models
+from alignment.pairs.greedyhash.mutants.side import (CONTROL, installed, largest_change, mutant_record, mutate_model,
+                                                     same_models)
 from alignment.prepare_weights import prepare_weights
 from alignment.pairs import greedyhash
 from alignment.pairs.greedyhash import paddle_side
@@ -257,8 +258,8 @@ def test_probes_tell_a_survivor_from_the_port_and_none_tells_an_equivalent_mutan
 
 
 def _mutants_run(workdir, *options):
-    return subprocess.run([sys.executable, "-m", "alignment.pairs.greedyhash.mutants", "--workdir", str(workdir), *options],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "alignment.pairs.greedyhash.mutants", "--workdir", str(workdir),
+                           *options], cwd=PROJECT_ROOT, capture_output=True, text=True)
 
 
 @pytest.mark.slow

@@ -65,10 +65,11 @@ def train_both(args, seed):
     running = []
     for side in SIDES:
         python = args.torch_python if side == "torch" else args.paddle_python
-        command = module_command(python, "alignment.pairs.greedyhash.curve_side", side, "--workdir", args.workdir, "--out",
-                                 values_path(args.workdir, seed, side), "--seed", seed, "--epochs", args.epochs,
-                                 "--bit", args.bit, "--lr", args.lr, "--size", args.size, "--threads", args.threads,
-                                 "--eval-every", args.eval_every, "--weight-set", USER if args.weights else SEEDED,
+        command = module_command(python, "alignment.pairs.greedyhash.curve_side", side, "--workdir", args.workdir,
+                                 "--out", values_path(args.workdir, seed, side), "--seed", seed, "--epochs",
+                                 args.epochs, "--bit", args.bit, "--lr", args.lr, "--size", args.size, "--threads",
+                                 args.threads, "--eval-every", args.eval_every, "--weight-set",
+                                 USER if args.weights else SEEDED,
                                  *(["--data", args.data] if args.data else []))
         log = open(os.path.join(args.workdir, f"seed{seed}_{side}.log"), "w", encoding="utf-8")
         running.append((side, subprocess.Popen(command, cwd=PROJECT_ROOT, env=child_environment(), stdout=log,

@@ -1,11 +1,12 @@
 """One framework's training for the loss-curve comparison, in its own process.
 
-  python -m alignment.pairs.greedyhash.curve_side torch|paddle --workdir logs/curve --seed 2000 --epochs 12 --bit 12 \
-      --lr 0.01 --size 64 --eval-every 3 --out logs/curve/seed2000_torch.npy
+  python -m alignment.pairs.greedyhash.curve_side torch|paddle --workdir logs/curve --seed 2000 --epochs 12 \
+      --bit 12 --lr 0.01 --size 64 --eval-every 3 --out logs/curve/seed2000_torch.npy
 
 Trains normally through the product's training loop (train_one_epoch), with the framework's own
-dropout (seeded by --seed), from the suite's converted weights on the shared batch order; evaluates mAP every --eval-every epochs and after the last; writes
-a reprod_log file. The batched loaders (fast_data) give the reference loaders' batches bit for bit.
+dropout (seeded by --seed), from the suite's converted weights on the shared batch order; evaluates mAP
+every --eval-every epochs and after the last; writes a reprod_log file. The batched loaders (fast_data)
+give the reference loaders' batches bit for bit.
 """
 import argparse
 import time

@@ -1,5 +1,5 @@
-"""The mutation operators of alignment/pairs/greedyhash/mutants/catalog.py, implemented on the Paddle side at run time (no
-source edits): for each, where it applies and how it mutates there; one mutant per place.
+"""The mutation operators of catalog.py, implemented on the Paddle side at run time (no source edits): for
+each, where it applies and how it mutates there; one mutant per place.
 """
 import dataclasses
 

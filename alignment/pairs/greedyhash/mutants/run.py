@@ -4,8 +4,8 @@ port defects.
   python -m alignment.pairs.greedyhash.mutants [--max N] [--sample-seed 0] [--jobs 2] [the suite's run options]
 
 Runs the unmutated suite's float64 steps (forward, loss, backward, optim, train) in the run's cases
-(by default make align's), then every mutant of the Paddle port (alignment/pairs/greedyhash/mutants/operators.py), or a seeded sample of
---max of them, through the same steps, cases, inputs, checker and tolerances (alignment/pairs/greedyhash/mutants/side.py),
+(by default make align's), then every mutant of the Paddle port (operators.py beside this file), or a
+seeded sample of --max of them, through the same steps, cases, inputs, checker and tolerances (side.py),
 in --jobs Paddle processes. Reports the mutation score (killed / (killed + survived)) per operator
 and per layer, every survivor with what it changed and why no check saw it, the mutants that are
 equivalent to the port (not counted) and those with which the port does not run at all (not
@@ -74,9 +74,9 @@ def baseline_failures(args):
 
 
 def paddle_command(args, action):
-    return module_command(args.paddle_python, "alignment.pairs.greedyhash.mutants.side", action, "--bit", args.bit, "--workdir",
-                          args.workdir, "--threads", args.threads, "--mask-seed", args.seed, "--weight-sets",
-                          args.weight_sets, "--sizes", args.sizes, "--bulk-size", args.bulk_size,
+    return module_command(args.paddle_python, "alignment.pairs.greedyhash.mutants.side", action, "--bit", args.bit,
+                          "--workdir", args.workdir, "--threads", args.threads, "--mask-seed", args.seed,
+                          "--weight-sets", args.weight_sets, "--sizes", args.sizes, "--bulk-size", args.bulk_size,
                           *(["--data", args.data] if args.data else []))
 
 

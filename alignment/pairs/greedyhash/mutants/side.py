@@ -1,7 +1,7 @@
 """The Paddle process of `python -m alignment.pairs.greedyhash.mutants`: lists the mutants, or runs them.
 
   python -m alignment.pairs.greedyhash.mutants.side list --bit 48 --workdir logs/mutants [case options]
-  python -m alignment.pairs.greedyhash.mutants.side run --bit 48 --workdir logs/mutants [...]   (one of several processes)
+  python -m alignment.pairs.greedyhash.mutants.side run --bit 48 --workdir logs/mutants [...]   (one of several)
 
 `list` writes every mutant of every operator (alignment.pairs.greedyhash.mutants.operators) at every place it applies
 to, and marks as not viable the ones with which the model no longer runs at the run's sizes (a port
@@ -63,7 +63,7 @@ def get_args_parser():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mask-seed", type=int, default=0)
     parser.add_argument("--data")
-    parser.set_defaults(model=DEFAULT_PAIR)  # the only pair mutants are installed in (alignment.pairs.greedyhash.mutants.run)
+    parser.set_defaults(model=DEFAULT_PAIR)  # the only pair mutants are installed in (run.py)
     return add_case_options(parser)
 
 

@@ -38,7 +38,8 @@ def add_run_options(parser):
     parser.add_argument("--bit", type=int, default=48)
     parser.add_argument("--batch-size", type=int, help="images in the forward/loss/backward batch; default: the"
                         f" pair's (BATCH_SIZE), else {DEFAULT_BATCH_SIZE}")
-    parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in synthetic data")
+    parser.add_argument("--data", help="the batch's data, CIFAR-10's folder or archive unless the pair brings its"
+                        " own (alignment.inputs); default: the built-in synthetic data")
     parser.add_argument("--weights", help="a checkpoint of the pair (.pth or .pdparams), checked as one more weight set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization and dropout masks")
     parser.add_argument("--model", default=DEFAULT_PAIR,

@@ -155,17 +155,16 @@ def make_weight_set_of(pair, bit, seed, workdir, weight_set, source=None):
     running statistics in eval mode would agree."""
     import torch
 
-    from greedyhash_common.state_dicts.paddle_files import read_paddle_state, write_paddle_state
-    from torch_impl.torch_files import read_torch_state, write_torch_state
-    from weights_convert.convert import paddle_to_torch, torch_to_paddle
+    from greedyhash_common.state_dicts.paddle_files import write_paddle_state
+    from torch_impl.torch_files import write_torch_state
+    from weights_convert.checkpoints import both_layouts
+    from weights_convert.convert import torch_to_paddle
 
     from ..paths import weights_path
 
     torch_file, paddle_file = (weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))
     if weight_set == USER:
-        state = (paddle_to_torch(read_paddle_state(source), source, pair.layout())[0] if source.endswith(".pdparams")
-                 else read_torch_state(source))
-        paddle_state, _ = torch_to_paddle(state, source, pair.layout())
+        state, paddle_state, _ = both_layouts(source, pair.layout())
         write_torch_state(state, torch_file)
         write_paddle_state(paddle_state, paddle_file)
         return

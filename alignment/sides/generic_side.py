@@ -39,25 +39,9 @@ def _paddle_build_model(pair, dtype, weights):
     return model
 
 
+# What a step reads of a model by torch name, in torch's layout (the Paddle side through the pair's layout)
 BY_TORCH_NAME = ("named_parameters", "torch_layout", "parameter_gradients", "parameter_values", "buffer_values",
                  "momentum_buffers")
-
-
-def _torch_functions(tensors):
-    """torch's names and layout are the reference: its functions need no key map."""
-    return {name: getattr(tensors, name) for name in BY_TORCH_NAME}
-
-
-def _paddle_functions(tensors, layout):
-    """Paddle's, through the pair's layout (key map, transposed weights)."""
-    torch_name_of = {paddle_key: torch_key for torch_key, paddle_key in layout.key_map.items()}
-    return {"named_parameters": lambda model: tensors.named_parameters(model, torch_name_of),
-            "torch_layout": lambda name, array: tensors.torch_layout(name, array, layout.transposed),
-            "parameter_gradients": lambda model: tensors.parameter_gradients(model, torch_name_of, layout.transposed),
-            "parameter_values": lambda model: tensors.parameter_values(model, torch_name_of, layout.transposed),
-            "buffer_values": lambda model: tensors.buffer_values(model, torch_name_of),
-            "momentum_buffers": lambda model, optimizer: tensors.momentum_buffers(model, optimizer, torch_name_of,
-                                                                                  layout.transposed)}
 
 
 def make_side(pair, framework):
@@ -66,12 +50,15 @@ def make_side(pair, framework):
     runtime = importlib.import_module(f"{framework}_impl.runtime")
     builder, current_rate = pair.optimizer(framework)
     build = _torch_build_model if framework == "torch" else _paddle_build_model
-    functions = (_torch_functions(tensors) if framework == "torch"
-                 else _paddle_functions(tensors, pair.layout(None, "paddle")))
+    if framework == "torch":
+        by_torch_name = {name: getattr(tensors, name) for name in BY_TORCH_NAME}
+    else:
+        layout = pair.layout(None, "paddle")
+        by_torch_name = tensors.by_torch_name(layout.key_map, layout.transposed)
     return types.SimpleNamespace(
         NAME=framework, WEIGHTS_SUFFIX=WEIGHTS_SUFFIX[framework], configure=runtime.configure,
         describe=runtime.describe, build_model=lambda bit, dtype, weights: build(pair, dtype, weights),
         loss=pair.loss(framework), optimizer_builder=builder, learning_rate=current_rate,
         **{name: getattr(tensors, name) for name in ("seed_framework", "tensor", "numpy", "gradients", "backward",
                                                      "gradient_of", "cast", "optimizer_step")},
-        **functions)
+        **by_torch_name)

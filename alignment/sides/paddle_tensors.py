@@ -82,3 +82,16 @@ def momentum_buffers(model, optimizer, torch_name_of, transposed):
     state = optimizer.state_dict()
     return {name: torch_layout(name, numpy(state[f"{parameter.name}_velocity_0"]), transposed)
             for name, parameter in named_parameters(model, torch_name_of) if f"{parameter.name}_velocity_0" in state}
+
+
+def by_torch_name(key_map, transposed):
+    """The readers above bound to a pair's key map ({torch key: Paddle key}) and transposed weights:
+    {name: function}, with the names and arguments of torch_tensors' own (whose names and layout are the
+    reference, so they need no binding)."""
+    torch_name_of = {paddle_key: torch_key for torch_key, paddle_key in key_map.items()}
+    return {"named_parameters": lambda model: named_parameters(model, torch_name_of),
+            "torch_layout": lambda name, array: torch_layout(name, array, transposed),
+            "parameter_gradients": lambda model: parameter_gradients(model, torch_name_of, transposed),
+            "parameter_values": lambda model: parameter_values(model, torch_name_of, transposed),
+            "buffer_values": lambda model: buffer_values(model, torch_name_of),
+            "momentum_buffers": lambda model, optimizer: momentum_buffers(model, optimizer, torch_name_of, transposed)}

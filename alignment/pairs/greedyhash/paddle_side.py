@@ -22,7 +22,14 @@ loss = greedyhash_loss
 inject_masks = inject_dropout_masks
 optimizer_builder = build_optimizer
 learning_rate = current_lr
-TORCH_NAME_OF = {paddle_key: torch_key for torch_key, paddle_key in GREEDYHASH_KEY_MAP.items()}
+# By torch name, in torch's layout, as torch_side reads its model (alignment.sides.paddle_tensors)
+_BY_TORCH_NAME = paddle_tensors.by_torch_name(GREEDYHASH_KEY_MAP, TRANSPOSED_LINEAR_WEIGHTS)
+named_parameters = _BY_TORCH_NAME["named_parameters"]
+torch_layout = _BY_TORCH_NAME["torch_layout"]
+parameter_gradients = _BY_TORCH_NAME["parameter_gradients"]
+parameter_values = _BY_TORCH_NAME["parameter_values"]
+buffer_values = _BY_TORCH_NAME["buffer_values"]
+momentum_buffers = _BY_TORCH_NAME["momentum_buffers"]
 
 
 def deployed_encoder(model, image_size, threads):
@@ -38,31 +45,3 @@ def build_model(bit, dtype, weights):
     load_weights(model, weights)
     model.eval()
     return model
-
-
-def named_parameters(model):
-    """(torch name, parameter) pairs."""
-    return paddle_tensors.named_parameters(model, TORCH_NAME_OF)
-
-
-def torch_layout(name, array):
-    """An array of parameter `name` in torch's layout: Linear weights transposed (and back again)."""
-    return paddle_tensors.torch_layout(name, array, TRANSPOSED_LINEAR_WEIGHTS)
-
-
-def parameter_gradients(model):
-    """Gradients by torch parameter name, in torch's layout."""
-    return paddle_tensors.parameter_gradients(model, TORCH_NAME_OF, TRANSPOSED_LINEAR_WEIGHTS)
-
-
-def parameter_values(model):
-    return paddle_tensors.parameter_values(model, TORCH_NAME_OF, TRANSPOSED_LINEAR_WEIGHTS)
-
-
-def buffer_values(model):
-    return paddle_tensors.buffer_values(model, TORCH_NAME_OF)
-
-
-def momentum_buffers(model, optimizer):
-    """Momentum's velocity of every parameter, by torch name, in torch's layout."""
-    return paddle_tensors.momentum_buffers(model, optimizer, TORCH_NAME_OF, TRANSPOSED_LINEAR_WEIGHTS)

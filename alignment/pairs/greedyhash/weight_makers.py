@@ -7,25 +7,20 @@ import torch
 
 from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.state_dicts.layout import GREEDYHASH
-from greedyhash_common.state_dicts.paddle_files import read_paddle_state, write_paddle_state
+from greedyhash_common.state_dicts.paddle_files import write_paddle_state
 from torch_impl.model import GreedyHash
-from torch_impl.torch_files import read_torch_state, write_torch_state
+from torch_impl.torch_files import write_torch_state
 from torch_impl.weights import save_weights
-from weights_convert.convert import paddle_to_torch, torch_to_paddle
+from weights_convert.checkpoints import both_layouts
 
 from ...paths import images_path, weights_path
 from ...weight_sets import SEEDED, USER
 from .weight_sets import RESCALING_IMAGE_SIZE, target_std
 
 
-def both_layouts(source):
-    """(torch state, paddle state) of a GreedyHash checkpoint of either framework."""
-    if source.endswith(".pdparams"):
-        paddle_state = read_paddle_state(source)
-        torch_state, layout = paddle_to_torch(paddle_state, source)
-    else:
-        torch_state = read_torch_state(source)
-        paddle_state, layout = torch_to_paddle(torch_state, source)
+def greedyhash_layouts(source):
+    """(torch state, paddle state, Layout) of a GreedyHash checkpoint of either framework."""
+    torch_state, paddle_state, layout = both_layouts(source)
     if layout.kind != GREEDYHASH:
         raise UserInputError(f"{source}: an AlexNet backbone only; alignment needs full GreedyHash weights")
     return torch_state, paddle_state, layout
@@ -70,7 +65,7 @@ def rescaled_model(bit, seed, workdir):
 
 def write_both_layouts(source, bit, torch_path, paddle_path):
     """GreedyHash weights of either framework (`source`), checked for `bit`, written in both layouts."""
-    torch_state, paddle_state, layout = both_layouts(source)
+    torch_state, paddle_state, layout = greedyhash_layouts(source)
     if layout.bit() != bit:
         raise UserInputError(f"{source}: weights for {layout.bit()}-bit codes, the run asks for {bit}")
     write_torch_state(torch_state, torch_path)

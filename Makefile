@@ -1,36 +1,60 @@
 # The commands users run. Every target creates .venv from requirements.txt when it is missing.
 #
-# Options take effect only when given on the command line (make align BIT=12): $(call option,NAME,default)
-# ignores a variable of the same name in the user's shell (an OUT or DATA exported for another tool).
-option = $(if $(filter command line,$(origin $(1))),$($(1)),$(2))
-comma := ,
+# Options take effect only when given on the command line (make align BIT=12): a plain `:=` below loses to
+# the command line and wins over a variable of the same name in the user's shell (an OUT or DATA exported
+# for another tool). They reach the programs exactly as typed, each as one argument: make never expands
+# them (always $(value NAME): `make align MODEL='$(shell ...)'` is a model name, not a command), nor exports
+# them (exporting would expand them), and the shell never parses them (each is one word, single-quoted when
+# it holds anything the shell would read).
+# A value with a line break is refused: make would cut the command there.
+define newline
 
-VENV := $(call option,VENV,.venv)
-PYTHON := $(VENV)/bin/python
-INSTALLED := $(VENV)/.installed-requirements
+
+endef
+$(foreach name,$(.VARIABLES),$(if $(filter command line,$(origin $(name))),\
+	$(eval unexport $(name))$(if $(findstring $(newline),$(value $(name))),\
+		$(error $(name): a value with a line break cannot be passed on as one argument))))
+# $(call quoted,TEXT): TEXT as one shell word; $(call opt,NAME): option NAME's value as typed, one word;
+# $(call given,--flag,NAME): --flag and the value, when NAME has one; $(call words_of,NAME): NAME split at
+# spaces (by make, not the shell), each word one argument: what ARGS= and BENCH_ARGS= mean
+SHELL_SPECIAL := $$ ' " \ ` ; & | < > ( ) { } [ ] * ? ~ ! ^ \#
+quoted = $(if $(call plain_word,$(1)),$(1),'$(subst ','\'',$(1))')
+plain_word = $(if $(1),$(if $(word 2,x$(1)x)$(strip $(foreach char,$(SHELL_SPECIAL),$(findstring $(char),$(1)))),,yes))
+opt = $(call quoted,$(value $(1)))
+given = $(if $(value $(2)),$(1) $(call opt,$(2)))
+words_of = $(foreach part,$(value $(1)),$(call quoted,$(part)))
+
+# The environments' folders are also make's own file names (INSTALLED): no spaces, $, % or : in them
+VENV := .venv
+GPU_VENV := .venv-gpu
+$(foreach name,VENV GPU_VENV,$(if $(word 2,x$(value $(name))x)$(findstring $$,$(value $(name)))$(findstring %,$(value \
+	$(name)))$(findstring :,$(value $(name))),$(error $(name)=$(value $(name)): a folder name without spaces, $$, % or :)))
+PYTHON := $(call quoted,$(value VENV)/bin/python)
+INSTALLED := $(value VENV)/.installed-requirements
 # The GPU environment (docs/gpu.md): paddlepaddle-gpu 2.6.2 and numpy 1.26 from requirements-gpu.txt, no
 # torch. `make gpu-env` creates it; `make train|eval|predict|export|infer|lite VENV=.venv-gpu` runs the
 # Paddle side's commands in it; `make align-gpu` runs the suite with its Paddle side in it.
-GPU_VENV := $(call option,GPU_VENV,.venv-gpu)
-GPU_PYTHON := $(GPU_VENV)/bin/python
-GPU_INSTALLED := $(GPU_VENV)/.installed-requirements
+GPU_PYTHON := $(call quoted,$(value GPU_VENV)/bin/python)
+GPU_INSTALLED := $(value GPU_VENV)/.installed-requirements
 # Each environment is installed from its own pinned file.
-IS_GPU_VENV = $(filter $(abspath $(GPU_VENV)),$(abspath $(VENV)))
+IS_GPU_VENV = $(filter $(abspath $(value GPU_VENV)),$(abspath $(value VENV)))
 REQUIREMENTS := $(if $(IS_GPU_VENV),requirements-gpu.txt,requirements.txt)
 
-BIT := $(call option,BIT,48)
-DTYPE := $(call option,DTYPE,float32$(comma)float64)
-WEIGHTS := $(call option,WEIGHTS,)
-DATA := $(call option,DATA,)
+BIT := 48
+DTYPE := float32,float64
+WEIGHTS :=
+DATA :=
 # MODEL: the model pair the suite aligns (alignment/pairs/: greedyhash, resnet18, resnet18-torch-bn); a pair
 # other than greedyhash writes under logs/<MODEL> unless LOGS= is given
-MODEL := $(call option,MODEL,greedyhash)
-LOGS := $(call option,LOGS,$(if $(filter greedyhash,$(MODEL)),logs,logs/$(MODEL)))
-SIZE := $(call option,SIZE,)
+MODEL := greedyhash
+LOGS := $(if $(filter greedyhash,$(value MODEL)),logs,logs/$(value MODEL))
+# $(call logs_path,NAME): LOGS/NAME, one shell word
+logs_path = $(call quoted,$(value LOGS)/$(1))
+SIZE :=
 # SIZE (one size or a comma-separated list) is passed on only when given: the pair's default (224,222 for greedyhash)
-ALIGN_SIZES = $(if $(SIZE),--sizes $(SIZE))
-ALIGN = $(PYTHON) -m alignment --model $(MODEL) --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --workdir $(LOGS) \
-	$(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA))
+ALIGN_SIZES = $(call given,--sizes,SIZE)
+ALIGN = $(PYTHON) -m alignment --model $(call opt,MODEL) --bit $(call opt,BIT) $(ALIGN_SIZES) --dtypes $(call opt,DTYPE) \
+	--workdir $(call opt,LOGS) $(call given,--weights,WEIGHTS) $(call given,--data,DATA)
 
 .PHONY: help venv align align-mutants align-mutants-reference align-curve test test-fast convert clean
 
@@ -70,23 +94,24 @@ help:
 	@echo "  make profile          where the training step's time goes, per operator -> LOGS/profile_*.txt"
 	@echo "  make clean            remove what the targets wrote under LOGS (never the committed reference runs)"
 	@echo "  make help             this list"
-	@echo "Options are read from the command line only, never from the shell's environment."
+	@echo "Options are read from the command line only, never from the shell's environment, and each is passed"
+	@echo "on as one argument, exactly as typed; ARGS= and BENCH_ARGS= are split at spaces."
 
 venv: $(INSTALLED)
 
 # $(call install_venv,folder,requirements file)
 define install_venv
-	test -x $(1)/bin/python || python3 -m venv $(1)
-	$(1)/bin/python -m pip install --quiet --disable-pip-version-check -r $(2)
-	touch $(1)/.installed-requirements
+	test -x $(call quoted,$(1)/bin/python) || python3 -m venv $(call quoted,$(1))
+	$(call quoted,$(1)/bin/python) -m pip install --quiet --disable-pip-version-check -r $(2)
+	touch $(call quoted,$(1)/.installed-requirements)
 endef
 
 $(INSTALLED): $(REQUIREMENTS)
-	$(call install_venv,$(VENV),$(REQUIREMENTS))
+	$(call install_venv,$(value VENV),$(REQUIREMENTS))
 
 ifneq ($(abspath $(INSTALLED)),$(abspath $(GPU_INSTALLED)))
 $(GPU_INSTALLED): requirements-gpu.txt
-	$(call install_venv,$(GPU_VENV),requirements-gpu.txt)
+	$(call install_venv,$(value GPU_VENV),requirements-gpu.txt)
 endif
 
 align: $(INSTALLED)
@@ -100,20 +125,21 @@ align-%: $(INSTALLED)
 # How much a pass proves: the suite's float64 checks against generated port defects (alignment/pairs/greedyhash/mutants/).
 # MAX=n checks a seeded sample of n mutants, OPERATORS= only some operators; exits 1 below the committed
 # score (logs/reference/mutants/) for the same settings.
-MAX := $(call option,MAX,)
-OPERATORS := $(call option,OPERATORS,)
-ALIGN_MUTANTS = $(PYTHON) -m alignment.pairs.greedyhash.mutants --bit $(BIT) $(ALIGN_SIZES) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
-	$(if $(DATA),--data $(DATA)) $(if $(MAX),--max $(MAX)) $(if $(OPERATORS),--operators $(OPERATORS))
+MAX :=
+OPERATORS :=
+ALIGN_MUTANTS = $(PYTHON) -m alignment.pairs.greedyhash.mutants --bit $(call opt,BIT) $(ALIGN_SIZES) \
+	$(call given,--weights,WEIGHTS) $(call given,--data,DATA) $(call given,--max,MAX) $(call given,--operators,OPERATORS)
 align-mutants: $(INSTALLED)
-	$(ALIGN_MUTANTS) --workdir $(LOGS)/mutants
+	$(ALIGN_MUTANTS) --workdir $(call logs_path,mutants)
 
 # The committed score: one run with every option at its default; only its two small files are kept
 align-mutants-reference: $(INSTALLED)
-	rm -rf $(LOGS)/mutants-reference-run $(REFERENCE)/mutants.new
-	$(PYTHON) -m alignment.pairs.greedyhash.mutants --workdir $(LOGS)/mutants-reference-run --reference none
-	mkdir -p $(REFERENCE)/mutants.new
-	cp $(LOGS)/mutants-reference-run/mutation.json $(LOGS)/mutants-reference-run/mutation.md $(REFERENCE)/mutants.new/
-	rm -rf $(REFERENCE)/mutants && mv $(REFERENCE)/mutants.new $(REFERENCE)/mutants
+	rm -rf $(call logs_path,mutants-reference-run) $(call reference_path,/mutants.new)
+	$(PYTHON) -m alignment.pairs.greedyhash.mutants --workdir $(call logs_path,mutants-reference-run) --reference none
+	mkdir -p $(call reference_path,/mutants.new)
+	cp $(call logs_path,mutants-reference-run/mutation.json) $(call logs_path,mutants-reference-run/mutation.md) \
+		$(call reference_path,/mutants.new/)
+	rm -rf $(call reference_path,/mutants) && mv $(call reference_path,/mutants.new) $(call reference_path,/mutants)
 
 # CI (.ci/run) runs `make test`: every test in .venv, then the GPU environment's part (test-gpu-env).
 # test-fast, the edit loop's tier, leaves out the tests marked slow (pyproject.toml says which are).
@@ -124,35 +150,45 @@ test: $(INSTALLED)
 test-fast: $(INSTALLED)
 	$(PYTHON) -m pytest -q -m "not slow" tests
 
-DIRECTION := $(call option,DIRECTION,torch2paddle)
-SRC := $(call option,SRC,)
-DST := $(call option,DST,)
+DIRECTION := torch2paddle
+SRC :=
+DST :=
 convert: $(INSTALLED)
-	@test -n "$(SRC)" -a -n "$(DST)" || { echo "usage: make convert DIRECTION=torch2paddle|paddle2torch SRC=... DST=..."; exit 2; }
-	$(PYTHON) -m weights_convert $(DIRECTION) $(SRC) $(DST) --model $(MODEL)
+	@test -n $(call opt,SRC) -a -n $(call opt,DST) || { echo "usage: make convert DIRECTION=torch2paddle|paddle2torch SRC=... DST=..."; exit 2; }
+	$(PYTHON) -m weights_convert $(call opt,DIRECTION) $(call opt,SRC) $(call opt,DST) --model $(call opt,MODEL)
 
-EPOCHS_CURVE := $(call option,EPOCHS_CURVE,)
-SEEDS := $(call option,SEEDS,)
+EPOCHS_CURVE :=
+SEEDS :=
 align-curve: $(INSTALLED)
-	$(PYTHON) -m alignment.pairs.greedyhash.curve --workdir $(LOGS)/curve $(if $(EPOCHS_CURVE),--epochs $(EPOCHS_CURVE)) \
-		$(if $(SEEDS),--seeds $(SEEDS)) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA))
+	$(PYTHON) -m alignment.pairs.greedyhash.curve --workdir $(call logs_path,curve) $(call given,--epochs,EPOCHS_CURVE) \
+		$(call given,--seeds,SEEDS) $(call given,--weights,WEIGHTS) $(call given,--data,DATA)
 
-# What the targets write under LOGS, by target (the committed reference runs, logs/reference*/, are not
-# among them); clean also removes what interrupted atomic writes left anywhere under LOGS
-# (greedyhash_common/infra/atomic.py names them .tmp-*) and the built-in data's cache.
+# What the targets write directly in LOGS (the committed reference runs, logs/reference*/, are not among
+# them), and in its train/ and export/ the run folders of `make train` and `make export` (a user's own
+# files beside them stay), with what interrupted atomic writes left beside them (.tmp-*:
+# greedyhash_common/infra/atomic.py). clean removes these names in LOGS, which must be one existing
+# folder, and nothing else but the built-in data's cache and the reference targets' unfinished .new folders.
 ALIGN_OUTPUTS = float32 float64 inputs coverage figures summary.json report.md report.json side_*.log layers_*.log
-WRITTEN = $(ALIGN_OUTPUTS) curve reference-run curve-reference-run train predict-*.png export reproduce \
-	reproduce.md lite bench.json bench.md bench-align.log bench-startup.log profile_*.txt gpu-env mutants mutants-reference-run
+RUN_FOLDERS = $(foreach bit,[1-9][0-9],train/paddle-bit$(bit) train/torch-bit$(bit) export/paddle-bit$(bit))
+WRITTEN = $(ALIGN_OUTPUTS) curve reference-run curve-reference-run predict-*.png reproduce reproduce.md lite \
+	bench.json bench.md bench-align.log bench-startup.log profile_*.txt gpu-env mutants mutants-reference-run \
+	$(RUN_FOLDERS) .tmp-* train/.tmp-* export/.tmp-*
 clean:
-	rm -rf $(addprefix $(LOGS)/,$(WRITTEN)) $(REFERENCE)-curve.new $(REFERENCE)/mutants.new .cache
-	if [ -d $(LOGS) ]; then find $(LOGS) -name '.tmp-*' -prune -exec rm -rf {} +; fi
+	@logs=$(call opt,LOGS); if [ -z "$$logs" ] || [ ! -d "$$logs" ]; then \
+		echo "make clean: LOGS=$$logs is not an existing folder; nothing removed" >&2; exit 2; fi; \
+	cd -- "$$logs" && rm -rf -- $(WRITTEN) && for folder in train export; do test ! -d $$folder || rmdir $$folder \
+		2>/dev/null || echo "make clean: kept $$logs/$$folder: it holds files no target wrote"; done
+	rm -rf .cache $(if $(value REFERENCE),$(call reference_path,-curve.new) $(call reference_path,/mutants.new))
 
 # Layer-by-layer localization, and the committed reference run (logs/reference/: report and diff logs)
-ALIGN_LAYERS = $(PYTHON) -m alignment.layers --model $(MODEL) --bit $(BIT) $(ALIGN_SIZES) --dtypes $(DTYPE) --workdir $(LOGS) \
-	$(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(DATA),--data $(DATA)) $(if $(CASES),--cases $(CASES))
-REFERENCE := $(call option,REFERENCE,logs/reference)
-CASES := $(call option,CASES,)
-REFERENCE_RUN = $(LOGS)/reference-run
+ALIGN_LAYERS = $(PYTHON) -m alignment.layers --model $(call opt,MODEL) --bit $(call opt,BIT) $(ALIGN_SIZES) \
+	--dtypes $(call opt,DTYPE) --workdir $(call opt,LOGS) $(call given,--weights,WEIGHTS) $(call given,--data,DATA) \
+	$(call given,--cases,CASES)
+REFERENCE := logs/reference
+# $(call reference_path,SUFFIX): REFERENCE followed by SUFFIX, one shell word
+reference_path = $(call quoted,$(value REFERENCE)$(1))
+CASES :=
+REFERENCE_RUN = $(call logs_path,reference-run)
 
 .PHONY: align-layers align-reference align-curve-reference
 
@@ -163,95 +199,105 @@ align-layers: $(INSTALLED)
 align-reference: $(INSTALLED)
 	rm -rf $(REFERENCE_RUN)
 	$(MAKE) --no-print-directory align LOGS=$(REFERENCE_RUN) BIT=48 DTYPE=float32,float64 WEIGHTS= DATA=
-	$(PYTHON) -m alignment.report keep-reference $(REFERENCE_RUN) $(REFERENCE)
+	$(PYTHON) -m alignment.report keep-reference $(REFERENCE_RUN) $(call opt,REFERENCE)
 
 # The measurement behind the curve's tolerance (docs/alignment.md, "Loss curves"): five seeds at the
 # defaults; the small files are kept (committed), not the run's weights
 CURVE_REFERENCE_SEEDS = 2000,2001,2002,2003,2004
 align-curve-reference: $(INSTALLED)
-	rm -rf $(LOGS)/curve-reference-run $(REFERENCE)-curve.new
-	$(PYTHON) -m alignment.pairs.greedyhash.curve --seeds $(CURVE_REFERENCE_SEEDS) --workdir $(LOGS)/curve-reference-run
-	mkdir -p $(REFERENCE)-curve.new
-	cp $(LOGS)/curve-reference-run/curve.* $(LOGS)/curve-reference-run/seed*.npy $(REFERENCE)-curve.new/
-	rm -rf $(REFERENCE)-curve && mv $(REFERENCE)-curve.new $(REFERENCE)-curve
+	rm -rf $(call logs_path,curve-reference-run) $(call reference_path,-curve.new)
+	$(PYTHON) -m alignment.pairs.greedyhash.curve --seeds $(CURVE_REFERENCE_SEEDS) \
+		--workdir $(call logs_path,curve-reference-run)
+	mkdir -p $(call reference_path,-curve.new)
+	cp $(call logs_path,curve-reference-run)/curve.* $(call logs_path,curve-reference-run)/seed*.npy \
+		$(call reference_path,-curve.new/)
+	rm -rf $(call reference_path,-curve) && mv $(call reference_path,-curve.new) $(call reference_path,-curve)
 
 # ---------------------------------------------------------------------------------------------------
 # Training product (see docs/training.md). FRAMEWORK=paddle|torch; SIZE, DATA and BIT as above.
 # make train BIT=48 DATA=... PRETRAINED=...   make eval BIT=48   make predict INDEX=0 (or IMAGE=file.png)
 # make export BIT=48   make infer IMAGE=file.png   make reproduce DATA=... PRETRAINED=...   make lite
-FRAMEWORK := $(call option,FRAMEWORK,paddle)
-PRETRAINED := $(call option,PRETRAINED,)
-EPOCHS := $(call option,EPOCHS,)
-OUT := $(call option,OUT,)
-CHECKPOINT := $(call option,CHECKPOINT,)
-IMAGE := $(call option,IMAGE,)
-INDEX := $(call option,INDEX,0)
-MODEL_DIR := $(call option,MODEL_DIR,)
-ARGS := $(call option,ARGS,)
+FRAMEWORK := paddle
+$(if $(filter-out paddle torch,$(value FRAMEWORK))$(filter-out 1,$(words $(value FRAMEWORK))),\
+	$(error FRAMEWORK=$(value FRAMEWORK): paddle or torch))
+PRETRAINED :=
+EPOCHS :=
+OUT :=
+CHECKPOINT :=
+IMAGE :=
+INDEX := 0
+MODEL_DIR :=
+# ARGS: further options of the target's program, split at spaces (so no value in it can hold one)
+ARGS :=
 # SIZE is passed on only when given: otherwise the YAML config or the run decides.
-SIZE_OPTION = $(if $(SIZE),--image-size $(SIZE))
-DATA_OPTION = $(if $(DATA),--data $(DATA))
-QUERY_OPTION = $(if $(IMAGE),--image $(IMAGE),--index $(INDEX))
+SIZE_OPTION = $(call given,--image-size,SIZE)
+DATA_OPTION = $(call given,--data,DATA)
+QUERY_OPTION = $(if $(value IMAGE),--image $(call opt,IMAGE),--index $(call opt,INDEX))
 # Where the product writes, under LOGS (the same names as the tools' own defaults under logs/)
-RUN_DIR = $(LOGS)/train/$(FRAMEWORK)-bit$(BIT)
-BEST_WEIGHTS = $(RUN_DIR)/best.$(if $(filter torch,$(FRAMEWORK)),pth,pdparams)
-EXPORT_DIR = $(LOGS)/export/paddle-bit$(BIT)
-CHECKPOINT_OPTIONS = --bit $(BIT) --checkpoint $(or $(CHECKPOINT),$(BEST_WEIGHTS)) $(SIZE_OPTION) $(DATA_OPTION)
+RUN_DIR = $(call logs_path,train/$(value FRAMEWORK)-bit$(value BIT))
+BEST_WEIGHTS = $(call logs_path,train/$(value FRAMEWORK)-bit$(value BIT)/best.$(if $(filter torch,$(value FRAMEWORK)),pth,pdparams))
+EXPORT_DIR = $(call logs_path,export/paddle-bit$(value BIT))
+CHECKPOINT_OPTIONS = --bit $(call opt,BIT) --checkpoint $(if $(value CHECKPOINT),$(call opt,CHECKPOINT),$(BEST_WEIGHTS)) \
+	$(SIZE_OPTION) $(DATA_OPTION)
 
 .PHONY: train eval predict export infer reproduce lite
 
 train: $(INSTALLED)
-	$(PYTHON) -m $(FRAMEWORK)_impl.train --bit $(BIT) $(SIZE_OPTION) $(DATA_OPTION) \
-		$(if $(PRETRAINED),--pretrained $(PRETRAINED)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
-		--output-dir $(or $(OUT),$(RUN_DIR)) $(ARGS)
+	$(PYTHON) -m $(value FRAMEWORK)_impl.train --bit $(call opt,BIT) $(SIZE_OPTION) $(DATA_OPTION) \
+		$(call given,--pretrained,PRETRAINED) $(call given,--epochs,EPOCHS) \
+		--output-dir $(if $(value OUT),$(call opt,OUT),$(RUN_DIR)) $(call words_of,ARGS)
 
 eval: $(INSTALLED)
-	$(PYTHON) -m $(FRAMEWORK)_impl.eval $(CHECKPOINT_OPTIONS) $(ARGS)
+	$(PYTHON) -m $(value FRAMEWORK)_impl.eval $(CHECKPOINT_OPTIONS) $(call words_of,ARGS)
 
 predict: $(INSTALLED)
-	$(PYTHON) -m $(FRAMEWORK)_impl.predict $(CHECKPOINT_OPTIONS) $(QUERY_OPTION) \
-		--output $(LOGS)/predict-$(FRAMEWORK).png $(ARGS)
+	$(PYTHON) -m $(value FRAMEWORK)_impl.predict $(CHECKPOINT_OPTIONS) $(QUERY_OPTION) \
+		--output $(call logs_path,predict-$(value FRAMEWORK).png) $(call words_of,ARGS)
 
 export: $(INSTALLED)
-	$(PYTHON) -m paddle_impl.export $(CHECKPOINT_OPTIONS) --output-dir $(or $(OUT),$(EXPORT_DIR)) $(ARGS)
+	$(PYTHON) -m paddle_impl.export $(CHECKPOINT_OPTIONS) --output-dir $(if $(value OUT),$(call opt,OUT),$(EXPORT_DIR)) \
+		$(call words_of,ARGS)
 
 infer: $(INSTALLED)
-	$(PYTHON) -m paddle_impl.infer --model-dir $(or $(MODEL_DIR),$(EXPORT_DIR)) $(QUERY_OPTION) $(ARGS)
+	$(PYTHON) -m paddle_impl.infer --model-dir $(if $(value MODEL_DIR),$(call opt,MODEL_DIR),$(EXPORT_DIR)) $(QUERY_OPTION) \
+		$(call words_of,ARGS)
 
 reproduce: $(INSTALLED)
-	@test -n "$(DATA)" -a -n "$(PRETRAINED)" || { echo "usage: make reproduce DATA=cifar-10-python.tar.gz PRETRAINED=backbone (alexnet_backbone.pdparams for FRAMEWORK=paddle, alexnet-owt-7be5be79.pth for torch)"; exit 2; }
-	$(PYTHON) -m tools.reproduce --framework $(FRAMEWORK) --data $(DATA) --pretrained $(PRETRAINED) \
-		$(if $(EPOCHS),--epochs $(EPOCHS)) $(SIZE_OPTION) --runs-dir $(LOGS)/reproduce --report $(LOGS)/reproduce.md $(ARGS)
+	@test -n $(call opt,DATA) -a -n $(call opt,PRETRAINED) || { echo "usage: make reproduce DATA=cifar-10-python.tar.gz PRETRAINED=backbone (alexnet_backbone.pdparams for FRAMEWORK=paddle, alexnet-owt-7be5be79.pth for torch)"; exit 2; }
+	$(PYTHON) -m tools.reproduce --framework $(value FRAMEWORK) --data $(call opt,DATA) --pretrained $(call opt,PRETRAINED) \
+		$(call given,--epochs,EPOCHS) $(SIZE_OPTION) --runs-dir $(call logs_path,reproduce) \
+		--report $(call logs_path,reproduce.md) $(call words_of,ARGS)
 
 lite: $(INSTALLED)
-	$(PYTHON) -m tools.lite_chain --workdir $(LOGS)/lite $(ARGS)
+	$(PYTHON) -m tools.lite_chain --workdir $(call logs_path,lite) $(call words_of,ARGS)
 
 # ---------------------------------------------------------------------------------------------------
 # Benchmark: torch and Paddle side by side on this machine, in one run (training step, inference, the
 # evaluation pipeline, mAP, make align and its steps); writes $(LOGS)/bench.json and $(LOGS)/bench.md.
 # make bench BENCH_ARGS="--skip-align"   (every option: python -m benchmarks --help)
-BENCH_ARGS := $(call option,BENCH_ARGS,)
+BENCH_ARGS :=
 
 .PHONY: bench
 
 bench: $(INSTALLED)
-	$(PYTHON) -m benchmarks --output-dir $(LOGS) $(BENCH_ARGS)
+	$(PYTHON) -m benchmarks --output-dir $(call opt,LOGS) $(call words_of,BENCH_ARGS)
 
 # Each framework's own profiler on the training step, with each MKL code path -> $(LOGS)/profile_*.txt
 .PHONY: profile
 profile: $(INSTALLED)
 	for framework in torch paddle; do for mkl in vendor avx2; do echo "profile: $$framework, MKL $$mkl"; \
-		$(PYTHON) -m benchmarks.profile $$framework --mkl $$mkl --output $(LOGS)/profile_$${framework}_$$mkl.txt \
+		$(PYTHON) -m benchmarks.profile $$framework --mkl $$mkl --output $(call logs_path,profile_)$${framework}_$$mkl.txt \
 			> /dev/null || exit 1; done; done
-	@echo "operator tables: $(LOGS)/profile_*.txt"
+	@echo "operator tables:" $(call logs_path,profile_*.txt)
 
 # ---------------------------------------------------------------------------------------------------
 # The GPU environment (docs/gpu.md). On a machine without a GPU (CI, this project's machines) it runs on
 # the CPU; with one, Paddle uses the GPU.
-GPU_LOGS := $(call option,GPU_LOGS,$(LOGS)/gpu-env)
-STEPS := $(call option,STEPS,)
+GPU_LOGS := $(value LOGS)/gpu-env
+gpu_logs_path = $(call quoted,$(value GPU_LOGS)/$(1))
+STEPS :=
 # make align's command and options (the later --workdir wins), with the Paddle side in .venv-gpu
-ALIGN_GPU = $(ALIGN) --workdir $(GPU_LOGS)/align --paddle-python $(GPU_PYTHON) $(if $(STEPS),--steps $(STEPS))
+ALIGN_GPU = $(ALIGN) --workdir $(call gpu_logs_path,align) --paddle-python $(GPU_PYTHON) $(call given,--steps,STEPS)
 
 .PHONY: gpu-env align-gpu gpu-check test-gpu-env
 
@@ -265,22 +311,21 @@ align-gpu: $(INSTALLED) $(GPU_INSTALLED)
 # Forward and backward, float32 and float64, on the GPU when there is one (else the CPU) in both
 # frameworks, each compared with the CPU float64 reference (tools/gpu_check.py).
 gpu-check: $(INSTALLED) $(GPU_INSTALLED)
-	$(PYTHON) -m tools.gpu_check --paddle-python $(GPU_PYTHON) --workdir $(GPU_LOGS)/gpu-check --bit $(BIT) \
-		$(if $(SIZE),--size $(SIZE)) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
-		$(if $(DATA),--data $(DATA))
+	$(PYTHON) -m tools.gpu_check --paddle-python $(GPU_PYTHON) --workdir $(call gpu_logs_path,gpu-check) \
+		--bit $(call opt,BIT) $(call given,--size,SIZE) $(call given,--weights,WEIGHTS) $(call given,--data,DATA)
 
 # What CI runs in the GPU environment, timed: install, the alignment suite (Paddle side in .venv-gpu),
 # the quick training chain in .venv-gpu, gpu-check. A part that passes leaves its reports and logs but not
 # its arrays and weights (their size: docs/gpu.md, What CI runs), so the disk holds one part's at a time.
-DROP_ARRAYS = { test ! -d $(GPU_LOGS) || find $(GPU_LOGS) -type f \( -name '*.npy' -o -name '*.npz' -o -name '*.pdparams' -o -name '*.pdstate' \
+DROP_ARRAYS = { test ! -d $(call opt,GPU_LOGS) || find $(call opt,GPU_LOGS) -type f \( -name '*.npy' -o -name '*.npz' -o -name '*.pdparams' -o -name '*.pdstate' \
 	-o -name '*.pdiparams' -o -name '*.pth' \) -delete; }
 test-gpu-env: $(INSTALLED)
 	@started=$$(date +%s); \
 	$(MAKE) --no-print-directory gpu-env && installed=$$(date +%s) && \
 	$(MAKE) --no-print-directory align-gpu && aligned=$$(date +%s) && $(DROP_ARRAYS) && \
-	$(MAKE) --no-print-directory align-gpu MODEL=resnet18-torch-bn GPU_LOGS=$(GPU_LOGS)/resnet18-torch-bn && \
+	$(MAKE) --no-print-directory align-gpu MODEL=resnet18-torch-bn GPU_LOGS=$(call gpu_logs_path,resnet18-torch-bn) && \
 	paired=$$(date +%s) && $(DROP_ARRAYS) && \
-	$(MAKE) --no-print-directory lite VENV=$(GPU_VENV) LOGS=$(GPU_LOGS) && lite=$$(date +%s) && \
+	$(MAKE) --no-print-directory lite VENV=$(value GPU_VENV) LOGS=$(call opt,GPU_LOGS) && lite=$$(date +%s) && \
 	$(DROP_ARRAYS) && $(MAKE) --no-print-directory gpu-check && finished=$$(date +%s) && $(DROP_ARRAYS) && \
 	echo "GPU environment: install $$((installed - started)) s, align-gpu $$((aligned - installed)) s," \
 		"align-gpu MODEL=resnet18-torch-bn $$((paired - aligned)) s, lite $$((lite - paired)) s," \

@@ -1,9 +1,9 @@
 """Shared fixtures: one seeded GreedyHash checkpoint in both formats, small inputs."""
-import fnmatch
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -22,12 +22,21 @@ def make_dry_run(*arguments, environment=None):
     return done.stdout
 
 
+def run_make(folder, *arguments, environment=None):
+    """`make` with the project's Makefile, run in `folder` (its project-relative paths: .cache, logs/...)."""
+    return subprocess.run(["make", "--no-print-directory", "-f", os.path.join(PROJECT_ROOT, "Makefile"), "-C",
+                           str(folder), *arguments], capture_output=True, text=True, env=environment)
+
+
 def left_by_make_clean(logs):
-    """The entries directly under `logs` that `make clean LOGS=logs` would leave."""
-    removed = [os.path.relpath(word, logs) for line in make_dry_run("clean", f"LOGS={logs}").splitlines()
-               if line.startswith("rm -rf ") for word in line.split()[2:] if word.startswith(f"{logs}/")]
-    return sorted(name for name in os.listdir(logs)
-                  if not any(fnmatch.fnmatchcase(name, pattern) for pattern in removed))
+    """The entries directly under `logs` that `make clean LOGS=logs` would leave: it runs on a copy of the
+    folder's tree with every file empty, in a scratch folder."""
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = os.path.join(scratch, "logs")
+        shutil.copytree(logs, copy, symlinks=True, copy_function=lambda _, target: open(target, "wb").close())
+        done = run_make(scratch, "clean", f"LOGS={copy}")
+        assert done.returncode == 0, done.stderr
+        return sorted(os.listdir(copy))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,9 @@ import time
 from greedyhash_common.app.option_checks import check_alignment_options
 from greedyhash_common.data.dataset import write_split
 from greedyhash_common.infra.atomic import write_text
-from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.child_processes import ending_together, run_child, start_child
+from greedyhash_common.infra.errors import EXIT_BAD_INPUT, UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 from . import coverage
@@ -74,7 +76,7 @@ def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=No
     command = module_command(python, "alignment.prepare_weights", "--bit", bit, "--seed", seed, "--workdir",
                               workdir, "--threads", threads, "--weight-sets", ",".join(weight_sets), "--model", model,
                               *(["--weights", weights] if weights else []))
-    done = subprocess.run(command, cwd=PROJECT_ROOT, env=child_environment(), capture_output=True, text=True)
+    done = run_child(command, "--torch-python", cwd=PROJECT_ROOT, env=child_environment())
     if done.returncode:
         reason = (done.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("error: ")
         raise UserInputError(f"preparing the weights failed: {reason}")
@@ -133,17 +135,30 @@ def case_options(args):
 def run_sides(args, steps, dtypes):
     """Start both sides at once; return {side: log path} of the sides that failed."""
     running = {}
-    for side, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
-        log = os.path.join(args.workdir, f"side_{side}.log")
-        command = module_command(python, "alignment.side", side, "--steps", ",".join(steps), "--dtypes",
-                                  ",".join(dtypes), "--bit", args.bit, "--workdir", args.workdir,
-                                  "--threads", args.threads, "--mask-seed", args.seed, *case_options(args),
-                                  *(["--data", args.data] if args.data else []))
-        with open(log, "w", encoding="utf-8") as handle:
-            running[side] = (subprocess.Popen(command, cwd=PROJECT_ROOT, env=child_environment(), stdout=handle,
-                                              stderr=subprocess.STDOUT), log)
-    show_progress({log: process for process, log in running.values()})
+    with ending_together() as children:  # a side that cannot start stops the other; Ctrl-C stops both
+        for side, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
+            log = os.path.join(args.workdir, f"side_{side}.log")
+            command = module_command(python, "alignment.side", side, "--steps", ",".join(steps), "--dtypes",
+                                      ",".join(dtypes), "--bit", args.bit, "--workdir", args.workdir,
+                                      "--threads", args.threads, "--mask-seed", args.seed, *case_options(args),
+                                      *(["--data", args.data] if args.data else []))
+            with open(log, "w", encoding="utf-8") as handle:
+                children.append(start_child(command, f"--{side}-python", cwd=PROJECT_ROOT, env=child_environment(),
+                                            stdout=handle, stderr=subprocess.STDOUT))
+            running[side] = (children[-1], log)
+        show_progress({log: process for process, log in running.values()})
+    refuse_what_a_side_refused(running)
     return {side: log for side, (process, log) in running.items() if process.wait()}
+
+
+def refuse_what_a_side_refused(running):
+    """A side that exits as on bad input (a full disk, a file it cannot read) ends the run with its one line:
+    a verdict on the sides' values would judge values that were never written."""
+    for side, (process, log) in running.items():
+        if process.wait() == EXIT_BAD_INPUT:
+            with open(log, encoding="utf-8", errors="replace") as handle:
+                lines = [line for line in handle.read().splitlines() if line.strip()] or ["no message"]
+            raise UserInputError(f"the {side} side stopped: {lines[-1].removeprefix('error: ')}")
 
 
 def _progress_lines(text):
@@ -238,11 +253,11 @@ def run_layer_sides(args, dtypes, case):
         command = module_command(python, "alignment.layers.side", side, "--case", case.label, "--dtypes",
                                   ",".join(dtypes), "--bit", args.bit, "--workdir", args.workdir, "--threads",
                                   args.threads, "--mask-seed", args.seed, "--model", args.model)
-        with open(log, "w", encoding="utf-8") as handle:
-            process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=child_environment(), stdout=handle,
-                                       stderr=subprocess.STDOUT)
-        show_progress({log: process})
-        if process.wait():
+        with ending_together() as children, open(log, "w", encoding="utf-8") as handle:
+            children.append(start_child(command, f"--{side}-python", cwd=PROJECT_ROOT, env=child_environment(),
+                                        stdout=handle, stderr=subprocess.STDOUT))
+            show_progress({log: children[0]})
+        if children[0].wait():
             return {side: log}
     return {}
 
@@ -307,6 +322,12 @@ def main(argv=None):
     steps = split_choice(args.steps, pair_named(args.model).STEPS, "steps")
     dtypes = split_choice(args.dtypes, DTYPES, "dtypes")
     args.workdir = os.path.abspath(args.workdir)
+    with holding_workdir(args.workdir):
+        run(args, steps, dtypes)
+
+
+def run(args, steps, dtypes):
+    """The run, in a work folder this process holds."""
     prepare(args)
     failed_sides = run_sides(args, steps, dtypes)
     run_cases = run_cases_of(args)

@@ -22,6 +22,17 @@ from greedyhash_common.infra.content_cache import is_fresh, key_of, source_diges
 from .conftest import BIT, PROJECT_ROOT
 
 
+def flip_a_byte_keeping_times(path, offset=-1):
+    """Change one byte of `path`, its size and timestamps as they were: only its content says it changed."""
+    status = os.stat(path)
+    with open(path, "r+b") as handle:
+        handle.seek(offset, os.SEEK_END if offset < 0 else os.SEEK_SET)
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+
+
 @pytest.fixture
 def made(tmp_path):
     outputs = [tmp_path / "a.bin", tmp_path / "b.bin"]
@@ -35,14 +46,16 @@ def test_outputs_are_fresh_for_the_same_key(made):
     assert is_fresh(made[0], key_of({"seed": 0}), made[1])
 
 
-@pytest.mark.parametrize("change", ["another key", "output rewritten", "output truncated", "output deleted",
-                                    "stamp damaged", "stamp deleted"])
+@pytest.mark.parametrize("change", ["another key", "output rewritten", "output edited, times kept",
+                                    "output truncated", "output deleted", "stamp damaged", "stamp deleted"])
 def test_any_change_makes_the_outputs_stale(made, change):
     stamp, outputs = made
     key = key_of({"seed": 1} if change == "another key" else {"seed": 0})
     if change == "output rewritten":
         outputs[0].write_bytes(b"CONTENT")
         os.utime(outputs[0], ns=(1, 1))  # the same size and another time
+    elif change == "output edited, times kept":
+        flip_a_byte_keeping_times(outputs[0])
     elif change == "output truncated":
         outputs[1].write_bytes(b"")
     elif change == "output deleted":
@@ -156,10 +169,12 @@ def test_a_cases_coverage_is_recorded_again_only_when_what_it_follows_from_chang
     assert write(mask_seed=1) == 2
     assert write(dtype="float64") == 3
     assert write(threads=2) == 4  # another framework setting
-    os.utime(coverage_path(seeded_workdir, case), ns=(1, 1))  # the record itself replaced
+    os.utime(coverage_path(seeded_workdir, case), ns=(1, 1))  # touched only: the same content, reused
+    assert write(threads=2) == 4
+    flip_a_byte_keeping_times(coverage_path(seeded_workdir, case))  # the record itself edited
     assert write(threads=2) == 5
     monkeypatch.setattr(side, "COVERAGE_CODE", ("alignment/cases.py",))  # other code
     assert write(threads=2) == 6
-    os.utime(weights_path(seeded_workdir, BIT, "seeded", ".pth"), ns=(1, 1))  # weights not made by the suite
+    flip_a_byte_keeping_times(weights_path(seeded_workdir, BIT, "seeded", ".pth"))  # weights not made by the suite
     assert write(threads=2) == 7
     assert write(threads=2) == 8

@@ -1,12 +1,13 @@
 """The split against a plain restatement of DeepHash-pytorch's cifar_dataset, and its saved file."""
 import json
+import os
 
 import numpy as np
 import pytest
 
 from greedyhash_common.data import source, split as split_module
 from greedyhash_common.data.cifar10 import dataset_digest, load_cifar10
-from greedyhash_common.data.split import PROTOCOLS, load_split, make_split, save_split
+from greedyhash_common.data.split import PROTOCOLS, SPLIT_FILE_LIMIT, load_split, make_split, save_split
 from greedyhash_common.data.synthetic_cifar10 import write_synthetic_cifar10
 from greedyhash_common.hyperparameters import NUM_CLASSES, SEED
 from greedyhash_common.infra.errors import UserInputError
@@ -192,7 +193,10 @@ def rewrite(path, **changes):
 @pytest.mark.parametrize("damage, message", [
     (lambda path: path.write_bytes(path.read_bytes()[:200]), "not a readable split file"),
     (lambda path: path.write_bytes(b"garbage" * 50), "not a readable split file"),
-    (lambda path: path.unlink(), "not a readable split file"),
+    (lambda path: path.unlink(), "no such file"),
+    (lambda path: (path.unlink(), os.mkfifo(path)), "a device, FIFO or socket, not a regular file"),
+    (lambda path: (path.unlink(), path.symlink_to("/dev/zero")), "a device, FIFO or socket, not a regular file"),
+    (lambda path: path.write_bytes(b"\0" * (SPLIT_FILE_LIMIT + 1)), "larger than a split file can be"),
     (lambda path: rewrite(path, query=np.array([{"a": 1}], dtype=object)), "not a readable split file"),
     (lambda path: rewrite(path, metadata={"format": "other"}), "not a split file"),
     (lambda path: rewrite(path, metadata={"seed": "2000"}), "'seed'"),
@@ -200,7 +204,7 @@ def rewrite(path, **changes):
     (lambda path: rewrite(path, query=np.arange(100, dtype=np.int32)), "int64"),
     (lambda path: rewrite(path, query=np.arange(99)), "expected 100"),
     (lambda path: rewrite(path, train=np.zeros(500, dtype=np.int64)), "repeats an index"),
-], ids=["truncated", "garbage", "missing", "object array", "other format", "bad seed",
+], ids=["truncated", "garbage", "missing", "fifo", "device", "too large", "object array", "other format", "bad seed",
         "out of range", "int32", "wrong count", "repeated index"])
 def test_a_damaged_split_file_is_reported(saved, damage, message):
     _, path = saved

@@ -44,7 +44,9 @@ from greedyhash_common.data.cifar10 import load_cifar10
 from greedyhash_common.data.source import resolve_data_path
 from greedyhash_common.hyperparameters import IMAGE_SIZE
 from greedyhash_common.infra.atomic import atomic_path, write_text
+from greedyhash_common.infra.child_processes import ending_together, run_child, start_child
 from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 from .gpu_check_side import inputs_path, isolated_path, load_layer_record, run_path
@@ -92,7 +94,7 @@ def write_inputs(workdir, data, batch_size, size):
 def write_weights(args):
     command = module_command(args.torch_python, "tools.gpu_check_side", "weights", "--workdir", args.workdir, "--bit",
                               args.bit, "--seed", args.seed, *(["--weights", args.weights] if args.weights else []))
-    done = subprocess.run(command, cwd=PROJECT_ROOT, env=side_environment(), capture_output=True, text=True)
+    done = run_child(command, "--torch-python", cwd=PROJECT_ROOT, env=side_environment())
     if done.returncode:
         raise UserInputError(f"preparing the weights failed:\n{done.stderr.strip()}")
 
@@ -122,8 +124,18 @@ def start_side(args, framework, *options):
     command = module_command(python, "tools.gpu_check_side", framework, "--workdir", args.workdir, "--bit",
                               args.bit, "--device", args.device, "--seed", args.seed, *options)
     with open(log, "w", encoding="utf-8") as handle:
-        return framework, log, subprocess.Popen(command, cwd=PROJECT_ROOT, env=side_environment(), stdout=handle,
-                                                stderr=subprocess.STDOUT)
+        return framework, log, start_child(command, f"--{framework}-python", cwd=PROJECT_ROOT,
+                                           env=side_environment(), stdout=handle, stderr=subprocess.STDOUT)
+
+
+def run_together(args, frameworks, *options):
+    """Start the sides of `frameworks` at once and wait for them; a side that cannot start stops the others."""
+    running = []
+    with ending_together() as children:
+        for framework in frameworks:
+            running.append(start_side(args, framework, *options))
+            children.append(running[-1][2])
+        wait_for(running)
 
 
 def wait_for(running):
@@ -137,14 +149,14 @@ def wait_for(running):
 
 def run_sides(args):
     """Both sides' runs, at once."""
-    wait_for([start_side(args, framework) for framework in ("torch", "paddle")])
+    run_together(args, ("torch", "paddle"))
 
 
 def localize_float32(args):
     """The float32 Localization of the two sides' layer records on their devices (torch's first: the Paddle
     side feeds its layers torch's values)."""
     for framework in ("torch", "paddle"):
-        wait_for([start_side(args, framework, "--layers")])
+        run_together(args, (framework,), "--layers")
     return compare_records("float32", load_layer_record(args.workdir, "torch"), load_layer_record(args.workdir, "paddle"),
                            load_layer_values(isolated_path(args.workdir, "paddle")),
                            reference_isolated=load_layer_values(isolated_path(args.workdir, "torch")))
@@ -239,7 +251,12 @@ def describe_run(run, envs):
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     args.workdir = os.path.abspath(args.workdir)
-    os.makedirs(args.workdir, exist_ok=True)
+    with holding_workdir(args.workdir):
+        check_on_gpu(args)
+
+
+def check_on_gpu(args):
+    """The check, in a work folder this process holds."""
     os.makedirs(os.path.join(args.workdir, "inputs"), exist_ok=True)
     write_inputs(args.workdir, args.data, args.batch_size, args.size)
     write_weights(args)

@@ -27,6 +27,7 @@ from greedyhash_common.app.option_checks import check_output_dir
 from greedyhash_common.data.dataset import write_split
 from greedyhash_common.hyperparameters import SEED
 from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
+from greedyhash_common.infra.workdir_lock import LOCK_NAME, holding_workdir
 
 from .steps import StepFailed, check, run_step
 
@@ -55,7 +56,23 @@ def run_chain(workdir, threads=None, step_done=lambda step, seconds: None):
     """Run and check every step, calling step_done(step, seconds) as each ends; return [(step, seconds)].
     Raises StepFailed."""
     workdir = os.path.abspath(workdir)
-    shutil.rmtree(workdir, ignore_errors=True)
+    with holding_workdir(workdir):
+        return _run_chain_held(workdir, threads, step_done)
+
+
+def _emptied(workdir):
+    """Remove what an earlier chain left in `workdir`, but the lock this run holds there."""
+    for entry in os.scandir(workdir):
+        if entry.name == LOCK_NAME:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.remove(entry.path)
+
+
+def _run_chain_held(workdir, threads, step_done):
+    _emptied(workdir)
     paths = {name: os.path.join(workdir, name) for name in ("split.npz", "train", "eval.json", "export",
                                                              "infer.json", "predict.json", "predict.png")}
     runtime = ["--threads", threads] if threads else []

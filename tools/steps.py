@@ -1,8 +1,8 @@
 """Running entry points as a user runs them (python -m ..., from the project root), timed."""
-import subprocess
 import sys
 import time
 
+from greedyhash_common.infra.child_processes import run_child
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 
@@ -14,9 +14,7 @@ def run_step(name, module, arguments, capture=True):
     """Run `python -m module arguments`; return (seconds, stdout). Raise StepFailed on a non-zero exit."""
     command = module_command(sys.executable, module, *arguments)
     started = time.perf_counter()
-    completed = subprocess.run(command, cwd=PROJECT_ROOT, env=child_environment(), text=True,
-                               stdout=subprocess.PIPE if capture else None,
-                               stderr=subprocess.PIPE if capture else None)
+    completed = run_child(command, "python", capture, cwd=PROJECT_ROOT, env=child_environment())
     seconds = time.perf_counter() - started
     if completed.returncode != 0:
         output = (completed.stderr or "").strip().splitlines()[-15:] if capture else []

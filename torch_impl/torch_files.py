@@ -7,6 +7,7 @@ import zipfile
 import torch
 
 from greedyhash_common.infra.atomic import atomic_path
+from greedyhash_common.infra.bounded_read import check_regular
 from greedyhash_common.infra.errors import UserInputError, one_line_reason
 
 _WRAPPER_KEYS = ("state_dict", "model")  # where training scripts commonly nest the weights
@@ -17,6 +18,7 @@ _PICKLE_PROTOCOL_OPCODE = pickle.PROTO  # what a Paddle file (a bare pickle) sta
 
 def load_torch_file(path):
     """torch.load(weights_only=True), every failure one line: a missing, corrupt or foreign file."""
+    check_regular(path, "torch checkpoint")
     if _is_paddle_pickle(path):
         raise UserInputError(f"{path}: a Paddle file (a pickle of numpy arrays), not a torch checkpoint; convert "
                              f"it with python -m weights_convert paddle2torch {path} weights.pth")
@@ -24,10 +26,6 @@ def load_torch_file(path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing a file
             return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserInputError(f"{path}: a folder, not a checkpoint file") from None
     except Exception as error:  # torch raises many types for a corrupt or foreign file
         raise UserInputError(f"{path}: not a readable torch checkpoint ({_torch_reason(error)})") from None
 

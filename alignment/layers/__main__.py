@@ -12,6 +12,7 @@ import os
 import sys
 
 from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
+from greedyhash_common.infra.workdir_lock import holding_workdir
 
 from ..cases import Case, run_cases_of
 from ..steps import step_cases
@@ -42,16 +43,18 @@ def main(argv=None):
     dtypes = split_choice(args.dtypes, DTYPES, "dtypes")
     cases = chosen_cases(args)
     args.workdir = os.path.abspath(args.workdir)
-    prepare(args)
-    localizations, failed = localize(args, dtypes, cases)
-    for side, log in failed.items():
-        print(f"layer localization failed: {side} side, see {log}")
-    for localization in localizations.values():
-        print(format_localization(localization), end="\n\n")
-    passed = not failed and all(localization.passed for localization in localizations.values())
-    print(f"layers {'agree' if passed else 'DIFFER'} ({', '.join(dtypes)}; {', '.join(case.label for case in cases)});"
-          f" files in {os.path.join(args.workdir, '<dtype>', '<case>', 'layers_*')}")
-    sys.exit(0 if passed else 1)
+    with holding_workdir(args.workdir):
+        prepare(args)
+        localizations, failed = localize(args, dtypes, cases)
+        for side, log in failed.items():
+            print(f"layer localization failed: {side} side, see {log}")
+        for localization in localizations.values():
+            print(format_localization(localization), end="\n\n")
+        passed = not failed and all(localization.passed for localization in localizations.values())
+        print(f"layers {'agree' if passed else 'DIFFER'} ({', '.join(dtypes)};"
+              f" {', '.join(case.label for case in cases)});"
+              f" files in {os.path.join(args.workdir, '<dtype>', '<case>', 'layers_*')}")
+        sys.exit(0 if passed else 1)
 
 
 main()

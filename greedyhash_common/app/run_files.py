@@ -10,6 +10,7 @@ from ..data.split import DEFAULT_PROTOCOL
 from ..hyperparameters import BATCH_SIZE, IMAGE_SIZE, SEED
 from ..infra.atomic import remove_temporary_files
 from ..infra.errors import UserInputError
+from ..infra.workdir_lock import holding_workdir
 from .cli_options import (BEST_WEIGHTS_NAME, DEFAULT_BIT, LAST_CHECKPOINT_NAME, RUN_CONFIG_NAME, RUN_HISTORY_NAME,
                           RUN_SPLIT_NAME, default_run_dir, default_threads)
 from .option_checks import check_image_size, check_output_dir, check_output_file
@@ -88,6 +89,9 @@ def resume_checkpoint_path(given, framework):
     resume = given["resume"] or given.get("output_dir") or default_run_dir(framework, given.get("bit", DEFAULT_BIT))
     path = os.path.join(resume, LAST_CHECKPOINT_NAME[framework]) if os.path.isdir(resume) else resume
     if not os.path.isfile(path):
+        if os.path.isdir(resume):  # what a run killed while writing its first checkpoint left
+            with holding_workdir(resume, "--resume"):
+                remove_temporary_files(resume)
         raise UserInputError(f"--resume: {path}: no such checkpoint")
     return path
 
@@ -107,30 +111,32 @@ RUN_FILE_NAMES = (RUN_CONFIG_NAME, RUN_HISTORY_NAME, RUN_SPLIT_NAME)
 
 @contextlib.contextmanager
 def run_folder(output_dir, framework, fresh, first_process):
-    """The run's folder while it trains. The first process removes what killed writes left (temporary
-    files) and, for a fresh run, what an unfinished start left (config.yaml and split.npz without a
-    checkpoint). A fresh run that fails before its first checkpoint (a bad --pretrained, divergence in
-    the first epoch, Ctrl-C) removes what it wrote, and the folder if it made it: a run folder holds a
-    checkpoint to resume, or nothing of a run."""
+    """The run's folder while it trains, held by its first process (one run per folder: another run
+    writing the same checkpoints would interleave them). The first process removes what killed writes left
+    (temporary files) and, for a fresh run, what an unfinished start left (config.yaml and split.npz
+    without a checkpoint). A fresh run that fails before its first checkpoint (a bad --pretrained,
+    divergence in the first epoch, Ctrl-C, SIGTERM) removes what it wrote, and the folder if it made it:
+    a run folder holds a checkpoint to resume, or nothing of a run."""
     if not first_process:
         yield
         return
-    remove_temporary_files(output_dir)
-    if not fresh:
-        yield
-        return
     made_folder = not os.path.isdir(output_dir)
-    if not made_folder and os.path.isfile(os.path.join(output_dir, RUN_CONFIG_NAME)):
-        _remove_run_files(output_dir, _run_file_names(framework))
-    kept = {name for name in _run_file_names(framework) if os.path.isfile(os.path.join(output_dir, name))}
-    try:
-        yield
-    except BaseException:
-        if not os.path.exists(os.path.join(output_dir, LAST_CHECKPOINT_NAME[framework])):
-            _remove_run_files(output_dir, set(_run_file_names(framework)) - kept)
-            if made_folder:
-                shutil.rmtree(output_dir, ignore_errors=True)
-        raise
+    with holding_workdir(output_dir, "--output-dir"):
+        remove_temporary_files(output_dir)
+        if not fresh:
+            yield
+            return
+        if not made_folder and os.path.isfile(os.path.join(output_dir, RUN_CONFIG_NAME)):
+            _remove_run_files(output_dir, _run_file_names(framework))
+        kept = {name for name in _run_file_names(framework) if os.path.isfile(os.path.join(output_dir, name))}
+        try:
+            yield
+        except BaseException:
+            if not os.path.exists(os.path.join(output_dir, LAST_CHECKPOINT_NAME[framework])):
+                _remove_run_files(output_dir, set(_run_file_names(framework)) - kept)
+                if made_folder:
+                    shutil.rmtree(output_dir, ignore_errors=True)
+            raise
 
 
 def _run_file_names(framework):

@@ -12,6 +12,7 @@ import zlib
 import numpy as np
 
 from ..hyperparameters import NUM_CLASSES
+from ..infra.bounded_read import open_regular, read_bounded
 from ..infra.errors import UserInputError
 from ..infra.safe_pickle import loads_numpy_only
 
@@ -26,6 +27,15 @@ META_NAME = "batches.meta"
 IMAGE_HEIGHT = IMAGE_WIDTH = 32
 CHANNELS = 3
 ROW_LENGTH = CHANNELS * IMAGE_HEIGHT * IMAGE_WIDTH
+
+# The largest file the format holds: a batch has 10,000 images; besides each image's row, a pickled
+# batch stores its label and file name (about 40 bytes; 128 allowed). CIFAR-10's own batches are 31.0 MB.
+IMAGES_PER_BATCH = 10_000
+BATCH_FILE_LIMIT = IMAGES_PER_BATCH * (ROW_LENGTH + 128)
+# The archive holds the six batches and two small files (163 MB compressed, 178 MB unpacked), as a
+# small number of tar members: a larger archive, or one of many members, is not CIFAR-10.
+ARCHIVE_FILE_LIMIT = (len(TRAIN_BATCH_NAMES) + 2) * BATCH_FILE_LIMIT
+ARCHIVE_MEMBER_LIMIT = 64
 
 # CIFAR-10's class names, in label order (batches.meta's label_names).
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -75,8 +85,7 @@ def locate_cifar10(path):
 
 def _read_batch_file(path):
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_bounded(path, BATCH_FILE_LIMIT, "CIFAR-10 batch")
     except OSError as error:
         raise UserInputError(f"{path}: cannot read this CIFAR-10 batch ({error.strerror})") from None
     return _parse_batch(data, path)
@@ -85,7 +94,8 @@ def _read_batch_file(path):
 def _read_batches_from_archive(archive):
     member_names = [f"{FOLDER_NAME}/{name}" for name in BATCH_NAMES]
     try:
-        with tarfile.open(archive, "r:*") as tar:
+        with open_regular(archive, ARCHIVE_FILE_LIMIT, "CIFAR-10 archive") as handle, \
+                tarfile.open(fileobj=handle, mode="r:*") as tar:
             contents = _read_members(tar, archive, set(member_names))
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         raise UserInputError(f"{archive}: not a readable tar archive of CIFAR-10 ({error})") from None
@@ -95,13 +105,20 @@ def _read_batches_from_archive(archive):
 def _read_members(tar, archive, member_names):
     """Read the named members in one pass: a gzip stream cannot seek back without decompressing again."""
     contents = {}
-    for member in tar:
+    for count, member in enumerate(tar, start=1):
+        if count > ARCHIVE_MEMBER_LIMIT:
+            raise UserInputError(f"{archive}: more than {ARCHIVE_MEMBER_LIMIT} members; not a CIFAR-10 archive")
         if member.name not in member_names:
             continue
         # Links and special members could point outside the archive; a real CIFAR-10 tar has none.
         if not member.isfile():
             raise UserInputError(f"{archive}:{member.name}: not a regular file in the archive")
+        if member.size > BATCH_FILE_LIMIT:
+            raise UserInputError(f"{archive}:{member.name}: {member.size} bytes, larger than a CIFAR-10 batch can be"
+                                 f" ({BATCH_FILE_LIMIT} at most)")
         contents[member.name] = tar.extractfile(member).read()
+        if contents.keys() == member_names:
+            break
     missing = sorted(member_names - contents.keys())
     if missing:
         raise UserInputError(f"{archive}: the archive has no member {', '.join(missing)}")

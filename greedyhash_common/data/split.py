@@ -17,8 +17,9 @@ import numpy as np
 from ..app.option_checks import check_output_file
 from ..hyperparameters import NUM_CLASSES, SEED
 from ..infra.atomic import atomic_path
+from ..infra.bounded_read import open_regular
 from ..infra.errors import UserInputError, exits_cleanly_on_bad_input
-from .cifar10 import dataset_digest, load_cifar10
+from .cifar10 import BATCH_NAMES, IMAGES_PER_BATCH, dataset_digest, load_cifar10
 from .source import resolve_data_path
 
 
@@ -42,6 +43,9 @@ SMALLER_COUNTS_HINT = ("draw a split with smaller per-class counts (python -m gr
 _FORMAT = "greedyhash-split"
 _FORMAT_VERSION = 1
 _INDEX_NAMES = ("query", "train", "database")
+# The indices take at most twice the images CIFAR-10's batches can hold (the database may repeat the
+# training images), as int64, plus the metadata.
+SPLIT_FILE_LIMIT = 2 * IMAGES_PER_BATCH * len(BATCH_NAMES) * 8 + (1 << 16)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: numpy arrays have no single truth value
@@ -156,10 +160,13 @@ def load_split(path, expected_digest=None):
 def _read_npz(path):
     try:
         # Our own handle: np.load leaves the file open when the zip directory is unreadable.
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as npz:
+        with open_regular(path, SPLIT_FILE_LIMIT, "split file") as handle, np.load(handle, allow_pickle=False) as npz:
             missing = {"metadata", *_INDEX_NAMES} - set(npz.files)
             if missing:
                 raise UserInputError(f"{path}: not a split file (missing {sorted(missing)})")
+            unpacked = sum(member.file_size for member in npz.zip.infolist())
+            if unpacked > SPLIT_FILE_LIMIT:
+                raise UserInputError(f"{path}: {unpacked} bytes unpacked, larger than a split file can be")
             metadata = json.loads(str(npz["metadata"][()]))
             arrays = {name: npz[name] for name in _INDEX_NAMES}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, zlib.error,

@@ -6,11 +6,22 @@ of a training run removes those in its folder (remove_temporary_files), and `mak
 logs/.
 """
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 
+from .errors import UserInputError
+
 TEMPORARY_PREFIX = ".tmp-"
+# Free space below which a failed write is taken for a full disk: torch.save reports one as
+# "RuntimeError: [enforce fail at inline_container.cc] unexpected pos", not as ENOSPC.
+FULL_DISK_MARGIN = 1 << 20
+MIB = 1 << 20
+
+
+class DiskFull(UserInputError):
+    """A write that ran out of space: what it names (folder, space) is the user's to fix."""
 
 
 def _current_umask():
@@ -19,19 +30,47 @@ def _current_umask():
     return mask
 
 
+def _ran_out_of_space(error, folder):
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < FULL_DISK_MARGIN
+    except OSError:
+        return False
+
+
+def _disk_full(path, folder, tmp):
+    written = os.path.getsize(tmp) if os.path.exists(tmp) else 0
+    free = shutil.disk_usage(folder).free
+    return DiskFull(f"no space left in {folder} writing {os.path.basename(path)} ({free / MIB:.1f} MiB free; it"
+                    f" needs more than the {written / MIB:.1f} MiB it had written); nothing half-written was kept:"
+                    " free some space and run again")
+
+
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path in the target's folder; on success rename it onto `path`, else delete it."""
+    """Yield a temporary path in the target's folder; on success rename it onto `path`, else delete it
+    (on SIGTERM too, which greedyhash_common.infra.errors turns into an exception). A write that fails for
+    want of space is a DiskFull naming the folder."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     suffix = os.path.splitext(path)[1]
-    handle, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=suffix, dir=folder)
+    try:
+        handle, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=suffix, dir=folder)
+    except OSError as error:
+        if _ran_out_of_space(error, folder):
+            raise _disk_full(path, folder, "") from None
+        raise
     os.close(handle)
     os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes owner-only files; give the usual mode
     try:
         yield tmp
         os.replace(tmp, path)
+    except Exception as error:
+        if _ran_out_of_space(error, folder):
+            raise _disk_full(path, folder, tmp) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -2,16 +2,19 @@
 
 A maker writes its outputs, then a stamp beside them: the key of everything the outputs follow from
 (the bytes of the input files, the source code of the code that makes them, versions, settings) and
-each output's size and modification time. The outputs are reused only when the key is the same and
-every output is still the file the stamp describes; anything else (another input, an edited module, a
-newer torch, an output replaced, truncated or deleted, a stamp from an interrupted run) makes them
-again. The stamp is written last, so a maker cut short leaves no stamp.
+each output's size and sha256. The outputs are reused only when the key is the same and every output
+still has the bytes the stamp describes, checked at each reuse; anything else (another input, an edited
+module, a newer torch, an output replaced, edited, truncated or deleted, whatever its timestamps say, a
+stamp from an interrupted run) makes them again. The stamp is written last, so a maker cut short leaves
+no stamp.
 """
 import hashlib
 import json
 import os
 
 from .atomic import write_text
+from .bounded_read import open_regular
+from .errors import UserInputError
 
 _CHUNK = 1 << 22
 
@@ -19,7 +22,7 @@ _CHUNK = 1 << 22
 def file_digest(path):
     """sha256 of a file's bytes."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -47,28 +50,49 @@ def key_of(parts):
 
 
 def _described(outputs):
-    return {os.path.basename(path): [os.stat(path).st_size, os.stat(path).st_mtime_ns] for path in outputs}
+    return {os.path.basename(path): [os.stat(path).st_size, file_digest(path)] for path in outputs}
 
 
-def is_fresh(stamp, key, outputs):
-    """Whether `outputs` were made from what `key` describes and are unchanged since."""
+def _still_described(recorded, outputs):
+    """Whether every output has the size and bytes `recorded` says (sizes first: they cost no reading)."""
+    names = {os.path.basename(path): path for path in outputs}
+    if not isinstance(recorded, dict) or recorded.keys() != names.keys():
+        return False
+    if any(not isinstance(recorded[name], list) or len(recorded[name]) != 2
+           or os.stat(path).st_size != recorded[name][0] for name, path in names.items()):
+        return False
+    return all(file_digest(path) == recorded[name][1] for name, path in names.items())
+
+
+def _recorded(stamp):
+    """The stamp's content, or None when it is missing or unreadable."""
     try:
         with open(stamp, encoding="utf-8") as handle:
             recorded = json.load(handle)
-        return recorded == {"key": key, "outputs": _described(outputs)}
     except (OSError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
+def is_fresh(stamp, key, outputs):
+    """Whether `outputs` were made from what `key` describes and have the bytes they were made with."""
+    recorded = _recorded(stamp)
+    try:
+        return recorded is not None and recorded.get("key") == key and _still_described(recorded.get("outputs"),
+                                                                                         outputs)
+    except (OSError, UserInputError):  # an output missing, or no longer a regular file
         return False
 
 
 def stamped_key(stamp, outputs):
-    """The key `outputs` were made from, if they are still the files the stamp describes; else None. The key
-    then identifies their content, for what is made from them in turn."""
+    """The key `outputs` were made from, if they still have the bytes the stamp describes; else None. The
+    key then identifies their content, for what is made from them in turn."""
+    recorded = _recorded(stamp)
     try:
-        with open(stamp, encoding="utf-8") as handle:
-            recorded = json.load(handle)
-        return recorded["key"] if recorded.get("outputs") == _described(outputs) else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        fresh = recorded is not None and _still_described(recorded.get("outputs"), outputs)
+    except (OSError, UserInputError):
         return None
+    return recorded.get("key") if fresh else None
 
 
 def write_stamp(stamp, key, outputs):

@@ -1,9 +1,13 @@
 """One error type for bad input, and the wrapper that turns it into a message and an exit status."""
+import contextlib
 import functools
+import signal
 import sys
+import threading
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # the shell's status for a process stopped by SIGINT (128 + 2)
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 REASON_LENGTH = 200  # characters of a library's own explanation quoted in a message
@@ -11,6 +15,28 @@ REASON_LENGTH = 200  # characters of a library's own explanation quoted in a mes
 
 class UserInputError(Exception):
     """A problem the user can fix (a missing file, a corrupt checkpoint, a wrong option)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that what it was writing is cleaned up on the way out (an
+    atomic write's temporary file, a run folder's first files, the child processes)."""
+
+
+@contextlib.contextmanager
+def terminating_by_exception():
+    """SIGTERM raises Terminated for the duration (in the main thread; elsewhere signals are not ours)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def one_line_reason(error, message=None):
@@ -25,17 +51,21 @@ def one_line_reason(error, message=None):
 
 def exits_cleanly_on_bad_input(main):
     """Wrap a command-line entry point so bad input prints one clear line and exits non-zero, and Ctrl-C
-    one line instead of the traceback of whatever framework call it interrupted."""
+    one line instead of the traceback of whatever framework call it interrupted; SIGTERM the same way."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
-            return main(*args, **kwargs)
+            with terminating_by_exception():
+                return main(*args, **kwargs)
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
         except KeyboardInterrupt:
             print("interrupted (Ctrl-C)", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
+        except Terminated:
+            print("terminated (SIGTERM)", file=sys.stderr)
+            sys.exit(EXIT_TERMINATED)
 
     return wrapper

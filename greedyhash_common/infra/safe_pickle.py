@@ -17,6 +17,7 @@ import tokenize
 
 import numpy as np
 
+from .bounded_read import open_regular
 from .errors import UserInputError, one_line_reason
 
 # Fixed-size numbers without pointers: any bytes of the right length are a valid value.
@@ -225,7 +226,7 @@ def loads_numpy_only(data, source, encoding="ASCII"):
 
 def load_numpy_only(path, encoding="ASCII"):
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             data = handle.read()
     except OSError as error:
         raise UserInputError(f"{path}: cannot read ({error.strerror})") from None
@@ -235,7 +236,7 @@ def load_numpy_only(path, encoding="ASCII"):
 def load_npy_dict(path):
     """Read a `reprod_log` file (`np.save` of a dict of arrays) without `allow_pickle=True`."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path, what=".npy file") as handle:
             version = np.lib.format.read_magic(handle)
             read_header = {(1, 0): np.lib.format.read_array_header_1_0,
                            (2, 0): np.lib.format.read_array_header_2_0}.get(version)

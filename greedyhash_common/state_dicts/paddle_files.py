@@ -4,13 +4,13 @@ A `.pdparams` file is a pickle of a dict of numpy arrays (what `paddle.save` wri
 and what `paddle.load` reads back as tensors). Reading goes through the restricted unpickler, so a
 file from someone else cannot run code.
 """
-import os
 import pickle
 import zipfile
 
 import numpy as np
 
 from ..infra.atomic import atomic_path
+from ..infra.bounded_read import check_regular
 from ..infra.errors import UserInputError
 from ..infra.safe_pickle import load_numpy_only
 from .layout import PADDLE_NAME_TABLE_KEY
@@ -20,11 +20,10 @@ PADDLE_PICKLE_PROTOCOL = 4  # the protocol paddle.save uses
 
 def read_paddle_file(path):
     """The unpickled content of a Paddle file (a .pdparams or a training checkpoint), read safely."""
+    check_regular(path, "Paddle file")
     if zipfile.is_zipfile(path):  # torch saves zip archives; a pickle error would not say what the file is
         raise UserInputError(f"{path}: a torch checkpoint, not a Paddle one; convert its weights with "
                              f"python -m weights_convert torch2paddle {path} weights.pdparams")
-    if os.path.isdir(path):
-        raise UserInputError(f"{path}: a folder, not a Paddle file")
     return load_numpy_only(path, encoding="latin1")
 
 

@@ -18,7 +18,9 @@ import numpy as np
 from greedyhash_common.data.dataset import write_split
 from greedyhash_common.hyperparameters import SEED
 from greedyhash_common.infra.atomic import atomic_path, write_text
+from greedyhash_common.infra.child_processes import ending_together, start_child
 from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 from alignment.paths import split_path
@@ -63,18 +65,19 @@ def train_both(args, seed):
     """Both frameworks at once for one seed; returns the wall time."""
     started = time.perf_counter()
     running = []
-    for side in SIDES:
-        python = args.torch_python if side == "torch" else args.paddle_python
-        command = module_command(python, "alignment.pairs.greedyhash.curve_side", side, "--workdir", args.workdir,
-                                 "--out", values_path(args.workdir, seed, side), "--seed", seed, "--epochs",
-                                 args.epochs, "--bit", args.bit, "--lr", args.lr, "--size", args.size, "--threads",
-                                 args.threads, "--eval-every", args.eval_every, "--weight-set",
-                                 USER if args.weights else SEEDED,
-                                 *(["--data", args.data] if args.data else []))
-        log = open(os.path.join(args.workdir, f"seed{seed}_{side}.log"), "w", encoding="utf-8")
-        running.append((side, subprocess.Popen(command, cwd=PROJECT_ROOT, env=child_environment(), stdout=log,
-                                               stderr=subprocess.STDOUT), log))
-    show_progress({log.name: process for _, process, log in running})
+    with ending_together() as children:
+        for side in SIDES:
+            python = args.torch_python if side == "torch" else args.paddle_python
+            command = module_command(python, "alignment.pairs.greedyhash.curve_side", side, "--workdir", args.workdir,
+                                     "--out", values_path(args.workdir, seed, side), "--seed", seed, "--epochs",
+                                     args.epochs, "--bit", args.bit, "--lr", args.lr, "--size", args.size,
+                                     "--threads", args.threads, "--eval-every", args.eval_every, "--weight-set",
+                                     USER if args.weights else SEEDED, *(["--data", args.data] if args.data else []))
+            log = open(os.path.join(args.workdir, f"seed{seed}_{side}.log"), "w", encoding="utf-8")
+            children.append(start_child(command, f"--{side}-python", cwd=PROJECT_ROOT, env=child_environment(),
+                                        stdout=log, stderr=subprocess.STDOUT))
+            running.append((side, children[-1], log))
+        show_progress({log.name: process for _, process, log in running})
     failed = []
     for side, process, log in running:
         if process.wait():
@@ -193,17 +196,18 @@ def main(argv=None):
     if args.epochs < 1 or args.eval_every < 1:
         raise UserInputError("--epochs and --eval-every must be at least 1")
     args.workdir = os.path.abspath(args.workdir)
-    write_split(args.data, split_path(args.workdir))
-    prepare_weights(args.torch_python, args.bit, 0, args.workdir, args.threads, [USER if args.weights else SEEDED],
-                    args.weights)
-    seconds = [train_both(args, seed) for seed in seeds]
-    runs = {(seed, side): load_values(values_path(args.workdir, seed, side)) for seed in seeds for side in SIDES}
-    summary = summarize(runs, seeds, args.epochs, seconds)
-    plot(runs, seeds[0], os.path.join(args.workdir, "curve.png"))
-    write_text(os.path.join(args.workdir, "curve.json"), json.dumps(summary, indent=2) + "\n")
-    write_text(os.path.join(args.workdir, "curve.md"), markdown(summary))
-    print(markdown(summary).split("![")[0].strip())
-    sys.exit(0 if summary["passed"] else 1)
+    with holding_workdir(args.workdir):
+        write_split(args.data, split_path(args.workdir))
+        prepare_weights(args.torch_python, args.bit, 0, args.workdir, args.threads, [USER if args.weights else SEEDED],
+                        args.weights)
+        seconds = [train_both(args, seed) for seed in seeds]
+        runs = {(seed, side): load_values(values_path(args.workdir, seed, side)) for seed in seeds for side in SIDES}
+        summary = summarize(runs, seeds, args.epochs, seconds)
+        plot(runs, seeds[0], os.path.join(args.workdir, "curve.png"))
+        write_text(os.path.join(args.workdir, "curve.json"), json.dumps(summary, indent=2) + "\n")
+        write_text(os.path.join(args.workdir, "curve.md"), markdown(summary))
+        print(markdown(summary).split("![")[0].strip())
+        sys.exit(0 if summary["passed"] else 1)
 
 
 if __name__ == "__main__":

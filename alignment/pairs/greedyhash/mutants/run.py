@@ -22,7 +22,9 @@ import sys
 import time
 
 from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.child_processes import ending_together, start_child
 from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 from alignment.cases import run_cases_of
@@ -83,13 +85,14 @@ def paddle_command(args, action):
 def run_paddle(args, action, jobs=1):
     """Run `jobs` Paddle processes of `action`, showing their progress; raise if one fails."""
     running = {}
-    for worker in range(jobs):
-        log = os.path.join(args.workdir, f"mutants_{action}_{worker}.log")
-        with open(log, "w", encoding="utf-8") as handle:
-            running[log] = subprocess.Popen(paddle_command(args, action),
-                                            cwd=PROJECT_ROOT, env=child_environment(), stdout=handle,
-                                            stderr=subprocess.STDOUT)
-    show_progress(running)
+    with ending_together() as children:
+        for worker in range(jobs):
+            log = os.path.join(args.workdir, f"mutants_{action}_{worker}.log")
+            with open(log, "w", encoding="utf-8") as handle:
+                children.append(start_child(paddle_command(args, action), "--paddle-python", cwd=PROJECT_ROOT,
+                                            env=child_environment(), stdout=handle, stderr=subprocess.STDOUT))
+            running[log] = children[-1]
+        show_progress(running)
     failed = [log for log, process in running.items() if process.wait()]
     if failed:
         raise UserInputError(f"the Paddle mutant process failed, see {failed[0]}")
@@ -164,14 +167,15 @@ def main(argv=None):
     started = time.perf_counter()
     args = with_user_weights(checked_mutant_options(get_args_parser().parse_args(argv)))
     args.workdir = os.path.abspath(args.workdir)
-    prepare(args)
-    mutants, selected = listed_and_selected(args)
-    results = unmutated_run(args)
-    outcomes = checked_mutants(args, selected)
-    summary = summarize(outcomes, mutants, read_coverage(args.workdir, results), settings_of(args),
-                        time.perf_counter() - started)
-    print(write_outputs(args.workdir, summary))
-    below = compare_with_reference(summary, args.reference)
-    if below:
-        print(below, file=sys.stderr)
-    sys.exit(1 if below or summary["control_failed"] else 0)
+    with holding_workdir(args.workdir):
+        prepare(args)
+        mutants, selected = listed_and_selected(args)
+        results = unmutated_run(args)
+        outcomes = checked_mutants(args, selected)
+        summary = summarize(outcomes, mutants, read_coverage(args.workdir, results), settings_of(args),
+                            time.perf_counter() - started)
+        print(write_outputs(args.workdir, summary))
+        below = compare_with_reference(summary, args.reference)
+        if below:
+            print(below, file=sys.stderr)
+        sys.exit(1 if below or summary["control_failed"] else 0)

@@ -1,0 +1,427 @@
+"""Hostile and careless runs (issue 24): a workdir shared by two runs, a cache edited behind the suite's back,
+data files that never end, a suite killed or unable to start a side, SIGTERM and a full disk while writing.
+Each ends as a clean refusal (exit 2, one line) or the right result, never as a verdict on another run's or
+a stale file's values, and leaves no process and no half-written file behind."""
+import argparse
+import errno
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import pytest
+
+from alignment import prepare_weights as preparing, suite
+from alignment.paths import weights_path
+from alignment.pairs import greedyhash
+from greedyhash_common.data import cifar10
+from greedyhash_common.data.cifar10 import BATCH_FILE_LIMIT, load_cifar10
+from greedyhash_common.infra import atomic
+from greedyhash_common.infra.atomic import TEMPORARY_PREFIX, DiskFull, atomic_path, write_text
+from greedyhash_common.infra.child_processes import start_child
+from greedyhash_common.infra.errors import UserInputError
+from greedyhash_common.infra.safe_pickle import load_npy_dict
+from greedyhash_common.infra.workdir_lock import LOCK_NAME, holding_workdir
+from greedyhash_common.state_dicts.paddle_files import read_paddle_file
+from tests.conftest import BIT, PROJECT_ROOT, run_module
+from tests.hostile_files import assert_refused, write_cifar_batches
+from tests.test_content_cache import flip_a_byte_keeping_times
+from tests.tiny_runs import tiny_options, write_tiny_split
+
+# Every command that writes a work folder, with the option naming it
+WORKDIR_WRITERS = [("alignment", "--workdir"), ("alignment.layers", "--workdir"),
+                   ("alignment.pairs.greedyhash.mutants", "--workdir"), ("alignment.pairs.greedyhash.curve", "--workdir"),
+                   ("tools.gpu_check", "--workdir"), ("tools.lite_chain", "--workdir")]
+HOLDER = ("import sys, time\nfrom greedyhash_common.infra.workdir_lock import holding_workdir\n"
+          "with holding_workdir(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n")
+# The smallest suite run that starts both sides: one forward case in float64
+SMALL_RUN = ["--steps", "forward", "--dtypes", "float64", "--sizes", "64", "--weight-sets", "seeded", "--no-profile"]
+
+
+def child_environment():
+    return dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
+
+
+@pytest.fixture
+def held(tmp_path):
+    """(folder, pid) of a folder held by another process, as a run holds its workdir."""
+    folder = tmp_path / "held"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], cwd=PROJECT_ROOT, env=child_environment(),
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    yield folder, holder.pid
+    holder.kill()
+    holder.wait()
+
+
+def processes_mentioning(*texts):
+    """Pids of the processes whose command line holds every one of `texts` (this one excepted)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    command = handle.read()
+            except OSError:
+                continue
+            if all(text.encode() in command for text in texts):
+                found.append(int(entry))
+    return found
+
+
+def snapshot(folder):
+    """{path: (size, mtime)} of every file under `folder`."""
+    return {os.path.join(root, name): (os.stat(os.path.join(root, name)).st_size,
+                                       os.stat(os.path.join(root, name)).st_mtime_ns)
+            for root, _, names in os.walk(folder) for name in names}
+
+
+def wait_for(condition, seconds, what):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+# One run per workdir
+
+@pytest.mark.parametrize("module, option", WORKDIR_WRITERS)
+def test_a_run_is_refused_a_workdir_another_run_holds_naming_that_run(held, module, option):
+    folder, holder = held
+    before = snapshot(folder)
+    completed = run_module(module, option, folder)
+    assert_refused(completed, f"{folder} is in use by another run (pid {holder}:", "holding_workdir")
+    assert snapshot(folder) == before
+
+
+@pytest.mark.slow
+def test_training_is_refused_an_output_dir_another_run_holds(held, tmp_path):
+    """About 15 s: torch's import before the run folder is taken."""
+    folder, holder = held
+    split_file = write_tiny_split(tmp_path / "split.npz")
+    completed = run_module("torch_impl.train", *tiny_options(split_file, folder, epochs=1))
+    assert_refused(completed, f"--output-dir {folder} is in use by another run (pid {holder}:")
+    assert sorted(os.listdir(folder)) == [LOCK_NAME]
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over_and_removed_at_the_end(tmp_path):
+    folder = tmp_path / "work"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], cwd=PROJECT_ROOT, env=child_environment(),
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert os.listdir(folder) == [LOCK_NAME]  # SIGKILL leaves the file, the kernel releases the lock
+    with holding_workdir(str(folder)):
+        with pytest.raises(UserInputError, match=f"pid {os.getpid()}:"):
+            with holding_workdir(str(folder)):
+                pass
+    assert os.listdir(folder) == []
+
+
+def test_a_planted_link_as_the_lock_file_is_refused_and_its_target_untouched(tmp_path):
+    folder, target = tmp_path / "work", tmp_path / "notes.txt"
+    folder.mkdir()
+    target.write_text("my notes\n")
+    (folder / LOCK_NAME).symlink_to(target)
+    with pytest.raises(UserInputError, match="cannot open its lock file"):
+        with holding_workdir(str(folder)):
+            pass
+    assert target.read_text() == "my notes\n"
+
+
+@pytest.mark.slow
+def test_concurrent_runs_in_one_workdir_are_refused_and_a_killed_suite_leaves_no_side_running(tmp_path, weights):
+    """The issue's attacks: a run with NaN weights and a --bit 12 run started beside a running --bit 48 run
+    in its --workdir (before: "alignment passed" for the NaN run, a --bit 12 pass on the --bit 48 values)
+    are refused naming it; then SIGKILL of that run leaves no side process, nothing written afterwards.
+    About 20 s: one suite run up to its sides."""
+    import torch
+
+    nan_weights = tmp_path / "nan.pth"
+    torch.save({key: torch.full_like(value, float("nan")) for key, value in torch.load(weights[0]).items()},
+               nan_weights)
+    workdir = tmp_path / "shared"
+    running = subprocess.Popen([sys.executable, "-m", "alignment", *SMALL_RUN, "--bit", "48", "--workdir", workdir],
+                               cwd=PROJECT_ROOT, env=child_environment(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(processes_mentioning("alignment.side\0", str(workdir))) == 2, 240,
+                 "both sides of the first run")
+        sides = processes_mentioning(str(workdir))
+        for attack in (["--weights", nan_weights, "--bit", "48"], ["--bit", "12"]):
+            completed = run_module("alignment", *SMALL_RUN, *attack, "--workdir", workdir)
+            assert_refused(completed, f"{workdir} is in use by another run (pid {running.pid}:")
+        running.send_signal(signal.SIGKILL)
+        running.wait()
+        wait_for(lambda: not set(sides) & set(processes_mentioning(str(workdir))), 5, "the sides to end")
+        left = snapshot(workdir)
+        time.sleep(2)
+        assert snapshot(workdir) == left  # no survivor writes on
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_a_side_that_cannot_start_stops_the_other_with_one_line(tmp_path):
+    """--paddle-python /nonexistent/python (before: FileNotFoundError's traceback while the torch side went on
+    writing after the command had exited)."""
+    workdir = str(tmp_path / "work")
+    os.makedirs(workdir)
+    args = argparse.Namespace(torch_python=sys.executable, paddle_python="/nonexistent/python", bit=48, workdir=workdir,
+                              threads=1, seed=0, weight_sets="seeded", sizes="64", bulk_size=64, model="greedyhash",
+                              data=None)
+    with pytest.raises(UserInputError, match="--paddle-python /nonexistent/python: cannot start it"):
+        suite.run_sides(args, ["forward"], ["float64"])
+    assert processes_mentioning(workdir) == []
+
+
+def test_a_child_asks_to_die_with_its_parent(tmp_path):
+    """PR_SET_PDEATHSIG: a child of a process killed with SIGKILL is killed too (a grandchild here, its
+    parent the process killed)."""
+    script = ("import subprocess, sys, time\nfrom greedyhash_common.infra.child_processes import start_child\n"
+              "child = start_child([sys.executable, '-c', 'import time; time.sleep(60)', sys.argv[1]], 'python')\n"
+              "print(child.pid, flush=True)\ntime.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=PROJECT_ROOT, env=child_environment(),
+                              stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    wait_for(lambda: child not in processes_mentioning(str(tmp_path)), 5, "the child to die with its parent")
+
+
+def test_a_command_that_cannot_start_names_the_option_that_gave_it():
+    with pytest.raises(UserInputError, match=r"^--torch-python /bin/nothing-here: cannot start it \("):
+        start_child(["/bin/nothing-here", "-c", "pass"], "--torch-python")
+
+
+def test_a_side_refusing_ends_the_run_with_its_line_not_a_verdict(tmp_path):
+    log = tmp_path / "side_torch.log"
+    log.write_text("torch forward seeded-64px float64: 1.0 s\nerror: no space left in /x writing y.npy\n")
+    refused = subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])
+    with pytest.raises(UserInputError, match=r"^the torch side stopped: no space left in /x writing y.npy$"):
+        suite.refuse_what_a_side_refused({"torch": (refused, str(log))})
+
+
+# Caches keyed by content
+
+@pytest.fixture
+def prepared(tmp_path, weight_sets):
+    """A copy of a workdir's inputs/ holding the seeded and rescaled sets with their stamps."""
+    workdir = tmp_path / "work"
+    shutil.copytree(os.path.dirname(weight_sets["seeded"][0]), workdir / "inputs")
+    assert preparing.prepare_weights(BIT, 0, str(workdir), greedyhash.WEIGHT_SETS) == []
+    return str(workdir)
+
+
+@pytest.mark.slow
+def test_the_rescaled_set_copied_over_the_seeded_one_with_its_times_is_made_again(prepared):
+    """Before: "reused seeded", and a pass on the rescaled numbers. A few seconds: the seeded set made again."""
+    seeded = [weights_path(prepared, BIT, "seeded", suffix) for suffix in (".pth", ".pdparams")]
+    original = [open(path, "rb").read() for path in seeded]
+    for path in seeded:
+        status = os.stat(path)
+        shutil.copyfile(path.replace("_seeded", "_rescaled"), path)
+        os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert preparing.prepare_weights(BIT, 0, prepared, greedyhash.WEIGHT_SETS) == ["seeded"]
+    assert [open(path, "rb").read() for path in seeded] == original
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".pth", ".pdparams"])
+def test_one_weight_changed_with_its_times_kept_is_made_again(prepared, suffix):
+    """Before: a FAIL blamed on the port. A few seconds: the seeded set made again."""
+    path = weights_path(prepared, BIT, "seeded", suffix)
+    original = open(path, "rb").read()
+    flip_a_byte_keeping_times(path, offset=len(original) // 2)  # inside a weight
+    assert preparing.prepare_weights(BIT, 0, prepared, greedyhash.WEIGHT_SETS) == ["seeded"]
+    assert open(path, "rb").read() == original
+
+
+# Bounded reads
+
+@pytest.fixture
+def cifar_folder(tmp_path):
+    write_cifar_batches(str(tmp_path), 2, pickle.HIGHEST_PROTOCOL)
+    return tmp_path / "cifar-10-batches-py"
+
+
+def _replace(path, make):
+    os.remove(path)
+    make(path)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda path: _replace(path, lambda target: os.symlink("/dev/zero", target)), "a device, FIFO or socket"),
+    (lambda path: _replace(path, os.mkfifo), "a device, FIFO or socket"),
+    (lambda path: os.truncate(path, BATCH_FILE_LIMIT + 1), "larger than a CIFAR-10 batch can be"),
+    (lambda path: _replace(path, os.mkdir), "a folder, not a regular file"),
+], ids=["link to /dev/zero", "fifo", "sparse and too large", "folder"])
+def test_a_cifar_batch_that_is_no_batch_is_refused_before_it_is_read(cifar_folder, damage, message):
+    """Before: data_batch_1 linked to /dev/zero grew to 22.6 GB; a FIFO hangs. Read in a child process
+    limited to 2 GB of memory, so that a regression fails this test, not the machine."""
+    damage(str(cifar_folder / "data_batch_1"))
+    probe = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+             "from greedyhash_common.data.cifar10 import load_cifar10\nfrom greedyhash_common.infra.errors import "
+             "UserInputError\ntry:\n    load_cifar10(sys.argv[1])\nexcept UserInputError as error:\n"
+             "    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(cifar_folder)], cwd=PROJECT_ROOT, env=child_environment(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "data_batch_1: " in done.stdout and message in done.stdout, done.stderr[-2000:]
+
+
+def test_a_cifar_archive_too_large_to_be_one_is_refused_before_it_is_read(tmp_path):
+    archive = tmp_path / cifar10.ARCHIVE_NAME
+    with open(archive, "wb") as handle:
+        handle.truncate(cifar10.ARCHIVE_FILE_LIMIT + 1)
+    with pytest.raises(UserInputError, match="larger than a CIFAR-10 archive can be"):
+        load_cifar10(archive)
+
+
+def test_a_cifar_archive_member_too_large_to_be_a_batch_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(cifar10, "BATCH_FILE_LIMIT", 1000)
+    member = tmp_path / "data_batch_1"
+    member.write_bytes(b"\0" * 1001)
+    archive = tmp_path / "cifar.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(member, f"{cifar10.FOLDER_NAME}/data_batch_1")
+    with pytest.raises(UserInputError, match="data_batch_1: 1001 bytes, larger than a CIFAR-10 batch can be"):
+        load_cifar10(archive)
+
+
+def test_a_cifar_archive_of_many_members_is_refused(tmp_path):
+    archive = tmp_path / "cifar.tar"
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    with tarfile.open(archive, "w") as tar:
+        for number in range(cifar10.ARCHIVE_MEMBER_LIMIT + 1):
+            tar.add(empty, f"filler_{number}")
+    with pytest.raises(UserInputError, match="more than 64 members"):
+        load_cifar10(archive)
+
+
+@pytest.mark.parametrize("reader", [read_paddle_file, load_npy_dict], ids=["paddle file", "reprod_log .npy"])
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_checkpoint_or_values_file_that_is_a_special_file_is_refused(tmp_path, reader, kind):
+    path = tmp_path / "file"
+    os.mkfifo(path) if kind == "fifo" else path.symlink_to("/dev/zero")
+    with pytest.raises(UserInputError, match="a device, FIFO or socket, not a regular file"):
+        reader(str(path))
+
+
+def test_a_torch_checkpoint_that_is_a_fifo_is_refused(tmp_path):
+    path = tmp_path / "weights.pth"
+    os.mkfifo(path)
+    completed = run_module("weights_convert", "torch2paddle", path, tmp_path / "out.pdparams", timeout=120)
+    assert_refused(completed, "a device, FIFO or socket, not a regular file")
+
+
+# SIGTERM and a full disk while writing
+
+WRITE_AND_WAIT = ("import sys, time\nfrom greedyhash_common.infra.atomic import atomic_path\n"
+                  "from greedyhash_common.infra.errors import exits_cleanly_on_bad_input\n"
+                  "@exits_cleanly_on_bad_input\ndef main():\n    with atomic_path(sys.argv[1]) as tmp:\n"
+                  "        open(tmp, 'wb').write(b'half')\n        print('writing', flush=True)\n        time.sleep(60)\n"
+                  "main()\n")
+
+
+def test_sigterm_while_writing_ends_with_a_line_and_leaves_no_temporary_file(tmp_path):
+    writer = subprocess.Popen([sys.executable, "-c", WRITE_AND_WAIT, str(tmp_path / "out.pth")], cwd=PROJECT_ROOT,
+                              env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    assert [name for name in os.listdir(tmp_path) if name.startswith(TEMPORARY_PREFIX)]
+    writer.send_signal(signal.SIGTERM)
+    _, stderr = writer.communicate(timeout=30)
+    assert writer.returncode == 128 + signal.SIGTERM and stderr.strip() == "terminated (SIGTERM)"
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_first_checkpoint_write_leaves_nothing_a_resume_trips_on(tmp_path):
+    """Before: exit 143 without a word, config.yaml and a .tmp-*.pth left that --resume did not remove.
+    About 25 s: a tiny run up to its first checkpoint."""
+    split_file = write_tiny_split(tmp_path / "split.npz")
+    output_dir = tmp_path / "run"
+    training = subprocess.Popen([sys.executable, "-m", "torch_impl.train", *map(str, tiny_options(split_file, output_dir,
+                                                                                                  epochs=1))],
+                                cwd=PROJECT_ROOT, env=child_environment(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def writing():
+        return output_dir.is_dir() and any(name.startswith(TEMPORARY_PREFIX) and name.endswith(".pth")
+                                           for name in os.listdir(output_dir))
+    try:
+        wait_for(lambda: writing() or training.poll() is not None, 240, "the first checkpoint write")
+        assert training.poll() is None, training.stderr.read()
+        training.send_signal(signal.SIGTERM)
+        _, stderr = training.communicate(timeout=60)
+    finally:
+        training.kill()
+    assert training.returncode == 128 + signal.SIGTERM and stderr.strip().splitlines()[-1] == "terminated (SIGTERM)"
+    assert not output_dir.exists() or os.listdir(output_dir) == []  # no checkpoint written: nothing of the run
+    output_dir.mkdir(exist_ok=True)
+    (output_dir / f"{TEMPORARY_PREFIX}abc.pth").write_bytes(b"left by a SIGKILL")
+    completed = run_module("torch_impl.train", "--resume", output_dir)
+    assert_refused(completed, "no such checkpoint")
+    assert os.listdir(output_dir) == []
+
+
+def _full_disk_on_write(monkeypatch, folder, error):
+    """Writes under `folder` fail with `error`, and the disk shows no free space."""
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(atomic.shutil, "disk_usage",
+                        lambda path: real_usage(path)._replace(free=0) if str(path).startswith(str(folder))
+                        else real_usage(path))
+
+    def failing_write(tmp):
+        with open(tmp, "wb") as handle:
+            handle.write(b"x" * 3000)
+        raise error
+    return failing_write
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos 64")],
+                         ids=["ENOSPC", "torch.save's message"])
+def test_a_full_disk_is_one_line_naming_the_folder_and_leaves_no_partial_file(tmp_path, monkeypatch, error):
+    write = _full_disk_on_write(monkeypatch, tmp_path, error)
+    with pytest.raises(DiskFull) as refused:
+        with atomic_path(tmp_path / "weights.pth") as tmp:
+            write(tmp)
+    message = str(refused.value)
+    assert message.startswith(f"no space left in {tmp_path} writing weights.pth") and "\n" not in message
+    assert "0.0 MiB free" in message and os.listdir(tmp_path) == []
+
+
+def test_another_error_while_writing_is_not_called_a_full_disk(tmp_path):
+    with pytest.raises(ValueError):
+        with atomic_path(tmp_path / "out.json") as tmp:
+            write_text(tmp, "{}")
+            raise ValueError("not about space")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_a_weight_set_lost_to_a_full_disk_is_made_again_by_the_next_run(prepared, monkeypatch):
+    """The stamp is written last: a set whose .pdparams the disk had no room for is not reused. A few
+    seconds: the seeded set made twice."""
+    folder = os.path.join(prepared, "inputs")
+    write = _full_disk_on_write(monkeypatch, folder, OSError(errno.ENOSPC, "No space left on device"))
+    real_dump = pickle.dump
+
+    def dump(content, handle, **options):
+        if os.path.basename(handle.name).endswith(".pdparams"):
+            write(handle.name)
+        real_dump(content, handle, **options)
+    monkeypatch.setattr(pickle, "dump", dump)
+    flip_a_byte_keeping_times(weights_path(prepared, BIT, "seeded", ".pth"))  # the set must be made now
+    with pytest.raises(DiskFull, match=f"no space left in {folder} writing weights_bit{BIT}_seeded.pdparams"):
+        preparing.prepare_weights(BIT, 0, prepared, ["seeded"])
+    monkeypatch.undo()
+    assert not any(name.startswith(TEMPORARY_PREFIX) for name in os.listdir(folder))
+    assert preparing.prepare_weights(BIT, 0, prepared, ["seeded"]) == ["seeded"]
+    assert preparing.prepare_weights(BIT, 0, prepared, ["seeded"]) == []

@@ -2,6 +2,8 @@
 import os
 import warnings
 
+from .paddle_cuda_libraries import link_paddle_cuda_libraries
+
 
 def thread_environment(threads):
     """The variables that fix the thread count of OpenMP and MKL, for this process and its children."""
@@ -17,6 +19,8 @@ def quiet_paddle_import():
     - Paddle prints two lines to stderr at import whenever OMP_NUM_THREADS is above 1 (they would break
       a one-line error): the variable is dropped, since every entry point sets its thread count after
       the import (each runtime's configure).
+    - Paddle 2.6's GPU build finds CUDA's libraries in the environment's NVIDIA packages
+      (greedyhash_common/infra/paddle_cuda_libraries.py).
     - Pillow is loaded first: Paddle 2.6's library exports zlib's symbols, and a Pillow loaded after it
       binds to them, so that writing a PNG crashes the process (segmentation fault in deflateReset).
     """
@@ -24,4 +28,5 @@ def quiet_paddle_import():
     warnings.filterwarnings("ignore", message="You are using GPU version Paddle")
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.pop("OMP_NUM_THREADS", None)
+    link_paddle_cuda_libraries()
     import PIL.Image  # noqa: F401

@@ -18,7 +18,7 @@ import importlib.metadata
 import os
 
 from greedyhash_common.infra.content_cache import file_digest, is_fresh, key_of, source_digest, write_stamp
-from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.project import PROJECT_ROOT
 
 from .pairs import DEFAULT_PAIR, pair_named
@@ -33,8 +33,8 @@ MAKING_CODE = ("torch_impl", "weights_convert", "greedyhash_common", "alignment/
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment.prepare_weights", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m alignment.prepare_weights", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bit", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization when no --weights")
     parser.add_argument("--workdir", required=True)

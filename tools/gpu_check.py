@@ -44,7 +44,7 @@ from greedyhash_common.data.cifar10 import load_cifar10
 from greedyhash_common.data.source import resolve_data_path
 from greedyhash_common.hyperparameters import IMAGE_SIZE
 from greedyhash_common.infra.atomic import atomic_path, write_text
-from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 from .gpu_check_side import inputs_path, isolated_path, load_layer_record, run_path
@@ -55,8 +55,8 @@ CODE_KEYS = {"b": "h"}
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m tools.gpu_check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m tools.gpu_check", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--paddle-python", default=sys.executable, help="the Paddle environment's interpreter")
     parser.add_argument("--torch-python", default=sys.executable)
     parser.add_argument("--workdir", default=os.path.join(PROJECT_ROOT, "logs", "gpu-env", "gpu-check"))

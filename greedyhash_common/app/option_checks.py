@@ -76,6 +76,16 @@ def check_output_file(path, option):
     return path
 
 
+def check_not_an_input(path, option, *inputs):
+    """`path`, about to be written, is none of `inputs` under any name (the same path, ./ or a link to it): a
+    tool never writes over what it reads."""
+    for source in inputs:
+        if source and os.path.exists(path) and os.path.exists(source) and os.path.samefile(path, source):
+            raise UserInputError(f"{option} {path}: the same file as the input {source}; writing it would destroy "
+                                 "the input, choose another name")
+    return path
+
+
 def check_output_dir(path, option):
     """`path` can be used as an output folder: it is not a file, and it exists or can be made and takes
     new files."""

@@ -1,4 +1,5 @@
 """One error type for bad input, and the wrapper that turns it into a message and an exit status."""
+import argparse
 import functools
 import sys
 
@@ -39,3 +40,11 @@ def exits_cleanly_on_bad_input(main):
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """The parser of every entry point: an option argparse refuses (unknown, missing, out of range) gives one
+    `error:` line and exit status 2, as any other bad input, not argparse's usage block."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (options: {self.prog} --help)\n")

@@ -13,7 +13,8 @@ import time
 from greedyhash_common.app.option_checks import check_alignment_options
 from greedyhash_common.data.dataset import write_split
 from greedyhash_common.infra.atomic import write_text
-from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import (OneLineArgumentParser, UserInputError, child_failure,
+                                           exits_cleanly_on_bad_input)
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 from . import coverage
@@ -76,8 +77,7 @@ def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=No
                               *(["--weights", weights] if weights else []))
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=child_environment(), capture_output=True, text=True)
     if done.returncode:
-        reason = (done.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("error: ")
-        raise UserInputError(f"preparing the weights failed: {reason}")
+        raise UserInputError(f"preparing the weights failed: {child_failure(done.returncode, done.stderr)}")
     print(done.stdout, end="", flush=True)  # which sets were reused
 
 

@@ -188,10 +188,10 @@ def test_make_fails_when_the_program_fails(recorder):
     ("VENV=my env", "VENV=my env: a folder name without spaces, $, % or :"),
     ("GPU_VENV=$(shell touch {pwned})", "GPU_VENV=$(shell touch {pwned}): a folder name without"),
 ])
-def test_what_cannot_be_passed_on_is_refused_in_one_line(assignment, message, tmp_path):
+def test_what_cannot_be_passed_on_is_refused_in_one_line(assignment, message, recorder, tmp_path):
     pwned = tmp_path / "pwned"
-    done = run_make(PROJECT_ROOT, "train", assignment.format(pwned=pwned))
-    assert done.returncode == 2 and not pwned.exists()
+    done, calls = recorder("train", assignment.format(pwned=pwned))
+    assert done.returncode == 2 and calls == [] and not pwned.exists()
     assert message.format(pwned=pwned) in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 

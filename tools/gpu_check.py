@@ -213,7 +213,11 @@ def judged_by_layers(args, rows):
 
 
 def read_env(workdir, framework):
-    with open(os.path.join(workdir, f"{framework}_env.json"), encoding="utf-8") as handle:
+    path = os.path.join(workdir, f"{framework}_env.json")
+    if not os.path.isfile(path):  # the side's interpreter exited 0 without running the side
+        raise UserInputError(f"the {framework} side ended without writing {path}; its output: "
+                             f"{os.path.join(workdir, f'side_{framework}.log')}")
+    with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
 

@@ -83,6 +83,6 @@ def _imported_adapter(name, module):
     except SyntaxError as error:
         raise UserInputError(f"--model {name}: the adapter does not compile: {error.filename}, line {error.lineno}: "
                              f"{error.msg}") from None
-    except Exception as error:  # whatever the adapter's own code raises while it is imported
+    except (Exception, SystemExit) as error:  # whatever the adapter's own code raises (or exits) while imported
         raise UserInputError(f"--model {name}: importing the adapter {module} failed: "
                              f"{one_line_reason(error)}") from None

@@ -166,19 +166,19 @@ align-curve: $(INSTALLED)
 # What the targets write directly in LOGS (the committed reference runs, logs/reference*/, are not among
 # them), and in its train/ and export/ the run folders of `make train` and `make export` (a user's own
 # files beside them stay), with what interrupted atomic writes left beside them (.tmp-*:
-# greedyhash_common/infra/atomic.py). clean removes these names in LOGS, which must be one existing
-# folder, and nothing else but the built-in data's cache and the reference targets' unfinished .new folders.
+# greedyhash_common/infra/atomic.py), and the unfinished .new folders of the reference targets at their
+# default REFERENCE. clean removes these names in LOGS, which must be one existing folder, and nothing
+# outside it (the built-in data's cache, .cache/, stays: it is made again identically anyway).
 ALIGN_OUTPUTS = float32 float64 inputs coverage figures summary.json report.md report.json side_*.log layers_*.log
 RUN_FOLDERS = $(foreach bit,[1-9][0-9],train/paddle-bit$(bit) train/torch-bit$(bit) export/paddle-bit$(bit))
 WRITTEN = $(ALIGN_OUTPUTS) curve reference-run curve-reference-run predict-*.png reproduce reproduce.md lite \
 	bench.json bench.md bench-align.log bench-startup.log profile_*.txt gpu-env mutants mutants-reference-run \
-	$(RUN_FOLDERS) .tmp-* train/.tmp-* export/.tmp-*
+	$(RUN_FOLDERS) .tmp-* train/.tmp-* export/.tmp-* reference-curve.new reference/mutants.new
 clean:
 	@logs=$(call opt,LOGS); if [ -z "$$logs" ] || [ ! -d "$$logs" ]; then \
 		echo "make clean: LOGS=$$logs is not an existing folder; nothing removed" >&2; exit 2; fi; \
 	cd -- "$$logs" && rm -rf -- $(WRITTEN) && for folder in train export; do test ! -d $$folder || rmdir $$folder \
 		2>/dev/null || echo "make clean: kept $$logs/$$folder: it holds files no target wrote"; done
-	rm -rf .cache $(if $(value REFERENCE),$(call reference_path,-curve.new) $(call reference_path,/mutants.new))
 
 # Layer-by-layer localization, and the committed reference run (logs/reference/: report and diff logs)
 ALIGN_LAYERS = $(PYTHON) -m alignment.layers --model $(call opt,MODEL) --bit $(call opt,BIT) $(ALIGN_SIZES) \

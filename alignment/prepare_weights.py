@@ -17,8 +17,9 @@ import argparse
 import importlib.metadata
 import os
 
+from greedyhash_common.app.option_checks import check_not_an_input
 from greedyhash_common.infra.content_cache import file_digest, is_fresh, key_of, source_digest, write_stamp
-from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.project import PROJECT_ROOT
 
 from .pairs import DEFAULT_PAIR, pair_named
@@ -33,8 +34,8 @@ MAKING_CODE = ("torch_impl", "weights_convert", "greedyhash_common", "alignment/
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment.prepare_weights", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m alignment.prepare_weights", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bit", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization when no --weights")
     parser.add_argument("--workdir", required=True)
@@ -89,6 +90,8 @@ def main(argv=None):
                              f" and {USER} exactly when --weights is given")
     if args.weights and not os.path.isfile(args.weights):
         raise UserInputError(f"{args.weights}: no such file")
+    for suffix in (".pth", ".pdparams"):  # the user set is written in both layouts, never over its source
+        check_not_an_input(weights_path(args.workdir, args.bit, USER, suffix), "the user set's file", args.weights)
     made = prepare_weights(args.bit, args.seed, args.workdir, weight_sets, args.weights, args.threads, args.model)
     reused = [weight_set for weight_set in weight_sets if weight_set not in made]
     if reused:

@@ -26,7 +26,7 @@ import sys
 import numpy as np
 
 from greedyhash_common.infra.atomic import write_text
-from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 
 from . import coverage
 from .cases import Case
@@ -321,8 +321,8 @@ def keep_reference(run_dir, reference_dir):
 
 @exits_cleanly_on_bad_input
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m alignment.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m alignment.report", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("keep-reference",))
     parser.add_argument("run_dir")
     parser.add_argument("reference_dir")

@@ -17,7 +17,7 @@ import numpy as np
 
 from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.content_cache import file_digest, is_fresh, key_of, source_digest, stamped_key, write_stamp
-from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.project import PROJECT_ROOT
 
 from . import coverage
@@ -34,8 +34,8 @@ COVERAGE_CODE = ("alignment", "torch_impl", "greedyhash_common")
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment.side", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m alignment.side", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=("torch", "paddle"))
     parser.add_argument("--steps", help="comma-separated; default: every step of the pair")
     parser.add_argument("--dtypes", default="float32,float64")

@@ -14,7 +14,8 @@ from greedyhash_common.app.option_checks import check_alignment_options
 from greedyhash_common.data.dataset import write_split
 from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.child_processes import ending_together, run_child, start_child
-from greedyhash_common.infra.errors import EXIT_BAD_INPUT, UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import (EXIT_BAD_INPUT, OneLineArgumentParser, UserInputError, child_failure,
+                                            exits_cleanly_on_bad_input)
 from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
@@ -27,7 +28,7 @@ from .pairs import DEFAULT_PAIR, PAIRS, pair_named
 from .paths import coverage_path, diff_paths, env_path, inputs_dir, side_values_path, split_path
 from .report import closing_line, terminal_summary, write_report
 from .reprod_format import load_values
-from .steps import check_values, runs_in, step_cases
+from .steps import check_values, runs_in, step_cases, steps_of
 from .weight_sets import USER
 
 DTYPES = ("float32", "float64")
@@ -54,8 +55,8 @@ def add_run_options(parser):
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m alignment", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", help="comma-separated, from the pair's steps; default: every one")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                         help="localize the first forward case even when it passes, for the report's divergence"
@@ -78,8 +79,7 @@ def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=No
                               *(["--weights", weights] if weights else []))
     done = run_child(command, "--torch-python", cwd=PROJECT_ROOT, env=child_environment())
     if done.returncode:
-        reason = (done.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("error: ")
-        raise UserInputError(f"preparing the weights failed: {reason}")
+        raise UserInputError(f"preparing the weights failed: {child_failure(done.returncode, done.stderr)}")
     print(done.stdout, end="", flush=True)  # which sets were reused
 
 
@@ -100,8 +100,10 @@ def with_pair_defaults(args):
 def checked_options(args):
     """`args`, every option checked before any work (greedyhash_common.app.option_checks, and the weight sets)."""
     args = with_pair_defaults(args)
-    check_alignment_options(args, getattr(pair_named(args.model), "SMALLEST_IMAGE_SIZE", None))
-    split_choice(args.weight_sets, pair_named(args.model).WEIGHT_SETS, "weight sets")
+    pair = pair_named(args.model)
+    steps_of(pair)  # a step the pair names but nobody defines is refused now, not after the inputs are written
+    check_alignment_options(args, getattr(pair, "SMALLEST_IMAGE_SIZE", None))
+    split_choice(args.weight_sets, pair.WEIGHT_SETS, "weight sets")
     return args
 
 

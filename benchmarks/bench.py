@@ -36,6 +36,7 @@ import tempfile
 from alignment.pairs import pair_named
 from alignment.steps import steps_of
 from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.errors import OneLineArgumentParser
 from greedyhash_common.project import PROJECT_ROOT, child_environment
 
 from . import process_peak, timing
@@ -406,8 +407,8 @@ def write_report(report, output_dir):
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="logs", help="receives bench.json and bench.md")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     parser.add_argument("--items", default=",".join(MEASUREMENTS), help=f"from {', '.join(MEASUREMENTS)}")

@@ -4,13 +4,13 @@ random codes: python -m benchmarks.map_speed prints a markdown table.
 python -m benchmarks.map_speed --popcount-paths times hamming_map with each popcount this numpy has
 (np.bitwise_count from numpy 2.0; the table, which numpy 1.x gets) on the same codes, and checks that
 they give the same mAP."""
-import argparse
 import statistics
 import time
 import tracemalloc
 
 import numpy as np
 
+from greedyhash_common.infra.errors import OneLineArgumentParser
 from greedyhash_common.metric import hamming_map
 from greedyhash_common.metric.hamming_map import mean_average_precision
 
@@ -159,7 +159,7 @@ def popcount_markdown_table(results):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.map_speed", description=__doc__)
+    parser = OneLineArgumentParser(prog="python -m benchmarks.map_speed", description=__doc__)
     parser.add_argument("--popcount-paths", action="store_true", help="time each popcount path instead")
     parser.add_argument("--bits", default="12,24,32,48")
     parser.add_argument("--repeats", type=int, default=3)

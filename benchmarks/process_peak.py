@@ -17,6 +17,7 @@ import sys
 import time
 
 from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.errors import OneLineArgumentParser
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 SAMPLE_SECONDS = 0.2
@@ -92,8 +93,8 @@ def measure(command, cwd=None, env=None, log_path=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.process_peak", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m benchmarks.process_peak", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", required=True)
     parser.add_argument("--log", help="file receiving the command's output (default: this terminal)")
     parser.add_argument("command", nargs=argparse.REMAINDER)

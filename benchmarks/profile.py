@@ -14,6 +14,7 @@ import contextlib
 import io
 
 from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.errors import OneLineArgumentParser
 from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
 from .side import SIDES, add_measurement_options, training_step
@@ -22,8 +23,8 @@ TABLE_ROWS = 20
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m benchmarks.profile", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=tuple(SIDES))
     parser.add_argument("--mkl", choices=("vendor", "avx2"), default="avx2")
     parser.add_argument("--steps", type=int, default=3, help="profiled training steps")

@@ -26,6 +26,7 @@ import numpy as np
 
 from greedyhash_common.hyperparameters import BATCH_SIZE, IMAGE_SIZE, NUM_CLASSES
 from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.errors import OneLineArgumentParser
 from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
 from . import timing
@@ -277,8 +278,8 @@ def add_measurement_options(parser):
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.side", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m benchmarks.side", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=tuple(SIDES))
     parser.add_argument("item", choices=tuple(MEASUREMENTS))
     parser.add_argument("variant")

@@ -1,8 +1,10 @@
-"""Hostile and careless input (issue 12), through the real entry points: each refusal exits with status 2
+"""Hostile and careless input (issues 12 and 24), through the real entry points: each refusal exits with status 2
 and one `error:` line (Ctrl-C: 130), before any work, and leaves nothing behind."""
+import glob
 import importlib
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -361,3 +363,246 @@ def test_the_error_is_one_line_whatever_thread_count_the_shell_sets(module, monk
     """Paddle prints two lines at import when OMP_NUM_THREADS is above 1, unless the import is quieted."""
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert_refused(run_module(module, "--checkpoint", "/nonexistent/best"), "/nonexistent/best: no such checkpoint")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Issue 24. argparse's own refusals (a value out of range, an unknown or missing option): one line, exit 2,
+# from every entry point, as any other bad input.
+
+def _parser(module, factory="get_args_parser", *arguments):
+    return lambda: getattr(importlib.import_module(module), factory)(*arguments)
+
+
+@pytest.mark.parametrize("make_parser, argv, fragment", [
+    (_parser("greedyhash_common.app.train_config", "get_args_parser", "torch"), ["--epochs", "0"],
+     "argument --epochs: must be a positive integer, got 0"),
+    (_parser("greedyhash_common.app.train_config", "get_args_parser", "paddle"), ["--lr", "nan"],
+     "argument --lr: must be a positive finite number, got nan"),
+    (_parser("greedyhash_common.app.cli_options", "get_predict_args_parser", "torch"), ["--index", "-1"],
+     "argument --index: must be a non-negative integer, got -1"),
+    (_parser("greedyhash_common.app.cli_options", "get_eval_args_parser", "paddle"), ["--bogus"],
+     "unrecognized arguments: --bogus"),
+    (_parser("tools.lite_chain"), ["--threads", "0"], "argument --threads: must be a positive integer, got 0"),
+    (_parser("tools.gpu_check"), ["--batch-size", "0"], "argument --batch-size: must be a positive integer, got 0"),
+    (_parser("tools.gpu_check"), ["--bit", "13"], "argument --bit: must be one of 12, 24, 32, 48, got 13"),
+    (_parser("alignment.suite"), ["--bogus"], "unrecognized arguments: --bogus"),
+    (_parser("alignment.side"), ["tensorflow"], "argument framework: invalid choice: 'tensorflow'"),
+    (_parser("alignment.prepare_weights"), [], "the following arguments are required: --bit, --workdir"),
+    (_parser("weights_convert.__main__"), ["torch2tf", "a", "b"], "argument direction: invalid choice: 'torch2tf'"),
+])
+def test_an_option_argparse_refuses_is_one_line_and_status_2(make_parser, argv, fragment, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        make_parser().parse_args(argv)
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and error.count("\n") == 1 and error.startswith("error: ") and fragment in error, \
+        error
+
+
+def test_every_entry_point_parses_with_the_one_line_parser():
+    """A plain argparse.ArgumentParser prints its usage block on a bad option: none is left in the product."""
+    plain = []
+    for root, folders, files in os.walk(PROJECT_ROOT):
+        folders[:] = [folder for folder in folders if not folder.startswith(".") and folder not in ("tests", "logs")]
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(root, name), encoding="utf-8") as handle:
+                    if "argparse.ArgumentParser(" in handle.read():
+                        plain.append(os.path.relpath(os.path.join(root, name), PROJECT_ROOT))
+    assert plain == []
+
+
+# ------------------------------------------------------------------------------------------------------------
+# No tool writes over its own input; a converted file carries the suffix of its format.
+
+def _same_file_names(tmp_path, name):
+    """(source, [other names of the same file]): the path itself, ./, a symbolic and a hard link."""
+    source = tmp_path / name
+    source.write_bytes(b"the user's only copy")
+    (tmp_path / f"symlink-{name}").symlink_to(source)
+    os.link(source, tmp_path / f"hardlink-{name}")
+    return source, [str(source), os.path.join(".", os.path.relpath(source)), str(tmp_path / f"symlink-{name}"),
+                    str(tmp_path / f"hardlink-{name}")]
+
+
+@pytest.mark.parametrize("direction, suffix", [("paddle2torch", ".pth"), ("torch2paddle", ".pdparams")])
+def test_the_converter_refuses_to_write_over_its_source_under_any_name(direction, suffix, tmp_path, capsys):
+    from weights_convert.__main__ import main
+
+    source, names = _same_file_names(tmp_path, f"X{suffix}")
+    for target in names:
+        with pytest.raises(SystemExit) as stopped:
+            main([direction, str(source), target])
+        assert stopped.value.code == 2
+        assert f"the same file as the input {source}" in capsys.readouterr().err
+    assert source.read_bytes() == b"the user's only copy"
+
+
+@pytest.mark.parametrize("direction, target, suffix", [("torch2paddle", "out.pth", ".pdparams"),
+                                                       ("paddle2torch", "out.pdparams", ".pth"),
+                                                       ("torch2paddle", "out", ".pdparams")])
+def test_the_converter_refuses_a_target_named_for_the_other_format(direction, target, suffix, tmp_path, capsys):
+    from weights_convert.__main__ import main
+
+    (tmp_path / "in.pth").write_bytes(b"")
+    with pytest.raises(SystemExit) as stopped:
+        main([direction, str(tmp_path / "in.pth"), str(tmp_path / target)])
+    assert stopped.value.code == 2 and f"{direction} writes a {suffix} file" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["in.pth"]
+
+
+def test_the_user_weight_set_is_never_written_over_its_source(tmp_path, capsys):
+    from alignment.paths import weights_path
+    from alignment.prepare_weights import main
+
+    source = weights_path(str(tmp_path), 48, "user", ".pth")
+    os.makedirs(os.path.dirname(source))
+    with open(source, "wb") as handle:
+        handle.write(b"the user's only copy")
+    with pytest.raises(SystemExit) as stopped:
+        main(["--bit", "48", "--workdir", str(tmp_path), "--weights", source, "--weight-sets", "user"])
+    assert stopped.value.code == 2 and "the same file as the input" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Checkpoints a careless user or another tool writes: bfloat16 is read as float32 (exact, every bfloat16 value
+# is a float32 one), a tensor numpy cannot hold and a key that is not a name are refused by name.
+
+def test_a_bfloat16_checkpoint_reads_as_float32_and_says_so(tmp_path, capsys):
+    import torch
+
+    from torch_impl.torch_files import read_torch_state
+
+    weight = torch.tensor([[1.5, -2.25], [3e38, 1e-38]]).to(torch.bfloat16)
+    torch.save({"layer.weight": weight, "layer.steps": torch.tensor([3])}, tmp_path / "bf16.pth")
+    state = read_torch_state(str(tmp_path / "bf16.pth"))
+    assert state["layer.weight"].dtype == np.float32 and state["layer.steps"].dtype == np.int64
+    np.testing.assert_array_equal(state["layer.weight"], weight.float().numpy())
+    assert "bfloat16 tensors read as float32 (exactly): layer.weight\n" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    ("sparse", "layer.weight is a torch.sparse_coo tensor; save dense weights"),
+    ("integer keys", "keys that are not parameter names: 0, 1 (a state dict maps names to tensors)"),
+    ("float8", "layer.weight of dtype torch.float8_e4m3fn has no numpy equivalent"),
+])
+def test_a_checkpoint_numpy_cannot_hold_is_refused_by_name(content, message, tmp_path):
+    import torch
+
+    from greedyhash_common.infra.errors import UserInputError
+    from torch_impl.torch_files import read_torch_state
+
+    weight = torch.eye(3)
+    saved = {"sparse": {"layer.weight": weight.to_sparse(), "layer.bias": torch.zeros(3)},
+             "integer keys": {0: weight, 1: torch.zeros(3)},
+             "float8": {"layer.weight": weight.to(torch.float8_e4m3fn)}}[content]
+    torch.save(saved, tmp_path / "odd.pth")
+    with pytest.raises(UserInputError, match=re.escape(message)):
+        read_torch_state(str(tmp_path / "odd.pth"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module, arguments", [
+    ("weights_convert", ["torch2paddle", "{odd}", "{out}/converted.pdparams"]),
+    ("torch_impl.eval", ["--checkpoint", "{odd}", "--bit", BIT, "--json", "{out}/e.json"]),
+    ("alignment.prepare_weights", ["--bit", BIT, "--workdir", "{out}", "--weights", "{odd}", "--weight-sets", "user"]),
+])
+def test_an_integer_keyed_checkpoint_is_one_line_through_every_reader(module, arguments, tmp_path):
+    import torch
+
+    odd = tmp_path / "intkeys.pth"
+    torch.save({0: torch.eye(3)}, odd)
+    out = tmp_path / "out"
+    out.mkdir()
+    completed = run_module(module, *[str(argument).format(odd=odd, out=out) for argument in arguments])
+    assert_refused(completed, "keys that are not parameter names: 0")
+    assert [name for name in os.listdir(out) if name != "inputs"] == []
+
+
+# ------------------------------------------------------------------------------------------------------------
+# --model: an adapter that cannot be imported, or is incomplete, says which and why, before any work.
+
+ADAPTERS = {
+    "raises": "raise RuntimeError('the adapter is broken')\n",
+    "syntax": "def side(:\n",
+    "needs": "import a_module_nobody_installed\n",
+    "incomplete": "NAME = 'x'\nSTEPS = OUTPUTS = ('y',)\nside = loss_terms = layout = print\n",
+    "empty": "NAME = 'x'\nSTEPS = OUTPUTS = ('y',)\nside = loss_terms = layout = print\nWEIGHT_SETS = ('seeded',)\n"
+             "DEFAULT_SIZES = ()\n",
+}
+
+
+@pytest.mark.parametrize("adapter, message", [
+    ("raises", "importing the adapter hostile_adapters.raises failed: RuntimeError: the adapter is broken"),
+    ("syntax", "the adapter does not compile: "),
+    ("needs", "the adapter hostile_adapters.needs needs a module that is not installed (No module named "
+              "'a_module_nobody_installed')"),
+    ("missing", "no such adapter module (No module named 'hostile_adapters.missing')"),
+    ("incomplete", "is not a model-pair adapter (no WEIGHT_SETS, DEFAULT_SIZES)"),
+    ("empty", "the adapter's DEFAULT_SIZES name(s) nothing"),
+])
+def test_a_broken_adapter_is_named_with_its_reason(adapter, message, tmp_path, monkeypatch):
+    from alignment.pairs import pair_named
+    from greedyhash_common.infra.errors import UserInputError
+
+    package = tmp_path / "hostile_adapters"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name, source in ADAPTERS.items():
+        (package / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for module in [name for name in sys.modules if name.split(".")[0] == "hostile_adapters"]:
+        monkeypatch.delitem(sys.modules, module)  # the package of an earlier case, in another folder
+    with pytest.raises(UserInputError, match=re.escape(message)):
+        pair_named(f"hostile_adapters.{adapter}")
+
+
+def test_a_pair_that_names_an_unknown_step_is_refused_before_any_file(tmp_path):
+    workdir = tmp_path / "run"
+    completed = run_module("alignment", "--model", "tests.test_hostile_input:UnknownStepPair", "--workdir", workdir)
+    assert_refused(completed, "the pair tiny-mlp runs nosuchstep: neither the suite's steps")
+    assert not workdir.exists()
+
+
+def _unknown_step_pair():
+    from tests.test_model_pairs import TinyPair
+
+    class UnknownStepPair(TinyPair):
+        STEPS = ("forward", "nosuchstep")
+
+    return UnknownStepPair
+
+
+UnknownStepPair = _unknown_step_pair()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# tools.gpu_check: every option checked before the inputs are written; a side that fails says how.
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--size", "10"], "--size 10: AlexNet needs images of at least"),
+    (["--device", "gpu"], "--device gpu: this machine has no NVIDIA GPU"),
+    (["--torch-python", "/nonexistent/python"], "--torch-python /nonexistent/python: no such program"),
+    (["--paddle-python", "{tmp}/python.txt"], "--paddle-python {tmp}/python.txt: no such program: not an executable"),
+])
+def test_gpu_check_refuses_bad_options_before_any_work(arguments, message, tmp_path):
+    if arguments[0] == "--device" and glob.glob("/dev/nvidia[0-9]*"):
+        pytest.skip("this machine has a GPU")
+    (tmp_path / "python.txt").write_text("not a program")
+    workdir = tmp_path / "gpu-check"
+    assert_refused(run_module("tools.gpu_check", "--workdir", workdir, *[argument.format(tmp=tmp_path)
+                                                                         for argument in arguments]),
+                   message.format(tmp=tmp_path))
+    assert not workdir.exists()
+
+
+@pytest.mark.parametrize("status, stderr, reason", [
+    (1, "", "exit status 1; it wrote nothing to stderr"),
+    (1, "Traceback (most recent call last):\n  File x\nKeyError: 0\n", "exit status 1; its last message: KeyError: 0"),
+    (2, "note: something\nerror: x.pth: keys that are not parameter names: 0\n",
+     "x.pth: keys that are not parameter names: 0"),
+    (-9, "", "killed by signal 9; it wrote nothing to stderr"),
+])
+def test_a_failed_child_process_is_one_line_saying_how_it_ended(status, stderr, reason):
+    from greedyhash_common.infra.errors import child_failure
+
+    assert child_failure(status, stderr) == reason

@@ -163,7 +163,7 @@ def test_unreadable_files_are_refused(direction, name, content, message, weights
         _write(source, original[: len(original) // 2])
     elif content is not None:
         _write(source, content)
-    target = tmp_path / "out.file"
+    target = tmp_path / ("out.pdparams" if direction == "torch2paddle" else "out.pth")
     status, _, err = convert_in_process(direction, source, target, capsys)
     assert status == 2 and re.search(message, err), err
     assert not target.exists()

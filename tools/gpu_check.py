@@ -28,6 +28,7 @@ Writes <workdir>/gpu_check.json and prints one row per run; exits 1 if any run f
 Without a GPU (as in CI) the device runs are CPU runs: that tests this check's own path, not a GPU.
 """
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -40,12 +41,15 @@ from alignment.layers.localize import compare_records, load_layer_values
 from alignment.reprod_format import load_values
 from alignment.suite import show_progress
 from alignment.transforms import preprocess
+from greedyhash_common.app.cli_options import bit_length, non_negative_int, positive_int
+from greedyhash_common.app.option_checks import check_image_size, check_interpreter, check_output_dir, check_weights_file
 from greedyhash_common.data.cifar10 import load_cifar10
 from greedyhash_common.data.source import resolve_data_path
 from greedyhash_common.hyperparameters import IMAGE_SIZE
 from greedyhash_common.infra.atomic import atomic_path, write_text
 from greedyhash_common.infra.child_processes import ending_together, run_child, start_child
-from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import (OneLineArgumentParser, UserInputError, child_failure,
+                                            exits_cleanly_on_bad_input)
 from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
@@ -54,23 +58,38 @@ from .gpu_check_side import inputs_path, isolated_path, load_layer_record, run_p
 REFERENCE = ("torch", "cpu", "float64")
 ALL_STEPS = ("forward", "loss", "backward")
 CODE_KEYS = {"b": "h"}
+NVIDIA_DEVICES = "/dev/nvidia[0-9]*"  # the driver's device files, one per GPU
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m tools.gpu_check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m tools.gpu_check", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--paddle-python", default=sys.executable, help="the Paddle environment's interpreter")
     parser.add_argument("--torch-python", default=sys.executable)
     parser.add_argument("--workdir", default=os.path.join(PROJECT_ROOT, "logs", "gpu-env", "gpu-check"))
-    parser.add_argument("--bit", type=int, default=48)
-    parser.add_argument("--size", type=int, default=IMAGE_SIZE)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--bit", type=bit_length, default=48)
+    parser.add_argument("--size", type=positive_int, default=IMAGE_SIZE)
+    parser.add_argument("--batch-size", type=positive_int, default=4)
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="auto: the GPU when the framework sees one; gpu: fail if it does not")
     parser.add_argument("--weights", help="GreedyHash checkpoint (.pth or .pdparams); default: seeded init")
     parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in synthetic data")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     return parser
+
+
+def check_options(args):
+    """Every option, before any work: a GPU asked for on a machine without one is refused now, not by the
+    sides after the inputs and weights are written."""
+    check_image_size(args.size, "--size")
+    check_interpreter(args.torch_python, "--torch-python")
+    check_interpreter(args.paddle_python, "--paddle-python")
+    check_output_dir(args.workdir, "--workdir")
+    if args.weights is not None:
+        check_weights_file(args.weights)
+    if args.device == "gpu" and not glob.glob(NVIDIA_DEVICES):
+        raise UserInputError(f"--device gpu: this machine has no NVIDIA GPU (no {NVIDIA_DEVICES}); use --device auto "
+                             "or cpu")
 
 
 def side_environment():
@@ -96,7 +115,7 @@ def write_weights(args):
                               args.bit, "--seed", args.seed, *(["--weights", args.weights] if args.weights else []))
     done = run_child(command, "--torch-python", cwd=PROJECT_ROOT, env=side_environment())
     if done.returncode:
-        raise UserInputError(f"preparing the weights failed:\n{done.stderr.strip()}")
+        raise UserInputError(f"preparing the weights failed: {child_failure(done.returncode, done.stderr)}")
 
 
 def step_of(key):
@@ -206,7 +225,11 @@ def judged_by_layers(args, rows):
 
 
 def read_env(workdir, framework):
-    with open(os.path.join(workdir, f"{framework}_env.json"), encoding="utf-8") as handle:
+    path = os.path.join(workdir, f"{framework}_env.json")
+    if not os.path.isfile(path):  # the side's interpreter exited 0 without running the side
+        raise UserInputError(f"the {framework} side ended without writing {path}; its output: "
+                             f"{os.path.join(workdir, f'side_{framework}.log')}")
+    with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
 
@@ -250,6 +273,7 @@ def describe_run(run, envs):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
+    check_options(args)
     args.workdir = os.path.abspath(args.workdir)
     with holding_workdir(args.workdir):
         check_on_gpu(args)

@@ -31,13 +31,13 @@ from alignment.reprod_format import save_values
 from alignment.sides import patched
 from alignment.steps import StepContext
 from greedyhash_common.infra.atomic import write_text
-from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m tools.gpu_check_side", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m tools.gpu_check_side", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=("torch", "paddle", "weights"))
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--bit", type=int, required=True)

@@ -26,7 +26,7 @@ from greedyhash_common.app.cli_options import BEST_WEIGHTS_NAME, LAST_CHECKPOINT
 from greedyhash_common.app.option_checks import check_output_dir
 from greedyhash_common.data.dataset import write_split
 from greedyhash_common.hyperparameters import SEED
-from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, exits_cleanly_on_bad_input
 from greedyhash_common.infra.workdir_lock import LOCK_NAME, holding_workdir
 
 from .steps import StepFailed, check, run_step
@@ -40,8 +40,8 @@ PROBABILITY_TOLERANCE = 1e-5  # predictor vs dynamic model, float32
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m tools.lite_chain", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m tools.lite_chain", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default=os.path.join("logs", "lite"), help="emptied first (default %(default)s)")
     parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
     return parser

@@ -20,6 +20,7 @@ from greedyhash_common.app.cli_options import (BEST_WEIGHTS_NAME, FRAMEWORKS, LA
                                                positive_int)
 from greedyhash_common.hyperparameters import BITS, EPOCHS
 from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.errors import OneLineArgumentParser
 
 from .steps import StepFailed, run_step
 
@@ -38,8 +39,8 @@ def bit_list(text):
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m tools.reproduce", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m tools.reproduce", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="CIFAR-10 (default: the built-in synthetic data, which is no reproduction)")
     parser.add_argument("--pretrained", help="the ImageNet AlexNet backbone for the chosen framework")
     parser.add_argument("--framework", choices=FRAMEWORKS, default="paddle")

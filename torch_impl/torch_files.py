@@ -1,6 +1,7 @@
 """Reading and writing torch checkpoints as name -> numpy array dicts (imports torch, never paddle)."""
 import collections
 import pickle
+import sys
 import warnings
 import zipfile
 
@@ -55,7 +56,29 @@ def read_torch_state(path):
     not_tensors = [key for key, value in content.items() if not isinstance(value, torch.Tensor)]
     if not_tensors:
         raise UserInputError(f"{path}: entries that are not tensors: {', '.join(map(str, not_tensors[:5]))}")
-    return {key: value.detach().cpu().numpy() for key, value in content.items()}
+    not_names = [key for key in content if not isinstance(key, str)]
+    if not_names:
+        raise UserInputError(f"{path}: keys that are not parameter names: {', '.join(map(repr, not_names[:5]))}"
+                             " (a state dict maps names to tensors)")
+    widened = [key for key, value in content.items() if value.dtype == torch.bfloat16]
+    if widened:
+        print(f"note: {path}: bfloat16 tensors read as float32 (exactly): {', '.join(widened[:5])}"
+              f"{', ...' if len(widened) > 5 else ''}", file=sys.stderr)
+    return {key: _as_array(value, key, path) for key, value in content.items()}
+
+
+def _as_array(tensor, key, path):
+    """A tensor's numpy array. bfloat16 (a mixed-precision run's weights) is read as float32, which holds
+    every bfloat16 value exactly; a sparse, quantized or other tensor numpy cannot hold is refused by name."""
+    if tensor.layout != torch.strided:
+        raise UserInputError(f"{path}: {key} is a {tensor.layout} tensor; save dense weights (tensor.to_dense())")
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    try:
+        return tensor.detach().cpu().numpy()
+    except (TypeError, RuntimeError) as error:
+        raise UserInputError(f"{path}: {key} of dtype {tensor.dtype} has no numpy equivalent "
+                             f"({one_line_reason(error)})") from None
 
 
 def write_torch_state(state, path):

@@ -2,25 +2,38 @@
 
 --model: the model pair whose key map is used (alignment.pairs; default greedyhash, which also takes
 torchvision's ImageNet AlexNet checkpoint)."""
-import argparse
 
 from alignment.pairs import DEFAULT_PAIR, PAIRS, pair_named
-from greedyhash_common.app.option_checks import check_output_file
-from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
+from greedyhash_common.app.option_checks import check_not_an_input, check_output_file
+from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.state_dicts.layout import ALEXNET_BACKBONE
 from greedyhash_common.state_dicts.paddle_files import read_paddle_state, write_paddle_state
 from torch_impl.torch_files import read_torch_state, write_torch_state
 
 from .convert import paddle_to_torch, torch_to_paddle
 
+# What each direction writes, by the suffix its file must have: a Paddle pickle under a .pth name (or the
+# reverse) would be refused, or misread, by whoever loads it next
+TARGET_SUFFIX = {"torch2paddle": ".pdparams", "paddle2torch": ".pth"}
+
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m weights_convert", description=__doc__)
+    parser = OneLineArgumentParser(prog="python -m weights_convert", description=__doc__)
     parser.add_argument("direction", choices=("torch2paddle", "paddle2torch"))
     parser.add_argument("source", help="checkpoint to read (.pth for torch2paddle, .pdparams for paddle2torch)")
-    parser.add_argument("target", help="file to write; written only if the whole conversion succeeds")
+    parser.add_argument("target", help="file to write (.pdparams for torch2paddle, .pth for paddle2torch), never "
+                                       "the source; written only if the whole conversion succeeds")
     parser.add_argument("--model", default=DEFAULT_PAIR, help=f"the model pair: {', '.join(PAIRS)}")
     return parser
+
+
+def check_target(args):
+    suffix = TARGET_SUFFIX[args.direction]
+    if not args.target.endswith(suffix):
+        raise UserInputError(f"target {args.target}: {args.direction} writes a {suffix} file; give the target that "
+                             "suffix")
+    check_output_file(args.target, "target")
+    check_not_an_input(args.target, "target", args.source)
 
 
 def pair_layout(name):
@@ -46,7 +59,7 @@ def describe(layout, source, target):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    check_output_file(args.target, "target")
+    check_target(args)
     if args.direction == "torch2paddle":
         state, layout = torch_to_paddle(read_torch_state(args.source), args.source, pair_layout(args.model))
         write_paddle_state(state, args.target)

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, exits_cleanly_on_bad_input
 from greedyhash_common.infra.workdir_lock import holding_workdir
 
 from ..cases import Case, run_cases_of
@@ -21,8 +21,8 @@ from .localize import format_localization
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment.layers", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m alignment.layers", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", help="comma-separated cases (such as rescaled-256px), or all; default: the"
                         " first case of the forward step (the first weight set at the first size)")
     return add_run_options(parser)

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, exits_cleanly_on_bad_input
 
 from ..cases import Case
 from ..pairs import DEFAULT_PAIR
@@ -35,8 +35,8 @@ from .localize import (CHAINED, ISOLATED, MODES, Record, call_name, layer_values
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment.layers.side", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m alignment.layers.side", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=("torch", "paddle"))
     parser.add_argument("--dtypes", default="float32,float64")
     parser.add_argument("--case", required=True, help="the weight set and size, as alignment.cases labels them")

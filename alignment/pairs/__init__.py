@@ -36,12 +36,17 @@ docs/adding-a-model-pair.md):
 """
 import importlib
 
-from greedyhash_common.infra.errors import UserInputError
+from greedyhash_common.infra.errors import UserInputError, one_line_reason
 
 DEFAULT_PAIR = "greedyhash"
 _MODULE_OF = {"greedyhash": "alignment.pairs.greedyhash", "resnet18": "alignment.pairs.resnet18",
               "resnet18-torch-bn": "alignment.pairs.resnet18_torch_bn", "resnet50": "alignment.pairs.resnet50"}
 PAIRS = tuple(_MODULE_OF)
+
+
+# What every adapter defines (the rest is optional), and which of those must name at least one thing
+REQUIRED = ("NAME", "STEPS", "OUTPUTS", "WEIGHT_SETS", "DEFAULT_SIZES", "side", "loss_terms", "layout")
+NOT_EMPTY = ("STEPS", "OUTPUTS", "WEIGHT_SETS", "DEFAULT_SIZES")
 
 
 def pair_named(name=DEFAULT_PAIR):
@@ -51,16 +56,33 @@ def pair_named(name=DEFAULT_PAIR):
     if module not in _MODULE_OF.values() and "." not in module:
         raise UserInputError(f"--model {name}: choose from {', '.join(PAIRS)}, or give an adapter module's"
                              " dotted path")
-    try:
-        pair = importlib.import_module(module)
-    except ModuleNotFoundError as error:
-        raise UserInputError(f"--model {name}: no such adapter module ({error})") from None
+    pair = _imported_adapter(name, module)
     if attribute:
         if not hasattr(pair, attribute):
             raise UserInputError(f"--model {name}: {module} has no {attribute}")
         pair = getattr(pair, attribute)
-    missing = [attribute for attribute in ("NAME", "STEPS", "OUTPUTS", "side", "loss_terms", "layout")
-               if not hasattr(pair, attribute)]
+    missing = [attribute for attribute in REQUIRED if not hasattr(pair, attribute)]
     if missing:
         raise UserInputError(f"--model {name}: {module} is not a model-pair adapter (no {', '.join(missing)})")
+    empty = [attribute for attribute in NOT_EMPTY if not getattr(pair, attribute)]
+    if empty:
+        raise UserInputError(f"--model {name}: the adapter's {', '.join(empty)} name(s) nothing")
     return pair
+
+
+def _imported_adapter(name, module):
+    """The adapter's module; its own failure to import (a syntax error, an exception, a module it needs that
+    is not installed) is one line that says which, not "no such adapter"."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name and (module == error.name or module.startswith(f"{error.name}.")):
+            raise UserInputError(f"--model {name}: no such adapter module ({error})") from None
+        raise UserInputError(f"--model {name}: the adapter {module} needs a module that is not installed "
+                             f"({error})") from None
+    except SyntaxError as error:
+        raise UserInputError(f"--model {name}: the adapter does not compile: {error.filename}, line {error.lineno}: "
+                             f"{error.msg}") from None
+    except (Exception, SystemExit) as error:  # whatever the adapter's own code raises (or exits) while imported
+        raise UserInputError(f"--model {name}: importing the adapter {module} failed: "
+                             f"{one_line_reason(error)}") from None

@@ -9,7 +9,7 @@ import os
 
 from ..data.split import PROTOCOLS
 from ..hyperparameters import BATCH_SIZE, BITS, IMAGE_SIZE
-from ..infra.errors import UserInputError
+from ..infra.errors import OneLineArgumentParser, UserInputError
 from ..metric.hamming_map import TIE_MODES
 
 FRAMEWORKS = ("torch", "paddle")
@@ -98,7 +98,7 @@ def add_runtime_options(parser, with_loaders=True):
 
 def _checkpoint_parser(prog, description, framework):
     """Options of every tool that loads a trained model; absent options come from its training run."""
-    parser = argparse.ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
+    parser = OneLineArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", metavar="FILE",
                         help=f"weights ({BEST_WEIGHTS_NAME[framework]}) or a training checkpoint "
                              f"({LAST_CHECKPOINT_NAME[framework]}); default: "
@@ -153,7 +153,7 @@ def get_export_args_parser():
 
 
 def get_infer_args_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m paddle_impl.infer", argument_default=argparse.SUPPRESS,
         description="Run an exported model with the Paddle Inference predictor: class, probability and code.")
     parser.add_argument("--model-dir", metavar="DIR", help="what paddle_impl.export wrote "

@@ -76,6 +76,16 @@ def check_output_file(path, option):
     return path
 
 
+def check_not_an_input(path, option, *inputs):
+    """`path`, about to be written, is none of `inputs` under any name (the same path, ./ or a link to it): a
+    tool never writes over what it reads."""
+    for source in inputs:
+        if source and os.path.exists(path) and os.path.exists(source) and os.path.samefile(path, source):
+            raise UserInputError(f"{option} {path}: the same file as the input {source}; writing it would destroy "
+                                 "the input, choose another name")
+    return path
+
+
 def check_output_dir(path, option):
     """`path` can be used as an output folder: it is not a file, and it exists or can be made and takes
     new files."""
@@ -112,6 +122,14 @@ def check_weights_file(path, option="--weights"):
     return path
 
 
+def check_interpreter(path, option):
+    """`path` is a program this process can start (a side's Python)."""
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise UserInputError(f"{option} {path}: no such program" + ("" if not os.path.exists(path) else
+                                                                   ": not an executable file"))
+    return path
+
+
 def check_alignment_options(args, smallest_size=None):
     """The options of the alignment suite and its layer localization (alignment.suite.add_run_options);
     `smallest_size`: the model pair's smallest image size when it is not AlexNet's."""
@@ -123,5 +141,7 @@ def check_alignment_options(args, smallest_size=None):
     if args.seed < 0:
         raise UserInputError(f"--seed {args.seed}: must be a non-negative integer")
     check_output_dir(args.workdir, "--workdir")
+    check_interpreter(args.torch_python, "--torch-python")
+    check_interpreter(args.paddle_python, "--paddle-python")
     if args.weights is not None:
         check_weights_file(args.weights)

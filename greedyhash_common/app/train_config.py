@@ -12,7 +12,7 @@ import os
 import yaml
 
 from ..infra.atomic import write_text
-from ..infra.errors import UserInputError
+from ..infra.errors import OneLineArgumentParser, UserInputError
 from ..project import PROJECT_ROOT
 from .cli_options import (DEFAULT_BIT, RUN_CONFIG_NAME, RUN_SPLIT_NAME, add_data_options, add_runtime_options,
                           bit_length, default_run_dir, default_threads, non_negative_float, non_negative_int,
@@ -38,7 +38,7 @@ def get_args_parser(framework):
 
     Options left out are absent from the parsed namespace (not filled with defaults): that is how the
     YAML file and a resumed checkpoint know which values the command line overrides."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog=f"python -m {framework}_impl.train", argument_default=argparse.SUPPRESS,
         description="Train GreedyHash (AlexNet, hash layer, sign codes with a straight-through gradient). "
                     "Reference values come from configs/bit<BIT>.yaml; options given here override them.")

@@ -5,7 +5,6 @@ The split follows DeepHash-pytorch's `cifar_dataset` (which the Paddle reproduct
 and rest. A private RandomState draws the same stream as the seeded global RNG without touching it.
 The split is made once, saved as an `.npz` (no pickled objects), and read by both frameworks.
 """
-import argparse
 import dataclasses
 import json
 import tokenize
@@ -18,7 +17,7 @@ from ..app.option_checks import check_output_file
 from ..hyperparameters import NUM_CLASSES, SEED
 from ..infra.atomic import atomic_path
 from ..infra.bounded_read import open_regular
-from ..infra.errors import UserInputError, exits_cleanly_on_bad_input
+from ..infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from .cifar10 import BATCH_NAMES, IMAGES_PER_BATCH, dataset_digest, load_cifar10
 from .source import resolve_data_path
 
@@ -211,7 +210,7 @@ def _check_indices(arrays, metadata, path):
 
 
 def _parse_args(argv):
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m greedyhash_common.data.split",
         description="Draw the query / train / database split of CIFAR-10 and save it as .npz.")
     parser.add_argument("--data", default=None, help="CIFAR-10 folder or cifar-10-python.tar.gz "

@@ -5,7 +5,6 @@ own combination of background colour, foreground shape and stripe orientation, a
 jitters position, size, colours, stripe phase and pixel noise: a small CNN separates the classes
 after a few epochs, while a nearest-class-mean on raw pixels stays far from perfect.
 """
-import argparse
 import pickle
 import struct
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 
 from ..hyperparameters import NUM_CLASSES, SEED
 from ..infra.atomic import atomic_path
-from ..infra.errors import UserInputError, exits_cleanly_on_bad_input
+from ..infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from .cifar10 import (CHANNELS, CLASS_NAMES, FOLDER_NAME, IMAGE_HEIGHT, IMAGE_WIDTH, META_NAME, ROW_LENGTH,
                       TEST_BATCH_NAME, TRAIN_BATCH_NAMES)
 
@@ -157,7 +156,7 @@ def _write_python2_pickle(path, content):
 
 
 def _parse_args(argv):
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m greedyhash_common.data.synthetic_cifar10",
         description="Write a synthetic CIFAR-10 in the layout of the python version.")
     parser.add_argument("out_dir", help=f"folder to create {FOLDER_NAME}/ in")

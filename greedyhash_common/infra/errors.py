@@ -1,4 +1,5 @@
 """One error type for bad input, and the wrapper that turns it into a message and an exit status."""
+import argparse
 import contextlib
 import functools
 import signal
@@ -49,6 +50,16 @@ def one_line_reason(error, message=None):
     return f"{type(error).__name__}: {reason}"
 
 
+def child_failure(returncode, stderr):
+    """One line for a child process that failed: its own `error:` line, else its exit status (or signal) and the
+    last line it wrote to stderr (a traceback's last line names the exception)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if lines and lines[-1].startswith("error: "):
+        return lines[-1].removeprefix("error: ")
+    status = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
+    return f"{status}; " + (f"its last message: {lines[-1]}" if lines else "it wrote nothing to stderr")
+
+
 def exits_cleanly_on_bad_input(main):
     """Wrap a command-line entry point so bad input prints one clear line and exits non-zero, and Ctrl-C
     one line instead of the traceback of whatever framework call it interrupted; SIGTERM the same way."""
@@ -69,3 +80,11 @@ def exits_cleanly_on_bad_input(main):
             sys.exit(EXIT_TERMINATED)
 
     return wrapper
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """The parser of every entry point: an option argparse refuses (unknown, missing, out of range) gives one
+    `error:` line and exit status 2, as any other bad input, not argparse's usage block."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (options: {self.prog} --help)\n")

@@ -19,7 +19,7 @@ from greedyhash_common.data.dataset import write_split
 from greedyhash_common.hyperparameters import SEED
 from greedyhash_common.infra.atomic import atomic_path, write_text
 from greedyhash_common.infra.child_processes import ending_together, start_child
-from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
@@ -35,8 +35,8 @@ CURVE_EPOCHS = 12
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment.pairs.greedyhash.curve", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m alignment.pairs.greedyhash.curve", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=CURVE_EPOCHS,
                         help="from the seeded init, the built-in data is learnt only after a few epochs at the"
                              " default rate (docs/alignment.md, \"Loss curves\")")

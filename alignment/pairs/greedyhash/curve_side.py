@@ -16,7 +16,7 @@ import numpy as np
 from greedyhash_common.app.training import global_batch_sizes
 from greedyhash_common.data.dataset import load_data
 from greedyhash_common.hyperparameters import BATCH_SIZE, QUANTIZATION_WEIGHT
-from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, exits_cleanly_on_bad_input
 
 from alignment.paths import split_path, weights_path
 from alignment.reprod_format import save_values
@@ -28,8 +28,8 @@ EVAL_BATCH_SIZE = 100
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment.pairs.greedyhash.curve_side", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m alignment.pairs.greedyhash.curve_side", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=("torch", "paddle"))
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--out", required=True)

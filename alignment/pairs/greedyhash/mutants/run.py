@@ -23,7 +23,7 @@ import time
 
 from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.child_processes import ending_together, start_child
-from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
@@ -40,8 +40,8 @@ DEFAULT_JOBS = 2
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment.pairs.greedyhash.mutants", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m alignment.pairs.greedyhash.mutants", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max", type=int, help="check a seeded sample of this many mutants (default: all)")
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--operators", help="comma-separated operator names: only their mutants (default: all)")

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from greedyhash_common.infra.atomic import write_text
-from greedyhash_common.infra.errors import exits_cleanly_on_bad_input, one_line_reason
+from greedyhash_common.infra.errors import OneLineArgumentParser, exits_cleanly_on_bad_input, one_line_reason
 from paddle_impl import train_step
 
 from alignment.cases import add_case_options, run_cases_of
@@ -55,8 +55,8 @@ SIZE_CHANGES = (-1, -2, -3, -4, 1)  # a stride of up to 4 (AlexNet's first) puts
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(prog="python -m alignment.pairs.greedyhash.mutants.side", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="python -m alignment.pairs.greedyhash.mutants.side", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("list", "run"))
     parser.add_argument("--bit", type=int, required=True)
     parser.add_argument("--workdir", required=True)

@@ -69,7 +69,7 @@ def split_choice(value, allowed, what):
     return chosen
 
 
-def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=None, model=DEFAULT_PAIR):
+def prepare_weights(python, bit, seed, workdir, threads, weight_sets, model, weights=None):
     """The weight sets both sides start from, written by a torch process (see alignment.prepare_weights)."""
     command = module_command(python, "alignment.prepare_weights", "--bit", bit, "--seed", seed, "--workdir",
                               workdir, "--threads", threads, "--weight-sets", ",".join(weight_sets), "--model", model,
@@ -81,26 +81,27 @@ def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=No
     print(done.stdout, end="", flush=True)  # which sets were reused
 
 
-def with_pair_defaults(args):
+def with_pair_defaults(args, pair):
     """`args` with what the pair decides where the user gave nothing: the steps, weight sets, sizes, batch
     size, folder."""
-    pair = pair_named(args.model)
     if "steps" in args:
         args.steps = args.steps or ",".join(pair.STEPS)
     args.weight_sets = args.weight_sets or ",".join(pair.WEIGHT_SETS)
     args.sizes = args.sizes or ",".join(map(str, pair.DEFAULT_SIZES))
     if args.batch_size is None:
-        args.batch_size = getattr(pair, "BATCH_SIZE", DEFAULT_BATCH_SIZE)
+        args.batch_size = pair.BATCH_SIZE
     args.workdir = args.workdir or os.path.join(PROJECT_ROOT, "logs", *([] if pair.NAME == DEFAULT_PAIR else [pair.NAME]))
     return args
 
 
-def checked_options(args):
-    """`args`, every option checked before any work (greedyhash_common.app.option_checks, and the weight sets)."""
-    args = with_pair_defaults(args)
-    check_alignment_options(args, getattr(pair_named(args.model), "SMALLEST_IMAGE_SIZE", None))
-    split_choice(args.weight_sets, pair_named(args.model).WEIGHT_SETS, "weight sets")
-    return args
+def resolved_options(args):
+    """(args, pair): the model pair resolved once (alignment.pairs.pair_named), and every option checked
+    before any work (greedyhash_common.app.option_checks, and the weight sets)."""
+    pair = pair_named(args.model)
+    args = with_pair_defaults(args, pair)
+    check_alignment_options(args, pair.SMALLEST_IMAGE_SIZE)
+    split_choice(args.weight_sets, pair.WEIGHT_SETS, "weight sets")
+    return args, pair
 
 
 def with_user_weights(args):
@@ -110,19 +111,19 @@ def with_user_weights(args):
     return args
 
 
-def prepare(args):
-    run_cases = run_cases_of(args)
+def prepare(args, pair):
+    run_cases = run_cases_of(args, pair)
     print(f"preparing the batch, the split and the weight sets ({', '.join(run_cases.weight_sets)}) in"
           f" {inputs_dir(args.workdir)}", flush=True)
     made = [weight_set for weight_set in run_cases.weight_sets if weight_set != USER]
     if args.weights:  # first: a bad --weights file is refused before anything else is written
-        prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, [USER], args.weights,
-                        args.model)
-    write_input_batch(args.workdir, pair_named(args.model), args.data, args.batch_size,
+        prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, [USER], args.model,
+                        args.weights)
+    write_input_batch(args.workdir, pair, args.data, args.batch_size,
                       (*run_cases.sizes, run_cases.bulk_size), run_cases.weight_sets)
     write_split(args.data, split_path(args.workdir))
     if made:  # the rescaled set is made on the batch just written
-        prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, made, model=args.model)
+        prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, made, args.model)
 
 
 def case_options(args):
@@ -247,14 +248,14 @@ def run_layer_sides(args, dtypes, case):
     return {}
 
 
-def localize(args, dtypes, cases):
+def localize(args, pair, dtypes, cases):
     """({(dtype, case): Localization}, {side: log path} of a layer side that failed)."""
     localizations = {}
     for case in cases:
         failed = run_layer_sides(args, dtypes, case)
         if failed:
             return localizations, failed
-        localizations.update({(dtype, case): localize_files(args.workdir, dtype, case, pair_named(args.model))
+        localizations.update({(dtype, case): localize_files(args.workdir, dtype, case, pair)
                               for dtype in dtypes})
     return localizations, {}
 
@@ -271,13 +272,13 @@ def cases_to_localize(results, profile=True):
     return chosen
 
 
-def localize_cases(args, results, failed_sides):
+def localize_cases(args, pair, results, failed_sides):
     """Localize the cases_to_localize, unless a side process failed: then the layers would not run either."""
     if failed_sides:
         return {}, {}
     localizations = {}
     for case, dtypes in cases_to_localize(results, args.profile).items():
-        found, failed = localize(args, dtypes, [case])
+        found, failed = localize(args, pair, dtypes, [case])
         localizations.update(found)
         if failed:
             return localizations, failed
@@ -303,17 +304,18 @@ def run_settings(args):
 
 @exits_cleanly_on_bad_input
 def main(argv=None):
-    args = with_user_weights(checked_options(get_args_parser().parse_args(argv)))
-    steps = split_choice(args.steps, pair_named(args.model).STEPS, "steps")
+    args, pair = resolved_options(get_args_parser().parse_args(argv))
+    args = with_user_weights(args)
+    steps = split_choice(args.steps, pair.STEPS, "steps")
     dtypes = split_choice(args.dtypes, DTYPES, "dtypes")
     args.workdir = os.path.abspath(args.workdir)
-    prepare(args)
+    prepare(args, pair)
     failed_sides = run_sides(args, steps, dtypes)
-    run_cases = run_cases_of(args)
-    results = [check(args.workdir, step, case, dtype, failed_sides, pair_named(args.model)) for dtype in dtypes
-               for step in steps if runs_in(step, dtype, args.model)
-               for case in step_cases(step, run_cases, dtype, args.model)]
-    localizations, localization_failures = localize_cases(args, results, failed_sides)
+    run_cases = run_cases_of(args, pair)
+    results = [check(args.workdir, step, case, dtype, failed_sides, pair) for dtype in dtypes
+               for step in steps if runs_in(step, dtype, pair)
+               for case in step_cases(step, run_cases, dtype, pair)]
+    localizations, localization_failures = localize_cases(args, pair, results, failed_sides)
     rows = summary_rows(results, localizations)
     coverage_rows = [] if failed_sides else read_coverage(args.workdir, results)
     passed = all(row["passed"] for row in rows)
@@ -321,7 +323,7 @@ def main(argv=None):
                json.dumps({"passed": passed, "steps": rows, "not_covered": coverage.not_covered(coverage_rows)},
                           indent=2, default=str) + "\n")
     write_report(args.workdir, rows, {dtype: _read_env(args.workdir, dtype) for dtype in dtypes}, localizations,
-                 localization_failures, run_settings(args), coverage_rows)
+                 localization_failures, run_settings(args), coverage_rows, pair=pair)
     print(verdict_table(rows, [("step", 10), ("case", 16), ("dtype", 8)]))
     print(terminal_summary(args.workdir, localizations, localization_failures, coverage_rows))
     print(closing_line(rows, coverage_rows, args.workdir))

@@ -37,10 +37,6 @@ class ResNet18(ModelPair):
     # rounding while float64 agrees (docs/adding-a-model-pair.md, Choices): only float64 separates a defect
     # from rounding in training.
     FLOAT64_ONLY_TRAIN_WEIGHT_SETS = (SEEDED,)
-    # The train step's rate: at the recipe's 0.1, float64 rounding in layer4's BatchNorms (16 values a
-    # channel at 64 px) grows about tenfold an update, past the 1e-10 limit within 3 updates for a port that
-    # computes the same function (docs/adding-a-model-pair.md, Choices).
-    TRAIN_LEARNING_RATE = 1e-3
     # Scales beyond 2 grow the eval-mode logits past Paddle's cross-entropy cap (docs/adding-a-model-pair.md)
     BATCH_NORM_DRAWS = {"weight": (0.5, 2.0), "bias": (-0.5, 0.5), "running_mean": (-0.5, 0.5),
                         "running_var": (0.5, 2.0)}

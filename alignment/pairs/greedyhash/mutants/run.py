@@ -139,7 +139,7 @@ def unmutated_run(args):
     """The suite's float64 steps on both sides, unmutated: the torch values every mutant is checked against.
     Returns the checks' results; exits 1 if the port fails one."""
     print(f"the unmutated suite's {DTYPE} steps, both sides ({', '.join(MUTANT_STEPS)})", flush=True)
-    failed_sides = run_sides(args, MUTANT_STEPS, [DTYPE])
+    failed_sides = run_sides(args, GREEDYHASH, MUTANT_STEPS, [DTYPE])
     if failed_sides:
         raise UserInputError(f"the unmutated suite's {', '.join(failed_sides)} side failed, see"
                              f" {', '.join(failed_sides.values())}")

@@ -98,7 +98,8 @@ def align(torch_model, paddle_model, inputs=None, labels=None, *, key_map=None, 
     sizes = _sizes(inputs, sizes)
     options = ["--dtypes", ",".join(dtypes), "--seed", str(seed), "--threads", str(threads),
                "--workdir", workdir or tempfile.mkdtemp(prefix="alignment-"),
-               *(["--steps", ",".join(steps)] if steps else []), *(["--sizes", ",".join(map(str, sizes))] if sizes else []),
+               *(["--steps", ",".join(steps)] if steps else []),
+               *(["--sizes", ",".join(map(str, sizes))] if sizes else []),
                *(["--weights", weights] if weights else []), *(["--batch-size", str(batch_size)] if batch_size else []),
                *([] if profile else ["--no-profile"])]
     args = get_args_parser().parse_args(options)

@@ -52,7 +52,8 @@ def add_run_options(parser):
     parser.add_argument("--weights", help="a checkpoint of the pair (.pth or .pdparams), checked as one more weight set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization and dropout masks")
     parser.add_argument("--model", default=DEFAULT_PAIR,
-                        help=f"the model pair: {', '.join(PAIRS)}, or a ModelPair subclass as module:Class (alignment.pairs)")
+                        help=f"the model pair: {', '.join(PAIRS)}, or a ModelPair subclass as module:Class"
+                             " (alignment.pairs)")
     parser.add_argument("--torch", help="MODULE:FACTORY of the torch model (with --paddle: no pair to write)")
     parser.add_argument("--paddle", help="MODULE:FACTORY of its Paddle port")
     parser.add_argument("--key-map", help="TORCH_KEY=PADDLE_KEY,... the pairs of keys the two trees cannot decide"
@@ -84,8 +85,8 @@ def split_choice(value, allowed, what):
 
 def prepare_weights(python, bit, seed, workdir, threads, weight_sets, model, weights=None):
     """The weight sets both sides start from, written by a torch process (see alignment.prepare_weights)."""
-    run_torch_module(python, "the weights", "alignment.prepare_weights", "--bit", bit, "--seed", seed, "--workdir", workdir,
-                     "--threads", threads, "--weight-sets", ",".join(weight_sets), "--model", model,
+    run_torch_module(python, "the weights", "alignment.prepare_weights", "--bit", bit, "--seed", seed, "--workdir",
+                     workdir, "--threads", threads, "--weight-sets", ",".join(weight_sets), "--model", model,
                      *(["--weights", weights] if weights else []))
 
 

@@ -198,7 +198,8 @@ def test_the_command_finds_a_planted_defect_in_separate_processes(planted_run):
 @pytest.mark.slow
 def test_the_torch_layer_side_never_imports_paddle(planted_run):
     workdir, _ = planted_run
-    assert not side_process_imports_paddle("alignment.layers.side", "--model", "greedyhash", "--case", "seeded-64px", "--bit", 12,
+    assert not side_process_imports_paddle("alignment.layers.side", "--model", "greedyhash", "--case", "seeded-64px",
+                                           "--bit", 12,
                                            "--workdir", workdir, "--dtypes", "float64")
 def test_an_unknown_precision_is_refused(tmp_path):
     done = run_module("alignment.layers", "--dtypes", "float16", "--workdir", tmp_path)

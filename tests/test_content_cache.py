@@ -123,7 +123,8 @@ def test_a_user_checkpoint_is_converted_again_when_its_bytes_change(tmp_path, we
 
 
 def test_a_missing_user_checkpoint_is_a_one_line_error(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "alignment.prepare_weights", "--model", "greedyhash", "--bit", str(BIT), "--workdir",
+    done = subprocess.run([sys.executable, "-m", "alignment.prepare_weights", "--model", "greedyhash", "--bit", str(BIT),
+                           "--workdir",
                            str(tmp_path), "--weight-sets", "user", "--weights", str(tmp_path / "absent.pth")],
                           cwd=PROJECT_ROOT, capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=PROJECT_ROOT))

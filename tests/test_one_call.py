@@ -14,8 +14,8 @@ SIZE = 8
 def torch_cnn(batch_norm=False):
     import torch.nn as nn
     # before a BatchNorm a bias has no effect and a gradient of exactly 0 (docs/tolerances.md): none
-    return nn.Sequential(nn.Conv2d(3, 6, 3, padding=1, bias=not batch_norm), *([nn.BatchNorm2d(6)] if batch_norm else []), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(6 * 16, 10), nn.Linear(10, 10))
+    return nn.Sequential(nn.Conv2d(3, 6, 3, padding=1, bias=not batch_norm),
+                         *([nn.BatchNorm2d(6)] if batch_norm else []), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(6 * 16, 10), nn.Linear(10, 10))
 
 
 def paddle_cnn(batch_norm=False, activation="ReLU"):

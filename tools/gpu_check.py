@@ -146,7 +146,8 @@ def localize_float32(args):
     side feeds its layers torch's values)."""
     for framework in ("torch", "paddle"):
         wait_for([start_side(args, framework, "--layers")])
-    return compare_records("float32", load_layer_record(args.workdir, "torch"), load_layer_record(args.workdir, "paddle"),
+    return compare_records("float32", load_layer_record(args.workdir, "torch"),
+                           load_layer_record(args.workdir, "paddle"),
                            load_layer_values(isolated_path(args.workdir, "paddle")), GREEDYHASH,
                            reference_isolated=load_layer_values(isolated_path(args.workdir, "torch")))
 

@@ -4,6 +4,7 @@ is docs/adding-a-model-pair.md); the suite resolves it once, at a process's entr
 """
 import numpy as np
 
+from ..dropout_masks import DropoutMaskSchedule
 from ..weight_sets import SEEDED, USER
 
 # torchvision's classification reference trains with SGD, momentum 0.9, coupled L2 1e-4, and the rate 0.1
@@ -39,6 +40,7 @@ class ModelPair:
     # computes the same function (docs/adding-a-model-pair.md, Choices).
     TRAIN_LEARNING_RATE = 1e-3
     BATCH_NORM_DRAWS = BATCH_NORM_DRAWS
+    DROPOUT_MASK_P = 0.5  # the share of units each injected dropout mask drops, whatever the layer's rate
     # mutation_score(workdir) -> (score line, report file) or None, for a pair whose checks are scored against
     # generated port defects (GreedyHash's); None: the report has no mutation score section
     mutation_score = None
@@ -88,7 +90,9 @@ class ModelPair:
         return self.TRAIN_LEARNING_RATE
 
     def inject_randomness(self, side, model, seed):
-        """Make training mode the same on both sides (GreedyHash injects dropout masks); none by default."""
+        """Make training mode the same on both sides: every dropout layer's masks drawn from one numpy schedule
+        (alignment.dropout_masks), each layer keeping its own rate's scaling and, in Paddle, its mode."""
+        side.inject_masks(model, DropoutMaskSchedule(seed, self.DROPOUT_MASK_P))
 
     def backward_extras(self, side, outputs, terms):
         """The backward step's values of the pair's own (GreedyHash's straight-through sign)."""

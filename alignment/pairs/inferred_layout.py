@@ -79,8 +79,8 @@ def _error(torch_left, paddle_left, paddle_shapes):
             hint = (f"; if they are the same tensors, name them: key_map={{{json.dumps(entry['key'])}:"
                     f" {json.dumps(same[0])}}} (CLI: --key-map {entry['key']}={same[0]})")
             break
-    return UserInputError(f"cannot infer the key map: torch keys with no Paddle counterpart: {listed(torch_keys) or 'none'};"
-                          f" Paddle keys with no torch counterpart: {listed(paddle_keys) or 'none'}{hint}")
+    return UserInputError("cannot infer the key map: torch keys with no Paddle counterpart:"
+                          f" {listed(torch_keys) or 'none'}; Paddle keys with no torch counterpart: {listed(paddle_keys) or 'none'}{hint}")
 
 
 def infer_layout(torch_entries, paddle_entries, kind, key_map=None):
@@ -108,8 +108,10 @@ def infer_layout(torch_entries, paddle_entries, kind, key_map=None):
             key_map.update({mine["key"]: theirs["key"] for mine, theirs in zip(torch_members, paddle_members)})
             paired_torch.add(block.a + offset)
             paired_paddle.add(block.b + offset)
-    torch_left = [entry for index, layer in enumerate(torch_layers) if index not in paired_torch for entry in layer[2]]
-    paddle_left = [entry for index, layer in enumerate(paddle_layers) if index not in paired_paddle for entry in layer[2]]
+    torch_left = [entry for index, (_, _, members) in enumerate(torch_layers) if index not in paired_torch
+                  for entry in members]
+    paddle_left = [entry for index, (_, _, members) in enumerate(paddle_layers) if index not in paired_paddle
+                   for entry in members]
     if torch_left or paddle_left:
         raise _error(torch_left, paddle_left, paddle_shapes)
     return _layout(torch_entries, key_map, kind)

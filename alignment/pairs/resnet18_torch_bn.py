@@ -37,19 +37,20 @@ def _update_running_statistics(layer, inputs, output, momentum):
     import paddle
 
     mean, variance = layer.statistics_before_pass
+    momentum = 1 - layer._momentum if momentum is None else momentum  # Paddle's is the old value's share
     with paddle.no_grad():
-        axes = [0, 2, 3]
+        axes = [0, *range(2, inputs[0].ndim)]
         layer._mean.set_value((1 - momentum) * mean + momentum * inputs[0].mean(axis=axes))
         layer._variance.set_value((1 - momentum) * variance
                                   + momentum * inputs[0].var(axis=axes, unbiased=True))
 
 
 def update_batch_norm_as_torch(model, momentum=TORCH_MOMENTUM):
-    """Hook every BatchNorm2D of a Paddle model so that a training-mode pass leaves torch's running
-    statistics."""
+    """Hook every BatchNorm of a Paddle model so that a training-mode pass leaves torch's running
+    statistics; `momentum` None: the layer's own, in torch's convention."""
     import paddle
 
     for layer in model.sublayers():
-        if isinstance(layer, paddle.nn.BatchNorm2D):
+        if isinstance(layer, (paddle.nn.layer.norm._BatchNormBase, paddle.nn.BatchNorm)):
             layer.register_forward_pre_hook(_keep_running_statistics)
             layer.register_forward_post_hook(functools.partial(_update_running_statistics, momentum=momentum))

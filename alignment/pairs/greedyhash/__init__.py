@@ -21,7 +21,6 @@ from greedyhash_common.hyperparameters import (EPOCHS, DROPOUT_P, LEARNING_RATE,
                                                WEIGHT_DECAY, learning_rate_at)
 from greedyhash_common.project import PROJECT_ROOT
 
-from ...dropout_masks import DropoutMaskSchedule
 from ...weight_sets import SEEDED
 from ..base import ModelPair
 from .steps import data, inference, metric
@@ -64,6 +63,7 @@ class GreedyHashPair(ModelPair):
     FLOAT64_ONLY_TRAIN_WEIGHT_SETS = (RESCALED,)
     OPTIMIZER = {"lr": LEARNING_RATE, "decay_every": LR_DECAY_EVERY_EPOCHS, "momentum": MOMENTUM,
                  "weight_decay": WEIGHT_DECAY}
+    DROPOUT_MASK_P = DROPOUT_P
     SMALLEST_IMAGE_SIZE = None  # AlexNet's (greedyhash_common.app.option_checks)
     EPOCHS = EPOCHS
 
@@ -85,9 +85,6 @@ class GreedyHashPair(ModelPair):
         through_sign = side.gradients(terms["loss_cross_entropy"], [outputs["h"], outputs["b"]])
         (grad_h,) = side.gradients(terms["loss_total"], [outputs["h"]])
         return {"grad_cross_entropy.h": through_sign[0], "grad_cross_entropy.b": through_sign[1], "grad.h": grad_h}
-
-    def inject_randomness(self, side, model, seed):
-        side.inject_masks(model, DropoutMaskSchedule(seed, DROPOUT_P))
 
     def train_values(self, side, context):
         """Epochs side by side through the product's own training loop (`train_one_epoch` of torch_impl.train

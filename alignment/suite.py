@@ -72,6 +72,8 @@ def get_args_parser():
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                         help="localize the first forward case even when it passes, for the report's divergence"
                              " profile (--no-profile: localize only failures, as the one-step targets do)")
+    parser.add_argument("--localize", action=argparse.BooleanOptionalAction, default=True,
+                        help="localize every failing forward and backward case (--no-localize: the verdicts alone)")
     return add_run_options(parser)
 
 
@@ -326,8 +328,9 @@ def cases_to_localize(results, profile=True):
 
 
 def localize_cases(args, pair, results, failed_sides):
-    """Localize the cases_to_localize, unless a side process failed: then the layers would not run either."""
-    if failed_sides:
+    """Localize the cases_to_localize, unless a side process failed (then the layers would not run either) or
+    the run asks for none (--no-localize)."""
+    if failed_sides or not args.localize:
         return {}, {}
     localizations = {}
     for case, dtypes in cases_to_localize(results, args.profile).items():

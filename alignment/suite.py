@@ -38,7 +38,6 @@ from .steps import check_values, runs_in, step_cases
 from .weight_sets import USER
 
 DTYPES = ("float32", "float64")
-DEFAULT_BATCH_SIZE = 4
 
 
 def add_run_options(parser):
@@ -46,7 +45,7 @@ def add_run_options(parser):
     parser.add_argument("--dtypes", default=",".join(DTYPES))
     parser.add_argument("--bit", type=int, default=48)
     parser.add_argument("--batch-size", type=int, help="images in the forward/loss/backward batch; default: the"
-                        f" pair's (BATCH_SIZE), else {DEFAULT_BATCH_SIZE}")
+                        " pair's (BATCH_SIZE: alignment.pairs.base)")
     parser.add_argument("--data", help="the batch's data, CIFAR-10's folder or archive unless the pair brings its"
                         " own (alignment.inputs); default: the built-in synthetic data")
     parser.add_argument("--weights", help="a checkpoint of the pair (.pth or .pdparams), checked as one more weight set")

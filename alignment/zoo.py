@@ -20,20 +20,21 @@ from greedyhash_common.project import PROJECT_ROOT
 STEPS = ("forward", "loss", "backward")
 DTYPES = ("float64", "float32")
 NUM_CLASSES = 10
-# (family, torchvision constructor, paddle.vision constructor and its options, image size)
-ZOO = (("AlexNet", "alexnet", "alexnet", {}, 224),
+# (family, torchvision constructor, paddle.vision constructor and its options, image size), cheapest first: a
+# run cut short has the most models done
+ZOO = (("SqueezeNet", "squeezenet1_1", "squeezenet1_1", {}, 64),
+       ("ShuffleNetV2", "shufflenet_v2_x0_5", "shufflenet_v2_x0_5", {}, 64),
+       ("MobileNetV3", "mobilenet_v3_small", "mobilenet_v3_small", {}, 64),
+       ("MobileNetV2", "mobilenet_v2", "mobilenet_v2", {}, 64),
+       ("ResNet", "resnet18", "resnet18", {}, 64),
+       ("GoogLeNet", "googlenet", "googlenet", {}, 64),
+       ("DenseNet", "densenet121", "densenet121", {}, 64),
+       ("Inception v3", "inception_v3", "inception_v3", {}, 80),
+       ("ResNeXt", "resnext50_32x4d", "resnext50_32x4d", {}, 64),
        ("VGG", "vgg11", "vgg11", {}, 64),
        ("VGG with BatchNorm", "vgg11_bn", "vgg11", {"batch_norm": True}, 64),
-       ("ResNet", "resnet18", "resnet18", {}, 64),
-       ("ResNeXt", "resnext50_32x4d", "resnext50_32x4d", {}, 64),
        ("Wide ResNet", "wide_resnet50_2", "wide_resnet50_2", {}, 64),
-       ("MobileNetV2", "mobilenet_v2", "mobilenet_v2", {}, 64),
-       ("MobileNetV3", "mobilenet_v3_small", "mobilenet_v3_small", {}, 64),
-       ("SqueezeNet", "squeezenet1_1", "squeezenet1_1", {}, 64),
-       ("ShuffleNetV2", "shufflenet_v2_x0_5", "shufflenet_v2_x0_5", {}, 64),
-       ("DenseNet", "densenet121", "densenet121", {}, 64),
-       ("GoogLeNet", "googlenet", "googlenet", {}, 64),
-       ("Inception v3", "inception_v3", "inception_v3", {}, 80))
+       ("AlexNet", "alexnet", "alexnet", {}, 224))
 # torchvision's options that leave out what only ImageNet training uses (auxiliary heads, SciPy's init)
 TORCH_OPTIONS = {"googlenet": {"aux_logits": False, "init_weights": False},
                  "inception_v3": {"aux_logits": False, "init_weights": False}}

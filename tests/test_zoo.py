@@ -22,7 +22,7 @@ def test_an_unknown_zoo_model_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         zoo.main(["--models", "lenet", "--workdir", str(tmp_path)])
     error = capsys.readouterr().err
-    assert exited.value.code == 2 and error.count("\n") == 1 and "--models lenet: choose from alexnet" in error
+    assert exited.value.code == 2 and error.count("\n") == 1 and "--models lenet: choose from squeezenet1_1" in error
 
 
 @pytest.mark.slow

@@ -82,6 +82,21 @@ def dropout_upscaled_in_training(torch_model, paddle_model):
         layer.mode = "upscale_in_train"
 
 
+def hardsigmoid_exact(torch_model, paddle_model):
+    """Paddle's Hardsigmoid is slope * x + 0.5 clipped, with slope 0.1666667 (torch's: relu6(x + 3) / 6): each
+    Paddle Hardsigmoid replaced by torch's formula in Paddle operations."""
+    import paddle
+
+    class TorchHardsigmoid(paddle.nn.Layer):
+        def forward(self, inputs):
+            return paddle.nn.functional.relu6(inputs + 3) / 6
+
+    for parent in [paddle_model, *paddle_model.sublayers()]:
+        for name, child in parent.named_children():
+            if isinstance(child, paddle.nn.Hardsigmoid):
+                setattr(parent, name, TorchHardsigmoid())
+
+
 def squeezenet_stem_and_pooling(torch_model, paddle_model):
     """SqueezeNet 1.1: paddle.vision's stem convolution pads by 1 (torchvision's by 0) and its max-pools floor
     (torchvision's ceil_mode=True): the Paddle stem without padding, its pools with ceil_mode."""
@@ -98,6 +113,12 @@ def _has_batch_norm(paddle_model):
     return bool(_layers(paddle_model, (paddle.nn.layer.norm._BatchNormBase, paddle.nn.BatchNorm)))
 
 
+def _has_hardsigmoid(paddle_model):
+    import paddle
+
+    return bool(_layers(paddle_model, paddle.nn.Hardsigmoid))
+
+
 def _has_downscaled_dropout(paddle_model):
     import paddle
 
@@ -112,6 +133,8 @@ CORRECTIONS = (
      lambda entry, paddle_model: _has_batch_norm(paddle_model), batch_norm_epsilon_in_float32),
     ("dropout downscale_in_infer in Paddle",
      lambda entry, paddle_model: _has_downscaled_dropout(paddle_model), dropout_upscaled_in_training),
+    ("Hardsigmoid slope 0.1666667 in Paddle, 1/6 in torch",
+     lambda entry, paddle_model: _has_hardsigmoid(paddle_model), hardsigmoid_exact),
     ("SqueezeNet stem padding 0 vs 1 and max-pool ceil_mode True vs False",
      lambda entry, paddle_model: entry[1] == "squeezenet1_1", squeezenet_stem_and_pooling),
 )
@@ -138,7 +161,8 @@ def run_one(entry, workdir, corrections=()):
             shutil.rmtree(os.path.join(workdir, folder), ignore_errors=True)
     return {"passed": result.passed, "checks": len(result.rows),
             "checks_passed": sum(row["passed"] for row in result.rows),
-            "failed": [f"{row['step']} {row['dtype']}: {row['worst_key']} (rel {row['max_rel']:.2g})"
+            "failed": [f"{row['step']} {row['dtype']}: {row['worst_key']} (abs {row['max_abs']:.1g},"
+                       f" rel {row['max_rel']:.2g})"
                        for row in result.failures()], "seconds": round(time.perf_counter() - started)}
 
 

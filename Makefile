@@ -69,6 +69,7 @@ help:
 	@echo "  make align-STEP       one step of the pair: align-forward, align-loss, align-backward, align-optim,"
 	@echo "                        align-train; GreedyHash's own align-data, align-metric, align-inference"
 	@echo "  make align-layers     where a difference starts, layer by layer (CASES=; make align runs it on a failure)"
+	@echo "  make zoo              every family torchvision and paddle.vision both ship, one call each -> docs/zoo.md"
 	@echo "  make align-mutants    the mutation score: the checks against generated port defects (MAX=n OPERATORS=)"
 	@echo "  make align-mutants-reference  regenerate logs/reference/mutants/ (the committed score)"
 	@echo "  make align-curve      both frameworks train a few epochs; loss curves and final mAP (slow; SEEDS=, EPOCHS_CURVE=)"
@@ -190,10 +191,14 @@ reference_path = $(call quoted,$(value REFERENCE)$(1))
 CASES :=
 REFERENCE_RUN = $(call logs_path,reference-run)
 
-.PHONY: align-layers align-reference align-curve-reference
+.PHONY: align-layers align-reference align-curve-reference zoo
 
 align-layers: $(INSTALLED)
 	$(ALIGN_LAYERS)
+
+# The zoo (alignment/zoo.py): writes docs/zoo.json (the figures) and renders docs/zoo.md from it; runs under LOGS/zoo
+zoo: $(INSTALLED)
+	$(PYTHON) -m alignment.zoo --workdir $(LOGS)/zoo
 
 # The reference is one run of `make align` with every option at its default: CPU, seeded, built-in data
 align-reference: $(INSTALLED)

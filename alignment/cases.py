@@ -10,7 +10,6 @@ alignment.pairs).
 """
 import dataclasses
 
-from .pairs import pair_named
 from .weight_sets import SEEDED
 
 # The metric, inference and train steps process many images: at 224 px each takes minutes on a 2-core
@@ -78,9 +77,9 @@ def add_case_options(parser):
     return parser
 
 
-def run_cases_of(args):
-    """The RunCases of parsed options (add_case_options, and --model): the pair's where none were given."""
-    pair = pair_named(args.model)
+def run_cases_of(args, pair):
+    """The RunCases of parsed options (add_case_options) for the model pair `pair`: its own where none were
+    given."""
     weight_sets = args.weight_sets.split(",") if args.weight_sets else pair.WEIGHT_SETS
     sizes = (int(size) for size in args.sizes.split(",")) if args.sizes else pair.DEFAULT_SIZES
     return RunCases(tuple(weight_sets), tuple(sizes), args.bulk_size)

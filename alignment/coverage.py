@@ -149,7 +149,7 @@ def record(side, context):
         pair = trained and (train_values[stored_key(trained, "train", "forward", "input")],
                             train_values[stored_key(trained, "train", "forward", "output")])
         rows.append(_layer_row(side, layers_by_name, layer, eval_values, pair))
-    code_layer_name = getattr(context.pair, "CODE_LAYER", None)
+    code_layer_name = context.pair.CODE_LAYER
     if code_layer_name:
         code_layer = next(layer for layer in eval_layers if layer["name"] == code_layer_name)
         rows.append(_code_row(eval_values[stored_key(code_layer, "eval", "forward", "output")]))

@@ -35,9 +35,9 @@ def _save(array, path):
 
 def write_input_batch(workdir, pair, data, batch_size, sizes, weight_sets):
     """The batch of `pair` at `sizes`, and at the sizes its `weight_sets` are made on (WEIGHTS_MADE_ON)."""
-    made_on = getattr(pair, "WEIGHTS_MADE_ON", {})
+    made_on = pair.WEIGHTS_MADE_ON
     sizes = sorted({*sizes, *(made_on[weight_set] for weight_set in weight_sets if weight_set in made_on)})
-    images, labels = getattr(pair, "input_batch", cifar10_batch)(data, batch_size, sizes)
+    images, labels = pair.input_batch(data, batch_size, sizes)
     for size in sizes:
         _save(images[size], images_path(workdir, size))
     _save(labels, labels_path(workdir))

@@ -22,7 +22,7 @@ from greedyhash_common.infra.content_cache import file_digest, is_fresh, key_of,
 from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.project import PROJECT_ROOT
 
-from .pairs import DEFAULT_PAIR, pair_named
+from .pairs import pair_named
 from .paths import images_path, weights_path, weights_stamp_path
 from .weight_sets import USER
 
@@ -42,38 +42,39 @@ def get_args_parser():
     parser.add_argument("--weight-sets", help="comma-separated; default: the pair's")
     parser.add_argument("--weights", help="a checkpoint of the pair (.pth or .pdparams): the user set")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--model", default=DEFAULT_PAIR, help="the model pair (alignment.pairs)")
+    parser.add_argument("--model", required=True, help="the model pair (alignment.pairs.pair_named)")
     return parser
 
 
-def weight_set_key(bit, seed, workdir, weight_set, source=None, threads=1, pair=DEFAULT_PAIR):
-    """The content key of one weight set (greedyhash_common.infra.content_cache)."""
-    parts = {"bit": bit, "weight_set": weight_set, "code": source_digest(PROJECT_ROOT, MAKING_CODE), "pair": pair,
+def weight_set_key(bit, seed, workdir, weight_set, source=None, threads=1, *, pair):
+    """The content key of one weight set of the model pair `pair` (greedyhash_common.infra.content_cache)."""
+    parts = {"bit": bit, "weight_set": weight_set, "code": source_digest(PROJECT_ROOT, MAKING_CODE),
+             "pair": pair.NAME,
              "versions": {package: importlib.metadata.version(package) for package in ("torch", "torchvision")}}
     if weight_set == USER:
         parts["source"] = [os.path.splitext(source)[1], file_digest(source)]
     else:
         parts["seed"] = seed
-    made_on = getattr(pair_named(pair), "WEIGHTS_MADE_ON", {}).get(weight_set)
+    made_on = pair.WEIGHTS_MADE_ON.get(weight_set)
     if made_on:
         parts["batch"] = file_digest(images_path(workdir, made_on))
         parts["threads"] = threads  # the set's sums over the batch, in the order its threads add them
     return key_of(parts)
 
 
-def prepare_weights(bit, seed, workdir, weight_sets, source=None, threads=1, pair=DEFAULT_PAIR):
+def prepare_weights(bit, seed, workdir, weight_sets, source=None, threads=1, *, pair):
     """Write every weight set of `weight_sets` of the model pair `pair` in both layouts, unless made earlier
     from the same content; the user set is `source`. Return the sets made."""
     made = []
     for weight_set in weight_sets:
         outputs = [weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams")]
-        key = weight_set_key(bit, seed, workdir, weight_set, source, threads, pair)
+        key = weight_set_key(bit, seed, workdir, weight_set, source, threads, pair=pair)
         if is_fresh(weights_stamp_path(workdir, bit, weight_set), key, outputs):
             continue
         from torch_impl import runtime  # torch, imported only when a set is made
 
         runtime.configure(threads)
-        pair_named(pair).make_weight_set(bit, seed, workdir, weight_set, source)
+        pair.make_weight_set(bit, seed, workdir, weight_set, source)
         write_stamp(weights_stamp_path(workdir, bit, weight_set), key, outputs)
         made.append(weight_set)
     return made
@@ -82,7 +83,7 @@ def prepare_weights(bit, seed, workdir, weight_sets, source=None, threads=1, pai
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    pair = pair_named(args.model)
+    pair = pair_named(args.model, args.workdir)
     weight_sets = args.weight_sets.split(",") if args.weight_sets else list(pair.WEIGHT_SETS)
     unknown = set(weight_sets) - {*pair.WEIGHT_SETS, USER}
     if unknown or (USER in weight_sets) != bool(args.weights):
@@ -92,7 +93,7 @@ def main(argv=None):
         raise UserInputError(f"{args.weights}: no such file")
     for suffix in (".pth", ".pdparams"):  # the user set is written in both layouts, never over its source
         check_not_an_input(weights_path(args.workdir, args.bit, USER, suffix), "the user set's file", args.weights)
-    made = prepare_weights(args.bit, args.seed, args.workdir, weight_sets, args.weights, args.threads, args.model)
+    made = prepare_weights(args.bit, args.seed, args.workdir, weight_sets, args.weights, args.threads, pair=pair)
     reused = [weight_set for weight_set in weight_sets if weight_set not in made]
     if reused:
         print(f"reused the weight sets {', '.join(reused)}: made from the same content before", flush=True)

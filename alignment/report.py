@@ -34,7 +34,6 @@ from .check import _json_number
 from .figures import FIGURES_DIR, draw_figures
 from .layers.localize import (DIRECTIONS, ISOLATED, CHAINED, format_localization, localization_as_json,
                               localization_path, verdict)
-from .pairs import DEFAULT_PAIR, pair_named
 from .paths import STAMP_SUFFIX, diff_paths
 
 REPORT_MD, REPORT_JSON = "report.md", "report.json"
@@ -101,7 +100,7 @@ def _localization_entry(workdir, localization):
 
 
 def build_report(workdir, rows, envs, localizations, localization_failures, settings, coverage_rows=(),
-                 figures=()):
+                 figures=(), *, pair):
     """The report as a dict (report.json); report.md is rendered from it."""
     return {
         "passed": all(row["passed"] for row in rows),
@@ -118,14 +117,14 @@ def build_report(workdir, rows, envs, localizations, localization_failures, sett
         "localization": {localization.title: _localization_entry(workdir, localization)
                          for localization in localizations.values()},
         "localization_failures": {side: _relative(workdir, log) for side, log in localization_failures.items()},
-        **_mutation_score(workdir, pair_named(settings.get("model", DEFAULT_PAIR))),
+        **_mutation_score(workdir, pair),
     }
 
 
 def _mutation_score(workdir, pair):
     """{"mutation_score": how much a pass of these checks proves, or None before a mutation run} for a pair
-    that is scored (its adapter's mutation_score(workdir) -> (line, report file)); {} for any other."""
-    if not hasattr(pair, "mutation_score"):
+    that is scored (its mutation_score(workdir) -> (line, report file)); {} for any other."""
+    if pair.mutation_score is None:
         return {}
     found = pair.mutation_score(workdir)
     return {"mutation_score": found and {"line": found[0], "report": _relative(workdir, found[1])}}
@@ -261,11 +260,11 @@ def render_markdown(report, localizations):
     return "\n".join(lines + _localization_sections(report, localizations)) + "\n"
 
 
-def write_report(workdir, rows, envs, localizations, localization_failures, settings, coverage_rows=()):
+def write_report(workdir, rows, envs, localizations, localization_failures, settings, coverage_rows=(), *, pair):
     """Draw the figures, write report.md and report.json into `workdir`; return the report (a dict)."""
     figures = draw_figures(workdir, rows, localizations)
     report = build_report(workdir, rows, envs, localizations, localization_failures, settings, coverage_rows,
-                          figures)
+                          figures, pair=pair)
     write_text(os.path.join(workdir, REPORT_JSON), json.dumps(report, indent=1) + "\n")
     write_text(os.path.join(workdir, REPORT_MD), render_markdown(report, localizations))
     return report

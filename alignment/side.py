@@ -25,7 +25,7 @@ from .cases import add_case_options, run_cases_of
 from .paths import (coverage_path, coverage_stamp_path, env_path, images_path, labels_path, side_values_path,
                     split_path, weights_path, weights_stamp_path)
 from .reprod_format import save_values
-from .pairs import DEFAULT_PAIR, pair_named
+from .pairs import pair_named
 from .sides import REFERENCE, configured_side, reusing_builds
 from .steps import StepContext, runs_in, step_cases, step_module, steps_of
 
@@ -44,18 +44,17 @@ def get_args_parser():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mask-seed", type=int, default=0)
     parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in data")
-    parser.add_argument("--model", default=DEFAULT_PAIR, help="the model pair (alignment.pairs)")
+    parser.add_argument("--model", required=True, help="the model pair (alignment.pairs.pair_named)")
     return add_case_options(parser)
 
 
-def step_context(side, args, step, case, dtype):
+def step_context(side, args, pair, case, dtype):
     # the batch at the case's size: the bulk steps' too (a generic pair's train step reads it)
     images = np.load(images_path(args.workdir, case.size), allow_pickle=False) if case.size else None
     weights = weights_path(args.workdir, args.bit, case.weights, side.WEIGHTS_SUFFIX) if case.weights else None
     return StepContext(args.bit, dtype, weights, images, np.load(labels_path(args.workdir), allow_pickle=False),
                        args.mask_seed, args.data, split_path(args.workdir), case.size,
-                       getattr(pair_named(args.model), "train_learning_rate", lambda _: None)(case.weights),
-                       args.threads, args.model)
+                       pair.train_learning_rate(case.weights), args.threads, pair=pair)
 
 
 def coverage_key(side, args, case, dtype):
@@ -82,15 +81,15 @@ def write_coverage(side, args, case, context):
         write_stamp(stamp, key, [path])
 
 
-def run_steps(side, args):
-    run_cases = run_cases_of(args)
+def run_steps(side, args, pair):
+    run_cases = run_cases_of(args, pair)
     covered = set()
     for dtype in args.dtypes.split(","):
-        for step in (step for step in args.steps.split(",") if runs_in(step, dtype, args.model)):
-            for case in step_cases(step, run_cases, dtype, args.model):
+        for step in (step for step in args.steps.split(",") if runs_in(step, dtype, pair)):
+            for case in step_cases(step, run_cases, dtype, pair):
                 started = time.perf_counter()
-                context = step_context(side, args, step, case, dtype)
-                save_values(step_module(step, args.model).run(side, context),
+                context = step_context(side, args, pair, case, dtype)
+                save_values(step_module(step, pair).run(side, context),
                             side_values_path(args.workdir, dtype, case, step, side.NAME))
                 print(f"{side.NAME} {step} {case.label} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
                 if side.NAME == REFERENCE and step == "forward" and case not in covered:
@@ -103,14 +102,15 @@ def run_steps(side, args):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    side = configured_side(args.framework, args.threads, args.model)
-    steps = steps_of(pair_named(args.model))
+    pair = pair_named(args.model, args.workdir)
+    side = configured_side(args.framework, args.threads, pair)
+    steps = steps_of(pair)
     args.steps = args.steps or ",".join(steps)
     unknown = [step for step in args.steps.split(",") if step not in steps]
     if unknown:
         raise UserInputError(f"unknown steps {unknown}; choose from {', '.join(steps)}")
     with reusing_builds(side):
-        run_steps(side, args)
+        run_steps(side, args, pair)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """python -m alignment: run alignment steps on both frameworks, compare, report, and exit non-zero on failure.
 
+  python -m alignment [--model NAME]                                 a pair (alignment.pairs)
+  python -m alignment --torch MODULE:FACTORY --paddle MODULE:FACTORY  any two models, no pair written
+
 The torch and Paddle sides run in two processes at once (one thread each by default, so two cores
-are used); each may use its own interpreter (--torch-python, --paddle-python).
+are used); each may use its own interpreter (--torch-python, --paddle-python). Two factories given and
+one interpreter for both: everything runs in this process (alignment.api.align does the same from Python).
 """
 import argparse
 import json
@@ -24,15 +28,19 @@ from .cases import add_case_options, run_cases_of
 from .check import StepResult, _failure, verdict_table, write_reports
 from .inputs import write_input_batch
 from .layers.localize import DIRECTIONS, localize_files
+from .layers.side import run as record_layers
 from .pairs import DEFAULT_PAIR, PAIRS, pair_named
+from .pairs.factories import FactoryPair, factory_spec
+from .prepare_weights import prepare_weights as make_weights_here
 from .paths import coverage_path, diff_paths, env_path, inputs_dir, side_values_path, split_path
 from .report import closing_line, terminal_summary, write_report
 from .reprod_format import load_values
+from .side import run_steps
+from .sides import PORT, REFERENCE, configured_side, reusing_builds
 from .steps import check_values, runs_in, step_cases, steps_of
 from .weight_sets import USER
 
 DTYPES = ("float32", "float64")
-DEFAULT_BATCH_SIZE = 4
 
 
 def add_run_options(parser):
@@ -40,13 +48,18 @@ def add_run_options(parser):
     parser.add_argument("--dtypes", default=",".join(DTYPES))
     parser.add_argument("--bit", type=int, default=48)
     parser.add_argument("--batch-size", type=int, help="images in the forward/loss/backward batch; default: the"
-                        f" pair's (BATCH_SIZE), else {DEFAULT_BATCH_SIZE}")
+                        " pair's (BATCH_SIZE: alignment.pairs.base)")
     parser.add_argument("--data", help="the batch's data, CIFAR-10's folder or archive unless the pair brings its"
                         " own (alignment.inputs); default: the built-in synthetic data")
     parser.add_argument("--weights", help="a checkpoint of the pair (.pth or .pdparams), checked as one more weight set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization and dropout masks")
     parser.add_argument("--model", default=DEFAULT_PAIR,
-                        help=f"the model pair: {', '.join(PAIRS)}, or an adapter module's dotted path (alignment.pairs)")
+                        help=f"the model pair: {', '.join(PAIRS)}, or a ModelPair subclass as module:Class"
+                             " (alignment.pairs)")
+    parser.add_argument("--torch", help="MODULE:FACTORY of the torch model (with --paddle: no pair to write)")
+    parser.add_argument("--paddle", help="MODULE:FACTORY of its Paddle port")
+    parser.add_argument("--key-map", help="TORCH_KEY=PADDLE_KEY,... the pairs of keys the two trees cannot decide"
+                        " (with --torch and --paddle; the error of an undecided key map names them)")
     parser.add_argument("--workdir", help="default: logs/, and logs/<model>/ for a pair other than the default")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each side")
     parser.add_argument("--torch-python", default=sys.executable)
@@ -61,6 +74,8 @@ def get_args_parser():
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                         help="localize the first forward case even when it passes, for the report's divergence"
                              " profile (--no-profile: localize only failures, as the one-step targets do)")
+    parser.add_argument("--localize", action=argparse.BooleanOptionalAction, default=True,
+                        help="localize every failing forward and backward case (--no-localize: the verdicts alone)")
     return add_run_options(parser)
 
 
@@ -72,39 +87,50 @@ def split_choice(value, allowed, what):
     return chosen
 
 
-def prepare_weights(python, bit, seed, workdir, threads, weight_sets, weights=None, model=DEFAULT_PAIR):
+def prepare_weights(python, bit, seed, workdir, threads, weight_sets, model, weights=None):
     """The weight sets both sides start from, written by a torch process (see alignment.prepare_weights)."""
-    command = module_command(python, "alignment.prepare_weights", "--bit", bit, "--seed", seed, "--workdir",
-                              workdir, "--threads", threads, "--weight-sets", ",".join(weight_sets), "--model", model,
-                              *(["--weights", weights] if weights else []))
+    run_torch_module(python, "the weights", "alignment.prepare_weights", "--bit", bit, "--seed", seed, "--workdir",
+                     workdir, "--threads", threads, "--weight-sets", ",".join(weight_sets), "--model", model,
+                     *(["--weights", weights] if weights else []))
+
+
+def run_torch_module(python, what, module, *arguments):
+    """Run `module` in the torch interpreter; its failure as one line; print its output."""
+    command = module_command(python, module, *arguments)
     done = run_child(command, "--torch-python", cwd=PROJECT_ROOT, env=child_environment())
     if done.returncode:
-        raise UserInputError(f"preparing the weights failed: {child_failure(done.returncode, done.stderr)}")
+        raise UserInputError(f"preparing {what} failed: {child_failure(done.returncode, done.stderr)}")
     print(done.stdout, end="", flush=True)  # which sets were reused
 
 
-def with_pair_defaults(args):
+def with_pair_defaults(args, pair):
     """`args` with what the pair decides where the user gave nothing: the steps, weight sets, sizes, batch
     size, folder."""
-    pair = pair_named(args.model)
     if "steps" in args:
         args.steps = args.steps or ",".join(pair.STEPS)
     args.weight_sets = args.weight_sets or ",".join(pair.WEIGHT_SETS)
     args.sizes = args.sizes or ",".join(map(str, pair.DEFAULT_SIZES))
     if args.batch_size is None:
-        args.batch_size = getattr(pair, "BATCH_SIZE", DEFAULT_BATCH_SIZE)
+        args.batch_size = pair.BATCH_SIZE
     args.workdir = args.workdir or os.path.join(PROJECT_ROOT, "logs", *([] if pair.NAME == DEFAULT_PAIR else [pair.NAME]))
     return args
 
 
-def checked_options(args):
-    """`args`, every option checked before any work (greedyhash_common.app.option_checks, and the weight sets)."""
-    args = with_pair_defaults(args)
+def resolved_options(args):
+    """(args, pair): the model pair resolved once (alignment.pairs.pair_named), and every option checked
+    before any work (greedyhash_common.app.option_checks, and the weight sets)."""
+    if args.torch or args.paddle or args.key_map:
+        if not (args.torch and args.paddle):
+            raise UserInputError("give both --torch MODULE:FACTORY and --paddle MODULE:FACTORY")
+        args.model = factory_spec(args.torch, args.paddle, args.key_map)
     pair = pair_named(args.model)
     steps_of(pair)  # a step the pair names but nobody defines is refused now, not after the inputs are written
-    check_alignment_options(args, getattr(pair, "SMALLEST_IMAGE_SIZE", None))
+    args = with_pair_defaults(args, pair)
+    # two factories and one interpreter for both: the sides, the weights and the layers run in this process
+    args.in_process = isinstance(pair, FactoryPair) and args.torch_python == args.paddle_python
+    check_alignment_options(args, pair.SMALLEST_IMAGE_SIZE)
     split_choice(args.weight_sets, pair.WEIGHT_SETS, "weight sets")
-    return args
+    return args, pair
 
 
 def with_user_weights(args):
@@ -114,19 +140,34 @@ def with_user_weights(args):
     return args
 
 
-def prepare(args):
-    run_cases = run_cases_of(args)
+def make_weights(args, pair, weight_sets, weights=None):
+    """The weight sets, made in this process (args.in_process) or in the torch interpreter."""
+    if args.in_process:
+        made = make_weights_here(args.bit, args.seed, args.workdir, weight_sets, weights, args.threads, pair=pair)
+        if len(made) < len(weight_sets):
+            print(f"reused the weight sets {', '.join(set(weight_sets) - set(made))}: made from the same content"
+                  " before", flush=True)
+    else:
+        prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, weight_sets, args.model,
+                        weights)
+
+
+def prepare(args, pair):
+    run_cases = run_cases_of(args, pair)
     print(f"preparing the batch, the split and the weight sets ({', '.join(run_cases.weight_sets)}) in"
           f" {inputs_dir(args.workdir)}", flush=True)
     made = [weight_set for weight_set in run_cases.weight_sets if weight_set != USER]
     if args.weights:  # first: a bad --weights file is refused before anything else is written
-        prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, [USER], args.weights,
-                        args.model)
-    write_input_batch(args.workdir, pair_named(args.model), args.data, args.batch_size,
+        make_weights(args, pair, [USER], args.weights)
+    write_input_batch(args.workdir, pair, args.data, args.batch_size,
                       (*run_cases.sizes, run_cases.bulk_size), run_cases.weight_sets)
     write_split(args.data, split_path(args.workdir))
     if made:  # the rescaled set is made on the batch just written
-        prepare_weights(args.torch_python, args.bit, args.seed, args.workdir, args.threads, made, model=args.model)
+        make_weights(args, pair, made)
+    if isinstance(pair, FactoryPair) and args.paddle_python != args.torch_python:
+        # the Paddle interpreter may have no torch: it reads the key map the torch interpreter infers
+        run_torch_module(args.torch_python, "the key map", "alignment.pairs.factories", "--model", args.model,
+                         "--workdir", args.workdir)
 
 
 def case_options(args):
@@ -134,8 +175,17 @@ def case_options(args):
             args.model]
 
 
-def run_sides(args, steps, dtypes):
-    """Start both sides at once; return {side: log path} of the sides that failed."""
+def run_sides(args, pair, steps, dtypes):
+    """Start both sides at once (or run them in this process: args.in_process); return {side: log path} of
+    the sides that failed."""
+    if args.in_process:
+        side_args = argparse.Namespace(**{**vars(args), "steps": ",".join(steps), "dtypes": ",".join(dtypes),
+                                          "mask_seed": args.seed})
+        for framework in (REFERENCE, PORT):
+            side = configured_side(framework, args.threads, pair)
+            with reusing_builds(side):
+                run_steps(side, side_args, pair)
+        return {}
     running = {}
     with ending_together() as children:  # a side that cannot start stops the other; Ctrl-C stops both
         for side, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
@@ -247,9 +297,13 @@ def _note(result, passed_in_float64, rounding):
     return result.worst().note
 
 
-def run_layer_sides(args, dtypes, case):
+def run_layer_sides(args, pair, dtypes, case):
     """Record every layer of one case, torch first: the Paddle side reads torch's record to pair its layers
     and to feed each of them torch's input. Return {side: log path} of a side that failed."""
+    if args.in_process:
+        for framework in (REFERENCE, PORT):
+            record_layers(framework, dtypes, case, args.bit, args.workdir, args.threads, args.seed, pair)
+        return {}
     for side, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
         log = os.path.join(args.workdir, f"layers_{case.label}_{side}.log")
         command = module_command(python, "alignment.layers.side", side, "--case", case.label, "--dtypes",
@@ -264,14 +318,14 @@ def run_layer_sides(args, dtypes, case):
     return {}
 
 
-def localize(args, dtypes, cases):
+def localize(args, pair, dtypes, cases):
     """({(dtype, case): Localization}, {side: log path} of a layer side that failed)."""
     localizations = {}
     for case in cases:
-        failed = run_layer_sides(args, dtypes, case)
+        failed = run_layer_sides(args, pair, dtypes, case)
         if failed:
             return localizations, failed
-        localizations.update({(dtype, case): localize_files(args.workdir, dtype, case, pair_named(args.model))
+        localizations.update({(dtype, case): localize_files(args.workdir, dtype, case, pair)
                               for dtype in dtypes})
     return localizations, {}
 
@@ -288,13 +342,14 @@ def cases_to_localize(results, profile=True):
     return chosen
 
 
-def localize_cases(args, results, failed_sides):
-    """Localize the cases_to_localize, unless a side process failed: then the layers would not run either."""
-    if failed_sides:
+def localize_cases(args, pair, results, failed_sides):
+    """Localize the cases_to_localize, unless a side process failed (then the layers would not run either) or
+    the run asks for none (--no-localize)."""
+    if failed_sides or not args.localize:
         return {}, {}
     localizations = {}
     for case, dtypes in cases_to_localize(results, args.profile).items():
-        found, failed = localize(args, dtypes, [case])
+        found, failed = localize(args, pair, dtypes, [case])
         localizations.update(found)
         if failed:
             return localizations, failed
@@ -318,34 +373,41 @@ def run_settings(args):
             if name not in ("workdir", "torch_python", "paddle_python")}
 
 
-@exits_cleanly_on_bad_input
-def main(argv=None):
-    args = with_user_weights(checked_options(get_args_parser().parse_args(argv)))
-    steps = split_choice(args.steps, pair_named(args.model).STEPS, "steps")
+def run(args, pair):
+    """Run every step of the run `args` describes on both sides, check, localize, write the summary and the
+    report; return (rows, localizations, localization failures, coverage rows)."""
+    steps = split_choice(args.steps, pair.STEPS, "steps")
     dtypes = split_choice(args.dtypes, DTYPES, "dtypes")
     args.workdir = os.path.abspath(args.workdir)
     with holding_workdir(args.workdir):
-        run(args, steps, dtypes)
+        return run_in_held_workdir(args, pair, steps, dtypes)
 
 
-def run(args, steps, dtypes):
+def run_in_held_workdir(args, pair, steps, dtypes):
     """The run, in a work folder this process holds."""
-    prepare(args)
-    failed_sides = run_sides(args, steps, dtypes)
-    run_cases = run_cases_of(args)
-    results = [check(args.workdir, step, case, dtype, failed_sides, pair_named(args.model)) for dtype in dtypes
-               for step in steps if runs_in(step, dtype, args.model)
-               for case in step_cases(step, run_cases, dtype, args.model)]
-    localizations, localization_failures = localize_cases(args, results, failed_sides)
+    prepare(args, pair)
+    failed_sides = run_sides(args, pair, steps, dtypes)
+    run_cases = run_cases_of(args, pair)
+    results = [check(args.workdir, step, case, dtype, failed_sides, pair) for dtype in dtypes
+               for step in steps if runs_in(step, dtype, pair)
+               for case in step_cases(step, run_cases, dtype, pair)]
+    localizations, localization_failures = localize_cases(args, pair, results, failed_sides)
     rows = summary_rows(results, localizations)
     coverage_rows = [] if failed_sides else read_coverage(args.workdir, results)
-    passed = all(row["passed"] for row in rows)
     write_text(os.path.join(args.workdir, "summary.json"),
-               json.dumps({"passed": passed, "steps": rows, "not_covered": coverage.not_covered(coverage_rows)},
-                          indent=2, default=str) + "\n")
+               json.dumps({"passed": all(row["passed"] for row in rows), "steps": rows,
+                           "not_covered": coverage.not_covered(coverage_rows)}, indent=2, default=str) + "\n")
     write_report(args.workdir, rows, {dtype: _read_env(args.workdir, dtype) for dtype in dtypes}, localizations,
-                 localization_failures, run_settings(args), coverage_rows)
-    print(verdict_table(rows, [("step", 10), ("case", 16), ("dtype", 8)]))
-    print(terminal_summary(args.workdir, localizations, localization_failures, coverage_rows))
-    print(closing_line(rows, coverage_rows, args.workdir))
-    sys.exit(0 if passed else 1)
+                 localization_failures, run_settings(args), coverage_rows, pair=pair)
+    return rows, localizations, localization_failures, coverage_rows
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    from .api import Alignment  # the API builds on this module
+
+    args, pair = resolved_options(get_args_parser().parse_args(argv))
+    args = with_user_weights(args)
+    alignment = Alignment(args.workdir, *run(args, pair))
+    print(alignment)
+    sys.exit(0 if alignment.passed else 1)

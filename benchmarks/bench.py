@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 
-from alignment.pairs import pair_named
+from alignment.pairs.greedyhash import GREEDYHASH
 from alignment.steps import steps_of
 from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import OneLineArgumentParser
@@ -44,7 +44,7 @@ from .map_speed import markdown_table, measure_map_speed
 from .side import MEASUREMENTS, add_measurement_options
 
 FRAMEWORKS = ("torch", "paddle")
-ALIGN_STEPS = tuple(steps_of(pair_named()))  # `make align`'s, the default pair's
+ALIGN_STEPS = tuple(steps_of(GREEDYHASH))  # `make align`'s, the default pair's
 # `make align` with every option at its Makefile default
 MAKE_ALIGN_ARGS = ("--bit", "48", "--dtypes", "float32,float64")
 SIDE_LOG_LINE = re.compile(r"^(torch|paddle) (\w+) (?:[\w-]+ )?(float32|float64): ([0-9.]+) s$")
@@ -136,7 +136,8 @@ def measure_align(args, log_folder):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-STARTUP_PROBE = "from alignment.sides import configured_side; configured_side({framework!r}, 1)"
+STARTUP_PROBE = ("from alignment.sides import configured_side; from alignment.pairs.greedyhash import GREEDYHASH;"
+                 " configured_side({framework!r}, 1, GREEDYHASH)")
 ONE_STEP = "forward"
 
 

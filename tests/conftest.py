@@ -44,13 +44,13 @@ def weight_sets(tmp_path_factory):
     """{weight set: (torch .pth, paddle .pdparams)} of the suite's default sets (alignment.weight_sets),
     as a run prepares them: the rescaled set is made on the suite's batch."""
     from alignment.inputs import write_input_batch
-    from alignment.pairs import greedyhash
+    from alignment.pairs.greedyhash import GREEDYHASH as greedyhash
     from alignment.paths import weights_path
     from alignment.prepare_weights import prepare_weights
 
     workdir = str(tmp_path_factory.mktemp("weights"))
     write_input_batch(workdir, greedyhash, None, 4, (), greedyhash.WEIGHT_SETS)
-    prepare_weights(BIT, 0, workdir, greedyhash.WEIGHT_SETS)
+    prepare_weights(BIT, 0, workdir, greedyhash.WEIGHT_SETS, pair=greedyhash)
     return {name: (weights_path(workdir, BIT, name, ".pth"), weights_path(workdir, BIT, name, ".pdparams"))
             for name in greedyhash.WEIGHT_SETS}
 

@@ -4,7 +4,7 @@ The step code, the sides and the checker are the suite's own; only the processes
 """
 import numpy as np
 
-from alignment.pairs.greedyhash import paddle_side, torch_side
+from alignment.pairs.greedyhash import GREEDYHASH, paddle_side, torch_side
 from alignment.steps import StepContext, check_values, step_module
 from greedyhash_common.hyperparameters import LEARNING_RATE
 
@@ -16,19 +16,20 @@ def step_context(weights_file, dtype, images=None, labels=None, size=64, data=No
     """A StepContext; without images, a placeholder batch (the steps that read loaders ignore it)."""
     if images is None:
         images, labels = np.zeros((1, 3, size, size)), np.zeros(1, np.int64)
-    return StepContext(BIT, dtype, weights_file, images, labels, 0, data, split_file, size, learning_rate)
+    return StepContext(BIT, dtype, weights_file, images, labels, 0, data, split_file, size, learning_rate,
+                       pair=GREEDYHASH)
 
 
 def torch_values(step, weights, dtype="float64", **options):
-    return step_module(step).run(torch_side, step_context(weights[0], dtype, **options))
+    return step_module(step, GREEDYHASH).run(torch_side, step_context(weights[0], dtype, **options))
 
 
 def check_both(step, weights, dtype="float64", paddle=paddle_side, reference=None, **options):
     """The StepResult of `step` with the Paddle side `paddle` (a planted defect) against torch's values
     (`reference` when already computed)."""
     reference = reference if reference is not None else torch_values(step, weights, dtype, **options)
-    port = step_module(step).run(paddle, step_context(weights[1], dtype, **options))
-    return check_values(step, dtype, reference, port)
+    port = step_module(step, GREEDYHASH).run(paddle, step_context(weights[1], dtype, **options))
+    return check_values(step, dtype, reference, port, GREEDYHASH)
 
 
 def failing(result):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from alignment.check import check_step, compare_arrays, compare_codes, diff_log_lines, verdict_table, write_reports
-from alignment.pairs import greedyhash as GREEDYHASH
+from alignment.pairs.greedyhash import GREEDYHASH
 from alignment.steps import runs_in, steps_of, tolerance_overrides
 from alignment.steps import code_keys as step_code_keys
 from alignment.tolerances import NEAR_EXACT, Tolerance, tolerance
@@ -126,7 +126,7 @@ def test_every_step_and_key_of_the_reference_run_is_held_to_the_tolerance_table(
             assert report["dtype"] == "float64" or expected.rtol > 0 or expected.atol > 0, (path, key)
             checked.add((report["step"], report["dtype"]))
     assert checked == {(step, dtype) for dtype in ("float32", "float64") for step in steps_of(GREEDYHASH)
-                       if runs_in(step, dtype)}
+                       if runs_in(step, dtype, GREEDYHASH)}
     assert tolerance("backward", "float64", "grad.input") == NEAR_EXACT
 
 def test_the_terminal_table_names_each_check_its_verdict_and_worst_key():

@@ -15,7 +15,7 @@ import pytest
 from alignment.check import compare_arrays
 from alignment.layers.localize import LayerRow, Trace, compare_records, load_layer_values, pair_layers
 from alignment.layers.side import record_side
-from alignment.pairs.greedyhash import paddle_side, torch_side
+from alignment.pairs.greedyhash import GREEDYHASH, paddle_side, torch_side
 from alignment.sides import paddle_layers, torch_layers
 from alignment.tolerances import NEAR_EXACT
 
@@ -54,7 +54,7 @@ def reference(contexts):
 def localize_port(contexts, reference, plant=None):
     side = PaddleSideWith(plant) if plant else paddle_side
     port, isolated = record_side(side, paddle_layers, contexts[1], {}, reference)
-    return compare_records("float64", reference, port, isolated)
+    return compare_records("float64", reference, port, isolated, GREEDYHASH)
 
 
 def trace_of(localization, mode, direction):
@@ -70,7 +70,7 @@ def first_divergence(trace):
 @pytest.mark.slow
 def test_correct_port_agrees_at_every_layer_and_writes_the_same_keys(contexts, reference):
     port, isolated = record_side(paddle_side, paddle_layers, contexts[1], {}, reference)
-    localization = compare_records("float64", reference, port, isolated)
+    localization = compare_records("float64", reference, port, isolated, GREEDYHASH)
     assert localization.passed and not localization.paddle_only
     assert set(port.values) == set(reference.values) == set(isolated)  # reprod_log compares files key for key
     eval_forward = trace_of(localization, "eval", "forward")
@@ -198,7 +198,8 @@ def test_the_command_finds_a_planted_defect_in_separate_processes(planted_run):
 @pytest.mark.slow
 def test_the_torch_layer_side_never_imports_paddle(planted_run):
     workdir, _ = planted_run
-    assert not side_process_imports_paddle("alignment.layers.side", "--case", "seeded-64px", "--bit", 12,
+    assert not side_process_imports_paddle("alignment.layers.side", "--model", "greedyhash", "--case", "seeded-64px",
+                                           "--bit", 12,
                                            "--workdir", workdir, "--dtypes", "float64")
 def test_an_unknown_precision_is_refused(tmp_path):
     done = run_module("alignment.layers", "--dtypes", "float16", "--workdir", tmp_path)

@@ -7,6 +7,8 @@ import pytest
 from alignment.cases import Case
 from alignment.check import StepResult, check_step, compare_arrays, write_reports
 from alignment.layers.localize import LayerRow, Localization, Trace
+from alignment.pairs import pair_named
+from alignment.pairs.greedyhash import GREEDYHASH
 from alignment.paths import diff_paths
 from alignment.report import LARGEST_REFERENCE_FILE, closing_line, keep_reference, write_report
 from alignment.suite import ROUNDING_SHOWN, summary_rows
@@ -44,7 +46,7 @@ def passing_and_failing(workdir):
 
 def test_one_row_per_step_whatever_its_name_with_both_precisions(tmp_path):
     rows = summary_rows(passing_and_failing(tmp_path), {})
-    report = write_report(str(tmp_path), rows, ENV, {}, {}, {"bit": 48, "data": None})
+    report = write_report(str(tmp_path), rows, ENV, {}, {}, {"bit": 48, "data": None}, pair=GREEDYHASH)
     markdown = (tmp_path / "report.md").read_text()
     assert "# Alignment report: FAILED (2/3 checks)" in markdown
     assert "| step | case | float32 | worst key | max abs | max rel | limit | float64 | worst key |" in markdown
@@ -63,7 +65,7 @@ def test_the_train_steps_differences_are_drawn_and_shown(tmp_path):
     shifted = {**series, "loss_total": series["loss_total"] + 1e-9}
     results = run_steps(tmp_path, {("train", "float64"): (series, shifted)})
     (tmp_path / "predict-torch.png").write_bytes(b"not of this run")
-    report = write_report(str(tmp_path), summary_rows(results, {}), ENV, {}, {}, {})
+    report = write_report(str(tmp_path), summary_rows(results, {}), ENV, {}, {}, {}, pair=GREEDYHASH)
     markdown = (tmp_path / "report.md").read_text()
     assert report["figures"] == ["figures/train_differences.png"] and "predict" not in markdown
     assert "![train_differences](figures/train_differences.png)" in markdown
@@ -74,7 +76,7 @@ def test_a_localized_case_gets_its_divergence_profile(tmp_path):
     localization = Localization("float64", [Trace("eval", direction, [layer_row("fc", np.ones(3))])
                                             for direction in ("forward", "backward")], [], CASE)
     report = write_report(str(tmp_path), summary_rows(passing_and_failing(tmp_path), {}), ENV,
-                          {("float64", CASE): localization}, {}, {})
+                          {("float64", CASE): localization}, {}, {}, pair=GREEDYHASH)
     assert report["figures"] == ["figures/divergence_seeded-64px.png"]
 
 
@@ -92,7 +94,7 @@ def test_a_failing_forward_step_carries_the_localization_table(tmp_path):
                                   layer_row("alex.classifier.4", differing)]),
         Trace("eval", "backward", [layer_row("fc", np.ones(3))])], [], CASE)
     rows = summary_rows(passing_and_failing(tmp_path), {})
-    report = write_report(str(tmp_path), rows, ENV, {("float64", CASE): localization}, {}, {})
+    report = write_report(str(tmp_path), rows, ENV, {("float64", CASE): localization}, {}, {}, pair=GREEDYHASH)
     markdown = (tmp_path / "report.md").read_text()
     section = markdown[markdown.index("## Localization"):]
     assert section.count("### ") == 1 and "### forward, float64, seeded-64px" in section
@@ -132,7 +134,7 @@ def test_the_reference_keeps_its_committed_mutation_score(tmp_path):
 
 def test_the_report_prints_the_folders_mutation_score_else_the_committed_one(tmp_path):
     rows = summary_rows(passing_and_failing(tmp_path), {})
-    write_report(str(tmp_path), rows, ENV, {}, {}, {})
+    write_report(str(tmp_path), rows, ENV, {}, {}, {}, pair=GREEDYHASH)
     committed = (tmp_path / "report.md").read_text()
     assert "## Mutation score" in committed and "mutation score 100.0%" in committed
     assert "logs/reference/mutants/mutation.md))" in committed
@@ -140,14 +142,15 @@ def test_the_report_prints_the_folders_mutation_score_else_the_committed_one(tmp
     (tmp_path / "mutants" / "mutation.json").write_text(json.dumps({
         "score": 0.5, "killed": 1, "survived": 1, "equivalent": 0, "not_viable": 0, "checked": 2, "listed": 2,
         "seconds": 9, "control_failed": False, "settings": {}}))
-    write_report(str(tmp_path), rows, ENV, {}, {}, {})
+    write_report(str(tmp_path), rows, ENV, {}, {}, {}, pair=GREEDYHASH)
     own = (tmp_path / "report.md").read_text()
     assert "mutation score 50.0%: 1 killed, 1 survived of 2" in own and "([report](mutants/mutation.md))" in own
 
 
 def test_another_pairs_report_claims_no_mutation_score(tmp_path):
     """The mutation operators are written for GreedyHash's port: its score says nothing of another pair."""
-    write_report(str(tmp_path), summary_rows(passing_and_failing(tmp_path), {}), ENV, {}, {}, {"model": "resnet18"})
+    write_report(str(tmp_path), summary_rows(passing_and_failing(tmp_path), {}), ENV, {}, {}, {"model": "resnet18"},
+                 pair=pair_named("resnet18"))
     assert "utation" not in (tmp_path / "report.md").read_text()
     assert "mutation_score" not in json.loads((tmp_path / "report.json").read_text())
 

@@ -6,15 +6,14 @@ import pytest
 
 from alignment.cases import Case, RunCases
 from alignment.check import StepResult, _failure
-from alignment.pairs import pair_named
-from alignment.pairs.greedyhash import paddle_side, torch_side
+from alignment.pairs.greedyhash import GREEDYHASH, paddle_side, torch_side
 from alignment.sides import reusing_builds
 from alignment.steps import runs_in, step_cases, steps_of
 from alignment.suite import cases_to_localize
 
 from .conftest import left_by_make_clean, run_module, side_process_imports_paddle
 
-RUN_CASES = RunCases(pair_named().WEIGHT_SETS, (64,))
+RUN_CASES = RunCases(GREEDYHASH.WEIGHT_SETS, (64,))
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +27,8 @@ def suite_run(module_tmp):
 def test_suite_passes_every_case_and_writes_every_file(suite_run):
     workdir, done = suite_run
     assert done.returncode == 0, done.stdout + done.stderr
-    checks = [(step, case, dtype) for dtype in ("float32", "float64") for step in steps_of(pair_named())
-              if runs_in(step, dtype) for case in step_cases(step, RUN_CASES, dtype)]
+    checks = [(step, case, dtype) for dtype in ("float32", "float64") for step in steps_of(GREEDYHASH)
+              if runs_in(step, dtype, GREEDYHASH) for case in step_cases(step, RUN_CASES, dtype, GREEDYHASH)]
     assert {case.label for _, case, _ in checks} == {"64px", "seeded", "seeded-64px", "rescaled-64px"}
     assert f"alignment passed: {len(checks)}/{len(checks)} checks" in done.stdout
     for step, case, dtype in checks:
@@ -92,7 +91,8 @@ def test_reprod_log_reads_what_the_torch_side_wrote(suite_run):
 @pytest.mark.slow
 def test_torch_side_process_never_imports_paddle(suite_run):
     workdir, _ = suite_run
-    assert not side_process_imports_paddle("alignment.side", "--bit", 12, "--workdir", workdir, "--steps", "loss",
+    assert not side_process_imports_paddle("alignment.side", "--model", "greedyhash", "--bit", 12, "--workdir", workdir,
+                                           "--steps", "loss",
                                            "--dtypes", "float64", "--sizes", 64)
 
 

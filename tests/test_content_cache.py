@@ -14,7 +14,7 @@ from alignment import prepare_weights as preparing
 from alignment.cases import Case
 from alignment.inputs import write_input_batch
 from alignment.paths import coverage_path, images_path, weights_path, weights_stamp_path
-from alignment.pairs import greedyhash
+from alignment.pairs.greedyhash import GREEDYHASH as greedyhash
 from alignment.pairs.greedyhash import torch_side
 from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.infra.content_cache import is_fresh, key_of, source_digest, write_stamp
@@ -106,37 +106,38 @@ def test_weight_sets_are_made_once_and_again_only_when_their_content_changes(tmp
     workdir = str(tmp_path)
     write_input_batch(workdir, greedyhash, None, 4, (), greedyhash.WEIGHT_SETS)
     sets = ("seeded", "rescaled")
-    assert preparing.prepare_weights(BIT, 0, workdir, sets) == list(sets)
-    assert preparing.prepare_weights(BIT, 0, workdir, sets) == []
-    assert preparing.prepare_weights(BIT, 1, workdir, sets) == list(sets)  # another seed
-    assert preparing.prepare_weights(BIT, 1, workdir, sets, threads=2) == ["rescaled"]
+    assert preparing.prepare_weights(BIT, 0, workdir, sets, pair=greedyhash) == list(sets)
+    assert preparing.prepare_weights(BIT, 0, workdir, sets, pair=greedyhash) == []
+    assert preparing.prepare_weights(BIT, 1, workdir, sets, pair=greedyhash) == list(sets)  # another seed
+    assert preparing.prepare_weights(BIT, 1, workdir, sets, threads=2, pair=greedyhash) == ["rescaled"]
     seeded_key = _stamp_key(workdir, "seeded")
     # another batch: the rescaled set is rescaled on it, the seeded set does not depend on it
     images = np.load(images_path(workdir, 224))
     np.save(images_path(workdir, 224), images[::-1])
-    assert preparing.prepare_weights(BIT, 1, workdir, sets, threads=2) == ["rescaled"]
+    assert preparing.prepare_weights(BIT, 1, workdir, sets, threads=2, pair=greedyhash) == ["rescaled"]
     assert _stamp_key(workdir, "seeded") == seeded_key
     # a weights file replaced by someone else is not trusted
     with open(weights_path(workdir, BIT, "seeded", ".pdparams"), "ab") as handle:
         handle.write(b"\0")
-    assert preparing.prepare_weights(BIT, 1, workdir, sets, threads=2) == ["seeded"]
+    assert preparing.prepare_weights(BIT, 1, workdir, sets, threads=2, pair=greedyhash) == ["seeded"]
 
 
 def test_a_user_checkpoint_is_converted_again_when_its_bytes_change(tmp_path, weights):
     workdir = str(tmp_path)
     checkpoint = tmp_path / "model.pth"
     checkpoint.write_bytes(open(weights[0], "rb").read())
-    assert preparing.prepare_weights(BIT, 0, workdir, ["user"], str(checkpoint)) == ["user"]
-    assert preparing.prepare_weights(BIT, 0, workdir, ["user"], str(checkpoint)) == []
+    assert preparing.prepare_weights(BIT, 0, workdir, ["user"], str(checkpoint), pair=greedyhash) == ["user"]
+    assert preparing.prepare_weights(BIT, 0, workdir, ["user"], str(checkpoint), pair=greedyhash) == []
     checkpoint.write_bytes(open(weights[0], "rb").read())  # the same bytes, written again
-    assert preparing.prepare_weights(BIT, 0, workdir, ["user"], str(checkpoint)) == []
+    assert preparing.prepare_weights(BIT, 0, workdir, ["user"], str(checkpoint), pair=greedyhash) == []
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
     with pytest.raises(UserInputError):  # a damaged checkpoint is refused, not served from the earlier one
-        preparing.prepare_weights(BIT, 0, workdir, ["user"], str(checkpoint))
+        preparing.prepare_weights(BIT, 0, workdir, ["user"], str(checkpoint), pair=greedyhash)
 
 
 def test_a_missing_user_checkpoint_is_a_one_line_error(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "alignment.prepare_weights", "--bit", str(BIT), "--workdir",
+    done = subprocess.run([sys.executable, "-m", "alignment.prepare_weights", "--model", "greedyhash", "--bit", str(BIT),
+                           "--workdir",
                            str(tmp_path), "--weight-sets", "user", "--weights", str(tmp_path / "absent.pth")],
                           cwd=PROJECT_ROOT, capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=PROJECT_ROOT))
@@ -147,7 +148,7 @@ def test_a_missing_user_checkpoint_is_a_one_line_error(tmp_path):
 def seeded_workdir(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("coverage"))
     write_input_batch(workdir, greedyhash, None, 4, (), greedyhash.WEIGHT_SETS)
-    preparing.prepare_weights(BIT, 0, workdir, ["seeded"])
+    preparing.prepare_weights(BIT, 0, workdir, ["seeded"], pair=greedyhash)
     return workdir
 
 

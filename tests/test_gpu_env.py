@@ -123,6 +123,7 @@ def judged(workdir, failing_keys, planted=None):
     isolated_values)` changing the Paddle side's layer records first."""
     from alignment.layers.localize import Record, compare_records, load_layer_values
     from tools.gpu_check import unexplained_by_rounding
+    from alignment.pairs.greedyhash import GREEDYHASH
     from tools.gpu_check_side import isolated_path, load_layer_record
 
     record = load_layer_record(str(workdir), "paddle")
@@ -130,7 +131,7 @@ def judged(workdir, failing_keys, planted=None):
     isolated = dict(load_layer_values(isolated_path(str(workdir), "paddle")))
     if planted:
         planted(port.values, isolated)
-    localization = compare_records("float32", load_layer_record(str(workdir), "torch"), port, isolated,
+    localization = compare_records("float32", load_layer_record(str(workdir), "torch"), port, isolated, GREEDYHASH,
                                    reference_isolated=load_layer_values(isolated_path(str(workdir), "torch")))
     return unexplained_by_rounding(localization, failing_keys)
 

@@ -14,7 +14,7 @@ from alignment.check import check_step
 from alignment.layers.localize import compare_records
 from alignment.layers.side import record_side
 from alignment.pairs import pair_named
-from alignment.pairs import resnet18 as resnet18_pair
+from alignment.pairs.base import ModelPair
 from alignment.paths import images_path, labels_path
 from alignment.sides import paddle_layers, torch_layers
 from alignment.steps import StepContext, check_values, steps_of
@@ -46,10 +46,11 @@ class LoadedWeights:
         return {"param." + name: value for name, value in side.parameter_values(model).items()}
 
 
-class TinyPair:
+class TinyPair(ModelPair):
     """A pair defined in the test itself: an MLP with LayerNorm and GELU, whose square Linear keeps its
     shape when a transpose is forgotten, with data, a batch size and a step of its own. Nothing of it is
-    in alignment/."""
+    in alignment/: the base class gives the loss (cross-entropy), the optimizer (the project's SGD) and the
+    sides."""
     NAME = "tiny-mlp"
     STEPS = ("weights", "forward", "loss", "backward", "optim", "train")
     OWN_STEPS = {"weights": LoadedWeights}
@@ -64,8 +65,7 @@ class TinyPair:
                     "2.bias": (HIDDEN,), "4.weight": (HIDDEN, HIDDEN), "4.bias": (HIDDEN,), "5.weight": (10, HIDDEN),
                     "5.bias": (10,)}
 
-    @staticmethod
-    def input_batch(data, count, sizes):
+    def input_batch(self, data, count, sizes):
         """Standard normal inputs and cycling labels, not CIFAR-10."""
         if data:
             raise UserInputError("the tiny pair has its own data: no --data")
@@ -73,8 +73,7 @@ class TinyPair:
         return ({size: generator.standard_normal((count, 3, size, size)) for size in sizes},
                 np.arange(count, dtype=np.int64) * 3 % 10)
 
-    @staticmethod
-    def build(framework):
+    def build(self, framework):
         if framework == "torch":
             import torch.nn as nn
             return nn.Sequential(nn.Flatten(), nn.Linear(48, HIDDEN), nn.LayerNorm(HIDDEN), nn.GELU(),
@@ -83,38 +82,11 @@ class TinyPair:
         return nn.Sequential(nn.Flatten(), nn.Linear(48, HIDDEN), nn.LayerNorm(HIDDEN), nn.GELU(),
                              nn.Linear(HIDDEN, HIDDEN), nn.Linear(HIDDEN, 10))
 
-    @staticmethod
-    def loss(framework):
-        return resnet18_pair.loss(framework)
-
-    @staticmethod
-    def loss_terms(side, outputs, labels):
-        return {"loss_total": side.loss(outputs["logits"], labels)}
-
-    @staticmethod
-    def optimizer(framework):
-        return resnet18_pair.optimizer(framework)
-
-    @staticmethod
-    def learning_rate_at(epoch):
-        return 0.1 * 0.1 ** (epoch // 2)
-
-    @staticmethod
-    def layout(state=None, framework=None):
+    def layout(self, state=None, framework=None):
         return Layout("tiny-mlp", {key: key for key in TinyPair.TORCH_SHAPES}, ("1.weight", "4.weight", "5.weight"),
                       TinyPair.TORCH_SHAPES)
 
-    @staticmethod
-    def key_map():
-        return TinyPair.layout().key_map
-
-    @staticmethod
-    def side(framework):
-        from alignment.sides.generic_side import make_side
-        return make_side(TinyPair, framework)
-
-    @staticmethod
-    def make_weight_set(bit, seed, workdir, weight_set, source=None):
+    def make_weight_set(self, bit, seed, workdir, weight_set, source=None):
         from alignment.paths import weights_path
         write_weights(seed, weights_path(workdir, bit, weight_set, ".pth"),
                       weights_path(workdir, bit, weight_set, ".pdparams"))
@@ -124,12 +96,12 @@ def write_weights(seed, torch_file, paddle_file, layout=None):
     """Seeded torch weights of the tiny pair in both layouts (LayerNorm's affine drawn, not 1 and 0)."""
     import torch
     torch.manual_seed(seed)
-    state = {key: value.numpy().copy() for key, value in TinyPair.build("torch").state_dict().items()}
+    state = {key: value.numpy().copy() for key, value in TinyPair().build("torch").state_dict().items()}
     generator = np.random.default_rng(seed)
     state["2.weight"] = generator.uniform(0.5, 2, HIDDEN).astype(np.float32)
     state["2.bias"] = generator.uniform(-1, 1, HIDDEN).astype(np.float32)
     write_torch_state(state, torch_file)
-    write_paddle_state(torch_to_paddle(state, torch_file, layout or TinyPair.layout())[0], paddle_file)
+    write_paddle_state(torch_to_paddle(state, torch_file, layout or TinyPair().layout())[0], paddle_file)
 
 
 @pytest.fixture(scope="module")
@@ -137,22 +109,22 @@ def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
     files = (str(folder / "tiny.pth"), str(folder / "tiny.pdparams"))
     write_weights(0, *files)
-    images, labels = TinyPair.input_batch(None, 4, (TINY_SIZE,))
+    images, labels = TinyPair().input_batch(None, 4, (TINY_SIZE,))
     return types.SimpleNamespace(files=files, images=images[TINY_SIZE], labels=labels, folder=folder)
 
 
-def context(pair_name, weights_file, images, labels, dtype, size):
-    return StepContext(0, dtype, weights_file, images, labels, 0, image_size=size, pair_name=pair_name,
-                       learning_rate=pair_named(pair_name).OPTIMIZER["lr"])
+def context(pair, weights_file, images, labels, dtype, size):
+    return StepContext(0, dtype, weights_file, images, labels, 0, image_size=size, pair=pair,
+                       learning_rate=pair.OPTIMIZER["lr"])
 
 
-def run_pair_step(pair_name, step, files, images, labels, dtype="float64", paddle_side=None, size=TINY_SIZE):
-    """The StepResult of `step` of a pair, both sides in this process, the Paddle side replaceable."""
-    pair = pair_named(pair_name)
+def run_pair_step(pair, step, files, images, labels, dtype="float64", paddle_side=None, size=TINY_SIZE):
+    """The StepResult of `step` of a pair (a ModelPair or its name), both sides in this process, the Paddle
+    side replaceable."""
+    pair = pair_named(pair) if isinstance(pair, str) else pair
     module = steps_of(pair)[step]
-    torch_values = module.run(pair.side("torch"), context(pair_name, files[0], images, labels, dtype, size))
-    paddle_values = module.run(paddle_side or pair.side("paddle"),
-                               context(pair_name, files[1], images, labels, dtype, size))
+    torch_values = module.run(pair.side("torch"), context(pair, files[0], images, labels, dtype, size))
+    paddle_values = module.run(paddle_side or pair.side("paddle"), context(pair, files[1], images, labels, dtype, size))
     return check_values(step, dtype, torch_values, paddle_values, pair)
 
 
@@ -186,11 +158,10 @@ def test_a_tanh_gelu_in_the_tiny_port_fails_forward_and_the_layers_name_it(tiny)
     plant = with_paddle_model(TINY, tanh_gelu)
     assert "logits" in failing(run_pair_step(TINY, "forward", tiny.files, tiny.images, tiny.labels, paddle_side=plant))
 
-    contexts = [context(TINY, file, tiny.images, tiny.labels, "float64", TINY_SIZE) for file in tiny.files]
-    reference, reference_alone = record_side(pair_named(TINY).side("torch"), torch_layers, contexts[0], {})
+    contexts = [context(TinyPair(), file, tiny.images, tiny.labels, "float64", TINY_SIZE) for file in tiny.files]
+    reference, reference_alone = record_side(TinyPair().side("torch"), torch_layers, contexts[0], {})
     port, isolated = record_side(plant, paddle_layers, contexts[1], {}, reference)
-    localization = compare_records("float64", reference, port, isolated, pair=pair_named(TINY),
-                                   reference_isolated=reference_alone)
+    localization = compare_records("float64", reference, port, isolated, TinyPair(), reference_isolated=reference_alone)
     forward = localization.trace("eval", "forward")
     row, place = forward.divergence()
     assert (row.layer, place) == ("3", "at") and forward.isolated_failures() == ["3"]
@@ -198,8 +169,8 @@ def test_a_tanh_gelu_in_the_tiny_port_fails_forward_and_the_layers_name_it(tiny)
 
 def test_layer_records_streamed_into_archives_hold_what_memory_holds(tiny, tmp_path):
     """The layer sides write their records a mode (and a layer alone) at a time, never holding them all."""
-    side = pair_named(TINY).side("torch")
-    torch_context = context(TINY, tiny.files[0], tiny.images, tiny.labels, "float64", TINY_SIZE)
+    side = TinyPair().side("torch")
+    torch_context = context(TinyPair(), tiny.files[0], tiny.images, tiny.labels, "float64", TINY_SIZE)
     kept, kept_alone = record_side(side, torch_layers, torch_context, {})
     paths = (str(tmp_path / "layers_torch.npz"), str(tmp_path / "layers_isolated_torch.npz"))
     written, written_alone = record_side(side, torch_layers, torch_context, {}, paths=paths)
@@ -217,7 +188,7 @@ def test_a_layer_side_that_fails_midway_leaves_no_archive(tiny, tmp_path):
             raise RuntimeError("planted: the training pass fails")
         model.train = train
     side = with_paddle_model(TINY, failing_train)
-    paddle_context = context(TINY, tiny.files[1], tiny.images, tiny.labels, "float64", TINY_SIZE)
+    paddle_context = context(TinyPair(), tiny.files[1], tiny.images, tiny.labels, "float64", TINY_SIZE)
     with pytest.raises(RuntimeError, match="planted"):
         record_side(side, paddle_layers, paddle_context, {}, paths=(str(tmp_path / "a.npz"), str(tmp_path / "b.npz")))
     assert os.listdir(tmp_path) == []
@@ -225,7 +196,7 @@ def test_a_layer_side_that_fails_midway_leaves_no_archive(tiny, tmp_path):
 
 def test_a_forgotten_transpose_of_a_square_weight_fails_forward_naming_nothing_else(tiny, tmp_path):
     """4.weight is 16 x 16: the shape check cannot see it, the values do."""
-    untransposed = TinyPair.layout()
+    untransposed = TinyPair().layout()
     untransposed = Layout(untransposed.kind, untransposed.key_map, ("1.weight", "5.weight"), untransposed.torch_shapes)
     files = (str(tmp_path / "t.pth"), str(tmp_path / "p.pdparams"))
     write_weights(0, *files, layout=untransposed)
@@ -241,17 +212,17 @@ def test_a_step_of_a_pairs_own_without_tolerances_is_refused_by_name(tiny):
 
     class Pair(TinyPair):
         OWN_STEPS = {"weights": Untolerated}
-    values = Untolerated.run(TinyPair.side("torch"), context(TINY, tiny.files[0], tiny.images, tiny.labels,
-                                                              "float32", TINY_SIZE))
+    values = Untolerated.run(TinyPair().side("torch"), context(Pair(), tiny.files[0], tiny.images, tiny.labels,
+                                                                "float32", TINY_SIZE))
     with pytest.raises(UserInputError, match=r"no float32 tolerance for weights/param\.1\.weight: give the step's"):
-        check_values("weights", "float32", values, values, Pair)
+        check_values("weights", "float32", values, values, Pair())
 
 
 def test_a_pair_that_runs_a_step_nobody_defines_is_refused_in_one_line():
     class Pair(TinyPair):
         STEPS = ("forward", "weight")
     with pytest.raises(UserInputError, match=r"tiny-mlp runs weight: neither the suite's steps \(forward, loss,"):
-        steps_of(Pair)
+        steps_of(Pair())
 
 
 def test_the_pair_options_reach_every_process_and_a_wrong_pair_is_one_line(tiny, tmp_path):
@@ -262,7 +233,7 @@ def test_the_pair_options_reach_every_process_and_a_wrong_pair_is_one_line(tiny,
                            "--bulk-size", "4", "--no-profile"], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "alignment passed: 12/12 checks" in done.stdout
-    images, labels = TinyPair.input_batch(None, TinyPair.BATCH_SIZE, (TINY_SIZE,))
+    images, labels = TinyPair().input_batch(None, TinyPair.BATCH_SIZE, (TINY_SIZE,))
     np.testing.assert_array_equal(np.load(images_path(str(workdir), TINY_SIZE)), images[TINY_SIZE])
     np.testing.assert_array_equal(np.load(labels_path(str(workdir))), labels)
     with_data = subprocess.run([sys.executable, "-m", "alignment", "--model", TINY, "--workdir", str(workdir),
@@ -291,13 +262,13 @@ def resnet_weights(tmp_path_factory):
     from alignment.paths import weights_path
     workdir = str(tmp_path_factory.mktemp("resnet18"))
     os.makedirs(os.path.join(workdir, "inputs"))
-    resnet18_pair.make_weight_set(0, 0, workdir, SEEDED)
+    pair_named("resnet18").make_weight_set(0, 0, workdir, SEEDED)
     return weights_path(workdir, 0, SEEDED, ".pth"), weights_path(workdir, 0, SEEDED, ".pdparams")
 
 
 def test_resnet18_conversion_round_trips_bit_exactly(resnet_weights, tmp_path):
     torch_state, paddle_state = read_torch_state(resnet_weights[0]), read_paddle_state(resnet_weights[1])
-    layout = resnet18_pair.layout()
+    layout = pair_named("resnet18").layout()
     back, _ = paddle_to_torch(torch_to_paddle(torch_state, "t", layout)[0], "p", layout)
     assert back.keys() == torch_state.keys()
     for key, value in torch_state.items():
@@ -346,16 +317,13 @@ def test_resnet18_every_other_step_agrees_in_float64(resnet_weights, resnet_batc
 
 def test_a_resnet18_port_with_paddles_default_momentum_is_caught_by_the_corrected_pair(resnet_weights, resnet_batch):
     """The corrected pair does not hide BatchNorm defects: momentum 0.2 instead of torch's 0.1."""
-    from alignment.pairs import resnet18_torch_bn
+    from alignment.pairs.resnet18_torch_bn import ResNet18TorchBN
 
-    plant = pair_named("resnet18-torch-bn").side("paddle")
-    original = resnet18_torch_bn.TORCH_MOMENTUM
-    try:
-        resnet18_torch_bn.TORCH_MOMENTUM = 0.2
-        failed = failing(run_pair_step("resnet18-torch-bn", "forward", resnet_weights, *resnet_batch,
-                                       paddle_side=plant, size=33))
-    finally:
-        resnet18_torch_bn.TORCH_MOMENTUM = original
+    class WrongMomentum(ResNet18TorchBN):
+        MOMENTUM = 0.2
+    plant = WrongMomentum().side("paddle")
+    failed = failing(run_pair_step("resnet18-torch-bn", "forward", resnet_weights, *resnet_batch, paddle_side=plant,
+                                   size=33))
     assert "train_buffer.bn1.running_mean" in failed and "train_buffer.bn1.running_var" in failed
 
 
@@ -367,7 +335,7 @@ def test_paddles_cross_entropy_caps_a_sample_at_64_and_the_loss_check_names_it()
     logits = np.zeros((2, 10))
     logits[:, 1] = [30.0, 100.0]  # the second sample's true class 0 is 100 below class 1
     labels = np.array([0, 0])
-    values = {side.NAME: {key: side.numpy(term) for key, term in resnet18_pair.loss_terms(
+    values = {side.NAME: {key: side.numpy(term) for key, term in pair_named("resnet18").loss_terms(
         side, {"logits": side.tensor(logits)}, side.tensor(labels)).items()} for side in (torch_side, paddle_side)}
     assert float(values["torch"]["loss_total"]) == pytest.approx(65.0)
     assert float(values["paddle"]["loss_total"]) == pytest.approx(47.0)  # (30 + 64) / 2
@@ -414,9 +382,42 @@ def test_a_resnet18_checkpoint_of_either_framework_is_a_weight_set(resnet_weight
     for source in resnet_weights:
         workdir = tmp_path / os.path.basename(source)
         (workdir / "inputs").mkdir(parents=True)
-        resnet18_pair.make_weight_set(0, 0, str(workdir), USER, source)
+        pair_named("resnet18").make_weight_set(0, 0, str(workdir), USER, source)
         written = read_paddle_state(weights_path(str(workdir), 0, USER, ".pdparams"))
         original = read_paddle_state(resnet_weights[1])
         assert all(np.array_equal(written[key], original[key]) for key in original)
         assert read_torch_state(weights_path(str(workdir), 0, USER, ".pth")).keys() == read_torch_state(
             resnet_weights[0]).keys()
+
+
+def test_a_resnet50_checkpoint_is_its_user_weight_set(tmp_path):
+    """WEIGHTS= for resnet50: its make_weight_set is resnet18's, inherited, and reads the user's file."""
+    import torch
+
+    from alignment.paths import weights_path
+    from alignment.weight_sets import USER
+
+    pair = pair_named("resnet50")
+    state = {key: value.numpy() for key, value in pair.build("torch").state_dict().items()}
+    state["fc.bias"] = np.arange(10, dtype=np.float32)
+    source = str(tmp_path / "mine.pth")
+    torch.save({key: torch.from_numpy(value) for key, value in state.items()}, source)
+    (tmp_path / "inputs").mkdir()
+    pair.make_weight_set(0, 0, str(tmp_path), USER, source)
+    written = read_paddle_state(weights_path(str(tmp_path), 0, USER, ".pdparams"))
+    assert np.array_equal(written["fc.bias"], state["fc.bias"])
+    assert np.array_equal(written["layer4.2.bn3._variance"], state["layer4.2.bn3.running_var"])
+
+
+def test_a_pair_is_a_model_pair_subclass_and_every_process_is_told_which():
+    class NotAPair:
+        NAME = "x"
+    sys.modules[__name__].NotAPair = NotAPair
+    try:
+        with pytest.raises(UserInputError, match="has no ModelPair subclass NotAPair"):
+            pair_named(f"{__name__}:NotAPair")
+    finally:
+        del sys.modules[__name__].NotAPair
+    done = subprocess.run([sys.executable, "-m", "alignment.side", "torch", "--bit", "0", "--workdir", "x"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and "--model" in done.stderr  # never a silent GreedyHash

@@ -25,7 +25,7 @@ from alignment.pairs.greedyhash.mutants.operators import LOSS_TERMS, MODEL_OPERA
 from alignment.pairs.greedyhash.mutants.side import (CONTROL, installed, largest_change, mutant_record, mutate_model,
                                                      same_models)
 from alignment.prepare_weights import prepare_weights
-from alignment.pairs import greedyhash
+from alignment.pairs.greedyhash import GREEDYHASH as greedyhash
 from alignment.pairs.greedyhash import paddle_side
 from alignment.sides import reusing_builds
 from greedyhash_common.infra.errors import UserInputError
@@ -237,7 +237,7 @@ def seeded_64px_run(module_tmp):
     """The options of a run at the seeded weights and 64 px, its inputs prepared as the suite prepares them."""
     workdir = str(module_tmp("mutants"))
     write_input_batch(workdir, greedyhash, None, 4, (64,), greedyhash.WEIGHT_SETS)
-    prepare_weights(48, 0, workdir, ("seeded",))
+    prepare_weights(48, 0, workdir, ("seeded",), pair=greedyhash)
     return argparse.Namespace(bit=48, workdir=workdir, weight_sets="seeded", sizes="64", bulk_size=64,
                               mask_seed=0, data=None, threads=1, model="greedyhash")
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from alignment.check import check_step, verdict_table
 from alignment.layers.localize import compare_records, load_layer_values
+from alignment.pairs.greedyhash import GREEDYHASH
 from alignment.reprod_format import load_values
 from alignment.suite import show_progress
 from alignment.transforms import preprocess
@@ -176,8 +177,9 @@ def localize_float32(args):
     side feeds its layers torch's values)."""
     for framework in ("torch", "paddle"):
         run_together(args, (framework,), "--layers")
-    return compare_records("float32", load_layer_record(args.workdir, "torch"), load_layer_record(args.workdir, "paddle"),
-                           load_layer_values(isolated_path(args.workdir, "paddle")),
+    return compare_records("float32", load_layer_record(args.workdir, "torch"),
+                           load_layer_record(args.workdir, "paddle"),
+                           load_layer_values(isolated_path(args.workdir, "paddle")), GREEDYHASH,
                            reference_isolated=load_layer_values(isolated_path(args.workdir, "torch")))
 
 

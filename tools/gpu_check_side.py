@@ -169,9 +169,10 @@ def main(argv=None):
         write_weights(args.bit, args.seed, args.workdir, args.weights)
         return
     quiet_paddle_import()
+    from alignment.pairs.greedyhash import GREEDYHASH
     from alignment.sides import configured_side
 
-    side = configured_side(args.framework, args.threads)
+    side = configured_side(args.framework, args.threads, GREEDYHASH)
     side.runtime.configure(args.threads, deterministic=True)  # cuDNN deterministic, TF32 off (torch)
     place = (TorchDevice if args.framework == "torch" else PaddleDevice)(side)
     gpu = place.available()
@@ -185,7 +186,8 @@ def main(argv=None):
     if args.layers:
         started = time.perf_counter()
         place.use(device)
-        context = StepContext(args.bit, "float32", weights, images, labels, args.seed, image_size=images.shape[-1])
+        context = StepContext(args.bit, "float32", weights, images, labels, args.seed, image_size=images.shape[-1],
+                              pair=GREEDYHASH)
         record_layers(side, place, args.framework, context, args.workdir,
                       {**side.describe(args.threads, "float32"), "device": device})
         print(f"{args.framework} layers {device} float32: {time.perf_counter() - started:.1f} s", flush=True)

@@ -16,7 +16,7 @@ from greedyhash_common.infra.workdir_lock import holding_workdir
 
 from ..cases import Case, run_cases_of
 from ..steps import step_cases
-from ..suite import DTYPES, add_run_options, checked_options, localize, prepare, split_choice, with_user_weights
+from ..suite import DTYPES, add_run_options, localize, prepare, resolved_options, split_choice, with_user_weights
 from .localize import format_localization
 
 
@@ -28,8 +28,8 @@ def get_args_parser():
     return add_run_options(parser)
 
 
-def chosen_cases(args):
-    cases = step_cases("forward", run_cases_of(args), pair_name=args.model)
+def chosen_cases(args, pair):
+    cases = step_cases("forward", run_cases_of(args, pair), None, pair)
     if not args.cases:
         return cases[:1]
     if args.cases == "all":
@@ -39,20 +39,20 @@ def chosen_cases(args):
 
 @exits_cleanly_on_bad_input
 def main(argv=None):
-    args = with_user_weights(checked_options(get_args_parser().parse_args(argv)))
+    args, pair = resolved_options(get_args_parser().parse_args(argv))
+    args = with_user_weights(args)
     dtypes = split_choice(args.dtypes, DTYPES, "dtypes")
-    cases = chosen_cases(args)
+    cases = chosen_cases(args, pair)
     args.workdir = os.path.abspath(args.workdir)
     with holding_workdir(args.workdir):
-        prepare(args)
-        localizations, failed = localize(args, dtypes, cases)
+        prepare(args, pair)
+        localizations, failed = localize(args, pair, dtypes, cases)
         for side, log in failed.items():
             print(f"layer localization failed: {side} side, see {log}")
         for localization in localizations.values():
             print(format_localization(localization), end="\n\n")
         passed = not failed and all(localization.passed for localization in localizations.values())
-        print(f"layers {'agree' if passed else 'DIFFER'} ({', '.join(dtypes)};"
-              f" {', '.join(case.label for case in cases)});"
+        print(f"layers {'agree' if passed else 'DIFFER'} ({', '.join(dtypes)}; {', '.join(case.label for case in cases)});"
               f" files in {os.path.join(args.workdir, '<dtype>', '<case>', 'layers_*')}")
         sys.exit(0 if passed else 1)
 

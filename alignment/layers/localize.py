@@ -24,7 +24,6 @@ import numpy as np
 from greedyhash_common.infra.atomic import atomic_path, write_text
 
 from ..check import KeyResult, StepResult, _failure, compare_arrays, result_as_json, write_reports
-from ..pairs import pair_named
 from ..paths import case_dir, diff_paths, layer_values_path
 from ..sides import PORT, REFERENCE
 from ..tolerances import tolerance
@@ -137,11 +136,10 @@ def _call_suffix(name):
     return name[len(module_name_of(name)):]
 
 
-def pair_layers(torch_layers, paddle_layers, key_map=None):
-    """{paddle layer: torch layer}: a layer with parameters through the converter's key map (the default
-    pair's when None), a layer without by its position in the parent it is paired with. Layers that pair
+def pair_layers(torch_layers, paddle_layers, key_map):
+    """{paddle layer: torch layer}: a layer with parameters through the converter's key map, a layer without by its position in the parent it is paired with. Layers that pair
     with nothing are left out."""
-    torch_layer_of = _torch_layer_of(key_map or pair_named().key_map())
+    torch_layer_of = _torch_layer_of(key_map)
     by_place = {(layer["parent"], layer["position"], _call_suffix(layer["name"])): layer["name"]
                 for layer in torch_layers}
     pairs = {}
@@ -261,11 +259,11 @@ def _trace(dtype, mode, direction, reference, port, isolated, overrides):
                                         port, isolated, overrides) for layer in order])
 
 
-def compare_records(dtype, reference, port, isolated_values, case=None, pair=None, reference_isolated=None):
+def compare_records(dtype, reference, port, isolated_values, pair, case=None, reference_isolated=None):
     """The Localization of one precision from torch's Record, Paddle's Record, Paddle's layers run alone
     (`isolated_values`) and torch's (`reference_isolated`; None: torch's chained values stand for them),
-    held to the tolerances of `pair` (the default pair when None)."""
-    overrides = getattr(pair or pair_named(), "TOLERANCES", {})
+    held to the tolerances of `pair`."""
+    overrides = pair.TOLERANCES
     isolated = (reference_isolated or {}, isolated_values)
     traces = [_trace(dtype, mode, direction, reference, port, isolated, overrides)
               for mode in MODES for direction in DIRECTIONS]
@@ -308,12 +306,12 @@ def localization_as_json(localization):
             "traces": [_trace_json(trace) for trace in localization.traces]}
 
 
-def localize_files(workdir, dtype, case, pair=None):
+def localize_files(workdir, dtype, case, pair):
     """Compare the records the two layer sides wrote for one precision and case; write the diff files and
     the localization (<dtype>/<case>/layers_localization.json); return the Localization."""
     reference, port = load_record(workdir, dtype, case, REFERENCE), load_record(workdir, dtype, case, PORT)
     alone = {side: load_layer_values(layer_values_path(workdir, dtype, case, ISOLATED, side)) for side in (REFERENCE, PORT)}
-    localization = compare_records(dtype, reference, port, alone[PORT], case, pair, alone[REFERENCE])
+    localization = compare_records(dtype, reference, port, alone[PORT], pair, case, alone[REFERENCE])
     env = {REFERENCE: reference.env, PORT: port.env}
     for result in _step_results(localization):
         write_reports(result, env, *diff_paths(workdir, dtype, case, result.step))

@@ -23,7 +23,7 @@ import numpy as np
 from greedyhash_common.infra.errors import OneLineArgumentParser, exits_cleanly_on_bad_input
 
 from ..cases import Case
-from ..pairs import DEFAULT_PAIR
+from ..pairs import pair_named
 from ..paths import images_path, labels_path, layer_values_path, weights_path
 from ..sides import configured_side
 from ..sides import REFERENCE
@@ -44,7 +44,7 @@ def get_args_parser():
     parser.add_argument("--workdir", required=True, help="holds inputs/ (batch, weights) and receives the records")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mask-seed", type=int, default=0)
-    parser.add_argument("--model", default=DEFAULT_PAIR, help="the model pair (alignment.pairs)")
+    parser.add_argument("--model", required=True, help="the model pair (alignment.pairs.pair_named)")
     return parser
 
 
@@ -60,7 +60,7 @@ def enter_mode(side, model, context, mode):
     """Eval is the mode a model is built in; train injects the forward step's randomness (dropout masks).
     A model goes from eval to train once: the masks cannot be taken out again."""
     if mode == "train":
-        getattr(context.pair, "inject_randomness", lambda *_: None)(side, model, context.mask_seed)
+        context.pair.inject_randomness(side, model, context.mask_seed)
         model.train()
 
 
@@ -241,15 +241,15 @@ def record_side(side, hooks, context, env, reference=None, paths=(None, None)):
     return record, read_isolated()
 
 
-def run(framework, dtypes, case, bit, workdir, threads, mask_seed, pair_name=DEFAULT_PAIR):
-    side = configured_side(framework, threads, pair_name)
+def run(framework, dtypes, case, bit, workdir, threads, mask_seed, pair):
+    side = configured_side(framework, threads, pair)
     hooks = importlib.import_module(f"alignment.sides.{framework}_layers")
     images = np.load(images_path(workdir, case.size), allow_pickle=False)
     labels = np.load(labels_path(workdir), allow_pickle=False)
     for dtype in dtypes:
         started = time.perf_counter()
         context = StepContext(bit, dtype, weights_path(workdir, bit, case.weights, side.WEIGHTS_SUFFIX), images,
-                              labels, mask_seed, image_size=case.size, pair_name=pair_name)
+                              labels, mask_seed, image_size=case.size, pair=pair)
         reference = None if framework == REFERENCE else load_record(workdir, dtype, case, REFERENCE)
         paths = (layer_values_path(workdir, dtype, case, CHAINED, framework),
                  layer_values_path(workdir, dtype, case, ISOLATED, framework))
@@ -262,7 +262,7 @@ def run(framework, dtypes, case, bit, workdir, threads, mask_seed, pair_name=DEF
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     run(args.framework, args.dtypes.split(","), Case.from_label(args.case), args.bit, args.workdir, args.threads,
-        args.mask_seed, args.model)
+        args.mask_seed, pair_named(args.model, args.workdir))
 
 
 if __name__ == "__main__":

@@ -6,29 +6,22 @@ the suite shows this pair aligned where resnet18 is not (docs/adding-a-model-pai
 Only the running statistics change: what a training-mode pass computes (normalized with the batch's
 own, biased, variance) is the same in both libraries already.
 """
-import sys
+import functools
 
-from . import resnet18
-from .resnet18 import (BACKWARD_MODES, BATCH_NORM_DRAWS, DEFAULT_SIZES, EPOCHS,  # noqa: F401 (the pair's definitions)
-                       FLOAT64_ONLY_TRAIN_WEIGHT_SETS, OPTIMIZER, OUTPUTS, SMALLEST_IMAGE_SIZE, STEPS, WEIGHT_SETS,
-                       key_map, layout, learning_rate_at, loss, loss_terms, make_weight_set, optimizer,
-                       train_learning_rate)
+from .resnet18 import ResNet18
 
-NAME = "resnet18-torch-bn"
 TORCH_MOMENTUM = 0.1  # torch's: the share of the batch's statistic; Paddle's 0.9 is the old value's, in float32
 
 
-def build(framework):
-    model = resnet18.build(framework)
-    if framework == "paddle":
-        update_batch_norm_as_torch(model)
-    return model
+class ResNet18TorchBN(ResNet18):
+    NAME = "resnet18-torch-bn"
+    MOMENTUM = TORCH_MOMENTUM
 
-
-def side(framework):
-    from ..sides.generic_side import make_side
-
-    return make_side(sys.modules[__name__], framework)
+    def build(self, framework):
+        model = super().build(framework)
+        if framework == "paddle":
+            update_batch_norm_as_torch(model, self.MOMENTUM)
+        return model
 
 
 def _keep_running_statistics(layer, inputs):
@@ -36,7 +29,7 @@ def _keep_running_statistics(layer, inputs):
         layer.statistics_before_pass = (layer._mean.clone(), layer._variance.clone())
 
 
-def _update_running_statistics(layer, inputs, output):
+def _update_running_statistics(layer, inputs, output, momentum):
     """Set the running statistics from those before the pass, as torch does: (1 - m) * old + m * batch,
     with the batch's unbiased variance."""
     if not layer.training:
@@ -44,19 +37,20 @@ def _update_running_statistics(layer, inputs, output):
     import paddle
 
     mean, variance = layer.statistics_before_pass
+    momentum = 1 - layer._momentum if momentum is None else momentum  # Paddle's is the old value's share
     with paddle.no_grad():
-        axes = [0, 2, 3]
-        layer._mean.set_value((1 - TORCH_MOMENTUM) * mean + TORCH_MOMENTUM * inputs[0].mean(axis=axes))
-        layer._variance.set_value((1 - TORCH_MOMENTUM) * variance
-                                  + TORCH_MOMENTUM * inputs[0].var(axis=axes, unbiased=True))
+        axes = [0, *range(2, inputs[0].ndim)]
+        layer._mean.set_value((1 - momentum) * mean + momentum * inputs[0].mean(axis=axes))
+        layer._variance.set_value((1 - momentum) * variance
+                                  + momentum * inputs[0].var(axis=axes, unbiased=True))
 
 
-def update_batch_norm_as_torch(model):
-    """Hook every BatchNorm2D of a Paddle model so that a training-mode pass leaves torch's running
-    statistics."""
+def update_batch_norm_as_torch(model, momentum=TORCH_MOMENTUM):
+    """Hook every BatchNorm of a Paddle model so that a training-mode pass leaves torch's running
+    statistics; `momentum` None: the layer's own, in torch's convention."""
     import paddle
 
     for layer in model.sublayers():
-        if isinstance(layer, paddle.nn.BatchNorm2D):
+        if isinstance(layer, (paddle.nn.layer.norm._BatchNormBase, paddle.nn.BatchNorm)):
             layer.register_forward_pre_hook(_keep_running_statistics)
-            layer.register_forward_post_hook(_update_running_statistics)
+            layer.register_forward_post_hook(functools.partial(_update_running_statistics, momentum=momentum))

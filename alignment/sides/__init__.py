@@ -11,16 +11,14 @@ import copy
 
 from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
-from ..pairs import DEFAULT_PAIR, pair_named
-
 REFERENCE, PORT = "torch", "paddle"
 
 
-def configured_side(framework, threads, pair_name=None):
-    """The side of `framework` of a model pair (alignment.pairs; the default pair when None), its runtime
-    configured with `threads` before any computation."""
+def configured_side(framework, threads, pair):
+    """The side of `framework` of a model pair (alignment.pairs.base.ModelPair), its runtime configured with
+    `threads` before any computation."""
     quiet_paddle_import()
-    side = pair_named(pair_name or DEFAULT_PAIR).side(framework)
+    side = pair.side(framework)
     side.configure(threads)
     return side
 

@@ -2,7 +2,7 @@
 made from the adapter's definitions and the framework's tensor functions (torch_tensors.py,
 paddle_tensors.py); GreedyHash has its own sides (alignment/pairs/greedyhash/).
 
-The adapter gives, per framework: build(framework) (a model with any initialization: every parameter
+The pair gives, per framework: build(framework) (a model with any initialization: every parameter
 and buffer is then loaded, strictly), loss(framework), optimizer(framework) -> (builder, current rate);
 and layout(state, framework) (the converter's Layout: key map, transposed weights, shapes).
 """
@@ -48,6 +48,7 @@ def make_side(pair, framework):
     """The side `framework` of `pair`: a namespace with what the steps call (alignment.steps)."""
     tensors = importlib.import_module(f"alignment.sides.{framework}_tensors")
     runtime = importlib.import_module(f"{framework}_impl.runtime")
+    injected_dropout = importlib.import_module(f"{framework}_impl.injected_dropout")
     builder, current_rate = pair.optimizer(framework)
     build = _torch_build_model if framework == "torch" else _paddle_build_model
     if framework == "torch":
@@ -59,6 +60,7 @@ def make_side(pair, framework):
         NAME=framework, WEIGHTS_SUFFIX=WEIGHTS_SUFFIX[framework], configure=runtime.configure,
         describe=runtime.describe, build_model=lambda bit, dtype, weights: build(pair, dtype, weights),
         loss=pair.loss(framework), optimizer_builder=builder, learning_rate=current_rate,
+        inject_masks=injected_dropout.inject_dropout_masks,
         **{name: getattr(tensors, name) for name in ("seed_framework", "tensor", "numpy", "gradients", "backward",
                                                      "gradient_of", "cast", "optimizer_step")},
         **by_torch_name)

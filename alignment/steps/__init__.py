@@ -23,7 +23,6 @@ import numpy as np
 from greedyhash_common.infra.errors import UserInputError
 
 from ..check import check_step
-from ..pairs import DEFAULT_PAIR, pair_named
 from . import backward, forward, loss, optim, train
 
 STEPS = {"forward": forward, "loss": loss, "backward": backward, "optim": optim, "train": train}
@@ -31,7 +30,7 @@ STEPS = {"forward": forward, "loss": loss, "backward": backward, "optim": optim,
 
 def steps_of(pair):
     """{name: step module} of every step `pair` runs, in its order: the suite's, and its own."""
-    steps = {**STEPS, **getattr(pair, "OWN_STEPS", {})}
+    steps = {**STEPS, **pair.OWN_STEPS}
     unknown = [step for step in pair.STEPS if step not in steps]
     if unknown:
         raise UserInputError(f"the pair {pair.NAME} runs {', '.join(unknown)}: neither the suite's steps"
@@ -39,30 +38,29 @@ def steps_of(pair):
     return {step: steps[step] for step in pair.STEPS}
 
 
-def step_module(step, pair_name=DEFAULT_PAIR):
-    """The module of `step` of the pair `pair_name`; a one-line error for a step it does not have."""
-    pair = pair_named(pair_name)
+def step_module(step, pair):
+    """The module of `step` of `pair`; a one-line error for a step it does not have."""
     steps = steps_of(pair)
     if step not in steps:
         raise UserInputError(f"unknown step {step} of the pair {pair.NAME}; choose from {', '.join(steps)}")
     return steps[step]
 
 
-def runs_in(step, dtype, pair_name=DEFAULT_PAIR):
-    return dtype in getattr(step_module(step, pair_name), "DTYPES", (dtype,))
+def runs_in(step, dtype, pair):
+    return dtype in getattr(step_module(step, pair), "DTYPES", (dtype,))
 
 
-def step_cases(step, run_cases, dtype=None, pair_name=DEFAULT_PAIR):
-    """The cases `step` runs in, in the run of `run_cases` (alignment.cases.RunCases), in `dtype`, for the
-    model pair `pair_name`."""
-    module = step_module(step, pair_name)
+def step_cases(step, run_cases, dtype, pair):
+    """The cases `step` runs in, in the run of `run_cases` (alignment.cases.RunCases), in `dtype` (None: any),
+    for the model pair `pair`."""
+    module = step_module(step, pair)
     cases = run_cases.of(module.USES)
     only = getattr(module, "WEIGHT_SETS", None)
     if only is not None:
         cases = [case for case in cases if case.weights in only] or [
             case for case in cases if case.weights == run_cases.weight_sets[0]]
     if dtype == "float32":
-        only_float64 = getattr(module, "float64_only_weight_sets", lambda pair: ())(pair_named(pair_name))
+        only_float64 = getattr(module, "float64_only_weight_sets", lambda _: ())(pair)
         cases = [case for case in cases if case.weights not in only_float64]
     return cases
 
@@ -70,7 +68,7 @@ def step_cases(step, run_cases, dtype=None, pair_name=DEFAULT_PAIR):
 def code_keys(step, pair):
     """{sign-code key: continuous key} of `step`: its own (the metric's), or the forward step's outputs."""
     if step == "forward":
-        return {prefix + code: prefix + continuous for code, continuous in getattr(pair, "CODE_OUTPUTS", {}).items()
+        return {prefix + code: prefix + continuous for code, continuous in pair.CODE_OUTPUTS.items()
                 for prefix in ("", "train_")}
     return getattr(steps_of(pair)[step], "CODE_KEYS", None)
 
@@ -78,16 +76,14 @@ def code_keys(step, pair):
 def tolerance_overrides(step, pair):
     """{dtype: {step: [(pattern, Tolerance)]}}: the pair's tolerances of `step`, then its module's own."""
     own = getattr(steps_of(pair)[step], "TOLERANCES", {})
-    pairs = getattr(pair, "TOLERANCES", {})
+    pairs = pair.TOLERANCES
     return {dtype: {step: [*pairs.get(dtype, {}).get(step, []), *own.get(dtype, [])]}
             for dtype in {*own, *pairs}}
 
 
-def check_values(step, dtype, torch_values, paddle_values, pair=None):
-    """The checker's verdict (alignment.check.StepResult) on one step's values of the two sides of `pair`
-    (the default pair when None)."""
-    pair = pair or pair_named()
-    invariants = (*getattr(steps_of(pair)[step], "INVARIANTS", ()), *getattr(pair, "INVARIANTS", {}).get(step, ()))
+def check_values(step, dtype, torch_values, paddle_values, pair):
+    """The checker's verdict (alignment.check.StepResult) on one step's values of the two sides of `pair`."""
+    invariants = (*getattr(steps_of(pair)[step], "INVARIANTS", ()), *pair.INVARIANTS.get(step, ()))
     return check_step(step, dtype, torch_values, paddle_values, code_keys(step, pair), invariants,
                       tolerance_overrides(step, pair))
 
@@ -105,11 +101,7 @@ class StepContext:
     image_size: int = None  # the case's size: the batch's, or the loaders' of the data and bulk steps
     learning_rate: float = None  # the train step's base rate for these weights (alignment.weight_sets)
     threads: int = 1
-    pair_name: str = DEFAULT_PAIR  # the model pair (alignment.pairs)
-
-    @property
-    def pair(self):
-        return pair_named(self.pair_name)
+    pair: object = dataclasses.field(kw_only=True)  # the model pair (alignment.pairs.base.ModelPair)
 
     def batch(self):
         return self.images.astype(self.dtype)

@@ -13,7 +13,7 @@ def _gradients(side, pair, model, context, prefix):
     images = side.tensor(context.batch(), requires_grad=True)
     outputs = named_outputs(pair, model(images))
     terms = pair.loss_terms(side, outputs, side.tensor(context.labels))
-    values = dict(getattr(pair, "backward_extras", lambda *_: {})(side, outputs, terms))
+    values = dict(pair.backward_extras(side, outputs, terms))
     side.backward(terms["loss_total"])
     values["grad.input"] = side.gradient_of(images)
     values.update({"grad." + name: grad for name, grad in side.parameter_gradients(model).items()})
@@ -23,10 +23,10 @@ def _gradients(side, pair, model, context, prefix):
 def run(side, context):
     pair = context.pair
     values = {}
-    for mode in getattr(pair, "BACKWARD_MODES", ("eval",)):
+    for mode in pair.BACKWARD_MODES:
         model = side.build_model(context.bit, context.dtype, context.weights)
         if mode == "train":
-            getattr(pair, "inject_randomness", lambda *_: None)(side, model, context.mask_seed)
+            pair.inject_randomness(side, model, context.mask_seed)
             model.train()
         values.update(_gradients(side, pair, model, context, "" if mode == "eval" else "train_"))
     return values

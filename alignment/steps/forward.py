@@ -23,7 +23,7 @@ def run(side, context):
     model = side.build_model(context.bit, context.dtype, context.weights)
     images = side.tensor(context.batch())
     values = _values(side, "", named_outputs(pair, model(images)))
-    getattr(pair, "inject_randomness", lambda *_: None)(side, model, context.mask_seed)
+    pair.inject_randomness(side, model, context.mask_seed)
     model.train()
     values.update(_values(side, "train_", named_outputs(pair, model(images))))
     values.update({"train_buffer." + name: value for name, value in side.buffer_values(model).items()})

@@ -21,7 +21,7 @@ DECAY_EVERY = 2  # iterations, so the run crosses a decay
 
 def float64_only_weight_sets(pair):
     """The weight sets at which only float64 separates a defect from rounding in this step."""
-    return getattr(pair, "FLOAT64_ONLY_TRAIN_WEIGHT_SETS", ())
+    return pair.FLOAT64_ONLY_TRAIN_WEIGHT_SETS
 
 
 def _snapshot(side, model, optimizer, prefix):
@@ -38,7 +38,7 @@ def iterations_values(side, context):
     after every update, the losses and the rate of every update."""
     pair = context.pair
     model = side.build_model(context.bit, context.dtype, context.weights)
-    getattr(pair, "inject_randomness", lambda *_: None)(side, model, context.mask_seed)
+    pair.inject_randomness(side, model, context.mask_seed)
     model.train()
     optimizer, scheduler = side.optimizer_builder(model, lr=context.learning_rate or pair.OPTIMIZER["lr"],
                                                   decay_every=DECAY_EVERY,
@@ -59,4 +59,4 @@ def iterations_values(side, context):
 
 
 def run(side, context):
-    return getattr(context.pair, "train_values", iterations_values)(side, context)
+    return context.pair.train_values(side, context)

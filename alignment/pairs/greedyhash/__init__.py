@@ -16,43 +16,18 @@ import numpy as np
 
 from greedyhash_common.app.training import global_batch_sizes
 from greedyhash_common.data.dataset import load_data
-from greedyhash_common.hyperparameters import (EPOCHS, DROPOUT_P, LEARNING_RATE,  # noqa: F401 (EPOCHS: the optim step)
+from greedyhash_common.hyperparameters import (EPOCHS, DROPOUT_P, LEARNING_RATE,
                                                LR_DECAY_EVERY_EPOCHS, MOMENTUM, QUANTIZATION_WEIGHT, SEED,
                                                WEIGHT_DECAY, learning_rate_at)
 from greedyhash_common.project import PROJECT_ROOT
 
-from ...dropout_masks import DropoutMaskSchedule
 from ...weight_sets import SEEDED
+from ..base import ModelPair
 from .steps import data, inference, metric
+from . import weight_sets
 from .tolerances import BELOW_FIRST_MAXPOOL
-from .weight_sets import RESCALED, RESCALING_IMAGE_SIZE, train_learning_rate  # noqa: F401 (the train step's rate)
+from .weight_sets import RESCALED, RESCALING_IMAGE_SIZE
 
-NAME = "greedyhash"
-STEPS = ("data", "forward", "loss", "backward", "optim", "train", "metric", "inference")
-OWN_STEPS = {"data": data, "metric": metric, "inference": inference}  # the others: alignment.steps
-OUTPUTS = ("logits", "h", "b")
-WEIGHT_SETS = (SEEDED, RESCALED)  # weight_sets.py
-WEIGHTS_MADE_ON = {RESCALED: RESCALING_IMAGE_SIZE}  # the rescaled set is made on the batch at 224 px
-# 224, the reference's input, and 222, where every layer computes a non-trivial function: at 224 the last
-# feature map is 6x6 and at 64 it is 1x1, so the adaptive average pool is an identity or a copy, and any
-# pooling a port puts there agrees; at 222 it pools a 5x5 map into 6x6 through overlapping windows of
-# two. And at 224 (or 256, 64) every max-pool's windows tile its input exactly, so a max-pool with
-# ceil_mode agrees; at 222 each of the three ends in a window cut by the border. (Sizes that do all of
-# this: 219-222, 283-286, ...; 222 is the cheapest above 200.)
-DEFAULT_SIZES = (224, 222)
-CODE_OUTPUTS = {"b": "h"}
-CODE_LAYER = "fc_plus"  # the hash layer: its output is h, b = sign(h) (alignment.coverage)
-BACKWARD_MODES = ("eval",)  # dropout is off, so no random mask enters the gradients
-INVARIANTS = {"backward": (("grad_cross_entropy.h", "grad_cross_entropy.b"),)}
-TOLERANCES = BELOW_FIRST_MAXPOOL
-# The rescaled network's gradients are hundreds of times the seeded one's (weight_sets.py): a float32
-# decision flip (a max-pool's maximum, a ReLU's sign) in one update is carried by the next ones until the
-# losses part by far more than rounding while float64 agrees near-exactly (measured: docs/alignment.md,
-# Weight sets and sizes). There only float64 separates a defect from rounding; float32 training is
-# checked at the seeded weights.
-FLOAT64_ONLY_TRAIN_WEIGHT_SETS = (RESCALED,)
-OPTIMIZER = {"lr": LEARNING_RATE, "decay_every": LR_DECAY_EVERY_EPOCHS, "momentum": MOMENTUM,
-             "weight_decay": WEIGHT_DECAY}
 # the train step: epochs over the first training images through the product's loop, across a decay
 TRAIN_EPOCHS = 4
 TRAIN_BATCH_SIZE = 8
@@ -61,86 +36,115 @@ TRAIN_DECAY_EVERY_EPOCHS = 2
 LOSS_KEYS = ("loss_total", "loss_cross_entropy", "loss_quantization")
 
 
-def side(framework):
-    return importlib.import_module(f"alignment.pairs.greedyhash.{framework}_side")
+class GreedyHashPair(ModelPair):
+    NAME = "greedyhash"
+    STEPS = ("data", "forward", "loss", "backward", "optim", "train", "metric", "inference")
+    OWN_STEPS = {"data": data, "metric": metric, "inference": inference}  # the others: alignment.steps
+    OUTPUTS = ("logits", "h", "b")
+    WEIGHT_SETS = (SEEDED, RESCALED)  # weight_sets.py
+    WEIGHTS_MADE_ON = {RESCALED: RESCALING_IMAGE_SIZE}  # the rescaled set is made on the batch at 224 px
+    # 224, the reference's input, and 222, where every layer computes a non-trivial function: at 224 the last
+    # feature map is 6x6 and at 64 it is 1x1, so the adaptive average pool is an identity or a copy, and any
+    # pooling a port puts there agrees; at 222 it pools a 5x5 map into 6x6 through overlapping windows of
+    # two. And at 224 (or 256, 64) every max-pool's windows tile its input exactly, so a max-pool with
+    # ceil_mode agrees; at 222 each of the three ends in a window cut by the border. (Sizes that do all of
+    # this: 219-222, 283-286, ...; 222 is the cheapest above 200.)
+    DEFAULT_SIZES = (224, 222)
+    CODE_OUTPUTS = {"b": "h"}
+    CODE_LAYER = "fc_plus"  # the hash layer: its output is h, b = sign(h) (alignment.coverage)
+    BACKWARD_MODES = ("eval",)  # dropout is off, so no random mask enters the gradients
+    INVARIANTS = {"backward": (("grad_cross_entropy.h", "grad_cross_entropy.b"),)}
+    TOLERANCES = BELOW_FIRST_MAXPOOL
+    # The rescaled network's gradients are hundreds of times the seeded one's (weight_sets.py): a float32
+    # decision flip (a max-pool's maximum, a ReLU's sign) in one update is carried by the next ones until the
+    # losses part by far more than rounding while float64 agrees near-exactly (measured: docs/alignment.md,
+    # Weight sets and sizes). There only float64 separates a defect from rounding; float32 training is
+    # checked at the seeded weights.
+    FLOAT64_ONLY_TRAIN_WEIGHT_SETS = (RESCALED,)
+    OPTIMIZER = {"lr": LEARNING_RATE, "decay_every": LR_DECAY_EVERY_EPOCHS, "momentum": MOMENTUM,
+                 "weight_decay": WEIGHT_DECAY}
+    DROPOUT_MASK_P = DROPOUT_P
+    SMALLEST_IMAGE_SIZE = None  # AlexNet's (greedyhash_common.app.option_checks)
+    EPOCHS = EPOCHS
+
+    def learning_rate_at(self, epoch):
+        return learning_rate_at(epoch)
+
+    def train_learning_rate(self, weight_set):
+        return weight_sets.train_learning_rate(weight_set)
+
+    def side(self, framework):
+        return importlib.import_module(f"alignment.pairs.greedyhash.{framework}_side")
+
+    def loss_terms(self, side, outputs, labels):
+        return dict(zip(LOSS_KEYS, side.loss(outputs["logits"], outputs["h"], labels)))
+
+    def backward_extras(self, side, outputs, terms):
+        """The straight-through sign: the cross-entropy reaches h only through b = sign(h), so its gradient
+        with respect to h must equal its gradient with respect to b (INVARIANTS); and the gradient of h."""
+        through_sign = side.gradients(terms["loss_cross_entropy"], [outputs["h"], outputs["b"]])
+        (grad_h,) = side.gradients(terms["loss_total"], [outputs["h"]])
+        return {"grad_cross_entropy.h": through_sign[0], "grad_cross_entropy.b": through_sign[1], "grad.h": grad_h}
+
+    def train_values(self, side, context):
+        """Epochs side by side through the product's own training loop (`train_one_epoch` of torch_impl.train
+        and paddle_impl.train) on the first training images, with the same dropout masks, across a decay."""
+        from ...steps.optimizer_coefficients import float32_exact_coefficients
+
+        model = side.build_model(context.bit, context.dtype, context.weights)
+        self.inject_randomness(side, model, context.mask_seed)
+        optimizer, scheduler = side.optimizer_builder(model, lr=context.learning_rate,
+                                                      decay_every=TRAIN_DECAY_EVERY_EPOCHS,
+                                                      **float32_exact_coefficients(self.OPTIMIZER))
+        images, labels = (array[:TRAIN_BATCH_SIZE * TRAIN_ITERATIONS_PER_EPOCH]
+                          for array in load_data(context.data, context.split_file).subset("train"))
+        loader = side.fast_data.train_loader(images, labels, TRAIN_BATCH_SIZE, SEED, context.image_size)
+        records = {key: [] for key in (*LOSS_KEYS, "lr")}
+        for epoch in range(TRAIN_EPOCHS):
+            loader.batch_sampler.set_epoch(epoch)
+            records["lr"] += [side.learning_rate(optimizer, scheduler)] * TRAIN_ITERATIONS_PER_EPOCH
+            step_terms = []
+            side.train_one_epoch(model, optimizer, loader, epoch,
+                                 global_batch_sizes(len(images), TRAIN_BATCH_SIZE, SEED, epoch), QUANTIZATION_WEIGHT,
+                                 step_terms=step_terms)
+            for terms in step_terms:
+                for key, term in zip(LOSS_KEYS, terms):
+                    records[key].append(term)
+            scheduler.step()
+        values = {key: np.array(series, dtype=np.float64) for key, series in records.items()}
+        values.update({"param." + name: value for name, value in side.parameter_values(model).items()})
+        values.update({"momentum." + name: value for name, value in side.momentum_buffers(model, optimizer).items()})
+        return values
+
+    def mutation_score(self, workdir):
+        """(score line, its report file) of the mutation run in `workdir` (make align-mutants), else of the
+        committed one (logs/reference/mutants/); None when neither has run."""
+        from .mutants.files import REPORT_MD, SUMMARY_JSON
+        from .mutants.score import REFERENCE_SUMMARY, reference_score_line
+
+        for summary in (os.path.join(workdir, "mutants", SUMMARY_JSON), os.path.join(PROJECT_ROOT, REFERENCE_SUMMARY)):
+            line = reference_score_line(summary)
+            if line:
+                return line, os.path.join(os.path.dirname(summary), REPORT_MD)
+        return None
+
+    def make_weight_set(self, bit, seed, workdir, weight_set, source=None):
+        """(torch process) Write one weight set in both layouts (alignment.pairs.greedyhash.weight_makers)."""
+        from .weight_makers import make_weight_set as make  # torch, imported in the torch process only
+
+        make(bit, seed, workdir, weight_set, source)
+
+    def layout(self, state=None, framework=None):
+        """A GreedyHash checkpoint's Layout, or the ImageNet AlexNet backbone's, by what the file holds."""
+        from greedyhash_common.state_dicts.layout import detect_layout
+
+        return detect_layout(state, framework)
+
+    def key_map(self):
+        """{torch key: Paddle key} of every parameter (greedyhash_common.state_dicts.key_map)."""
+        from greedyhash_common.state_dicts.key_map import GREEDYHASH_KEY_MAP
+
+        return GREEDYHASH_KEY_MAP
 
 
-def loss_terms(side, outputs, labels):
-    return dict(zip(LOSS_KEYS, side.loss(outputs["logits"], outputs["h"], labels)))
-
-
-def backward_extras(side, outputs, terms):
-    """The straight-through sign: the cross-entropy reaches h only through b = sign(h), so its gradient
-    with respect to h must equal its gradient with respect to b (INVARIANTS); and the gradient of h."""
-    through_sign = side.gradients(terms["loss_cross_entropy"], [outputs["h"], outputs["b"]])
-    (grad_h,) = side.gradients(terms["loss_total"], [outputs["h"]])
-    return {"grad_cross_entropy.h": through_sign[0], "grad_cross_entropy.b": through_sign[1], "grad.h": grad_h}
-
-
-def inject_randomness(side, model, seed):
-    side.inject_masks(model, DropoutMaskSchedule(seed, DROPOUT_P))
-
-
-def train_values(side, context):
-    """Epochs side by side through the product's own training loop (`train_one_epoch` of torch_impl.train
-    and paddle_impl.train) on the first training images, with the same dropout masks, across a decay."""
-    from ...steps.optimizer_coefficients import float32_exact_coefficients  # the steps import the pairs
-
-    model = side.build_model(context.bit, context.dtype, context.weights)
-    inject_randomness(side, model, context.mask_seed)
-    optimizer, scheduler = side.optimizer_builder(model, lr=context.learning_rate,
-                                                  decay_every=TRAIN_DECAY_EVERY_EPOCHS,
-                                                  **float32_exact_coefficients(OPTIMIZER))
-    images, labels = (array[:TRAIN_BATCH_SIZE * TRAIN_ITERATIONS_PER_EPOCH]
-                      for array in load_data(context.data, context.split_file).subset("train"))
-    loader = side.fast_data.train_loader(images, labels, TRAIN_BATCH_SIZE, SEED, context.image_size)
-    records = {key: [] for key in (*LOSS_KEYS, "lr")}
-    for epoch in range(TRAIN_EPOCHS):
-        loader.batch_sampler.set_epoch(epoch)
-        records["lr"] += [side.learning_rate(optimizer, scheduler)] * TRAIN_ITERATIONS_PER_EPOCH
-        step_terms = []
-        side.train_one_epoch(model, optimizer, loader, epoch,
-                             global_batch_sizes(len(images), TRAIN_BATCH_SIZE, SEED, epoch), QUANTIZATION_WEIGHT,
-                             step_terms=step_terms)
-        for terms in step_terms:
-            for key, term in zip(LOSS_KEYS, terms):
-                records[key].append(term)
-        scheduler.step()
-    values = {key: np.array(series, dtype=np.float64) for key, series in records.items()}
-    values.update({"param." + name: value for name, value in side.parameter_values(model).items()})
-    values.update({"momentum." + name: value for name, value in side.momentum_buffers(model, optimizer).items()})
-    return values
-
-
-def mutation_score(workdir):
-    """(score line, its report file) of the mutation run in `workdir` (make align-mutants), else of the
-    committed one (logs/reference/mutants/); None when neither has run."""
-    from .mutants.files import REPORT_MD, SUMMARY_JSON
-    from .mutants.score import REFERENCE_SUMMARY, reference_score_line
-
-    for summary in (os.path.join(workdir, "mutants", SUMMARY_JSON), os.path.join(PROJECT_ROOT, REFERENCE_SUMMARY)):
-        line = reference_score_line(summary)
-        if line:
-            return line, os.path.join(os.path.dirname(summary), REPORT_MD)
-    return None
-
-
-def make_weight_set(bit, seed, workdir, weight_set, source=None):
-    """(torch process) Write one weight set in both layouts (alignment.pairs.greedyhash.weight_makers)."""
-    from .weight_makers import make_weight_set as make  # torch, imported in the torch process only
-
-    make(bit, seed, workdir, weight_set, source)
-
-
-def layout(state, framework):
-    """A GreedyHash checkpoint's Layout, or the ImageNet AlexNet backbone's, by what the file holds."""
-    from greedyhash_common.state_dicts.layout import detect_layout
-
-    return detect_layout(state, framework)
-
-
-def key_map():
-    """{torch key: Paddle key} of every parameter (greedyhash_common.state_dicts.key_map)."""
-    from greedyhash_common.state_dicts.key_map import GREEDYHASH_KEY_MAP
-
-    return GREEDYHASH_KEY_MAP
+GREEDYHASH = GreedyHashPair()

@@ -26,6 +26,7 @@ from greedyhash_common.project import PROJECT_ROOT, child_environment, module_co
 from alignment.paths import split_path
 from alignment.reprod_format import load_values
 from alignment.suite import prepare_weights, show_progress
+from . import GREEDYHASH
 from .tolerances import CURVE_FINAL_MAP_STD, curve_map_tolerance
 from alignment.weight_sets import SEEDED, USER
 
@@ -199,7 +200,7 @@ def main(argv=None):
     with holding_workdir(args.workdir):
         write_split(args.data, split_path(args.workdir))
         prepare_weights(args.torch_python, args.bit, 0, args.workdir, args.threads, [USER if args.weights else SEEDED],
-                        args.weights)
+                        GREEDYHASH.NAME, args.weights)
         seconds = [train_both(args, seed) for seed in seeds]
         runs = {(seed, side): load_values(values_path(args.workdir, seed, side)) for seed in seeds for side in SIDES}
         summary = summarize(runs, seeds, args.epochs, seconds)

@@ -21,6 +21,8 @@ from greedyhash_common.infra.errors import OneLineArgumentParser, exits_cleanly_
 from alignment.paths import split_path, weights_path
 from alignment.reprod_format import save_values
 from alignment.sides import configured_side
+
+from . import GREEDYHASH
 from alignment.weight_sets import SEEDED, USER
 
 LOSS_KEYS = ("loss_total", "loss_cross_entropy", "loss_quantization")
@@ -84,7 +86,7 @@ def train_and_evaluate(side, args):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    side = configured_side(args.framework, args.threads)
+    side = configured_side(args.framework, args.threads, GREEDYHASH)
     save_values(train_and_evaluate(side, args), args.out)
 
 

@@ -28,10 +28,10 @@ from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 from alignment.cases import run_cases_of
-from alignment.suite import (add_run_options, check, checked_options, prepare, read_coverage, run_sides, show_progress,
-                     with_user_weights)
-from alignment.pairs import DEFAULT_PAIR, pair_named
+from alignment.suite import (add_run_options, check, prepare, read_coverage, resolved_options, run_sides,
+                             show_progress, with_user_weights)
 from alignment.steps import step_cases
+from .. import GREEDYHASH
 from .catalog import NAMES
 from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
 from .score import CONTROL, REFERENCE_SUMMARY, compare_with_reference, summarize, write_outputs
@@ -54,10 +54,10 @@ def get_args_parser():
 
 
 def checked_mutant_options(args):
-    if args.model != DEFAULT_PAIR:
-        raise UserInputError(f"--model {args.model}: the mutation score is measured for the {DEFAULT_PAIR} pair"
+    if args.model != GREEDYHASH.NAME:
+        raise UserInputError(f"--model {args.model}: the mutation score is measured for the {GREEDYHASH.NAME} pair"
                              " only (its operators install into that pair's Paddle side)")
-    checked_options(args)
+    resolved_options(args)
     chosen_operators(args.operators)
     for name in ("max", "jobs"):
         value = getattr(args, name)
@@ -70,8 +70,8 @@ def checked_mutant_options(args):
 
 def baseline_failures(args):
     """The checks the unmutated port fails: with any, a score would measure nothing."""
-    results = [check(args.workdir, step, case, DTYPE, {}, pair_named()) for step in MUTANT_STEPS
-               for case in step_cases(step, run_cases_of(args), DTYPE)]
+    results = [check(args.workdir, step, case, DTYPE, {}, GREEDYHASH) for step in MUTANT_STEPS
+               for case in step_cases(step, run_cases_of(args, GREEDYHASH), DTYPE, GREEDYHASH)]
     return results, [f"{result.step} {result.case.label}" for result in results if not result.passed]
 
 
@@ -142,7 +142,7 @@ def unmutated_run(args):
     """The suite's float64 steps on both sides, unmutated: the torch values every mutant is checked against.
     Returns the checks' results; exits 1 if the port fails one."""
     print(f"the unmutated suite's {DTYPE} steps, both sides ({', '.join(MUTANT_STEPS)})", flush=True)
-    failed_sides = run_sides(args, MUTANT_STEPS, [DTYPE])
+    failed_sides = run_sides(args, GREEDYHASH, MUTANT_STEPS, [DTYPE])
     if failed_sides:
         raise UserInputError(f"the unmutated suite's {', '.join(failed_sides)} side failed, see"
                              f" {', '.join(failed_sides.values())}")
@@ -168,7 +168,7 @@ def main(argv=None):
     args = with_user_weights(checked_mutant_options(get_args_parser().parse_args(argv)))
     args.workdir = os.path.abspath(args.workdir)
     with holding_workdir(args.workdir):
-        prepare(args)
+        prepare(args, GREEDYHASH)
         mutants, selected = listed_and_selected(args)
         results = unmutated_run(args)
         outcomes = checked_mutants(args, selected)

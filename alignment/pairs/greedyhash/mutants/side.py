@@ -31,9 +31,9 @@ from alignment.check import _json_number
 from alignment.paths import side_values_path, weights_path
 from alignment.reprod_format import load_values
 from alignment.side import step_context
-from alignment.pairs import DEFAULT_PAIR
 from alignment.sides import configured_side, patched, reusing_builds
 from alignment.steps import STEPS, check_values, step_cases
+from .. import GREEDYHASH
 from .catalog import LOSS, MODEL, OPTIMIZER
 from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
 from .operators import OPERATORS
@@ -63,7 +63,6 @@ def get_args_parser():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mask-seed", type=int, default=0)
     parser.add_argument("--data")
-    parser.set_defaults(model=DEFAULT_PAIR)  # the only pair mutants are installed in (run.py)
     return add_case_options(parser)
 
 
@@ -119,12 +118,12 @@ def not_viable(side, args, mutant, sizes):
 
 
 def _first_weights(side, args):
-    return weights_path(args.workdir, args.bit, run_cases_of(args).weight_sets[0], side.WEIGHTS_SUFFIX)
+    return weights_path(args.workdir, args.bit, run_cases_of(args, GREEDYHASH).weight_sets[0], side.WEIGHTS_SUFFIX)
 
 
 def list_mutants(side, args):
     started = time.perf_counter()
-    run_cases = run_cases_of(args)
+    run_cases = run_cases_of(args, GREEDYHASH)
     sizes = sorted({*run_cases.sizes, run_cases.bulk_size})
     model = side.build_model(args.bit, SHAPE_DTYPE, _first_weights(side, args))
     mutants = []
@@ -142,7 +141,7 @@ def planned_checks(mutant, run_cases):
     """(step, case) in the order they are run: the steps that see the mutant's seam first."""
     first = FIRST_STEPS[mutant["seam"]]
     steps = [*first, *(step for step in MUTANT_STEPS if step not in first)]
-    return [(step, case) for step in steps for case in step_cases(step, run_cases, DTYPE)]
+    return [(step, case) for step in steps for case in step_cases(step, run_cases, DTYPE, GREEDYHASH)]
 
 
 def _key_summary(step, case, key):
@@ -163,14 +162,14 @@ def run_checks(side, args, mutant):
     "moved": ...}: the check that came nearest to failing, and the largest change the mutation made to the
     unmutated port's values (None: it changed none)."""
     closest, moved = None, None
-    for step, case in planned_checks(mutant, run_cases_of(args)):
+    for step, case in planned_checks(mutant, run_cases_of(args, GREEDYHASH)):
         try:
             with installed(side, mutant):
-                values = STEPS[step].run(side, step_context(side, args, step, case, DTYPE))
+                values = STEPS[step].run(side, step_context(side, args, GREEDYHASH, case, DTYPE))
         except Exception as error:  # the suite's side process fails on this mutant: the suite fails
             return {"status": "killed", "by": {"step": step, "case": case.label, "key": SIDE_FAILED,
                                                "note": one_line_reason(error)}}
-        result = check_values(step, DTYPE, _side_values(args, case, step, "torch"), values)
+        result = check_values(step, DTYPE, _side_values(args, case, step, "torch"), values, GREEDYHASH)
         worst = result.worst()
         if not result.passed:
             return {"status": "killed", "by": _key_summary(step, case, worst)}
@@ -254,8 +253,8 @@ def probe_difference(side, args, mutant):
     """The first probe on which the mutated port and the unmutated one differ beyond the checker's
     tolerance, or None."""
     for step in PROBE_STEPS[mutant["seam"]]:
-        for case in step_cases(step, run_cases_of(args), DTYPE):
-            context = step_context(side, args, step, case, DTYPE)
+        for case in step_cases(step, run_cases_of(args, GREEDYHASH), DTYPE, GREEDYHASH):
+            context = step_context(side, args, GREEDYHASH, case, DTYPE)
             for name, patch, probe in probes(side, context):
                 with patch:
                     unmutated = STEPS[step].run(side, probe)
@@ -264,7 +263,7 @@ def probe_difference(side, args, mutant):
                             mutated = STEPS[step].run(side, probe)
                     except Exception as error:  # a mutant that fails where the port runs is not equivalent
                         return {"probe": name, "step": step, "case": case.label, "note": one_line_reason(error)}
-                result = check_values(step, DTYPE, unmutated, mutated)
+                result = check_values(step, DTYPE, unmutated, mutated, GREEDYHASH)
                 if not result.passed:
                     return {"probe": name, **_key_summary(step, case, result.worst())}
     return None
@@ -315,7 +314,7 @@ def _by(outcome):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    side = configured_side("paddle", args.threads)
+    side = configured_side("paddle", args.threads, GREEDYHASH)
     os.makedirs(os.path.dirname(result_path(args.workdir, 0)), exist_ok=True)
     with reusing_builds(side):
         (list_mutants if args.action == "list" else run_unclaimed)(side, args)

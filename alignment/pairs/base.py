@@ -1,0 +1,148 @@
+"""ModelPair: what the suite knows about one torch model and its Paddle port, every default declared here
+once. A pair is a subclass that overrides what is its own (alignment.pairs lists the pairs; the walk-through
+is docs/adding-a-model-pair.md); the suite resolves it once, at a process's entry, and passes the object.
+"""
+import numpy as np
+
+from ..dropout_masks import DropoutMaskSchedule
+from ..weight_sets import SEEDED, USER
+
+# torchvision's classification reference trains with SGD, momentum 0.9, coupled L2 1e-4, and the rate 0.1
+# divided by 10 every 30 of 90 epochs
+REFERENCE_OPTIMIZER = {"lr": 0.1, "decay_every": 30, "momentum": 0.9, "weight_decay": 1e-4}
+# The seeded set's BatchNorm parameters and statistics, each drawn uniformly from (low, high), so that eval
+# and training mode normalize differently and the affine parameters are not the identity. Narrow enough
+# that 50 of them in a row keep the eval-mode logits below Paddle's cross-entropy cap
+# (docs/adding-a-model-pair.md).
+BATCH_NORM_DRAWS = {"weight": (0.5, 1.5), "bias": (-0.2, 0.2), "running_mean": (-0.2, 0.2), "running_var": (0.5, 2.0)}
+
+
+class ModelPair:
+    NAME = None  # its name in --model and the report
+    STEPS = ("forward", "loss", "backward", "optim", "train")  # the suite's (alignment.steps) and its own
+    OWN_STEPS = {}  # {name: step module} of steps no other pair has
+    OUTPUTS = ("logits",)  # what the model returns, in order
+    WEIGHT_SETS = (SEEDED,)  # the first is the default
+    WEIGHTS_MADE_ON = {}  # {weight set: image size of the batch it is made from}
+    DEFAULT_SIZES = (64, 61)  # even maps, and odd ones whose last windows the border cuts
+    SMALLEST_IMAGE_SIZE = 1  # below it the model's maps are empty; None: AlexNet's (option_checks)
+    BATCH_SIZE = 4
+    BACKWARD_MODES = ("eval", "train")  # train: BatchNorm normalizes with the batch's statistics
+    FLOAT64_ONLY_TRAIN_WEIGHT_SETS = ()  # where only float64 separates a defect from rounding in training
+    CODE_OUTPUTS = {}  # {sign code output: continuous output}, compared exactly
+    CODE_LAYER = None  # the layer whose output the codes are the sign of (alignment.coverage)
+    INVARIANTS = {}  # {step: ((key, key), ...)} equal inside each side's own file
+    TOLERANCES = {}  # {dtype: {step: [(key pattern, Tolerance)]}}, read before alignment.tolerances' table
+    OPTIMIZER = REFERENCE_OPTIMIZER
+    EPOCHS = 90
+    # The train step's rate: at the recipe's 0.1, float64 rounding in ResNet-18's last BatchNorms (16 values a
+    # channel at 64 px) grows about tenfold an update, past the 1e-10 limit within 3 updates for a port that
+    # computes the same function (docs/adding-a-model-pair.md, Choices).
+    TRAIN_LEARNING_RATE = 1e-3
+    BATCH_NORM_DRAWS = BATCH_NORM_DRAWS
+    DROPOUT_MASK_P = 0.5  # the share of units each injected dropout mask drops, whatever the layer's rate
+    # mutation_score(workdir) -> (score line, report file) or None, for a pair whose checks are scored against
+    # generated port defects (GreedyHash's); None: the report has no mutation score section
+    mutation_score = None
+
+    def build(self, framework):
+        """The untrained model of "torch" or "paddle"; import the framework here, not at module level."""
+        raise NotImplementedError(f"{type(self).__name__}.build")
+
+    def layout(self, state=None, framework=None):
+        """The converter's Layout (greedyhash_common.state_dicts.layout) of a checkpoint of the pair."""
+        raise NotImplementedError(f"{type(self).__name__}.layout")
+
+    def key_map(self):
+        """{torch key: Paddle key} of every parameter and running statistic."""
+        return self.layout().key_map
+
+    def side(self, framework):
+        from ..sides.generic_side import make_side
+
+        return make_side(self, framework)
+
+    def loss(self, framework):
+        if framework == "torch":
+            import torch.nn.functional as functional
+        else:
+            import paddle.nn.functional as functional
+        return functional.cross_entropy
+
+    def loss_terms(self, side, outputs, labels):
+        """{"loss_total": ..., other terms}: the loss step compares each, the backward step differentiates the
+        total."""
+        return {"loss_total": side.loss(outputs["logits"], labels)}
+
+    def optimizer(self, framework):
+        """(builder, current rate): the project's SGD with momentum and coupled L2, the rate decayed by 10 per
+        step of the schedule, with this pair's coefficients (OPTIMIZER)."""
+        if framework == "torch":
+            from torch_impl.optim import build_optimizer, current_lr
+        else:
+            from paddle_impl.optim import build_optimizer, current_lr
+        return build_optimizer, current_lr
+
+    def learning_rate_at(self, epoch):
+        return self.OPTIMIZER["lr"] * 0.1 ** (epoch // self.OPTIMIZER["decay_every"])
+
+    def train_learning_rate(self, weight_set):
+        return self.TRAIN_LEARNING_RATE
+
+    def inject_randomness(self, side, model, seed):
+        """Make training mode the same on both sides: every dropout layer's masks drawn from one numpy schedule
+        (alignment.dropout_masks), each layer keeping its own rate's scaling and, in Paddle, its mode."""
+        side.inject_masks(model, DropoutMaskSchedule(seed, self.DROPOUT_MASK_P))
+
+    def backward_extras(self, side, outputs, terms):
+        """The backward step's values of the pair's own (GreedyHash's straight-through sign)."""
+        return {}
+
+    def train_values(self, side, context):
+        """The train step's values: optimizer updates in training mode (alignment.steps.train)."""
+        from ..steps.train import iterations_values
+
+        return iterations_values(side, context)
+
+    def input_batch(self, data, count, sizes):
+        """({size: NCHW float64 images}, int64 labels): the first images of each class of CIFAR-10."""
+        from ..inputs import cifar10_batch
+
+        return cifar10_batch(data, count, sizes)
+
+    def make_weight_set(self, bit, seed, workdir, weight_set, source=None):
+        """(torch process) One weight set in both layouts: the user's checkpoint (`source`, either framework's,
+        converted strictly through the layout), or the seeded set: the torch model's initialization from
+        `seed`, with every BatchNorm's parameters and statistics drawn from BATCH_NORM_DRAWS (at 1, 0, 0, 1 a
+        port that ignored them in eval mode would agree)."""
+        from greedyhash_common.state_dicts.paddle_files import write_paddle_state
+        from torch_impl.torch_files import write_torch_state
+        from weights_convert.checkpoints import both_layouts
+        from weights_convert.convert import torch_to_paddle
+
+        from ..paths import weights_path
+
+        torch_file, paddle_file = (weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))
+        if weight_set == USER:
+            state, paddle_state, _ = both_layouts(source, self.layout())
+        else:
+            state = self.seeded_state(seed)
+            paddle_state = torch_to_paddle(state, torch_file, self.layout())[0]
+        write_torch_state(state, torch_file)
+        write_paddle_state(paddle_state, paddle_file)
+
+    def seeded_state(self, seed):
+        import torch
+
+        torch.manual_seed(seed)
+        model = self.build("torch")
+        batch_norms = {name for name, module in model.named_modules()
+                       if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)}
+        generator = np.random.default_rng(seed)
+        state = {key: value.detach().numpy().copy() for key, value in model.state_dict().items()}
+        for key, value in state.items():
+            module, _, name = key.rpartition(".")
+            if module in batch_norms and name in self.BATCH_NORM_DRAWS:
+                low, high = self.BATCH_NORM_DRAWS[name]
+                state[key] = generator.uniform(low, high, value.shape).astype(value.dtype)
+        return state

@@ -1,0 +1,86 @@
+"""Any torch model and its Paddle port in one call (alignment.align, python -m alignment --torch --paddle):
+no pair written, the key map inferred, the suite's steps, checker and localization."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from .conftest import PROJECT_ROOT
+
+SIZE = 8
+
+
+def torch_cnn(batch_norm=False):
+    import torch.nn as nn
+    # before a BatchNorm a bias has no effect and a gradient of exactly 0 (docs/tolerances.md): none
+    return nn.Sequential(nn.Conv2d(3, 6, 3, padding=1, bias=not batch_norm),
+                         *([nn.BatchNorm2d(6)] if batch_norm else []), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(6 * 16, 10), nn.Linear(10, 10))
+
+
+def paddle_cnn(batch_norm=False, activation="ReLU"):
+    import paddle.nn as nn
+    return nn.Sequential(nn.Conv2D(3, 6, 3, padding=1, bias_attr=None if batch_norm is False else False),
+                         *([nn.BatchNorm2D(6)] if batch_norm else []),
+                         getattr(nn, activation)(), nn.MaxPool2D(2), nn.Flatten(), nn.Linear(6 * 16, 10),
+                         nn.Linear(10, 10))
+
+
+def images():
+    return 4 * np.random.default_rng(3).standard_normal((4, 3, SIZE, SIZE))  # beyond 6 after the convolution
+
+
+def aligned(torch_model, paddle_model, tmp_path, **options):
+    import alignment
+    return alignment.align(torch_model, paddle_model, images(), np.array([1, 2, 3, 4]), dtypes=("float64",),
+                           workdir=str(tmp_path), **options)
+
+
+def test_two_models_align_in_one_call_with_nothing_written(tmp_path):
+    result = aligned(torch_cnn(), paddle_cnn(), tmp_path)
+    assert result.passed, result
+    assert [row["step"] for row in result.rows] == ["forward", "loss", "backward", "optim", "train"]
+    assert (tmp_path / "report.md").exists() and (tmp_path / "summary.json").exists()
+
+
+def test_a_relu6_in_the_port_fails_and_the_layers_name_it(tmp_path):
+    result = aligned(torch_cnn(), paddle_cnn(activation="ReLU6"), tmp_path, steps=("forward", "backward"))
+    assert not result.passed and {row["step"] for row in result.failures()} == {"forward", "backward"}
+    (localization,) = result.localizations.values()
+    row, place = localization.trace("eval", "forward").divergence()
+    assert row.layer == "1"  # the activation (after the convolution "0"), by the torch module's name
+
+
+def test_batch_norms_running_variance_is_the_only_difference_of_the_libraries(tmp_path):
+    result = aligned(torch_cnn(batch_norm=True), paddle_cnn(batch_norm=True), tmp_path, steps=("forward", "backward"))
+    (failed,) = result.failures()
+    assert failed["step"] == "forward" and failed["worst_key"] == "train_buffer.1.running_var"
+
+
+def test_the_cli_takes_two_factories_and_refuses_a_bad_one_in_one_line(tmp_path):
+    def align_cli(*options):
+        return subprocess.run([sys.executable, "-m", "alignment", "--torch", "tests.test_one_call:torch_cnn",
+                               "--sizes", str(SIZE), "--dtypes", "float64", "--steps", "forward,backward",
+                               "--no-profile", *options], cwd=PROJECT_ROOT, capture_output=True, text=True)
+
+    done = align_cli("--paddle", "tests.test_one_call:paddle_cnn", "--workdir", str(tmp_path / "one"))
+    assert done.returncode == 0 and "alignment passed: 2/2 checks" in done.stdout, done.stdout[-2000:] + done.stderr
+    wrong = align_cli("--paddle", "tests.test_one_call:no_such_factory", "--workdir", str(tmp_path / "two"))
+    assert wrong.returncode == 2 and wrong.stderr.strip().count("\n") == 0
+    assert "has no callable no_such_factory" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_two_interpreters_run_the_sides_in_their_own_processes_from_the_factories(tmp_path):
+    """--paddle-python another interpreter: the Paddle side process resolves the spec at its entry and
+    reads the key map the torch interpreter inferred (inputs/layout.json)."""
+    other = tmp_path / "python"
+    other.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    other.chmod(0o755)
+    workdir = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "alignment", "--torch", "tests.test_one_call:torch_cnn", "--paddle",
+                           "tests.test_one_call:paddle_cnn", "--paddle-python", str(other), "--sizes", str(SIZE),
+                           "--dtypes", "float64", "--steps", "forward,backward", "--workdir", str(workdir),
+                           "--no-profile"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0 and "alignment passed: 2/2 checks" in done.stdout, done.stdout[-2000:] + done.stderr
+    assert (workdir / "inputs" / "layout.json").exists() and (workdir / "side_paddle.log").exists()

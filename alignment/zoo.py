@@ -15,7 +15,8 @@ import shutil
 import time
 
 from greedyhash_common.infra.atomic import write_text
-from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input, one_line_reason
+from greedyhash_common.infra.errors import (OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input,
+                                            one_line_reason)
 from greedyhash_common.project import PROJECT_ROOT
 
 STEPS = ("forward", "loss", "backward")
@@ -242,7 +243,7 @@ def render(rows, command, complete=True):
 
 @exits_cleanly_on_bad_input
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m alignment.zoo", description=__doc__,
+    parser = OneLineArgumentParser(prog="python -m alignment.zoo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", help="comma-separated torchvision names (such as squeezenet1_1); default: all")
     parser.add_argument("--workdir", default=os.path.join(PROJECT_ROOT, "logs", "zoo"))

@@ -459,7 +459,8 @@ def test_the_user_weight_set_is_never_written_over_its_source(tmp_path, capsys):
     with open(source, "wb") as handle:
         handle.write(b"the user's only copy")
     with pytest.raises(SystemExit) as stopped:
-        main(["--bit", "48", "--workdir", str(tmp_path), "--weights", source, "--weight-sets", "user"])
+        main(["--bit", "48", "--workdir", str(tmp_path), "--weights", source, "--weight-sets", "user", "--model",
+              "greedyhash"])
     assert stopped.value.code == 2 and "the same file as the input" in capsys.readouterr().err
 
 
@@ -525,9 +526,9 @@ ADAPTERS = {
     "raises": "raise RuntimeError('the adapter is broken')\n",
     "syntax": "def side(:\n",
     "needs": "import a_module_nobody_installed\n",
-    "incomplete": "NAME = 'x'\nSTEPS = OUTPUTS = ('y',)\nside = loss_terms = layout = print\n",
-    "empty": "NAME = 'x'\nSTEPS = OUTPUTS = ('y',)\nside = loss_terms = layout = print\nWEIGHT_SETS = ('seeded',)\n"
-             "DEFAULT_SIZES = ()\n",
+    "incomplete": "class Pair:\n    NAME = 'x'\n",
+    "empty": "from alignment.pairs.base import ModelPair\n\n\nclass Pair(ModelPair):\n    NAME = 'x'\n"
+             "    DEFAULT_SIZES = ()\n",
 }
 
 
@@ -537,7 +538,7 @@ ADAPTERS = {
     ("needs", "the adapter hostile_adapters.needs needs a module that is not installed (No module named "
               "'a_module_nobody_installed')"),
     ("missing", "no such adapter module (No module named 'hostile_adapters.missing')"),
-    ("incomplete", "is not a model-pair adapter (no WEIGHT_SETS, DEFAULT_SIZES)"),
+    ("incomplete", "hostile_adapters.incomplete has no ModelPair subclass Pair"),
     ("empty", "the adapter's DEFAULT_SIZES name(s) nothing"),
 ])
 def test_a_broken_adapter_is_named_with_its_reason(adapter, message, tmp_path, monkeypatch):
@@ -553,7 +554,7 @@ def test_a_broken_adapter_is_named_with_its_reason(adapter, message, tmp_path, m
     for module in [name for name in sys.modules if name.split(".")[0] == "hostile_adapters"]:
         monkeypatch.delitem(sys.modules, module)  # the package of an earlier case, in another folder
     with pytest.raises(UserInputError, match=re.escape(message)):
-        pair_named(f"hostile_adapters.{adapter}")
+        pair_named(f"hostile_adapters.{adapter}:Pair")
 
 
 def test_a_pair_that_names_an_unknown_step_is_refused_before_any_file(tmp_path):

@@ -17,7 +17,7 @@ import pytest
 
 from alignment import prepare_weights as preparing, suite
 from alignment.paths import weights_path
-from alignment.pairs import greedyhash
+from alignment.pairs import greedyhash, pair_named
 from greedyhash_common.data import cifar10
 from greedyhash_common.data.cifar10 import BATCH_FILE_LIMIT, load_cifar10
 from greedyhash_common.infra import atomic
@@ -174,9 +174,9 @@ def test_a_side_that_cannot_start_stops_the_other_with_one_line(tmp_path):
     os.makedirs(workdir)
     args = argparse.Namespace(torch_python=sys.executable, paddle_python="/nonexistent/python", bit=48, workdir=workdir,
                               threads=1, seed=0, weight_sets="seeded", sizes="64", bulk_size=64, model="greedyhash",
-                              data=None)
+                              data=None, in_process=False)
     with pytest.raises(UserInputError, match="--paddle-python /nonexistent/python: cannot start it"):
-        suite.run_sides(args, ["forward"], ["float64"])
+        suite.run_sides(args, pair_named("greedyhash"), ["forward"], ["float64"])
     assert processes_mentioning(workdir) == []
 
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 from greedyhash_common.infra.atomic import write_text
-from greedyhash_common.infra.errors import exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, exits_cleanly_on_bad_input
 from greedyhash_common.infra.paddle_cuda_libraries import unversioned
 from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
@@ -149,7 +149,7 @@ def markdown(result):
 
 @exits_cleanly_on_bad_input
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tools.gpu_libraries", description=__doc__,
+    parser = OneLineArgumentParser(prog="python -m tools.gpu_libraries", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", help="write the survey there")
     parser.add_argument("--probe", help=argparse.SUPPRESS)  # internal: the libraries to load in this process

@@ -11,12 +11,11 @@ On the command line the pair is a spec, which every process of a run resolves on
 writes it). A process that cannot import torch (a Paddle side in its own environment, --paddle-python) reads
 the layout its run's torch interpreter inferred (inputs/layout.json, `python -m alignment.pairs.factories`).
 """
-import argparse
 import importlib
 import os
 
 from greedyhash_common.infra.atomic import write_text
-from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 
 from ..paths import inputs_dir
 from .base import ModelPair
@@ -99,7 +98,7 @@ class FactoryPair(ModelPair):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     """Write the inferred layout of a spec into a run's inputs/, for a process that cannot infer it."""
-    parser = argparse.ArgumentParser(prog="python -m alignment.pairs.factories", description=main.__doc__)
+    parser = OneLineArgumentParser(prog="python -m alignment.pairs.factories", description=main.__doc__)
     parser.add_argument("--model", required=True, help=SPEC_HELP)
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args(argv)

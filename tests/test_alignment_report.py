@@ -9,7 +9,7 @@ from alignment.check import StepResult, check_step, compare_arrays, write_report
 from alignment.layers.localize import LayerRow, Localization, Trace
 from alignment.paths import diff_paths
 from alignment.report import LARGEST_REFERENCE_FILE, closing_line, keep_reference, write_report
-from alignment.suite import ROUNDING_SHOWN, summary_rows
+from alignment.diagnosis import ROUNDING, verdicts
 from alignment.tolerances import NEAR_EXACT
 
 from .conftest import run_module
@@ -43,13 +43,14 @@ def passing_and_failing(workdir):
 
 
 def test_one_row_per_step_whatever_its_name_with_both_precisions(tmp_path):
-    rows = summary_rows(passing_and_failing(tmp_path), {})
+    rows = verdicts(passing_and_failing(tmp_path), {})
     report = write_report(str(tmp_path), rows, ENV, {}, {}, {"bit": 48, "data": None})
     markdown = (tmp_path / "report.md").read_text()
     assert "# Alignment report: FAILED (2/3 checks)" in markdown
     assert "| step | case | float32 | worst key | max abs | max rel | limit | float64 | worst key |" in markdown
     assert "| forward | seeded-64px | [pass](float32/seeded-64px/forward_diff.log) | `h` |" in markdown
-    assert "[**FAIL**](float64/seeded-64px/forward_diff.log) | `h` | nan | nan | 0 |" in markdown
+    assert "[**FAIL** (defect)](float64/seeded-64px/forward_diff.log) | `h` | nan | nan | 0 |" in markdown
+    assert markdown.splitlines()[2] == "- forward seeded-64px float64: FAIL; DEFECT: NaN or Inf in paddle [h]"
     assert "| warp | seeded-64px | not run |" in markdown and "[pass](float64/seeded-64px/warp_diff.log)" in markdown
     assert "- forward seeded-64px, float64: NaN or Inf in paddle" in markdown
     assert "Run: bit 48, data default." in markdown
@@ -63,7 +64,7 @@ def test_the_train_steps_differences_are_drawn_and_shown(tmp_path):
     shifted = {**series, "loss_total": series["loss_total"] + 1e-9}
     results = run_steps(tmp_path, {("train", "float64"): (series, shifted)})
     (tmp_path / "predict-torch.png").write_bytes(b"not of this run")
-    report = write_report(str(tmp_path), summary_rows(results, {}), ENV, {}, {}, {})
+    report = write_report(str(tmp_path), verdicts(results, {}), ENV, {}, {}, {})
     markdown = (tmp_path / "report.md").read_text()
     assert report["figures"] == ["figures/train_differences.png"] and "predict" not in markdown
     assert "![train_differences](figures/train_differences.png)" in markdown
@@ -73,7 +74,7 @@ def test_the_train_steps_differences_are_drawn_and_shown(tmp_path):
 def test_a_localized_case_gets_its_divergence_profile(tmp_path):
     localization = Localization("float64", [Trace("eval", direction, [layer_row("fc", np.ones(3))])
                                             for direction in ("forward", "backward")], [], CASE)
-    report = write_report(str(tmp_path), summary_rows(passing_and_failing(tmp_path), {}), ENV,
+    report = write_report(str(tmp_path), verdicts(passing_and_failing(tmp_path), {}), ENV,
                           {("float64", CASE): localization}, {}, {})
     assert report["figures"] == ["figures/divergence_seeded-64px.png"]
 
@@ -91,7 +92,7 @@ def test_a_failing_forward_step_carries_the_localization_table(tmp_path):
         Trace("eval", "forward", [layer_row("alex.classifier.1", np.ones(3)),
                                   layer_row("alex.classifier.4", differing)]),
         Trace("eval", "backward", [layer_row("fc", np.ones(3))])], [], CASE)
-    rows = summary_rows(passing_and_failing(tmp_path), {})
+    rows = verdicts(passing_and_failing(tmp_path), {})
     report = write_report(str(tmp_path), rows, ENV, {("float64", CASE): localization}, {}, {})
     markdown = (tmp_path / "report.md").read_text()
     section = markdown[markdown.index("## Localization"):]
@@ -131,7 +132,7 @@ def test_the_reference_keeps_its_committed_mutation_score(tmp_path):
 
 
 def test_the_report_prints_the_folders_mutation_score_else_the_committed_one(tmp_path):
-    rows = summary_rows(passing_and_failing(tmp_path), {})
+    rows = verdicts(passing_and_failing(tmp_path), {})
     write_report(str(tmp_path), rows, ENV, {}, {}, {})
     committed = (tmp_path / "report.md").read_text()
     assert "## Mutation score" in committed and "mutation score 100.0%" in committed
@@ -147,7 +148,7 @@ def test_the_report_prints_the_folders_mutation_score_else_the_committed_one(tmp
 
 def test_another_pairs_report_claims_no_mutation_score(tmp_path):
     """The mutation operators are written for GreedyHash's port: its score says nothing of another pair."""
-    write_report(str(tmp_path), summary_rows(passing_and_failing(tmp_path), {}), ENV, {}, {}, {"model": "resnet18"})
+    write_report(str(tmp_path), verdicts(passing_and_failing(tmp_path), {}), ENV, {}, {}, {"model": "resnet18"})
     assert "utation" not in (tmp_path / "report.md").read_text()
     assert "mutation_score" not in json.loads((tmp_path / "report.json").read_text())
 
@@ -195,12 +196,12 @@ def test_a_float32_failure_passes_as_rounding_only_when_every_layer_agrees_alone
     failing = StepResult("backward", "float32", [compare_arrays("g", np.ones(2), np.array([1.0, 1.5]), NEAR_EXACT)],
                          CASE)
     exact = StepResult("backward", "float64", [compare_arrays("g", np.ones(2), np.ones(2), NEAR_EXACT)], CASE)
-    rows = summary_rows([failing, exact], {("float32", CASE): _localization(isolated_agrees)})
-    assert rows[0]["passed"] is isolated_agrees and rows[0]["as_rounding"] is isolated_agrees
-    assert (rows[0]["note"] == ROUNDING_SHOWN) is isolated_agrees
+    rows = verdicts([failing, exact], {("float32", CASE): _localization(isolated_agrees)})
+    assert rows[0].passed is isolated_agrees and rows[0].as_rounding is isolated_agrees
+    assert (rows[0].kind == ROUNDING) is isolated_agrees
     assert ("1 passed as rounding: backward seeded-64px float32" in closing_line(rows, [], "logs")) is isolated_agrees
-    unexplained = summary_rows([failing, StepResult("backward", "float64", failing.keys, CASE)],
+    unexplained = verdicts([failing, StepResult("backward", "float64", failing.keys, CASE)],
                                {("float32", CASE): _localization(True)})[0]
-    assert unexplained["passed"] is False  # float64 fails too: not rounding
+    assert unexplained.passed is False  # float64 fails too: not rounding
     elsewhere = StepResult("backward", "float64", exact.keys, Case("rescaled", 64))
-    assert summary_rows([failing, elsewhere], {("float32", CASE): _localization(True)})[0]["passed"] is False
+    assert verdicts([failing, elsewhere], {("float32", CASE): _localization(True)})[0].passed is False

@@ -47,8 +47,10 @@ def failing_mode(localizations):
 
 def _profile_series(localization, mode, direction):
     """(layer names in forward order, relative differences, relative tolerances, index of the first
-    divergence or None) of one trace."""
-    trace = next(trace for trace in localization.traces if trace.mode == mode and trace.direction == direction)
+    divergence or None) of one trace; None when the localization has no such trace."""
+    trace = next((trace for trace in localization.traces if trace.mode == mode and trace.direction == direction), None)
+    if trace is None:
+        return None
     rows = trace.rows if direction == "forward" else trace.rows[::-1]
     divergence = trace.divergence()
     first = rows.index(divergence[0]) if divergence else None
@@ -68,9 +70,13 @@ def draw_divergence_profile(workdir, case, localizations):
     plt = _pyplot()
     mode = failing_mode(localizations)
     figure, axes = plt.subplots(2, 1, figsize=(12, 8), sharex=True)
+    layers = []
     for axis, direction, what in zip(axes, ("forward", "backward"), ("output", "gradient of the input")):
         for dtype, localization in sorted(localizations.items()):
-            layers, differences, tolerances, first = _profile_series(localization, mode, direction)
+            series = _profile_series(localization, mode, direction)
+            if series is None:
+                continue
+            layers, differences, tolerances, first = series
             positions = range(len(layers))
             line, = axis.plot(positions, differences, marker="o", markersize=3,
                               label=f"{dtype}: |paddle - torch| / max |torch|")
@@ -80,7 +86,8 @@ def draw_divergence_profile(workdir, case, localizations):
                              label=f"{dtype}: first divergence, {layers[first]}")
         axis.set(yscale="log", title=f"{direction}: each layer's {what}, {mode} mode, {case.label}",
                  ylabel="relative difference")
-        axis.legend(fontsize=7)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7)
     ticks, names = _label_every(layers)
     axes[-1].set_xticks(ticks, names)
     axes[-1].tick_params(axis="x", rotation=90, labelsize=7)

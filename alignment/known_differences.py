@@ -179,14 +179,15 @@ def _batch_norm_statistics(failing, torch_values, paddle_values, initial, dtype)
     for layer, iterations in layers.items():
         first = iterations.get(None) or iterations.get("iteration0")
         reasons = first and _batch_norm_reasons(layer, first, torch_values, paddle_values, initial, dtype)
-        for reason in reasons or ():
-            found.setdefault(reason, []).extend(key for keys in iterations.values() for key in keys.values())
+        for reason, statistics in reasons or ():
+            found.setdefault(reason, []).extend(key for keys in iterations.values() for statistic, key in keys.items()
+                                                if statistic in statistics)
     return list(found.items())
 
 
 def _batch_norm_reasons(layer, keys, torch_values, paddle_values, initial, dtype):
-    """The reasons of one BatchNorm's running statistics (keys {statistic: key} after its first training
-    pass), or None when a statistic's update fits none of them."""
+    """[(reason, the statistics it explains)] of one BatchNorm's running statistics (keys {statistic: key}
+    after its first training pass), or None when a statistic's update fits none of them."""
     def ratio_of(statistic, fit):
         key = keys.get(statistic)
         old = initial.get(f"{layer}.{statistic}")
@@ -200,17 +201,17 @@ def _batch_norm_reasons(layer, keys, torch_values, paddle_values, initial, dtype
     momentum, variance = ratio_of("running_mean", _update_ratio), ratio_of("running_var", _variance_ratio)
     if momentum is None or variance is None:
         return None
-    reasons = []
+    reasons, both = [], ("running_mean", "running_var")
     if abs(momentum - 1) > FLOAT32_MOMENTUM:
-        reasons.append(MOMENTUM_CONVENTION.format(ratio=momentum))
+        reasons.append((MOMENTUM_CONVENTION.format(ratio=momentum), both))
     elif momentum != 1:
-        reasons.append(MOMENTUM_PRECISION.format(excess=1 - momentum))
+        reasons.append((MOMENTUM_PRECISION.format(excess=1 - momentum), both))
     unbiased = variance / momentum
     if abs(unbiased - 1) > FIT[dtype]:
         count = unbiased / (unbiased - 1)
         if count < 1.5 or abs(count - round(count)) > 1e-2 * count:
             return None
-        reasons.append(RUNNING_VARIANCE.format(ratio=unbiased, n=round(count)))
+        reasons.append((RUNNING_VARIANCE.format(ratio=unbiased, n=round(count)), ("running_var",)))
     return reasons or None
 
 

@@ -204,10 +204,10 @@ def _localization_sections(report, localizations):
 
 def _region(trace):
     """The rows of `trace` within REGION of its first divergence, and every row that differs fed torch's
-    values or differs at all; every row when the trace passes."""
+    values (none of a trace that agrees: its verdict says so)."""
     divergence = trace.divergence()
     if divergence is None:
-        return trace.rows
+        return [row for row in trace.rows if not row.isolated.passed]
     start = trace.rows.index(divergence[0])
     return [row for index, row in enumerate(trace.rows)
             if abs(index - start) <= REGION or not row.isolated.passed or row is divergence[0]]

@@ -8,7 +8,8 @@ from alignment.cases import Case
 from alignment.check import StepResult, check_step, compare_arrays, write_reports
 from alignment.layers.localize import LayerRow, Localization, Trace
 from alignment.paths import diff_paths
-from alignment.report import LARGEST_REFERENCE_FILE, closing_line, keep_reference, write_report
+from alignment.check import verdict_table
+from alignment.report import LARGEST_REFERENCE_FILE, closing_line, keep_reference, terminal_summary, write_report
 from alignment.diagnosis import ROUNDING, verdicts
 from alignment.tolerances import NEAR_EXACT
 
@@ -205,3 +206,43 @@ def test_a_float32_failure_passes_as_rounding_only_when_every_layer_agrees_alone
     assert unexplained.passed is False  # float64 fails too: not rounding
     elsewhere = StepResult("backward", "float64", exact.keys, Case("rescaled", 64))
     assert verdicts([failing, elsewhere], {("float32", CASE): _localization(True)})[0].passed is False
+
+
+def test_the_terminal_summary_fits_one_screen_at_any_depth():
+    """15 failing checks of a model of 160 layers, 150 of them not covered: the table, one line of
+    diagnosis per check, at most 11 more; the closing line names five layers and counts the rest."""
+    failing = [StepResult("forward", "float64", [compare_arrays(f"key{index}", np.ones(2), np.zeros(2), NEAR_EXACT)],
+                          Case("seeded", 32 + index)) for index in range(15)]
+    rows = verdicts(failing, {})
+    layers = [{"layer": f"features.{index}", "type": ("ReLU6", "MaxPool2d", "Dropout")[index % 3], "covered": False,
+               "gaps": ["inputs beyond 6"] if index % 3 == 0 else ["a window cut by the border", "x"]}
+              for index in range(150)]
+    screen = (verdict_table(rows, [("step", 10), ("case", 16), ("dtype", 8)]) + "\n"
+              + terminal_summary("logs", rows, {}, layers) + "\n" + closing_line(rows, layers, "logs")).splitlines()
+    assert len(screen) <= 2 * len(rows) + 11
+    assert sum(line.startswith("forward seeded-") and "DEFECT: differs beyond its limit" in line for line in screen) == 15
+    assert "not covered: 50 layers (features.0, features.3, features.6, features.9, features.12 and 45 more) (ReLU6):" \
+           " inputs beyond 6" in screen
+    assert screen[-1].endswith("150 layers (features.0, features.1, features.2, features.3, features.4 and 145 more)"
+                               " not covered; details in logs")
+
+
+def deep_trace(direction, differing_at, count=160):
+    reference = np.ones(3)
+    rows = [LayerRow(f"features.{index}", "Conv2d", compare_arrays("in", reference, reference, NEAR_EXACT),
+                     compare_arrays("out", reference, reference * (2.0 if index >= differing_at else 1.0), NEAR_EXACT),
+                     compare_arrays("alone", reference, reference * (2.0 if index == differing_at else 1.0), NEAR_EXACT))
+            for index in range(count)]
+    return Trace("train", direction, rows)
+
+
+def test_a_deep_models_layer_table_shows_the_region_around_the_divergence_and_links_the_rest(tmp_path):
+    localization = Localization("float64", [deep_trace("forward", 80), Trace("eval", "forward", deep_trace(
+        "forward", 10**6).rows)], [], CASE)
+    failing = StepResult("forward", "float64", [compare_arrays("logits", np.ones(2), np.zeros(2), NEAR_EXACT)], CASE)
+    report = write_report(str(tmp_path), verdicts([failing], {("float64", CASE): localization}), ENV,
+                          {("float64", CASE): localization}, {}, {})
+    section = (tmp_path / "report.md").read_text().split("## Localization")[1]
+    assert "> features.80" in section and "features.75 " in section and "features.74 " not in section
+    assert "features.86 " not in section and "of 320 rows" in section and "[layer diff log]" in section
+    assert report["figures"] == ["figures/divergence_seeded-64px.png"]

@@ -39,14 +39,14 @@ FLOAT32_MOMENTUM = 1e-6
 STEP_LR = ("StepLR's closed form: torch multiplies the rate by gamma at every step, Paddle's StepDecay computes"
            " lr * gamma ** k, equal to {ulps} ulp; correction: compare rates to 2 ulp")
 MOMENTUM_PRECISION = ("BatchNorm momentum precision: Paddle holds its momentum in float32 (the running mean's"
-                      " updates differ by a factor 1 - {excess:.2g}); correction: a momentum exact in float32 (0.5,"
+                      " updates differ by a factor 1 - {value}); correction: a momentum exact in float32 (0.5,"
                       " 0.875) on both sides, or running statistics compared to float32 precision")
 MOMENTUM_CONVENTION = ("BatchNorm momentum convention: the batch's share of the running statistics differs by a"
-                       " factor {ratio:.4g} (torch's momentum is the batch's share, Paddle's the old value's: a"
+                       " factor {value} (torch's momentum is the batch's share, Paddle's the old value's: a"
                        " momentum copied across conventions); correction: Paddle's momentum = 1 - torch's")
 RUNNING_VARIANCE = ("BatchNorm running variance: torch updates it with the unbiased batch variance, Paddle with the"
-                    " biased one (ratio of the updates {ratio:.6g} = n/(n-1), n = {n}); correction: Paddle's"
-                    " variance update times n/(n-1) (alignment/pairs/resnet18_torch_bn.py)")
+                    " biased one (the updates' ratio is n/(n-1), n = {value}: the values a channel normalizes);"
+                    " correction: Paddle's variance update times n/(n-1) (alignment/pairs/resnet18_torch_bn.py)")
 CEIL_MODE = ("max-pool ceil_mode at {layer}: fed the same input, torch gives {torch}, Paddle {paddle} (ceil_mode"
              " {ceil} in torch); correction: Paddle's ceil_mode={ceil}")
 PADDING = ("convolution padding at {layer}: fed the same input, torch gives {torch}, Paddle {paddle} (padding"
@@ -179,15 +179,23 @@ def _batch_norm_statistics(failing, torch_values, paddle_values, initial, dtype)
     for layer, iterations in layers.items():
         first = iterations.get(None) or iterations.get("iteration0")
         reasons = first and _batch_norm_reasons(layer, first, torch_values, paddle_values, initial, dtype)
-        for reason, statistics in reasons or ():
-            found.setdefault(reason, []).extend(key for keys in iterations.values() for statistic, key in keys.items()
-                                                if statistic in statistics)
-    return list(found.items())
+        for template, value, statistics in reasons or ():
+            values, keys = found.setdefault(template, ([], []))
+            values.append(value)
+            keys.extend(key for named in iterations.values() for statistic, key in named.items() if statistic in statistics)
+    return [(template.format(value=_values_text(values)), keys) for template, (values, keys) in found.items()]
+
+
+def _values_text(values):
+    """The values a difference showed in its layers: one, or each distinct one."""
+    distinct = sorted(set(values))
+    return ", ".join(f"{value:.4g}" if isinstance(value, float) else str(value) for value in distinct)
 
 
 def _batch_norm_reasons(layer, keys, torch_values, paddle_values, initial, dtype):
-    """[(reason, the statistics it explains)] of one BatchNorm's running statistics (keys {statistic: key}
-    after its first training pass), or None when a statistic's update fits none of them."""
+    """[(reason's template, its value in this layer, the statistics it explains)] of one BatchNorm's running
+    statistics (keys {statistic: key} after its first training pass), or None when a statistic's update
+    fits none of them."""
     def ratio_of(statistic, fit):
         key = keys.get(statistic)
         old = initial.get(f"{layer}.{statistic}")
@@ -203,15 +211,15 @@ def _batch_norm_reasons(layer, keys, torch_values, paddle_values, initial, dtype
         return None
     reasons, both = [], ("running_mean", "running_var")
     if abs(momentum - 1) > FLOAT32_MOMENTUM:
-        reasons.append((MOMENTUM_CONVENTION.format(ratio=momentum), both))
+        reasons.append((MOMENTUM_CONVENTION, round(momentum, 4), both))
     elif momentum != 1:
-        reasons.append((MOMENTUM_PRECISION.format(excess=1 - momentum), both))
+        reasons.append((MOMENTUM_PRECISION, float(f"{1 - momentum:.2g}"), both))
     unbiased = variance / momentum
     if abs(unbiased - 1) > FIT[dtype]:
         count = unbiased / (unbiased - 1)
         if count < 1.5 or abs(count - round(count)) > 1e-2 * count:
             return None
-        reasons.append((RUNNING_VARIANCE.format(ratio=unbiased, n=round(count)), ("running_var",)))
+        reasons.append((RUNNING_VARIANCE, round(count), ("running_var",)))
     return reasons or None
 
 

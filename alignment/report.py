@@ -283,7 +283,7 @@ def _first_screen(report):
 def _named(layers, shown=NAMED_LAYERS):
     """"N layers (a, b, c and M more)"."""
     more = f" and {len(layers) - shown} more" if len(layers) > shown else ""
-    return f"{len(layers)} layers ({', '.join(layers[:shown])}{more})"
+    return f"{len(layers)} layer{'s' if len(layers) > 1 else ''} ({', '.join(layers[:shown])}{more})"
 
 
 def render_markdown(report, localizations):

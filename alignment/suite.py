@@ -205,7 +205,7 @@ def float64_evidence(args, results, failed_sides):
         print(f"float64 counterpart of the failing float32 {', '.join(steps)} {case.label}, for the rounding rule",
               flush=True)
         one_case = argparse.Namespace(**{**vars(args), "weight_sets": case.weights, "sizes": str(case.size)})
-        failed = run_sides(one_case, steps, ["float64"], log_prefix="float64_evidence")
+        failed = run_sides(one_case, steps, ["float64"], log_prefix="side_float64_evidence")
         evidence += [check(args.workdir, step, case, "float64", failed, pair_named(args.model)) for step in steps]
     return evidence
 

@@ -171,7 +171,8 @@ def test_the_suite_localizes_a_failing_forward_step_in_its_report(tmp_path):
     done = run_module("alignment", "--steps", "forward", "--dtypes", "float64", "--sizes", 64,
                       "--weight-sets", "seeded", "--bit", 12, "--workdir", workdir, "--paddle-python", python)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "float64, seeded-64px, eval mode, forward: first divergence at alex.classifier.4 (Linear)" in done.stdout
+    assert ("forward seeded-64px float64: FAIL; DEFECT: first divergence at alex.classifier.4 (Linear), eval mode;"
+            " layers that differ fed torch's values: alex.classifier.4") in done.stdout
     assert f"report: {workdir / 'report.md'}" in done.stdout
     markdown = (workdir / "report.md").read_text()
     assert "### forward, float64, seeded-64px" in markdown and "> alex.classifier.4" in markdown

@@ -167,3 +167,8 @@ def verdicts(results, localizations, evidence=None, float64_evidence=()):
     passed_in_float64 = _passed_in_float64(results, float64_evidence)
     return [verdict_of(result, evidence, passed_in_float64, localizations.get((result.dtype, result.case)))
             for result in results]
+
+
+def all_passed(rows):
+    """The run's verdict from its checks' (Verdicts)."""
+    return all(row.passed for row in rows)

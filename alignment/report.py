@@ -30,6 +30,7 @@ from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import UserInputError, exits_cleanly_on_bad_input
 
 from . import coverage
+from .diagnosis import all_passed
 from .figures import FIGURES_DIR, draw_figures
 from .layers.localize import (DIRECTIONS, ISOLATED, CHAINED, format_localization, localization_as_json,
                               localization_path)
@@ -105,7 +106,7 @@ def build_report(workdir, rows, envs, localizations, localization_failures, sett
                  figures=()):
     """The report as a dict (report.json); report.md is rendered from it."""
     return {
-        "passed": all(row.passed for row in rows),
+        "passed": all_passed(rows),
         "checks_passed": sum(row.passed for row in rows),
         "checks_passed_as_rounding": sum(row.as_rounding for row in rows),
         "checks": len(rows),
@@ -332,7 +333,7 @@ def terminal_summary(workdir, rows, localization_failures, coverage_rows=()):
 
 def closing_line(rows, coverage_rows, workdir):
     """The verdict: checks passed outright and as rounding (named), and the layers no check exercised."""
-    passed = all(row.passed for row in rows)
+    passed = all_passed(rows)
     text = f"alignment {'passed' if passed else 'FAILED'}: {sum(row.passed for row in rows)}/{len(rows)} checks"
     rounding = [row.label for row in rows if row.as_rounding]
     if rounding:

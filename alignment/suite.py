@@ -19,8 +19,8 @@ from greedyhash_common.project import PROJECT_ROOT, child_environment, module_co
 from . import coverage, diagnosis
 from .cases import add_case_options, run_cases_of
 from .check import StepResult, _failure, verdict_table, write_reports
-from .known_differences import evidence_of_run
 from .inputs import write_input_batch
+from .known_differences import evidence_of_run
 from .layers.localize import DIRECTIONS, localize_files
 from .pairs import DEFAULT_PAIR, PAIRS, pair_named
 from .paths import coverage_path, diff_paths, env_path, inputs_dir, side_values_path, split_path
@@ -297,7 +297,7 @@ def main(argv=None):
     evidence = evidence_of_run(args.workdir, args.bit, pair_named(args.model).key_map())
     rows = diagnosis.verdicts(results, localizations, evidence, float64_evidence(args, results, failed_sides))
     coverage_rows = [] if failed_sides else read_coverage(args.workdir, results)
-    passed = all(row.passed for row in rows)
+    passed = diagnosis.all_passed(rows)
     write_text(os.path.join(args.workdir, "summary.json"),
                json.dumps({"passed": passed, "steps": [row.as_json() for row in rows],
                            "not_covered": coverage.not_covered(coverage_rows)}, indent=2, default=str) + "\n")

@@ -22,6 +22,7 @@ import numpy as np
 from greedyhash_common.infra.errors import UserInputError
 
 from .check import verdict_table
+from .diagnosis import all_passed
 from .pairs.factories import FactoryPair
 from .report import closing_line, terminal_summary
 from .suite import DTYPES, get_args_parser, run, with_pair_defaults, with_user_weights
@@ -29,8 +30,8 @@ from .suite import DTYPES, get_args_parser, run, with_pair_defaults, with_user_w
 
 @dataclasses.dataclass
 class Alignment:
-    """The verdict of a run: `rows` one per check (step, case, dtype, passed, worst key, its differences and
-    limit, a note), `localizations` {(dtype, case): where the layers part}, the report in `workdir`."""
+    """The verdict of a run: `rows` the Verdict of each check (alignment.diagnosis: step, case, dtype, passed,
+    worst key, its differences and limit, the diagnosis), `localizations` {(dtype, case): where the layers part}, the report in `workdir`."""
     workdir: str
     rows: list
     localizations: dict
@@ -39,15 +40,14 @@ class Alignment:
 
     @property
     def passed(self):
-        return all(row["passed"] for row in self.rows)
+        return all_passed(self.rows)
 
     def failures(self):
-        return [row for row in self.rows if not row["passed"]]
+        return [row for row in self.rows if not row.passed]
 
     def __str__(self):
         return "\n".join([verdict_table(self.rows, [("step", 10), ("case", 16), ("dtype", 8)]),
-                          terminal_summary(self.workdir, self.localizations, self.localization_failures,
-                                           self.coverage_rows),
+                          terminal_summary(self.workdir, self.rows, self.localization_failures, self.coverage_rows),
                           closing_line(self.rows, self.coverage_rows, self.workdir)])
 
 

@@ -17,6 +17,9 @@ from greedyhash_common.infra.atomic import atomic_path, write_text
 from .tolerances import Tolerance, tolerance
 
 SERIES_LENGTH = 64  # 1-D keys up to this length (per-iteration losses, rates) get every difference in the JSON
+# A key whose reference is zero within the tolerance of its operation's values (docs/tolerances.md, Zero
+# references): held to that operation's scale, not to atol + rtol * 0
+ZERO_REFERENCE = "reference zero at its operation's scale"
 
 
 @dataclasses.dataclass
@@ -32,6 +35,7 @@ class KeyResult:
     passed: bool
     note: str = ""
     per_element: list = None  # |paddle - torch| element by element, for short series (per-iteration losses)
+    port_shape: list = None  # Paddle's shape, when it differs from torch's
 
     def excess(self):
         """The worst difference as a multiple of the limit: above 1 fails."""
@@ -56,8 +60,9 @@ class StepResult:
         return max(failing or self.keys, key=KeyResult.excess) if self.keys else None
 
 
-def _failure(name, shape, note):
-    return KeyResult(name, list(shape), math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, False, note)
+def _failure(name, shape, note, port_shape=None):
+    return KeyResult(name, list(shape), math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, False, note,
+                     port_shape=port_shape)
 
 
 def _structural_problem(reference, port):
@@ -72,20 +77,46 @@ def _structural_problem(reference, port):
     return ""
 
 
-def compare_arrays(name, reference, port, tol):
+def _scale(array):
+    return float(np.max(np.abs(array))) if array.size and np.issubdtype(array.dtype, np.number) else 0.0
+
+
+def compare_arrays(name, reference, port, tol, operation_scale=0.0):
+    """`operation_scale`: the largest |torch| of the values the same operation produced (the layer's, see
+    operation_scales); a reference that is zero next to it (within the tolerance of that scale) is held to
+    the tolerance of that scale: its true value is 0, and both sides' are rounding of the operation."""
     problem = _structural_problem(reference, port)
     if problem:
-        return _failure(name, reference.shape, problem)
+        return _failure(name, reference.shape, problem, list(port.shape) if reference.shape != port.shape else None)
     if not np.issubdtype(reference.dtype, np.floating):
-        tol = Tolerance(0.0, 0.0)  # labels, indices, flags: equal or wrong
+        tol, operation_scale = Tolerance(0.0, 0.0), 0.0  # labels, indices, flags: equal or wrong
     difference = np.abs(reference.astype(np.float64) - port.astype(np.float64))
-    scale = float(np.max(np.abs(reference))) if reference.size else 0.0
+    scale = _scale(reference)
     max_abs = float(difference.max()) if difference.size else 0.0
     max_rel = max_abs / scale if scale else (0.0 if max_abs == 0 else math.inf)
-    limit = tol.limit(scale)
+    limit, note = tol.limit(scale), ""
+    if scale < operation_scale and scale <= tol.rtol * operation_scale:
+        limit, note = tol.limit(operation_scale), f"{ZERO_REFERENCE}: limit from its operation's scale {operation_scale:.3g}"
     series = difference.tolist() if difference.ndim == 1 and difference.size <= SERIES_LENGTH else None
     return KeyResult(name, list(reference.shape), max_abs, float(difference.mean()) if difference.size else 0.0,
-                     max_rel, tol.atol, tol.rtol, limit, max_abs <= limit, per_element=series)
+                     max_rel, tol.atol, tol.rtol, limit, max_abs <= limit, note=note, per_element=series)
+
+
+def operation_of(key):
+    """The operation a key's values come from: its layer, the key without its last part ("grad.layer1.0.bn1"
+    of "grad.layer1.0.bn1.bias"); None for a key of the model's own outputs ("logits")."""
+    operation = key.rpartition(".")[0]
+    return operation or None
+
+
+def operation_scales(values):
+    """{operation: largest |value| over its keys} of one side's values (the reference's)."""
+    scales = {}
+    for key, array in values.items():
+        operation = operation_of(key)
+        if operation is not None and np.issubdtype(np.asarray(array).dtype, np.floating):
+            scales[operation] = max(scales.get(operation, 0.0), _scale(np.asarray(array)))
+    return scales
 
 
 def compare_codes(name, reference, port, continuous_reference, continuous_tol):
@@ -111,6 +142,7 @@ def compare_invariant(first, second, values, side):
 def check_step(step, dtype, torch_values, paddle_values, code_keys=None, invariants=(), overrides=None):
     """The StepResult of one step's values; `overrides`: a pair's own tolerances (alignment.tolerances)."""
     code_keys = code_keys or {}
+    scales = operation_scales(torch_values)
     results = [_failure(key, torch_values[key].shape, "missing in paddle") for key in torch_values
                if key not in paddle_values]
     results += [_failure(key, paddle_values[key].shape, "missing in torch") for key in paddle_values
@@ -122,7 +154,7 @@ def check_step(step, dtype, torch_values, paddle_values, code_keys=None, invaria
                                          tolerance(step, dtype, continuous, overrides)))
         else:
             results.append(compare_arrays(key, torch_values[key], paddle_values[key],
-                                          tolerance(step, dtype, key, overrides)))
+                                          tolerance(step, dtype, key, overrides), scales.get(operation_of(key), 0.0)))
     for side, values in (("torch", torch_values), ("paddle", paddle_values)):
         for first, second in invariants:
             if first in values and second in values:
@@ -172,19 +204,32 @@ def write_reports(result, env, log_path, json_path):
             handle.write("\n")
 
 
+def _field(row, name):
+    """A row's field: a verdict row's attribute (alignment.diagnosis.Verdict), or another tool's dict entry."""
+    return row[name] if isinstance(row, dict) else getattr(row, name)
+
+
+def _text(value):
+    """A cell's text: a case (alignment.cases.Case) by its label."""
+    return value.label if hasattr(value, "label") else str(value)
+
+
 def verdict_table(rows, columns):
-    """Verdict rows as a terminal table: the `columns` [(key, width)] that say what was compared, then the
+    """Verdict rows as a terminal table: the `columns` [(field, width)] that say what was compared, then the
     verdict, the worst key, its max abs and max rel difference, the limit and any note."""
     def cells(values):
         return " ".join(f"{value:<{width}}" for value, width in values)
 
-    header = (cells([(key, width) for key, width in columns] + [("verdict", 7), ("worst key", 34)])
+    header = (cells([(key, width) for key, width in columns] + [("verdict", 8), ("worst key", 34)])
               + "".join(f" {name:>10}" for name in ("max abs", "max rel", "limit")))
     lines = [header, "-" * len(header)]
     for row in rows:
-        lines.append(cells([(str(row[key])[:width], width) for key, width in columns]
-                           + [("pass" if row["passed"] else "FAIL", 7), (row["worst_key"][:34], 34)])
-                     + "".join(f" {row[name]:>10.3g}" for name in ("max_abs", "max_rel", "limit"))
-                     + (f"  {row['note']}" if row["note"] else ""))
+        rounding = not isinstance(row, dict) and row.as_rounding
+        verdict = "rounding" if rounding else ("pass" if _field(row, "passed") else "FAIL")
+        kind = None if isinstance(row, dict) or rounding else row.kind
+        note = "; ".join(part for part in (kind, _field(row, "note") if not kind else "") if part)
+        lines.append(cells([(_text(_field(row, key))[:width], width) for key, width in columns]
+                           + [(verdict, 8), (_field(row, "worst_key")[:34], 34)])
+                     + "".join(f" {_field(row, name):>10.3g}" for name in ("max_abs", "max_rel", "limit"))
+                     + (f"  {note}" if note else ""))
     return "\n".join(lines)
-

@@ -4,11 +4,14 @@ A check that agrees proves only what its inputs exercised: a ReLU whose inputs a
 agrees with any activation that is the identity there, a max-pool whose windows hold equal values
 agrees with an average pool, a pool whose input already has its output's size is an identity. For
 each case of the forward step, the reference side runs the model with a hook on every layer (eval
-mode; training mode with the injected dropout masks) and the backward of the loss, and `record`
+mode, and training mode with the injected dropout masks) and the backward of the loss, and `record`
 keeps per layer: input and output ranges, whether the loss's gradient reaches the layer, and the
 facts of its kind below. `merge` joins the cases: a criterion is met when some case met it (each
-case is checked on its own, so a defect shows in the case that exercises it). A layer with a
-criterion left unmet is "not covered", named with the reason.
+case is checked on its own, so a defect shows in the case that exercises it), and in each case a
+criterion is met when either mode met it (both modes are checked: a BatchNorm in training mode
+normalizes with the batch's statistics, so what follows it sees other ranges than in eval mode; facts
+of training mode are prefixed `train_`). A layer with a criterion left unmet is "not covered", named
+with the reason.
 
 | kind | criteria |
 | --- | --- |
@@ -120,16 +123,30 @@ def _code_row(h):
             "criteria": criteria}
 
 
-def _layer_row(side, layers_by_name, layer, values, train_values):
-    fed = values[stored_key(layer, "eval", "forward", "input")]
-    output = values[stored_key(layer, "eval", "forward", "output")]
-    gradient = values[stored_key(layer, "eval", "backward", "output")]
-    kind = _kind(layer["type"])
-    facts, criteria = _kind_facts(side, kind, layers_by_name[module_name_of(layer["own_name"])], fed, output,
-                                  train_values)
-    criteria["gradient reaches it"] = bool(np.any(gradient != 0))
-    return {"layer": layer["name"], "type": layer["type"], "input": _range(fed), "output": _range(output),
-            "facts": facts, "criteria": criteria}
+def _ends(layer, values, mode):
+    """(input, output, gradient of the output) of a layer in one mode."""
+    return tuple(values[stored_key(layer, mode, direction, end)]
+                 for direction, end in (("forward", "input"), ("forward", "output"), ("backward", "output")))
+
+
+def _layer_row(side, layers_by_name, layer, values, trained, train_values):
+    """The row of one layer: its facts and criteria in eval mode, and in training mode (`trained`: its
+    description in the training pass, None when it did not run there), a criterion met in either."""
+    module, kind = layers_by_name[module_name_of(layer["own_name"])], _kind(layer["type"])
+    fed, output, gradient = _ends(layer, values, "eval")
+    in_training = trained and _ends(trained, train_values, "train")
+    facts, criteria = _kind_facts(side, kind, module, fed, output, in_training and in_training[:2])
+    reached = np.any(gradient != 0)
+    if in_training:
+        reached = reached or np.any(in_training[2] != 0)
+        if kind != "dropout":  # a dropout's facts are of training mode already
+            train_facts, train_criteria = _kind_facts(side, kind, module, *in_training[:2], in_training[:2])
+            facts.update({f"train_{name}": value for name, value in train_facts.items()})
+            criteria = {criterion: met or train_criteria[criterion] for criterion, met in criteria.items()}
+    criteria["gradient reaches it"] = bool(reached)
+    ranges = [(fed, output)] + ([in_training[:2]] if in_training else [])
+    return {"layer": layer["name"], "type": layer["type"], "input": _merged_range([_range(seen) for seen, _ in ranges]),
+            "output": _merged_range([_range(made) for _, made in ranges]), "facts": facts, "criteria": criteria}
 
 
 def record(side, context):
@@ -145,10 +162,8 @@ def record(side, context):
     train_by_name = {layer["name"]: layer for layer in train_layers}
     rows = []
     for layer in eval_layers:
-        trained = train_by_name.get(layer["name"])
-        pair = trained and (train_values[stored_key(trained, "train", "forward", "input")],
-                            train_values[stored_key(trained, "train", "forward", "output")])
-        rows.append(_layer_row(side, layers_by_name, layer, eval_values, pair))
+        rows.append(_layer_row(side, layers_by_name, layer, eval_values, train_by_name.get(layer["name"]),
+                               train_values))
     code_layer_name = context.pair.CODE_LAYER
     if code_layer_name:
         code_layer = next(layer for layer in eval_layers if layer["name"] == code_layer_name)

@@ -13,6 +13,7 @@ copies the report and the small files it links (diff logs and verdicts, environm
 finished run into REFERENCE_DIR (make align-reference: logs/reference/), replacing what was there.
 """
 import argparse
+import dataclasses
 import datetime
 import glob
 import importlib.metadata
@@ -29,14 +30,17 @@ from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 
 from . import coverage
-from .cases import Case
-from .check import _json_number
+from .diagnosis import all_passed
 from .figures import FIGURES_DIR, draw_figures
 from .layers.localize import (DIRECTIONS, ISOLATED, CHAINED, format_localization, localization_as_json,
-                              localization_path, verdict)
+                              localization_path)
 from .paths import STAMP_SUFFIX, diff_paths
 
 REPORT_MD, REPORT_JSON = "report.md", "report.json"
+# Readable at any depth: a layer table shows REGION rows either side of each divergence (and every row
+# that differs fed torch's values); a list of layers names NAMED_LAYERS of them; the terminal's summary
+# under the step table names NOT_COVERED_LINES groups of layers not covered
+REGION, NAMED_LAYERS, NOT_COVERED_LINES = 5, 5, 5
 REFERENCE_PATTERNS = (REPORT_MD, REPORT_JSON, "summary.json", "*/*/*_diff.log", "*/*/*_diff.json", "*/env_*.json",
                       "*/*/layers_localization.json", "coverage/*.json", f"{FIGURES_DIR}/*.png")
 LARGEST_REFERENCE_FILE = 1_000_000  # bytes: the reference is committed, so it holds small files only
@@ -49,17 +53,15 @@ def _relative(workdir, path):
 
 
 def _step_entry(workdir, row):
-    log, verdict_json = diff_paths(workdir, row["dtype"], Case.from_label(row["case"]), row["step"])
-    return {"passed": row["passed"], "as_rounding": row["as_rounding"], "worst_key": row["worst_key"],
-            **{name: _json_number(row[name]) for name in ("max_abs", "max_rel", "limit")},
-            "note": row["note"], "diff_log": _relative(workdir, log), "diff_json": _relative(workdir, verdict_json)}
+    log, verdict_json = diff_paths(workdir, row.dtype, row.case, row.step)
+    return {**row.as_json(), "diff_log": _relative(workdir, log), "diff_json": _relative(workdir, verdict_json)}
 
 
 def _steps(workdir, rows):
     """[{"step", "case", "dtypes": {dtype: entry}}] in the order the suite ran them."""
     steps = {}
     for row in rows:
-        steps.setdefault((row["step"], row["case"]), {})[row["dtype"]] = _step_entry(workdir, row)
+        steps.setdefault((row.step, row.case.label), {})[row.dtype] = _step_entry(workdir, row)
     return [{"step": step, "case": case, "dtypes": dtypes} for (step, case), dtypes in steps.items()]
 
 
@@ -103,10 +105,11 @@ def build_report(workdir, rows, envs, localizations, localization_failures, sett
                  figures=(), *, pair):
     """The report as a dict (report.json); report.md is rendered from it."""
     return {
-        "passed": all(row["passed"] for row in rows),
-        "checks_passed": sum(row["passed"] for row in rows),
-        "checks_passed_as_rounding": sum(row["as_rounding"] for row in rows),
+        "passed": all_passed(rows),
+        "checks_passed": sum(row.passed for row in rows),
+        "checks_passed_as_rounding": sum(row.as_rounding for row in rows),
         "checks": len(rows),
+        "diagnosis": [row.line() for row in rows if row.findings],
         "not_covered": [row["layer"] for row in coverage.not_covered(coverage_rows)],
         "written": datetime.datetime.now().isoformat(timespec="seconds"),
         "run": settings,
@@ -136,7 +139,7 @@ def _number(value):
 
 def _verdict_word(entry):
     if not entry["passed"]:
-        return "**FAIL**"
+        return f"**FAIL** ({entry['kind']})"
     return "pass (rounding)" if entry["as_rounding"] else "pass"
 
 
@@ -190,10 +193,34 @@ def _localization_sections(report, localizations):
                                                         for side, log in failures) or "the step's sides failed"))
             continue
         files = report["localization"][title]["files"]
-        lines += ["```text", format_localization(by_title[title], (step,)), "```", "",
-                  f"[layer diff log]({files['diff_log']}), [isolated diff log]({files['isolated_diff_log']}),"
+        shown, total = around_divergences(by_title[title])
+        lines += ["```text", format_localization(shown, (step,)), "```", "",
+                  f"Shown: the layers within {REGION} of each divergence and every layer that differs fed torch's"
+                  f" values ({sum(len(trace.rows) for trace in shown.traces_of(step))} of {total[step]} rows); every"
+                  f" layer: [layer diff log]({files['diff_log']}), [isolated diff log]({files['isolated_diff_log']}),"
                   f" [localization for programs]({files['localization_json']})"]
     return ["", "## Localization"] + lines if lines else []
+
+
+def _region(trace):
+    """The rows of `trace` within REGION of its first divergence, and every row that differs fed torch's
+    values (none of a trace that agrees: its verdict says so)."""
+    divergence = trace.divergence()
+    if divergence is None:
+        return [row for row in trace.rows if not row.isolated.passed]
+    start = trace.rows.index(divergence[0])
+    return [row for index, row in enumerate(trace.rows)
+            if abs(index - start) <= REGION or not row.isolated.passed or row is divergence[0]]
+
+
+def around_divergences(localization):
+    """(a copy of `localization` whose traces keep the rows around each divergence, {direction: rows of its
+    traces in full}): a layer table of a deep model stays readable; the diff logs hold every row."""
+    total = {}
+    for trace in localization.traces:
+        total[trace.direction] = total.get(trace.direction, 0) + len(trace.rows)
+    traces = [dataclasses.replace(trace, rows=_region(trace)) for trace in localization.traces]
+    return dataclasses.replace(localization, traces=traces), total
 
 
 def _coverage_table(report):
@@ -244,9 +271,24 @@ def _headline(report):
     return f"{'passed' if report['passed'] else 'FAILED'} ({counts})"
 
 
+def _first_screen(report):
+    """One line per failing check (and per check passed as rounding): its class and why; then the layers
+    not covered, in one line."""
+    lines = [f"- {line}" for line in report["diagnosis"]]
+    if report["not_covered"]:
+        lines.append(f"- {_named(report['not_covered'])} not covered ([coverage](#coverage-what-the-checked-inputs-exercised))")
+    return lines + [""] if lines else []
+
+
+def _named(layers, shown=NAMED_LAYERS):
+    """"N layers (a, b, c and M more)"."""
+    more = f" and {len(layers) - shown} more" if len(layers) > shown else ""
+    return f"{len(layers)} layer{'s' if len(layers) > 1 else ''} ({', '.join(layers[:shown])}{more})"
+
+
 def render_markdown(report, localizations):
     settings = ", ".join(f"{name} {'default' if value is None else value}" for name, value in report["run"].items())
-    lines = [f"# Alignment report: {_headline(report)}", "",
+    lines = [f"# Alignment report: {_headline(report)}", "", *_first_screen(report),
              f"Run: {settings}. Written {report['written']}.", "",
              "A key passes when max |paddle - torch| <= limit = atol + rtol * max |torch|. Each verdict links to"
              " the step's diff log (reprod_log's format); in the run's folder, both sides' `.npy` files lie beside"
@@ -270,27 +312,34 @@ def write_report(workdir, rows, envs, localizations, localization_failures, sett
     return report
 
 
-def terminal_summary(workdir, localizations, localization_failures, coverage_rows=()):
-    """Lines for the terminal under the suite's table: each localized failure's verdict, the layers not
-    covered, and the report."""
-    lines = [verdict(trace, localization.title) for localization in localizations.values()
-             for trace in localization.traces if not trace.passed]
+def _not_covered_lines(coverage_rows):
+    """The layers not covered, one line per unmet criterion and kind of layer, each naming a few layers."""
+    groups = {}
+    for row in coverage.not_covered(coverage_rows):
+        for gap in row["gaps"]:
+            groups.setdefault((row["type"], gap), []).append(row["layer"])
+    return [f"not covered: {_named(layers)} ({kind}): {gap}" for (kind, gap), layers in groups.items()]
+
+
+def terminal_summary(workdir, rows, localization_failures, coverage_rows=()):
+    """Lines for the terminal under the suite's table (SUMMARY_LINES at most beside the table's): each failing
+    check's class and why, the layers not covered, and the report."""
+    lines = [row.line() for row in rows if row.findings]
     lines += [f"layer localization failed: {side} side, see {log}" for side, log in localization_failures.items()]
-    lines += [f"not covered: {row['layer']} ({row['type']}): {', '.join(row['gaps'])}"
-              for row in coverage.not_covered(coverage_rows)]
+    lines += _not_covered_lines(coverage_rows)[:NOT_COVERED_LINES]
     return "\n".join(lines + [f"report: {os.path.join(workdir, REPORT_MD)}"])
 
 
 def closing_line(rows, coverage_rows, workdir):
     """The verdict: checks passed outright and as rounding (named), and the layers no check exercised."""
-    passed = all(row["passed"] for row in rows)
-    text = f"alignment {'passed' if passed else 'FAILED'}: {sum(row['passed'] for row in rows)}/{len(rows)} checks"
-    rounding = [f"{row['step']} {row['case']} {row['dtype']}" for row in rows if row["as_rounding"]]
+    passed = all_passed(rows)
+    text = f"alignment {'passed' if passed else 'FAILED'}: {sum(row.passed for row in rows)}/{len(rows)} checks"
+    rounding = [row.label for row in rows if row.as_rounding]
     if rounding:
         text += f" ({len(rounding)} passed as rounding: {', '.join(rounding)})"
     uncovered = coverage.not_covered(coverage_rows)
     if uncovered:
-        text += f", {len(uncovered)} layers not covered ({', '.join(row['layer'] for row in uncovered)})"
+        text += f", {_named([row['layer'] for row in uncovered])} not covered"
     return text + f"; details in {workdir}"
 
 

@@ -23,10 +23,11 @@ from greedyhash_common.infra.errors import (EXIT_BAD_INPUT, OneLineArgumentParse
 from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
-from . import coverage
+from . import coverage, diagnosis
 from .cases import add_case_options, run_cases_of
 from .check import StepResult, _failure, verdict_table, write_reports
 from .inputs import write_input_batch
+from .known_differences import evidence_of_run
 from .layers.localize import DIRECTIONS, localize_files
 from .layers.side import run as record_layers
 from .pairs import DEFAULT_PAIR, PAIRS, pair_named
@@ -129,7 +130,9 @@ def resolved_options(args):
     # two factories and one interpreter for both: the sides, the weights and the layers run in this process
     args.in_process = isinstance(pair, FactoryPair) and args.torch_python == args.paddle_python
     check_alignment_options(args, pair.SMALLEST_IMAGE_SIZE)
-    split_choice(args.weight_sets, pair.WEIGHT_SETS, "weight sets")
+    split_choice(args.weight_sets, (*pair.WEIGHT_SETS, USER), "weight sets")
+    if USER in args.weight_sets.split(",") and not args.weights:
+        raise UserInputError(f"--weight-sets {USER}: give the checkpoint with --weights")
     return args, pair
 
 
@@ -175,7 +178,7 @@ def case_options(args):
             args.model]
 
 
-def run_sides(args, pair, steps, dtypes):
+def run_sides(args, pair, steps, dtypes, log_prefix="side"):
     """Start both sides at once (or run them in this process: args.in_process); return {side: log path} of
     the sides that failed."""
     if args.in_process:
@@ -189,7 +192,7 @@ def run_sides(args, pair, steps, dtypes):
     running = {}
     with ending_together() as children:  # a side that cannot start stops the other; Ctrl-C stops both
         for side, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
-            log = os.path.join(args.workdir, f"side_{side}.log")
+            log = os.path.join(args.workdir, f"{log_prefix}_{side}.log")
             command = module_command(python, "alignment.side", side, "--steps", ",".join(steps), "--dtypes",
                                       ",".join(dtypes), "--bit", args.bit, "--workdir", args.workdir,
                                       "--threads", args.threads, "--mask-seed", args.seed, *case_options(args),
@@ -259,42 +262,19 @@ def check(workdir, step, case, dtype, failed_sides, pair):
     return result
 
 
-ROUNDING_HINT = ("float32 only, float64 agrees: likely a ReLU or max-pool decision flipped by rounding"
-                 " (docs/tolerances.md)")
-ROUNDING_SHOWN = ("passed as rounding: float32 only, float64 agrees, and every Paddle layer agrees when fed"
-                  " torch's values (a max-pool or ReLU decision flipped; see the localization)")
-
-
-def explained_by_rounding(result, passed_in_float64, localizations):
-    """A float32 forward or backward failure that float64 does not share (same step, same case) and that
-    no layer shows when each Paddle layer is fed torch's values: the port computes the same function,
-    and float32 rounding flipped a decision (a max-pool's maximum, a ReLU's sign) along the chain."""
-    localization = localizations.get((result.dtype, result.case))
-    return (not result.passed and result.dtype == "float32" and (result.step, result.case) in passed_in_float64
-            and result.step in DIRECTIONS and localization is not None and not localization.paddle_only
-            and not localization.differing_alone([result.step]))
-
-
-def summary_rows(results, localizations):
-    passed_in_float64 = {(result.step, result.case) for result in results
-                         if result.dtype == "float64" and result.passed}
-    rows = []
-    for result in results:
-        worst = result.worst()
-        rounding = explained_by_rounding(result, passed_in_float64, localizations)
-        rows.append({"step": result.step, "case": result.case.label, "dtype": result.dtype,
-                     "passed": result.passed or rounding, "as_rounding": rounding, "worst_key": worst.name,
-                     "max_abs": worst.max_abs, "max_rel": worst.max_rel, "limit": worst.limit,
-                     "note": _note(result, passed_in_float64, rounding)})
-    return rows
-
-
-def _note(result, passed_in_float64, rounding):
-    if rounding:
-        return ROUNDING_SHOWN
-    if not result.passed and result.dtype == "float32" and (result.step, result.case) in passed_in_float64:
-        return ROUNDING_HINT
-    return result.worst().note
+def float64_evidence(args, pair, results, failed_sides):
+    """The float64 checks the rounding rule needs and a float32-only run did not make
+    (alignment.diagnosis.float64_checks_needed), run for that alone: their own logs, not verdicts of the run."""
+    if failed_sides:
+        return []
+    evidence = []
+    for case, steps in diagnosis.float64_checks_needed(results).items():
+        print(f"float64 counterpart of the failing float32 {', '.join(steps)} {case.label}, for the rounding rule",
+              flush=True)
+        one_case = argparse.Namespace(**{**vars(args), "weight_sets": case.weights, "sizes": str(case.size)})
+        failed = run_sides(one_case, pair, steps, ["float64"], log_prefix="side_float64_evidence")
+        evidence += [check(args.workdir, step, case, "float64", failed, pair) for step in steps]
+    return evidence
 
 
 def run_layer_sides(args, pair, dtypes, case):
@@ -392,10 +372,11 @@ def run_in_held_workdir(args, pair, steps, dtypes):
                for step in steps if runs_in(step, dtype, pair)
                for case in step_cases(step, run_cases, dtype, pair)]
     localizations, localization_failures = localize_cases(args, pair, results, failed_sides)
-    rows = summary_rows(results, localizations)
+    evidence = evidence_of_run(args.workdir, args.bit, pair.key_map())
+    rows = diagnosis.verdicts(results, localizations, evidence, float64_evidence(args, pair, results, failed_sides))
     coverage_rows = [] if failed_sides else read_coverage(args.workdir, results)
     write_text(os.path.join(args.workdir, "summary.json"),
-               json.dumps({"passed": all(row["passed"] for row in rows), "steps": rows,
+               json.dumps({"passed": diagnosis.all_passed(rows), "steps": [row.as_json() for row in rows],
                            "not_covered": coverage.not_covered(coverage_rows)}, indent=2, default=str) + "\n")
     write_report(args.workdir, rows, {dtype: _read_env(args.workdir, dtype) for dtype in dtypes}, localizations,
                  localization_failures, run_settings(args), coverage_rows, pair=pair)

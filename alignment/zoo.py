@@ -162,9 +162,8 @@ def run_one(entry, workdir, corrections=()):
         for folder in ("inputs", *DTYPES):
             shutil.rmtree(os.path.join(workdir, folder), ignore_errors=True)
     return {"passed": result.passed, "checks": len(result.rows),
-            "checks_passed": sum(row["passed"] for row in result.rows),
-            "failed": [f"{row['step']} {row['dtype']}: {row['worst_key']} (abs {row['max_abs']:.1g},"
-                       f" rel {row['max_rel']:.2g})"
+            "checks_passed": sum(row.passed for row in result.rows),
+            "failed": [f"{row.step} {row.dtype}: {row.worst_key} (abs {row.max_abs:.1g}, rel {row.max_rel:.2g})"
                        for row in result.failures()], "seconds": round(time.perf_counter() - started)}
 
 

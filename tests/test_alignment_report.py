@@ -10,8 +10,9 @@ from alignment.layers.localize import LayerRow, Localization, Trace
 from alignment.pairs import pair_named
 from alignment.pairs.greedyhash import GREEDYHASH
 from alignment.paths import diff_paths
-from alignment.report import LARGEST_REFERENCE_FILE, closing_line, keep_reference, write_report
-from alignment.suite import ROUNDING_SHOWN, summary_rows
+from alignment.check import verdict_table
+from alignment.report import LARGEST_REFERENCE_FILE, closing_line, keep_reference, terminal_summary, write_report
+from alignment.diagnosis import ROUNDING, verdicts
 from alignment.tolerances import NEAR_EXACT
 
 from .conftest import run_module
@@ -45,13 +46,14 @@ def passing_and_failing(workdir):
 
 
 def test_one_row_per_step_whatever_its_name_with_both_precisions(tmp_path):
-    rows = summary_rows(passing_and_failing(tmp_path), {})
+    rows = verdicts(passing_and_failing(tmp_path), {})
     report = write_report(str(tmp_path), rows, ENV, {}, {}, {"bit": 48, "data": None}, pair=GREEDYHASH)
     markdown = (tmp_path / "report.md").read_text()
     assert "# Alignment report: FAILED (2/3 checks)" in markdown
     assert "| step | case | float32 | worst key | max abs | max rel | limit | float64 | worst key |" in markdown
     assert "| forward | seeded-64px | [pass](float32/seeded-64px/forward_diff.log) | `h` |" in markdown
-    assert "[**FAIL**](float64/seeded-64px/forward_diff.log) | `h` | nan | nan | 0 |" in markdown
+    assert "[**FAIL** (defect)](float64/seeded-64px/forward_diff.log) | `h` | nan | nan | 0 |" in markdown
+    assert markdown.splitlines()[2] == "- forward seeded-64px float64: FAIL; DEFECT: NaN or Inf in paddle [h]"
     assert "| warp | seeded-64px | not run |" in markdown and "[pass](float64/seeded-64px/warp_diff.log)" in markdown
     assert "- forward seeded-64px, float64: NaN or Inf in paddle" in markdown
     assert "Run: bit 48, data default." in markdown
@@ -65,7 +67,7 @@ def test_the_train_steps_differences_are_drawn_and_shown(tmp_path):
     shifted = {**series, "loss_total": series["loss_total"] + 1e-9}
     results = run_steps(tmp_path, {("train", "float64"): (series, shifted)})
     (tmp_path / "predict-torch.png").write_bytes(b"not of this run")
-    report = write_report(str(tmp_path), summary_rows(results, {}), ENV, {}, {}, {}, pair=GREEDYHASH)
+    report = write_report(str(tmp_path), verdicts(results, {}), ENV, {}, {}, {}, pair=GREEDYHASH)
     markdown = (tmp_path / "report.md").read_text()
     assert report["figures"] == ["figures/train_differences.png"] and "predict" not in markdown
     assert "![train_differences](figures/train_differences.png)" in markdown
@@ -75,7 +77,7 @@ def test_the_train_steps_differences_are_drawn_and_shown(tmp_path):
 def test_a_localized_case_gets_its_divergence_profile(tmp_path):
     localization = Localization("float64", [Trace("eval", direction, [layer_row("fc", np.ones(3))])
                                             for direction in ("forward", "backward")], [], CASE)
-    report = write_report(str(tmp_path), summary_rows(passing_and_failing(tmp_path), {}), ENV,
+    report = write_report(str(tmp_path), verdicts(passing_and_failing(tmp_path), {}), ENV,
                           {("float64", CASE): localization}, {}, {}, pair=GREEDYHASH)
     assert report["figures"] == ["figures/divergence_seeded-64px.png"]
 
@@ -93,7 +95,7 @@ def test_a_failing_forward_step_carries_the_localization_table(tmp_path):
         Trace("eval", "forward", [layer_row("alex.classifier.1", np.ones(3)),
                                   layer_row("alex.classifier.4", differing)]),
         Trace("eval", "backward", [layer_row("fc", np.ones(3))])], [], CASE)
-    rows = summary_rows(passing_and_failing(tmp_path), {})
+    rows = verdicts(passing_and_failing(tmp_path), {})
     report = write_report(str(tmp_path), rows, ENV, {("float64", CASE): localization}, {}, {}, pair=GREEDYHASH)
     markdown = (tmp_path / "report.md").read_text()
     section = markdown[markdown.index("## Localization"):]
@@ -133,7 +135,7 @@ def test_the_reference_keeps_its_committed_mutation_score(tmp_path):
 
 
 def test_the_report_prints_the_folders_mutation_score_else_the_committed_one(tmp_path):
-    rows = summary_rows(passing_and_failing(tmp_path), {})
+    rows = verdicts(passing_and_failing(tmp_path), {})
     write_report(str(tmp_path), rows, ENV, {}, {}, {}, pair=GREEDYHASH)
     committed = (tmp_path / "report.md").read_text()
     assert "## Mutation score" in committed and "mutation score 100.0%" in committed
@@ -149,7 +151,7 @@ def test_the_report_prints_the_folders_mutation_score_else_the_committed_one(tmp
 
 def test_another_pairs_report_claims_no_mutation_score(tmp_path):
     """The mutation operators are written for GreedyHash's port: its score says nothing of another pair."""
-    write_report(str(tmp_path), summary_rows(passing_and_failing(tmp_path), {}), ENV, {}, {}, {"model": "resnet18"},
+    write_report(str(tmp_path), verdicts(passing_and_failing(tmp_path), {}), ENV, {}, {}, {"model": "resnet18"},
                  pair=pair_named("resnet18"))
     assert "utation" not in (tmp_path / "report.md").read_text()
     assert "mutation_score" not in json.loads((tmp_path / "report.json").read_text())
@@ -172,7 +174,8 @@ def test_the_suite_localizes_a_failing_forward_step_in_its_report(tmp_path):
     done = run_module("alignment", "--steps", "forward", "--dtypes", "float64", "--sizes", 64,
                       "--weight-sets", "seeded", "--bit", 12, "--workdir", workdir, "--paddle-python", python)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "float64, seeded-64px, eval mode, forward: first divergence at alex.classifier.4 (Linear)" in done.stdout
+    assert ("forward seeded-64px float64: FAIL; DEFECT: first divergence at alex.classifier.4 (Linear), eval mode;"
+            " layers that differ fed torch's values: alex.classifier.4") in done.stdout
     assert f"report: {workdir / 'report.md'}" in done.stdout
     markdown = (workdir / "report.md").read_text()
     assert "### forward, float64, seeded-64px" in markdown and "> alex.classifier.4" in markdown
@@ -198,12 +201,64 @@ def test_a_float32_failure_passes_as_rounding_only_when_every_layer_agrees_alone
     failing = StepResult("backward", "float32", [compare_arrays("g", np.ones(2), np.array([1.0, 1.5]), NEAR_EXACT)],
                          CASE)
     exact = StepResult("backward", "float64", [compare_arrays("g", np.ones(2), np.ones(2), NEAR_EXACT)], CASE)
-    rows = summary_rows([failing, exact], {("float32", CASE): _localization(isolated_agrees)})
-    assert rows[0]["passed"] is isolated_agrees and rows[0]["as_rounding"] is isolated_agrees
-    assert (rows[0]["note"] == ROUNDING_SHOWN) is isolated_agrees
+    rows = verdicts([failing, exact], {("float32", CASE): _localization(isolated_agrees)})
+    assert rows[0].passed is isolated_agrees and rows[0].as_rounding is isolated_agrees
+    assert (rows[0].kind == ROUNDING) is isolated_agrees
     assert ("1 passed as rounding: backward seeded-64px float32" in closing_line(rows, [], "logs")) is isolated_agrees
-    unexplained = summary_rows([failing, StepResult("backward", "float64", failing.keys, CASE)],
+    unexplained = verdicts([failing, StepResult("backward", "float64", failing.keys, CASE)],
                                {("float32", CASE): _localization(True)})[0]
-    assert unexplained["passed"] is False  # float64 fails too: not rounding
+    assert unexplained.passed is False  # float64 fails too: not rounding
     elsewhere = StepResult("backward", "float64", exact.keys, Case("rescaled", 64))
-    assert summary_rows([failing, elsewhere], {("float32", CASE): _localization(True)})[0]["passed"] is False
+    assert verdicts([failing, elsewhere], {("float32", CASE): _localization(True)})[0].passed is False
+
+
+def test_the_terminal_summary_fits_one_screen_at_any_depth():
+    """15 failing checks of a model of 160 layers, 150 of them not covered: the table, one line of
+    diagnosis per check, at most 11 more; the closing line names five layers and counts the rest."""
+    failing = [StepResult("forward", "float64", [compare_arrays(f"key{index}", np.ones(2), np.zeros(2), NEAR_EXACT)],
+                          Case("seeded", 32 + index)) for index in range(15)]
+    rows = verdicts(failing, {})
+    layers = [{"layer": f"features.{index}", "type": ("ReLU6", "MaxPool2d", "Dropout")[index % 3], "covered": False,
+               "gaps": ["inputs beyond 6"] if index % 3 == 0 else ["a window cut by the border", "x"]}
+              for index in range(150)]
+    screen = (verdict_table(rows, [("step", 10), ("case", 16), ("dtype", 8)]) + "\n"
+              + terminal_summary("logs", rows, {}, layers) + "\n" + closing_line(rows, layers, "logs")).splitlines()
+    assert len(screen) <= 2 * len(rows) + 11
+    assert sum(line.startswith("forward seeded-") and "DEFECT: differs beyond its limit" in line for line in screen) == 15
+    assert "not covered: 50 layers (features.0, features.3, features.6, features.9, features.12 and 45 more) (ReLU6):" \
+           " inputs beyond 6" in screen
+    assert screen[-1].endswith("150 layers (features.0, features.1, features.2, features.3, features.4 and 145 more)"
+                               " not covered; details in logs")
+
+
+def deep_trace(direction, differing_at, count=160):
+    reference = np.ones(3)
+    rows = [LayerRow(f"features.{index}", "Conv2d", compare_arrays("in", reference, reference, NEAR_EXACT),
+                     compare_arrays("out", reference, reference * (2.0 if index >= differing_at else 1.0), NEAR_EXACT),
+                     compare_arrays("alone", reference, reference * (2.0 if index == differing_at else 1.0), NEAR_EXACT))
+            for index in range(count)]
+    return Trace("train", direction, rows)
+
+
+def test_a_deep_models_layer_table_shows_the_region_around_the_divergence_and_links_the_rest(tmp_path):
+    localization = Localization("float64", [deep_trace("forward", 80), Trace("eval", "forward", deep_trace(
+        "forward", 10**6).rows)], [], CASE)
+    failing = StepResult("forward", "float64", [compare_arrays("logits", np.ones(2), np.zeros(2), NEAR_EXACT)], CASE)
+    report = write_report(str(tmp_path), verdicts([failing], {("float64", CASE): localization}), ENV,
+                          {("float64", CASE): localization}, {}, {})
+    section = (tmp_path / "report.md").read_text().split("## Localization")[1]
+    assert "> features.80" in section and "features.75 " in section and "features.74 " not in section
+    assert "features.86 " not in section and "of 320 rows" in section and "[layer diff log]" in section
+    assert report["figures"] == ["figures/divergence_seeded-64px.png"]
+
+
+def test_the_profile_shows_the_failing_mode_with_readable_labels_at_any_depth():
+    from alignment.figures import MAX_LABELS, _label_every, _profile_series, failing_mode
+
+    localization = Localization("float64", [deep_trace("forward", 80), Trace("eval", "forward", deep_trace(
+        "forward", 10**6).rows)], [], CASE)
+    assert failing_mode({"float64": localization}) == "train"
+    layers, _, _, first = _profile_series(localization, "train", "forward")
+    assert layers[first] == "features.80"
+    positions, names = _label_every(layers)
+    assert len(names) <= MAX_LABELS and names[:2] == ["features.0", "features.4"]

@@ -54,9 +54,10 @@ def test_a_layer_the_run_did_not_exercise_is_reported_not_covered(suite_run):
     1): any pooling would agree at the first, a ceil_mode max-pool at the others."""
     workdir, done = suite_run
     uncovered = ["alex.features.2", "alex.features.5", "alex.features.12", "alex.avgpool"]
-    assert f", 4 layers not covered ({', '.join(uncovered)})" in done.stdout.splitlines()[-1]
-    assert "not covered: alex.avgpool (AdaptiveAvgPool2d): windows of more than one element" in done.stdout
-    assert "not covered: alex.features.12 (MaxPool2d): a window cut by the border" in done.stdout
+    assert f", 4 layers ({', '.join(uncovered)}) not covered" in done.stdout.splitlines()[-1]
+    assert "not covered: 1 layer (alex.avgpool) (AdaptiveAvgPool2d): windows of more than one element" in done.stdout
+    assert "not covered: 3 layers (alex.features.2, alex.features.5, alex.features.12) (MaxPool2d): a window cut by" \
+           " the border" in done.stdout
     report = json.loads((workdir / "report.json").read_text())
     assert report["not_covered"] == uncovered
     rows = {row["layer"]: row for row in report["coverage"]}

@@ -39,13 +39,13 @@ def aligned(torch_model, paddle_model, tmp_path, **options):
 def test_two_models_align_in_one_call_with_nothing_written(tmp_path):
     result = aligned(torch_cnn(), paddle_cnn(), tmp_path)
     assert result.passed, result
-    assert [row["step"] for row in result.rows] == ["forward", "loss", "backward", "optim", "train"]
+    assert [row.step for row in result.rows] == ["forward", "loss", "backward", "optim", "train"]
     assert (tmp_path / "report.md").exists() and (tmp_path / "summary.json").exists()
 
 
 def test_a_relu6_in_the_port_fails_and_the_layers_name_it(tmp_path):
     result = aligned(torch_cnn(), paddle_cnn(activation="ReLU6"), tmp_path, steps=("forward", "backward"))
-    assert not result.passed and {row["step"] for row in result.failures()} == {"forward", "backward"}
+    assert not result.passed and {row.step for row in result.failures()} == {"forward", "backward"}
     (localization,) = result.localizations.values()
     row, place = localization.trace("eval", "forward").divergence()
     assert row.layer == "1"  # the activation (after the convolution "0"), by the torch module's name
@@ -54,7 +54,7 @@ def test_a_relu6_in_the_port_fails_and_the_layers_name_it(tmp_path):
 def test_batch_norms_running_variance_is_the_only_difference_of_the_libraries(tmp_path):
     result = aligned(torch_cnn(batch_norm=True), paddle_cnn(batch_norm=True), tmp_path, steps=("forward", "backward"))
     (failed,) = result.failures()
-    assert failed["step"] == "forward" and failed["worst_key"] == "train_buffer.1.running_var"
+    assert failed.step == "forward" and failed.worst_key == "train_buffer.1.running_var"
 
 
 def test_the_cli_takes_two_factories_and_refuses_a_bad_one_in_one_line(tmp_path):

@@ -1,0 +1,322 @@
+"""Differences between torch and Paddle themselves, recognised by what the compared values do (never by a
+model's name) and named with their correction (alignment.diagnosis uses them).
+
+Of the keys of a check (of_keys):
+- the rate of a StepLR schedule: torch multiplies the rate by gamma step by step, Paddle's StepDecay
+  computes lr * gamma ** k; the two agree to an ulp or two (0.045 * 0.1 * 0.1 != 0.045 * 0.1 ** 2);
+- BatchNorm's running statistics after a training pass, from the statistics before it (the weight set):
+  new = (1 - m) * old + m * batch. The ratio of the two sides' updates of the mean is m_torch / m_paddle:
+  1 - 2.4e-7 when Paddle holds its momentum 0.9 in float32, 1/9 or 9 when a momentum was copied across the
+  two conventions (torch's m is the batch's share, Paddle's the old value's). The variance's update
+  ratio beyond the mean's is n / (n - 1) when torch takes the unbiased batch variance and Paddle the
+  biased one, n the values a channel normalizes.
+Of the layers the localization finds differing when fed torch's values (of_layers):
+- an output shape that differs at a max-pool (ceil_mode) or a convolution (its padding);
+- a dropout's eval output scaled by 1 - p (Paddle's downscale_in_infer mode);
+- a BatchNorm whose output matches its formula with epsilon float32(1e-5) in float64 (Paddle's).
+"""
+import dataclasses
+import re
+
+import numpy as np
+
+from greedyhash_common.state_dicts.paddle_files import read_paddle_state
+
+from .layers.localize import ISOLATED, load_layer_values, load_record, stored_key, value_key
+from .paths import layer_values_path, side_values_path, weights_path
+from .reprod_format import load_values
+from .sides import PORT, REFERENCE
+
+INVARIANT = re.compile(r"(.+) == (.+) \((torch|paddle)\)")
+BUFFER = re.compile(r"(?:(iteration\d+)\.|train_)buffer\.(.+)\.(running_mean|running_var)")
+RATE_ULPS = 2  # a rate computed by another order of the same products: within two ulps
+EPSILON = 1e-5  # BatchNorm's default in both libraries; Paddle's enters as float32(1e-5)
+# How closely a formula must reproduce the values to name a difference by it (relative to their scale)
+FIT = {"float64": 1e-9, "float32": 1e-4}
+# |ratio - 1| of the updates of the running mean below which the momenta differ by float32 rounding only
+FLOAT32_MOMENTUM = 1e-6
+
+STEP_LR = ("StepLR's closed form: torch multiplies the rate by gamma at every step, Paddle's StepDecay computes"
+           " lr * gamma ** k, equal to {ulps} ulp; correction: compare rates to 2 ulp")
+MOMENTUM_PRECISION = ("BatchNorm momentum precision: Paddle holds its momentum in float32 (the running mean's"
+                      " updates differ by a factor 1 - {value}); correction: a momentum exact in float32 (0.5,"
+                      " 0.875) on both sides, or running statistics compared to float32 precision")
+MOMENTUM_CONVENTION = ("BatchNorm momentum convention: the batch's share of the running statistics differs by a"
+                       " factor {value} (torch's momentum is the batch's share, Paddle's the old value's: a"
+                       " momentum copied across conventions); correction: Paddle's momentum = 1 - torch's")
+RUNNING_VARIANCE = ("BatchNorm running variance: torch updates it with the unbiased batch variance, Paddle with the"
+                    " biased one (the updates' ratio is n/(n-1), n = {value}: the values a channel normalizes);"
+                    " correction: Paddle's variance update times n/(n-1) (alignment/pairs/resnet18_torch_bn.py)")
+CEIL_MODE = ("max-pool ceil_mode at {layer}: fed the same input, torch gives {torch}, Paddle {paddle} (ceil_mode"
+             " {ceil} in torch); correction: Paddle's ceil_mode={ceil}")
+PADDING = ("convolution padding at {layer}: fed the same input, torch gives {torch}, Paddle {paddle} (padding"
+           " {more} in Paddle); correction: torch's padding")
+DROPOUT_MODE = ("dropout mode at {layer}: Paddle's eval output is torch's times {scale:.4g} (downscale_in_infer,"
+                " p = {p:.4g}); correction: mode='upscale_in_train'")
+BATCH_NORM_EPSILON = ("BatchNorm epsilon precision at {layer}: Paddle's output is the formula's with epsilon"
+                      " float32(1e-5) in float64, torch's with 1e-5; correction: an epsilon exact in float32 on"
+                      " both sides, or float64 compared to this difference")
+
+
+@dataclasses.dataclass
+class Evidence:
+    """The values the detectors read, each loaded when first asked for:
+    step_values(dtype, case, step) -> (torch's, Paddle's {key: array});
+    initial(case) -> {torch key: array} of the weight set the case starts from;
+    layers(dtype, case) -> (torch's layer Record, Paddle's layers fed torch's values {key: array})."""
+    step_values: callable
+    initial: callable
+    layers: callable
+
+
+def evidence_of_run(workdir, bit, key_map):
+    """The Evidence of a run's folder; `key_map` {torch key: Paddle key}: the pair's."""
+    torch_name = {paddle_key: torch_key for torch_key, paddle_key in key_map.items()}
+
+    def step_values(dtype, case, step):
+        return tuple(load_values(side_values_path(workdir, dtype, case, step, side)) for side in (REFERENCE, PORT))
+
+    def initial(case):
+        state = read_paddle_state(weights_path(workdir, bit, case.weights, ".pdparams"))
+        return {torch_name[key]: value for key, value in state.items() if key in torch_name}
+
+    def layers(dtype, case):
+        return (load_record(workdir, dtype, case, REFERENCE),
+                load_layer_values(layer_values_path(workdir, dtype, case, ISOLATED, PORT)))
+
+    return Evidence(_once(step_values), _once(initial), _once(layers))
+
+
+def _once(function):
+    cache = {}
+
+    def cached(*arguments):
+        if arguments not in cache:
+            cache[arguments] = function(*arguments)
+        return cache[arguments]
+    return cached
+
+
+def _readable(function, *arguments):
+    """function(*arguments), or None when what it reads is not there (a side that failed)."""
+    try:
+        return function(*arguments)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def of_keys(result, failing, evidence):
+    """[(reason, [key])] of the failing keys of a check (alignment.check.StepResult) a known difference
+    explains."""
+    if evidence is None:
+        return []
+    values = _readable(evidence.step_values, result.dtype, result.case, result.step)
+    if values is None:
+        return []
+    found = _rates(failing, *values)
+    initial = _readable(evidence.initial, result.case) if result.case.weights else None
+    if initial is not None:
+        found += _batch_norm_statistics(failing, *values, initial, result.dtype)
+    return found
+
+
+def _compared(key, torch_values, paddle_values):
+    invariant = INVARIANT.fullmatch(key)
+    if invariant:
+        first, second, side = invariant.groups()
+        values = torch_values if side == REFERENCE else paddle_values
+        return values.get(first), values.get(second)
+    return torch_values.get(key), paddle_values.get(key)
+
+
+def _within_ulps(first, second):
+    if first is None or second is None or first.shape != second.shape or not np.issubdtype(first.dtype, np.floating):
+        return 0
+    ulps = np.abs(first - second) / np.spacing(np.maximum(np.abs(first), np.abs(second)))
+    return int(np.ceil(ulps.max())) if ulps.size and np.all(np.isfinite(ulps)) else 0
+
+
+def _rates(failing, torch_values, paddle_values):
+    keys = [key for key in failing if "lr" in re.split(r"[._ ]", key)
+            and 0 < _within_ulps(*_compared(key, torch_values, paddle_values)) <= RATE_ULPS]
+    if not keys:
+        return []
+    ulps = max(_within_ulps(*_compared(key, torch_values, paddle_values)) for key in keys)
+    return [(STEP_LR.format(ulps=ulps), keys)]
+
+
+def _fits(target, predicted, dtype):
+    scale = float(np.max(np.abs(target))) or 1.0
+    return float(np.max(np.abs(target - predicted))) <= FIT[dtype] * scale
+
+
+def _update_ratio(new_torch, new_paddle, old, dtype):
+    """a with new_torch - old = a * (new_paddle - old): the ratio of the batch's shares; None if none fits."""
+    torch_update, paddle_update = new_torch - old, new_paddle - old
+    if not np.any(paddle_update):
+        return None
+    ratio = float(np.dot(torch_update, paddle_update) / np.dot(paddle_update, paddle_update))
+    return ratio if _fits(torch_update, ratio * paddle_update, dtype) else None
+
+
+def _variance_ratio(new_torch, new_paddle, old, dtype):
+    """a with new_torch - old = a * (new_paddle - old) + b * old (torch's momentum times (n/(n-1) - 1) is b):
+    the ratio of the batch variances' shares; None if no such line fits."""
+    design = np.stack([new_paddle - old, old], axis=1)
+    (ratio, offset), *_ = np.linalg.lstsq(design, new_torch - old, rcond=None)
+    return float(ratio) if _fits(new_torch - old, design @ np.array([ratio, offset]), dtype) else None
+
+
+def _batch_norm_statistics(failing, torch_values, paddle_values, initial, dtype):
+    """The momentum and variance differences of every BatchNorm whose running statistics fail."""
+    layers = {}
+    for key in failing:
+        match = BUFFER.fullmatch(key)
+        if match:
+            iteration, layer, statistic = match.groups()
+            layers.setdefault(layer, {}).setdefault(iteration, {})[statistic] = key
+    found = {}
+    for layer, iterations in layers.items():
+        first = iterations.get(None) or iterations.get("iteration0")
+        reasons = first and _batch_norm_reasons(layer, first, torch_values, paddle_values, initial, dtype)
+        for template, value, statistics in reasons or ():
+            values, keys = found.setdefault(template, ([], []))
+            values.append(value)
+            keys.extend(key for named in iterations.values() for statistic, key in named.items() if statistic in statistics)
+    return [(template.format(value=_values_text(values)), keys) for template, (values, keys) in found.items()]
+
+
+def _values_text(values):
+    """The values a difference showed in its layers: one, or each distinct one."""
+    distinct = sorted(set(values))
+    return ", ".join(f"{value:.4g}" if isinstance(value, float) else str(value) for value in distinct)
+
+
+def _batch_norm_reasons(layer, keys, torch_values, paddle_values, initial, dtype):
+    """[(reason's template, its value in this layer, the statistics it explains)] of one BatchNorm's running
+    statistics (keys {statistic: key} after its first training pass), or None when a statistic's update
+    fits none of them."""
+    def ratio_of(statistic, fit):
+        key = keys.get(statistic)
+        old = initial.get(f"{layer}.{statistic}")
+        if key is None:
+            return 1.0  # it agrees
+        if old is None:
+            return None
+        return fit(torch_values[key].astype(np.float64), paddle_values[key].astype(np.float64),
+                   old.astype(np.float64), dtype)
+
+    momentum, variance = ratio_of("running_mean", _update_ratio), ratio_of("running_var", _variance_ratio)
+    if momentum is None or variance is None:
+        return None
+    reasons, both = [], ("running_mean", "running_var")
+    if abs(momentum - 1) > FLOAT32_MOMENTUM:
+        reasons.append((MOMENTUM_CONVENTION, round(momentum, 4), both))
+    elif momentum != 1:
+        reasons.append((MOMENTUM_PRECISION, float(f"{1 - momentum:.2g}"), both))
+    unbiased = variance / momentum
+    if abs(unbiased - 1) > FIT[dtype]:
+        count = unbiased / (unbiased - 1)
+        if count < 1.5 or abs(count - round(count)) > 1e-2 * count:
+            return None
+        reasons.append((RUNNING_VARIANCE, round(count), ("running_var",)))
+    return reasons or None
+
+
+def of_layers(result, localization, evidence):
+    """The known differences of every layer that differs fed torch's values in the check's direction, or []
+    when one of them is not a known difference (or nothing was localized)."""
+    if localization is None or localization.paddle_only:
+        return []
+    differing = localization.differing_alone([result.step])
+    reasons = [_layer_reason(localization, layer, result, evidence) for layer in differing]
+    if not differing or None in reasons:
+        return []
+    return list(dict.fromkeys(reasons))
+
+
+def _forward_row(localization, layer):
+    """(mode, row) of `layer` in the first forward trace where it differs fed torch's values, else in eval."""
+    rows = [(trace.mode, row) for trace in localization.traces_of("forward") for row in trace.rows
+            if row.layer == layer]
+    return next(((mode, row) for mode, row in rows if not row.isolated.passed), rows[0] if rows else (None, None))
+
+
+def _layer_reason(localization, layer, result, evidence):
+    mode, row = _forward_row(localization, layer)
+    if row is None:
+        return None
+    kind = row.types.lower()
+    shape_reason = _shape_reason(layer, kind, row.isolated)
+    if shape_reason or evidence is None:
+        return shape_reason
+    values = _readable(evidence.layers, result.dtype, result.case)
+    if values is None:
+        return None
+    record, isolated = values
+    layer_of = next((item for item in record.layers[mode] if item["name"] == layer), None)
+    fed = record.values[stored_key(layer_of, mode, "forward", "input")] if layer_of else None
+    output_key = value_key(mode, "forward", layer, "output")
+    if fed is None or output_key not in isolated:
+        return None
+    torch_output, paddle_output = record.values[output_key], isolated[output_key]
+    if "dropout" in kind and mode == "eval":
+        return _dropout_reason(layer, torch_output, paddle_output, result.dtype)
+    if "batchnorm" in kind and result.dtype == "float64" and result.case.weights:
+        initial = _readable(evidence.initial, result.case) or {}
+        return _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial)
+    return None
+
+
+def _spatial(shape):
+    return "x".join(map(str, shape[2:]))
+
+
+def _shape_reason(layer, kind, isolated):
+    if isolated.port_shape is None or len(isolated.shape) != len(isolated.port_shape):
+        return None
+    torch_shape, paddle_shape = isolated.shape, isolated.port_shape
+    if torch_shape[:2] != paddle_shape[:2]:
+        return None
+    shapes = {"layer": layer, "torch": _spatial(torch_shape), "paddle": _spatial(paddle_shape)}
+    larger = paddle_shape[2:] > torch_shape[2:]
+    if "pool" in kind and "adaptive" not in kind and all(abs(a - b) <= 1 for a, b in zip(torch_shape, paddle_shape)):
+        return CEIL_MODE.format(ceil=not larger, **shapes)
+    if "conv" in kind:
+        return PADDING.format(more="larger" if larger else "smaller", **shapes)
+    return None
+
+
+def _dropout_reason(layer, torch_output, paddle_output, dtype):
+    torch_output, paddle_output = torch_output.astype(np.float64), paddle_output.astype(np.float64)
+    if not np.any(torch_output):
+        return None
+    scale = float(np.sum(torch_output * paddle_output) / np.sum(torch_output * torch_output))
+    if 0 < scale < 1 and _fits(paddle_output, scale * torch_output, dtype):
+        return DROPOUT_MODE.format(layer=layer, scale=scale, p=1 - scale)
+    return None
+
+
+def _normalized(fed, mean, variance, weight, bias, epsilon):
+    shape = (1, -1) + (1,) * (fed.ndim - 2)
+    return (weight.reshape(shape) * (fed - mean.reshape(shape)) / np.sqrt(variance.reshape(shape) + epsilon)
+            + bias.reshape(shape))
+
+
+def _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial):
+    channels = fed.shape[1]
+    axes = tuple(axis for axis in range(fed.ndim) if axis != 1)
+    if mode == "train":
+        mean, variance = fed.mean(axis=axes), fed.var(axis=axes)
+    else:
+        mean, variance = initial.get(f"{layer}.running_mean"), initial.get(f"{layer}.running_var")
+        if mean is None or variance is None:
+            return None
+    weight = initial.get(f"{layer}.weight", np.ones(channels))
+    bias = initial.get(f"{layer}.bias", np.zeros(channels))
+    as_torch = _normalized(fed, mean, variance, weight, bias, EPSILON)
+    as_paddle = _normalized(fed, mean, variance, weight, bias, float(np.float32(EPSILON)))
+    if (_fits(torch_output, as_torch, "float64") and _fits(paddle_output, as_paddle, "float64")
+            and not _fits(paddle_output, as_torch, "float64")):
+        return BATCH_NORM_EPSILON.format(layer=layer)
+    return None

@@ -1,0 +1,295 @@
+"""Every failing key gets one class (alignment.diagnosis): each class produced here by a planted case, the
+library differences by the libraries' own layers run side by side in this process, small and in float64."""
+import warnings
+
+import numpy as np
+import pytest
+
+from alignment import known_differences
+from alignment.cases import Case
+from alignment.check import ZERO_REFERENCE, StepResult, check_step, compare_arrays
+from alignment.diagnosis import DEFECT, KNOWN, ROUNDING, float64_checks_needed, verdicts
+from alignment.known_differences import Evidence
+from alignment.layers.localize import LayerRow, Localization, Record, Trace
+from alignment.tolerances import NEAR_EXACT, Tolerance
+
+CASE = Case("seeded", 8)
+CHANNELS, BATCH, SIZE = 3, 4, 5
+
+
+@pytest.fixture(scope="module")
+def torch():
+    import torch
+
+    return torch
+
+
+@pytest.fixture(scope="module")
+def paddle():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import paddle
+    return paddle
+
+
+def images(seed=0, scale=1.0):
+    return np.random.default_rng(seed).standard_normal((BATCH, CHANNELS, SIZE, SIZE)) * scale + 0.3
+
+
+def checked(step, dtype, torch_values, paddle_values, invariants=()):
+    result = check_step(step, dtype, torch_values, paddle_values, invariants=invariants)
+    result.case = CASE
+    return result
+
+
+def evidence(torch_values=None, paddle_values=None, initial=None, layers=None):
+    return Evidence(lambda dtype, case, step: (torch_values, paddle_values), lambda case: initial,
+                    lambda dtype, case: layers)
+
+
+def only_finding(result, localizations=None, run_evidence=None, float64=()):
+    verdict, = verdicts([result], localizations or {}, run_evidence, float64)
+    assert not verdict.passed or verdict.as_rounding
+    finding, = verdict.findings
+    return verdict, finding
+
+
+# -- known library differences, of the keys ------------------------------------------------------------
+
+
+def batch_norm_buffers(torch, paddle, paddle_momentum=None, corrected=False):
+    """{key: array} of torch's and Paddle's BatchNorm2d buffers after one training pass from the same
+    statistics, and those statistics by torch name."""
+    torch_layer = torch.nn.BatchNorm2d(CHANNELS).double()
+    paddle_layer = paddle.nn.BatchNorm2D(CHANNELS, **({"momentum": paddle_momentum} if paddle_momentum else {}))
+    paddle_layer.to(dtype="float64")
+    old_mean, old_var = np.linspace(-0.5, 0.5, CHANNELS), np.linspace(0.5, 2.0, CHANNELS)
+    with torch.no_grad():
+        torch_layer.running_mean.copy_(torch.from_numpy(old_mean))
+        torch_layer.running_var.copy_(torch.from_numpy(old_var))
+    paddle_layer._mean.set_value(old_mean)
+    paddle_layer._variance.set_value(old_var)
+    if corrected:
+        from alignment.pairs.resnet18_torch_bn import update_batch_norm_as_torch
+
+        update_batch_norm_as_torch(paddle.nn.Sequential(paddle_layer))  # it hooks the layers inside a model
+    torch_layer.train()(torch.from_numpy(images()))
+    paddle_layer.train()
+    paddle_layer(paddle.to_tensor(images()))
+    torch_values = {"train_buffer.bn.running_mean": torch_layer.running_mean.numpy(),
+                    "train_buffer.bn.running_var": torch_layer.running_var.numpy()}
+    paddle_values = {"train_buffer.bn.running_mean": paddle_layer._mean.numpy(),
+                     "train_buffer.bn.running_var": paddle_layer._variance.numpy()}
+    return torch_values, paddle_values, {"bn.running_mean": old_mean, "bn.running_var": old_var}
+
+
+def test_batch_norm_running_variance_and_momentum_precision_are_named_with_their_corrections(torch, paddle):
+    torch_values, paddle_values, initial = batch_norm_buffers(torch, paddle)
+    result = checked("forward", "float64", torch_values, paddle_values)
+    verdict, = verdicts([result], {}, evidence(torch_values, paddle_values, initial))
+    assert not verdict.passed and verdict.kind == KNOWN
+    reasons = {finding.reason: finding.keys for finding in verdict.findings}
+    count = BATCH * SIZE * SIZE
+    variance = known_differences.RUNNING_VARIANCE.format(value=count)
+    assert reasons[variance] == ("train_buffer.bn.running_var",)
+    precision, = [reason for reason in reasons if reason.startswith("BatchNorm momentum precision")]
+    assert "correction: a momentum exact in float32" in precision
+    assert "KNOWN LIBRARY DIFFERENCE: BatchNorm running variance" in verdict.line()
+
+
+def test_a_momentum_copied_across_conventions_is_named(torch, paddle):
+    torch_values, paddle_values, initial = batch_norm_buffers(torch, paddle, paddle_momentum=0.1)
+    verdict, = verdicts([checked("forward", "float64", torch_values, paddle_values)], {},
+                        evidence(torch_values, paddle_values, initial))
+    convention, = [finding for finding in verdict.findings if finding.reason.startswith("BatchNorm momentum convention")]
+    assert "factor 0.1111" in convention.reason and "Paddle's momentum = 1 - torch's" in convention.reason
+    assert set(convention.keys) == set(torch_values)
+
+
+def test_the_documented_correction_leaves_nothing_to_diagnose(torch, paddle):
+    torch_values, paddle_values, _ = batch_norm_buffers(torch, paddle, corrected=True)
+    assert checked("forward", "float64", torch_values, paddle_values).passed
+
+
+def test_running_statistics_no_library_difference_explains_are_a_defect(torch, paddle):
+    torch_values, paddle_values, initial = batch_norm_buffers(torch, paddle)
+    paddle_values["train_buffer.bn.running_var"] = paddle_values["train_buffer.bn.running_var"] * [1.0, 1.5, 0.7]
+    verdict, = verdicts([checked("forward", "float64", torch_values, paddle_values)], {},
+                        evidence(torch_values, paddle_values, initial))
+    assert verdict.kind == DEFECT and "train_buffer.bn.running_var" in verdict.findings[0].keys
+
+
+def step_lr_rates(torch, base=0.045, gamma=0.1, epochs=9, every=3):
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=base)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, every, gamma)
+    rates = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(epochs):
+            rates.append(optimizer.param_groups[0]["lr"])
+            scheduler.step()
+    closed_form = [base * gamma ** (epoch // every) for epoch in range(epochs)]
+    return {"lr_per_epoch": np.array(rates), "lr_reference": np.array(closed_form)}
+
+
+def test_steplr_against_its_closed_form_is_named_not_failed_as_a_defect(torch):
+    values = step_lr_rates(torch)
+    result = checked("optim", "float64", values, dict(values), invariants=(("lr_per_epoch", "lr_reference"),))
+    assert not result.passed
+    _, finding = only_finding(result, run_evidence=evidence(values, values))
+    assert finding.kind == KNOWN and finding.keys == ("lr_per_epoch == lr_reference (torch)",
+                                                      "lr_per_epoch == lr_reference (paddle)")
+    assert finding.reason.startswith("StepLR's closed form") and " ulp; correction" in finding.reason
+
+
+def test_a_schedule_off_by_more_than_ulps_is_a_defect(torch):
+    values = step_lr_rates(torch)
+    shifted = {**values, "lr_per_epoch": values["lr_per_epoch"] * (1 + 1e-9)}
+    result = checked("optim", "float64", values, shifted)
+    _, finding = only_finding(result, run_evidence=evidence(values, shifted))
+    assert finding.kind == DEFECT and finding.keys == ("lr_per_epoch",)
+
+
+# -- known library differences, of the layers the localization finds -------------------------------------
+
+
+def localized(layer, layer_type, mode, torch_output, paddle_output, tol=NEAR_EXACT):
+    """A Localization of one layer in `mode` whose output, fed torch's input, is `paddle_output`."""
+    agree = compare_arrays("in", np.ones(1), np.ones(1), tol)
+    computed = compare_arrays(f"{mode}.{layer}.output", torch_output, paddle_output, tol)
+    row = LayerRow(layer, layer_type, agree, computed, computed)
+    traces = [Trace(trace_mode, direction, [row if trace_mode == mode else LayerRow(layer, layer_type, agree, agree, agree)])
+              for trace_mode in ("eval", "train") for direction in ("forward", "backward")]
+    return Localization("float64", traces, [], CASE)
+
+
+def layer_evidence(layer, mode, fed, torch_output, paddle_output, initial=None):
+    record = Record({mode: [{"name": layer, "input_from": None}]},
+                    {f"{mode}.{layer}.input": fed, f"{mode}.{layer}.output": torch_output}, {})
+    return evidence(initial=initial or {}, layers=(record, {f"{mode}.{layer}.output": paddle_output}))
+
+
+def forward_failure():
+    result = checked("forward", "float64", {"logits": np.ones(2)}, {"logits": np.array([1.0, 2.0])})
+    return result
+
+
+def test_paddles_downscale_in_infer_dropout_is_named_from_its_eval_output(torch, paddle):
+    fed = images()
+    torch_output = torch.nn.Dropout(0.3).eval()(torch.from_numpy(fed)).numpy()
+    paddle_layer = paddle.nn.Dropout(0.3, mode="downscale_in_infer")
+    paddle_layer.eval()
+    paddle_output = paddle_layer(paddle.to_tensor(fed)).numpy()
+    localization = localized("classifier.0", "Dropout", "eval", torch_output, paddle_output)
+    _, finding = only_finding(forward_failure(), {("float64", CASE): localization},
+                              layer_evidence("classifier.0", "eval", fed, torch_output, paddle_output))
+    assert finding.kind == KNOWN
+    assert finding.reason == known_differences.DROPOUT_MODE.format(layer="classifier.0", scale=0.7, p=0.3)
+
+
+@pytest.mark.parametrize("kind", ["ceil_mode", "padding"])
+def test_an_output_shape_that_differs_at_a_pool_or_convolution_is_named(torch, paddle, kind):
+    fed = np.random.default_rng(1).standard_normal((1, 3, 8, 8))
+    if kind == "ceil_mode":
+        torch_layer, paddle_layer = torch.nn.MaxPool2d(3, 2, ceil_mode=True), paddle.nn.MaxPool2D(3, 2, ceil_mode=False)
+        layer_type, expected = "MaxPool2d", "max-pool ceil_mode at features.2: fed the same input, torch gives 4x4, Paddle 3x3"
+    else:
+        torch_layer, paddle_layer = torch.nn.Conv2d(3, 4, 3, padding=0).double(), paddle.nn.Conv2D(3, 4, 3, padding=1)
+        paddle_layer.to(dtype="float64")
+        layer_type, expected = "Conv2d", "convolution padding at features.2: fed the same input, torch gives 6x6, Paddle 8x8"
+    with torch.no_grad():
+        torch_output = torch_layer(torch.from_numpy(fed)).numpy()
+    paddle_output = paddle_layer(paddle.to_tensor(fed)).numpy()
+    localization = localized("features.2", layer_type, "eval", torch_output, paddle_output)
+    _, finding = only_finding(forward_failure(), {("float64", CASE): localization}, evidence())
+    assert finding.kind == KNOWN and finding.reason.startswith(expected)
+    assert ("(ceil_mode True in torch); correction: Paddle's ceil_mode=True" in finding.reason) == (kind == "ceil_mode")
+
+
+def test_paddles_float32_batch_norm_epsilon_in_float64_is_named(torch, paddle):
+    fed = images(scale=1e-3)  # a variance of 1e-6, next to which float32(1e-5) - 1e-5 shows
+    torch_output = torch.nn.BatchNorm2d(CHANNELS).double().train()(torch.from_numpy(fed)).detach().numpy()
+    paddle_layer = paddle.nn.BatchNorm2D(CHANNELS)
+    paddle_layer.to(dtype="float64")
+    paddle_layer.train()
+    paddle_output = paddle_layer(paddle.to_tensor(fed)).numpy()
+    localization = localized("features.1", "BatchNorm2d", "train", torch_output, paddle_output)
+    assert not localization.traces[2].passed
+    _, finding = only_finding(forward_failure(), {("float64", CASE): localization},
+                              layer_evidence("features.1", "train", fed, torch_output, paddle_output))
+    assert finding.kind == KNOWN and finding.reason == known_differences.BATCH_NORM_EPSILON.format(layer="features.1")
+
+
+def test_a_layer_that_differs_otherwise_is_a_defect_at_the_first_divergence(torch):
+    fed = images() * 4
+    torch_output = torch.nn.ReLU()(torch.from_numpy(fed)).numpy()
+    port_output = torch.nn.ReLU6()(torch.from_numpy(fed)).numpy()  # a ReLU6 planted for the ReLU
+    localization = localized("features.1", "ReLU / ReLU6", "eval", torch_output, port_output)
+    _, finding = only_finding(forward_failure(), {("float64", CASE): localization},
+                              layer_evidence("features.1", "eval", fed, torch_output, port_output))
+    assert finding.kind == DEFECT
+    assert finding.reason.startswith("first divergence at features.1 (ReLU / ReLU6), eval mode")
+
+
+# -- rounding ---------------------------------------------------------------------------------------------
+
+
+def test_a_float32_only_run_gets_the_float64_evidence_the_rounding_rule_needs():
+    failing = StepResult("backward", "float32", [compare_arrays("g", np.ones(2), np.array([1.0, 1.5]), NEAR_EXACT)],
+                         CASE)
+    passing_forward = StepResult("forward", "float32", [compare_arrays("h", np.ones(2), np.ones(2), NEAR_EXACT)], CASE)
+    assert float64_checks_needed([failing, passing_forward]) == {CASE: ["backward"]}
+    agree = compare_arrays("x", np.ones(3), np.ones(3), NEAR_EXACT)
+    flipped = compare_arrays("x", np.ones(3), np.full(3, 2.0), NEAR_EXACT)
+    localization = Localization("float32", [Trace("eval", "backward", [LayerRow("features.12", "MaxPool2d", agree,
+                                                                                 flipped, agree)])], [], CASE)
+    without, = verdicts([failing], {("float32", CASE): localization})
+    assert without.kind == DEFECT and not without.passed  # no float64 check: the rule cannot hold
+    float64 = StepResult("backward", "float64", [compare_arrays("g", np.ones(2), np.ones(2), NEAR_EXACT)], CASE)
+    verdict, finding = only_finding(failing, {("float32", CASE): localization}, float64=[float64])
+    assert verdict.passed and finding.kind == ROUNDING and "float64 agrees" in verdict.line()
+    assert float64_checks_needed([failing, float64]) == {}
+
+
+# -- checking artifacts: a zero reference ------------------------------------------------------------------
+
+
+def bias_gradients_before_batch_norm(torch, order):
+    """The gradients of a BatchNorm's weight and bias when another BatchNorm in training mode follows it
+    through a 1x1 convolution: the bias's is 0 but for rounding (the second one takes every channel's mean
+    out). `order` permutes the batch, so the two computations round differently, as two frameworks do."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(CHANNELS), torch.nn.Conv2d(CHANNELS, 4, 1, bias=False),
+                                torch.nn.BatchNorm2d(4)).double().train()
+    batch = torch.from_numpy(images()[order])
+    targets = torch.from_numpy(np.random.default_rng(2).standard_normal((BATCH, 4, SIZE, SIZE))[order])
+    ((model(batch) - targets) ** 3).mean().backward()
+    return {"grad.bn.weight": model[0].weight.grad.numpy(), "grad.bn.bias": model[0].bias.grad.numpy()}
+
+
+def test_a_zero_reference_is_held_to_its_operations_scale_and_a_real_difference_there_still_fails(torch):
+    reference = bias_gradients_before_batch_norm(torch, [0, 1, 2, 3])
+    port = bias_gradients_before_batch_norm(torch, [3, 1, 0, 2])
+    assert np.abs(reference["grad.bn.bias"]).max() < 1e-15 < np.abs(reference["grad.bn.weight"]).max()
+    assert np.any(reference["grad.bn.bias"] != port["grad.bn.bias"])
+    # held to its own scale, atol 0 + rtol * 1e-17, rounding fails
+    assert not compare_arrays("grad.bn.bias", reference["grad.bn.bias"], port["grad.bn.bias"], NEAR_EXACT).passed
+    result = checked("backward", "float64", reference, port)
+    assert result.passed
+    bias, = [key for key in result.keys if key.name == "grad.bn.bias"]
+    assert bias.note.startswith(ZERO_REFERENCE) and bias.limit == pytest.approx(
+        1e-10 * np.abs(reference["grad.bn.weight"]).max())
+    defect = {**port, "grad.bn.bias": port["grad.bn.bias"] + 1e-3 * np.abs(reference["grad.bn.weight"]).max()}
+    failing = checked("backward", "float64", reference, defect)
+    _, finding = only_finding(failing)
+    assert finding.kind == DEFECT and finding.keys == ("grad.bn.bias",)
+
+
+def test_a_key_that_is_not_zero_keeps_its_own_scale():
+    reference = {"grad.fc.weight": np.array([1.0, -2.0]), "grad.fc.bias": np.array([1e-3, 2e-3])}
+    port = {**reference, "grad.fc.bias": reference["grad.fc.bias"] * (1 + 1e-6)}
+    result = check_step("backward", "float64", reference, port)
+    bias, = [key for key in result.keys if key.name == "grad.fc.bias"]
+    assert not bias.passed and bias.limit == pytest.approx(1e-10 * 2e-3) and bias.note == ""
+    assert Tolerance(0.0, 1e-10).limit(2e-3) == bias.limit

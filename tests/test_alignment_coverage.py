@@ -5,20 +5,20 @@ import types
 import numpy as np
 
 from alignment import coverage
+from alignment.pairs.base import ModelPair
 from alignment.sides import torch_tensors
 from alignment.steps import StepContext
 
 BEYOND = "inputs beyond 6"
 
 
-class BatchNormThenClamp:
-    """A test-local pair (alignment.pairs): BatchNorm2d, ReLU6, a pooled linear head. The running variance is
+class BatchNormThenClamp(ModelPair):
+    """A test-local pair (alignment.pairs.base.ModelPair): BatchNorm2d, ReLU6, a pooled linear head. The running variance is
     large, so in eval mode the ReLU6 sees inputs within (-1, 1); in training mode the batch's own statistics
     and the weight 10 take them beyond 6, where ReLU6 and ReLU part."""
     NAME, STEPS, OUTPUTS = "batch-norm-clamp", ("forward",), ("logits",)
 
-    @staticmethod
-    def build():
+    def build(self, framework="torch"):
         import torch
 
         model = torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.ReLU6(), torch.nn.AdaptiveAvgPool2d(1),
@@ -28,24 +28,24 @@ class BatchNormThenClamp:
             model[0].running_var.fill_(1e4)
         return model
 
-    @staticmethod
-    def loss_terms(side, outputs, labels):
+    def inject_randomness(self, side, model, seed):
+        pass  # no dropout to inject masks into
+
+    def loss_terms(self, side, outputs, labels):
         import torch.nn.functional as functional
 
         return {"loss_total": functional.cross_entropy(outputs["logits"], labels)}
 
-    side = layout = None  # what pair_named asks of an adapter; the coverage record needs neither
-
 
 def torch_side():
-    return types.SimpleNamespace(NAME="torch", build_model=lambda bit, dtype, weights: BatchNormThenClamp.build(),
+    return types.SimpleNamespace(NAME="torch", build_model=lambda bit, dtype, weights: BatchNormThenClamp().build(),
                                  tensor=torch_tensors.tensor, numpy=torch_tensors.numpy, backward=torch_tensors.backward)
 
 
 def test_a_criterion_met_only_in_training_mode_counts_and_its_facts_are_kept():
     images = np.random.default_rng(0).standard_normal((4, 3, 6, 6))
     context = StepContext(0, "float64", None, images, np.array([1, 2, 3, 4]), 0, image_size=6,
-                          pair_name="tests.test_alignment_coverage:BatchNormThenClamp")
+                          pair=BatchNormThenClamp())
     rows = {row["layer"]: row for row in coverage.record(torch_side(), context)["rows"]}
     relu = rows["1"]
     assert relu["facts"]["largest_input"] < 1 < 6 < relu["facts"]["train_largest_input"]

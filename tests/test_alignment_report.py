@@ -245,7 +245,7 @@ def test_a_deep_models_layer_table_shows_the_region_around_the_divergence_and_li
         "forward", 10**6).rows)], [], CASE)
     failing = StepResult("forward", "float64", [compare_arrays("logits", np.ones(2), np.zeros(2), NEAR_EXACT)], CASE)
     report = write_report(str(tmp_path), verdicts([failing], {("float64", CASE): localization}), ENV,
-                          {("float64", CASE): localization}, {}, {})
+                          {("float64", CASE): localization}, {}, {}, pair=GREEDYHASH)
     section = (tmp_path / "report.md").read_text().split("## Localization")[1]
     assert "> features.80" in section and "features.75 " in section and "features.74 " not in section
     assert "features.86 " not in section and "of 320 rows" in section and "[layer diff log]" in section

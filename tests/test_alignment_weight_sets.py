@@ -1,7 +1,7 @@
 """`--weight-sets user` (the checkpoint given with --weights) is a weight set of every pair."""
 import pytest
 
-from alignment.suite import checked_options, get_args_parser, with_user_weights
+from alignment.suite import get_args_parser, resolved_options, with_user_weights
 from greedyhash_common.infra.errors import UserInputError
 
 from .conftest import run_module
@@ -10,11 +10,12 @@ from .conftest import run_module
 @pytest.mark.parametrize("model", ["greedyhash", "resnet18", "resnet18-torch-bn"])
 def test_the_user_set_is_a_weight_set_of_every_pair(model, tmp_path):
     (tmp_path / "model.pth").write_bytes(b"read when the run prepares its weights")
-    args = with_user_weights(checked_options(get_args_parser().parse_args(
-        ["--model", model, "--weight-sets", "user", "--weights", str(tmp_path / "model.pth")])))
+    args, _ = resolved_options(get_args_parser().parse_args(
+        ["--model", model, "--weight-sets", "user", "--weights", str(tmp_path / "model.pth")]))
+    args = with_user_weights(args)
     assert args.weight_sets == "user"
     with pytest.raises(UserInputError, match="--weight-sets user: give the checkpoint with --weights"):
-        checked_options(get_args_parser().parse_args(["--model", model, "--weight-sets", "seeded,user"]))
+        resolved_options(get_args_parser().parse_args(["--model", model, "--weight-sets", "seeded,user"]))
 
 
 @pytest.mark.slow

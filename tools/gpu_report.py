@@ -156,7 +156,7 @@ def determinism(args, on_gpu, device="gpu"):
     rows = {}
     for framework in FRAMEWORKS:
         command = module_command(python_of(args, framework), "tools.gpu_report_side", "determinism", framework,
-                                 "--workdir", workdir, "--bit", args.bit, "--size", args.size, "--device", device)
+                                 "--workdir", workdir, "--bit", args.bit, "--device", device)
         log = os.path.join(args.workdir, f"determinism_{framework}.log")
         code, seconds = run(command, log, child_environment(NVIDIA_TF32_OVERRIDE="0"))
         tf32_code, tf32_seconds = run([*command, "--tf32"], log + ".tf32", child_environment())

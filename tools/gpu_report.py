@@ -44,6 +44,7 @@ from .gpu_report_side import DEFAULT_RUNS, DETERMINISTIC_RUNS, run_path
 
 FRAMEWORKS = ("torch", "paddle")
 THROUGHPUT_STEPS = {"--warm-up": 5, "--repeats": 20}
+CPU_PATH_SIZE = 64  # AlexNet's smallest input: without a GPU, gpu-check only tests its own path
 
 
 def get_args_parser():
@@ -54,7 +55,8 @@ def get_args_parser():
     parser.add_argument("--device", choices=("auto", "gpu"), default="auto",
                         help="gpu: refuse to run when a framework sees no GPU")
     parser.add_argument("--bit", type=int, default=48)
-    parser.add_argument("--size", type=int, default=IMAGE_SIZE, help="of gpu-check's images")
+    parser.add_argument("--size", type=int, help=f"of gpu-check's images (default {IMAGE_SIZE} on a GPU; without "
+                                                 f"one {CPU_PATH_SIZE}: its CPU path tests the check, not a GPU)")
     parser.add_argument("--data", help="CIFAR-10 for the epoch; default: the built-in synthetic data")
     return parser
 
@@ -118,14 +120,16 @@ def gpu_check(args, on_gpu):
     workdir = os.path.join(args.workdir, "gpu-check")
     log = os.path.join(args.workdir, "gpu_check.log")
     code, seconds = run(module_command(sys.executable, "tools.gpu_check", "--paddle-python", args.paddle_python,
-                                       "--workdir", workdir, "--bit", args.bit, "--size", args.size, "--device",
+                                       "--workdir", workdir, "--bit", args.bit, "--size",
+                                       args.size or (IMAGE_SIZE if on_gpu else CPU_PATH_SIZE), "--device",
                                        "gpu" if on_gpu else "cpu", *(["--data", args.data] if args.data else [])), log)
     result_file = os.path.join(workdir, "gpu_check.json")
     if code not in (0, 1) or not os.path.isfile(result_file):
         return {"status": "failed", "seconds": seconds, "reason": tail(log)}
     with open(result_file, encoding="utf-8") as handle:
         result = json.load(handle)
-    note = None if on_gpu else "no GPU: the device runs ran on the CPU (this check's own path, not a GPU test)"
+    note = None if on_gpu else (f"no GPU: the device runs ran on the CPU, {args.size or CPU_PATH_SIZE} px (this check's "
+                                "own path, not a GPU test)")
     return {"status": "passed" if result["passed"] else "failed", "seconds": seconds, "runs": result["runs"],
             "note": note}
 

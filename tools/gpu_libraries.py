@@ -38,7 +38,8 @@ LIBRARIES = (
 DRIVER = ("NVIDIA driver", "GetCUDADsoHandle", "libcuda.so", "the driver API; installed by the driver, not here")
 # Loaders of libraries requirements-gpu.txt does not bring: Paddle calls them only for features this project
 # does not use.
-NOT_BUNDLED = {"cuFFT": "paddle.fft", "nvJPEG": "GPU JPEG decoding", "CUPTI": "the profiler", "NVTX": "the profiler's ranges"}
+NOT_BUNDLED = {"cuFFT": "paddle.fft", "nvJPEG": "GPU JPEG decoding", "CUPTI": "the profiler",
+               "NVTX": "the profiler's ranges"}
 MARK = "gpu_libraries:"
 
 

@@ -96,10 +96,11 @@ def versions(args):
     found = {"driver": driver_version()}
     for framework in FRAMEWORKS:
         output = os.path.join(args.workdir, f"versions_{framework}.json")
+        log = os.path.join(args.workdir, f"versions_{framework}.log")
         code, _ = run(module_command(python_of(args, framework), "tools.gpu_report_side", "versions", framework,
-                                     "--output", output), os.path.join(args.workdir, f"versions_{framework}.log"))
+                                     "--output", output), log)
         if code:
-            raise UserInputError(f"{framework} does not start: {tail(os.path.join(args.workdir, f'versions_{framework}.log'))}")
+            raise UserInputError(f"{framework} does not start: {tail(log)}")
         with open(output, encoding="utf-8") as handle:
             found[framework] = json.load(handle)
     return {"status": "measured", **found}
@@ -128,8 +129,8 @@ def gpu_check(args, on_gpu):
         return {"status": "failed", "seconds": seconds, "reason": tail(log)}
     with open(result_file, encoding="utf-8") as handle:
         result = json.load(handle)
-    note = None if on_gpu else (f"no GPU: the device runs ran on the CPU, {args.size or CPU_PATH_SIZE} px (this check's "
-                                "own path, not a GPU test)")
+    note = None if on_gpu else (f"no GPU: the device runs ran on the CPU, {args.size or CPU_PATH_SIZE} px "
+                                "(this check's own path, not a GPU test)")
     return {"status": "passed" if result["passed"] else "failed", "seconds": seconds, "runs": result["runs"],
             "note": note}
 
@@ -162,7 +163,9 @@ def determinism(args, on_gpu, device="gpu"):
         command = module_command(python_of(args, framework), "tools.gpu_report_side", "determinism", framework,
                                  "--workdir", workdir, "--bit", args.bit, "--device", device)
         log = os.path.join(args.workdir, f"determinism_{framework}.log")
-        code, seconds = run(command, log, child_environment(NVIDIA_TF32_OVERRIDE="0"))
+        # cuBLAS is deterministic only with a fixed workspace (torch refuses its deterministic mode without it)
+        code, seconds = run(command, log,
+                            child_environment(NVIDIA_TF32_OVERRIDE="0", CUBLAS_WORKSPACE_CONFIG=":4096:8"))
         tf32_code, tf32_seconds = run([*command, "--tf32"], log + ".tf32", child_environment())
         if code or tf32_code:
             rows[framework] = {"passed": False, "reason": tail(log if code else log + ".tf32")}
@@ -185,16 +188,17 @@ def throughput(args, on_gpu, device="gpu", batch_size=BATCH_SIZE, image_size=IMA
     for framework in FRAMEWORKS:
         output = os.path.join(args.workdir, f"throughput_{framework}.json")
         options = [value for pair in (steps or THROUGHPUT_STEPS).items() for value in pair]
+        log = os.path.join(args.workdir, f"throughput_{framework}.log")
         code, _ = run(module_command(python_of(args, framework), "benchmarks.side", framework, "train", "dynamic",
                                      "--output", output, "--device", device, "--batch-size", batch_size,
-                                     "--image-size", image_size, "--bit", args.bit, *options),
-                      os.path.join(args.workdir, f"throughput_{framework}.log"))
+                                     "--image-size", image_size, "--bit", args.bit, *options), log)
         if code:
-            rows[framework] = {"passed": False, "reason": tail(os.path.join(args.workdir, f"throughput_{framework}.log"))}
+            rows[framework] = {"passed": False, "reason": tail(log)}
             continue
         with open(output, encoding="utf-8") as handle:
             measured = json.load(handle)
-        rows[framework] = {"passed": True, "images_per_second": measured["images_per_second"]["median"],
+        on_device = device == "cpu" or measured["env"]["device"] != "cpu"  # a silent fall-back to the CPU fails
+        rows[framework] = {"passed": on_device, "images_per_second": measured["images_per_second"]["median"],
                            "device": measured["env"]["device"]}
     return {"status": "measured" if all(row["passed"] for row in rows.values()) else "failed",
             "batch_size": batch_size, "image_size": image_size, "precision": "float32", "frameworks": rows}

@@ -85,11 +85,13 @@ help:
 	@echo "  make reproduce        DATA=cifar-10-python.tar.gz PRETRAINED=backbone: the paper's table"
 	@echo "  make lite             the quick chain: split, train, eval, export, infer, predict"
 	@echo "GPU environment (.venv-gpu: paddlepaddle-gpu 2.6.2, numpy 1.26)"
-	@echo "  make gpu-env          create .venv-gpu from requirements-gpu.txt"
+	@echo "  make gpu-env          create .venv-gpu from requirements-gpu.txt (CUDA's libraries included)"
 	@echo "  make align-gpu        the suite with its Paddle side in .venv-gpu, torch side in .venv (STEPS=)"
 	@echo "  make gpu-check        forward and backward on the GPU (else the CPU) in both frameworks vs CPU float64"
+	@echo "  make gpu-report       the first run on a GPU machine: one report -> logs/gpu-env/report (DEVICE=gpu)"
+	@echo "  make gpu-env-tests    the tests that need .venv-gpu (where Paddle finds CUDA's libraries)"
 	@echo "  make test-gpu-env     what CI runs in .venv-gpu: gpu-env, align-gpu (greedyhash, resnet18-torch-bn),"
-	@echo "                        lite in .venv-gpu, gpu-check"
+	@echo "                        lite in .venv-gpu, gpu-report, gpu-env-tests"
 	@echo "Speed and housekeeping"
 	@echo "  make bench            both frameworks' speed side by side -> LOGS/bench.md (BENCH_ARGS=)"
 	@echo "  make profile          where the training step's time goes, per operator -> LOGS/profile_*.txt"
@@ -304,11 +306,12 @@ STEPS :=
 # make align's command and options (the later --workdir wins), with the Paddle side in .venv-gpu
 ALIGN_GPU = $(ALIGN) --workdir $(call gpu_logs_path,align) --paddle-python $(GPU_PYTHON) $(call given,--steps,STEPS)
 
-.PHONY: gpu-env align-gpu gpu-check test-gpu-env
+.PHONY: gpu-env align-gpu gpu-check gpu-report gpu-env-tests test-gpu-env
 
 gpu-env: $(GPU_INSTALLED)
 	$(GPU_PYTHON) -c "import numpy, paddle, numpy.random; print('paddle', paddle.__version__, 'numpy', numpy.__version__, \
 		'CUDA build:', paddle.is_compiled_with_cuda(), 'GPUs:', paddle.device.cuda.device_count())"
+	$(GPU_PYTHON) -m tools.gpu_libraries
 
 align-gpu: $(INSTALLED) $(GPU_INSTALLED)
 	$(ALIGN_GPU)
@@ -319,8 +322,21 @@ gpu-check: $(INSTALLED) $(GPU_INSTALLED)
 	$(PYTHON) -m tools.gpu_check --paddle-python $(GPU_PYTHON) --workdir $(call gpu_logs_path,gpu-check) \
 		--bit $(call opt,BIT) $(call given,--size,SIZE) $(call given,--weights,WEIGHTS) $(call given,--data,DATA)
 
+# The first run on a GPU machine, one command: versions, CUDA libraries, gpu-check, determinism, throughput,
+# an epoch, data parallel; what cannot run is listed as not run (tools/gpu_report.py). DEVICE=gpu: fail
+# in one line when a framework sees no GPU.
+DEVICE := auto
+gpu-report: $(INSTALLED) $(GPU_INSTALLED)
+	$(PYTHON) -m tools.gpu_report --paddle-python $(GPU_PYTHON) --workdir $(call gpu_logs_path,report) \
+		--bit $(call opt,BIT) --device $(call opt,DEVICE) $(call given,--size,SIZE) $(call given,--data,DATA)
+
+# The tests that need .venv-gpu (tests/test_gpu_env.py: where Paddle finds CUDA's libraries)
+gpu-env-tests: $(INSTALLED) $(GPU_INSTALLED)
+	$(PYTHON) -m pytest -q tests/test_gpu_env.py -k in_the_gpu_environment
+
 # What CI runs in the GPU environment, timed: install, the alignment suite (Paddle side in .venv-gpu),
-# the quick training chain in .venv-gpu, gpu-check. A part that passes leaves its reports and logs but not
+# the quick training chain in .venv-gpu, gpu-report (gpu-check's CPU path, where Paddle finds CUDA's
+# libraries), the tests that need .venv-gpu. A part that passes leaves its reports and logs but not
 # its arrays and weights (their size: docs/gpu.md, What CI runs), so the disk holds one part's at a time.
 DROP_ARRAYS = { test ! -d $(call opt,GPU_LOGS) || find $(call opt,GPU_LOGS) -type f \( -name '*.npy' -o -name '*.npz' -o -name '*.pdparams' -o -name '*.pdstate' \
 	-o -name '*.pdiparams' -o -name '*.pth' \) -delete; }
@@ -331,7 +347,8 @@ test-gpu-env: $(INSTALLED)
 	$(MAKE) --no-print-directory align-gpu MODEL=resnet18-torch-bn GPU_LOGS=$(call gpu_logs_path,resnet18-torch-bn) && \
 	paired=$$(date +%s) && $(DROP_ARRAYS) && \
 	$(MAKE) --no-print-directory lite VENV=$(value GPU_VENV) LOGS=$(call opt,GPU_LOGS) && lite=$$(date +%s) && \
-	$(DROP_ARRAYS) && $(MAKE) --no-print-directory gpu-check && finished=$$(date +%s) && $(DROP_ARRAYS) && \
+	$(DROP_ARRAYS) && $(MAKE) --no-print-directory gpu-report && reported=$$(date +%s) && $(DROP_ARRAYS) && \
+	$(MAKE) --no-print-directory gpu-env-tests && finished=$$(date +%s) && \
 	echo "GPU environment: install $$((installed - started)) s, align-gpu $$((aligned - installed)) s," \
 		"align-gpu MODEL=resnet18-torch-bn $$((paired - aligned)) s, lite $$((lite - paired)) s," \
-		"gpu-check $$((finished - lite)) s"
+		"gpu-report $$((reported - lite)) s, its tests $$((finished - reported)) s"

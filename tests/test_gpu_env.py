@@ -1,6 +1,8 @@
 """The GPU environment's plumbing: requirements-gpu.txt, the Makefile targets CI runs (checked as make
-prints them), and tools.gpu_check on its CPU path (both sides in this environment here; CI runs the
-Paddle side in .venv-gpu through `make test-gpu-env`)."""
+prints them), the CUDA libraries' links, tools.gpu_check and tools.gpu_report on their CPU paths (both
+sides in this environment here; CI runs the Paddle side in .venv-gpu through `make test-gpu-env`). The
+tests named *in_the_gpu_environment need .venv-gpu (skipped without it): `make test-gpu-env` runs them
+once it has installed it."""
 import json
 import os
 import re
@@ -20,6 +22,10 @@ def test_requirements_gpu_pins_paddle_gpu_2_6_with_numpy_1_and_no_torch():
     assert len(pins) == len(lines), "every requirement is pinned with =="
     assert pins["paddlepaddle-gpu"] == "2.6.2"
     assert pins["numpy"].startswith("1.")
+    # CUDA 11.8 and cuDNN 8.6, as Paddle 2.6.2 was built (paddle.version.cuda(), .cudnn())
+    assert pins["nvidia-cublas-cu11"] == "11.11.3.6" and pins["nvidia-cudnn-cu11"] == "8.6.0.163"
+    assert pins["nvidia-cuda-nvrtc-cu11"] == "11.8.89"
+    assert {"nvidia-curand-cu11", "nvidia-cusolver-cu11", "nvidia-cusparse-cu11", "nvidia-nccl-cu11"} <= set(pins)
     assert not {"torch", "torchvision", "paddlepaddle"} & set(pins)
 
 
@@ -40,8 +46,68 @@ def test_make_test_runs_the_gpu_environment_part():
     commands = make_dry_run("test", "VENV=/some/venv")
     assert "-m pytest -q tests" in commands and "test-gpu-env" in commands
     part = make_dry_run("test-gpu-env", "VENV=/some/venv")
-    for target in ("gpu-env", "align-gpu", "align-gpu MODEL=resnet18-torch-bn", "lite VENV=.venv-gpu", "gpu-check"):
+    for target in ("gpu-env", "align-gpu", "align-gpu MODEL=resnet18-torch-bn", "lite VENV=.venv-gpu", "gpu-report"):
         assert f"--no-print-directory {target}" in part, target
+    assert "--no-print-directory gpu-env-tests" in part
+    assert "/some/venv/bin/python -m pytest -q tests/test_gpu_env.py -k in_the_gpu_environment" in make_dry_run(
+        "gpu-env-tests", "VENV=/some/venv")
+
+
+def test_gpu_report_runs_the_report_in_venv_with_the_paddle_side_in_venv_gpu():
+    printed = make_dry_run("gpu-report", "VENV=/some/venv", "DEVICE=gpu", "DATA=cifar")
+    commands = " ".join(printed.replace("\\\n", " ").split())
+    assert commands.endswith("/some/venv/bin/python -m tools.gpu_report --paddle-python .venv-gpu/bin/python "
+                             "--workdir logs/gpu-env/report --bit 48 --device gpu --data cifar"), commands
+
+
+def fake_site_packages(root, paddle_version="2.6.2", cuda="11.8"):
+    """A site-packages with Paddle's version file and libs folder and two NVIDIA packages' libraries."""
+    (root / "paddle" / "version").mkdir(parents=True)
+    (root / "paddle" / "version" / "__init__.py").write_text(f"full_version     = '{paddle_version}'\n"
+                                                             f"cuda_version     = '{cuda}'\n")
+    (root / "paddle" / "libs").mkdir()
+    for package, name in (("cublas", "libcublas.so.11"), ("cublas", "libcublasLt.so.11"), ("cudnn", "libcudnn.so.8")):
+        (root / "nvidia" / package / "lib").mkdir(parents=True, exist_ok=True)
+        (root / "nvidia" / package / "lib" / name).write_text(name)
+    return root
+
+
+def test_links_give_paddle_2_cuda_builds_each_nvidia_library_under_both_names(tmp_path):
+    from greedyhash_common.infra.paddle_cuda_libraries import make_links
+
+    site_packages = fake_site_packages(tmp_path / "site")
+    make_links(str(site_packages))
+    libs = site_packages / "paddle" / "libs"
+    for name, content in (("libcublas.so", "libcublas.so.11"), ("libcublas.so.11", "libcublas.so.11"),
+                          ("libcublasLt.so", "libcublasLt.so.11"), ("libcudnn.so", "libcudnn.so.8"),
+                          ("libcudnn.so.8", "libcudnn.so.8")):
+        assert (libs / name).is_symlink() and (libs / name).read_text() == content, name
+    assert not os.path.isabs(os.readlink(libs / "libcudnn.so"))  # the environment may move
+    make_links(str(site_packages))  # again: nothing changes, nothing fails
+    assert sorted(os.listdir(libs)) == ["libcublas.so", "libcublas.so.11", "libcublasLt.so", "libcublasLt.so.11",
+                                        "libcudnn.so", "libcudnn.so.8"]
+
+
+@pytest.mark.parametrize("paddle_version,cuda", [("2.6.2", "False"), ("3.3.1", "12.6")])
+def test_links_leave_cpu_builds_and_paddle_3_alone(tmp_path, paddle_version, cuda):
+    from greedyhash_common.infra.paddle_cuda_libraries import make_links
+
+    site_packages = fake_site_packages(tmp_path / "site", paddle_version, cuda)
+    make_links(str(site_packages))
+    assert os.listdir(site_packages / "paddle" / "libs") == []
+
+
+def test_links_where_they_cannot_be_made_are_skipped_quietly(tmp_path):
+    """An environment whose paddle/libs cannot take a link (a file stands there: ENOTDIR even for root, as
+    a read-only one gives EACCES) is left as it is, without an error at every start-up."""
+    from greedyhash_common.infra.paddle_cuda_libraries import make_links
+
+    site_packages = fake_site_packages(tmp_path / "site")
+    libs = site_packages / "paddle" / "libs"
+    libs.rmdir()
+    libs.write_text("not a folder")
+    make_links(str(site_packages))
+    assert libs.read_text() == "not a folder"
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +224,119 @@ def test_gpu_check_passes_as_rounding_only_the_gradients_a_flip_explains(gpu_che
         flipped_max_pool(values, isolated)
         isolated["eval.grad.alex.features.4.output"] = isolated["eval.grad.alex.features.4.output"] * np.float32(1.01)
     assert judged(workdir, inherited, computes_otherwise) == "Paddle layers that differ fed torch's values: alex.features.5"
+
+
+def test_bitwise_differences_names_each_value_that_is_not_bit_identical():
+    from tools.gpu_report import bitwise_differences
+
+    first = {"logits": np.arange(6, dtype=np.float32).reshape(2, 3),
+             "grad.alex.features.0.weight": np.ones(4, np.float32)}
+    assert bitwise_differences(first, {key: value.copy() for key, value in first.items()}) == {}
+    second = {key: value.copy() for key, value in first.items()}
+    second["grad.alex.features.0.weight"][2] = np.nextafter(np.float32(1), np.float32(2))  # one ulp
+    assert bitwise_differences(first, second) == {"grad.alex.features.0.weight": pytest.approx(1.19e-7, rel=1e-2)}
+    del second["logits"]
+    assert bitwise_differences(first, second)["logits"] == "only in one run"
+
+
+def gpu_environment_python():
+    python = os.path.join(PROJECT_ROOT, ".venv-gpu", "bin", "python")
+    if not os.path.exists(python):
+        pytest.skip(".venv-gpu is not installed (make test-gpu-env installs it and runs this test)")
+    return python
+
+
+@pytest.mark.slow
+def test_cuda_libraries_resolve_inside_the_environment_in_the_gpu_environment(tmp_path):
+    """Paddle's own loaders find every CUDA library in .venv-gpu; one found elsewhere first (a planted
+    libcublas.so on LD_LIBRARY_PATH) fails, named; the missing driver is reported with Paddle's words."""
+    from tools.gpu_libraries import markdown, survey
+
+    python = gpu_environment_python()
+    found = survey(python)
+    assert found["passed"], found
+    rows = {row["library"]: row for row in found["libraries"]}
+    assert {"cuBLAS", "cuDNN", "NCCL", "NVRTC"} <= set(rows)
+    assert any(path.endswith("nvidia/cudnn/lib/libcudnn_cnn_infer.so.8") for path in rows["cuDNN"]["found"])
+    if not found["driver_found"]:
+        assert "The third-party dynamic library (libcuda.so) that Paddle depends on is not configured correctly" \
+            in rows["NVIDIA driver"]["message"]
+    elsewhere = tmp_path / "other-cuda"  # cuBLAS's files (hard links), found on LD_LIBRARY_PATH before .venv-gpu's
+    elsewhere.mkdir()
+    os.link(rows["cuBLAS"]["found"][0], elsewhere / "libcublas.so")
+    os.link(rows["cuBLASLt"]["found"][0], elsewhere / "libcublasLt.so.11")
+    planted = survey(python, {**os.environ, "LD_LIBRARY_PATH": str(elsewhere)})
+    failing = {row["library"]: row["found"] for row in planted["libraries"]
+               if row["required"] and not row["in_environment"]}
+    assert not planted["passed"] and "cuBLAS" in failing and set(failing) <= {"cuBLAS", "cuBLASLt"}, failing
+    assert all(path.startswith(str(elsewhere)) for paths in failing.values() for path in paths)
+    assert "| cuBLAS | `libcublas.so` | `" + str(elsewhere / "libcublas.so") in markdown(planted)
+    assert "OUTSIDE the environment" in markdown(planted)
+
+
+@pytest.fixture(scope="module")
+def cpu_report(module_tmp):
+    """tools.gpu_report in this environment (Paddle's CPU build), gpu-check's images at 64 px."""
+    workdir = module_tmp("gpu-report")
+    done = subprocess.run([sys.executable, "-m", "tools.gpu_report", "--workdir", str(workdir), "--bit", "12",
+                           "--size", "64"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    return done, workdir
+
+
+@pytest.mark.slow
+def test_gpu_report_without_a_gpu_writes_one_report_listing_what_did_not_run(cpu_report):
+    done, workdir = cpu_report
+    assert done.returncode == 0, done.stdout + done.stderr
+    with open(workdir / "gpu_report.json", encoding="utf-8") as handle:
+        report = json.load(handle)
+    parts = report["parts"]
+    assert not report["on_gpu"] and report["passed"]
+    assert parts["gpu_check"]["status"] == "passed" and "not a GPU test" in parts["gpu_check"]["note"]
+    assert parts["libraries"]["status"] == "not run" and "CPU build" in parts["libraries"]["reason"]
+    for name in ("determinism", "throughput", "epoch"):
+        assert parts[name]["status"] == "not run" and "no GPU" in parts[name]["reason"]
+    assert parts["data_parallel"]["reason"] == "needs two GPUs; 0 visible"
+    assert parts["alignment"]["status"] == "not run"
+    text = (workdir / "gpu_report.md").read_text()
+    assert "- determinism: not run: no GPU" in text
+    assert "| paddle cpu float64 | torch cpu float64 | all | True |" in text
+    assert "- epoch: not run: no GPU" in done.stdout
+
+
+@pytest.mark.slow
+def test_gpu_report_gpu_parts_run_on_their_cpu_path(cpu_report, tmp_path):
+    """The parts that run only on a GPU, run here on the CPU: determinism (bit-identical runs), throughput
+    of both frameworks, an epoch with evaluation in both. About 1 min 30 s on 2 cores."""
+    import argparse
+
+    from tests.tiny_runs import PROTOCOL, write_tiny_split
+    from tools.gpu_report import determinism, epoch, throughput
+
+    _, workdir = cpu_report
+    args = argparse.Namespace(workdir=str(workdir), paddle_python=sys.executable, bit=12, data=None)
+    same = determinism(args, True, device="cpu")
+    assert same["status"] == "passed", same
+    for row in same["frameworks"].values():
+        assert row["deterministic_runs_differ"] == {} and row["default_runs_differ"] == {}
+        assert row["tf32_off"]["within_float32_limits"] and row["tf32_allowed"]["within_float32_limits"]
+    speed = throughput(args, True, device="cpu", batch_size=4, image_size=64, steps={"--warm-up": 1, "--repeats": 2})
+    assert speed["status"] == "measured", speed
+    assert all(row["images_per_second"] > 0 and row["device"] == "cpu" for row in speed["frameworks"].values())
+    extra = ["--image-size", 64, "--protocol", PROTOCOL, "--split-file", write_tiny_split(tmp_path / "split.npz"),
+             "--threads", 2]
+    trained = epoch(args, True, device="cpu", extra=extra)
+    assert trained["status"] == "passed", trained
+    assert all(0 <= row["map"] <= 1 for row in trained["frameworks"].values())
+
+
+@pytest.mark.slow
+def test_gpu_report_device_gpu_without_a_gpu_is_refused_in_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    done = subprocess.run([sys.executable, "-m", "tools.gpu_report", "--workdir", str(tmp_path), "--device", "gpu"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "--device gpu: torch and paddle see(s) no GPU" in done.stderr
+    assert not (tmp_path / "gpu_report.json").exists()

@@ -127,13 +127,16 @@ def step_of(key):
 
 
 def compare(expected, actual, dtype, steps=("forward", "loss", "backward")):
-    """KeyResults of `actual` against `expected` (cast to the run's dtype) for the keys of `steps`."""
+    """KeyResults of `actual` against `expected` (cast to the run's dtype) for the keys of `steps`, with the
+    suite's tolerances for GreedyHash (its float32 gradients below the first max-pool held as the suite's
+    backward step holds them)."""
     results = []
     for step in steps:
         keys = [key for key in expected if step_of(key) == step]
         wanted = {key: expected[key].astype(actual[key].dtype) if key in actual else expected[key] for key in keys}
         got = {key: actual[key] for key in actual if step_of(key) == step}
-        results += check_step(step, dtype, wanted, got, {k: v for k, v in CODE_KEYS.items() if k in keys}).keys
+        results += check_step(step, dtype, wanted, got, {k: v for k, v in CODE_KEYS.items() if k in keys},
+                              overrides=GREEDYHASH.TOLERANCES).keys
     return results
 
 

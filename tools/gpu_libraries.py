@@ -32,12 +32,14 @@ LIBRARIES = (
     ("cuSOLVER", "GetCusolverDsoHandle", "libcusolver.so", "linear algebra (the GPU context's handles)"),
     ("cuSPARSE", "GetCusparseDsoHandle", "libcusparse.so", "sparse algebra (the GPU context's handles)"),
     ("NCCL", "GetNCCLDsoHandle", "libnccl.so", "data parallel on several GPUs"),
+    ("NVRTC", "GetNVRTCDsoHandle", "libnvrtc.so", "run-time compilation; cuBLAS tries it as it loads (cuDNN "
+                                                  "aborts without it)"),
 )
 DRIVER = ("NVIDIA driver", "GetCUDADsoHandle", "libcuda.so", "the driver API; installed by the driver, not here")
 # Loaders of libraries requirements-gpu.txt does not bring: Paddle calls them only for features this project
 # does not use.
-NOT_BUNDLED = {"cuFFT": "paddle.fft", "NVRTC": "run-time kernel compilation (CINN, fusion passes)",
-               "nvJPEG": "GPU JPEG decoding", "CUPTI": "the profiler", "NVTX": "the profiler's ranges"}
+NOT_BUNDLED = {"cuFFT": "paddle.fft", "nvJPEG": "GPU JPEG decoding", "CUPTI": "the profiler",
+               "NVTX": "the profiler's ranges"}
 MARK = "gpu_libraries:"
 
 
@@ -90,10 +92,10 @@ def paddle_messages(stderr, library):
     return found[0] if found else " ".join(part.split())[-400:]
 
 
-def run_probes(python, names):
+def run_probes(python, names, environment):
     """{library: probe result}, restarting after a loader that ended its process."""
     results, left = {}, list(names)
-    environment = {**os.environ, "GLOG_minloglevel": "1"}  # Paddle's loader warnings, which it logs at level 1
+    environment = {**environment, "GLOG_minloglevel": "1"}  # Paddle's loader warnings, which it logs at level 1
     while left:
         done = subprocess.run([python, "-m", "tools.gpu_libraries", "--probe", ",".join(left)],
                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=environment,
@@ -112,11 +114,12 @@ def run_probes(python, names):
     return results
 
 
-def survey(python=sys.executable):
-    """The rows of the table: every library Paddle loads, then the driver; where each was found."""
+def survey(python=sys.executable, environment=None):
+    """The rows of the table: every library Paddle loads, then the driver; where each was found (by `python`
+    run in `environment`, default this process's)."""
     prefix = subprocess.run([python, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True,
                             check=True).stdout.strip()
-    results = run_probes(python, [row[0] for row in LIBRARIES + (DRIVER,)])
+    results = run_probes(python, [row[0] for row in LIBRARIES + (DRIVER,)], environment or os.environ)
     rows = []
     for library, loader, asked, use in LIBRARIES + (DRIVER,):
         result = results[library]

@@ -61,9 +61,16 @@ def wanted_links(site_packages):
 
 
 def link_paddle_cuda_libraries():
-    """Make the links that are missing; quiet and harmless where there is nothing to link or no right to."""
+    """Link this interpreter's NVIDIA libraries for its Paddle, if both are there (make_links)."""
     site_packages = site_packages_of("paddle")
-    if site_packages is None or site_packages_of(NVIDIA_FOLDER) != site_packages or not needs_links(site_packages):
+    if site_packages is not None and site_packages_of(NVIDIA_FOLDER) == site_packages:
+        make_links(site_packages)
+
+
+def make_links(site_packages):
+    """Make the links that are missing in site_packages/paddle/libs; quiet and harmless where there is
+    nothing to link (not a Paddle 2 CUDA build) or no right to."""
+    if not needs_links(site_packages):
         return
     folder = os.path.join(site_packages, *LINK_FOLDER)
     for name, target in wanted_links(site_packages).items():

@@ -25,22 +25,22 @@ from greedyhash_common.infra import atomic
 from greedyhash_common.infra.atomic import TEMPORARY_PREFIX, DiskFull, atomic_path, write_text
 from greedyhash_common.infra.child_processes import start_child
 from greedyhash_common.infra.errors import UserInputError
-from greedyhash_common.infra.safe_pickle import load_npy_dict
 from greedyhash_common.infra.workdir_lock import LOCK_NAME, holding_workdir
 from greedyhash_common.state_dicts.paddle_files import read_paddle_file
 from tests.conftest import BIT, PROJECT_ROOT, run_module
 from tests.hostile_files import assert_refused, flip_a_byte_keeping_times, write_cifar_batches
 from tests.tiny_runs import tiny_options, write_tiny_split
 
-# Every command that writes a work folder, with the option naming it
-WORKDIR_WRITERS = [("alignment", "--workdir"), ("alignment.layers", "--workdir"),
-                   ("alignment.pairs.greedyhash.mutants", "--workdir"),
-                   ("alignment.pairs.greedyhash.curve", "--workdir"), ("tools.gpu_check", "--workdir"),
-                   ("tools.lite_chain", "--workdir")]
-HOLDER = ("import sys, time\nfrom greedyhash_common.infra.workdir_lock import holding_workdir\n"
-          "with holding_workdir(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n")
 # The smallest suite run that starts both sides: one forward case in float64
 SMALL_RUN = ["--steps", "forward", "--dtypes", "float64", "--sizes", "64", "--weight-sets", "seeded", "--no-profile"]
+SMALL_CASES = ["--dtypes", "float64", "--sizes", "64", "--weight-sets", "seeded"]
+# Every command that writes a work folder, with options that keep it small should it run after all
+WORKDIR_WRITERS = {"alignment": SMALL_RUN, "alignment.layers": SMALL_CASES,
+                   "alignment.pairs.greedyhash.mutants": ["--max", "1", "--sizes", "64", "--weight-sets", "seeded"],
+                   "alignment.pairs.greedyhash.curve": ["--epochs", "1", "--seeds", "0", "--eval-every", "1"],
+                   "tools.gpu_check": ["--size", "64", "--device", "cpu"], "tools.lite_chain": []}
+HOLDER = ("import sys, time\nfrom greedyhash_common.infra.workdir_lock import holding_workdir\n"
+          "with holding_workdir(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n")
 
 
 def child_environment():
@@ -90,11 +90,11 @@ def wait_for(condition, seconds, what):
 
 # One run per workdir
 
-@pytest.mark.parametrize("module, option", WORKDIR_WRITERS)
-def test_a_run_is_refused_a_workdir_another_run_holds_naming_that_run(held, module, option):
+@pytest.mark.parametrize("module", WORKDIR_WRITERS)
+def test_a_run_is_refused_a_workdir_another_run_holds_naming_that_run(held, module):
     folder, holder = held
     before = snapshot(folder)
-    completed = run_module(module, option, folder)
+    completed = run_module(module, *WORKDIR_WRITERS[module], "--workdir", folder, timeout=120)
     assert_refused(completed, f"{folder} is in use by another run (pid {holder}:", "holding_workdir")
     assert snapshot(folder) == before
 
@@ -272,6 +272,19 @@ def _replace(path, make):
     make(path)
 
 
+def read_in_a_limited_process(reader, path):
+    """What `reader` (module:function) says of `path`, read in a child process limited to 2 GB of memory and
+    60 s, so that a regression (a device read to its end, a FIFO waited on) fails the test, not the machine."""
+    module, function = reader.split(":")
+    probe = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+             f"from {module} import {function} as read\nfrom greedyhash_common.infra.errors import UserInputError\n"
+             "try:\n    read(sys.argv[1])\nexcept UserInputError as error:\n    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], cwd=PROJECT_ROOT, env=child_environment(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda path: _replace(path, lambda target: os.symlink("/dev/zero", target)), "a device, FIFO or socket"),
     (lambda path: _replace(path, os.mkfifo), "a device, FIFO or socket"),
@@ -279,16 +292,10 @@ def _replace(path, make):
     (lambda path: _replace(path, os.mkdir), "a folder, not a regular file"),
 ], ids=["link to /dev/zero", "fifo", "sparse and too large", "folder"])
 def test_a_cifar_batch_that_is_no_batch_is_refused_before_it_is_read(cifar_folder, damage, message):
-    """Before: data_batch_1 linked to /dev/zero grew to 22.6 GB; a FIFO hangs. Read in a child process
-    limited to 2 GB of memory, so that a regression fails this test, not the machine."""
+    """Before: data_batch_1 linked to /dev/zero grew to 22.6 GB; a FIFO hangs."""
     damage(str(cifar_folder / "data_batch_1"))
-    probe = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
-             "from greedyhash_common.data.cifar10 import load_cifar10\nfrom greedyhash_common.infra.errors import "
-             "UserInputError\ntry:\n    load_cifar10(sys.argv[1])\nexcept UserInputError as error:\n"
-             "    print(error)\n")
-    done = subprocess.run([sys.executable, "-c", probe, str(cifar_folder)], cwd=PROJECT_ROOT, env=child_environment(),
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and "data_batch_1: " in done.stdout and message in done.stdout, done.stderr[-2000:]
+    said = read_in_a_limited_process("greedyhash_common.data.cifar10:load_cifar10", cifar_folder)
+    assert "data_batch_1: " in said and message in said
 
 
 def test_a_cifar_archive_too_large_to_be_one_is_refused_before_it_is_read(tmp_path):
@@ -321,13 +328,14 @@ def test_a_cifar_archive_of_many_members_is_refused(tmp_path):
         load_cifar10(archive)
 
 
-@pytest.mark.parametrize("reader", [read_paddle_file, load_npy_dict], ids=["paddle file", "reprod_log .npy"])
+@pytest.mark.parametrize("reader", ["greedyhash_common.state_dicts.paddle_files:read_paddle_file",
+                                    "greedyhash_common.infra.safe_pickle:load_npy_dict"],
+                         ids=["paddle file", "reprod_log .npy"])
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_a_checkpoint_or_values_file_that_is_a_special_file_is_refused(tmp_path, reader, kind):
     path = tmp_path / "file"
     os.mkfifo(path) if kind == "fifo" else path.symlink_to("/dev/zero")
-    with pytest.raises(UserInputError, match="a device, FIFO or socket, not a regular file"):
-        reader(str(path))
+    assert "a device, FIFO or socket, not a regular file" in read_in_a_limited_process(reader, path)
 
 
 def test_a_torch_checkpoint_that_is_a_fifo_is_refused(tmp_path):

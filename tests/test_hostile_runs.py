@@ -338,8 +338,10 @@ def test_a_checkpoint_or_values_file_that_is_a_special_file_is_refused(tmp_path,
     assert "a device, FIFO or socket, not a regular file" in read_in_a_limited_process(reader, path)
 
 
+@pytest.mark.slow
 def test_a_split_file_that_is_a_fifo_is_refused_not_replaced(tmp_path):
-    """Before: the FIFO was replaced by a new split of the default data, and the run trained on it."""
+    """Before: the FIFO was replaced by a new split of the default data, and the run trained on it. About
+    15 s: torch's import."""
     split_file = tmp_path / "split.npz"
     os.mkfifo(split_file)
     completed = run_module("torch_impl.train", *tiny_options(split_file, tmp_path / "run", epochs=1), timeout=120)
@@ -347,7 +349,9 @@ def test_a_split_file_that_is_a_fifo_is_refused_not_replaced(tmp_path):
     assert split_file.is_fifo() and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_torch_checkpoint_that_is_a_fifo_is_refused(tmp_path):
+    """Before: the converter waited on the FIFO for ever. About 15 s: torch's import."""
     path = tmp_path / "weights.pth"
     os.mkfifo(path)
     completed = run_module("weights_convert", "torch2paddle", path, tmp_path / "out.pdparams", timeout=120)

@@ -93,3 +93,14 @@ def assert_refused(completed, *fragments, status=EXIT_BAD_INPUT, prefix="error: 
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+def flip_a_byte_keeping_times(path, offset=-1):
+    """Change one byte of `path`, its size and timestamps as they were: only its content says it changed."""
+    status = os.stat(path)
+    with open(path, "r+b") as handle:
+        handle.seek(offset, os.SEEK_END if offset < 0 else os.SEEK_SET)
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))

@@ -15,6 +15,7 @@ from greedyhash_common.data.synthetic_cifar10 import BUILTIN_IMAGES_PER_CLASS, B
 from greedyhash_common.hyperparameters import NUM_CLASSES
 from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.infra.safe_pickle import loads_numpy_only
+from tests.hostile_files import flip_a_byte_keeping_times
 
 TINY_PER_CLASS = 12
 TINY_TRAIN_PER_CLASS = 10  # 5/6 of 12
@@ -182,6 +183,11 @@ def test_builtin_data_is_generated_once_and_regenerated_when_incomplete(tmp_path
     assert os.stat(first_batch).st_mtime_ns == written_at  # reused, not rewritten
 
     os.remove(os.path.join(folder, BATCH_NAMES[-1]))
+    resolve_data_path(None)
+    assert dataset_digest(*load_cifar10(folder)) == digest
+
+    flip_a_byte_keeping_times(first_batch, offset=os.path.getsize(first_batch) // 2)  # an image edited
+    assert dataset_digest(*load_cifar10(folder)) != digest
     resolve_data_path(None)
     assert dataset_digest(*load_cifar10(folder)) == digest
 

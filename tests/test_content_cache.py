@@ -20,17 +20,7 @@ from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.infra.content_cache import is_fresh, key_of, source_digest, write_stamp
 
 from .conftest import BIT, PROJECT_ROOT
-
-
-def flip_a_byte_keeping_times(path, offset=-1):
-    """Change one byte of `path`, its size and timestamps as they were: only its content says it changed."""
-    status = os.stat(path)
-    with open(path, "r+b") as handle:
-        handle.seek(offset, os.SEEK_END if offset < 0 else os.SEEK_SET)
-        byte = handle.read(1)
-        handle.seek(-1, os.SEEK_CUR)
-        handle.write(bytes([byte[0] ^ 0x01]))
-    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+from .hostile_files import flip_a_byte_keeping_times
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import sys
 import tarfile
 import time
 
+import numpy as np
 import pytest
 
 from alignment import prepare_weights as preparing, suite
@@ -24,22 +25,22 @@ from greedyhash_common.infra import atomic
 from greedyhash_common.infra.atomic import TEMPORARY_PREFIX, DiskFull, atomic_path, write_text
 from greedyhash_common.infra.child_processes import start_child
 from greedyhash_common.infra.errors import UserInputError
-from greedyhash_common.infra.safe_pickle import load_npy_dict
 from greedyhash_common.infra.workdir_lock import LOCK_NAME, holding_workdir
 from greedyhash_common.state_dicts.paddle_files import read_paddle_file
 from tests.conftest import BIT, PROJECT_ROOT, run_module
-from tests.hostile_files import assert_refused, write_cifar_batches
-from tests.test_content_cache import flip_a_byte_keeping_times
+from tests.hostile_files import assert_refused, flip_a_byte_keeping_times, write_cifar_batches
 from tests.tiny_runs import tiny_options, write_tiny_split
 
-# Every command that writes a work folder, with the option naming it
-WORKDIR_WRITERS = [("alignment", "--workdir"), ("alignment.layers", "--workdir"),
-                   ("alignment.pairs.greedyhash.mutants", "--workdir"), ("alignment.pairs.greedyhash.curve", "--workdir"),
-                   ("tools.gpu_check", "--workdir"), ("tools.lite_chain", "--workdir")]
-HOLDER = ("import sys, time\nfrom greedyhash_common.infra.workdir_lock import holding_workdir\n"
-          "with holding_workdir(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n")
 # The smallest suite run that starts both sides: one forward case in float64
 SMALL_RUN = ["--steps", "forward", "--dtypes", "float64", "--sizes", "64", "--weight-sets", "seeded", "--no-profile"]
+SMALL_CASES = ["--dtypes", "float64", "--sizes", "64", "--weight-sets", "seeded"]
+# Every command that writes a work folder, with options that keep it small should it run after all
+WORKDIR_WRITERS = {"alignment": SMALL_RUN, "alignment.layers": SMALL_CASES,
+                   "alignment.pairs.greedyhash.mutants": ["--max", "1", "--sizes", "64", "--weight-sets", "seeded"],
+                   "alignment.pairs.greedyhash.curve": ["--epochs", "1", "--seeds", "0", "--eval-every", "1"],
+                   "tools.gpu_check": ["--size", "64", "--device", "cpu"], "tools.lite_chain": []}
+HOLDER = ("import sys, time\nfrom greedyhash_common.infra.workdir_lock import holding_workdir\n"
+          "with holding_workdir(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n")
 
 
 def child_environment():
@@ -89,11 +90,11 @@ def wait_for(condition, seconds, what):
 
 # One run per workdir
 
-@pytest.mark.parametrize("module, option", WORKDIR_WRITERS)
-def test_a_run_is_refused_a_workdir_another_run_holds_naming_that_run(held, module, option):
+@pytest.mark.parametrize("module", WORKDIR_WRITERS)
+def test_a_run_is_refused_a_workdir_another_run_holds_naming_that_run(held, module):
     folder, holder = held
     before = snapshot(folder)
-    completed = run_module(module, option, folder)
+    completed = run_module(module, *WORKDIR_WRITERS[module], "--workdir", folder, timeout=120)
     assert_refused(completed, f"{folder} is in use by another run (pid {holder}:", "holding_workdir")
     assert snapshot(folder) == before
 
@@ -139,7 +140,7 @@ def test_concurrent_runs_in_one_workdir_are_refused_and_a_killed_suite_leaves_no
     """The issue's attacks: a run with NaN weights and a --bit 12 run started beside a running --bit 48 run
     in its --workdir (before: "alignment passed" for the NaN run, a --bit 12 pass on the --bit 48 values)
     are refused naming it; then SIGKILL of that run leaves no side process, nothing written afterwards.
-    About 20 s: one suite run up to its sides."""
+    About 40 s on a loaded machine: one suite run up to its sides."""
     import torch
 
     nan_weights = tmp_path / "nan.pth"
@@ -218,28 +219,44 @@ def prepared(tmp_path, weight_sets):
     return str(workdir)
 
 
+def weights_of(path):
+    """{name: array} of a weight file: a torch zip names its records after the temporary file it was written
+    to, so two makings of the same weights differ in bytes, not in values."""
+    if path.endswith(".pth"):
+        from torch_impl.torch_files import read_torch_state
+
+        return read_torch_state(path)
+    return read_paddle_file(path)
+
+
+def assert_same_weights(paths, expected):
+    for path, values in zip(paths, expected):
+        got = weights_of(path)
+        assert got.keys() == values.keys() and all(np.array_equal(got[key], values[key]) for key in values), path
+
+
 @pytest.mark.slow
 def test_the_rescaled_set_copied_over_the_seeded_one_with_its_times_is_made_again(prepared):
-    """Before: "reused seeded", and a pass on the rescaled numbers. A few seconds: the seeded set made again."""
+    """Before: "reused seeded", and a pass on the rescaled numbers. About 30 s on a loaded machine: the
+    seeded set made again."""
     seeded = [weights_path(prepared, BIT, "seeded", suffix) for suffix in (".pth", ".pdparams")]
-    original = [open(path, "rb").read() for path in seeded]
+    original = [weights_of(path) for path in seeded]
     for path in seeded:
         status = os.stat(path)
         shutil.copyfile(path.replace("_seeded", "_rescaled"), path)
         os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
     assert preparing.prepare_weights(BIT, 0, prepared, greedyhash.WEIGHT_SETS) == ["seeded"]
-    assert [open(path, "rb").read() for path in seeded] == original
+    assert_same_weights(seeded, original)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("suffix", [".pth", ".pdparams"])
-def test_one_weight_changed_with_its_times_kept_is_made_again(prepared, suffix):
-    """Before: a FAIL blamed on the port. A few seconds: the seeded set made again."""
-    path = weights_path(prepared, BIT, "seeded", suffix)
-    original = open(path, "rb").read()
-    flip_a_byte_keeping_times(path, offset=len(original) // 2)  # inside a weight
+def test_one_weight_changed_with_its_times_kept_is_made_again(prepared):
+    """Before: a FAIL blamed on the port. About 15 s: the seeded set made again."""
+    path = weights_path(prepared, BIT, "seeded", ".pdparams")
+    original = weights_of(path)
+    flip_a_byte_keeping_times(path, offset=os.path.getsize(path) // 2)  # inside a weight
     assert preparing.prepare_weights(BIT, 0, prepared, greedyhash.WEIGHT_SETS) == ["seeded"]
-    assert open(path, "rb").read() == original
+    assert_same_weights([path], [original])
 
 
 # Bounded reads
@@ -255,6 +272,19 @@ def _replace(path, make):
     make(path)
 
 
+def read_in_a_limited_process(reader, path):
+    """What `reader` (module:function) says of `path`, read in a child process limited to 2 GB of memory and
+    60 s, so that a regression (a device read to its end, a FIFO waited on) fails the test, not the machine."""
+    module, function = reader.split(":")
+    probe = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+             f"from {module} import {function} as read\nfrom greedyhash_common.infra.errors import UserInputError\n"
+             "try:\n    read(sys.argv[1])\nexcept UserInputError as error:\n    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], cwd=PROJECT_ROOT, env=child_environment(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda path: _replace(path, lambda target: os.symlink("/dev/zero", target)), "a device, FIFO or socket"),
     (lambda path: _replace(path, os.mkfifo), "a device, FIFO or socket"),
@@ -262,16 +292,10 @@ def _replace(path, make):
     (lambda path: _replace(path, os.mkdir), "a folder, not a regular file"),
 ], ids=["link to /dev/zero", "fifo", "sparse and too large", "folder"])
 def test_a_cifar_batch_that_is_no_batch_is_refused_before_it_is_read(cifar_folder, damage, message):
-    """Before: data_batch_1 linked to /dev/zero grew to 22.6 GB; a FIFO hangs. Read in a child process
-    limited to 2 GB of memory, so that a regression fails this test, not the machine."""
+    """Before: data_batch_1 linked to /dev/zero grew to 22.6 GB; a FIFO hangs."""
     damage(str(cifar_folder / "data_batch_1"))
-    probe = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
-             "from greedyhash_common.data.cifar10 import load_cifar10\nfrom greedyhash_common.infra.errors import "
-             "UserInputError\ntry:\n    load_cifar10(sys.argv[1])\nexcept UserInputError as error:\n"
-             "    print(error)\n")
-    done = subprocess.run([sys.executable, "-c", probe, str(cifar_folder)], cwd=PROJECT_ROOT, env=child_environment(),
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and "data_batch_1: " in done.stdout and message in done.stdout, done.stderr[-2000:]
+    said = read_in_a_limited_process("greedyhash_common.data.cifar10:load_cifar10", cifar_folder)
+    assert "data_batch_1: " in said and message in said
 
 
 def test_a_cifar_archive_too_large_to_be_one_is_refused_before_it_is_read(tmp_path):
@@ -304,16 +328,30 @@ def test_a_cifar_archive_of_many_members_is_refused(tmp_path):
         load_cifar10(archive)
 
 
-@pytest.mark.parametrize("reader", [read_paddle_file, load_npy_dict], ids=["paddle file", "reprod_log .npy"])
+@pytest.mark.parametrize("reader", ["greedyhash_common.state_dicts.paddle_files:read_paddle_file",
+                                    "greedyhash_common.infra.safe_pickle:load_npy_dict"],
+                         ids=["paddle file", "reprod_log .npy"])
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_a_checkpoint_or_values_file_that_is_a_special_file_is_refused(tmp_path, reader, kind):
     path = tmp_path / "file"
     os.mkfifo(path) if kind == "fifo" else path.symlink_to("/dev/zero")
-    with pytest.raises(UserInputError, match="a device, FIFO or socket, not a regular file"):
-        reader(str(path))
+    assert "a device, FIFO or socket, not a regular file" in read_in_a_limited_process(reader, path)
 
 
+@pytest.mark.slow
+def test_a_split_file_that_is_a_fifo_is_refused_not_replaced(tmp_path):
+    """Before: the FIFO was replaced by a new split of the default data, and the run trained on it. About
+    15 s: torch's import."""
+    split_file = tmp_path / "split.npz"
+    os.mkfifo(split_file)
+    completed = run_module("torch_impl.train", *tiny_options(split_file, tmp_path / "run", epochs=1), timeout=120)
+    assert_refused(completed, f"{split_file}: a device, FIFO or socket, not a regular file")
+    assert split_file.is_fifo() and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
 def test_a_torch_checkpoint_that_is_a_fifo_is_refused(tmp_path):
+    """Before: the converter waited on the FIFO for ever. About 15 s: torch's import."""
     path = tmp_path / "weights.pth"
     os.mkfifo(path)
     completed = run_module("weights_convert", "torch2paddle", path, tmp_path / "out.pdparams", timeout=120)
@@ -325,7 +363,8 @@ def test_a_torch_checkpoint_that_is_a_fifo_is_refused(tmp_path):
 WRITE_AND_WAIT = ("import sys, time\nfrom greedyhash_common.infra.atomic import atomic_path\n"
                   "from greedyhash_common.infra.errors import exits_cleanly_on_bad_input\n"
                   "@exits_cleanly_on_bad_input\ndef main():\n    with atomic_path(sys.argv[1]) as tmp:\n"
-                  "        open(tmp, 'wb').write(b'half')\n        print('writing', flush=True)\n        time.sleep(60)\n"
+                  "        open(tmp, 'wb').write(b'half')\n        print('writing', flush=True)\n"
+                  "        time.sleep(60)\n"
                   "main()\n")
 
 
@@ -343,11 +382,11 @@ def test_sigterm_while_writing_ends_with_a_line_and_leaves_no_temporary_file(tmp
 @pytest.mark.slow
 def test_sigterm_during_the_first_checkpoint_write_leaves_nothing_a_resume_trips_on(tmp_path):
     """Before: exit 143 without a word, config.yaml and a .tmp-*.pth left that --resume did not remove.
-    About 25 s: a tiny run up to its first checkpoint."""
+    About 45 s on a loaded machine: a tiny run up to its first checkpoint, and a refused --resume."""
     split_file = write_tiny_split(tmp_path / "split.npz")
     output_dir = tmp_path / "run"
-    training = subprocess.Popen([sys.executable, "-m", "torch_impl.train", *map(str, tiny_options(split_file, output_dir,
-                                                                                                  epochs=1))],
+    options = map(str, tiny_options(split_file, output_dir, epochs=1))
+    training = subprocess.Popen([sys.executable, "-m", "torch_impl.train", *options],
                                 cwd=PROJECT_ROOT, env=child_environment(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
@@ -407,8 +446,8 @@ def test_another_error_while_writing_is_not_called_a_full_disk(tmp_path):
 
 @pytest.mark.slow
 def test_a_weight_set_lost_to_a_full_disk_is_made_again_by_the_next_run(prepared, monkeypatch):
-    """The stamp is written last: a set whose .pdparams the disk had no room for is not reused. A few
-    seconds: the seeded set made twice."""
+    """The stamp is written last: a set whose .pdparams the disk had no room for is not reused. About 25 s
+    on a loaded machine: the seeded set made twice."""
     folder = os.path.join(prepared, "inputs")
     write = _full_disk_on_write(monkeypatch, folder, OSError(errno.ENOSPC, "No space left on device"))
     real_dump = pickle.dump

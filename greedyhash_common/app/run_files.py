@@ -25,8 +25,9 @@ TOOL_DEFAULTS = {"bit": DEFAULT_BIT, "data": None, "image_size": IMAGE_SIZE, "se
 
 def prepare_data(data, split_file, protocol, seed):
     """The data and its split: read from `split_file` if it exists (refused if drawn for another protocol or
-    other data), else drawn with `seed` and saved there."""
-    if os.path.isfile(split_file):
+    other data, or when not a regular file: a FIFO or device is never replaced), else drawn with `seed` and
+    saved there."""
+    if os.path.exists(split_file):
         prepared = load_data(data, split_file)
         if protocol is not None and prepared.split.protocol != protocol:
             raise UserInputError(f"{split_file}: a split of protocol {prepared.split.protocol}, not {protocol}; "

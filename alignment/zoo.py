@@ -98,6 +98,17 @@ def hardsigmoid_exact(torch_model, paddle_model):
                 setattr(parent, name, TorchHardsigmoid())
 
 
+def inception_batch_norm_epsilon_and_dropout(torch_model, paddle_model):
+    """Inception v3: torchvision's BatchNorms add epsilon 0.001, paddle.vision's 1e-5; its dropout drops 0.5,
+    paddle.vision's 0.2: the Paddle model given torch's."""
+    import paddle
+
+    for _, layer in _layers(paddle_model, paddle.nn.layer.norm._BatchNormBase):
+        layer._epsilon = 0.001
+    for _, layer in _layers(paddle_model, paddle.nn.Dropout):
+        layer.p = 0.5
+
+
 def squeezenet_stem_and_pooling(torch_model, paddle_model):
     """SqueezeNet 1.1: paddle.vision's stem convolution pads by 1 (torchvision's by 0) and its max-pools floor
     (torchvision's ceil_mode=True): the Paddle stem without padding, its pools with ceil_mode."""
@@ -136,6 +147,8 @@ CORRECTIONS = (
      lambda entry, paddle_model: _has_downscaled_dropout(paddle_model), dropout_upscaled_in_training),
     ("Hardsigmoid slope 0.1666667 in Paddle, 1/6 in torch",
      lambda entry, paddle_model: _has_hardsigmoid(paddle_model), hardsigmoid_exact),
+    ("Inception v3 BatchNorm epsilon 0.001 vs 1e-5 and dropout 0.5 vs 0.2",
+     lambda entry, paddle_model: entry[1] == "inception_v3", inception_batch_norm_epsilon_and_dropout),
     ("SqueezeNet stem padding 0 vs 1 and max-pool ceil_mode True vs False",
      lambda entry, paddle_model: entry[1] == "squeezenet1_1", squeezenet_stem_and_pooling),
 )

@@ -203,19 +203,23 @@ def _verdict(run):
     return f"{verdict} ({run['checks_passed']}/{run['checks']} checks, {run['seconds']} s)"
 
 
-ZERO_GRADIENT = 1e-15  # float64 differences below it are the rounding of a value that is 0 (BatchNorm biases)
+# A float64 difference below ZERO_GRADIENT and larger than ZERO_RELATIVE of the value: the rounding of a value
+# that is 0 (BatchNorm biases before another BatchNorm)
+ZERO_GRADIENT, ZERO_RELATIVE = 1e-15, 0.1
 
 
 def why(failure, failures):
     """Why a failing check is not a difference of the libraries, read from the figures; "" when it may be:
-    a float64 difference below ZERO_GRADIENT (a gradient that is exactly 0 in theory, held to a limit relative
-    to itself: the checker's artifact, issue 23), or float32 where float64 agrees but for such values
+    a float64 difference below ZERO_GRADIENT and near the value itself (a gradient that is exactly 0 in theory,
+    held to a limit relative to itself: the checker's artifact, issue 23), or float32 where float64 agrees but for such values
     (rounding)."""
     step_dtype, _, rest = failure.partition(": ")
     step, dtype = step_dtype.split()
     if dtype == "float64":
-        difference = float(re.search(r"abs ([^,]+),", rest).group(1))
-        return f"below {ZERO_GRADIENT:g}: the rounding of a value that is 0" if difference < ZERO_GRADIENT else ""
+        difference, relative = (float(value) for value in re.search(r"abs ([^,]+), rel ([^)]+)\)", rest).groups())
+        if difference < ZERO_GRADIENT and relative > ZERO_RELATIVE:
+            return f"below {ZERO_GRADIENT:g}: the rounding of a value that is 0"
+        return ""
     if all(why(other, failures) for other in failures if other.startswith(f"{step} float64:")):
         return "float32 only, float64 agrees: rounding"
     return ""

@@ -46,6 +46,7 @@ def test_three_families_through_one_call_name_their_library_differences(tmp_path
     # corrected, MobileNetV3 and ShuffleNetV2 agree but for rounding; MobileNetV3 only with its Hardsigmoid
     # corrected too (without it: float64 training-mode logits 2.4e-7 apart)
     assert "Hardsigmoid slope 0.1666667 in Paddle, 1/6 in torch" in rows["mobilenet_v3_small"]["corrections"]
-    assert all(zoo._aligns_up_to_rounding(rows[name]["corrected"]) for name in ("mobilenet_v3_small", "shufflenet_v2_x0_5"))
+    assert all(zoo._aligns_up_to_rounding(rows[name]["corrected"])
+               for name in ("mobilenet_v3_small", "shufflenet_v2_x0_5"))
     markdown = paths["markdown"].read_text()
     assert all(f"`torchvision.models.{name}`" in markdown for name in CHEAP) and "Incomplete" not in markdown

@@ -172,7 +172,8 @@ align-curve: $(INSTALLED)
 # greedyhash_common/infra/atomic.py), and the unfinished .new folders of the reference targets at their
 # default REFERENCE. clean removes these names in LOGS, which must be one existing folder, and nothing
 # outside it (the built-in data's cache, .cache/, stays: it is made again identically anyway).
-ALIGN_OUTPUTS = float32 float64 inputs coverage figures summary.json report.md report.json side_*.log layers_*.log
+ALIGN_OUTPUTS = float32 float64 inputs coverage figures summary.json report.md report.json side_*.log layers_*.log \
+	run.lock
 RUN_FOLDERS = $(foreach bit,[1-9][0-9],train/paddle-bit$(bit) train/torch-bit$(bit) export/paddle-bit$(bit))
 WRITTEN = $(ALIGN_OUTPUTS) curve reference-run curve-reference-run predict-*.png reproduce reproduce.md lite \
 	bench.json bench.md bench-align.log bench-startup.log profile_*.txt gpu-env mutants mutants-reference-run \

@@ -136,8 +136,9 @@ OPTIONS = [("MODEL", "align", "--model", []), ("WEIGHTS", "align", "--weights", 
            ("IMAGE", "predict", "--image", []), ("INDEX", "predict", "--index", []),
            ("MODEL_DIR", "infer", "--model-dir", []), ("SRC", "convert", None, ["DST=out.pdparams"]),
            ("DST", "convert", None, ["SRC=in.pth"]), ("DIRECTION", "convert", None, ["SRC=a", "DST=b"]),
-           ("PRETRAINED", "reproduce", "--pretrained", ["DATA=cifar"]), ("DATA", "reproduce", "--data", ["PRETRAINED=p"]),
-           ("REFERENCE", "align-reference", None, []), ("DEVICE", "gpu-report", "--device", [])]
+           ("PRETRAINED", "reproduce", "--pretrained", ["DATA=cifar"]),
+           ("DATA", "reproduce", "--data", ["PRETRAINED=p"]), ("REFERENCE", "align-reference", None, []),
+           ("DEVICE", "gpu-report", "--device", [])]
 
 
 def test_every_option_of_the_makefile_is_checked_for_injection():

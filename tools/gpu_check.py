@@ -43,7 +43,8 @@ from alignment.reprod_format import load_values
 from alignment.suite import show_progress
 from alignment.transforms import preprocess
 from greedyhash_common.app.cli_options import bit_length, non_negative_int, positive_int
-from greedyhash_common.app.option_checks import check_image_size, check_interpreter, check_output_dir, check_weights_file
+from greedyhash_common.app.option_checks import (check_image_size, check_interpreter, check_output_dir,
+                                                 check_weights_file)
 from greedyhash_common.data.cifar10 import load_cifar10
 from greedyhash_common.data.source import resolve_data_path
 from greedyhash_common.hyperparameters import IMAGE_SIZE

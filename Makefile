@@ -176,7 +176,7 @@ ALIGN_OUTPUTS = float32 float64 inputs coverage figures summary.json report.md r
 	run.lock
 RUN_FOLDERS = $(foreach bit,[1-9][0-9],train/paddle-bit$(bit) train/torch-bit$(bit) export/paddle-bit$(bit))
 WRITTEN = $(ALIGN_OUTPUTS) curve reference-run curve-reference-run predict-*.png reproduce reproduce.md lite \
-	bench.json bench.md bench-align.log bench-startup.log profile_*.txt gpu-env mutants mutants-reference-run \
+	bench.json bench.md bench-align.log bench-startup.log profile_*.txt gpu-env mutants mutants-reference-run zoo \
 	$(RUN_FOLDERS) .tmp-* train/.tmp-* export/.tmp-* reference-curve.new reference/mutants.new
 clean:
 	@logs=$(call opt,LOGS); if [ -z "$$logs" ] || [ ! -d "$$logs" ]; then \
@@ -201,7 +201,7 @@ align-layers: $(INSTALLED)
 
 # The zoo (alignment/zoo.py): writes docs/zoo.json (the figures) and renders docs/zoo.md from it; runs under LOGS/zoo
 zoo: $(INSTALLED)
-	$(PYTHON) -m alignment.zoo --workdir $(LOGS)/zoo
+	$(PYTHON) -m alignment.zoo --workdir $(call logs_path,zoo)
 
 # The reference is one run of `make align` with every option at its default: CPU, seeded, built-in data
 align-reference: $(INSTALLED)

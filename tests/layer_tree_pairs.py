@@ -108,5 +108,14 @@ class TreePair:
                 layer.p = 0.0
 
 
+def squeezenet_as_torchvision(model):
+    """paddle.vision's SqueezeNet 1.1 with torchvision's choices where the two libraries differ: the stem
+    convolution unpadded, the max-pools' ceil_mode on, dropout scaled in training (not halved in eval)."""
+    model._conv._padding, model._conv._updated_padding = 0, [0, 0]
+    model._pool.ceil_mode = True
+    model._drop.mode = "upscale_in_train"
+    return model
+
+
 MOBILENET_V2 = TreePair("mobilenet_v2")
 SQUEEZENET = TreePair("squeezenet1_1")

@@ -252,7 +252,7 @@ class LayerRow:
 # Differences within this many orders of magnitude of the largest one a layer makes on its own are alike
 # (one library difference through many layers); a defect's stands orders above (float64's rounding is
 # 1e-15, a library's BatchNorm epsilon 1e-10 to 1e-8, a wrong operator's 1e-3 and more)
-LIKE_MAGNITUDES = 2
+LIKE_MAGNITUDES = 1
 
 
 def _magnitude(value):

@@ -1,17 +1,20 @@
-"""Pair the layers of the two records, compare them layer by layer, and name the layer where they part.
+"""Pair the units of the two records, compare them unit by unit, and name the unit where they part.
 
 A record (written by `alignment.layers.side`) holds, for each mode (eval, and train with the suite's
-injected dropout masks), every layer's output and the loss's gradient with respect to it, plus a
-layer's input where no layer produced it. A layer is a module that called no other module; layers
-are listed in the order they ran. Two comparisons:
+injected dropout masks), every unit's output and the loss's gradient with respect to it, plus a
+unit's inputs where no unit produced them, and after the training-mode pass every layer's buffers. A
+unit is a layer that called no other layer, or a function the model's own code called between layers
+(a residual `+`, a flatten); units are listed in the order they ran and paired by it (pair_layers).
+Three comparisons:
 
-- chained: both models ran end to end. Walking the layers in the order they ran (forward) or in
-  reverse (backward), the first layer whose result differs while what reaches it still agrees is
-  where the defect is; every layer after it only inherits the difference.
-- isolated: the Paddle process fed each Paddle layer torch's input (and, backward, torch's gradient
-  of its output), so each layer is judged on its own, with no inherited error.
+- chained: both models ran end to end, forward (outputs) and backward (gradients, in reverse order).
+- isolated: each side fed each of its units torch's inputs (and, backward, torch's gradient of its
+  output), so each unit is judged on its own, with no inherited error.
+- buffers: each layer's running statistics after the training-mode pass.
 
-Each direction is held to the tolerances of the step of the same name (alignment.tolerances).
+The headline of each (Trace.divergence) is the unit whose own difference is the largest, so that a
+library's small difference earlier does not hide a defect. Each direction is held to the tolerances of
+the step of the same name (alignment.tolerances; buffers to the forward step's).
 """
 import contextlib
 import dataclasses

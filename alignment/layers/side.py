@@ -126,7 +126,7 @@ class Call:
     unit: str  # "layer" or "function"
     inputs: list  # the tensors it was fed: a layer's input, a function's tensor arguments not of the model
     output: object
-    copies: dict  # {id(tensor): its values as the call saw them}
+    copies: list  # the values of its inputs and then its output as the call saw them (none for a container)
     layer: object = None  # the module called
     innermost: bool = True  # a layer that called no other layer and no recorded function
     function: object = None  # the function called, and its arguments with the fed tensors marked Fed(i)
@@ -217,7 +217,7 @@ def calls_in_run_order(hooks, model, copy_of, functions=False):
 
     def leave(input_, output):
         name, layer, inner = stack.pop()
-        copies = {} if inner else {id(input_): copy_of(input_), id(output): copy_of(output)}
+        copies = [] if inner else [copy_of(input_), copy_of(output)]
         calls.append(Call(name, "layer", [input_], output, copies, layer, not inner))
 
     def on_call(name, function, args, kwargs, caller):
@@ -226,14 +226,14 @@ def calls_in_run_order(hooks, model, copy_of, functions=False):
         fed = _tensor_arguments(hooks, args, kwargs, own_tensors)
         if not fed:
             return function(*args, **kwargs)
-        copies = {id(tensor): copy_of(tensor) for tensor in fed}
+        copies = [copy_of(tensor) for tensor in fed]  # before the call: an in-place `+=` changes its input
         active[0] = True
         try:
             output = function(*args, **kwargs)
         finally:
             active[0] = False
         if hooks.is_flowing(output):
-            copies[id(output)] = copy_of(output)
+            copies.append(copy_of(output))
             owner = stack[-1][0]
             calls.append(Call(f"{owner}.<{name}>" if owner else f"<{name}>", "function", fed, output, copies,
                               function=function, arguments=(_marked(args, fed), {key: _marked(value, fed)
@@ -292,15 +292,15 @@ def run_pass(side, hooks, model, context, functions=False):
         inputs_from = []
         for index, input_ in enumerate(call.inputs):
             source = made_by.get(id(input_))
-            if source is not None and not np.array_equal(call.copies[id(input_)], seen[(source, "output")]):
+            if source is not None and not np.array_equal(call.copies[index], seen[(source, "output")]):
                 source = None  # changed in place since its unit made it (a residual `+=`): an input of its own
             inputs_from.append(source)
             if source is None:
                 tensors[(name, input_end(index))] = input_
-                seen[(name, input_end(index))] = call.copies[id(input_)]
+                seen[(name, input_end(index))] = call.copies[index]
         units.append(_describe(hooks, call, name, inputs_from))
         tensors[(name, "output")] = call.output
-        seen[(name, "output")] = call.copies[id(call.output)]
+        seen[(name, "output")] = call.copies[-1]
         made_by[id(call.output)] = name
         by_name[name] = call
     return units, tensors, seen, total, by_name

@@ -90,7 +90,9 @@ def model_code_line(hooks, frame):
         return "?"
     filename = frame.f_code.co_filename
     root = next((folder for folder in _INSTALLED if filename.startswith(folder)), None)
-    return f"{os.path.relpath(filename, root) if root else os.path.relpath(filename)}:{frame.f_lineno}"
+    if root is None:  # the user's own code: from the working folder when it is inside it
+        root = os.getcwd() if filename.startswith(os.path.join(os.getcwd(), "")) else None
+    return f"{os.path.relpath(filename, root) if root else filename}:{frame.f_lineno}"
 
 
 @contextlib.contextmanager

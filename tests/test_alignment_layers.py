@@ -201,7 +201,7 @@ def test_the_command_finds_a_planted_defect_in_separate_processes(planted_run):
     workdir, done = planted_run
     assert done.returncode == 1, done.stdout + done.stderr
     assert re.search(r"float64, seeded-64px, eval mode, forward: first divergence at alex\.classifier\.4 \(Linear;"
-                     r" paddle's paddle_impl/model\.py:\d+\): its input agrees, its output differs; fed torch's values,"
+                     r" paddle's made at paddle_impl/model\.py:\d+, called at paddle_impl/model\.py:\d+\): its input agrees, its output differs; fed torch's values,"
                      r" alex\.classifier\.4 differs", done.stdout), done.stdout
     folder = workdir / "float64" / "seeded-64px"
     for name in ("layers_torch.npz", "layers_paddle.npz", "layers_isolated_torch.npz", "layers_isolated_paddle.npz",

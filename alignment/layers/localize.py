@@ -250,6 +250,7 @@ class LayerRow:
     isolated: KeyResult  # the same computed by the Paddle layer from torch's values
     operator: str = ""  # how the two sides' operators differ: "ceil_mode True vs False"; "" when alike
     source: str = ""  # the Paddle model code line that made the layer or called the function
+    called_at: str = ""  # a layer's: the Paddle model code line that called it (a model's forward)
 
 
 # Differences within this many orders of magnitude of the largest one a layer makes on its own are alike
@@ -394,7 +395,8 @@ def _row(dtype, mode, direction, layer, paddle_layer, reference, port, isolated,
                                 alone_paddle.get(key), overrides) for key, end in zip(keys, ends)])
 
     return LayerRow(layer["name"], _types(layer, paddle_layer), chained(reaches), chained(computes), alone(computes),
-                    operator_difference(layer, paddle_layer), paddle_layer.get("source", ""))
+                    operator_difference(layer, paddle_layer), paddle_layer.get("source", ""),
+                    paddle_layer.get("called_at", ""))
 
 
 def _trace(dtype, mode, direction, reference, port, isolated, overrides):
@@ -423,7 +425,8 @@ def _buffer_trace(dtype, reference, port, overrides, mode="train"):
                                    port.values.get(stored_key(paddle_layer, mode, "forward", end)), overrides)
                           for end in input_ends(layer)])
         rows.append(LayerRow(layer["name"], _types(layer, paddle_layer), reaches, buffers, buffers,
-                             operator_difference(layer, paddle_layer), paddle_layer.get("source", "")))
+                             operator_difference(layer, paddle_layer), paddle_layer.get("source", ""),
+                             paddle_layer.get("called_at", "")))
     return Trace(mode, BUFFERS, rows)
 
 
@@ -484,7 +487,8 @@ def _trace_json(trace):
         "mode": trace.mode, "direction": trace.direction, "passed": trace.passed,
         "first_divergence": divergence and {"layer": divergence[0].layer, "type": divergence[0].types,
                                             "place": divergence[1], "operator": divergence[0].operator,
-                                            "paddle_source": divergence[0].source},
+                                            "paddle_source": divergence[0].source,
+                                            "paddle_called_at": divergence[0].called_at},
         "isolated_failures": trace.isolated_failures(),
         "layers": [{"layer": row.layer, "type": row.types, "reaches": _key_json(row.reaches),
                     "computes": _key_json(row.computes), "isolated": _key_json(row.isolated)} for row in trace.rows],
@@ -531,7 +535,8 @@ def _divergence_sentence(direction, row, place):
         return (f"first divergence before {row.layer}: {reaches} already differs though no layer before it does"
                 " (the loss, code between layers, an unpaired unit, or the input)")
     operator = f": {row.operator}" if row.operator else ""
-    where = f"at {row.layer} ({row.types}{operator}; paddle's {row.source})"
+    called = f", called at {row.called_at}" if row.called_at else ""
+    where = f"at {row.layer} ({row.types}{operator}; paddle's made at {row.source}{called})"
     if place == "within":
         return (f"first divergence {where}: fed torch's values, {computes} differs by {row.isolated.max_rel:.1e}"
                 f" (max rel), the largest of any layer; in the chain {reaches} already differs by"

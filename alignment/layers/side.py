@@ -133,8 +133,8 @@ class Call:
     innermost: bool = True  # a layer that called no other layer and no recorded function
     function: object = None  # the function called, and its arguments with the fed tensors marked Fed(i)
     arguments: tuple = ((), {})
-    source: str = ""  # the model code line that called the function
-    caller: list = None  # a function's caller's [name, layer, called another layer]: a unit only if it did
+    source: str = ""  # the model code line that called the layer or the function
+    caller: list = None  # a function's caller's [name, layer, called another layer, ...]: a unit only if it did
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,12 +215,12 @@ def calls_in_run_order(hooks, model, copy_of, functions=False):
     def enter(name, layer):
         if stack:
             stack[-1][2] = True
-        stack.append([name, layer, False])
+        stack.append([name, layer, False, model_code_line(hooks, sys._getframe(1))])
 
     def leave(input_, output):
-        name, layer, inner = stack.pop()
+        name, layer, inner, called_at = stack.pop()
         copies = [] if inner else [copy_of(input_), copy_of(output)]
-        calls.append(Call(name, "layer", [input_], output, copies, layer, not inner))
+        calls.append(Call(name, "layer", [input_], output, copies, layer, not inner, source=called_at))
 
     def on_call(name, function, args, kwargs, caller):
         if active[0] or not stack or not _calls_functions_of_its_own(hooks, stack[-1][1]):
@@ -270,6 +270,7 @@ def _describe(hooks, call, name, inputs_from):
             "type": type(call.layer).__name__ if is_layer else call.function.__name__.strip("_"),
             "parent": parent, "operator": _operator(hooks, call),
             "source": getattr(call.layer, CONSTRUCTION_SITE, "?") if is_layer else call.source,
+            "called_at": call.source if is_layer else "",
             "parameters": [f"{module_name_of(name)}.{parameter}" for parameter in hooks.own_parameter_names(call.layer)]
             if is_layer else [],
             "buffers": sorted(hooks.own_buffers(call.layer)) if is_layer else [],

@@ -535,8 +535,9 @@ def _divergence_sentence(direction, row, place):
         return (f"first divergence before {row.layer}: {reaches} already differs though no layer before it does"
                 " (the loss, code between layers, an unpaired unit, or the input)")
     operator = f": {row.operator}" if row.operator else ""
+    made = f"; paddle's made at {row.source}" if row.source else ""
     called = f", called at {row.called_at}" if row.called_at else ""
-    where = f"at {row.layer} ({row.types}{operator}; paddle's made at {row.source}{called})"
+    where = f"at {row.layer} ({row.types}{operator}{made}{called})"
     if place == "within":
         return (f"first divergence {where}: fed torch's values, {computes} differs by {row.isolated.max_rel:.1e}"
                 f" (max rel), the largest of any layer; in the chain {reaches} already differs by"

@@ -75,19 +75,25 @@ def _is_python(filename):
     return filename.startswith(_PATHS["stdlib"]) and not filename.startswith(_INSTALLED)
 
 
-def _is_model_code(filename, hooks):
+def _is_model_code(filename, code_dirs):
     """Code of a model (the user's, a model zoo's), not of the framework, Python or this suite."""
     if _is_python(filename) or filename.startswith(_SUITE_DIR) or filename.startswith("<"):
         return False
-    return (not filename.startswith(hooks.FRAMEWORK_DIRS)) or filename.startswith(hooks.MODEL_DIRS)
+    framework_dirs, model_dirs = code_dirs
+    return (not filename.startswith(framework_dirs)) or filename.startswith(model_dirs)
 
 
 def model_code_line(hooks, frame):
     """"file:line" of the innermost frame from `frame` outwards that runs model code."""
-    while frame is not None and not _is_model_code(frame.f_code.co_filename, hooks):
+    code_dirs = hooks.code_dirs()
+    while frame is not None and frame.f_code.co_filename.startswith(_SUITE_DIR):
+        frame = frame.f_back  # this suite's hooks and wrappers
+    while frame is not None and not _is_model_code(frame.f_code.co_filename, code_dirs):
+        if frame.f_code.co_filename.startswith(_SUITE_DIR):
+            return ""  # called by this suite (the model itself): no model code on the way
         frame = frame.f_back
     if frame is None:
-        return "?"
+        return ""
     filename = frame.f_code.co_filename
     root = next((folder for folder in _INSTALLED if filename.startswith(folder)), None)
     if root is None:  # the user's own code: from the working folder when it is inside it
@@ -98,7 +104,7 @@ def model_code_line(hooks, frame):
 @contextlib.contextmanager
 def construction_sites(hooks):
     """While open, every layer made notes the model code line that made it."""
-    layer_class = hooks.LAYER_CLASS
+    layer_class = hooks.layer_class()
     original = layer_class.__init__
 
     def noting_init(layer, *args, **kwargs):

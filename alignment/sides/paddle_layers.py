@@ -5,15 +5,11 @@ Mirrors torch_layers.py; `alignment.layers.side` is written once against the two
 """
 import os
 
-import paddle
-import paddle.nn.functional
-
-FRAMEWORK_DIRS = (os.path.dirname(paddle.__file__),)
-MODEL_DIRS = (os.path.join(os.path.dirname(paddle.__file__), "vision", "models"),)
-_TENSOR_FUNCTIONS = {paddle: ("flatten", "concat", "add", "multiply", "mean", "squeeze", "reshape", "sigmoid",
-                              "tanh"),
-                     paddle.Tensor: ("__add__", "__radd__", "__mul__", "__rmul__", "__matmul__")}
-LAYER_CLASS = paddle.nn.Layer
+# paddle is imported inside the functions: a process that only names this module (a test defining a
+# pair, read by the suite's main process) does not load the framework
+_TENSOR_FUNCTIONS = {"paddle": ("flatten", "concat", "add", "multiply", "mean", "squeeze", "reshape", "sigmoid",
+                                "tanh"),
+                     "paddle.Tensor": ("__add__", "__radd__", "__mul__", "__rmul__", "__matmul__")}
 # Paddle's names of settings torch names otherwise, and Paddle's conventions turned into torch's:
 # BatchNorm's momentum is the old average's share in Paddle, the new batch's in torch
 _TORCH_NAMES = {"ksize": "kernel_size", "epsilon": "eps", "return_mask": "return_indices"}
@@ -21,6 +17,20 @@ _TORCH_CONVENTIONS = {("BatchNorm", "momentum"): lambda momentum: 1 - momentum}
 # Paddle's bookkeeping, not settings of the operator
 _NOT_SETTINGS = {"full_name", "built", "dtype", "init_in_dynamic_mode", "cast_to_low_precision", "name",
                  "param_attr", "weight_attr", "bias_attr", "device", "helper", "training"}
+
+
+def code_dirs():
+    """(the framework's folders, the model zoo's folders inside them): a source line is looked for outside
+    the first, except in the second, which hold model code like the user's own."""
+    import paddle
+
+    return (os.path.dirname(paddle.__file__),), (os.path.join(os.path.dirname(paddle.__file__), "vision", "models"),)
+
+
+def layer_class():
+    import paddle
+
+    return paddle.nn.Layer
 
 
 def named_layers(model):
@@ -63,9 +73,12 @@ def watch_entry(layer, enter):
 
 def watched_functions():
     """(owner, name) of every function whose calls from a model's own code are recorded."""
-    functional = paddle.nn.functional
+    import paddle
+    import paddle.nn.functional as functional
+
     public = [(functional, name) for name in getattr(functional, "__all__", ()) if callable(getattr(functional, name))]
-    return public + [(owner, name) for owner, names in _TENSOR_FUNCTIONS.items() for name in names]
+    owners = {"paddle": paddle, "paddle.Tensor": paddle.Tensor}
+    return public + [(owners[owner], name) for owner, names in _TENSOR_FUNCTIONS.items() for name in names]
 
 
 def is_framework_layer(layer):
@@ -75,6 +88,8 @@ def is_framework_layer(layer):
 
 def is_flowing(value):
     """A tensor the loss's gradient flows through (not a constant, such as a dropout mask)."""
+    import paddle
+
     return isinstance(value, paddle.Tensor) and not value.stop_gradient
 
 

@@ -5,20 +5,30 @@ Mirrors paddle_layers.py; `alignment.layers.side` is written once against the tw
 """
 import os
 
-import numpy as np
-import torch
-import torch.nn.functional
-import torchvision
+# torch is imported inside the functions: a process that only names this module (a test defining a pair,
+# read by the suite's main process) does not load the framework
 
-# Code under these folders is the framework's: a source line is looked for outside them, except in
-# the model zoo's folders, which are model code like the user's own
-FRAMEWORK_DIRS = tuple(os.path.dirname(package.__file__) for package in (torch, torchvision))
-MODEL_DIRS = (os.path.join(os.path.dirname(torchvision.__file__), "models"),)
 # Functions a model's own code calls between its layers: every public function of torch.nn.functional,
 # and these of torch and of its tensors ("+" of residuals, torch.flatten before the classifier)
-_TENSOR_FUNCTIONS = {torch: ("flatten", "cat", "concat", "add", "mul", "mean", "squeeze", "reshape", "sigmoid", "tanh"),
-                     torch.Tensor: ("__add__", "__radd__", "__iadd__", "__mul__", "__rmul__", "__matmul__")}
-LAYER_CLASS = torch.nn.Module
+_TENSOR_FUNCTIONS = {"torch": ("flatten", "cat", "concat", "add", "mul", "mean", "squeeze", "reshape", "sigmoid",
+                               "tanh"),
+                     "torch.Tensor": ("__add__", "__radd__", "__iadd__", "__mul__", "__rmul__", "__matmul__")}
+
+
+def code_dirs():
+    """(the framework's folders, the model zoo's folders inside them): a source line is looked for outside
+    the first, except in the second, which hold model code like the user's own."""
+    import torch
+    import torchvision
+
+    return (tuple(os.path.dirname(package.__file__) for package in (torch, torchvision)),
+            (os.path.join(os.path.dirname(torchvision.__file__), "models"),))
+
+
+def layer_class():
+    import torch
+
+    return torch.nn.Module
 
 
 def named_layers(model):
@@ -57,11 +67,14 @@ def watch_entry(layer, enter):
 
 def watched_functions():
     """(owner, name) of every function whose calls from a model's own code are recorded."""
-    functional = torch.nn.functional
+    import torch
+    import torch.nn.functional as functional
+
     public = [(functional, name) for name in dir(functional) if not name.startswith("_")
               and callable(getattr(functional, name)) and not isinstance(getattr(functional, name), type)
               and getattr(getattr(functional, name), "__module__", "") == functional.__name__]
-    return public + [(owner, name) for owner, names in _TENSOR_FUNCTIONS.items() for name in names]
+    owners = {"torch": torch, "torch.Tensor": torch.Tensor}
+    return public + [(owners[owner], name) for owner, names in _TENSOR_FUNCTIONS.items() for name in names]
 
 
 def is_framework_layer(layer):
@@ -71,6 +84,8 @@ def is_framework_layer(layer):
 
 def is_flowing(value):
     """A tensor the loss's gradient flows through (not a constant, such as a dropout mask)."""
+    import torch
+
     return isinstance(value, torch.Tensor) and value.requires_grad
 
 

@@ -104,7 +104,8 @@ def test_a_failing_forward_step_carries_the_localization_table(tmp_path):
     assert "> alex.classifier.4" in section and "backward" not in section
     assert "[layer diff log](float64/seeded-64px/layers_diff.log)" in section
     traces = report["localization"]["float64, seeded-64px"]["traces"]
-    assert traces[0]["first_divergence"] == {"layer": "alex.classifier.4", "type": "Linear", "place": "at"}
+    assert traces[0]["first_divergence"] == {"layer": "alex.classifier.4", "type": "Linear", "place": "at",
+                                             "operator": "", "paddle_source": "", "paddle_called_at": ""}
 
 
 def test_the_reference_keeps_the_small_files_and_replaces_the_old_ones(tmp_path):

@@ -1,22 +1,27 @@
-"""Pair the layers of the two records, compare them layer by layer, and name the layer where they part.
+"""Pair the units of the two records, compare them unit by unit, and name the unit where they part.
 
 A record (written by `alignment.layers.side`) holds, for each mode (eval, and train with the suite's
-injected dropout masks), every layer's output and the loss's gradient with respect to it, plus a
-layer's input where no layer produced it. A layer is a module that called no other module; layers
-are listed in the order they ran. Two comparisons:
+injected dropout masks), every unit's output and the loss's gradient with respect to it, plus a
+unit's inputs where no unit produced them, and after the training-mode pass every layer's buffers. A
+unit is a layer that called no other layer, or a function the model's own code called between layers
+(a residual `+`, a flatten); units are listed in the order they ran and paired by it (pair_layers).
+Three comparisons:
 
-- chained: both models ran end to end. Walking the layers in the order they ran (forward) or in
-  reverse (backward), the first layer whose result differs while what reaches it still agrees is
-  where the defect is; every layer after it only inherits the difference.
-- isolated: the Paddle process fed each Paddle layer torch's input (and, backward, torch's gradient
-  of its output), so each layer is judged on its own, with no inherited error.
+- chained: both models ran end to end, forward (outputs) and backward (gradients, in reverse order).
+- isolated: each side fed each of its units torch's inputs (and, backward, torch's gradient of its
+  output), so each unit is judged on its own, with no inherited error.
+- buffers: each layer's running statistics after the training-mode pass.
 
-Each direction is held to the tolerances of the step of the same name (alignment.tolerances).
+The headline of each (Trace.divergence) is the unit whose own difference is the largest, so that a
+library's small difference earlier does not hide a defect. Each direction is held to the tolerances of
+the step of the same name (alignment.tolerances; buffers to the forward step's).
 """
 import contextlib
 import dataclasses
 import json
+import math
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -30,12 +35,13 @@ from ..tolerances import tolerance
 
 MODES = ("eval", "train")
 DIRECTIONS = ("forward", "backward")  # also the names of the steps whose failures they explain
+BUFFERS = "buffers"  # a trace of the buffers each layer holds after the training-mode pass
 CHAINED, ISOLATED = "layers", "layers_isolated"
 # (what reaches a layer, what the layer computes from it), as ends of the layer, in each direction
 _ENDS = {"forward": ("input", "output"), "backward": ("output", "input")}
 _DESCRIBED = {"forward": ("its input", "its output"),
-              "backward": ("the gradient of its output", "the gradient of its input")}
-NO_COUNTERPART = "no paddle layer pairs with it"
+              "backward": ("the gradient of its output", "the gradient of its input"),
+              BUFFERS: ("its input", "its running statistics")}
 CALL_MARK = "#"
 
 
@@ -94,11 +100,36 @@ def value_key(mode, direction, layer, end):
     return f"{mode}.{'grad.' if direction == 'backward' else ''}{layer}.{end}"
 
 
+def input_end(index):
+    """The name of a unit's index-th input: "input", "input1"..."""
+    return "input" if index == 0 else f"input{index}"
+
+
+def input_ends(layer):
+    return [input_end(index) for index in range(max(1, len(layer["inputs"])))]
+
+
 def stored_key(layer, mode, direction, end):
-    """Where a record keeps a layer's input or output: an input made by another layer is that layer's output."""
-    if end == "input" and layer["input_from"] is not None:
-        return value_key(mode, direction, layer["input_from"], "output")
+    """Where a record keeps a unit's input or output: an input made by another unit is that unit's output."""
+    if end.startswith("input"):
+        index = int(end[len("input"):] or 0)
+        source = layer["inputs"][index] if index < len(layer["inputs"]) else None
+        if source is not None:
+            return value_key(mode, direction, source, "output")
     return value_key(mode, direction, layer["name"], end)
+
+
+def alone_key(layer, mode, direction, end):
+    """Where a record of units run alone keeps what a unit computed: under the unit's own name, as two
+    units fed one tensor (a residual block's conv and its `+`) each give its gradient."""
+    return value_key(mode, direction, layer["name"], end)
+
+
+def buffer_key(mode, torch_key):
+    """A buffer's values (BatchNorm's running statistics) after the pass of `mode`, by its torch key."""
+    return f"{mode}.buffer.{torch_key}"
+
+
 
 
 def _parent(name):
@@ -136,23 +167,77 @@ def _call_suffix(name):
     return name[len(module_name_of(name)):]
 
 
-def pair_layers(torch_layers, paddle_layers, key_map):
-    """{paddle layer: torch layer}: a layer with parameters through the converter's key map, a layer without by its position in the parent it is paired with. Layers that pair
-    with nothing are left out."""
-    torch_layer_of = _torch_layer_of(key_map)
-    by_place = {(layer["parent"], layer["position"], _call_suffix(layer["name"])): layer["name"]
-                for layer in torch_layers}
-    pairs = {}
-    for layer in paddle_layers:
-        suffix = _call_suffix(layer["name"])
-        if layer["parameters"]:
-            torch_module = torch_layer_of.get(module_name_of(layer["name"]))
-            torch_name = torch_module and torch_module + suffix
+# Unit kinds that are one operator under two names, and families of operators that take each other's
+# place in a port (an activation for an activation, a pooling for a pooling, a reshape for a reshape)
+_SAME_KIND = {"cat": "concat", "iadd": "add", "radd": "add", "rmul": "mul", "multiply": "mul"}
+_FAMILIES = ({"relu", "relu6", "leakyrelu", "gelu", "elu", "selu", "silu", "hardtanh", "hardswish", "hardsigmoid",
+              "sigmoid", "tanh", "prelu", "mish", "softplus"},
+             {"maxpool", "avgpool", "adaptiveavgpool", "adaptivemaxpool"},
+             {"flatten", "squeeze", "reshape", "view"})
+
+
+def unit_kind(unit):
+    """The operator a unit runs, the same for both frameworks' names of it: "conv", "relu6", "add"..."""
+    name = re.sub(r"[123]d$", "", unit["type"].lower().replace("_", ""))
+    return _SAME_KIND.get(name, name)
+
+
+def _likeness(torch_unit, paddle_unit):
+    """2: the same operator; 1: operators of a family; 0: units that cannot stand for each other."""
+    kinds = unit_kind(torch_unit), unit_kind(paddle_unit)
+    if kinds[0] == kinds[1]:
+        return 2
+    return 1 if any(kinds[0] in family and kinds[1] in family for family in _FAMILIES) else 0
+
+
+def _align(torch_units, paddle_units):
+    """[(torch index, paddle index)] of the most alike pairing that keeps both orders (a weighted
+    longest common subsequence)."""
+    rows, columns = len(torch_units), len(paddle_units)
+    best = [[0] * (columns + 1) for _ in range(rows + 1)]
+    for i in range(rows - 1, -1, -1):
+        for j in range(columns - 1, -1, -1):
+            likeness = _likeness(torch_units[i], paddle_units[j])
+            best[i][j] = max(best[i + 1][j], best[i][j + 1], best[i + 1][j + 1] + likeness if likeness else 0)
+    pairs, i, j = [], 0, 0
+    while i < rows and j < columns:
+        likeness = _likeness(torch_units[i], paddle_units[j])
+        if likeness and best[i][j] == best[i + 1][j + 1] + likeness:
+            pairs.append((i, j))
+            i, j = i + 1, j + 1
+        elif best[i][j] == best[i + 1][j]:
+            i += 1
         else:
-            torch_name = by_place.get((torch_layer_of.get(layer["parent"]), layer["position"], suffix))
-        if torch_name is not None:
-            pairs[layer["name"]] = torch_name
+            j += 1
     return pairs
+
+
+def _anchors(torch_units, paddle_units, key_map):
+    """[(torch index, paddle index)] of the units holding parameters the key map pairs, in both orders."""
+    torch_layer_of = _torch_layer_of(key_map)
+    index_of = {unit["name"]: index for index, unit in enumerate(torch_units)}
+    anchors = []
+    for paddle_index, unit in enumerate(paddle_units):
+        torch_module = torch_layer_of.get(module_name_of(unit["name"])) if unit["parameters"] else None
+        torch_index = index_of.get(torch_module + _call_suffix(unit["name"])) if torch_module is not None else None
+        if torch_index is not None and (not anchors or torch_index > anchors[-1][0]):
+            anchors.append((torch_index, paddle_index))
+    return anchors
+
+
+def pair_layers(torch_layers, paddle_layers, key_map):
+    """{paddle unit: torch unit}, by what runs: the units holding parameters through the converter's key
+    map, in the order they ran; between two of them, the units without
+    parameters (activations, pools, dropouts, the functions the model's code calls) by the order they
+    ran and what they compute (unit_kind), so that the trees' nesting does not matter and an activation
+    one side has and the other has not is left unpaired. Units that pair with nothing are left out."""
+    anchors = _anchors(torch_layers, paddle_layers, key_map)
+    pairs = list(anchors)
+    bounds = [(-1, -1), *anchors, (len(torch_layers), len(paddle_layers))]
+    for (torch_start, paddle_start), (torch_end, paddle_end) in zip(bounds, bounds[1:]):
+        pairs += [(torch_start + 1 + i, paddle_start + 1 + j)
+                  for i, j in _align(torch_layers[torch_start + 1:torch_end], paddle_layers[paddle_start + 1:paddle_end])]
+    return {paddle_layers[j]["name"]: torch_layers[i]["name"] for i, j in sorted(pairs)}
 
 
 @dataclasses.dataclass
@@ -162,6 +247,20 @@ class LayerRow:
     reaches: KeyResult  # what reaches the layer: its input (forward), the gradient of its output (backward)
     computes: KeyResult  # what the layer computes from it: its output, or the gradient of its input
     isolated: KeyResult  # the same computed by the Paddle layer from torch's values
+    operator: str = ""  # how the two sides' operators differ: "ceil_mode True vs False"; "" when alike
+    source: str = ""  # the Paddle model code line that made the layer or called the function
+    called_at: str = ""  # a layer's: the Paddle model code line that called it (a model's forward)
+
+
+# Differences within this many orders of magnitude of the largest one a layer makes on its own are alike
+# (one library difference through many layers); a defect's stands orders above (float64's rounding is
+# 1e-15, a library's BatchNorm epsilon 1e-10 to 1e-8, a wrong operator's 1e-3 and more)
+LIKE_MAGNITUDES = 1
+
+
+def _magnitude(value):
+    """The order of magnitude of a relative difference, for ranking differences."""
+    return math.inf if not math.isfinite(value) else (math.floor(math.log10(value)) if value > 0 else -math.inf)
 
 
 @dataclasses.dataclass
@@ -175,9 +274,19 @@ class Trace:
         return all(key.passed for row in self.rows for key in (row.reaches, row.computes, row.isolated))
 
     def divergence(self):
-        """(row, place) of the first layer that differs, place "at" when what reaches it still agrees
-        (the layer is where the defect is), "before" when that already differs though no layer before
-        it does (the difference comes from outside the layers); None when every layer agrees."""
+        """(row, place) of the layer where the trace's difference starts; None when every layer agrees.
+        A layer that differs fed torch's values computes something else: of those, the first in run order
+        whose own difference is within LIKE_MAGNITUDES orders of magnitude of the largest, place "at"
+        when what reaches it in the chain agrees, "within" when that differs already (a smaller
+        difference started before it: a library's rounding, such as BatchNorm's float32 epsilon, does not
+        hide a defect after it). When every layer agrees fed torch's values, the first layer whose
+        result differs while what reaches it agrees ("at": a choice flipped), or "before" when what
+        reaches it already differs though no layer before it does."""
+        alone = [row for row in self.rows if not row.isolated.passed]
+        if alone:
+            largest = max(_magnitude(row.isolated.max_rel) for row in alone)
+            row = next(row for row in alone if _magnitude(row.isolated.max_rel) >= largest - LIKE_MAGNITUDES)
+            return row, "at" if row.reaches.passed else "within"
         for row in self.rows:
             if not row.reaches.passed:
                 return row, "before"
@@ -193,8 +302,9 @@ class Trace:
 class Localization:
     dtype: str
     traces: list
-    paddle_only: list  # Paddle layers that pair with no torch layer
+    paddle_only: list  # Paddle units that pair with no torch unit
     case: object = None  # the alignment.cases.Case localized
+    unpaired: list = dataclasses.field(default_factory=list)  # each unpaired unit, with its paired neighbours
 
     @property
     def title(self):
@@ -202,7 +312,7 @@ class Localization:
 
     @property
     def passed(self):
-        return not self.paddle_only and all(trace.passed for trace in self.traces)
+        return all(trace.passed for trace in self.traces)
 
     def traces_of(self, direction):
         return [trace for trace in self.traces if trace.direction == direction]
@@ -224,6 +334,25 @@ def _types(torch_layer, paddle_layer):
     return f"{torch_layer['type']} / {paddle_layer['type']}"
 
 
+def _setting(value):
+    """A setting as both frameworks would agree on it: (1, 1) and [1, 1] and 1 alike, floats to 12 digits."""
+    if isinstance(value, (list, tuple)):
+        value = [_setting(item) for item in value]
+        return value[0] if value and all(item == value[0] for item in value) else tuple(value)
+    return round(value, 12) if isinstance(value, float) else value
+
+
+def operator_difference(torch_layer, paddle_layer):
+    """How two units' operators differ: their kinds ("relu6 vs relu"), or each setting both name with
+    another value ("ceil_mode True vs False", "padding 1 vs 0"); "" when alike."""
+    if unit_kind(torch_layer) != unit_kind(paddle_layer):
+        return f"{unit_kind(torch_layer)} vs {unit_kind(paddle_layer)}"
+    torch_settings, paddle_settings = torch_layer.get("operator", {}), paddle_layer.get("operator", {})
+    return ", ".join(f"{name} {torch_settings[name]!r} vs {paddle_settings[name]!r}"
+                     for name in torch_settings if name in paddle_settings
+                     and _setting(torch_settings[name]) != _setting(paddle_settings[name]))
+
+
 def _compare(dtype, direction, key, reference, port, overrides):
     """`port` None when the Paddle side has no such value (its layer could not take torch's values)."""
     if port is None:
@@ -232,45 +361,107 @@ def _compare(dtype, direction, key, reference, port, overrides):
     return compare_arrays(key, reference, port, tolerance(direction, dtype, step_key, overrides))
 
 
+def _worst(results):
+    """The failing result of the largest relative difference, else the largest of them all."""
+    failing = [result for result in results if not result.passed]
+    return max(failing or results, key=lambda result: result.max_rel)
+
+
+def _ends(direction, layer):
+    """(the ends that reach a unit, the ends it computes) in a direction: inputs and output forward, the
+    gradient of its output and those of its inputs backward."""
+    inputs = input_ends(layer)
+    return (inputs, ["output"]) if direction == "forward" else (["output"], inputs)
+
+
 def _row(dtype, mode, direction, layer, paddle_layer, reference, port, isolated, overrides):
-    """`isolated`: (torch's values of its layers run alone, Paddle's), or None for a record with no torch
-    layers run alone, whose chained values then stand for them (a record of a purely sequential model)."""
-    reaches, computes = _ENDS[direction]
+    """`isolated`: (torch's values of its units run alone, Paddle's); torch's chained values stand for
+    those torch's record lacks."""
+    reaches, computes = _ends(direction, layer)
 
-    def compared(end, expected, values, layout):
-        key = stored_key(layer, mode, direction, end)
-        if paddle_layer is None:
-            return _failure(key, reference.values[key].shape, NO_COUNTERPART)
-        return _compare(dtype, direction, key, expected.get(key, reference.values[key]),
-                        values.get(stored_key(layout, mode, direction, end)), overrides)
+    def chained(ends):
+        return _worst([_compare(dtype, direction, stored_key(layer, mode, direction, end),
+                                reference.values[stored_key(layer, mode, direction, end)],
+                                port.values.get(stored_key(paddle_layer, mode, direction, end)), overrides)
+                       for end in ends])
 
-    alone_torch, alone_paddle = isolated
-    return LayerRow(layer["name"], _types(layer, paddle_layer),
-                    compared(reaches, reference.values, port.values, paddle_layer),
-                    compared(computes, reference.values, port.values, paddle_layer),
-                    compared(computes, alone_torch, alone_paddle, layer))
+    def alone(ends):
+        alone_torch, alone_paddle = isolated
+        keys = [alone_key(layer, mode, direction, end) for end in ends]
+        return _worst([_compare(dtype, direction, key,
+                                alone_torch[key] if key in alone_torch
+                                else reference.values[stored_key(layer, mode, direction, end)],
+                                alone_paddle.get(key), overrides) for key, end in zip(keys, ends)])
+
+    return LayerRow(layer["name"], _types(layer, paddle_layer), chained(reaches), chained(computes), alone(computes),
+                    operator_difference(layer, paddle_layer), paddle_layer.get("source", ""),
+                    paddle_layer.get("called_at", ""))
 
 
 def _trace(dtype, mode, direction, reference, port, isolated, overrides):
     paddle_layers = {layer["name"]: layer for layer in port.layers[mode]}
-    torch_layers = reference.layers[mode]
+    torch_layers = [layer for layer in reference.layers[mode] if layer["name"] in paddle_layers]
     order = torch_layers if direction == "forward" else torch_layers[::-1]
-    return Trace(mode, direction, [_row(dtype, mode, direction, layer, paddle_layers.get(layer["name"]), reference,
+    return Trace(mode, direction, [_row(dtype, mode, direction, layer, paddle_layers[layer["name"]], reference,
                                         port, isolated, overrides) for layer in order])
 
 
+def _buffer_trace(dtype, reference, port, overrides, mode="train"):
+    """The running statistics each layer's buffers hold after the training-mode pass: what reaches them is
+    the layer's input in that pass, what the layer computes its buffers."""
+    paddle_layers = {layer["name"]: layer for layer in port.layers[mode]}
+    rows = []
+    for layer in reference.layers[mode]:
+        keys = [buffer_key(mode, f"{module_name_of(layer['name'])}.{name}") for name in layer.get("buffers", ())]
+        keys = [key for key in keys if key in reference.values]
+        paddle_layer = paddle_layers.get(layer["name"])
+        if not keys or paddle_layer is None:
+            continue
+        buffers = _worst([_compare(dtype, "forward", key, reference.values[key], port.values.get(key), overrides)
+                          for key in keys])
+        reaches = _worst([_compare(dtype, "forward", stored_key(layer, mode, "forward", end),
+                                   reference.values[stored_key(layer, mode, "forward", end)],
+                                   port.values.get(stored_key(paddle_layer, mode, "forward", end)), overrides)
+                          for end in input_ends(layer)])
+        rows.append(LayerRow(layer["name"], _types(layer, paddle_layer), reaches, buffers, buffers,
+                             operator_difference(layer, paddle_layer), paddle_layer.get("source", ""),
+                             paddle_layer.get("called_at", "")))
+    return Trace(mode, BUFFERS, rows)
+
+
+def _unpaired(reference, port):
+    """Each unit no unit of the other side pairs with, in the first mode it ran in, with the paired units
+    run just before and after it on its side."""
+    found = {}
+    for mode in MODES:
+        torch_names = {layer["name"] for layer in reference.layers[mode]}
+        paddle_names = {layer["name"] for layer in port.layers[mode]}
+        for side, layers, paired in ((REFERENCE, reference.layers[mode], paddle_names),
+                                     (PORT, port.layers[mode], torch_names)):
+            for index, layer in enumerate(layers):
+                own = layer.get("own_name", layer["name"])
+                if layer["name"] in paired or (side, own) in found:
+                    continue
+                before = next((other["name"] for other in layers[index::-1] if other["name"] in paired), None)
+                after = next((other["name"] for other in layers[index:] if other["name"] in paired), None)
+                found[(side, own)] = {"side": side, "name": own, "type": layer["type"], "mode": mode,
+                                      "source": layer.get("source", ""), "after": before, "before": after}
+    return list(found.values())
+
+
 def compare_records(dtype, reference, port, isolated_values, pair, case=None, reference_isolated=None):
-    """The Localization of one precision from torch's Record, Paddle's Record, Paddle's layers run alone
+    """The Localization of one precision from torch's Record, Paddle's Record, Paddle's units run alone
     (`isolated_values`) and torch's (`reference_isolated`; None: torch's chained values stand for them),
     held to the tolerances of `pair`."""
     overrides = pair.TOLERANCES
     isolated = (reference_isolated or {}, isolated_values)
     traces = [_trace(dtype, mode, direction, reference, port, isolated, overrides)
               for mode in MODES for direction in DIRECTIONS]
-    torch_names = {layer["name"] for layers in reference.layers.values() for layer in layers}
-    paddle_only = sorted({layer["own_name"] for layers in port.layers.values() for layer in layers
-                          if layer["name"] not in torch_names})
-    return Localization(dtype, traces, paddle_only, case)
+    buffers = _buffer_trace(dtype, reference, port, overrides)
+    if buffers.rows:
+        traces.append(buffers)
+    unpaired = _unpaired(reference, port)
+    return Localization(dtype, traces, [unit["name"] for unit in unpaired if unit["side"] == PORT], case, unpaired)
 
 
 def _step_results(localization):
@@ -294,7 +485,9 @@ def _trace_json(trace):
     return {
         "mode": trace.mode, "direction": trace.direction, "passed": trace.passed,
         "first_divergence": divergence and {"layer": divergence[0].layer, "type": divergence[0].types,
-                                            "place": divergence[1]},
+                                            "place": divergence[1], "operator": divergence[0].operator,
+                                            "paddle_source": divergence[0].source,
+                                            "paddle_called_at": divergence[0].called_at},
         "isolated_failures": trace.isolated_failures(),
         "layers": [{"layer": row.layer, "type": row.types, "reaches": _key_json(row.reaches),
                     "computes": _key_json(row.computes), "isolated": _key_json(row.isolated)} for row in trace.rows],
@@ -303,7 +496,7 @@ def _trace_json(trace):
 
 def localization_as_json(localization):
     return {"dtype": localization.dtype, "passed": localization.passed, "paddle_only": localization.paddle_only,
-            "traces": [_trace_json(trace) for trace in localization.traces]}
+            "unpaired": localization.unpaired, "traces": [_trace_json(trace) for trace in localization.traces]}
 
 
 def localize_files(workdir, dtype, case, pair):
@@ -339,8 +532,16 @@ def _divergence_sentence(direction, row, place):
     reaches, computes = _DESCRIBED[direction]
     if place == "before":
         return (f"first divergence before {row.layer}: {reaches} already differs though no layer before it does"
-                " (the loss, code between layers, or the input)")
-    sentence = f"first divergence at {row.layer} ({row.types}): {reaches} agrees, {computes} differs"
+                " (the loss, code between layers, an unpaired unit, or the input)")
+    operator = f": {row.operator}" if row.operator else ""
+    made = f"; paddle's made at {row.source}" if row.source else ""
+    called = f", called at {row.called_at}" if row.called_at else ""
+    where = f"at {row.layer} ({row.types}{operator}{made}{called})"
+    if place == "within":
+        return (f"first divergence {where}: fed torch's values, {computes} differs by {row.isolated.max_rel:.1e}"
+                f" (max rel), the largest of any layer; in the chain {reaches} already differs by"
+                f" {row.reaches.max_rel:.1e}, from a smaller difference before it")
+    sentence = f"first divergence {where}: {reaches} agrees, {computes} differs"
     if row.isolated.passed:
         sentence += (", yet fed torch's values it agrees: a choice of the layer (a max-pool's maximum, a ReLU's"
                      " sign) flipped on a difference within tolerance, as rounding does")
@@ -349,7 +550,7 @@ def _divergence_sentence(direction, row, place):
 
 def _flags(row, first, place):
     if row is first:
-        flags = ["<- first divergence" if place == "at" else "<- differs before this layer"]
+        flags = ["<- differs before this layer" if place == "before" else "<- first divergence"]
     else:
         flags = ["differs"] if not row.computes.passed else []
     if not row.isolated.passed:
@@ -373,9 +574,17 @@ def format_trace(trace, title):
     return "\n".join(lines)
 
 
-def format_localization(localization, directions=DIRECTIONS):
+def _unpaired_line(unit):
+    neighbours = ", ".join(f"{where} {name}" for where, name in (("after", unit["after"]), ("before", unit["before"]))
+                           if name)
+    return f"  {unit['side']} {unit['name']} ({unit['type']}, {unit['source']}){': ' + neighbours if neighbours else ''}"
+
+
+def format_localization(localization, directions=(*DIRECTIONS, BUFFERS)):
     parts = [format_trace(trace, localization.title) for direction in directions
              for trace in localization.traces_of(direction)]
-    if localization.paddle_only:
-        parts.append(f"paddle layers no torch layer pairs with: {', '.join(localization.paddle_only)}")
+    if localization.unpaired:
+        parts.append("\n".join(["units no unit of the other side pairs with (not compared: a difference they make"
+                                 " shows in the next paired unit's input), with their paired neighbours:",
+                                 *map(_unpaired_line, localization.unpaired)]))
     return "\n\n".join(parts)

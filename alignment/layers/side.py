@@ -15,7 +15,12 @@ is imported.
 import argparse
 import contextlib
 import copy
+import dataclasses
+import functools
 import importlib
+import os
+import sys
+import sysconfig
 import time
 
 import numpy as np
@@ -29,7 +34,8 @@ from ..sides import configured_side
 from ..sides import REFERENCE
 from ..steps import StepContext
 from ..steps.forward import named_outputs
-from .localize import (CHAINED, ISOLATED, MODES, Record, call_name, layer_values_writer, load_layer_values,
+from .localize import (CHAINED, ISOLATED, MODES, Record, alone_key, buffer_key, call_name, input_end, input_ends, layer_values_writer,
+                       load_layer_values,
                        load_record, module_name_of, pair_layers, stored_key, structure_path, value_key,
                        write_structure)
 
@@ -49,11 +55,68 @@ def get_args_parser():
 
 
 def build_model(side, hooks, context):
-    model = side.build_model(context.bit, context.dtype, context.weights)
+    """The side's model, each of its layers' construction site (the model code that made it) noted in
+    `layer.construction_site`: where a layer's operator was chosen, named when it differs."""
+    with construction_sites(hooks):
+        model = side.build_model(context.bit, context.dtype, context.weights)
     for _, layer in hooks.named_layers(model):
         if getattr(layer, "inplace", False):
             layer.inplace = False  # torchvision's in-place ReLUs would overwrite the recorded output before them
     return model
+
+
+CONSTRUCTION_SITE = "construction_site"  # the attribute build_model gives each layer
+_SUITE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PATHS = sysconfig.get_paths()
+_INSTALLED = (_PATHS["purelib"], _PATHS["platlib"])
+
+
+def _is_python(filename):
+    return filename.startswith(_PATHS["stdlib"]) and not filename.startswith(_INSTALLED)
+
+
+def _is_model_code(filename, code_dirs):
+    """Code of a model (the user's, a model zoo's), not of the framework, Python or this suite."""
+    if _is_python(filename) or filename.startswith(_SUITE_DIR) or filename.startswith("<"):
+        return False
+    framework_dirs, model_dirs = code_dirs
+    return (not filename.startswith(framework_dirs)) or filename.startswith(model_dirs)
+
+
+def model_code_line(hooks, frame):
+    """"file:line" of the innermost frame from `frame` outwards that runs model code."""
+    code_dirs = hooks.code_dirs()
+    while frame is not None and frame.f_code.co_filename.startswith(_SUITE_DIR):
+        frame = frame.f_back  # this suite's hooks and wrappers
+    while frame is not None and not _is_model_code(frame.f_code.co_filename, code_dirs):
+        if frame.f_code.co_filename.startswith(_SUITE_DIR):
+            return ""  # called by this suite (the model itself): no model code on the way
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    filename = frame.f_code.co_filename
+    root = next((folder for folder in _INSTALLED if filename.startswith(folder)), None)
+    if root is None:  # the user's own code: from the working folder when it is inside it
+        root = os.getcwd() if filename.startswith(os.path.join(os.getcwd(), "")) else None
+    return f"{os.path.relpath(filename, root) if root else filename}:{frame.f_lineno}"
+
+
+@contextlib.contextmanager
+def construction_sites(hooks):
+    """While open, every layer made notes the model code line that made it."""
+    layer_class = hooks.layer_class()
+    original = layer_class.__init__
+
+    def noting_init(layer, *args, **kwargs):
+        if CONSTRUCTION_SITE not in vars(layer):
+            vars(layer)[CONSTRUCTION_SITE] = model_code_line(hooks, sys._getframe(1))
+        original(layer, *args, **kwargs)
+
+    layer_class.__init__ = noting_init
+    try:
+        yield
+    finally:
+        layer_class.__init__ = original
 
 
 def enter_mode(side, model, context, mode):
@@ -64,75 +127,195 @@ def enter_mode(side, model, context, mode):
         model.train()
 
 
+@dataclasses.dataclass
+class Call:
+    """One call of a layer, or of a function the model's own code called (unit "function")."""
+    name: str  # the module's name; a function's: its caller's, then <function> ("features.1.<__add__>")
+    unit: str  # "layer" or "function"
+    inputs: list  # the tensors it was fed: a layer's input, a function's tensor arguments not of the model
+    output: object
+    copies: list  # the values of its inputs and then its output as the call saw them (none for a container)
+    layer: object = None  # the module called
+    innermost: bool = True  # a layer that called no other layer and no recorded function
+    function: object = None  # the function called, and its arguments with the fed tensors marked Fed(i)
+    arguments: tuple = ((), {})
+    source: str = ""  # the model code line that called the layer or the function
+    caller: list = None  # a function's caller's [name, layer, called another layer, ...]: a unit only if it did
+
+
+@dataclasses.dataclass(frozen=True)
+class Fed:
+    """Where a function's arguments held its i-th fed tensor."""
+    index: int
+
+
+def _tensor_arguments(hooks, args, kwargs, own_tensors):
+    """The flowing tensors among a call's arguments (and in lists of them) that are not the model's own
+    parameters or buffers, in order."""
+    found = []
+    for value in (*args, *kwargs.values()):
+        for item in (value if isinstance(value, (list, tuple)) else (value,)):
+            if hooks.is_flowing(item) and id(item) not in own_tensors and all(item is not seen for seen in found):
+                found.append(item)
+    return found
+
+
+def _marked(value, tensors):
+    """`value` with each fed tensor replaced by its Fed index (one level into lists and tuples)."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_marked(item, tensors) for item in value)
+    return next((Fed(index) for index, tensor in enumerate(tensors) if value is tensor), value)
+
+
+def _filled(value, fed):
+    if isinstance(value, (list, tuple)):
+        return type(value)(_filled(item, fed) for item in value)
+    return fed[value.index] if isinstance(value, Fed) else value
+
+
+def call_function(function, arguments, fed):
+    """Call a recorded function again with other tensors in the places of those it was fed."""
+    args, kwargs = arguments
+    return function(*_filled(args, fed), **{name: _filled(value, fed) for name, value in kwargs.items()})
+
+
 @contextlib.contextmanager
-def calls_of_every_layer(hooks, model, copy_of):
-    """Collect (name, input, output, {id(tensor): copy_of(tensor)}) of every call of every layer, in the order
-    the calls finish. The copies are taken as the call ends: a later in-place operation (torchvision's
-    residual `out += identity` on a BatchNorm's output) must not change what the layer was seen to compute."""
-    calls = []
+def _functions_watched(hooks, on_call):
+    """While open, every watched function (hooks.watched_functions) calls on_call(name, function, args,
+    kwargs, caller frame) instead, which calls the function itself; restored afterwards."""
+    replaced = []
+    for owner, name in hooks.watched_functions():
+        original = getattr(owner, name)
+        replaced.append((owner, name, original, name in vars(owner)))
 
-    def record(name, input_, output, leaf):
-        copies = {id(input_): copy_of(input_), id(output): copy_of(output)} if leaf else {}  # containers: no copy
-        calls.append((name, input_, output, copies))
+        def watching(*args, _name=name, _original=original, **kwargs):
+            return on_call(_name, _original, args, kwargs, sys._getframe(1))
 
-    handles = [hooks.watch(layer, lambda input_, output, name=name, leaf=not hooks.child_names(layer):
-                           record(name, input_, output, leaf))
-               for name, layer in hooks.named_layers(model)]
+        setattr(owner, name, functools.wraps(original)(watching) if callable(original) else watching)
     try:
-        yield calls
+        yield
+    finally:
+        for owner, name, original, own in reversed(replaced):
+            if own:
+                setattr(owner, name, original)
+            else:
+                delattr(owner, name)
+
+
+def _calls_functions_of_its_own(hooks, layer):
+    """A layer whose forward may be model code between other layers (a residual block's `+`, a model's
+    flatten): one with layers inside and no parameters of its own, not of the framework. Other layers
+    are units: what they call is how they compute; so is one that called no other layer in the end."""
+    return hooks.child_names(layer) and not hooks.own_parameter_names(layer) and not hooks.is_framework_layer(layer)
+
+
+@contextlib.contextmanager
+def calls_in_run_order(hooks, model, copy_of, functions=False):
+    """Collect the Calls of every layer and, with `functions`, of every watched function the model's own
+    code calls between layers (_calls_functions_of_its_own), in the order the
+    calls finish. Values are copied as a call ends (a function's inputs as it starts): a later in-place
+    operation (torchvision's residual `out += identity` on a BatchNorm's output) must not change what the
+    call was seen to compute."""
+    calls, stack, own_tensors, active = [], [], hooks.model_tensor_ids(model), [False]
+
+    def enter(name, layer):
+        if stack:
+            stack[-1][2] = True
+        stack.append([name, layer, False, model_code_line(hooks, sys._getframe(1))])
+
+    def leave(input_, output):
+        name, layer, inner, called_at = stack.pop()
+        copies = [] if inner else [copy_of(input_), copy_of(output)]
+        calls.append(Call(name, "layer", [input_], output, copies, layer, not inner, source=called_at))
+
+    def on_call(name, function, args, kwargs, caller):
+        if active[0] or not stack or not _calls_functions_of_its_own(hooks, stack[-1][1]):
+            return function(*args, **kwargs)
+        fed = _tensor_arguments(hooks, args, kwargs, own_tensors)
+        if not fed:
+            return function(*args, **kwargs)
+        copies = [copy_of(tensor) for tensor in fed]  # before the call: an in-place `+=` changes its input
+        active[0] = True
+        try:
+            output = function(*args, **kwargs)
+        finally:
+            active[0] = False
+        if hooks.is_flowing(output):
+            copies.append(copy_of(output))
+            owner = stack[-1][0]
+            calls.append(Call(f"{owner}.<{name}>" if owner else f"<{name}>", "function", fed, output, copies,
+                              function=function, arguments=(_marked(args, fed), {key: _marked(value, fed)
+                                                                                 for key, value in kwargs.items()}),
+                              source=model_code_line(hooks, caller), caller=stack[-1]))
+        return output
+
+    handles = []
+    for name, layer in hooks.named_layers(model):
+        handles.append(hooks.watch_entry(layer, lambda name=name, layer=layer: enter(name, layer)))
+        handles.append(hooks.watch(layer, leave))
+    watching = _functions_watched(hooks, on_call) if functions else contextlib.nullcontext()
+    try:
+        with watching:
+            yield calls
     finally:
         for handle in handles:
             handle.remove()
 
 
-def _is_inside(name, container):
-    return name != container and (container == "" or name.startswith(container + "."))
+def _operator(hooks, call):
+    if call.unit == "function":
+        return {}
+    return {name: list(value) if isinstance(value, tuple) else value
+            for name, value in hooks.operator_attributes(call.layer).items() if name != CONSTRUCTION_SITE}
 
 
-def innermost(calls):
-    """The calls of layers that called no other layer: a container (a Sequential, the model) only hands
-    its input to the layers inside it."""
-    names = [call[0] for call in calls]
-    return [call for call in calls if not any(_is_inside(other, call[0]) for other in names)]
-
-
-def _describe(hooks, layers_by_name, name, input_from):
+def _describe(hooks, call, name, inputs_from):
     parent, _, own = module_name_of(name).rpartition(".")
-    layer = layers_by_name[module_name_of(name)]
-    return {"name": name, "type": type(layer).__name__, "parent": parent,
-            "position": hooks.child_names(layers_by_name[parent]).index(own),
-            "parameters": [f"{module_name_of(name)}.{parameter}" for parameter in hooks.own_parameter_names(layer)],
-            "input_from": input_from}
+    is_layer = call.unit == "layer"
+    return {"name": name, "unit": call.unit,
+            "type": type(call.layer).__name__ if is_layer else call.function.__name__.strip("_"),
+            "parent": parent, "operator": _operator(hooks, call),
+            "source": getattr(call.layer, CONSTRUCTION_SITE, "?") if is_layer else call.source,
+            "called_at": call.source if is_layer else "",
+            "parameters": [f"{module_name_of(name)}.{parameter}" for parameter in hooks.own_parameter_names(call.layer)]
+            if is_layer else [],
+            "buffers": sorted(hooks.own_buffers(call.layer)) if is_layer else [],
+            "inputs": inputs_from}
 
 
-def run_pass(side, hooks, model, context):
-    """(layers, {(layer, end): tensor}, {(layer, end): its values as the layer ran}, loss) of one forward
-    pass: each layer's output, and its input where no layer produced it (an input made by a layer is that
-    layer's output: not stored twice)."""
+def run_pass(side, hooks, model, context, functions=False):
+    """(units, {(unit, end): tensor}, {(unit, end): its values as the unit ran}, loss, {unit: Call}) of one
+    forward pass: each unit's output, and its inputs where no unit produced them (an input made by a
+    unit is that unit's output: not stored twice). A unit: a layer that called no other layer (a
+    container only hands its input on), or, with `functions`, a function the model's own code called."""
     images = side.tensor(context.batch(), requires_grad=True)
-    with calls_of_every_layer(hooks, model, lambda tensor: np.array(side.numpy(tensor))) as calls:
+    with calls_in_run_order(hooks, model, lambda tensor: np.array(side.numpy(tensor)), functions) as calls:
         outputs = named_outputs(context.pair, model(images))
     total = context.pair.loss_terms(side, outputs, side.tensor(context.labels))["loss_total"]
-    layers_by_name = dict(hooks.named_layers(model))
-    made_by, layers, tensors, seen, calls_so_far = {}, [], {}, {}, {}
-    for module_name, input_, output, copies in innermost(calls):
-        copies = copies or {id(input_): np.array(side.numpy(input_)), id(output): np.array(side.numpy(output))}
-        calls_so_far[module_name] = calls_so_far.get(module_name, 0) + 1
-        name = call_name(module_name, calls_so_far[module_name])
-        input_from = made_by.get(id(input_))
-        if input_from is not None and not np.array_equal(copies[id(input_)], seen[(input_from, "output")]):
-            input_from = None  # changed in place since its layer made it (a residual `+=`): an input of its own
-        layers.append(_describe(hooks, layers_by_name, name, input_from))
-        if input_from is None:
-            tensors[(name, "input")] = input_
-            seen[(name, "input")] = copies[id(input_)]
-        tensors[(name, "output")] = output
-        seen[(name, "output")] = copies[id(output)]
-        made_by[id(output)] = name
-    return layers, tensors, seen, total
+    made_by, units, tensors, seen, calls_so_far, by_name = {}, [], {}, {}, {}, {}
+    for call in calls:
+        if not (call.innermost if call.unit == "layer" else call.caller[2]):
+            continue
+        calls_so_far[call.name] = calls_so_far.get(call.name, 0) + 1
+        name = call_name(call.name, calls_so_far[call.name])
+        inputs_from = []
+        for index, input_ in enumerate(call.inputs):
+            source = made_by.get(id(input_))
+            if source is not None and not np.array_equal(call.copies[index], seen[(source, "output")]):
+                source = None  # changed in place since its unit made it (a residual `+=`): an input of its own
+            inputs_from.append(source)
+            if source is None:
+                tensors[(name, input_end(index))] = input_
+                seen[(name, input_end(index))] = call.copies[index]
+        units.append(_describe(hooks, call, name, inputs_from))
+        tensors[(name, "output")] = call.output
+        seen[(name, "output")] = call.copies[-1]
+        made_by[id(call.output)] = name
+        by_name[name] = call
+    return units, tensors, seen, total, by_name
 
 
-def _gradients(side, total, tensors):
+def _gradients(side, total, tensors, seen):
     """{(layer, end): d total / d tensor}, each copied as backward passes through the tensor. Asking
     autograd for them all at once would not do: Paddle accumulates h's gradient in place into the one it
     passes through the straight-through sign, so the gradient it returned for b would include h's own."""
@@ -144,60 +327,93 @@ def _gradients(side, total, tensors):
     for key, tensor in {id(tensor): tensor for tensor in tensors.values()}.items():
         tensor.register_hook(keep(key))  # the same method in both frameworks
     side.backward(total)
-    return {place: captured[id(tensor)] for place, tensor in tensors.items()}
+    # a tensor the loss does not depend on gets no gradient: zero
+    return {place: captured.get(id(tensor), np.zeros_like(seen[place])) for place, tensor in tensors.items()}
 
 
-def record_mode(side, hooks, model, context, mode, reference_layers=None):
-    """(layers, {key: array}) of one mode; with the reference's layers of that mode, named by the
-    reference's names wherever a layer pairs with one."""
-    layers, tensors, seen, total = run_pass(side, hooks, model, context)
-    paired = pair_layers(reference_layers, layers, context.pair.key_map()) if reference_layers is not None else {}
-    named = {layer["name"]: paired.get(layer["name"], layer["name"]) for layer in layers}
-    gradients = _gradients(side, total, tensors)
+PORT_ONLY = "paddle:"  # the prefix of a Paddle unit's name in its record when no torch unit pairs with it
+
+
+def _buffer_values(hooks, model, units, torch_key_of, mode):
+    """{key: array} of every unit's buffers (BatchNorm's running statistics) after the pass of `mode`, by
+    their torch key (`torch_key_of`: {own key: torch key}; a buffer it does not name is not compared)."""
+    layers_by_name = dict(hooks.named_layers(model))
+    values = {}
+    for unit in units:
+        if unit["unit"] != "layer" or not unit["buffers"]:
+            continue
+        module = module_name_of(unit["own_name"])
+        for buffer, array in hooks.own_buffers(layers_by_name[module]).items():
+            torch_key = torch_key_of.get(f"{module}.{buffer}" if module else buffer)
+            if torch_key is not None:
+                values[buffer_key(mode, torch_key)] = array
+    return values
+
+
+def record_mode(side, hooks, model, context, mode, reference_layers=None, functions=None):
+    """(units, {key: array}) of one mode; with the reference's units of that mode, named by the
+    reference's names wherever a unit pairs with one (PORT_ONLY and its own name where none does).
+    `functions`: a dict that receives {own name: Call} of the units, and asks for the functions the model's
+    code calls to be units too; None: layers only."""
+    units, tensors, seen, total, calls = run_pass(side, hooks, model, context, functions is not None)
+    if functions is not None:
+        functions.update(calls)
+    paired = pair_layers(reference_layers, units, context.pair.key_map()) if reference_layers is not None else None
+    named = {unit["name"]: unit["name"] if paired is None else paired.get(unit["name"], PORT_ONLY + unit["name"])
+             for unit in units}
+    gradients = _gradients(side, total, tensors, seen)
     values = {}
     for (name, end), tensor in tensors.items():
         values[value_key(mode, "forward", named[name], end)] = seen[(name, end)]
         values[value_key(mode, "backward", named[name], end)] = gradients[(name, end)]
-    described = [{**layer, "name": named[layer["name"]], "own_name": layer["name"],
-                  "input_from": named.get(layer["input_from"])} for layer in layers]
+    described = [{**unit, "name": named[unit["name"]], "own_name": unit["name"],
+                  "inputs": [named.get(source) for source in unit["inputs"]]} for unit in units]
+    if mode == "train" and functions is not None:
+        key_map = context.pair.key_map()
+        torch_key_of = ({key: key for key in key_map} if reference_layers is None
+                        else {paddle_key: torch_key for torch_key, paddle_key in key_map.items()})
+        values.update(_buffer_values(hooks, model, described, torch_key_of, mode))
     return described, values
 
 
-def _run_alone(side, layer, fed_input, grad_of_output):
-    """(output, gradient of the input) of one layer fed these values; no gradient when the output's shape
-    is not the fed gradient's (the output then fails on its shape already)."""
-    fed = side.tensor(fed_input, requires_grad=True)
-    output = layer(fed)
+def _run_alone(side, call, fed_inputs, grad_of_output):
+    """(output, [gradient of each input]) of one unit fed these values; no gradients when the output's
+    shape is not the fed gradient's (the output then fails on its shape already)."""
+    fed = [side.tensor(array, requires_grad=True) for array in fed_inputs]
+    # fed through a copy: an in-place function (a residual `+=`) may not write into a leaf that needs a gradient
+    through = [tensor.clone() for tensor in fed]
+    output = call.layer(through[0]) if call.unit == "layer" else call_function(call.function, call.arguments, through)
     if tuple(output.shape) != grad_of_output.shape:
-        return side.numpy(output), None
-    # d sum(output * g) / d input is the layer's backward applied to g; taken from backward, as training
+        return side.numpy(output), []
+    # d sum(output * g) / d input is the unit's backward applied to g; taken from backward, as training
     # does (alignment.sides.paddle_tensors.gradient_of)
     side.backward((output * side.tensor(grad_of_output)).sum())
-    return side.numpy(output), side.gradient_of(fed)
+    return side.numpy(output), [side.gradient_of(tensor) for tensor in fed]
 
 
-def run_isolated(side, hooks, model, mode, layers, reference, add):
-    """add(key, array) of each of this side's layers fed the reference's input and gradient of its output,
-    under the reference's keys, a layer at a time."""
-    by_name = dict(hooks.named_layers(model))
-    own_name = {layer["name"]: layer["own_name"] for layer in layers}
-    computed = set()
-    for layer in reference.layers[mode]:
-        output_key = stored_key(layer, mode, "forward", "output")
-        grad_key = stored_key(layer, mode, "backward", "input")
-        computed |= {output_key, grad_key}
-        if layer["name"] in own_name:
-            output, grad = _run_alone(side, by_name[module_name_of(own_name[layer["name"]])],
-                                      reference.values[stored_key(layer, mode, "forward", "input")],
-                                      reference.values[stored_key(layer, mode, "backward", "output")])
-            add(output_key, output)
-            if grad is not None:
-                add(grad_key, grad)
-    # What was only fed (the batch, the loss's gradient...) is kept too, so that the file has the
-    # reference's keys and reprod_log can compare the two
-    for key in reference.values:
-        if key.startswith(mode + ".") and key not in computed:
-            add(key, reference.values[key])
+def _alone_call(call, layers_by_name, unit):
+    """The Call a unit runs alone: its layer in the model kept for that, or the function recorded."""
+    if call.unit == "function":
+        return call
+    return dataclasses.replace(call, layer=layers_by_name[module_name_of(unit["own_name"])])
+
+
+def run_isolated(side, hooks, model, mode, units, calls, reference, add):
+    """add(key, array) of each of this side's units fed the reference's inputs and gradient of its output,
+    under the reference unit's own keys (alone_key), a unit at a time."""
+    layers_by_name = dict(hooks.named_layers(model))
+    own = {unit["name"]: unit for unit in units}
+    for unit in reference.layers[mode]:
+        ends = input_ends(unit)
+        mine = own.get(unit["name"])
+        if mine is None or len(mine["inputs"]) != len(unit["inputs"]):
+            continue
+        output, grads = _run_alone(side, _alone_call(calls[mine["own_name"]], layers_by_name, mine),
+                                   [reference.values[stored_key(unit, mode, "forward", end)] for end in ends],
+                                   reference.values[stored_key(unit, mode, "backward", "output")])
+        add(alone_key(unit, mode, "forward", "output"), output)
+        for end, grad in zip(ends, grads):
+            add(alone_key(unit, mode, "backward", end), grad)
 
 
 @contextlib.contextmanager
@@ -213,31 +429,32 @@ def _values_kept(path):
 
 
 def record_side(side, hooks, context, env, reference=None, paths=(None, None)):
-    """(Record, isolated values) of this side: every layer run alone, fed the reference's input and
+    """(Record, isolated values) of this side: every unit run alone, fed the reference's inputs and
     gradient of its output (the reference's own Record on the reference side). Both sides run their
-    layers alone so that the two are compared like for like: the gradient reaching an input that other
-    code also reads (a residual block's shortcut) is more than one layer's share of it.
-    `paths`: the .npz archives of the record's values and the isolated values, written a mode (and a layer
+    units alone so that the two are compared like for like: the gradient reaching an input that other
+    code also reads (a residual block's shortcut) is more than one unit's share of it.
+    `paths`: the .npz archives of the record's values and the isolated values, written a mode (and a unit
     alone) at a time so that the side never holds them all; (None, None): kept in memory."""
     model = build_model(side, hooks, context)
-    # The layers run alone need a model of their own, copied before any mask is injected: the mask
-    # schedule starts a new step whenever the first dropout asks again, and the layers run alone must
+    # The units run alone need a model of their own, copied before any mask is injected: the mask
+    # schedule starts a new step whenever the first dropout asks again, and the units run alone must
     # see the chained pass's masks, the schedule's first step. (A copy takes a fraction of a build.)
     alone = copy.deepcopy(model)
     chained_path, isolated_path = paths
-    layers = {}
+    layers, calls = {}, {}
     with _values_kept(chained_path) as (add, read_chained):
         for mode in MODES:
             enter_mode(side, model, context, mode)
+            calls[mode] = {}
             layers[mode], mode_values = record_mode(side, hooks, model, context, mode,
-                                                    reference.layers[mode] if reference else None)
+                                                    reference.layers[mode] if reference else None, calls[mode])
             for key in list(mode_values):
                 add(key, mode_values.pop(key))
     record = Record(layers, read_chained(), env)
     with _values_kept(isolated_path) as (add, read_isolated):
         for mode in MODES:
             enter_mode(side, alone, context, mode)
-            run_isolated(side, hooks, alone, mode, layers[mode], reference or record, add)
+            run_isolated(side, hooks, alone, mode, layers[mode], calls[mode], reference or record, add)
     return record, read_isolated()
 
 

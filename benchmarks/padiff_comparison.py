@@ -1,0 +1,185 @@
+"""This suite's layer localization and PaDiff side by side, on the same models and planted defects.
+
+  python -m benchmarks.padiff_comparison --padiff /tmp/padiff [--output docs/comparison_table.md]
+
+PaDiff (padiff 0.2.0) must be installed in its own folder (`pip install --no-deps --target /tmp/padiff
+padiff==0.2.0`): importing it wraps torch's and Paddle's functions for the whole process, and it writes
+diff_log/ beside the script that runs it, so each of its runs is a fresh process started from a
+folder of its own. Each (tool, case) runs in a fresh process: its wall time, peak resident memory
+(wait4) and the bytes it wrote. The models: torchvision's and paddle.vision's MobileNetV2 (64 px) and
+SqueezeNet 1.1 (65 px), float64, the same weights (tests/layer_tree_pairs.py), defects planted on the
+Paddle side as tests/test_alignment_layer_trees.py plants them. PaDiff runs at its strictest
+(elementwise, atol 0, rtol 1e-7) on one forward and backward; this suite records eval and training mode.
+Writes the table (markdown) and the same as JSON beside it, atomically.
+"""
+import argparse
+import inspect
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from greedyhash_common.infra.atomic import write_text
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# case: (pair, image size, plant in tests.test_alignment_layer_trees or None, what the planted defect is)
+CASES = {
+    "mobilenet_v2": ("MOBILENET_V2", 64, None, "none (library differences only)"),
+    "mobilenet_v2 relu6->relu": ("MOBILENET_V2", 64, "relu_for_relu6", "features.3.conv.1.2: ReLU6 -> ReLU"),
+    "mobilenet_v2 padding": ("MOBILENET_V2", 64, "padded_pointwise_convolution", "features.1.conv.1: padding 0 -> 1"),
+    "mobilenet_v2 bn momentum": ("MOBILENET_V2", 64, "batch_norm_momentum",
+                                 "features.5.conv.1.1: BatchNorm momentum 0.9 -> 0.5 (buffers only)"),
+    "squeezenet1_1 corrected": ("SQUEEZENET", 65, "squeezenet_as_torchvision", "none (torchvision's choices)"),
+    "squeezenet1_1 ceil_mode": ("SQUEEZENET", 65, "ceil_mode_off", "features.2 (_pool): ceil_mode True -> False"),
+}
+TOOLS = ("suite", "padiff")
+BUFFERS_TRACE = "buffers"
+
+
+def _models(case):
+    import torch
+
+    from tests import layer_tree_pairs, test_alignment_layer_trees
+
+    torch.set_num_threads(1)
+    pair_name, size, plant_name, _ = CASES[case]
+    pair = getattr(layer_tree_pairs, pair_name)
+    plant = getattr(test_alignment_layer_trees, plant_name) if plant_name else None
+    return pair_name, pair, plant, layer_tree_pairs.batch(size)
+
+
+def run_suite(case, folder):
+    """This suite's localization, both sides in this process, records written to `folder`."""
+    from alignment.layers.localize import compare_records
+    from alignment.layers.side import record_side
+    from alignment.sides import paddle_layers, torch_layers
+    from alignment.steps import StepContext
+
+    pair_name, pair, plant, (images, labels) = _models(case)
+    context = StepContext(12, "float64", None, images, labels, 0, pair_name=f"tests.layer_tree_pairs:{pair_name}")
+    paths = {side: (os.path.join(folder, f"{side}.npz"), os.path.join(folder, f"{side}_alone.npz"))
+             for side in ("torch", "paddle")}
+    reference, reference_alone = record_side(pair.torch_side(), torch_layers, context, {}, paths=paths["torch"])
+    port, alone = record_side(pair.paddle_side(plant), paddle_layers, context, {}, reference, paths["paddle"])
+    localization = compare_records("float64", reference, port, alone, pair=pair, reference_isolated=reference_alone)
+    named = {}
+    for trace in localization.traces:
+        divergence = trace.divergence()
+        if divergence and trace.direction in ("forward", BUFFERS_TRACE):
+            row, _ = divergence
+            named[f"{trace.mode} {trace.direction}"] = (f"{row.layer} ({row.types}{': ' + row.operator if row.operator else ''};"
+                                                        f" {row.source})")
+    return {"passed": localization.passed, "names": named}
+
+
+def run_padiff(case, folder):
+    """PaDiff's auto_diff at its strictest on the same models and input; what it prints names the place."""
+    import paddle
+    import torch
+    from padiff import auto_diff
+
+    _, pair, plant, (images, _) = _models(case)
+    torch_model = pair.torch_side().build_model(0, "float64", None)
+    paddle_model = pair.paddle_side(plant).build_model(0, "float64", None)
+    inputs = ({_input_name(paddle_model): paddle.to_tensor(images)}, {_input_name(torch_model): torch.from_numpy(images)})
+    passed = auto_diff(paddle_model, torch_model, inputs, auto_weights=False,
+                       options={"atol": 0, "rtol": 1e-7, "compare_mode": "strict"})
+    return {"passed": bool(passed)}
+
+
+def _input_name(model):
+    """PaDiff calls model(**inputs): the name of the forward's first argument (`x`, Paddle SqueezeNet's `inputs`)."""
+    return next(iter(inspect.signature(model.forward).parameters))
+
+
+def _padiff_names(output):
+    """The lines of PaDiff's output that name where it found a difference."""
+    found = [line.split("]", 1)[1].strip() for line in output.splitlines()
+             if line.startswith("[AutoDiff]") and ("Diff found" in line or "Type of layer" in line)]
+    return "; ".join(found)
+
+
+def _folder_bytes(folder):
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(folder) for name in names)
+
+
+def measure(tool, case, padiff_path):
+    """Run one (tool, case) in a fresh process started in a folder of its own; its figures."""
+    folder = tempfile.mkdtemp(prefix="padiff-comparison-")
+    launcher = os.path.join(folder, "launch.py")
+    write_text(launcher, "import runpy, sys\nsys.argv = ['padiff_comparison', '--child'] + sys.argv[1:]\n"
+                         "runpy.run_module('benchmarks.padiff_comparison', run_name='__main__')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PROJECT_ROOT] + ([padiff_path] if tool == "padiff" else [])),
+               GLOG_minloglevel="2")
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, launcher, tool, case, folder], cwd=folder, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    result_lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
+    os.remove(launcher)
+    written = _folder_bytes(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    result = json.loads(result_lines[-1][len("RESULT "):]) if result_lines else {"error": output[-2000:]}
+    if tool == "padiff":
+        result["names"] = _padiff_names(output)
+    return {"tool": tool, "case": case, "seconds": round(seconds, 1), "peak_mb": round(usage.ru_maxrss / 1024),
+            "written_bytes": written, "exit_status": os.waitstatus_to_exitcode(status), **result}
+
+
+def _cell(entry):
+    if "error" in entry:
+        return "error"
+    verdict = "passes" if entry["passed"] else "FAILS"
+    names = entry["names"]
+    if isinstance(names, dict):
+        names = "; ".join(f"{where}: {what}" for where, what in names.items())
+    return f"{verdict}" + (f": {names}" if names else "")
+
+
+def _size(count):
+    return f"{count / 1e6:.0f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"
+
+
+def table(entries):
+    lines = ["<!-- written by python -m benchmarks.padiff_comparison; do not edit -->",
+             "| case (Paddle side) | planted | tool | verdict and what it names | s | peak MB | written |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: |"]
+    for entry in entries:
+        lines.append(f"| {entry['case']} | {CASES[entry['case']][3]} | {entry['tool']} | {_cell(entry)}"
+                     f" | {entry['seconds']} | {entry['peak_mb']} | {_size(entry['written_bytes'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def child(tool, case, folder):
+    from greedyhash_common.infra.runtime_settings import quiet_paddle_import
+
+    quiet_paddle_import()
+    result = (run_suite if tool == "suite" else run_padiff)(case, folder)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.padiff_comparison", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--padiff", default="/tmp/padiff", help="the folder padiff is installed in")
+    parser.add_argument("--output", default=os.path.join(PROJECT_ROOT, "docs", "comparison_table.md"))
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--child", nargs=3, metavar=("TOOL", "CASE", "FOLDER"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(*args.child)
+        return 0
+    entries = [measure(tool, case, args.padiff) for case in args.cases.split(",") for tool in TOOLS]
+    write_text(os.path.splitext(args.output)[0] + ".json", json.dumps(entries, indent=1) + "\n")
+    write_text(args.output, table(entries))
+    print(table(entries))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

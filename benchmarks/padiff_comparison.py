@@ -59,7 +59,7 @@ def run_suite(case, folder):
     from alignment.steps import StepContext
 
     pair_name, pair, plant, (images, labels) = _models(case)
-    context = StepContext(12, "float64", None, images, labels, 0, pair_name=f"tests.layer_tree_pairs:{pair_name}")
+    context = StepContext(12, "float64", None, images, labels, 0, pair=pair)
     paths = {side: (os.path.join(folder, f"{side}.npz"), os.path.join(folder, f"{side}_alone.npz"))
              for side in ("torch", "paddle")}
     reference, reference_alone = record_side(pair.torch_side(), torch_layers, context, {}, paths=paths["torch"])

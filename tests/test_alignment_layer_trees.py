@@ -15,6 +15,8 @@ from alignment.layers.side import calls_in_run_order, record_side
 from alignment.sides import paddle_layers, torch_layers
 from alignment.steps import StepContext
 
+from . import layer_tree_pairs
+
 from .layer_tree_pairs import MOBILENET_V2, SQUEEZENET, batch, squeezenet_as_torchvision
 
 THIS_FILE = "tests/test_alignment_layer_trees.py"
@@ -25,7 +27,7 @@ SQUEEZENET_SIZE = 65
 
 def context(pair, size):
     images, labels = batch(size)
-    return StepContext(12, "float64", None, images, labels, 0, pair_name=f"tests.layer_tree_pairs:{pair}")
+    return StepContext(12, "float64", None, images, labels, 0, pair=getattr(layer_tree_pairs, pair))
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -23,8 +23,9 @@ import tempfile
 import time
 
 from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.errors import OneLineArgumentParser
+from greedyhash_common.project import PROJECT_ROOT
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # case: (pair, image size, plant in tests.test_alignment_layer_trees or None, what the planted defect is)
 CASES = {
     "mobilenet_v2": ("MOBILENET_V2", 64, None, "none (library differences only)"),
@@ -127,8 +128,14 @@ def measure(tool, case, padiff_path):
     result = json.loads(result_lines[-1][len("RESULT "):]) if result_lines else {"error": output[-2000:]}
     if tool == "padiff":
         result["names"] = _padiff_names(output)
+    result = json.loads(_without_machine_paths(json.dumps(result), folder))
     return {"tool": tool, "case": case, "seconds": round(seconds, 1), "peak_mb": round(usage.ru_maxrss / 1024),
             "written_bytes": written, "exit_status": os.waitstatus_to_exitcode(status), **result}
+
+
+def _without_machine_paths(text, folder):
+    """`text` with this checkout's and the run folder's paths made relative: the table is committed."""
+    return text.replace(PROJECT_ROOT + os.sep, "").replace(folder, "<run folder>")
 
 
 def _cell(entry):
@@ -164,7 +171,7 @@ def child(tool, case, folder):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.padiff_comparison", description=__doc__,
+    parser = OneLineArgumentParser(prog="python -m benchmarks.padiff_comparison", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--padiff", default="/tmp/padiff", help="the folder padiff is installed in")
     parser.add_argument("--output", default=os.path.join(PROJECT_ROOT, "docs", "comparison_table.md"))

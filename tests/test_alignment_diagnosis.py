@@ -165,7 +165,7 @@ def localized(layer, layer_type, mode, torch_output, paddle_output, tol=NEAR_EXA
 
 
 def layer_evidence(layer, mode, fed, torch_output, paddle_output, initial=None):
-    record = Record({mode: [{"name": layer, "input_from": None}]},
+    record = Record({mode: [{"name": layer, "inputs": [None]}]},
                     {f"{mode}.{layer}.input": fed, f"{mode}.{layer}.output": torch_output}, {})
     return evidence(initial=initial or {}, layers=(record, {f"{mode}.{layer}.output": paddle_output}))
 

@@ -505,7 +505,8 @@ def test_a_checkpoint_numpy_cannot_hold_is_refused_by_name(content, message, tmp
 @pytest.mark.parametrize("module, arguments", [
     ("weights_convert", ["torch2paddle", "{odd}", "{out}/converted.pdparams"]),
     ("torch_impl.eval", ["--checkpoint", "{odd}", "--bit", BIT, "--json", "{out}/e.json"]),
-    ("alignment.prepare_weights", ["--bit", BIT, "--workdir", "{out}", "--weights", "{odd}", "--weight-sets", "user"]),
+    ("alignment.prepare_weights", ["--bit", BIT, "--workdir", "{out}", "--weights", "{odd}", "--weight-sets", "user",
+                                   "--model", "greedyhash"]),
 ])
 def test_an_integer_keyed_checkpoint_is_one_line_through_every_reader(module, arguments, tmp_path):
     import torch

@@ -18,7 +18,8 @@ import pytest
 
 from alignment import prepare_weights as preparing, suite
 from alignment.paths import weights_path
-from alignment.pairs import greedyhash, pair_named
+from alignment.pairs import pair_named
+from alignment.pairs.greedyhash import GREEDYHASH
 from greedyhash_common.data import cifar10
 from greedyhash_common.data.cifar10 import BATCH_FILE_LIMIT, load_cifar10
 from greedyhash_common.infra import atomic
@@ -215,7 +216,7 @@ def prepared(tmp_path, weight_sets):
     """A copy of a workdir's inputs/ holding the seeded and rescaled sets with their stamps."""
     workdir = tmp_path / "work"
     shutil.copytree(os.path.dirname(weight_sets["seeded"][0]), workdir / "inputs")
-    assert preparing.prepare_weights(BIT, 0, str(workdir), greedyhash.WEIGHT_SETS) == []
+    assert preparing.prepare_weights(BIT, 0, str(workdir), GREEDYHASH.WEIGHT_SETS, pair=GREEDYHASH) == []
     return str(workdir)
 
 
@@ -245,7 +246,7 @@ def test_the_rescaled_set_copied_over_the_seeded_one_with_its_times_is_made_agai
         status = os.stat(path)
         shutil.copyfile(path.replace("_seeded", "_rescaled"), path)
         os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
-    assert preparing.prepare_weights(BIT, 0, prepared, greedyhash.WEIGHT_SETS) == ["seeded"]
+    assert preparing.prepare_weights(BIT, 0, prepared, GREEDYHASH.WEIGHT_SETS, pair=GREEDYHASH) == ["seeded"]
     assert_same_weights(seeded, original)
 
 
@@ -255,7 +256,7 @@ def test_one_weight_changed_with_its_times_kept_is_made_again(prepared):
     path = weights_path(prepared, BIT, "seeded", ".pdparams")
     original = weights_of(path)
     flip_a_byte_keeping_times(path, offset=os.path.getsize(path) // 2)  # inside a weight
-    assert preparing.prepare_weights(BIT, 0, prepared, greedyhash.WEIGHT_SETS) == ["seeded"]
+    assert preparing.prepare_weights(BIT, 0, prepared, GREEDYHASH.WEIGHT_SETS, pair=GREEDYHASH) == ["seeded"]
     assert_same_weights([path], [original])
 
 
@@ -459,8 +460,8 @@ def test_a_weight_set_lost_to_a_full_disk_is_made_again_by_the_next_run(prepared
     monkeypatch.setattr(pickle, "dump", dump)
     flip_a_byte_keeping_times(weights_path(prepared, BIT, "seeded", ".pth"))  # the set must be made now
     with pytest.raises(DiskFull, match=f"no space left in {folder} writing weights_bit{BIT}_seeded.pdparams"):
-        preparing.prepare_weights(BIT, 0, prepared, ["seeded"])
+        preparing.prepare_weights(BIT, 0, prepared, ["seeded"], pair=GREEDYHASH)
     monkeypatch.undo()
     assert not any(name.startswith(TEMPORARY_PREFIX) for name in os.listdir(folder))
-    assert preparing.prepare_weights(BIT, 0, prepared, ["seeded"]) == ["seeded"]
-    assert preparing.prepare_weights(BIT, 0, prepared, ["seeded"]) == []
+    assert preparing.prepare_weights(BIT, 0, prepared, ["seeded"], pair=GREEDYHASH) == ["seeded"]
+    assert preparing.prepare_weights(BIT, 0, prepared, ["seeded"], pair=GREEDYHASH) == []

@@ -28,11 +28,11 @@ def get_args_parser():
 
 
 def check_target(args):
+    check_output_file(args.target, "target")
     suffix = TARGET_SUFFIX[args.direction]
     if not args.target.endswith(suffix):
         raise UserInputError(f"target {args.target}: {args.direction} writes a {suffix} file; give the target that "
                              "suffix")
-    check_output_file(args.target, "target")
     check_not_an_input(args.target, "target", args.source)
 
 

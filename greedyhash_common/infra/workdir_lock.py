@@ -71,7 +71,9 @@ def _locked(path, option):
 @contextlib.contextmanager
 def holding_workdir(folder, option="--workdir"):
     """Hold `folder` (made if missing) for this run; refuse with the other run's pid and command when
-    another process holds it. The lock file is removed when the run ends normally or by an exception."""
+    another process holds it. The lock file is removed when the run ends normally or by an exception, and
+    the folder too when this run made it and left nothing in it (a run refused before its work)."""
+    made = not os.path.isdir(folder)
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as error:
@@ -86,3 +88,6 @@ def holding_workdir(folder, option="--workdir"):
         if _still_named(descriptor, path):
             os.remove(path)
         os.close(descriptor)
+        if made:
+            with contextlib.suppress(OSError):  # rmdir removes only an empty folder, and it may be gone already
+                os.rmdir(folder)

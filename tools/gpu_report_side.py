@@ -57,9 +57,10 @@ def allow_tf32(framework):
 
 
 def determinism(args):
+    from alignment.pairs.greedyhash import GREEDYHASH
     from alignment.sides import configured_side
 
-    side = configured_side(args.framework, 1)
+    side = configured_side(args.framework, 1, GREEDYHASH)
     place = (TorchDevice if args.framework == "torch" else PaddleDevice)(side)
     if args.device == "gpu" and not place.available():
         raise UserInputError(f"--device gpu: {args.framework} sees no GPU")

@@ -351,10 +351,10 @@ def test_make_align_model_resnet18_fails_on_the_running_statistics_and_passes_co
                                      cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert runs["resnet18"].returncode == 1
     with open(tmp_path / "resnet18" / "summary.json", encoding="utf-8") as handle:
-        failed = [row for row in json.load(handle)["steps"] if not row.passed]
-    assert {(row.step, row.dtype) for row in failed} == {("forward", "float32"), ("forward", "float64"),
+        failed = [row for row in json.load(handle)["steps"] if not row["passed"]]
+    assert {(row["step"], row["dtype"]) for row in failed} == {("forward", "float32"), ("forward", "float64"),
                                                                 ("train", "float64")}
-    assert all(row.worst_key.endswith(".running_var") for row in failed)
+    assert all(row["worst_key"].endswith(".running_var") for row in failed)
     assert runs["resnet18-torch-bn"].returncode == 0, runs["resnet18-torch-bn"].stdout[-3000:]
     assert "alignment passed: 9/9 checks" in runs["resnet18-torch-bn"].stdout
 

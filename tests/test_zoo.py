@@ -43,10 +43,13 @@ def test_three_families_through_one_call_name_their_library_differences(tmp_path
     for name in ("mobilenet_v3_small", "shufflenet_v2_x0_5"):  # BatchNorm: the running variance differs
         assert any("running_var" in failure for failure in rows[name]["shipped"]["failed"]), rows[name]
         assert "BatchNorm running variance (torch unbiased, Paddle biased)" in rows[name]["corrections"]
-    # corrected, MobileNetV3 and ShuffleNetV2 agree but for rounding; MobileNetV3 only with its Hardsigmoid
-    # corrected too (without it: float64 training-mode logits 2.4e-7 apart)
-    assert "Hardsigmoid slope 0.1666667 in Paddle, 1/6 in torch" in rows["mobilenet_v3_small"]["corrections"]
-    assert all(zoo._aligns_up_to_rounding(rows[name]["corrected"])
-               for name in ("mobilenet_v3_small", "shufflenet_v2_x0_5"))
+    # corrected, ShuffleNetV2 agrees but for rounding. MobileNetV3 needs its Hardsigmoid corrected too (without
+    # it: float64 training-mode logits 2.4e-7 apart), and still differs after it: a float64 training-mode
+    # gradient in a squeeze-excitation block, 4e-8 relative, which a zero reference's artifact used to hide
+    assert zoo._aligns_up_to_rounding(rows["shufflenet_v2_x0_5"]["corrected"])
+    mobilenet = rows["mobilenet_v3_small"]
+    assert "Hardsigmoid slope 0.1666667 in Paddle, 1/6 in torch" in mobilenet["corrections"]
+    assert mobilenet["corrected"]["checks_passed"] > mobilenet["shipped"]["checks_passed"]
+    assert [failure.split(":")[0] for failure in mobilenet["corrected"]["failed"]] == ["backward float64"]
     markdown = paths["markdown"].read_text()
     assert all(f"`torchvision.models.{name}`" in markdown for name in CHEAP) and "Incomplete" not in markdown

@@ -185,7 +185,9 @@ def _functions_watched(hooks, on_call):
     kwargs, caller frame) instead, which calls the function itself; restored afterwards."""
     replaced = []
     for owner, name in hooks.watched_functions():
-        original = getattr(owner, name)
+        original = getattr(owner, name, None)
+        if original is None:  # not in this version of the framework (paddle.sigmoid: Paddle 3 only)
+            continue
         replaced.append((owner, name, original, name in vars(owner)))
 
         def watching(*args, _name=name, _original=original, **kwargs):

@@ -76,7 +76,8 @@ def watched_functions():
     import paddle
     import paddle.nn.functional as functional
 
-    public = [(functional, name) for name in getattr(functional, "__all__", ()) if callable(getattr(functional, name, None))]
+    public = [(functional, name) for name in getattr(functional, "__all__", ())
+              if callable(getattr(functional, name, None))]
     owners = {"paddle": paddle, "paddle.Tensor": paddle.Tensor}
     return public + [(owners[owner], name) for owner, names in _TENSOR_FUNCTIONS.items() for name in names]
 

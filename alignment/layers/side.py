@@ -34,10 +34,9 @@ from ..sides import configured_side
 from ..sides import REFERENCE
 from ..steps import StepContext
 from ..steps.forward import named_outputs
-from .localize import (CHAINED, ISOLATED, MODES, Record, alone_key, buffer_key, call_name, input_end, input_ends, layer_values_writer,
-                       load_layer_values,
-                       load_record, module_name_of, pair_layers, stored_key, structure_path, value_key,
-                       write_structure)
+from .localize import (CHAINED, ISOLATED, MODES, Record, alone_key, buffer_key, call_name, input_end, input_ends,
+                       layer_values_writer, load_layer_values, load_record, module_name_of, pair_layers, stored_key,
+                       structure_path, value_key, write_structure)
 
 
 def get_args_parser():

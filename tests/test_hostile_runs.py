@@ -145,8 +145,8 @@ def test_concurrent_runs_in_one_workdir_are_refused_and_a_killed_suite_leaves_no
     import torch
 
     nan_weights = tmp_path / "nan.pth"
-    torch.save({key: torch.full_like(value, float("nan")) for key, value in torch.load(weights[0], weights_only=True).items()},
-               nan_weights)
+    state = torch.load(weights[0], weights_only=True)
+    torch.save({key: torch.full_like(value, float("nan")) for key, value in state.items()}, nan_weights)
     workdir = tmp_path / "shared"
     running = subprocess.Popen([sys.executable, "-m", "alignment", *SMALL_RUN, "--bit", "48", "--workdir", workdir],
                                cwd=PROJECT_ROOT, env=child_environment(), stdout=subprocess.DEVNULL,

@@ -22,12 +22,12 @@ import numpy as np
 
 from greedyhash_common.state_dicts.paddle_files import read_paddle_state
 
+from .check import INVARIANT_NAME
 from .layers.localize import ISOLATED, load_layer_values, load_record, stored_key, value_key
 from .paths import layer_values_path, side_values_path, weights_path
 from .reprod_format import load_values
 from .sides import PORT, REFERENCE
 
-INVARIANT = re.compile(r"(.+) == (.+) \((torch|paddle)\)")
 BUFFER = re.compile(r"(?:(iteration\d+)\.|train_)buffer\.(.+)\.(running_mean|running_var)")
 RATE_ULPS = 2  # a rate computed by another order of the same products: within two ulps
 EPSILON = 1e-5  # BatchNorm's default in both libraries; Paddle's enters as float32(1e-5)
@@ -121,7 +121,7 @@ def of_keys(result, failing, evidence):
 
 
 def _compared(key, torch_values, paddle_values):
-    invariant = INVARIANT.fullmatch(key)
+    invariant = INVARIANT_NAME.fullmatch(key)
     if invariant:
         first, second, side = invariant.groups()
         values = torch_values if side == REFERENCE else paddle_values

@@ -4,9 +4,12 @@
   inputs/split.npz                                    the split both sides' loaders read
   inputs/weights_bit<B>_<set>.pth / .pdparams         each weight set both sides start from, converted
   inputs/weights_bit<B>_<set>.stamp.json              what it was made from (alignment.prepare_weights)
-  <dtype>/<case>/<step>_torch.npy, <step>_paddle.npy  reprod_log files of each side
+  <dtype>/<case>/<step>_torch.npy, <step>_paddle.npy  reprod_log files of each side: every key of the
+                                                      reprod_log steps, the failing keys of the others, every
+                                                      key with --keep-arrays (alignment.suite.keep_arrays)
   <dtype>/<case>/<step>_diff.log, <step>_diff.json    the checker's verdict
-  <dtype>/<case>/layers[_isolated]_<side>.npz         each side's layer record (alignment.layers)
+  <dtype>/<case>/layers[_isolated]_<side>.npz         each side's layer record (alignment.layers), removed
+                                                      once localized unless --keep-arrays
   <dtype>/env_torch.json, env_paddle.json             each side's framework, device, threads
   coverage/<case>.json                                what the reference's layers saw in a case
   coverage/<case>.stamp.json                          what it was recorded from (alignment.side)

@@ -1,16 +1,19 @@
 """One framework's side of the alignment suite, in its own process.
 
-  python -m alignment.side torch|paddle --bit 48 --workdir logs [--steps forward,loss,backward]
+  python -m alignment.side torch|paddle --bit 48 --workdir logs --values-fd FD [--steps forward,loss,backward]
                                         [--dtypes float32,float64] [--weight-sets seeded,rescaled]
                                         [--sizes 224,222] [--threads 1]
 
-Runs every step in every case of the run (alignment.cases) and, on the reference side, records what
-the checked inputs exercised in each layer (alignment.coverage). Only the chosen framework is imported:
+Runs every step in every case of the run (alignment.cases), sends each step's values to the suite
+through the pipe --values-fd names as soon as they are computed (alignment.streamed_values), and, on
+the reference side, records what the checked inputs exercised in each layer (alignment.coverage).
+Only the chosen framework is imported:
 the torch process never loads paddle and vice versa, so the two sides may live in separate
 environments (pass each side's interpreter to `python -m alignment`).
 """
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -22,12 +25,12 @@ from greedyhash_common.project import PROJECT_ROOT
 
 from . import coverage
 from .cases import add_case_options, run_cases_of
-from .paths import (coverage_path, coverage_stamp_path, env_path, images_path, labels_path, side_values_path,
-                    split_path, weights_path, weights_stamp_path)
-from .reprod_format import save_values
+from .paths import (coverage_path, coverage_stamp_path, env_path, images_path, labels_path, split_path,
+                    weights_path, weights_stamp_path)
 from .pairs import pair_named
 from .sides import REFERENCE, configured_side, reusing_builds
 from .steps import StepContext, runs_in, step_cases, step_module, steps_of
+from .streamed_values import write_step
 
 # What a case's coverage follows from in this project's code (over-inclusive: the suite and the reference)
 COVERAGE_CODE = ("alignment", "torch_impl", "greedyhash_common")
@@ -45,6 +48,8 @@ def get_args_parser():
     parser.add_argument("--mask-seed", type=int, default=0)
     parser.add_argument("--data", help="CIFAR-10 folder or archive; default: the built-in data")
     parser.add_argument("--model", required=True, help="the model pair (alignment.pairs.pair_named)")
+    parser.add_argument("--values-fd", type=int, required=True,
+                        help="the pipe the step values are sent through (alignment.streamed_values)")
     return add_case_options(parser)
 
 
@@ -81,22 +86,36 @@ def write_coverage(side, args, case, context):
         write_stamp(stamp, key, [path])
 
 
-def run_steps(side, args, pair):
+def step_runs(args, pair):
+    """(dtype, step, case) of every step run, in the order both sides run them and the suite checks them."""
     run_cases = run_cases_of(args, pair)
-    covered = set()
     for dtype in args.dtypes.split(","):
         for step in (step for step in args.steps.split(",") if runs_in(step, dtype, pair)):
             for case in step_cases(step, run_cases, dtype, pair):
-                started = time.perf_counter()
-                context = step_context(side, args, pair, case, dtype)
-                save_values(step_module(step, pair).run(side, context),
-                            side_values_path(args.workdir, dtype, case, step, side.NAME))
-                print(f"{side.NAME} {step} {case.label} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
-                if side.NAME == REFERENCE and step == "forward" and case not in covered:
-                    covered.add(case)
-                    write_coverage(side, args, case, context)
+                yield dtype, step, case
+
+
+def run_steps(side, args, pair):
+    """Yield (dtype, step, case, values) of every step run, as each is computed."""
+    for dtype in args.dtypes.split(","):
         write_text(env_path(args.workdir, dtype, side.NAME), json.dumps(side.describe(args.threads, dtype), indent=2)
                    + "\n")
+    covered = set()
+    for dtype, step, case in step_runs(args, pair):
+        started = time.perf_counter()
+        context = step_context(side, args, pair, case, dtype)
+        values = step_module(step, pair).run(side, context)
+        print(f"{side.NAME} {step} {case.label} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
+        if side.NAME == REFERENCE and step == "forward" and case not in covered:
+            covered.add(case)
+            write_coverage(side, args, case, context)
+        yield dtype, step, case, values
+
+
+def send_steps(side, args, pair, stream):
+    """Run every step and send its values through `stream` (alignment.streamed_values)."""
+    for dtype, step, case, values in run_steps(side, args, pair):
+        write_step(stream, {"dtype": dtype, "step": step, "case": case.label}, values)
 
 
 @exits_cleanly_on_bad_input
@@ -109,8 +128,8 @@ def main(argv=None):
     unknown = [step for step in args.steps.split(",") if step not in steps]
     if unknown:
         raise UserInputError(f"unknown steps {unknown}; choose from {', '.join(steps)}")
-    with reusing_builds(side):
-        run_steps(side, args, pair)
+    with reusing_builds(side), os.fdopen(args.values_fd, "wb") as stream:
+        send_steps(side, args, pair, stream)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ are used); each may use its own interpreter (--torch-python, --paddle-python). T
 one interpreter for both: everything runs in this process (alignment.api.align does the same from Python).
 """
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from greedyhash_common.app.option_checks import check_alignment_options
@@ -25,23 +27,29 @@ from greedyhash_common.project import PROJECT_ROOT, child_environment, module_co
 
 from . import coverage, diagnosis
 from .cases import add_case_options, run_cases_of
-from .check import StepResult, _failure, verdict_table, write_reports
+from .check import StepResult, _failure, keys_compared, write_reports
 from .inputs import write_input_batch
 from .known_differences import evidence_of_run
-from .layers.localize import DIRECTIONS, localize_files
+from .layers.localize import CHAINED, DIRECTIONS, ISOLATED, localize_files
 from .layers.side import run as record_layers
 from .pairs import DEFAULT_PAIR, PAIRS, pair_named
 from .pairs.factories import FactoryPair, factory_spec
 from .prepare_weights import prepare_weights as make_weights_here
-from .paths import coverage_path, diff_paths, env_path, inputs_dir, side_values_path, split_path
-from .report import closing_line, terminal_summary, write_report
-from .reprod_format import load_values
-from .side import run_steps
+from .paths import (coverage_path, diff_paths, env_path, inputs_dir, layer_values_path, side_values_path,
+                    split_path)
+from .report import write_report
+from .reprod_format import save_values
+from .side import run_steps, step_runs
 from .sides import PORT, REFERENCE, configured_side, reusing_builds
-from .steps import check_values, runs_in, step_cases, steps_of
+from .steps import check_values, steps_of
+from .streamed_values import BrokenStream, read_step
 from .weight_sets import USER
 
 DTYPES = ("float32", "float64")
+# The steps whose every array is kept as a reprod_log file (reprod_log's ReprodDiffHelper reads them);
+# of the others, the keys that fail, unless --keep-arrays
+REPROD_LOG_STEPS = ("forward", "loss")
+SIDE_PROCESS = "(side process)"  # the key of a check that a side never sent
 
 
 def add_run_options(parser):
@@ -63,6 +71,9 @@ def add_run_options(parser):
                         " (with --torch and --paddle; the error of an undecided key map names them)")
     parser.add_argument("--workdir", help="default: logs/, and logs/<model>/ for a pair other than the default")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each side")
+    parser.add_argument("--keep-arrays", action="store_true",
+                        help="keep every array of every step and layer on disk, not only those of failing keys"
+                             " (alignment/paths.py)")
     parser.add_argument("--torch-python", default=sys.executable)
     parser.add_argument("--paddle-python", default=sys.executable)
     return add_case_options(parser)
@@ -179,31 +190,119 @@ def case_options(args):
 
 
 def run_sides(args, pair, steps, dtypes, log_prefix="side"):
-    """Start both sides at once (or run them in this process: args.in_process); return {side: log path} of
-    the sides that failed."""
+    """Run both sides and check each step as soon as both have computed it (both sides at once in two
+    processes, or one after the other in this one: args.in_process); return the StepResults in run order."""
+    runs_args = argparse.Namespace(**{**vars(args), "steps": ",".join(steps), "dtypes": ",".join(dtypes),
+                                      "mask_seed": args.seed})
     if args.in_process:
-        side_args = argparse.Namespace(**{**vars(args), "steps": ",".join(steps), "dtypes": ",".join(dtypes),
-                                          "mask_seed": args.seed})
-        for framework in (REFERENCE, PORT):
-            side = configured_side(framework, args.threads, pair)
-            with reusing_builds(side):
-                run_steps(side, side_args, pair)
-        return {}
-    running = {}
-    with ending_together() as children:  # a side that cannot start stops the other; Ctrl-C stops both
+        return check_in_process(runs_args, pair)
+    # a side that cannot start stops the other; Ctrl-C stops both
+    with ending_together() as children, contextlib.ExitStack() as open_streams:
+        running, streams = {}, {}
         for side, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
             log = os.path.join(args.workdir, f"{log_prefix}_{side}.log")
-            command = module_command(python, "alignment.side", side, "--steps", ",".join(steps), "--dtypes",
-                                      ",".join(dtypes), "--bit", args.bit, "--workdir", args.workdir,
-                                      "--threads", args.threads, "--mask-seed", args.seed, *case_options(args),
-                                      *(["--data", args.data] if args.data else []))
-            with open(log, "w", encoding="utf-8") as handle:
-                children.append(start_child(command, f"--{side}-python", cwd=PROJECT_ROOT, env=child_environment(),
-                                            stdout=handle, stderr=subprocess.STDOUT))
-            running[side] = (children[-1], log)
-        show_progress({log: process for process, log in running.values()})
+            process, stream = start_side(args, side, python, steps, dtypes, log)
+            children.append(process)
+            running[side], streams[side] = (process, log), open_streams.enter_context(stream)
+        progress = threading.Thread(target=show_progress, args=({log: process for process, log in running.values()},),
+                                    daemon=True)
+        progress.start()
+        results = check_streams(runs_args, pair, streams, {side: log for side, (_, log) in running.items()})
+        open_streams.close()  # a side still writing (one that sent something else) ends on the closed pipe
+        progress.join()
     refuse_what_a_side_refused(running)
-    return {side: log for side, (process, log) in running.items() if process.wait()}
+    return results
+
+
+def start_side(args, side, python, steps, dtypes, log):
+    """(process, the read end of the pipe its values come through) of one side started; its output goes to
+    its log."""
+    read_end, write_end = os.pipe()
+    command = module_command(python, "alignment.side", side, "--steps", ",".join(steps), "--dtypes",
+                              ",".join(dtypes), "--bit", args.bit, "--workdir", args.workdir,
+                              "--threads", args.threads, "--mask-seed", args.seed, "--values-fd", write_end,
+                              *case_options(args), *(["--data", args.data] if args.data else []))
+    try:
+        with open(log, "w", encoding="utf-8") as handle:
+            process = start_child(command, f"--{side}-python", cwd=PROJECT_ROOT, env=child_environment(),
+                                  stdout=handle, stderr=subprocess.STDOUT, pass_fds=(write_end,))
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)  # the side's copy is the only writer: its exit ends the stream
+    return process, os.fdopen(read_end, "rb")
+
+
+def check_streams(args, pair, streams, logs):
+    """Read the two sides' step values in run order, check each step run, keep what a user reads; a side
+    that ended or sent something else fails every check it has not sent."""
+    failed, results = {}, []
+    for expected in step_runs(args, pair):
+        values = {side: next_values(stream, side, expected, failed, logs) for side, stream in streams.items()}
+        results.append(checked(args, pair, expected, values, failed))
+    return results
+
+
+def next_values(stream, side, expected, failed, logs):
+    """The side's values of the step run `expected` (dtype, step, case); None once it has failed (noted in
+    `failed` {side: why})."""
+    if side in failed:
+        return None
+    try:
+        message = read_step(stream)
+    except BrokenStream as error:
+        message, failed[side] = None, f"{side} side sent a broken message ({error}), see {logs[side]}"
+    if message is None:
+        failed.setdefault(side, f"{side} side failed, see {logs[side]}")
+        return None
+    run, values = message
+    dtype, step, case = expected
+    if run != {"dtype": dtype, "step": step, "case": case.label}:
+        failed[side] = f"{side} side sent {run} where {step} {case.label} {dtype} was due, see {logs[side]}"
+        return None
+    return values
+
+
+def check_in_process(args, pair):
+    """Both sides in this process, step run by step run: each side's values are checked and dropped before
+    the next step runs."""
+    sides = [configured_side(framework, args.threads, pair) for framework in (REFERENCE, PORT)]
+    with contextlib.ExitStack() as builds:
+        for side in sides:
+            builds.enter_context(reusing_builds(side))
+        runs = zip(*(run_steps(side, args, pair) for side in sides))
+        return [checked(args, pair, (dtype, step, case), {REFERENCE: torch_values, PORT: paddle_values}, {})
+                for (dtype, step, case, torch_values), (*_, paddle_values) in runs]
+
+
+def checked(args, pair, run, values, failed):
+    """The StepResult of one step run (dtype, step, case) from each side's values {side: values or None};
+    its reports written, and its arrays kept as alignment.paths describes."""
+    dtype, step, case = run
+    if failed:
+        result = StepResult(step, dtype, [_failure(SIDE_PROCESS, (), "; ".join(failed.values()))])
+    else:
+        result = check_values(step, dtype, values[REFERENCE], values[PORT], pair)
+    result.case = case
+    write_reports(result, _read_env(args.workdir, dtype), *diff_paths(args.workdir, dtype, case, step))
+    keep_arrays(args, result, values)
+    return result
+
+
+def keep_arrays(args, result, values):
+    """Write each side's reprod_log file of the step run: every key of the reprod_log steps (and of every
+    step with --keep-arrays), the keys a failure was found in otherwise; none when nothing is kept (an
+    older run's file removed, so that no reader takes it for this run's)."""
+    every_key = args.keep_arrays or result.step in REPROD_LOG_STEPS
+    kept = None if every_key else {key for row in result.keys if not row.passed for key in keys_compared(row.name)}
+    for side, side_values in values.items():
+        path = side_values_path(args.workdir, result.dtype, result.case, result.step, side)
+        chosen = {key: value for key, value in (side_values or {}).items() if kept is None or key in kept}
+        if chosen:
+            save_values(chosen, path)
+        elif os.path.exists(path):
+            os.remove(path)
 
 
 def refuse_what_a_side_refused(running):
@@ -250,30 +349,17 @@ def _read_env(workdir, dtype):
     return env
 
 
-def check(workdir, step, case, dtype, failed_sides, pair):
-    if failed_sides:
-        note = "; ".join(f"{side} side failed, see {log}" for side, log in failed_sides.items())
-        result = StepResult(step, dtype, [_failure("(side process)", (), note)])
-    else:
-        result = check_values(step, dtype, load_values(side_values_path(workdir, dtype, case, step, "torch")),
-                              load_values(side_values_path(workdir, dtype, case, step, "paddle")), pair)
-    result.case = case
-    write_reports(result, _read_env(workdir, dtype), *diff_paths(workdir, dtype, case, step))
-    return result
-
-
-def float64_evidence(args, pair, results, failed_sides):
+def float64_evidence(args, pair, results):
     """The float64 checks the rounding rule needs and a float32-only run did not make
     (alignment.diagnosis.float64_checks_needed), run for that alone: their own logs, not verdicts of the run."""
-    if failed_sides:
+    if any(not key.passed and key.name == SIDE_PROCESS for result in results for key in result.keys):
         return []
     evidence = []
     for case, steps in diagnosis.float64_checks_needed(results).items():
         print(f"float64 counterpart of the failing float32 {', '.join(steps)} {case.label}, for the rounding rule",
               flush=True)
         one_case = argparse.Namespace(**{**vars(args), "weight_sets": case.weights, "sizes": str(case.size)})
-        failed = run_sides(one_case, pair, steps, ["float64"], log_prefix="side_float64_evidence")
-        evidence += [check(args.workdir, step, case, "float64", failed, pair) for step in steps]
+        evidence += run_sides(one_case, pair, steps, ["float64"], log_prefix="side_float64_evidence")
     return evidence
 
 
@@ -322,10 +408,10 @@ def cases_to_localize(results, profile=True):
     return chosen
 
 
-def localize_cases(args, pair, results, failed_sides):
+def localize_cases(args, pair, results, sides_failed):
     """Localize the cases_to_localize, unless a side process failed (then the layers would not run either) or
     the run asks for none (--no-localize)."""
-    if failed_sides or not args.localize:
+    if sides_failed or not args.localize:
         return {}, {}
     localizations = {}
     for case, dtypes in cases_to_localize(results, args.profile).items():
@@ -347,6 +433,15 @@ def read_coverage(workdir, results):
     return coverage.merge(records)
 
 
+def remove_layer_arrays(workdir, localizations):
+    """The layer records' arrays, once localized: their verdicts are in layers_localization.json."""
+    for dtype, case in localizations:
+        for kind in (CHAINED, ISOLATED):
+            for side in (REFERENCE, PORT):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(layer_values_path(workdir, dtype, case, kind, side))
+
+
 def run_settings(args):
     """The options of the run, for the report; not the paths that only describe this machine."""
     return {name: value for name, value in vars(args).items()
@@ -363,23 +458,48 @@ def run(args, pair):
         return run_in_held_workdir(args, pair, steps, dtypes)
 
 
+class PhaseClock:
+    """The wall time of each phase of a run, in order: what `make bench` and a user read of its cost."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    @contextlib.contextmanager
+    def phase(self, name):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - started, 2)
+
+    def __str__(self):
+        return "time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.seconds.items())
+
+
 def run_in_held_workdir(args, pair, steps, dtypes):
     """The run, in a work folder this process holds."""
-    prepare(args, pair)
-    failed_sides = run_sides(args, pair, steps, dtypes)
-    run_cases = run_cases_of(args, pair)
-    results = [check(args.workdir, step, case, dtype, failed_sides, pair) for dtype in dtypes
-               for step in steps if runs_in(step, dtype, pair)
-               for case in step_cases(step, run_cases, dtype, pair)]
-    localizations, localization_failures = localize_cases(args, pair, results, failed_sides)
-    evidence = evidence_of_run(args.workdir, args.bit, pair.key_map())
-    rows = diagnosis.verdicts(results, localizations, evidence, float64_evidence(args, pair, results, failed_sides))
-    coverage_rows = [] if failed_sides else read_coverage(args.workdir, results)
+    clock = PhaseClock()
+    with clock.phase("prepare"):
+        prepare(args, pair)
+    with clock.phase("steps"):
+        results = run_sides(args, pair, steps, dtypes)
+    sides_failed = any(key.name == SIDE_PROCESS for result in results for key in result.keys)
+    with clock.phase("localization"):
+        localizations, localization_failures = localize_cases(args, pair, results, sides_failed)
+    with clock.phase("diagnosis"):
+        evidence = evidence_of_run(args.workdir, args.bit, pair.key_map())
+        rows = diagnosis.verdicts(results, localizations, evidence, float64_evidence(args, pair, results))
+        coverage_rows = [] if sides_failed else read_coverage(args.workdir, results)
+    with clock.phase("report"):
+        write_report(args.workdir, rows, {dtype: _read_env(args.workdir, dtype) for dtype in dtypes}, localizations,
+                     localization_failures, run_settings(args), coverage_rows, pair=pair)
+    if not args.keep_arrays:
+        remove_layer_arrays(args.workdir, localizations)
     write_text(os.path.join(args.workdir, "summary.json"),
                json.dumps({"passed": diagnosis.all_passed(rows), "steps": [row.as_json() for row in rows],
-                           "not_covered": coverage.not_covered(coverage_rows)}, indent=2, default=str) + "\n")
-    write_report(args.workdir, rows, {dtype: _read_env(args.workdir, dtype) for dtype in dtypes}, localizations,
-                 localization_failures, run_settings(args), coverage_rows, pair=pair)
+                           "not_covered": coverage.not_covered(coverage_rows), "seconds": clock.seconds},
+                          indent=2, default=str) + "\n")
+    print(clock, flush=True)
     return rows, localizations, localization_failures, coverage_rows
 
 

@@ -106,12 +106,17 @@ def run_module(module, *arguments, **kwargs):
                           capture_output=True, text=True, **kwargs)
 
 
+NULL_FD = "{null_fd}"  # an argument of side_process_imports_paddle: a descriptor open on /dev/null
+
+
 def side_process_imports_paddle(module, *arguments):
     """Run a side's entry point for torch in a fresh interpreter; True if paddle got imported."""
     import subprocess
 
-    probe = ("import runpy, sys\n"
+    probe = ("import os, runpy, sys\n"
+             "null_fd = str(os.open(os.devnull, os.O_WRONLY))\n"
              f"sys.argv = [{module!r}, 'torch', *{[str(argument) for argument in arguments]!r}]\n"
+             f"sys.argv = [null_fd if argument == {NULL_FD!r} else argument for argument in sys.argv]\n"
              f"try:\n    runpy.run_module({module!r}, run_name='__main__')\nexcept SystemExit:\n    pass\n"
              "print('paddle imported' if 'paddle' in sys.modules else 'paddle not imported')\n")
     done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,

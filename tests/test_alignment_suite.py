@@ -9,9 +9,9 @@ from alignment.check import StepResult, _failure
 from alignment.pairs.greedyhash import GREEDYHASH, paddle_side, torch_side
 from alignment.sides import reusing_builds
 from alignment.steps import runs_in, step_cases, steps_of
-from alignment.suite import cases_to_localize
+from alignment.suite import REPROD_LOG_STEPS, cases_to_localize
 
-from .conftest import left_by_make_clean, run_module, side_process_imports_paddle
+from .conftest import NULL_FD, left_by_make_clean, run_module, side_process_imports_paddle
 
 RUN_CASES = RunCases(GREEDYHASH.WEIGHT_SETS, (64,))
 
@@ -24,7 +24,7 @@ def suite_run(module_tmp):
 
 
 @pytest.mark.slow
-def test_suite_passes_every_case_and_writes_every_file(suite_run):
+def test_suite_passes_every_case_and_keeps_only_what_a_user_reads(suite_run):
     workdir, done = suite_run
     assert done.returncode == 0, done.stdout + done.stderr
     checks = [(step, case, dtype) for dtype in ("float32", "float64") for step in steps_of(GREEDYHASH)
@@ -33,7 +33,9 @@ def test_suite_passes_every_case_and_writes_every_file(suite_run):
     assert f"alignment passed: {len(checks)}/{len(checks)} checks" in done.stdout
     for step, case, dtype in checks:
         for suffix in ("_torch.npy", "_paddle.npy", "_diff.log", "_diff.json"):
-            assert (workdir / dtype / case.label / f"{step}{suffix}").is_file()
+            kept = suffix.startswith("_diff") or step in REPROD_LOG_STEPS  # every step passed: no failing key
+            assert (workdir / dtype / case.label / f"{step}{suffix}").is_file() == kept, (step, case, dtype, suffix)
+    assert not list(workdir.glob("*/*/layers*.npz"))  # localized, then dropped: the verdicts are in the JSON
     for dtype in ("float32", "float64"):
         report = json.loads((workdir / dtype / "rescaled-64px" / "backward_diff.json").read_text())
         assert report["passed"] and report["env"]["torch"]["framework"] == "torch"
@@ -93,7 +95,7 @@ def test_reprod_log_reads_what_the_torch_side_wrote(suite_run):
 def test_torch_side_process_never_imports_paddle(suite_run):
     workdir, _ = suite_run
     assert not side_process_imports_paddle("alignment.side", "--model", "greedyhash", "--bit", 12, "--workdir", workdir,
-                                           "--steps", "loss",
+                                           "--steps", "loss", "--values-fd", NULL_FD,
                                            "--dtypes", "float64", "--sizes", 64)
 
 

@@ -27,10 +27,8 @@ from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError
 from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
-from alignment.cases import run_cases_of
-from alignment.suite import (add_run_options, check, prepare, read_coverage, resolved_options, run_sides,
+from alignment.suite import (SIDE_PROCESS, add_run_options, prepare, read_coverage, resolved_options, run_sides,
                              show_progress, with_user_weights)
-from alignment.steps import step_cases
 from .. import GREEDYHASH
 from .catalog import NAMES
 from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
@@ -66,13 +64,6 @@ def checked_mutant_options(args):
     if args.dtypes != DTYPE:
         raise UserInputError(f"mutants are checked in {DTYPE} only, not in {args.dtypes}")
     return args
-
-
-def baseline_failures(args):
-    """The checks the unmutated port fails: with any, a score would measure nothing."""
-    results = [check(args.workdir, step, case, DTYPE, {}, GREEDYHASH) for step in MUTANT_STEPS
-               for case in step_cases(step, run_cases_of(args, GREEDYHASH), DTYPE, GREEDYHASH)]
-    return results, [f"{result.step} {result.case.label}" for result in results if not result.passed]
 
 
 def paddle_command(args, action):
@@ -142,11 +133,12 @@ def unmutated_run(args):
     """The suite's float64 steps on both sides, unmutated: the torch values every mutant is checked against.
     Returns the checks' results; exits 1 if the port fails one."""
     print(f"the unmutated suite's {DTYPE} steps, both sides ({', '.join(MUTANT_STEPS)})", flush=True)
-    failed_sides = run_sides(args, GREEDYHASH, MUTANT_STEPS, [DTYPE])
-    if failed_sides:
-        raise UserInputError(f"the unmutated suite's {', '.join(failed_sides)} side failed, see"
-                             f" {', '.join(failed_sides.values())}")
-    results, failures = baseline_failures(args)
+    args.keep_arrays = True  # every mutant's values are checked against the unmutated torch side's
+    results = run_sides(args, GREEDYHASH, MUTANT_STEPS, [DTYPE])
+    sides_failed = {key.note for result in results for key in result.keys if key.name == SIDE_PROCESS}
+    if sides_failed:
+        raise UserInputError(f"the unmutated suite's side failed: {'; '.join(sides_failed)}")
+    failures = [f"{result.step} {result.case.label}" for result in results if not result.passed]
     if failures:
         print(f"the unmutated port fails {', '.join(failures)}: fix the port first (make align), a mutation"
               " score means nothing for a port that does not pass", file=sys.stderr)

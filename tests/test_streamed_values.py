@@ -1,0 +1,133 @@
+"""The sides' values streamed to the suite and checked as they come: the message format, a side that ends or
+sends the wrong step, and which arrays the suite keeps on disk."""
+import argparse
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+
+from alignment.cases import Case
+from alignment.check import StepResult, compare_arrays, compare_invariant
+from alignment.pairs.greedyhash import GREEDYHASH
+from alignment.paths import side_values_path
+from alignment.reprod_format import load_values
+from alignment.streamed_values import BrokenStream, read_step, write_step
+from alignment.suite import SIDE_PROCESS, check_streams, keep_arrays
+from alignment.tolerances import Tolerance
+
+RUN = {"dtype": "float64", "step": "forward", "case": "seeded-64px"}
+
+
+def stream_of(*messages):
+    handle = io.BytesIO()
+    for run, values in messages:
+        write_step(handle, run, values)
+    handle.seek(0)
+    return handle
+
+
+def test_every_numeric_dtype_and_shape_arrives_as_sent():
+    values = {"scalar": np.float64(2.5) * np.ones(()), "empty": np.zeros((0, 3), np.int64),
+              "strided": np.arange(12.0).reshape(3, 4)[:, ::2], "flags": np.array([True, False]),
+              "half": np.float16([1.5]), "labels": np.arange(5, dtype=np.uint8), "grad": np.float32([[1e-30, -3]])}
+    stream = stream_of((RUN, values), ({**RUN, "case": "seeded"}, {}))
+    run, received = read_step(stream)
+    assert run == RUN and list(received) == list(values)
+    for key, value in values.items():
+        assert received[key].dtype == value.dtype and received[key].shape == value.shape, key
+        np.testing.assert_array_equal(received[key], value)
+    assert read_step(stream) == ({**RUN, "case": "seeded"}, {}) and read_step(stream) is None
+
+
+def test_a_message_cut_short_names_the_key_it_ended_in():
+    whole = stream_of((RUN, {"h": np.ones(4), "logits": np.ones((4, 10))})).getvalue()
+    with pytest.raises(BrokenStream, match="logits: the side ended within its values"):
+        read_step(io.BytesIO(whole[:-8]))
+
+
+@pytest.mark.parametrize("header, message", [
+    (b'{"arrays": [["x", "|O", [1]]]}\n', "x: not a numeric array"),  # an object array would unpickle
+    (b'{"arrays": [["x", "<f8", [-1]]]}\n', "x: not a numeric array"),
+    (b'not json\n', "not a header"),
+    (b'{"arrays": 3}\n', "not a header"),
+    (b'{"dtype": "float64"', "a header without its end"),
+])
+def test_anything_but_numeric_arrays_is_refused(header, message):
+    with pytest.raises(BrokenStream, match=message):
+        read_step(io.BytesIO(header + b"\0" * 8))
+
+
+def test_a_side_cannot_send_an_object_array():
+    with pytest.raises(TypeError, match="x: a step's values are numeric arrays"):
+        write_step(io.BytesIO(), RUN, {"x": np.array([object()])})
+
+
+def run_args(workdir, **options):
+    return argparse.Namespace(**{"workdir": str(workdir), "steps": "forward", "dtypes": "float64",
+                                 "weight_sets": "seeded", "sizes": "64", "bulk_size": 64, "keep_arrays": False,
+                                 **options})
+
+
+FORWARD = {"logits": np.ones((2, 10)), "h": np.full((2, 12), 0.5), "b": np.ones((2, 12)),
+           "train_logits": np.ones((2, 10)), "train_h": np.full((2, 12), 0.5), "train_b": np.ones((2, 12))}
+
+
+def test_a_side_that_ends_fails_every_check_it_did_not_send_naming_its_log(tmp_path):
+    streams = {"torch": stream_of((RUN, FORWARD)), "paddle": stream_of()}
+    [result] = check_streams(run_args(tmp_path), GREEDYHASH, streams, {"torch": "t.log", "paddle": "p.log"})
+    assert not result.passed and [key.name for key in result.keys] == [SIDE_PROCESS]
+    assert result.keys[0].note == "paddle side failed, see p.log"
+    report = json.loads((tmp_path / "float64" / "seeded-64px" / "forward_diff.json").read_text())
+    assert not report["passed"]
+
+
+def test_a_side_that_sends_another_step_fails_naming_what_was_due(tmp_path):
+    streams = {"torch": stream_of((RUN, FORWARD)), "paddle": stream_of(({**RUN, "step": "loss"}, FORWARD))}
+    [result] = check_streams(run_args(tmp_path), GREEDYHASH, streams, {"torch": "t.log", "paddle": "p.log"})
+    assert not result.passed
+    assert "paddle side sent" in result.keys[0].note and "where forward seeded-64px float64 was due" in result.keys[0].note
+
+
+def test_two_agreeing_sides_pass_and_a_differing_key_is_found(tmp_path):
+    differing = {**FORWARD, "train_h": FORWARD["train_h"] + 1e-3}
+    streams = {"torch": stream_of((RUN, FORWARD)), "paddle": stream_of((RUN, differing))}
+    [result] = check_streams(run_args(tmp_path), GREEDYHASH, streams, {"torch": "t.log", "paddle": "p.log"})
+    assert [key.name for key in result.keys if not key.passed] == ["train_h"]
+
+
+def result_of(step, keys):
+    result = StepResult(step, "float64", keys)
+    result.case = Case("seeded", 64)
+    return result
+
+
+def kept(workdir, step):
+    paths = {side: side_values_path(str(workdir), "float64", Case("seeded", 64), step, side)
+             for side in ("torch", "paddle")}
+    return {side: sorted(load_values(path)) if os.path.exists(path) else None
+            for side, path in paths.items()}
+
+
+def test_only_the_failing_keys_and_an_invariants_two_keys_are_kept_and_a_pass_removes_them(tmp_path):
+    tight = Tolerance(0.0, 0.0)
+    torch_values = {"param.a": np.zeros(3), "param.b": np.ones(3), "lr": np.ones(2), "lr_formula": np.ones(2)}
+    paddle_values = {**torch_values, "param.b": np.full(3, 2.0), "lr_formula": np.zeros(2)}
+    failing = result_of("optim", [compare_arrays(key, torch_values[key], paddle_values[key], tight)
+                                  for key in ("param.a", "param.b")]
+                        + [compare_invariant("lr", "lr_formula", paddle_values, "paddle")])
+    values = {"torch": torch_values, "paddle": paddle_values}
+    keep_arrays(run_args(tmp_path), failing, values)
+    assert kept(tmp_path, "optim") == {side: ["lr", "lr_formula", "param.b"] for side in ("torch", "paddle")}
+    passing = result_of("optim", [compare_arrays("param.a", torch_values["param.a"], paddle_values["param.a"], tight)])
+    keep_arrays(run_args(tmp_path), passing, values)
+    assert kept(tmp_path, "optim") == {"torch": None, "paddle": None}  # no earlier run's file left to trust
+    keep_arrays(run_args(tmp_path, keep_arrays=True), passing, values)
+    assert kept(tmp_path, "optim") == {side: sorted(torch_values) for side in ("torch", "paddle")}
+
+
+def test_the_reprod_log_steps_keep_every_key_when_they_pass(tmp_path):
+    passing = result_of("forward", [compare_arrays("h", FORWARD["h"], FORWARD["h"], Tolerance(0.0, 0.0))])
+    keep_arrays(run_args(tmp_path), passing, {"torch": FORWARD, "paddle": FORWARD})
+    assert kept(tmp_path, "forward") == {side: sorted(FORWARD) for side in ("torch", "paddle")}

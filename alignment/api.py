@@ -31,7 +31,8 @@ from .suite import DTYPES, get_args_parser, run, with_pair_defaults, with_user_w
 @dataclasses.dataclass
 class Alignment:
     """The verdict of a run: `rows` the Verdict of each check (alignment.diagnosis: step, case, dtype, passed,
-    worst key, its differences and limit, the diagnosis), `localizations` {(dtype, case): where the layers part}, the report in `workdir`."""
+    worst key, its differences and limit, the diagnosis), `localizations` {(dtype, case): where the layers
+    part}, the report in `workdir`."""
     workdir: str
     rows: list
     localizations: dict

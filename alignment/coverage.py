@@ -13,15 +13,17 @@ normalizes with the batch's statistics, so what follows it sees other ranges tha
 of training mode are prefixed `train_`). A layer with a criterion left unmet is "not covered", named
 with the reason.
 
-| kind | criteria |
-| --- | --- |
-| every layer | the loss's gradient reaches its output (backward exercised) |
-| ReLU | inputs of both signs (LeakyReLU, ELU differ only below 0); inputs beyond 6 (ReLU6's clamp) |
-| max-pool | windows whose values are not all equal (an average or min pool agrees on such a window); a window cut by the border (else ceil_mode agrees) |
-| adaptive pool | windows of more than one element (else an identity, a copy or an upsampling) |
-| dropout | in training mode, units both kept and dropped |
-| Conv, Linear | inputs not all zero |
-| hash codes | (h, the output of the pair's `CODE_LAYER`, GreedyHash's) |h| both above and below the pair's `CODE_BREAKPOINT` (GreedyHash's quantization term's, 1); values of both signs |
+The criteria, by kind of layer:
+
+- every layer: the loss's gradient reaches its output (backward exercised);
+- ReLU: inputs of both signs (LeakyReLU, ELU differ only below 0); inputs beyond 6 (ReLU6's clamp);
+- max-pool: windows whose values are not all equal (an average or min pool agrees on such a window); a
+  window cut by the border (else ceil_mode agrees);
+- adaptive pool: windows of more than one element (else an identity, a copy or an upsampling);
+- dropout: in training mode, units both kept and dropped;
+- Conv, Linear: inputs not all zero;
+- hash codes (h, the output of the pair's `CODE_LAYER`, GreedyHash's): |h| both above and below the pair's
+  `CODE_BREAKPOINT` (GreedyHash's quantization term's, 1); values of both signs.
 """
 import importlib
 
@@ -87,7 +89,8 @@ def _relu_facts(fed):
     negative = float(np.mean(fed < 0))
     largest = float(fed.max())
     return ({"negative_fraction": negative, "largest_input": largest},
-            {"inputs of both signs": 0.0 < negative < 1.0, f"inputs beyond {RELU_BREAKPOINT:g}": largest > RELU_BREAKPOINT})
+            {"inputs of both signs": 0.0 < negative < 1.0,
+             f"inputs beyond {RELU_BREAKPOINT:g}": largest > RELU_BREAKPOINT})
 
 
 def _dropout_facts(fed, output):

@@ -11,7 +11,8 @@ def image_sizes(text, option, pair):
     try:
         sizes = [int(part) for part in text.split(",")]
     except ValueError:
-        raise UserInputError(f"{option} {text}: give image sizes in pixels, comma-separated (such as 224,222)") from None
+        message = f"{option} {text}: give image sizes in pixels, comma-separated (such as 224,222)"
+        raise UserInputError(message) from None
     return [pair.check_image_size(size, option) for size in sizes]
 
 

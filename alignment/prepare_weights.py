@@ -29,8 +29,8 @@ from .weight_sets import USER
 # Everything the weight files follow from in this project's code: the models, the converter and the file
 # formats, the rescaling (kept over-inclusive: an edit elsewhere in them only costs one remaking)
 MAKING_CODE = ("torch_impl", "models", "weights_convert", "greedyhash_common", "alignment/__init__.py",
-               "alignment/cases.py", "alignment/paths.py", "alignment/prepare_weights.py", "alignment/weight_sets.py", "alignment/pairs",
-               "alignment/tolerances.py", "alignment/dropout_masks.py")
+               "alignment/cases.py", "alignment/paths.py", "alignment/prepare_weights.py", "alignment/weight_sets.py",
+               "alignment/pairs", "alignment/tolerances.py", "alignment/dropout_masks.py")
 
 
 def get_args_parser():

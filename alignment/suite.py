@@ -51,7 +51,8 @@ def add_run_options(parser):
                         " pair's (BATCH_SIZE: alignment.pairs.base)")
     parser.add_argument("--data", help="the batch's data, CIFAR-10's folder or archive unless the pair brings its"
                         " own (alignment.inputs); default: the built-in synthetic data")
-    parser.add_argument("--weights", help="a checkpoint of the pair (.pth or .pdparams), checked as one more weight set")
+    parser.add_argument("--weights",
+                        help="a checkpoint of the pair (.pth or .pdparams), checked as one more weight set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization and dropout masks")
     parser.add_argument("--model", default=DEFAULT_PAIR,
                         help=f"the model pair: {', '.join(PAIRS)}, or a ModelPair subclass as module:Class"
@@ -112,7 +113,8 @@ def with_pair_defaults(args, pair):
     args.sizes = args.sizes or ",".join(map(str, pair.DEFAULT_SIZES))
     if args.batch_size is None:
         args.batch_size = pair.BATCH_SIZE
-    args.workdir = args.workdir or os.path.join(PROJECT_ROOT, "logs", *([] if pair.NAME == DEFAULT_PAIR else [pair.NAME]))
+    args.workdir = args.workdir or os.path.join(PROJECT_ROOT, "logs",
+                                                *([] if pair.NAME == DEFAULT_PAIR else [pair.NAME]))
     return args
 
 

@@ -105,7 +105,7 @@ def align(torch_model, paddle_model, inputs=None, labels=None, *, key_map=None, 
                *(["--weights", weights] if weights else []), *(["--batch-size", str(batch_size)] if batch_size else []),
                *([] if profile else ["--no-profile"]), *([] if localize else ["--no-localize"])]
     args = get_args_parser().parse_args(options)
-    args.model, args.in_process = name, True
+    args.model, args.in_process, args.bit = name, True, pair.code_length(None)
     args = with_user_weights(with_pair_defaults(args, pair))
     args.bulk_size = min(map(int, args.sizes.split(",")))
     os.makedirs(args.workdir, exist_ok=True)

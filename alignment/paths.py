@@ -1,7 +1,7 @@
 """Where the suite reads and writes, under one work folder (by default logs/).
 
   inputs/images_<size>px.npy, inputs/labels.npy      the batch both sides see, at each size
-  inputs/split.npz                                    the split both sides' loaders read
+  inputs/split.npz                                    the split both sides' loaders read (GreedyHash's)
   inputs/weights_bit<B>_<set>.pth / .pdparams         each weight set both sides start from, converted
                                                       (weights_<set>.* for a pair without codes: no bit B)
   inputs/weights_bit<B>_<set>.stamp.json              what it was made from (alignment.prepare_weights)

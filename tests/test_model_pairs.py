@@ -442,3 +442,14 @@ def test_a_pair_without_codes_takes_no_bit_length_and_its_files_name_none(tmp_pa
         bit_of("--bit", "13")
     assert [os.path.basename(weights_path(str(tmp_path), bit, SEEDED, ".pth")) for bit in (0, 48)] == [
         "weights_seeded.pth", "weights_bit48_seeded.pth"]
+
+
+@pytest.mark.slow
+def test_greedyhash_builds_the_products_models_whose_keys_its_key_map_names():
+    """GreedyHashPair.build: torch_impl's and paddle_impl's model (the base requires it); its keys are the key
+    map's, torch's on one side, Paddle's on the other. Slow tier: initializing two AlexNets, 5-15 s."""
+    from alignment.pairs.greedyhash import GREEDYHASH
+
+    key_map = GREEDYHASH.key_map()
+    assert list(GREEDYHASH.build("torch").state_dict()) == list(key_map)
+    assert sorted(GREEDYHASH.build("paddle").state_dict()) == sorted(key_map.values())

@@ -53,7 +53,9 @@ logs_path = $(call quoted,$(value LOGS)/$(1))
 SIZE :=
 # SIZE (one size or a comma-separated list) is passed on only when given: the pair's default (224,222 for greedyhash)
 ALIGN_SIZES = $(call given,--sizes,SIZE)
-ALIGN = $(PYTHON) -m alignment --model $(call opt,MODEL) --bit $(call opt,BIT) $(ALIGN_SIZES) --dtypes $(call opt,DTYPE) \
+# BIT reaches the suite only when given: a pair without hash codes takes no --bit (GreedyHash's default: 48)
+ALIGN_BIT = $(if $(filter command line,$(origin BIT)),--bit $(call opt,BIT))
+ALIGN = $(PYTHON) -m alignment --model $(call opt,MODEL) $(ALIGN_BIT) $(ALIGN_SIZES) --dtypes $(call opt,DTYPE) \
 	--workdir $(call opt,LOGS) $(call given,--weights,WEIGHTS) $(call given,--data,DATA)
 
 .PHONY: help venv align align-mutants align-mutants-reference align-curve test test-fast convert clean
@@ -185,7 +187,7 @@ clean:
 		2>/dev/null || echo "make clean: kept $$logs/$$folder: it holds files no target wrote"; done
 
 # Layer-by-layer localization, and the committed reference run (logs/reference/: report and diff logs)
-ALIGN_LAYERS = $(PYTHON) -m alignment.layers --model $(call opt,MODEL) --bit $(call opt,BIT) $(ALIGN_SIZES) \
+ALIGN_LAYERS = $(PYTHON) -m alignment.layers --model $(call opt,MODEL) $(ALIGN_BIT) $(ALIGN_SIZES) \
 	--dtypes $(call opt,DTYPE) --workdir $(call opt,LOGS) $(call given,--weights,WEIGHTS) $(call given,--data,DATA) \
 	$(call given,--cases,CASES)
 REFERENCE := logs/reference

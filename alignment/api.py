@@ -11,7 +11,6 @@ backward, optim, train), checker, layer localization, coverage and report (align
 the two trees (alignment.pairs.inferred_layout); the torch model's weights, with its BatchNorm parameters
 and statistics drawn (alignment.pairs.base), are copied into the Paddle model through it.
 """
-import argparse
 import copy
 import dataclasses
 import os
@@ -31,7 +30,8 @@ from .suite import DTYPES, get_args_parser, run, with_pair_defaults, with_user_w
 @dataclasses.dataclass
 class Alignment:
     """The verdict of a run: `rows` the Verdict of each check (alignment.diagnosis: step, case, dtype, passed,
-    worst key, its differences and limit, the diagnosis), `localizations` {(dtype, case): where the layers part}, the report in `workdir`."""
+    worst key, its differences and limit, the diagnosis), `localizations` {(dtype, case): where the layers
+    part}, the report in `workdir`."""
     workdir: str
     rows: list
     localizations: dict
@@ -106,7 +106,7 @@ def align(torch_model, paddle_model, inputs=None, labels=None, *, key_map=None, 
                *([] if profile else ["--no-profile"]), *([] if localize else ["--no-localize"]),
                *(["--keep-arrays"] if keep_arrays else [])]
     args = get_args_parser().parse_args(options)
-    args.model, args.in_process = name, True
+    args.model, args.in_process, args.bit = name, True, pair.code_length(None)
     args = with_user_weights(with_pair_defaults(args, pair))
     args.bulk_size = min(map(int, args.sizes.split(",")))
     os.makedirs(args.workdir, exist_ok=True)

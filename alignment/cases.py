@@ -10,8 +10,6 @@ alignment.pairs).
 """
 import dataclasses
 
-from .weight_sets import SEEDED
-
 # The metric, inference and train steps process many images: at 224 px each takes minutes on a 2-core
 # CPU, so they run at 64 px unless asked otherwise.
 BULK_IMAGE_SIZE = 64
@@ -44,12 +42,11 @@ class RunCases:
     weight_sets: tuple
     sizes: tuple
     bulk_size: int = BULK_IMAGE_SIZE
+    first_size_only: tuple = ()  # the pair's FIRST_SIZE_ONLY (alignment.pairs.base)
 
     def _sizes_of(self, weights):
-        """Every size, except for the seeded weights beside another set: at the sizes after the first they
-        add nothing the other sets do not (the size changes only the adaptive pool's input, which the
-        rescaled set exercises over a wider range)."""
-        if weights == SEEDED and len(self.weight_sets) > 1:
+        """Every size, except for a weight set the pair checks at the first size only beside another set."""
+        if weights in self.first_size_only and len(self.weight_sets) > 1:
             return self.sizes[:1]
         return self.sizes
 
@@ -82,4 +79,4 @@ def run_cases_of(args, pair):
     given."""
     weight_sets = args.weight_sets.split(",") if args.weight_sets else pair.WEIGHT_SETS
     sizes = (int(size) for size in args.sizes.split(",")) if args.sizes else pair.DEFAULT_SIZES
-    return RunCases(tuple(weight_sets), tuple(sizes), args.bulk_size)
+    return RunCases(tuple(weight_sets), tuple(sizes), args.bulk_size, pair.FIRST_SIZE_ONLY)

@@ -98,7 +98,8 @@ def compare_arrays(name, reference, port, tol, operation_scale=0.0):
     max_rel = max_abs / scale if scale else (0.0 if max_abs == 0 else math.inf)
     limit, note = tol.limit(scale), ""
     if scale < operation_scale and scale <= tol.rtol * operation_scale:
-        limit, note = tol.limit(operation_scale), f"{ZERO_REFERENCE}: limit from its operation's scale {operation_scale:.3g}"
+        limit = tol.limit(operation_scale)
+        note = f"{ZERO_REFERENCE}: limit from its operation's scale {operation_scale:.3g}"
     series = difference.tolist() if difference.ndim == 1 and difference.size <= SERIES_LENGTH else None
     return KeyResult(name, list(reference.shape), max_abs, float(difference.mean()) if difference.size else 0.0,
                      max_rel, tol.atol, tol.rtol, limit, max_abs <= limit, note=note, per_element=series)

@@ -13,15 +13,17 @@ normalizes with the batch's statistics, so what follows it sees other ranges tha
 of training mode are prefixed `train_`). A layer with a criterion left unmet is "not covered", named
 with the reason.
 
-| kind | criteria |
-| --- | --- |
-| every layer | the loss's gradient reaches its output (backward exercised) |
-| ReLU | inputs of both signs (LeakyReLU, ELU differ only below 0); inputs beyond 6 (ReLU6's clamp) |
-| max-pool | windows whose values are not all equal (an average or min pool agrees on such a window); a window cut by the border (else ceil_mode agrees) |
-| adaptive pool | windows of more than one element (else an identity, a copy or an upsampling) |
-| dropout | in training mode, units both kept and dropped |
-| Conv, Linear | inputs not all zero |
-| hash codes | (h, the output of the pair's `CODE_LAYER`, GreedyHash's) |h| both above and below 1, the quantization term's breakpoint; values of both signs |
+The criteria, by kind of layer:
+
+- every layer: the loss's gradient reaches its output (backward exercised);
+- ReLU: inputs of both signs (LeakyReLU, ELU differ only below 0); inputs beyond 6 (ReLU6's clamp);
+- max-pool: windows whose values are not all equal (an average or min pool agrees on such a window); a
+  window cut by the border (else ceil_mode agrees);
+- adaptive pool: windows of more than one element (else an identity, a copy or an upsampling);
+- dropout: in training mode, units both kept and dropped;
+- Conv, Linear: inputs not all zero;
+- hash codes (h, the output of the pair's `CODE_LAYER`, GreedyHash's): |h| both above and below the pair's
+  `CODE_BREAKPOINT` (GreedyHash's quantization term's, 1); values of both signs.
 """
 import importlib
 
@@ -32,7 +34,6 @@ from .layers.localize import MODES, module_name_of, stored_key
 from .tolerances import tolerance
 
 RELU_BREAKPOINT = 6.0  # ReLU6's clamp: the largest breakpoint of the common ReLU variants
-QUANTIZATION_BREAKPOINT = 1.0  # | |h| - 1 |^3 changes branch at |h| = 1
 CODE_ROW = "sign(h)"
 # |h| within float32 rounding of 0, where the codes rule excuses a flipped sign (alignment.check.compare_codes)
 NEAR_ZERO = tolerance("forward", "float32", "h")
@@ -88,7 +89,8 @@ def _relu_facts(fed):
     negative = float(np.mean(fed < 0))
     largest = float(fed.max())
     return ({"negative_fraction": negative, "largest_input": largest},
-            {"inputs of both signs": 0.0 < negative < 1.0, f"inputs beyond {RELU_BREAKPOINT:g}": largest > RELU_BREAKPOINT})
+            {"inputs of both signs": 0.0 < negative < 1.0,
+             f"inputs beyond {RELU_BREAKPOINT:g}": largest > RELU_BREAKPOINT})
 
 
 def _dropout_facts(fed, output):
@@ -111,14 +113,17 @@ def _kind_facts(side, kind, layer, fed, output, train_values):
     return {}, {}
 
 
-def _code_row(h):
+def _code_row(h, breakpoint):
+    """The codes' facts and criteria: values of both signs, and |h| on both sides of the pair's breakpoint."""
     magnitude = np.abs(h)
-    facts = {"beyond_1": int(np.count_nonzero(magnitude > QUANTIZATION_BREAKPOINT)),
-             "below_1": int(np.count_nonzero(magnitude < QUANTIZATION_BREAKPOINT)),
-             "near_0": int(np.count_nonzero(magnitude <= NEAR_ZERO.limit(float(magnitude.max())))),
+    facts = {"near_0": int(np.count_nonzero(magnitude <= NEAR_ZERO.limit(float(magnitude.max())))),
              "values": int(h.size)}
-    criteria = {"|h| on both sides of 1": facts["beyond_1"] > 0 and facts["below_1"] > 0,
-                "h of both signs": bool(np.any(h > 0) and np.any(h < 0))}
+    criteria = {}
+    if breakpoint is not None:
+        beyond, below = (int(np.count_nonzero(side)) for side in (magnitude > breakpoint, magnitude < breakpoint))
+        facts.update({f"beyond_{breakpoint:g}": beyond, f"below_{breakpoint:g}": below})
+        criteria[f"|h| on both sides of {breakpoint:g}"] = beyond > 0 and below > 0
+    criteria["h of both signs"] = bool(np.any(h > 0) and np.any(h < 0))
     return {"layer": CODE_ROW, "type": "sign", "input": _range(h), "output": _range(np.sign(h)), "facts": facts,
             "criteria": criteria}
 
@@ -167,7 +172,8 @@ def record(side, context):
     code_layer_name = context.pair.CODE_LAYER
     if code_layer_name:
         code_layer = next(layer for layer in eval_layers if layer["name"] == code_layer_name)
-        rows.append(_code_row(eval_values[stored_key(code_layer, "eval", "forward", "output")]))
+        rows.append(_code_row(eval_values[stored_key(code_layer, "eval", "forward", "output")],
+                              context.pair.CODE_BREAKPOINT))
     return {"rows": rows}
 
 

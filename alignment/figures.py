@@ -91,8 +91,8 @@ def draw_divergence_profile(workdir, case, localizations):
     ticks, names = _label_every(layers)
     axes[-1].set_xticks(ticks, names)
     axes[-1].tick_params(axis="x", rotation=90, labelsize=7)
-    axes[-1].set_xlabel(f"layers in the order they run ({len(layers)}; every {ticks[1] - ticks[0] if len(ticks) > 1 else 1}"
-                        " named)")
+    every = ticks[1] - ticks[0] if len(ticks) > 1 else 1
+    axes[-1].set_xlabel(f"layers in the order they run ({len(layers)}; every {every} named)")
     figure.tight_layout()
     path = os.path.join(workdir, FIGURES_DIR, f"divergence_{case.label}.png")
     _save(figure, path)

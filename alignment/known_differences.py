@@ -182,7 +182,8 @@ def _batch_norm_statistics(failing, torch_values, paddle_values, initial, dtype)
         for template, value, statistics in reasons or ():
             values, keys = found.setdefault(template, ([], []))
             values.append(value)
-            keys.extend(key for named in iterations.values() for statistic, key in named.items() if statistic in statistics)
+            keys.extend(key for named in iterations.values() for statistic, key in named.items()
+                        if statistic in statistics)
     return [(template.format(value=_values_text(values)), keys) for template, (values, keys) in found.items()]
 
 

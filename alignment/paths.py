@@ -1,8 +1,9 @@
 """Where the suite reads and writes, under one work folder (by default logs/).
 
   inputs/images_<size>px.npy, inputs/labels.npy      the batch both sides see, at each size
-  inputs/split.npz                                    the split both sides' loaders read
+  inputs/split.npz                                    the split both sides' loaders read (GreedyHash's)
   inputs/weights_bit<B>_<set>.pth / .pdparams         each weight set both sides start from, converted
+                                                      (weights_<set>.* for a pair without codes: no bit B)
   inputs/weights_bit<B>_<set>.stamp.json              what it was made from (alignment.prepare_weights)
   <dtype>/<case>/<step>_torch.npy, <step>_paddle.npy  reprod_log files of each side: every key of the
                                                       reprod_log steps, the failing keys of the others, every
@@ -36,11 +37,12 @@ def labels_path(workdir):
 
 
 def weights_path(workdir, bit, weight_set, suffix):
-    return os.path.join(inputs_dir(workdir), f"weights_bit{bit}_{weight_set}{suffix}")
+    """A weight set's file; `bit` 0: a pair without codes (alignment.pairs.base.NO_CODE_LENGTH), no bit in the name."""
+    return os.path.join(inputs_dir(workdir), f"weights_{f'bit{bit}_' if bit else ''}{weight_set}{suffix}")
 
 
 def weights_stamp_path(workdir, bit, weight_set):
-    return os.path.join(inputs_dir(workdir), f"weights_bit{bit}_{weight_set}{STAMP_SUFFIX}")
+    return weights_path(workdir, bit, weight_set, STAMP_SUFFIX)
 
 
 def case_dir(workdir, dtype, case):

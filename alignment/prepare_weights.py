@@ -3,10 +3,10 @@
   python -m alignment.prepare_weights --bit 48 --seed 0 --workdir logs [--weight-sets seeded,rescaled]
                                       [--weights FILE]
 
-The sets are those of alignment.weight_sets: the seeded initialization, its rescaling to a trained
-network's value ranges (on the suite's batch at the reference size, inputs/), and the user's checkpoint
-(--weights). Runs in the torch side's interpreter (alignment.pairs.greedyhash.weight_makers makes them with torch; the
-converter needs no paddle).
+The sets are the pair's (its WEIGHT_SETS; alignment.weight_sets names those every pair has: the seeded
+initialization and the user's checkpoint, --weights), each made by the pair's `make_weight_set` in the
+torch side's interpreter (GreedyHash's, with its `rescaled` set: alignment.pairs.greedyhash.weight_makers;
+the converter needs no paddle).
 
 A set is made again only when what it follows from has changed (greedyhash_common.infra.content_cache):
 the code that makes and converts it, the torch and torchvision versions, the bit length and seed, the
@@ -28,9 +28,9 @@ from .weight_sets import USER
 
 # Everything the weight files follow from in this project's code: the models, the converter and the file
 # formats, the rescaling (kept over-inclusive: an edit elsewhere in them only costs one remaking)
-MAKING_CODE = ("torch_impl", "weights_convert", "greedyhash_common", "alignment/__init__.py", "alignment/cases.py",
-               "alignment/paths.py", "alignment/prepare_weights.py", "alignment/weight_sets.py", "alignment/pairs",
-               "alignment/tolerances.py", "alignment/dropout_masks.py")
+MAKING_CODE = ("torch_impl", "models", "weights_convert", "greedyhash_common", "alignment/__init__.py",
+               "alignment/cases.py", "alignment/paths.py", "alignment/prepare_weights.py", "alignment/weight_sets.py",
+               "alignment/pairs", "alignment/tolerances.py", "alignment/dropout_masks.py")
 
 
 def get_args_parser():

@@ -16,8 +16,6 @@ import sys
 import threading
 import time
 
-from greedyhash_common.app.option_checks import check_alignment_options
-from greedyhash_common.data.dataset import write_split
 from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.child_processes import ending_together, run_child, start_child
 from greedyhash_common.infra.errors import (EXIT_BAD_INPUT, OneLineArgumentParser, UserInputError, child_failure,
@@ -35,8 +33,8 @@ from .layers.side import run as record_layers
 from .pairs import DEFAULT_PAIR, PAIRS, pair_named
 from .pairs.factories import FactoryPair, factory_spec
 from .prepare_weights import prepare_weights as make_weights_here
-from .paths import (coverage_path, diff_paths, env_path, inputs_dir, layer_values_path, side_values_path,
-                    split_path)
+from .option_checks import check_run_options
+from .paths import coverage_path, diff_paths, env_path, inputs_dir, layer_values_path, side_values_path
 from .report import write_report
 from .reprod_format import save_values
 from .side import run_steps, step_runs
@@ -55,12 +53,13 @@ SIDE_PROCESS = "(side process)"  # the key of a check that a side never sent
 def add_run_options(parser):
     """The options of a run that the suite and the layer localization (alignment.layers) share."""
     parser.add_argument("--dtypes", default=",".join(DTYPES))
-    parser.add_argument("--bit", type=int, default=48)
+    parser.add_argument("--bit", type=int, help="the code length of a pair with codes (GreedyHash's: 48 by default)")
     parser.add_argument("--batch-size", type=int, help="images in the forward/loss/backward batch; default: the"
                         " pair's (BATCH_SIZE: alignment.pairs.base)")
     parser.add_argument("--data", help="the batch's data, CIFAR-10's folder or archive unless the pair brings its"
                         " own (alignment.inputs); default: the built-in synthetic data")
-    parser.add_argument("--weights", help="a checkpoint of the pair (.pth or .pdparams), checked as one more weight set")
+    parser.add_argument("--weights",
+                        help="a checkpoint of the pair (.pth or .pdparams), checked as one more weight set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization and dropout masks")
     parser.add_argument("--model", default=DEFAULT_PAIR,
                         help=f"the model pair: {', '.join(PAIRS)}, or a ModelPair subclass as module:Class"
@@ -124,7 +123,8 @@ def with_pair_defaults(args, pair):
     args.sizes = args.sizes or ",".join(map(str, pair.DEFAULT_SIZES))
     if args.batch_size is None:
         args.batch_size = pair.BATCH_SIZE
-    args.workdir = args.workdir or os.path.join(PROJECT_ROOT, "logs", *([] if pair.NAME == DEFAULT_PAIR else [pair.NAME]))
+    args.workdir = args.workdir or os.path.join(PROJECT_ROOT, "logs",
+                                                *([] if pair.NAME == DEFAULT_PAIR else [pair.NAME]))
     return args
 
 
@@ -140,7 +140,7 @@ def resolved_options(args):
     args = with_pair_defaults(args, pair)
     # two factories and one interpreter for both: the sides, the weights and the layers run in this process
     args.in_process = isinstance(pair, FactoryPair) and args.torch_python == args.paddle_python
-    check_alignment_options(args, pair.SMALLEST_IMAGE_SIZE)
+    check_run_options(args, pair)
     split_choice(args.weight_sets, (*pair.WEIGHT_SETS, USER), "weight sets")
     if USER in args.weight_sets.split(",") and not args.weights:
         raise UserInputError(f"--weight-sets {USER}: give the checkpoint with --weights")
@@ -168,14 +168,14 @@ def make_weights(args, pair, weight_sets, weights=None):
 
 def prepare(args, pair):
     run_cases = run_cases_of(args, pair)
-    print(f"preparing the batch, the split and the weight sets ({', '.join(run_cases.weight_sets)}) in"
+    print(f"preparing the batch, the pair's own inputs and the weight sets ({', '.join(run_cases.weight_sets)}) in"
           f" {inputs_dir(args.workdir)}", flush=True)
     made = [weight_set for weight_set in run_cases.weight_sets if weight_set != USER]
     if args.weights:  # first: a bad --weights file is refused before anything else is written
         make_weights(args, pair, [USER], args.weights)
     write_input_batch(args.workdir, pair, args.data, args.batch_size,
                       (*run_cases.sizes, run_cases.bulk_size), run_cases.weight_sets)
-    write_split(args.data, split_path(args.workdir))
+    pair.write_own_inputs(args.data, args.workdir)
     if made:  # the rescaled set is made on the batch just written
         make_weights(args, pair, made)
     if isinstance(pair, FactoryPair) and args.paddle_python != args.torch_python:

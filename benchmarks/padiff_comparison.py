@@ -7,9 +7,10 @@ padiff==0.2.0`): importing it wraps torch's and Paddle's functions for the whole
 diff_log/ beside the script that runs it, so each of its runs is a fresh process started from a
 folder of its own. Each (tool, case) runs in a fresh process: its wall time, peak resident memory
 (wait4) and the bytes it wrote. The models: torchvision's and paddle.vision's MobileNetV2 (64 px) and
-SqueezeNet 1.1 (65 px), float64, the same weights (tests/layer_tree_pairs.py), defects planted on the
-Paddle side as tests/test_alignment_layer_trees.py plants them. PaDiff runs at its strictest
-(elementwise, atol 0, rtol 1e-7) on one forward and backward; this suite records eval and training mode.
+SqueezeNet 1.1 (65 px), float64, the same weights, defects planted on the Paddle side
+(benchmarks/layer_tree_cases.py, as tests/test_alignment_layer_trees.py checks them). PaDiff runs at its
+strictest (elementwise, atol 0, rtol 1e-7) on one forward and backward; this suite records eval and training
+mode.
 Writes the table (markdown) and the same as JSON beside it, atomically.
 """
 import argparse
@@ -26,7 +27,7 @@ from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import OneLineArgumentParser
 from greedyhash_common.project import PROJECT_ROOT
 
-# case: (pair, image size, plant in tests.test_alignment_layer_trees or None, what the planted defect is)
+# case: (pair, image size, plant in benchmarks.layer_tree_cases or None, what the planted defect is)
 CASES = {
     "mobilenet_v2": ("MOBILENET_V2", 64, None, "none (library differences only)"),
     "mobilenet_v2 relu6->relu": ("MOBILENET_V2", 64, "relu_for_relu6", "features.3.conv.1.2: ReLU6 -> ReLU"),
@@ -43,13 +44,13 @@ BUFFERS_TRACE = "buffers"
 def _models(case):
     import torch
 
-    from tests import layer_tree_pairs, test_alignment_layer_trees
+    from benchmarks import layer_tree_cases
 
     torch.set_num_threads(1)
     pair_name, size, plant_name, _ = CASES[case]
-    pair = getattr(layer_tree_pairs, pair_name)
-    plant = getattr(test_alignment_layer_trees, plant_name) if plant_name else None
-    return pair_name, pair, plant, layer_tree_pairs.batch(size)
+    pair = getattr(layer_tree_cases, pair_name)
+    plant = getattr(layer_tree_cases, plant_name) if plant_name else None
+    return pair_name, pair, plant, layer_tree_cases.batch(size)
 
 
 def run_suite(case, folder):

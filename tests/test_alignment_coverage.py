@@ -18,14 +18,24 @@ class BatchNormThenClamp(ModelPair):
     and the weight 10 take them beyond 6, where ReLU6 and ReLU part."""
     NAME, STEPS, OUTPUTS = "batch-norm-clamp", ("forward",), ("logits",)
 
-    def build(self, framework="torch"):
-        import torch
+    def build(self, framework):
+        if framework == "torch":
+            import torch
 
-        model = torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.ReLU6(), torch.nn.AdaptiveAvgPool2d(1),
-                                    torch.nn.Flatten(), torch.nn.Linear(3, 10)).double().eval()
-        with torch.no_grad():
-            model[0].weight.fill_(10.0)
-            model[0].running_var.fill_(1e4)
+            model = torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.ReLU6(), torch.nn.AdaptiveAvgPool2d(1),
+                                        torch.nn.Flatten(), torch.nn.Linear(3, 10)).double().eval()
+            with torch.no_grad():
+                model[0].weight.fill_(10.0)
+                model[0].running_var.fill_(1e4)
+            return model
+        import paddle
+
+        model = paddle.nn.Sequential(paddle.nn.BatchNorm2D(3), paddle.nn.ReLU6(), paddle.nn.AdaptiveAvgPool2D(1),
+                                     paddle.nn.Flatten(), paddle.nn.Linear(3, 10))
+        model.to(dtype="float64")
+        model[0].weight.set_value(paddle.full([3], 10.0, dtype="float64"))
+        model[0]._variance.set_value(paddle.full([3], 1e4, dtype="float64"))
+        model.eval()
         return model
 
     def inject_randomness(self, side, model, seed):
@@ -38,7 +48,7 @@ class BatchNormThenClamp(ModelPair):
 
 
 def torch_side():
-    return types.SimpleNamespace(NAME="torch", build_model=lambda bit, dtype, weights: BatchNormThenClamp().build(),
+    return types.SimpleNamespace(NAME="torch", build_model=lambda bit, dtype, weights: BatchNormThenClamp().build("torch"),
                                  tensor=torch_tensors.tensor, numpy=torch_tensors.numpy, backward=torch_tensors.backward)
 
 
@@ -52,3 +62,25 @@ def test_a_criterion_met_only_in_training_mode_counts_and_its_facts_are_kept():
     assert relu["criteria"][BEYOND] and relu["input"]["max"] == relu["facts"]["train_largest_input"]
     merged, = [row for row in coverage.merge({"seeded-6px": {"rows": [relu]}})]
     assert merged["covered"] and merged["criteria"][BEYOND] == ["seeded-6px"]
+
+
+def test_the_codes_breakpoint_is_the_pairs():
+    """|h| on both sides of the pair's CODE_BREAKPOINT (GreedyHash's 1), h being its CODE_LAYER's output: here the
+    head's logits, far within +-1000; a pair without a breakpoint has no such criterion."""
+    class WithCodes(BatchNormThenClamp):
+        CODE_LAYER, CODE_BREAKPOINT = "4", 1000.0
+
+    images = np.random.default_rng(0).standard_normal((4, 3, 6, 6))
+    context = StepContext(0, "float64", None, images, np.array([1, 2, 3, 4]), 0, image_size=6, pair=WithCodes())
+    codes = coverage.record(torch_side(), context)["rows"][-1]
+    assert codes["layer"] == coverage.CODE_ROW and codes["criteria"]["|h| on both sides of 1000"] is False
+    assert codes["facts"]["below_1000"] == codes["facts"]["values"] == 40
+    assert list(coverage._code_row(np.array([0.5, -1.5]), None)["criteria"]) == ["h of both signs"]
+
+
+def test_a_pair_without_a_layout_of_its_own_has_the_one_its_two_builds_infer():
+    """ModelPair.layout's default: the key map inferred from the two models' trees, BatchNorm's buffers
+    renamed and the Linear weight transposed."""
+    layout = BatchNormThenClamp().layout()
+    assert layout.key_map["0.running_var"] == "0._variance" and layout.transposed == ("4.weight",)
+    assert layout.paddle_shapes()["4.weight"] == (3, 10)

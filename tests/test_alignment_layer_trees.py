@@ -1,5 +1,6 @@
 """Layer localization on model pairs whose module trees differ: torchvision's and paddle.vision's
-MobileNetV2 and SqueezeNet 1.1 (tests/layer_tree_pairs.py), float64, both sides in this process.
+MobileNetV2 and SqueezeNet 1.1 and the defects planted in them (benchmarks/layer_tree_cases.py), float64,
+both sides in this process.
 
 Each planted Paddle defect must be the headline ("first divergence") of the traces it shows in, named
 with its operator and the Paddle model code line that made it; the unmodified pairs' library
@@ -14,12 +15,11 @@ from alignment.layers.localize import compare_records
 from alignment.layers.side import calls_in_run_order, record_side
 from alignment.sides import paddle_layers, torch_layers
 from alignment.steps import StepContext
+from benchmarks import layer_tree_cases
+from benchmarks.layer_tree_cases import (MOBILENET_V2, SQUEEZENET, batch, batch_norm_momentum, ceil_mode_off,
+                                         padded_pointwise_convolution, relu_for_relu6, squeezenet_as_torchvision)
 
-from . import layer_tree_pairs
-
-from .layer_tree_pairs import MOBILENET_V2, SQUEEZENET, batch, squeezenet_as_torchvision
-
-THIS_FILE = "tests/test_alignment_layer_trees.py"
+PLANTS_FILE = "benchmarks/layer_tree_cases.py"
 # SqueezeNet's stem makes a 32x32 map of a 65 px image: its first max-pool's last window is cut by the
 # border, where ceil_mode decides (at 64 px every window fits and ceil_mode changes nothing)
 SQUEEZENET_SIZE = 65
@@ -27,7 +27,7 @@ SQUEEZENET_SIZE = 65
 
 def context(pair, size):
     images, labels = batch(size)
-    return StepContext(12, "float64", None, images, labels, 0, pair=getattr(layer_tree_pairs, pair))
+    return StepContext(12, "float64", None, images, labels, 0, pair=getattr(layer_tree_cases, pair))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,30 +65,6 @@ def headline(localization, mode, direction):
     return row, place
 
 
-def relu_for_relu6(model):
-    model.features[3].conv[1][2] = paddle.nn.ReLU()  # the planted line: the source named
-    return model
-
-
-def padded_pointwise_convolution(model):
-    right = model.features[1].conv[1]
-    wrong = paddle.nn.Conv2D(32, 16, 1, padding=1, bias_attr=False)  # the planted line: the source named
-    wrong.to(dtype=right.weight.dtype)
-    wrong.weight.set_value(right.weight)
-    model.features[1].conv[1] = wrong
-    return model
-
-
-def batch_norm_momentum(model):
-    model.features[5].conv[1][1]._momentum = 0.5  # torchvision's 0.1 is Paddle's 0.9
-    return model
-
-
-def ceil_mode_off(model):
-    squeezenet_as_torchvision(model)._pool.ceil_mode = False
-    return model
-
-
 @pytest.mark.slow
 def test_the_trees_pair_whole_and_the_library_differences_start_at_batch_norm(mobilenet):
     localization = localize(MOBILENET_V2, mobilenet)
@@ -113,7 +89,7 @@ def test_relu6_replaced_by_relu_is_the_headline_in_both_modes_with_operator_and_
             row, _ = headline(localization, mode, direction)
             assert (row.layer, row.types, row.operator) == ("features.3.conv.1.2", "ReLU6 / ReLU", "relu6 vs relu"), \
                 (mode, direction, row.layer)
-            assert row.source.startswith(THIS_FILE + ":")
+            assert row.source.startswith(PLANTS_FILE + ":")
     assert headline(localization, "eval", "forward")[1] == "at"
     assert localization.trace("eval", "forward").isolated_failures() == ["features.3.conv.1.2"]
 
@@ -124,7 +100,7 @@ def test_wrong_padding_is_named_with_its_setting(mobilenet):
     for mode in ("eval", "train"):
         row, place = headline(localization, mode, "forward")
         assert (row.layer, place, row.operator) == ("features.1.conv.1", "at", "padding [0, 0] vs 1"), mode
-        assert "shape differs" in row.computes.note and row.source.startswith(THIS_FILE + ":")
+        assert "shape differs" in row.computes.note and row.source.startswith(PLANTS_FILE + ":")
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
 """The whole suite as a user runs it: two processes, reprod_log files, verdicts, exit status."""
+import argparse
 import json
 
 import numpy as np
@@ -150,3 +151,19 @@ def test_without_the_profile_only_failures_are_localized():
     assert cases_to_localize(passing) == {seeded: ["float32", "float64"]}
     assert cases_to_localize(passing, profile=False) == {}
     assert cases_to_localize([*passing, failing], profile=False) == {rescaled: ["float64"]}
+
+
+def test_the_pair_decides_which_weight_sets_are_checked_at_the_first_size_only():
+    """GreedyHash's seeded set beside the rescaled one at the first size only (its FIRST_SIZE_ONLY); a pair that
+    declares none checks every set at every size."""
+    from alignment.cases import SIZE, WEIGHTS, run_cases_of
+    from alignment.pairs.greedyhash import GreedyHashPair
+
+    class EverySize(GreedyHashPair):
+        FIRST_SIZE_ONLY = ()
+
+    args = argparse.Namespace(weight_sets="seeded,rescaled", sizes="224,222", bulk_size=64)
+    labels = [[case.label for case in run_cases_of(args, pair).of({WEIGHTS, SIZE})]
+              for pair in (GREEDYHASH, EverySize())]
+    assert labels == [["seeded-224px", "rescaled-224px", "rescaled-222px"],
+                      ["seeded-224px", "seeded-222px", "rescaled-224px", "rescaled-222px"]]

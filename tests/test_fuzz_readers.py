@@ -14,7 +14,7 @@ SEED = 12
 # Damaged copies per file: the framework-free readers are fast, the framework ones pay for their import, an
 # export for a predictor of AlexNet's size per case.
 CASES_PER_FILE = {"plain": 300, "paddle": 100, "export": 8, "torch": 100}
-TIME_LIMIT_SECONDS = 120  # a hang fails here (each family takes a fraction of it: docs/testing.md)
+TIME_LIMIT_SECONDS = 120  # a hang fails here (each family takes a fraction of it: python -m tests.fuzz_readers)
 
 
 @pytest.mark.parametrize("family", [pytest.param(family, marks=pytest.mark.slow) if family == "export" else family

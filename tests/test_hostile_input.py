@@ -528,8 +528,10 @@ ADAPTERS = {
     "syntax": "def side(:\n",
     "needs": "import a_module_nobody_installed\n",
     "incomplete": "class Pair:\n    NAME = 'x'\n",
+    "abstract": "from alignment.pairs.base import ModelPair\n\n\nclass Pair(ModelPair):\n    NAME = 'x'\n",
     "empty": "from alignment.pairs.base import ModelPair\n\n\nclass Pair(ModelPair):\n    NAME = 'x'\n"
-             "    DEFAULT_SIZES = ()\n",
+             "    DEFAULT_SIZES = ()\n\n    def build(self, framework):\n        import importlib\n\n"
+             "        return importlib.import_module(f'{framework}.nn').Identity()\n",
 }
 
 
@@ -540,6 +542,7 @@ ADAPTERS = {
               "'a_module_nobody_installed')"),
     ("missing", "no such adapter module (No module named 'hostile_adapters.missing')"),
     ("incomplete", "hostile_adapters.incomplete has no ModelPair subclass Pair"),
+    ("abstract", "the adapter's Pair does not define build (alignment.pairs.base)"),
     ("empty", "the adapter's DEFAULT_SIZES name(s) nothing"),
 ])
 def test_a_broken_adapter_is_named_with_its_reason(adapter, message, tmp_path, monkeypatch):

@@ -357,6 +357,9 @@ def test_make_align_model_resnet18_fails_on_the_running_statistics_and_passes_co
     assert all(row["worst_key"].endswith(".running_var") for row in failed)
     assert runs["resnet18-torch-bn"].returncode == 0, runs["resnet18-torch-bn"].stdout[-3000:]
     assert "alignment passed: 9/9 checks" in runs["resnet18-torch-bn"].stdout
+    # no bit length, no CIFAR-10 split (GreedyHash's): what a ResNet run's inputs hold
+    inputs = sorted(os.listdir(tmp_path / "resnet18" / "inputs"))
+    assert "weights_seeded.pth" in inputs and not [name for name in inputs if "bit" in name or "split" in name]
 
 
 def test_the_converter_cli_converts_per_pair_and_refuses_another_pairs_file(resnet_weights, weights, tmp_path):
@@ -421,3 +424,32 @@ def test_a_pair_is_a_model_pair_subclass_and_every_process_is_told_which():
     done = subprocess.run([sys.executable, "-m", "alignment.side", "torch", "--bit", "0", "--workdir", "x"],
                           cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and "--model" in done.stderr  # never a silent GreedyHash
+
+
+def test_a_pair_without_codes_takes_no_bit_length_and_its_files_name_none(tmp_path):
+    """--bit is GreedyHash's (checked against its code lengths, 48 by default); a pair without hash codes refuses
+    one, and its weight files carry no bit length."""
+    from alignment.paths import weights_path
+    from alignment.suite import get_args_parser, resolved_options
+
+    def bit_of(*arguments):
+        return resolved_options(get_args_parser().parse_args([*arguments, "--workdir", str(tmp_path)]))[0].bit
+
+    assert (bit_of("--model", "resnet18"), bit_of(), bit_of("--bit", "12")) == (0, 48, 12)
+    with pytest.raises(UserInputError, match="--bit 48: the resnet18 pair has no hash codes"):
+        bit_of("--model", "resnet18", "--bit", "48")
+    with pytest.raises(UserInputError, match="--bit 13: the code length must be one of 12, 24, 32, 48"):
+        bit_of("--bit", "13")
+    assert [os.path.basename(weights_path(str(tmp_path), bit, SEEDED, ".pth")) for bit in (0, 48)] == [
+        "weights_seeded.pth", "weights_bit48_seeded.pth"]
+
+
+@pytest.mark.slow
+def test_greedyhash_builds_the_products_models_whose_keys_its_key_map_names():
+    """GreedyHashPair.build: torch_impl's and paddle_impl's model (the base requires it); its keys are the key
+    map's, torch's on one side, Paddle's on the other. Slow tier: initializing two AlexNets, 5-15 s."""
+    from alignment.pairs.greedyhash import GREEDYHASH
+
+    key_map = GREEDYHASH.key_map()
+    assert list(GREEDYHASH.build("torch").state_dict()) == list(key_map)
+    assert sorted(GREEDYHASH.build("paddle").state_dict()) == sorted(key_map.values())

@@ -87,7 +87,8 @@ def test_a_side_that_sends_another_step_fails_naming_what_was_due(tmp_path):
     streams = {"torch": stream_of((RUN, FORWARD)), "paddle": stream_of(({**RUN, "step": "loss"}, FORWARD))}
     [result] = check_streams(run_args(tmp_path), GREEDYHASH, streams, {"torch": "t.log", "paddle": "p.log"})
     assert not result.passed
-    assert "paddle side sent" in result.keys[0].note and "where forward seeded-64px float64 was due" in result.keys[0].note
+    note = result.keys[0].note
+    assert "paddle side sent" in note and "where forward seeded-64px float64 was due" in note
 
 
 def test_two_agreeing_sides_pass_and_a_differing_key_is_found(tmp_path):

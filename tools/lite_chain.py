@@ -29,7 +29,7 @@ from greedyhash_common.hyperparameters import SEED
 from greedyhash_common.infra.errors import OneLineArgumentParser, exits_cleanly_on_bad_input
 from greedyhash_common.infra.workdir_lock import LOCK_NAME, holding_workdir
 
-from .steps import StepFailed, check, run_step
+from .timed_commands import StepFailed, check, run_step
 
 BIT = 12
 IMAGE_SIZE = 64

@@ -22,7 +22,7 @@ from greedyhash_common.hyperparameters import BITS, EPOCHS
 from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import OneLineArgumentParser
 
-from .steps import StepFailed, run_step
+from .timed_commands import StepFailed, run_step
 
 PAPER_MAP = {12: 0.774, 24: 0.795, 32: 0.810, 48: 0.822}  # Su et al., NeurIPS 2018, CIFAR-10 (I)
 SEED_PADDLE_MAP = {12: 0.798, 24: 0.809, 32: 0.817, 48: 0.819}  # the seed's Paddle reproduction

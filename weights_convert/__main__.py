@@ -1,13 +1,13 @@
 """python -m weights_convert torch2paddle SRC.pth DST.pdparams | paddle2torch SRC.pdparams DST.pth [--model NAME]
 
---model: the model pair whose key map is used (alignment.pairs; default greedyhash, which also takes
-torchvision's ImageNet AlexNet checkpoint)."""
+--model: the model whose key layout is used (models; default greedyhash, which also takes torchvision's
+ImageNet AlexNet checkpoint)."""
 
-from alignment.pairs import DEFAULT_PAIR, PAIRS, pair_named
 from greedyhash_common.app.option_checks import check_not_an_input, check_output_file
 from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.state_dicts.layout import ALEXNET_BACKBONE
 from greedyhash_common.state_dicts.paddle_files import read_paddle_state, write_paddle_state
+from models import GREEDYHASH, MODELS, layout_named
 from torch_impl.torch_files import read_torch_state, write_torch_state
 
 from .convert import paddle_to_torch, torch_to_paddle
@@ -23,7 +23,7 @@ def get_args_parser():
     parser.add_argument("source", help="checkpoint to read (.pth for torch2paddle, .pdparams for paddle2torch)")
     parser.add_argument("target", help="file to write (.pdparams for torch2paddle, .pth for paddle2torch), never "
                                        "the source; written only if the whole conversion succeeds")
-    parser.add_argument("--model", default=DEFAULT_PAIR, help=f"the model pair: {', '.join(PAIRS)}")
+    parser.add_argument("--model", default=GREEDYHASH, choices=MODELS, help="the model whose key layout is used")
     return parser
 
 
@@ -34,11 +34,6 @@ def check_target(args):
         raise UserInputError(f"target {args.target}: {args.direction} writes a {suffix} file; give the target that "
                              "suffix")
     check_not_an_input(args.target, "target", args.source)
-
-
-def pair_layout(name):
-    """The Layout of pair `name`, or None for the default pair: its layout follows from the file's keys."""
-    return None if name == DEFAULT_PAIR else pair_named(name).layout()
 
 
 def describe(layout, source, target):
@@ -61,10 +56,10 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     check_target(args)
     if args.direction == "torch2paddle":
-        state, layout = torch_to_paddle(read_torch_state(args.source), args.source, pair_layout(args.model))
+        state, layout = torch_to_paddle(read_torch_state(args.source), args.source, layout_named(args.model))
         write_paddle_state(state, args.target)
     else:
-        state, layout = paddle_to_torch(read_paddle_state(args.source), args.source, pair_layout(args.model))
+        state, layout = paddle_to_torch(read_paddle_state(args.source), args.source, layout_named(args.model))
         write_torch_state(state, args.target)
     print(describe(layout, args.source, args.target))
 

@@ -52,7 +52,8 @@ def main(argv=None):
         for localization in localizations.values():
             print(format_localization(localization), end="\n\n")
         passed = not failed and all(localization.passed for localization in localizations.values())
-        print(f"layers {'agree' if passed else 'DIFFER'} ({', '.join(dtypes)}; {', '.join(case.label for case in cases)});"
+        print(f"layers {'agree' if passed else 'DIFFER'} ({', '.join(dtypes)};"
+              f" {', '.join(case.label for case in cases)});"
               f" files in {os.path.join(args.workdir, '<dtype>', '<case>', 'layers_*')}")
         sys.exit(0 if passed else 1)
 

@@ -236,7 +236,8 @@ def pair_layers(torch_layers, paddle_layers, key_map):
     bounds = [(-1, -1), *anchors, (len(torch_layers), len(paddle_layers))]
     for (torch_start, paddle_start), (torch_end, paddle_end) in zip(bounds, bounds[1:]):
         pairs += [(torch_start + 1 + i, paddle_start + 1 + j)
-                  for i, j in _align(torch_layers[torch_start + 1:torch_end], paddle_layers[paddle_start + 1:paddle_end])]
+                  for i, j in _align(torch_layers[torch_start + 1:torch_end],
+                                     paddle_layers[paddle_start + 1:paddle_end])]
     return {paddle_layers[j]["name"]: torch_layers[i]["name"] for i, j in sorted(pairs)}
 
 
@@ -503,7 +504,8 @@ def localize_files(workdir, dtype, case, pair):
     """Compare the records the two layer sides wrote for one precision and case; write the diff files and
     the localization (<dtype>/<case>/layers_localization.json); return the Localization."""
     reference, port = load_record(workdir, dtype, case, REFERENCE), load_record(workdir, dtype, case, PORT)
-    alone = {side: load_layer_values(layer_values_path(workdir, dtype, case, ISOLATED, side)) for side in (REFERENCE, PORT)}
+    alone = {side: load_layer_values(layer_values_path(workdir, dtype, case, ISOLATED, side))
+             for side in (REFERENCE, PORT)}
     localization = compare_records(dtype, reference, port, alone[PORT], pair, case, alone[REFERENCE])
     env = {REFERENCE: reference.env, PORT: port.env}
     for result in _step_results(localization):
@@ -577,7 +579,8 @@ def format_trace(trace, title):
 def _unpaired_line(unit):
     neighbours = ", ".join(f"{where} {name}" for where, name in (("after", unit["after"]), ("before", unit["before"]))
                            if name)
-    return f"  {unit['side']} {unit['name']} ({unit['type']}, {unit['source']}){': ' + neighbours if neighbours else ''}"
+    return (f"  {unit['side']} {unit['name']} ({unit['type']}, {unit['source']})"
+            f"{': ' + neighbours if neighbours else ''}")
 
 
 def format_localization(localization, directions=(*DIRECTIONS, BUFFERS)):

@@ -15,6 +15,7 @@ pair once, at its entry (`pair_named`), and passes the object on.
   resnet50           the same for ResNet-50: the cost figures' larger pair
 """
 import importlib
+import inspect
 
 from greedyhash_common.infra.errors import UserInputError, one_line_reason
 
@@ -47,6 +48,9 @@ def pair_named(name, workdir=None):
     pair = getattr(_imported_adapter(name, module), attribute, None)
     if not (isinstance(pair, type) and issubclass(pair, ModelPair)):
         raise UserInputError(f"--model {name}: {module} has no ModelPair subclass {attribute}")
+    if inspect.isabstract(pair):
+        raise UserInputError(f"--model {name}: the adapter's {attribute} does not define "
+                             f"{', '.join(sorted(pair.__abstractmethods__))} (alignment.pairs.base)")
     pair = pair()
     empty = [attribute for attribute in NOT_EMPTY if not getattr(pair, attribute)]
     if empty:

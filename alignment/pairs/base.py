@@ -2,7 +2,11 @@
 once. A pair is a subclass that overrides what is its own (alignment.pairs lists the pairs; the walk-through
 is docs/adding-a-model-pair.md); the suite resolves it once, at a process's entry, and passes the object.
 """
+import abc
+
 import numpy as np
+
+from greedyhash_common.infra.errors import UserInputError
 
 from ..dropout_masks import DropoutMaskSchedule
 from ..weight_sets import SEEDED, USER
@@ -15,9 +19,10 @@ REFERENCE_OPTIMIZER = {"lr": 0.1, "decay_every": 30, "momentum": 0.9, "weight_de
 # that 50 of them in a row keep the eval-mode logits below Paddle's cross-entropy cap
 # (docs/adding-a-model-pair.md).
 BATCH_NORM_DRAWS = {"weight": (0.5, 1.5), "bias": (-0.2, 0.2), "running_mean": (-0.2, 0.2), "running_var": (0.5, 2.0)}
+NO_CODE_LENGTH = 0  # the bit length of a pair without codes: its processes get --bit 0, its files name none
 
 
-class ModelPair:
+class ModelPair(abc.ABC):
     NAME = None  # its name in --model and the report
     STEPS = ("forward", "loss", "backward", "optim", "train")  # the suite's (alignment.steps) and its own
     OWN_STEPS = {}  # {name: step module} of steps no other pair has
@@ -25,12 +30,16 @@ class ModelPair:
     WEIGHT_SETS = (SEEDED,)  # the first is the default
     WEIGHTS_MADE_ON = {}  # {weight set: image size of the batch it is made from}
     DEFAULT_SIZES = (64, 61)  # even maps, and odd ones whose last windows the border cuts
-    SMALLEST_IMAGE_SIZE = 1  # below it the model's maps are empty; None: AlexNet's (option_checks)
+    # weight sets checked at the run's first size only when another set runs too (alignment.cases)
+    FIRST_SIZE_ONLY = ()
+    SMALLEST_IMAGE_SIZE = 1  # below it the model's maps are empty
+    BITS = ()  # the code lengths --bit takes; none: the pair has no codes and its files name no bit length
     BATCH_SIZE = 4
     BACKWARD_MODES = ("eval", "train")  # train: BatchNorm normalizes with the batch's statistics
     FLOAT64_ONLY_TRAIN_WEIGHT_SETS = ()  # where only float64 separates a defect from rounding in training
     CODE_OUTPUTS = {}  # {sign code output: continuous output}, compared exactly
     CODE_LAYER = None  # the layer whose output the codes are the sign of (alignment.coverage)
+    CODE_BREAKPOINT = None  # |code| where the pair's loss changes branch: coverage wants values on both sides
     INVARIANTS = {}  # {step: ((key, key), ...)} equal inside each side's own file
     TOLERANCES = {}  # {dtype: {step: [(key pattern, Tolerance)]}}, read before alignment.tolerances' table
     OPTIMIZER = REFERENCE_OPTIMIZER
@@ -45,17 +54,35 @@ class ModelPair:
     # generated port defects (GreedyHash's); None: the report has no mutation score section
     mutation_score = None
 
+    @abc.abstractmethod
     def build(self, framework):
         """The untrained model of "torch" or "paddle"; import the framework here, not at module level."""
-        raise NotImplementedError(f"{type(self).__name__}.build")
 
     def layout(self, state=None, framework=None):
-        """The converter's Layout (greedyhash_common.state_dicts.layout) of a checkpoint of the pair."""
-        raise NotImplementedError(f"{type(self).__name__}.layout")
+        """The converter's Layout (greedyhash_common.state_dicts.layout) of a checkpoint of the pair: inferred
+        from the two built models' trees (alignment.pairs.inferred_layout), in a process that holds both
+        frameworks; a pair whose Paddle side runs without torch writes its own."""
+        from .inferred_layout import layout_of_models
+
+        return layout_of_models(self.build("torch"), self.build("paddle"), self.NAME)
 
     def key_map(self):
         """{torch key: Paddle key} of every parameter and running statistic."""
         return self.layout().key_map
+
+    def code_length(self, bit):
+        """The run's bit length from --bit (None: not given); a pair without codes takes none."""
+        if bit not in (None, NO_CODE_LENGTH):
+            raise UserInputError(f"--bit {bit}: the {self.NAME} pair has no hash codes, so no code length")
+        return NO_CODE_LENGTH
+
+    def check_image_size(self, size, option):
+        if not isinstance(size, int) or isinstance(size, bool) or size < self.SMALLEST_IMAGE_SIZE:
+            raise UserInputError(f"{option} {size}: the model needs images of at least {self.SMALLEST_IMAGE_SIZE} px")
+        return size
+
+    def write_own_inputs(self, data, workdir):
+        """Files of the pair's own that its sides read, written once in a run's inputs/ (GreedyHash's split)."""
 
     def side(self, framework):
         from ..sides.generic_side import make_side

@@ -80,7 +80,8 @@ def _error(torch_left, paddle_left, paddle_shapes):
                     f" {json.dumps(same[0])}}} (CLI: --key-map {entry['key']}={same[0]})")
             break
     return UserInputError("cannot infer the key map: torch keys with no Paddle counterpart:"
-                          f" {listed(torch_keys) or 'none'}; Paddle keys with no torch counterpart: {listed(paddle_keys) or 'none'}{hint}")
+                          f" {listed(torch_keys) or 'none'}; Paddle keys with no torch counterpart:"
+                          f" {listed(paddle_keys) or 'none'}{hint}")
 
 
 def infer_layout(torch_entries, paddle_entries, kind, key_map=None):

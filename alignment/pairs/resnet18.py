@@ -9,23 +9,15 @@ value; Paddle adds the biased one, and keeps its momentum (0.9, the share of the
 so the running mean moves too, by less than float32's rounding. `resnet18-torch-bn`
 (alignment/pairs/resnet18_torch_bn.py) is this pair with a Paddle BatchNorm that updates as torch does.
 """
-import numpy as np
-
-from greedyhash_common.state_dicts.layout import Layout
+from models import resnet
 
 from ..weight_sets import SEEDED
 from .base import ModelPair
 
-NUM_CLASSES = 10
-WIDTHS = (64, 128, 256, 512)
-BATCH_NORM_BUFFERS = {"running_mean": "_mean", "running_var": "_variance"}  # torch -> Paddle
-COUNTER = "num_batches_tracked"  # torch's count of training batches; Paddle keeps none
-
 
 class ResNet18(ModelPair):
     NAME = "resnet18"
-    ARCHITECTURE = "resnet18"  # the constructor's name in torchvision.models and paddle.vision.models
-    BLOCKS, BOTTLENECK = (2, 2, 2, 2), False
+    ARCHITECTURE = "resnet18"  # models.resnet.ARCHITECTURES
     # 64: every stride-2 layer halves an even map; 61: odd maps, so the max-pool's and the strided
     # convolutions' last windows are cut by the border, and layer4 ends in a 2x2 map the average pool reduces
     DEFAULT_SIZES = (64, 61)
@@ -42,51 +34,8 @@ class ResNet18(ModelPair):
                         "running_var": (0.5, 2.0)}
 
     def build(self, framework):
-        if framework == "torch":
-            import torchvision.models as models
-        else:
-            import paddle.vision.models as models
-        return getattr(models, self.ARCHITECTURE)(num_classes=NUM_CLASSES)
+        return resnet.build(framework, self.ARCHITECTURE)
 
     def layout(self, state=None, framework=None):
-        """BatchNorm's running_mean / running_var are Paddle's _mean / _variance, num_batches_tracked has no
-        Paddle counterpart (dropped; 0 when converting back: with a momentum set, torch never reads it), the
-        Linear weight is stored transposed."""
-        shapes = torch_shapes(self.BLOCKS, self.BOTTLENECK)
-        counters = tuple(key for key in shapes if key.endswith("." + COUNTER))
-        return Layout(self.NAME, {key: paddle_key(key) for key in shapes if key not in counters}, ("fc.weight",),
-                      shapes, dropped_torch_keys=counters,
-                      torch_defaults={key: np.array(0, dtype=np.int64) for key in counters})
-
-
-def _batch_norm_shapes(prefix, width):
-    return {**{f"{prefix}.{name}": (width,) for name in ("weight", "bias", *BATCH_NORM_BUFFERS)},
-            f"{prefix}.{COUNTER}": ()}
-
-
-def torch_shapes(blocks, bottleneck):
-    """Every key of torchvision's resnet (num_classes=10) state dict and its shape, written out by the
-    architecture's rule: resnet18's basic blocks, or resnet50's bottlenecks (alignment.pairs.resnet50);
-    tests/test_model_pairs.py checks it against both libraries' models and the inferred key map."""
-    shapes = {"conv1.weight": (64, 3, 7, 7), **_batch_norm_shapes("bn1", 64)}
-    expansion = 4 if bottleneck else 1
-    in_width = 64
-    for stage, (count, width) in enumerate(zip(blocks, WIDTHS), start=1):
-        for block in range(count):
-            prefix = f"layer{stage}.{block}"
-            convolutions = ([(width, in_width, 1, 1), (width, width, 3, 3), (width * expansion, width, 1, 1)]
-                            if bottleneck else [(width, in_width, 3, 3), (width, width, 3, 3)])
-            for number, shape in enumerate(convolutions, start=1):
-                shapes[f"{prefix}.conv{number}.weight"] = shape
-                shapes.update(_batch_norm_shapes(f"{prefix}.bn{number}", shape[0]))
-            if block == 0 and in_width != width * expansion:
-                shapes[f"{prefix}.downsample.0.weight"] = (width * expansion, in_width, 1, 1)
-                shapes.update(_batch_norm_shapes(f"{prefix}.downsample.1", width * expansion))
-            in_width = width * expansion
-    shapes.update({"fc.weight": (NUM_CLASSES, in_width), "fc.bias": (NUM_CLASSES,)})
-    return shapes
-
-
-def paddle_key(torch_key):
-    parent, _, name = torch_key.rpartition(".")
-    return f"{parent}.{BATCH_NORM_BUFFERS.get(name, name)}"
+        """The architecture's key layout (models.resnet)."""
+        return resnet.layout(self.ARCHITECTURE)

@@ -8,7 +8,6 @@ from .resnet18 import ResNet18
 
 class ResNet50(ResNet18):
     NAME = ARCHITECTURE = "resnet50"
-    BLOCKS, BOTTLENECK = (3, 4, 6, 3), True
     # Narrower than resnet18's: over 16 blocks, scales up to 2 grow the eval-mode logits past Paddle's
     # cross-entropy cap (docs/adding-a-model-pair.md)
     BATCH_NORM_DRAWS = BATCH_NORM_DRAWS

@@ -1,10 +1,10 @@
 """Checks of the options every entry point runs before any work starts, defined once and shared by both
-frameworks' tools and the alignment suite: image sizes AlexNet accepts, code lengths, counts, and the
-paths results will be written to (checked now, not after an hour of evaluation)."""
+frameworks' tools, the converter and the alignment suite: image sizes AlexNet accepts, and the paths
+results will be written to (checked now, not after an hour of evaluation). The suite's own options are
+checked by the suite (alignment.option_checks)."""
 import os
 import tempfile
 
-from ..hyperparameters import BITS
 from ..infra.atomic import TEMPORARY_PREFIX
 from ..infra.errors import UserInputError
 
@@ -35,36 +35,12 @@ def _smallest_image_size():
 SMALLEST_IMAGE_SIZE = _smallest_image_size()
 
 
-def check_image_size(size, option="--image-size", smallest=None):
-    """Below SMALLEST_IMAGE_SIZE AlexNet's last feature map is empty: every output would be meaningless.
-    `smallest`: another model's smallest size (alignment.pairs), instead of AlexNet's."""
-    if not isinstance(size, int) or isinstance(size, bool) or size < (smallest or SMALLEST_IMAGE_SIZE):
-        if smallest:
-            raise UserInputError(f"{option} {size}: the model needs images of at least {smallest} px")
+def check_image_size(size, option="--image-size"):
+    """Below SMALLEST_IMAGE_SIZE AlexNet's last feature map is empty: every output would be meaningless."""
+    if not isinstance(size, int) or isinstance(size, bool) or size < SMALLEST_IMAGE_SIZE:
         raise UserInputError(f"{option} {size}: AlexNet needs images of at least {SMALLEST_IMAGE_SIZE} px "
                              "(smaller ones leave its last feature map empty); the reference size is 224")
     return size
-
-
-def image_sizes(text, option, smallest=None):
-    """The sizes of a comma-separated list ("224,222"), each checked."""
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise UserInputError(f"{option} {text}: give image sizes in pixels, comma-separated (such as 224,222)") from None
-    return [check_image_size(size, option, smallest) for size in sizes]
-
-
-def check_bit(bit, option="--bit"):
-    if bit not in BITS or isinstance(bit, bool):
-        raise UserInputError(f"{option} {bit}: the code length must be one of {', '.join(map(str, BITS))}")
-    return bit
-
-
-def check_positive(value, option):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise UserInputError(f"{option} {value}: must be a positive integer")
-    return value
 
 
 def check_output_file(path, option):
@@ -128,20 +104,3 @@ def check_interpreter(path, option):
         raise UserInputError(f"{option} {path}: no such program" + ("" if not os.path.exists(path) else
                                                                    ": not an executable file"))
     return path
-
-
-def check_alignment_options(args, smallest_size=None):
-    """The options of the alignment suite and its layer localization (alignment.suite.add_run_options);
-    `smallest_size`: the model pair's smallest image size when it is not AlexNet's."""
-    check_bit(args.bit)
-    image_sizes(args.sizes, "--sizes", smallest_size)
-    check_image_size(args.bulk_size, "--bulk-size", smallest_size)
-    check_positive(args.batch_size, "--batch-size")
-    check_positive(args.threads, "--threads")
-    if args.seed < 0:
-        raise UserInputError(f"--seed {args.seed}: must be a non-negative integer")
-    check_output_dir(args.workdir, "--workdir")
-    check_interpreter(args.torch_python, "--torch-python")
-    check_interpreter(args.paddle_python, "--paddle-python")
-    if args.weights is not None:
-        check_weights_file(args.weights)

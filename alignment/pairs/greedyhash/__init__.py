@@ -14,13 +14,17 @@ import os
 
 import numpy as np
 
+from greedyhash_common.app.cli_options import DEFAULT_BIT
+from greedyhash_common.app.option_checks import SMALLEST_IMAGE_SIZE, check_image_size
 from greedyhash_common.app.training import global_batch_sizes
-from greedyhash_common.data.dataset import load_data
-from greedyhash_common.hyperparameters import (EPOCHS, DROPOUT_P, LEARNING_RATE,
+from greedyhash_common.data.dataset import load_data, write_split
+from greedyhash_common.hyperparameters import (BITS, EPOCHS, DROPOUT_P, LEARNING_RATE,
                                                LR_DECAY_EVERY_EPOCHS, MOMENTUM, QUANTIZATION_WEIGHT, SEED,
                                                WEIGHT_DECAY, learning_rate_at)
+from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.project import PROJECT_ROOT
 
+from ...paths import split_path
 from ...weight_sets import SEEDED
 from ..base import ModelPair
 from .steps import data, inference, metric
@@ -50,8 +54,13 @@ class GreedyHashPair(ModelPair):
     # ceil_mode agrees; at 222 each of the three ends in a window cut by the border. (Sizes that do all of
     # this: 219-222, 283-286, ...; 222 is the cheapest above 200.)
     DEFAULT_SIZES = (224, 222)
+    # Beside the rescaled set, the seeded one adds nothing at the sizes after the first: the size changes
+    # only AlexNet's adaptive pool's input, which the rescaled set exercises over a wider range.
+    FIRST_SIZE_ONLY = (SEEDED,)
+    BITS = BITS
     CODE_OUTPUTS = {"b": "h"}
     CODE_LAYER = "fc_plus"  # the hash layer: its output is h, b = sign(h) (alignment.coverage)
+    CODE_BREAKPOINT = 1.0  # the quantization term | |h| - 1 |^3 (torch_impl/loss.py) changes branch at |h| = 1
     BACKWARD_MODES = ("eval",)  # dropout is off, so no random mask enters the gradients
     INVARIANTS = {"backward": (("grad_cross_entropy.h", "grad_cross_entropy.b"),)}
     TOLERANCES = BELOW_FIRST_MAXPOOL
@@ -64,8 +73,28 @@ class GreedyHashPair(ModelPair):
     OPTIMIZER = {"lr": LEARNING_RATE, "decay_every": LR_DECAY_EVERY_EPOCHS, "momentum": MOMENTUM,
                  "weight_decay": WEIGHT_DECAY}
     DROPOUT_MASK_P = DROPOUT_P
-    SMALLEST_IMAGE_SIZE = None  # AlexNet's (greedyhash_common.app.option_checks)
+    SMALLEST_IMAGE_SIZE = SMALLEST_IMAGE_SIZE  # AlexNet's
     EPOCHS = EPOCHS
+
+    def build(self, framework):
+        """The untrained model of torch_impl or paddle_impl at the default code length (the sides build it at the
+        run's: torch_side.py, paddle_side.py)."""
+        return importlib.import_module(f"{framework}_impl.model").GreedyHash(DEFAULT_BIT)
+
+    def code_length(self, bit):
+        if bit is None:
+            return DEFAULT_BIT
+        if bit not in BITS or isinstance(bit, bool):
+            raise UserInputError(f"--bit {bit}: the code length must be one of {', '.join(map(str, BITS))}")
+        return bit
+
+    def check_image_size(self, size, option):
+        return check_image_size(size, option)
+
+    def write_own_inputs(self, data, workdir):
+        """The CIFAR-10 split the data, train, metric and inference steps read (built-in synthetic data by
+        default)."""
+        write_split(data, split_path(workdir))
 
     def learning_rate_at(self, epoch):
         return learning_rate_at(epoch)

@@ -175,7 +175,8 @@ def markdown(summary):
                   f"{side} {summary['self_spread_over_seeds'][side]:.4f}; "
                   + ("-" if summary["self_std_over_seeds"][side] is None
                      else f"{summary['self_std_over_seeds'][side]:.4f}") for side in SIDES) + ".",
-              f"Wall time per seed (both frameworks at once): {', '.join(f'{s:.0f} s' for s in summary['seconds_per_seed'])}.",
+              "Wall time per seed (both frameworks at once): "
+              f"{', '.join(f'{s:.0f} s' for s in summary['seconds_per_seed'])}.",
               "", "![loss curves](curve.png)", ""]
     return "\n".join(lines)
 

@@ -1,7 +1,8 @@
-"""torchvision's and paddle.vision's MobileNetV2 and SqueezeNet 1.1 as model pairs for the layer
-localization's tests, whose module trees differ, both sides built in this process.
+"""torchvision's and paddle.vision's MobileNetV2 and SqueezeNet 1.1 as model pairs whose module trees differ,
+both sides built in this process, and the defects planted in their Paddle side: what the layer localization's
+tests (tests/test_alignment_layer_trees.py) and the PaDiff comparison (benchmarks/padiff_comparison.py) run.
 
-A test-local adapter (the suite's one-call API replaces it): weights drawn once on the torch side
+A small adapter of its own (the suite's one-call API needs none): weights drawn once on the torch side
 (BatchNorm's statistics drawn too, so eval mode is not an identity there) and copied to the Paddle
 model in state-dict order, Linear weights transposed. Dropout is set to p = 0 in training mode on both
 sides (no masks to inject): the defects these tests plant are elsewhere.
@@ -64,8 +65,8 @@ class TreePair(ModelPair):
     def key_map(self):
         return dict(zip(self.torch_state(), self.paddle_model().state_dict()))
 
-    def layout(self, state=None, framework=None):
-        raise NotImplementedError("a test-local pair: no converter layout")
+    def build(self, framework):
+        return self.torch_model() if framework == "torch" else self.paddle_model()
 
     def side(self, framework):
         return self.torch_side() if framework == "torch" else self.paddle_side()
@@ -120,3 +121,31 @@ def squeezenet_as_torchvision(model):
 
 MOBILENET_V2 = TreePair("mobilenet_v2")
 SQUEEZENET = TreePair("squeezenet1_1")
+
+
+def relu_for_relu6(model):
+    import paddle
+
+    model.features[3].conv[1][2] = paddle.nn.ReLU()  # the planted line: the source named
+    return model
+
+
+def padded_pointwise_convolution(model):
+    import paddle
+
+    right = model.features[1].conv[1]
+    wrong = paddle.nn.Conv2D(32, 16, 1, padding=1, bias_attr=False)  # the planted line: the source named
+    wrong.to(dtype=right.weight.dtype)
+    wrong.weight.set_value(right.weight)
+    model.features[1].conv[1] = wrong
+    return model
+
+
+def batch_norm_momentum(model):
+    model.features[5].conv[1][1]._momentum = 0.5  # torchvision's 0.1 is Paddle's 0.9
+    return model
+
+
+def ceil_mode_off(model):
+    squeezenet_as_torchvision(model)._pool.ceil_mode = False
+    return model

@@ -20,6 +20,7 @@ import re
 
 import numpy as np
 
+from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.state_dicts.paddle_files import read_paddle_state
 
 from .check import INVARIANT_NAME
@@ -98,10 +99,11 @@ def _once(function):
 
 
 def _readable(function, *arguments):
-    """function(*arguments), or None when what it reads is not there (a side that failed)."""
+    """function(*arguments), or None when what it reads is not there (a side that failed before it sent
+    them, so the suite kept none) or is not a file the suite wrote."""
     try:
         return function(*arguments)
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, UserInputError):
         return None
 
 

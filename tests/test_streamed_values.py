@@ -132,3 +132,15 @@ def test_the_reprod_log_steps_keep_every_key_when_they_pass(tmp_path):
     passing = result_of("forward", [compare_arrays("h", FORWARD["h"], FORWARD["h"], Tolerance(0.0, 0.0))])
     keep_arrays(run_args(tmp_path), passing, {"torch": FORWARD, "paddle": FORWARD})
     assert kept(tmp_path, "forward") == {side: sorted(FORWARD) for side in ("torch", "paddle")}
+
+
+def test_a_side_that_died_is_diagnosed_without_the_arrays_it_never_sent(tmp_path):
+    """A side killed in its train step (the kernel's OOM killer, here on a loaded machine): the verdicts are
+    written, not an error about the train step's file, which no side wrote."""
+    from alignment.diagnosis import verdicts
+    from alignment.known_differences import evidence_of_run
+
+    streams = {"torch": stream_of((RUN, FORWARD)), "paddle": stream_of()}
+    results = check_streams(run_args(tmp_path), GREEDYHASH, streams, {"torch": "t.log", "paddle": "p.log"})
+    [row] = verdicts(results, {}, evidence_of_run(str(tmp_path), 48, GREEDYHASH.key_map()))
+    assert not row.passed and "paddle side failed, see p.log" in row.note

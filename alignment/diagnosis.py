@@ -121,13 +121,22 @@ def _defect_reason(result, keys, localization):
         divergence = trace.divergence()
         if divergence:
             row, place = divergence
-            where = f"at {row.layer} ({row.types})" if place == "at" else f"before {row.layer}"
+            where = f"before {row.layer}" if place == "before" else f"at {_unit(row)}"
             alone = ", ".join(trace.isolated_failures()) or "none"
             return (f"first divergence {where}, {trace.mode} mode; layers that differ fed torch's values:"
                     f" {alone}")
     if localization.paddle_only:
         return f"paddle layers no torch layer pairs with: {', '.join(localization.paddle_only)}"
     return "differs beyond its limit; every layer agrees (the difference is outside the layers)"
+
+
+def _unit(row):
+    """A layer as the headline names it: its kinds, how the operators differ, the Paddle lines that made and
+    called it (unknown for a model built before the suite saw it: "?")."""
+    lines = [f"made at {row.source}" if row.source and row.source != "?" else "",
+             f"called at {row.called_at}" if row.called_at else ""]
+    kinds = row.types + (f": {row.operator}" if row.operator else "")
+    return f"{row.layer} ({'; '.join(filter(None, [kinds, *lines]))})"
 
 
 def _findings(result, evidence, passed_in_float64, localization):

@@ -13,7 +13,10 @@ Of the keys of a check (of_keys):
 Of the layers the localization finds differing when fed torch's values (of_layers):
 - an output shape that differs at a max-pool (ceil_mode) or a convolution (its padding);
 - a dropout's eval output scaled by 1 - p (Paddle's downscale_in_infer mode);
-- a BatchNorm whose output matches its formula with epsilon float32(1e-5) in float64 (Paddle's).
+- a BatchNorm whose output matches its formula with epsilon float32(1e-5) in float64 (Paddle's);
+- a Hardsigmoid whose output is x * float32(0.1666667) + 0.5 clipped (Paddle's slope, held as a float32
+  attribute) where torch's is (x + 3) / 6 clipped. Their gradients differ too, and neither is 1/6 in float64:
+  Paddle's is its slope, torch's float32(1/6) (ATen's constant `1.0f / 6.0f`).
 """
 import dataclasses
 import re
@@ -30,9 +33,10 @@ from .sides import PORT, REFERENCE
 INVARIANT = re.compile(r"(.+) == (.+) \((torch|paddle)\)")
 BUFFER = re.compile(r"(?:(iteration\d+)\.|train_)buffer\.(.+)\.(running_mean|running_var)")
 RATE_ULPS = 2  # a rate computed by another order of the same products: within two ulps
-EPSILON = 1e-5  # BatchNorm's default in both libraries; Paddle's enters as float32(1e-5)
+EPSILON = 1e-5  # BatchNorm's default in both libraries, when torch's record has none; Paddle's enters as float32
 # How closely a formula must reproduce the values to name a difference by it (relative to their scale)
 FIT = {"float64": 1e-9, "float32": 1e-4}
+CLOSER = 10  # how many times nearer its own formula than the other library's a side's output must be
 # |ratio - 1| of the updates of the running mean below which the momenta differ by float32 rounding only
 FLOAT32_MOMENTUM = 1e-6
 
@@ -54,8 +58,26 @@ PADDING = ("convolution padding at {layer}: fed the same input, torch gives {tor
 DROPOUT_MODE = ("dropout mode at {layer}: Paddle's eval output is torch's times {scale:.4g} (downscale_in_infer,"
                 " p = {p:.4g}); correction: mode='upscale_in_train'")
 BATCH_NORM_EPSILON = ("BatchNorm epsilon precision at {layer}: Paddle's output is the formula's with epsilon"
-                      " float32(1e-5) in float64, torch's with 1e-5; correction: an epsilon exact in float32 on"
+                      " float32({epsilon:g}) in float64, torch's with {epsilon:g}; correction: an epsilon exact in float32 on"
                       " both sides, or float64 compared to this difference")
+HARDSIGMOID = ("Hardsigmoid formula at {layer}: Paddle computes x * float32(0.1666667) + 0.5 clipped and"
+               " back-propagates float32(0.1666667), torch (x + 3) / 6 clipped and back-propagates float32(1/6),"
+               " even in float64; correction: torch's forward and gradient in Paddle"
+               " (alignment.zoo.hardsigmoid_as_torch)")
+# Paddle's Hardsigmoid slope (0.1666667, an attribute held as float32): its forward's and gradient's factor
+PADDLE_HARDSIGMOID_SLOPE = float(np.float32(0.1666667))
+# the gradient of torch's Hardsigmoid, float32 even in float64
+TORCH_HARDSIGMOID_GRADIENT = float(np.float32(1 / 6))
+
+TEMPLATES = (STEP_LR, MOMENTUM_PRECISION, MOMENTUM_CONVENTION, RUNNING_VARIANCE, CEIL_MODE, PADDING, DROPOUT_MODE,
+             BATCH_NORM_EPSILON, HARDSIGMOID)
+# Each difference's name: its reason's words before the layer or the colon ("BatchNorm running variance")
+NAMES = tuple(re.split(r" at \{layer\}|:", template, maxsplit=1)[0] for template in TEMPLATES)
+
+
+def names_in(reason):
+    """The names of the known differences a finding's reason states, in NAMES order."""
+    return [name for name in NAMES if name + ":" in reason or name + " at " in reason]
 
 
 @dataclasses.dataclass
@@ -148,6 +170,14 @@ def _rates(failing, torch_values, paddle_values):
 def _fits(target, predicted, dtype):
     scale = float(np.max(np.abs(target))) or 1.0
     return float(np.max(np.abs(target - predicted))) <= FIT[dtype] * scale
+
+
+def _each_side_its_formula(torch_output, paddle_output, as_torch, as_paddle, dtype):
+    """Each side's output fits its library's formula, and Paddle's is CLOSER times nearer its own than
+    torch's (two formulas may part by less than FIT: BatchNorm's epsilon 0.001 as float32)."""
+    paddle_error = float(np.max(np.abs(paddle_output - as_paddle)))
+    return (_fits(torch_output, as_torch, dtype) and _fits(paddle_output, as_paddle, dtype)
+            and paddle_error * CLOSER < float(np.max(np.abs(paddle_output - as_torch))))
 
 
 def _update_ratio(new_torch, new_paddle, old, dtype):
@@ -262,9 +292,12 @@ def _layer_reason(localization, layer, result, evidence):
     torch_output, paddle_output = record.values[output_key], isolated[output_key]
     if "dropout" in kind and mode == "eval":
         return _dropout_reason(layer, torch_output, paddle_output, result.dtype)
+    if "hardsigmoid" in kind:
+        return hardsigmoid_reason(layer, fed, torch_output, paddle_output, result.dtype)
     if "batchnorm" in kind and result.dtype == "float64" and result.case.weights:
         initial = _readable(evidence.initial, result.case) or {}
-        return _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial)
+        epsilon = layer_of.get("operator", {}).get("eps", EPSILON) if layer_of else EPSILON
+        return _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial, epsilon)
     return None
 
 
@@ -303,7 +336,7 @@ def _normalized(fed, mean, variance, weight, bias, epsilon):
             + bias.reshape(shape))
 
 
-def _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial):
+def _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial, epsilon=EPSILON):
     channels = fed.shape[1]
     axes = tuple(axis for axis in range(fed.ndim) if axis != 1)
     if mode == "train":
@@ -314,9 +347,18 @@ def _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial):
             return None
     weight = initial.get(f"{layer}.weight", np.ones(channels))
     bias = initial.get(f"{layer}.bias", np.zeros(channels))
-    as_torch = _normalized(fed, mean, variance, weight, bias, EPSILON)
-    as_paddle = _normalized(fed, mean, variance, weight, bias, float(np.float32(EPSILON)))
-    if (_fits(torch_output, as_torch, "float64") and _fits(paddle_output, as_paddle, "float64")
-            and not _fits(paddle_output, as_torch, "float64")):
-        return BATCH_NORM_EPSILON.format(layer=layer)
+    as_torch = _normalized(fed, mean, variance, weight, bias, epsilon)
+    as_paddle = _normalized(fed, mean, variance, weight, bias, float(np.float32(epsilon)))
+    if _each_side_its_formula(torch_output, paddle_output, as_torch, as_paddle, "float64"):
+        return BATCH_NORM_EPSILON.format(layer=layer, epsilon=epsilon)
+    return None
+
+
+def hardsigmoid_reason(layer, fed, torch_output, paddle_output, dtype):
+    """HARDSIGMOID when each side's output is its library's formula and Paddle's is not torch's."""
+    fed = fed.astype(np.float64)
+    as_torch = np.clip(fed + 3, 0, 6) / 6
+    as_paddle = np.clip(fed * PADDLE_HARDSIGMOID_SLOPE + 0.5, 0, 1)
+    if _each_side_its_formula(torch_output, paddle_output, as_torch, as_paddle, dtype):
+        return HARDSIGMOID.format(layer=layer)
     return None

@@ -1,5 +1,6 @@
 """Every failing key gets one class (alignment.diagnosis): each class produced here by a planted case, the
 library differences by the libraries' own layers run side by side in this process, small and in float64."""
+import functools
 import warnings
 
 import numpy as np
@@ -164,8 +165,8 @@ def localized(layer, layer_type, mode, torch_output, paddle_output, tol=NEAR_EXA
     return Localization("float64", traces, [], CASE)
 
 
-def layer_evidence(layer, mode, fed, torch_output, paddle_output, initial=None):
-    record = Record({mode: [{"name": layer, "inputs": [None]}]},
+def layer_evidence(layer, mode, fed, torch_output, paddle_output, initial=None, operator=None):
+    record = Record({mode: [{"name": layer, "inputs": [None], "operator": operator or {}}]},
                     {f"{mode}.{layer}.input": fed, f"{mode}.{layer}.output": torch_output}, {})
     return evidence(initial=initial or {}, layers=(record, {f"{mode}.{layer}.output": paddle_output}))
 
@@ -207,18 +208,80 @@ def test_an_output_shape_that_differs_at_a_pool_or_convolution_is_named(torch, p
     assert ("(ceil_mode True in torch); correction: Paddle's ceil_mode=True" in finding.reason) == (kind == "ceil_mode")
 
 
-def test_paddles_float32_batch_norm_epsilon_in_float64_is_named(torch, paddle):
-    fed = images(scale=1e-3)  # a variance of 1e-6, next to which float32(1e-5) - 1e-5 shows
-    torch_output = torch.nn.BatchNorm2d(CHANNELS).double().train()(torch.from_numpy(fed)).detach().numpy()
-    paddle_layer = paddle.nn.BatchNorm2D(CHANNELS)
+def batch_norm_finding(torch, paddle, torch_epsilon, paddle_epsilon):
+    fed = images(scale=1e-3)  # a variance of 1e-6, next to which float32(epsilon) - epsilon shows
+    torch_layer = torch.nn.BatchNorm2d(CHANNELS, eps=torch_epsilon).double().train()
+    torch_output = torch_layer(torch.from_numpy(fed)).detach().numpy()
+    paddle_layer = paddle.nn.BatchNorm2D(CHANNELS, epsilon=paddle_epsilon)
     paddle_layer.to(dtype="float64")
     paddle_layer.train()
     paddle_output = paddle_layer(paddle.to_tensor(fed)).numpy()
     localization = localized("features.1", "BatchNorm2d", "train", torch_output, paddle_output)
     assert not localization.traces[2].passed
-    _, finding = only_finding(forward_failure(), {("float64", CASE): localization},
-                              layer_evidence("features.1", "train", fed, torch_output, paddle_output))
-    assert finding.kind == KNOWN and finding.reason == known_differences.BATCH_NORM_EPSILON.format(layer="features.1")
+    return only_finding(forward_failure(), {("float64", CASE): localization},
+                        layer_evidence("features.1", "train", fed, torch_output, paddle_output,
+                                       operator={"eps": torch_epsilon}))[1]
+
+
+@pytest.mark.parametrize("epsilon", [1e-5, 1e-3])  # the default; torchvision's MobileNetV3's
+def test_paddles_float32_batch_norm_epsilon_in_float64_is_named(torch, paddle, epsilon):
+    finding = batch_norm_finding(torch, paddle, epsilon, epsilon)
+    assert finding.kind == KNOWN
+    assert finding.reason == known_differences.BATCH_NORM_EPSILON.format(layer="features.1", epsilon=epsilon)
+
+
+def test_a_batch_norm_epsilon_that_differs_is_a_defect_not_its_precision(torch, paddle):
+    """Inception v3's case: torchvision's epsilon 0.001, paddle.vision's 1e-5."""
+    assert batch_norm_finding(torch, paddle, 1e-3, 1e-5).kind == DEFECT
+
+
+def hardsigmoid_outputs(torch, paddle, paddle_layer):
+    fed = images(scale=3.0)  # inputs on both sides of the clips at -3 and 3
+    torch_output = torch.nn.Hardsigmoid()(torch.from_numpy(fed)).numpy()
+    return fed, torch_output, paddle_layer(paddle.to_tensor(fed)).numpy()
+
+
+def hardsigmoid_finding(fed, torch_output, paddle_output):
+    localization = localized("features.1.block.2.scale_activation", "Hardsigmoid", "train", torch_output,
+                             paddle_output)
+    return only_finding(forward_failure(), {("float64", CASE): localization},
+                        layer_evidence("features.1.block.2.scale_activation", "train", fed, torch_output,
+                                       paddle_output))[1]
+
+
+def test_paddles_hardsigmoid_formula_is_named_and_both_libraries_back_propagate_float32_one_sixth(torch, paddle):
+    fed, torch_output, paddle_output = hardsigmoid_outputs(torch, paddle, paddle.nn.Hardsigmoid())
+    finding = hardsigmoid_finding(fed, torch_output, paddle_output)
+    assert finding.kind == KNOWN
+    assert finding.reason == known_differences.HARDSIGMOID.format(layer="features.1.block.2.scale_activation")
+    # the gradients, in float64: Paddle's slope, and torch's float32(1/6), not 1/6 (MobileNetV3's 3.7e-8)
+    torch_inputs = torch.tensor([0.3, -1.2, 2.5], dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.hardsigmoid(torch_inputs).sum().backward()
+    paddle_inputs = paddle.to_tensor([0.3, -1.2, 2.5], dtype="float64", stop_gradient=False)
+    paddle.nn.Hardsigmoid()(paddle_inputs).sum().backward()
+    assert set(torch_inputs.grad.numpy()) == {known_differences.TORCH_HARDSIGMOID_GRADIENT} != {1 / 6}
+    assert set(paddle_inputs.grad.numpy()) == {known_differences.PADDLE_HARDSIGMOID_SLOPE}
+
+
+def test_a_hardsigmoid_of_another_slope_is_a_defect_not_the_library_difference(torch, paddle):
+    """Keras's hard sigmoid (slope 0.2) planted for the Hardsigmoid: not Paddle's formula."""
+    keras_slope = functools.partial(paddle.nn.functional.hardsigmoid, slope=0.2)
+    fed, torch_output, paddle_output = hardsigmoid_outputs(torch, paddle, keras_slope)
+    assert hardsigmoid_finding(fed, torch_output, paddle_output).kind == DEFECT
+
+
+def test_the_zoos_hardsigmoid_correction_computes_torchs_forward_with_the_shared_gradient(torch, paddle):
+    from alignment.zoo import hardsigmoid_as_torch
+
+    model = paddle.nn.Sequential(paddle.nn.Hardsigmoid())
+    hardsigmoid_as_torch(None, model)
+    fed, torch_output, paddle_output = hardsigmoid_outputs(torch, paddle, model)
+    np.testing.assert_allclose(paddle_output, torch_output, rtol=0, atol=1e-15)
+    inputs = paddle.to_tensor(fed, stop_gradient=False)
+    model(inputs).sum().backward()
+    torch_inputs = torch.from_numpy(fed).requires_grad_()
+    torch.nn.functional.hardsigmoid(torch_inputs).sum().backward()
+    np.testing.assert_array_equal(inputs.grad.numpy(), torch_inputs.grad.numpy())
 
 
 def test_a_layer_that_differs_otherwise_is_a_defect_at_the_first_divergence(torch):

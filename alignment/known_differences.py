@@ -57,9 +57,9 @@ PADDING = ("convolution padding at {layer}: fed the same input, torch gives {tor
            " {more} in Paddle); correction: torch's padding")
 DROPOUT_MODE = ("dropout mode at {layer}: Paddle's eval output is torch's times {scale:.4g} (downscale_in_infer,"
                 " p = {p:.4g}); correction: mode='upscale_in_train'")
-BATCH_NORM_EPSILON = ("BatchNorm epsilon precision at {layer}: Paddle's output is the formula's with epsilon"
-                      " float32({epsilon:g}) in float64, torch's with {epsilon:g}; correction: an epsilon exact in float32 on"
-                      " both sides, or float64 compared to this difference")
+BATCH_NORM_EPSILON = ("BatchNorm epsilon precision at {layer}: Paddle's output (or gradient) is the formula's with"
+                      " epsilon float32({epsilon:g}) in float64, torch's with {epsilon:g}; correction: an epsilon exact"
+                      " in float32 on both sides, or float64 compared to this difference")
 HARDSIGMOID = ("Hardsigmoid formula at {layer}: Paddle computes x * float32(0.1666667) + 0.5 clipped and"
                " back-propagates float32(0.1666667), torch (x + 3) / 6 clipped and back-propagates float32(1/6),"
                " even in float64; correction: torch's forward and gradient in Paddle"
@@ -297,7 +297,10 @@ def _layer_reason(localization, layer, result, evidence):
     if "batchnorm" in kind and result.dtype == "float64" and result.case.weights:
         initial = _readable(evidence.initial, result.case) or {}
         epsilon = layer_of.get("operator", {}).get("eps", EPSILON) if layer_of else EPSILON
-        return _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial, epsilon)
+        reason = _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial, epsilon)
+        if reason is None and result.step == "backward":  # its output agreed, its gradient may not
+            reason = _epsilon_gradient_reason(localization, layer, record, isolated, initial, epsilon)
+        return reason
     return None
 
 
@@ -336,7 +339,9 @@ def _normalized(fed, mean, variance, weight, bias, epsilon):
             + bias.reshape(shape))
 
 
-def _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial, epsilon=EPSILON):
+def _statistics(layer, mode, fed, initial):
+    """(mean, variance, weight, bias) a BatchNorm normalizes `fed` with in `mode` (the batch's in training, the
+    weight set's running ones in eval); None when the weight set lacks them."""
     channels = fed.shape[1]
     axes = tuple(axis for axis in range(fed.ndim) if axis != 1)
     if mode == "train":
@@ -345,11 +350,54 @@ def _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial, epsi
         mean, variance = initial.get(f"{layer}.running_mean"), initial.get(f"{layer}.running_var")
         if mean is None or variance is None:
             return None
-    weight = initial.get(f"{layer}.weight", np.ones(channels))
-    bias = initial.get(f"{layer}.bias", np.zeros(channels))
-    as_torch = _normalized(fed, mean, variance, weight, bias, epsilon)
-    as_paddle = _normalized(fed, mean, variance, weight, bias, float(np.float32(epsilon)))
+    return (mean, variance, initial.get(f"{layer}.weight", np.ones(channels)),
+            initial.get(f"{layer}.bias", np.zeros(channels)))
+
+
+def _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial, epsilon=EPSILON):
+    statistics = _statistics(layer, mode, fed, initial)
+    if statistics is None:
+        return None
+    as_torch = _normalized(fed, *statistics, epsilon)
+    as_paddle = _normalized(fed, *statistics, float(np.float32(epsilon)))
     if _each_side_its_formula(torch_output, paddle_output, as_torch, as_paddle, "float64"):
+        return BATCH_NORM_EPSILON.format(layer=layer, epsilon=epsilon)
+    return None
+
+
+def _normalization_gradient(fed, output_gradient, mode, statistics, epsilon):
+    """The gradient of a BatchNorm's input from that of its output: through the batch's statistics in training
+    mode, a scale in eval."""
+    mean, variance, weight, _ = statistics
+    shape = (1, -1) + (1,) * (fed.ndim - 2)
+    axes = tuple(axis for axis in range(fed.ndim) if axis != 1)
+    deviation = np.sqrt(variance.reshape(shape) + epsilon)
+    if mode != "train":
+        return output_gradient * weight.reshape(shape) / deviation
+    normalized = (fed - mean.reshape(shape)) / deviation
+    centred = output_gradient - output_gradient.mean(axis=axes, keepdims=True)
+    return weight.reshape(shape) / deviation * (centred - normalized * (output_gradient * normalized).mean(
+        axis=axes, keepdims=True))
+
+
+def _epsilon_gradient_reason(localization, layer, record, isolated, initial, epsilon):
+    """BATCH_NORM_EPSILON of a BatchNorm whose gradient alone differs (its output agreed): each side's input
+    gradient is the formula's with its epsilon, in the first backward trace where it differs."""
+    mode = next((trace.mode for trace in localization.traces_of("backward") for row in trace.rows
+                 if row.layer == layer and not row.isolated.passed), None)
+    layer_of = next((item for item in record.layers.get(mode, ()) if item["name"] == layer), None)
+    paddle_key = value_key(mode, "backward", layer, "input")
+    if layer_of is None or paddle_key not in isolated:
+        return None
+    fed = record.values[stored_key(layer_of, mode, "forward", "input")]
+    statistics = _statistics(layer, mode, fed, initial)
+    if statistics is None:
+        return None
+    output_gradient = record.values[value_key(mode, "backward", layer, "output")]
+    as_torch, as_paddle = (_normalization_gradient(fed, output_gradient, mode, statistics, value)
+                           for value in (epsilon, float(np.float32(epsilon))))
+    torch_gradient = record.values[stored_key(layer_of, mode, "backward", "input")]
+    if _each_side_its_formula(torch_gradient, isolated[paddle_key], as_torch, as_paddle, "float64"):
         return BATCH_NORM_EPSILON.format(layer=layer, epsilon=epsilon)
     return None
 

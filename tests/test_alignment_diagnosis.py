@@ -235,6 +235,44 @@ def test_a_batch_norm_epsilon_that_differs_is_a_defect_not_its_precision(torch, 
     assert batch_norm_finding(torch, paddle, 1e-3, 1e-5).kind == DEFECT
 
 
+def batch_norm_gradient_finding(torch, paddle, torch_epsilon, paddle_epsilon):
+    """A training-mode BatchNorm whose output agrees and whose input gradient differs fed torch's values."""
+    fed, output_gradient = images(scale=1e-3), images(seed=1)
+    torch_inputs = torch.from_numpy(fed).requires_grad_()
+    torch.nn.BatchNorm2d(CHANNELS, eps=torch_epsilon).double().train()(torch_inputs).backward(
+        torch.from_numpy(output_gradient))
+    paddle_layer = paddle.nn.BatchNorm2D(CHANNELS, epsilon=paddle_epsilon)
+    paddle_layer.to(dtype="float64")
+    paddle_layer.train()
+    paddle_inputs = paddle.to_tensor(fed, stop_gradient=False)
+    paddle_layer(paddle_inputs).backward(paddle.to_tensor(output_gradient))
+    torch_gradient, paddle_gradient = torch_inputs.grad.numpy(), paddle_inputs.grad.numpy()
+    agree = compare_arrays("in", np.ones(1), np.ones(1), NEAR_EXACT)
+    computed = compare_arrays("train.grad.features.1.input", torch_gradient, paddle_gradient, NEAR_EXACT)
+    assert not computed.passed
+    rows = {"forward": LayerRow("features.1", "BatchNorm2d", agree, agree, agree),
+            "backward": LayerRow("features.1", "BatchNorm2d", agree, computed, computed)}
+    localization = Localization("float64", [Trace("train", direction, [row]) for direction, row in rows.items()], [],
+                                CASE)
+    record = Record({"train": [{"name": "features.1", "inputs": [None], "operator": {"eps": torch_epsilon}}]},
+                    {"train.features.1.input": fed, "train.features.1.output": fed,
+                     "train.grad.features.1.output": output_gradient, "train.grad.features.1.input": torch_gradient},
+                    {})
+    failure = checked("backward", "float64", {"grad.w": np.ones(2)}, {"grad.w": np.array([1.0, 2.0])})
+    layers = (record, {"train.features.1.output": fed, "train.grad.features.1.input": paddle_gradient})
+    return only_finding(failure, {("float64", CASE): localization}, evidence(initial={}, layers=layers))[1]
+
+
+def test_paddles_float32_batch_norm_epsilon_is_named_from_the_gradient_when_the_output_agrees(torch, paddle):
+    finding = batch_norm_gradient_finding(torch, paddle, 1e-3, 1e-3)
+    assert finding.kind == KNOWN
+    assert finding.reason == known_differences.BATCH_NORM_EPSILON.format(layer="features.1", epsilon=1e-3)
+
+
+def test_a_batch_norm_gradient_of_another_epsilon_is_a_defect(torch, paddle):
+    assert batch_norm_gradient_finding(torch, paddle, 1e-3, 1e-5).kind == DEFECT
+
+
 def hardsigmoid_outputs(torch, paddle, paddle_layer):
     fed = images(scale=3.0)  # inputs on both sides of the clips at -3 and 3
     torch_output = torch.nn.Hardsigmoid()(torch.from_numpy(fed)).numpy()

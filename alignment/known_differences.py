@@ -14,6 +14,8 @@ Of the layers the localization finds differing when fed torch's values (of_layer
 - an output shape that differs at a max-pool (ceil_mode) or a convolution (its padding);
 - a dropout's eval output scaled by 1 - p (Paddle's downscale_in_infer mode);
 - a BatchNorm whose output matches its formula with epsilon float32(1e-5) in float64 (Paddle's);
+- an average pool to one value per channel whose input gradient is its output's times float32(1/n) in
+  float64 (Paddle's) where torch's divides by n;
 - a Hardsigmoid whose output is x * float32(0.1666667) + 0.5 clipped (Paddle's slope, held as a float32
   attribute) where torch's is (x + 3) / 6 clipped. Their gradients differ too, and neither is 1/6 in float64:
   Paddle's is its slope, torch's float32(1/6) (ATen's constant `1.0f / 6.0f`).
@@ -64,13 +66,16 @@ HARDSIGMOID = ("Hardsigmoid formula at {layer}: Paddle computes x * float32(0.16
                " back-propagates float32(0.1666667), torch (x + 3) / 6 clipped and back-propagates float32(1/6),"
                " even in float64; correction: torch's forward and gradient in Paddle"
                " (alignment.zoo.hardsigmoid_as_torch)")
+AVERAGE_POOL_GRADIENT = ("average-pool gradient precision at {layer}: Paddle's input gradient is its output's times"
+                         " float32(1/{count}) in float64, torch's divided by {count}; correction: none a port can"
+                         " make (compare gradients below the pool to this difference)")
 # Paddle's Hardsigmoid slope (0.1666667, an attribute held as float32): its forward's and gradient's factor
 PADDLE_HARDSIGMOID_SLOPE = float(np.float32(0.1666667))
 # the gradient of torch's Hardsigmoid, float32 even in float64
 TORCH_HARDSIGMOID_GRADIENT = float(np.float32(1 / 6))
 
 TEMPLATES = (STEP_LR, MOMENTUM_PRECISION, MOMENTUM_CONVENTION, RUNNING_VARIANCE, CEIL_MODE, PADDING, DROPOUT_MODE,
-             BATCH_NORM_EPSILON, HARDSIGMOID)
+             BATCH_NORM_EPSILON, HARDSIGMOID, AVERAGE_POOL_GRADIENT)
 # Each difference's name: its reason's words before the layer or the colon ("BatchNorm running variance")
 NAMES = tuple(re.split(r" at \{layer\}|:", template, maxsplit=1)[0] for template in TEMPLATES)
 
@@ -294,6 +299,8 @@ def _layer_reason(localization, layer, result, evidence):
         return _dropout_reason(layer, torch_output, paddle_output, result.dtype)
     if "hardsigmoid" in kind:
         return hardsigmoid_reason(layer, fed, torch_output, paddle_output, result.dtype)
+    if "avgpool" in kind and result.step == "backward" and result.dtype == "float64":
+        return _average_pool_gradient_reason(localization, layer, record, isolated)
     if "batchnorm" in kind and result.dtype == "float64" and result.case.weights:
         initial = _readable(evidence.initial, result.case) or {}
         epsilon = layer_of.get("operator", {}).get("eps", EPSILON) if layer_of else EPSILON
@@ -380,25 +387,49 @@ def _normalization_gradient(fed, output_gradient, mode, statistics, epsilon):
         axis=axes, keepdims=True))
 
 
-def _epsilon_gradient_reason(localization, layer, record, isolated, initial, epsilon):
-    """BATCH_NORM_EPSILON of a BatchNorm whose gradient alone differs (its output agreed): each side's input
-    gradient is the formula's with its epsilon, in the first backward trace where it differs."""
+def _backward_values(localization, layer, record, isolated):
+    """(mode, its input, the gradient of its output, torch's and Paddle's gradient of its input) of `layer` in
+    the first backward trace where it differs fed torch's values; None when the record lacks them."""
     mode = next((trace.mode for trace in localization.traces_of("backward") for row in trace.rows
                  if row.layer == layer and not row.isolated.passed), None)
     layer_of = next((item for item in record.layers.get(mode, ()) if item["name"] == layer), None)
     paddle_key = value_key(mode, "backward", layer, "input")
     if layer_of is None or paddle_key not in isolated:
         return None
-    fed = record.values[stored_key(layer_of, mode, "forward", "input")]
+    return (mode, record.values[stored_key(layer_of, mode, "forward", "input")],
+            record.values[value_key(mode, "backward", layer, "output")],
+            record.values[stored_key(layer_of, mode, "backward", "input")], isolated[paddle_key])
+
+
+def _epsilon_gradient_reason(localization, layer, record, isolated, initial, epsilon):
+    """BATCH_NORM_EPSILON of a BatchNorm whose gradient alone differs (its output agreed): each side's input
+    gradient is the formula's with its epsilon."""
+    values = _backward_values(localization, layer, record, isolated)
+    if values is None:
+        return None
+    mode, fed, output_gradient, torch_gradient, paddle_gradient = values
     statistics = _statistics(layer, mode, fed, initial)
     if statistics is None:
         return None
-    output_gradient = record.values[value_key(mode, "backward", layer, "output")]
     as_torch, as_paddle = (_normalization_gradient(fed, output_gradient, mode, statistics, value)
                            for value in (epsilon, float(np.float32(epsilon))))
-    torch_gradient = record.values[stored_key(layer_of, mode, "backward", "input")]
-    if _each_side_its_formula(torch_gradient, isolated[paddle_key], as_torch, as_paddle, "float64"):
+    if _each_side_its_formula(torch_gradient, paddle_gradient, as_torch, as_paddle, "float64"):
         return BATCH_NORM_EPSILON.format(layer=layer, epsilon=epsilon)
+    return None
+
+
+def _average_pool_gradient_reason(localization, layer, record, isolated):
+    """AVERAGE_POOL_GRADIENT of a pool to one value per channel: the output's gradient spread over the n
+    inputs divided by n (torch) or times float32(1/n) (Paddle)."""
+    values = _backward_values(localization, layer, record, isolated)
+    if values is None or values[2].shape[2:] != (1,) * (values[2].ndim - 2):
+        return None
+    _, fed, output_gradient, torch_gradient, paddle_gradient = values
+    count = int(np.prod(fed.shape[2:]))
+    spread = np.broadcast_to(output_gradient, fed.shape)
+    if _each_side_its_formula(torch_gradient, paddle_gradient, spread / count, spread * float(np.float32(1 / count)),
+                              "float64"):
+        return AVERAGE_POOL_GRADIENT.format(layer=layer, count=count)
     return None
 
 

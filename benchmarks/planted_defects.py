@@ -140,9 +140,9 @@ def zero_reference_keys(workdir):
     found = []
     for path in sorted(glob.glob(os.path.join(workdir, "float*", "*", "*_diff.json"))):
         with open(path, encoding="utf-8") as handle:
-            for key in json.load(handle)["keys"]:
+            for name, key in json.load(handle)["keys"].items():
                 if key.get("note", "").startswith(ZERO_REFERENCE):
-                    found.append({"key": key["name"], "passed": key["passed"], "max_abs": key["max_abs"],
+                    found.append({"key": name, "passed": key["passed"], "max_abs": key["max_abs"],
                                   "limit": key["limit"]})
     return found
 

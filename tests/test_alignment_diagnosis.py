@@ -235,6 +235,25 @@ def test_a_batch_norm_epsilon_that_differs_is_a_defect_not_its_precision(torch, 
     assert batch_norm_finding(torch, paddle, 1e-3, 1e-5).kind == DEFECT
 
 
+def gradient_finding(layer_type, fed, output_gradient, torch_gradient, paddle_gradient, operator=None):
+    """The finding of a failing backward check whose one training-mode layer's output agrees and whose input
+    gradient, fed torch's values, is `paddle_gradient`."""
+    agree = compare_arrays("in", np.ones(1), np.ones(1), NEAR_EXACT)
+    computed = compare_arrays("train.grad.features.1.input", torch_gradient, paddle_gradient, NEAR_EXACT)
+    assert not computed.passed
+    rows = {"forward": LayerRow("features.1", layer_type, agree, agree, agree),
+            "backward": LayerRow("features.1", layer_type, agree, computed, computed)}
+    localization = Localization("float64", [Trace("train", direction, [row]) for direction, row in rows.items()], [],
+                                CASE)
+    record = Record({"train": [{"name": "features.1", "inputs": [None], "operator": operator or {}}]},
+                    {"train.features.1.input": fed, "train.features.1.output": fed,
+                     "train.grad.features.1.output": output_gradient, "train.grad.features.1.input": torch_gradient},
+                    {})
+    failure = checked("backward", "float64", {"grad.w": np.ones(2)}, {"grad.w": np.array([1.0, 2.0])})
+    layers = (record, {"train.features.1.output": fed, "train.grad.features.1.input": paddle_gradient})
+    return only_finding(failure, {("float64", CASE): localization}, evidence(initial={}, layers=layers))[1]
+
+
 def batch_norm_gradient_finding(torch, paddle, torch_epsilon, paddle_epsilon):
     """A training-mode BatchNorm whose output agrees and whose input gradient differs fed torch's values."""
     fed, output_gradient = images(scale=1e-3), images(seed=1)
@@ -246,21 +265,32 @@ def batch_norm_gradient_finding(torch, paddle, torch_epsilon, paddle_epsilon):
     paddle_layer.train()
     paddle_inputs = paddle.to_tensor(fed, stop_gradient=False)
     paddle_layer(paddle_inputs).backward(paddle.to_tensor(output_gradient))
-    torch_gradient, paddle_gradient = torch_inputs.grad.numpy(), paddle_inputs.grad.numpy()
-    agree = compare_arrays("in", np.ones(1), np.ones(1), NEAR_EXACT)
-    computed = compare_arrays("train.grad.features.1.input", torch_gradient, paddle_gradient, NEAR_EXACT)
-    assert not computed.passed
-    rows = {"forward": LayerRow("features.1", "BatchNorm2d", agree, agree, agree),
-            "backward": LayerRow("features.1", "BatchNorm2d", agree, computed, computed)}
-    localization = Localization("float64", [Trace("train", direction, [row]) for direction, row in rows.items()], [],
-                                CASE)
-    record = Record({"train": [{"name": "features.1", "inputs": [None], "operator": {"eps": torch_epsilon}}]},
-                    {"train.features.1.input": fed, "train.features.1.output": fed,
-                     "train.grad.features.1.output": output_gradient, "train.grad.features.1.input": torch_gradient},
-                    {})
-    failure = checked("backward", "float64", {"grad.w": np.ones(2)}, {"grad.w": np.array([1.0, 2.0])})
-    layers = (record, {"train.features.1.output": fed, "train.grad.features.1.input": paddle_gradient})
-    return only_finding(failure, {("float64", CASE): localization}, evidence(initial={}, layers=layers))[1]
+    return gradient_finding("BatchNorm2d", fed, output_gradient, torch_inputs.grad.numpy(), paddle_inputs.grad.numpy(),
+                            {"eps": torch_epsilon})
+
+
+def average_pool_gradients(torch, paddle):
+    """torch's and Paddle's input gradients of an average pool over 13 x 13 values (1/169 is not exact in
+    float32), and the input and output gradient."""
+    fed = np.random.default_rng(2).standard_normal((2, CHANNELS, 13, 13))
+    output_gradient = np.random.default_rng(3).standard_normal((2, CHANNELS, 1, 1))
+    torch_inputs = torch.from_numpy(fed).requires_grad_()
+    torch.nn.AdaptiveAvgPool2d(1)(torch_inputs).backward(torch.from_numpy(output_gradient))
+    paddle_inputs = paddle.to_tensor(fed, stop_gradient=False)
+    paddle.nn.AdaptiveAvgPool2D(1)(paddle_inputs).backward(paddle.to_tensor(output_gradient))
+    return fed, output_gradient, torch_inputs.grad.numpy(), paddle_inputs.grad.numpy()
+
+
+def test_paddles_float32_average_pool_gradient_is_named(torch, paddle):
+    finding = gradient_finding("AdaptiveAvgPool2d", *average_pool_gradients(torch, paddle))
+    assert finding.kind == KNOWN
+    assert finding.reason == known_differences.AVERAGE_POOL_GRADIENT.format(layer="features.1", count=169)
+
+
+def test_an_average_pool_gradient_off_by_more_than_float32s_one_over_n_is_a_defect(torch, paddle):
+    fed, output_gradient, torch_gradient, paddle_gradient = average_pool_gradients(torch, paddle)
+    finding = gradient_finding("AdaptiveAvgPool2d", fed, output_gradient, torch_gradient, paddle_gradient * (1 + 1e-6))
+    assert finding.kind == DEFECT
 
 
 def test_paddles_float32_batch_norm_epsilon_is_named_from_the_gradient_when_the_output_agrees(torch, paddle):

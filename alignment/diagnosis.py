@@ -27,6 +27,8 @@ EXAMPLE_KEYS = 3  # failing keys a line names before "and N more"
 ROUNDING_REASON = ("float32 only: float64 agrees, and every Paddle layer agrees when fed torch's values (a max-pool"
                    " or ReLU decision flipped by rounding; docs/tolerances.md)")
 FLOAT64_AGREES_HINT = "float64 agrees, but a Paddle layer differs fed torch's values in float32"
+UNPAIRED_HINT = ("float64 agrees, but Paddle units no torch unit pairs with were not compared fed torch's values, so"
+                 " rounding cannot be shown")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +159,7 @@ def _unexplained(result, keys, evidence, passed_in_float64, localization):
         return Finding(KNOWN, "; ".join(layers), keys)
     reason = _defect_reason(result, keys, localization)
     if result.dtype == "float32" and (result.step, result.case) in passed_in_float64:
-        reason += f" ({FLOAT64_AGREES_HINT})"
+        reason += f" ({UNPAIRED_HINT if localization and localization.paddle_only else FLOAT64_AGREES_HINT})"
     return Finding(DEFECT, reason, keys)
 
 

@@ -38,6 +38,7 @@ RATE_ULPS = 2  # a rate computed by another order of the same products: within t
 EPSILON = 1e-5  # BatchNorm's default in both libraries, when torch's record has none; Paddle's enters as float32
 # How closely a formula must reproduce the values to name a difference by it (relative to their scale)
 FIT = {"float64": 1e-9, "float32": 1e-4}
+SHOWN_LAYERS = 3  # layers a reason names before "and N more"
 CLOSER = 10  # how many times nearer its own formula than the other library's a side's output must be
 # |ratio - 1| of the updates of the running mean below which the momenta differ by float32 rounding only
 FLOAT32_MOMENTUM = 1e-6
@@ -267,7 +268,18 @@ def of_layers(result, localization, evidence):
     reasons = [_layer_reason(localization, layer, result, evidence) for layer in differing]
     if not differing or None in reasons:
         return []
-    return list(dict.fromkeys(reasons))
+    return _grouped(zip(differing, reasons))
+
+
+def _grouped(layer_reasons):
+    """One reason per difference that reads alike but for its layer, naming its layers (a few, then how many
+    more): "BatchNorm epsilon precision at features.2.1, features.3.1 and 14 more: ..."."""
+    layers_of = {}
+    for layer, reason in layer_reasons:
+        layers_of.setdefault(reason.replace(f" at {layer}:", " at {layers}:", 1), []).append(layer)
+    return [reason.replace("{layers}", ", ".join(layers[:SHOWN_LAYERS])
+                           + (f" and {len(layers) - SHOWN_LAYERS} more" if len(layers) > SHOWN_LAYERS else ""))
+            for reason, layers in layers_of.items()]
 
 
 def _forward_row(localization, layer):

@@ -424,3 +424,12 @@ def test_a_key_that_is_not_zero_keeps_its_own_scale():
     bias, = [key for key in result.keys if key.name == "grad.fc.bias"]
     assert not bias.passed and bias.limit == pytest.approx(1e-10 * 2e-3) and bias.note == ""
     assert Tolerance(0.0, 1e-10).limit(2e-3) == bias.limit
+
+
+def test_a_difference_of_many_layers_is_one_reason_naming_a_few_of_them():
+    layers = [f"features.{index}.1" for index in range(5)]
+    reasons = [(layer, known_differences.BATCH_NORM_EPSILON.format(layer=layer, epsilon=1e-5)) for layer in layers]
+    reasons.append(("classifier.0", known_differences.DROPOUT_MODE.format(layer="classifier.0", scale=0.5, p=0.5)))
+    grouped = known_differences._grouped(reasons)
+    assert grouped == [known_differences.BATCH_NORM_EPSILON.format(
+        layer="features.0.1, features.1.1, features.2.1 and 2 more", epsilon=1e-5), reasons[-1][1]]

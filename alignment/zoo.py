@@ -4,8 +4,9 @@ where it does not align, again with each known library difference corrected.
 
 Steps forward (eval and training mode), loss and backward (eval and training mode), float64 and float32, one
 size (64 px; Inception v3 needs 80, paddle.vision's AlexNet 224: it has no adaptive pool), the suite's batch
-of 4. Writes the figures (--json, docs/zoo.json) and renders them (--markdown, docs/zoo.md); each model's run
-folder keeps its report and summary (the arrays are deleted as each model ends).
+of 4; failing cases localized, so that each cell is the diagnosis's (alignment.diagnosis). Writes the figures
+(--json, docs/zoo.json) and renders them (--markdown, docs/zoo.md); each model's run folder keeps its report
+and summary (the arrays are deleted as each model ends).
 """
 import argparse
 import json
@@ -243,9 +244,10 @@ def render(rows, command, complete=True):
              "(alignment/zoo.py, CORRECTIONS). Each cell is read from the run's diagnosis (alignment.diagnosis):",
              "its verdict, each known library difference by name (alignment.known_differences), and each check",
              "that fails as a defect (a difference no known one explains); zoo.json holds each failing check's",
-             "diagnosis line. One difference has no correction and no name yet: Paddle's average-pool backward",
-             "scales by float32(1/n) in float64 (docs/adding-a-model-pair.md): gradients below a pool over a window",
-             "whose size is not a power of two part by about 1e-8 relative in float64.", "",
+             "diagnosis line. One difference has no correction: Paddle's average-pool backward scales by",
+             "float32(1/n) in float64 (docs/adding-a-model-pair.md): gradients below a pool over a window whose size",
+             "is not a power of two part by about 1e-8 relative in float64 (named \"average-pool gradient precision\"",
+             "for pools to one value per channel).", "",
              *([] if complete else [f"**Incomplete: the run was cut short; not run: {_not_run(rows)}.**", ""]),
              "| family | torch / paddle | px | as shipped | corrections applied | corrected |",
              "| --- | --- | --- | --- | --- | --- |"]

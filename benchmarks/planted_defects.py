@@ -2,9 +2,10 @@
 
   python -m benchmarks.planted_defects  (make planted-defects)
 
-- each defect planted in the Paddle side of MobileNetV2 (ReLU6 for ReLU, a padded pointwise convolution, an
-  adaptive max for the average pool, a BatchNorm momentum) and of SqueezeNet 1.1 (ceil_mode off: MobileNetV2
-  has no max-pool): the headline first divergence of every trace, and the diagnosis line of each check;
+- each defect planted in the Paddle side of MobileNetV2 (ReLU6 for ReLU, a padded pointwise convolution and a
+  BatchNorm momentum, as tests/test_alignment_layer_trees.py plants them; an adaptive max for the average pool)
+  and of SqueezeNet 1.1 (ceil_mode off: MobileNetV2 has no max-pool): the headline first divergence of every
+  trace, and the diagnosis line of each check;
 - the diagnosis line of each class of failing key: a defect, a known library difference (the models as
   shipped), rounding (float32, the library differences corrected) and the zero-reference artifact (keys
   held to their operation's scale);
@@ -37,29 +38,10 @@ RELU6_LIMIT = 6
 STEPS = ("forward", "backward")
 
 
-def relu_for_relu6(model):
-    import paddle
-
-    model.features[3].conv[1][2] = paddle.nn.ReLU()
-    return model
-
-
-def padded_pointwise_convolution(model):
-    import paddle
-
-    model.features[1].conv[1] = paddle.nn.Conv2D(32, 16, 1, padding=1, bias_attr=False)
-    return model
-
-
 def adaptive_max_for_average_pool(model):
     import paddle
 
     model.pool2d_avg = paddle.nn.AdaptiveMaxPool2D(1)
-    return model
-
-
-def batch_norm_momentum(model):
-    model.features[5].conv[1][1]._momentum = 0.5  # torchvision's 0.1 is Paddle's 0.9
     return model
 
 
@@ -74,13 +56,21 @@ def squeezenet_ceil_mode_off(model):
     return model
 
 
+def _plant(name):
+    """A defect tests/test_alignment_layer_trees.py plants (its localization test on the test-local pair)."""
+    from tests import test_alignment_layer_trees
+
+    return lambda model: getattr(test_alignment_layer_trees, name)(model)
+
+
 # name: (model, image size, what is planted, the plant)
-DEFECTS = {"relu6 -> relu": ("mobilenet_v2", 64, "features.3.conv.1.2: ReLU6 -> ReLU", relu_for_relu6),
-           "padding": ("mobilenet_v2", 64, "features.1.conv.1: padding 0 -> 1", padded_pointwise_convolution),
+DEFECTS = {"relu6 -> relu": ("mobilenet_v2", 64, "features.3.conv.1.2: ReLU6 -> ReLU", _plant("relu_for_relu6")),
+           "padding": ("mobilenet_v2", 64, "features.1.conv.1: padding 0 -> 1",
+                       _plant("padded_pointwise_convolution")),
            "adaptive max pool": ("mobilenet_v2", 64, "the final pool: adaptive average -> adaptive max",
                                  adaptive_max_for_average_pool),
            "batch norm momentum": ("mobilenet_v2", 64, "features.5.conv.1.1: momentum 0.9 -> 0.5 (Paddle's convention)",
-                                   batch_norm_momentum),
+                                   _plant("batch_norm_momentum")),
            "ceil_mode": ("squeezenet1_1", 65, "features.2 (Paddle's _pool): ceil_mode True -> False",
                          squeezenet_ceil_mode_off)}
 

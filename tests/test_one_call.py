@@ -92,7 +92,7 @@ def test_mobilenet_v2s_relu6_made_relu_is_the_headline_of_the_one_call_in_both_m
     Paddle model (benchmarks.planted_defects, the figures' own case), on a checkpoint with trained-like
     BatchNorm scales (ReLU6 clamps in eval mode too). About 35 s on the 2-core machine (float64, 64 px,
     forward and backward, localized)."""
-    from benchmarks.planted_defects import align_defect, mobilenet_v2_checkpoint
+    from benchmarks.planted_defects import align_defect, mobilenet_v2_checkpoint, relu6_coverage
 
     result = align_defect("relu6 -> relu", str(tmp_path / "run"), mobilenet_v2_checkpoint(str(tmp_path / "w.pth")))
     assert not result.passed
@@ -105,3 +105,7 @@ def test_mobilenet_v2s_relu6_made_relu_is_the_headline_of_the_one_call_in_both_m
     forward = next(row for row in result.rows if row.step == "forward")
     assert forward.kind == "defect" and forward.line().startswith(
         "forward user-64px float64: FAIL; DEFECT: first divergence at features.3.conv.1.2 (ReLU6 / ReLU: relu6 vs relu;")
+    # coverage counts training mode: ReLU6 layers whose input passes 6 only there are covered
+    coverage = relu6_coverage(result)
+    assert coverage["beyond_6_in_eval"] < coverage["beyond_6_in_training"] == coverage["relu6_layers"], coverage
+    assert coverage["reported_not_covered"] == 0, coverage

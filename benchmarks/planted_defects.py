@@ -3,7 +3,7 @@
   python -m benchmarks.planted_defects  (make planted-defects)
 
 - each defect planted in the Paddle side of MobileNetV2 (ReLU6 for ReLU, a padded pointwise convolution and a
-  BatchNorm momentum, as tests/test_alignment_layer_trees.py plants them; an adaptive max for the average pool)
+  BatchNorm momentum, as benchmarks/layer_tree_cases.py plants them; an adaptive max for the average pool)
   and of SqueezeNet 1.1 (ceil_mode off: MobileNetV2 has no max-pool): the headline first divergence of every
   trace, and the diagnosis line of each check;
 - the diagnosis line of each class of failing key: a defect, a known library difference (the models as
@@ -57,10 +57,10 @@ def squeezenet_ceil_mode_off(model):
 
 
 def _plant(name):
-    """A defect tests/test_alignment_layer_trees.py plants (its localization test on the test-local pair)."""
-    from tests import test_alignment_layer_trees
+    """A defect benchmarks/layer_tree_cases.py plants (the layer-tree localization tests plant the same)."""
+    from . import layer_tree_cases
 
-    return lambda model: getattr(test_alignment_layer_trees, name)(model)
+    return lambda model: getattr(layer_tree_cases, name)(model)
 
 
 # name: (model, image size, what is planted, the plant)

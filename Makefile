@@ -72,6 +72,7 @@ help:
 	@echo "                        align-train; GreedyHash's own align-data, align-metric, align-inference"
 	@echo "  make align-layers     where a difference starts, layer by layer (CASES=; make align runs it on a failure)"
 	@echo "  make zoo              every family torchvision and paddle.vision both ship, one call each -> docs/zoo.md"
+	@echo "  make planted-defects  what one call names for MobileNetV2's planted defects -> docs/planted_defects.md"
 	@echo "  make align-mutants    the mutation score: the checks against generated port defects (MAX=n OPERATORS=)"
 	@echo "  make align-mutants-reference  regenerate logs/reference/mutants/ (the committed score)"
 	@echo "  make align-curve      both frameworks train a few epochs; loss curves and final mAP (slow; SEEDS=, EPOCHS_CURVE=)"
@@ -196,7 +197,7 @@ reference_path = $(call quoted,$(value REFERENCE)$(1))
 CASES :=
 REFERENCE_RUN = $(call logs_path,reference-run)
 
-.PHONY: align-layers align-reference align-curve-reference zoo
+.PHONY: align-layers align-reference align-curve-reference zoo planted-defects
 
 align-layers: $(INSTALLED)
 	$(ALIGN_LAYERS)
@@ -204,6 +205,11 @@ align-layers: $(INSTALLED)
 # The zoo (alignment/zoo.py): writes docs/zoo.json (the figures) and renders docs/zoo.md from it; runs under LOGS/zoo
 zoo: $(INSTALLED)
 	$(PYTHON) -m alignment.zoo --workdir $(call logs_path,zoo)
+
+# What alignment.align names for each defect planted in MobileNetV2 (benchmarks/planted_defects.py), each failing
+# key class's diagnosis line, ReLU6 coverage: writes docs/planted_defects.json and .md (its runs: a temporary folder)
+planted-defects: $(INSTALLED)
+	$(PYTHON) -m benchmarks.planted_defects
 
 # The reference is one run of `make align` with every option at its default: CPU, seeded, built-in data
 align-reference: $(INSTALLED)

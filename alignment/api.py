@@ -84,8 +84,8 @@ def _sizes(inputs, sizes):
 
 
 def align(torch_model, paddle_model, inputs=None, labels=None, *, key_map=None, sizes=None, dtypes=DTYPES,
-          steps=None, workdir=None, weights=None, loss=None, optimizer=None, batch_size=None, seed=0, threads=1,
-          name="model", profile=False, localize=True, keep_arrays=False):
+          steps=None, workdir=None, weights=None, weight_sets=None, loss=None, optimizer=None, batch_size=None,
+          seed=0, threads=1, name="model", profile=False, localize=True, keep_arrays=False):
     """Align `paddle_model` with `torch_model`; return the Alignment.
 
     inputs: NCHW images (labels: int64 class ids, default cycling 0..9), or a factory (count, sizes) ->
@@ -93,8 +93,9 @@ def align(torch_model, paddle_model, inputs=None, labels=None, *, key_map=None, 
     key_map: {torch key: Paddle key} for what the trees cannot decide. loss: {"torch": f, "paddle": f}
     (default cross-entropy); optimizer: SGD's coefficients (lr, decay_every, momentum, weight_decay).
     workdir: where the values, the localization and the report go (default: a temporary folder, kept).
-    weights: a checkpoint of either framework, checked as one more weight set. profile: localize the first
-    forward case even when it passes; localize=False: no layer localization at all (the zoo's table);
+    weights: a checkpoint of either framework, checked as one more weight set ("user"); weight_sets: the sets
+    to check (default: the seeded one, and "user" when `weights` is given; ("user",): the checkpoint alone).
+    profile: localize the first forward case even when it passes; localize=False: no layer localization;
     keep_arrays: keep every array of every step and layer in `workdir`, not only those of the failing keys."""
     pair = ModelsPair(torch_model, paddle_model, name, key_map, inputs, labels, loss, optimizer)
     sizes = _sizes(inputs, sizes)
@@ -102,7 +103,9 @@ def align(torch_model, paddle_model, inputs=None, labels=None, *, key_map=None, 
                "--workdir", workdir or tempfile.mkdtemp(prefix="alignment-"),
                *(["--steps", ",".join(steps)] if steps else []),
                *(["--sizes", ",".join(map(str, sizes))] if sizes else []),
-               *(["--weights", weights] if weights else []), *(["--batch-size", str(batch_size)] if batch_size else []),
+               *(["--weights", weights] if weights else []),
+               *(["--weight-sets", ",".join(weight_sets)] if weight_sets else []),
+               *(["--batch-size", str(batch_size)] if batch_size else []),
                *([] if profile else ["--no-profile"]), *([] if localize else ["--no-localize"]),
                *(["--keep-arrays"] if keep_arrays else [])]
     args = get_args_parser().parse_args(options)

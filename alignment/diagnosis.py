@@ -27,6 +27,8 @@ EXAMPLE_KEYS = 3  # failing keys a line names before "and N more"
 ROUNDING_REASON = ("float32 only: float64 agrees, and every Paddle layer agrees when fed torch's values (a max-pool"
                    " or ReLU decision flipped by rounding; docs/tolerances.md)")
 FLOAT64_AGREES_HINT = "float64 agrees, but a Paddle layer differs fed torch's values in float32"
+UNPAIRED_HINT = ("float64 agrees, but Paddle units no torch unit pairs with were not compared fed torch's values, so"
+                 " rounding cannot be shown")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,13 +123,22 @@ def _defect_reason(result, keys, localization):
         divergence = trace.divergence()
         if divergence:
             row, place = divergence
-            where = f"at {row.layer} ({row.types})" if place == "at" else f"before {row.layer}"
+            where = f"before {row.layer}" if place == "before" else f"at {_unit(row)}"
             alone = ", ".join(trace.isolated_failures()) or "none"
             return (f"first divergence {where}, {trace.mode} mode; layers that differ fed torch's values:"
                     f" {alone}")
     if localization.paddle_only:
         return f"paddle layers no torch layer pairs with: {', '.join(localization.paddle_only)}"
     return "differs beyond its limit; every layer agrees (the difference is outside the layers)"
+
+
+def _unit(row):
+    """A layer as the headline names it: its kinds, how the operators differ, the Paddle lines that made and
+    called it (unknown for a model built before the suite saw it: "?")."""
+    lines = [f"made at {row.source}" if row.source and row.source != "?" else "",
+             f"called at {row.called_at}" if row.called_at else ""]
+    kinds = row.types + (f": {row.operator}" if row.operator else "")
+    return f"{row.layer} ({'; '.join(filter(None, [kinds, *lines]))})"
 
 
 def _findings(result, evidence, passed_in_float64, localization):
@@ -148,7 +159,7 @@ def _unexplained(result, keys, evidence, passed_in_float64, localization):
         return Finding(KNOWN, "; ".join(layers), keys)
     reason = _defect_reason(result, keys, localization)
     if result.dtype == "float32" and (result.step, result.case) in passed_in_float64:
-        reason += f" ({FLOAT64_AGREES_HINT})"
+        reason += f" ({UNPAIRED_HINT if localization and localization.paddle_only else FLOAT64_AGREES_HINT})"
     return Finding(DEFECT, reason, keys)
 
 

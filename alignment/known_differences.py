@@ -13,7 +13,12 @@ Of the keys of a check (of_keys):
 Of the layers the localization finds differing when fed torch's values (of_layers):
 - an output shape that differs at a max-pool (ceil_mode) or a convolution (its padding);
 - a dropout's eval output scaled by 1 - p (Paddle's downscale_in_infer mode);
-- a BatchNorm whose output matches its formula with epsilon float32(1e-5) in float64 (Paddle's).
+- a BatchNorm whose output matches its formula with epsilon float32(1e-5) in float64 (Paddle's);
+- an average pool to one value per channel whose input gradient is its output's times float32(1/n) in
+  float64 (Paddle's) where torch's divides by n;
+- a Hardsigmoid whose output is x * float32(0.1666667) + 0.5 clipped (Paddle's slope, held as a float32
+  attribute) where torch's is (x + 3) / 6 clipped. Their gradients differ too, and neither is 1/6 in float64:
+  Paddle's is its slope, torch's float32(1/6) (ATen's constant `1.0f / 6.0f`).
 """
 import dataclasses
 import re
@@ -31,9 +36,11 @@ from .sides import PORT, REFERENCE
 
 BUFFER = re.compile(r"(?:(iteration\d+)\.|train_)buffer\.(.+)\.(running_mean|running_var)")
 RATE_ULPS = 2  # a rate computed by another order of the same products: within two ulps
-EPSILON = 1e-5  # BatchNorm's default in both libraries; Paddle's enters as float32(1e-5)
+EPSILON = 1e-5  # BatchNorm's default in both libraries, when torch's record has none; Paddle's enters as float32
 # How closely a formula must reproduce the values to name a difference by it (relative to their scale)
 FIT = {"float64": 1e-9, "float32": 1e-4}
+SHOWN_LAYERS = 3  # layers a reason names before "and N more"
+CLOSER = 10  # how many times nearer its own formula than the other library's a side's output must be
 # |ratio - 1| of the updates of the running mean below which the momenta differ by float32 rounding only
 FLOAT32_MOMENTUM = 1e-6
 
@@ -54,9 +61,30 @@ PADDING = ("convolution padding at {layer}: fed the same input, torch gives {tor
            " {more} in Paddle); correction: torch's padding")
 DROPOUT_MODE = ("dropout mode at {layer}: Paddle's eval output is torch's times {scale:.4g} (downscale_in_infer,"
                 " p = {p:.4g}); correction: mode='upscale_in_train'")
-BATCH_NORM_EPSILON = ("BatchNorm epsilon precision at {layer}: Paddle's output is the formula's with epsilon"
-                      " float32(1e-5) in float64, torch's with 1e-5; correction: an epsilon exact in float32 on"
-                      " both sides, or float64 compared to this difference")
+BATCH_NORM_EPSILON = ("BatchNorm epsilon precision at {layer}: Paddle's output (or gradient) is the formula's with"
+                      " epsilon float32({epsilon:g}) in float64, torch's with {epsilon:g}; correction: an epsilon exact"
+                      " in float32 on both sides, or float64 compared to this difference")
+HARDSIGMOID = ("Hardsigmoid formula at {layer}: Paddle computes x * float32(0.1666667) + 0.5 clipped and"
+               " back-propagates float32(0.1666667), torch (x + 3) / 6 clipped and back-propagates float32(1/6),"
+               " even in float64; correction: torch's forward and gradient in Paddle"
+               " (alignment.zoo.hardsigmoid_as_torch)")
+AVERAGE_POOL_GRADIENT = ("average-pool gradient precision at {layer}: Paddle's input gradient is its output's times"
+                         " float32(1/{count}) in float64, torch's divided by {count}; correction: none a port can"
+                         " make (compare gradients below the pool to this difference)")
+# Paddle's Hardsigmoid slope (0.1666667, an attribute held as float32): its forward's and gradient's factor
+PADDLE_HARDSIGMOID_SLOPE = float(np.float32(0.1666667))
+# the gradient of torch's Hardsigmoid, float32 even in float64
+TORCH_HARDSIGMOID_GRADIENT = float(np.float32(1 / 6))
+
+TEMPLATES = (STEP_LR, MOMENTUM_PRECISION, MOMENTUM_CONVENTION, RUNNING_VARIANCE, CEIL_MODE, PADDING, DROPOUT_MODE,
+             BATCH_NORM_EPSILON, HARDSIGMOID, AVERAGE_POOL_GRADIENT)
+# Each difference's name: its reason's words before the layer or the colon ("BatchNorm running variance")
+NAMES = tuple(re.split(r" at \{layer\}|:", template, maxsplit=1)[0] for template in TEMPLATES)
+
+
+def names_in(reason):
+    """The names of the known differences a finding's reason states, in NAMES order."""
+    return [name for name in NAMES if name + ":" in reason or name + " at " in reason]
 
 
 @dataclasses.dataclass
@@ -152,6 +180,14 @@ def _fits(target, predicted, dtype):
     return float(np.max(np.abs(target - predicted))) <= FIT[dtype] * scale
 
 
+def _each_side_its_formula(torch_output, paddle_output, as_torch, as_paddle, dtype):
+    """Each side's output fits its library's formula, and Paddle's is CLOSER times nearer its own than
+    torch's (two formulas may part by less than FIT: BatchNorm's epsilon 0.001 as float32)."""
+    paddle_error = float(np.max(np.abs(paddle_output - as_paddle)))
+    return (_fits(torch_output, as_torch, dtype) and _fits(paddle_output, as_paddle, dtype)
+            and paddle_error * CLOSER < float(np.max(np.abs(paddle_output - as_torch))))
+
+
 def _update_ratio(new_torch, new_paddle, old, dtype):
     """a with new_torch - old = a * (new_paddle - old): the ratio of the batch's shares; None if none fits."""
     torch_update, paddle_update = new_torch - old, new_paddle - old
@@ -235,7 +271,18 @@ def of_layers(result, localization, evidence):
     reasons = [_layer_reason(localization, layer, result, evidence) for layer in differing]
     if not differing or None in reasons:
         return []
-    return list(dict.fromkeys(reasons))
+    return _grouped(zip(differing, reasons))
+
+
+def _grouped(layer_reasons):
+    """One reason per difference that reads alike but for its layer, naming its layers (a few, then how many
+    more): "BatchNorm epsilon precision at features.2.1, features.3.1 and 14 more: ..."."""
+    layers_of = {}
+    for layer, reason in layer_reasons:
+        layers_of.setdefault(reason.replace(f" at {layer}:", " at {layers}:", 1), []).append(layer)
+    return [reason.replace("{layers}", ", ".join(layers[:SHOWN_LAYERS])
+                           + (f" and {len(layers) - SHOWN_LAYERS} more" if len(layers) > SHOWN_LAYERS else ""))
+            for reason, layers in layers_of.items()]
 
 
 def _forward_row(localization, layer):
@@ -265,9 +312,17 @@ def _layer_reason(localization, layer, result, evidence):
     torch_output, paddle_output = record.values[output_key], isolated[output_key]
     if "dropout" in kind and mode == "eval":
         return _dropout_reason(layer, torch_output, paddle_output, result.dtype)
+    if "hardsigmoid" in kind:
+        return hardsigmoid_reason(layer, fed, torch_output, paddle_output, result.dtype)
+    if "avgpool" in kind and result.step == "backward" and result.dtype == "float64":
+        return _average_pool_gradient_reason(localization, layer, record, isolated)
     if "batchnorm" in kind and result.dtype == "float64" and result.case.weights:
         initial = _readable(evidence.initial, result.case) or {}
-        return _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial)
+        epsilon = layer_of.get("operator", {}).get("eps", EPSILON) if layer_of else EPSILON
+        reason = _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial, epsilon)
+        if reason is None and result.step == "backward":  # its output agreed, its gradient may not
+            reason = _epsilon_gradient_reason(localization, layer, record, isolated, initial, epsilon)
+        return reason
     return None
 
 
@@ -306,7 +361,9 @@ def _normalized(fed, mean, variance, weight, bias, epsilon):
             + bias.reshape(shape))
 
 
-def _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial):
+def _statistics(layer, mode, fed, initial):
+    """(mean, variance, weight, bias) a BatchNorm normalizes `fed` with in `mode` (the batch's in training, the
+    weight set's running ones in eval); None when the weight set lacks them."""
     channels = fed.shape[1]
     axes = tuple(axis for axis in range(fed.ndim) if axis != 1)
     if mode == "train":
@@ -315,11 +372,87 @@ def _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial):
         mean, variance = initial.get(f"{layer}.running_mean"), initial.get(f"{layer}.running_var")
         if mean is None or variance is None:
             return None
-    weight = initial.get(f"{layer}.weight", np.ones(channels))
-    bias = initial.get(f"{layer}.bias", np.zeros(channels))
-    as_torch = _normalized(fed, mean, variance, weight, bias, EPSILON)
-    as_paddle = _normalized(fed, mean, variance, weight, bias, float(np.float32(EPSILON)))
-    if (_fits(torch_output, as_torch, "float64") and _fits(paddle_output, as_paddle, "float64")
-            and not _fits(paddle_output, as_torch, "float64")):
-        return BATCH_NORM_EPSILON.format(layer=layer)
+    return (mean, variance, initial.get(f"{layer}.weight", np.ones(channels)),
+            initial.get(f"{layer}.bias", np.zeros(channels)))
+
+
+def _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial, epsilon=EPSILON):
+    statistics = _statistics(layer, mode, fed, initial)
+    if statistics is None:
+        return None
+    as_torch = _normalized(fed, *statistics, epsilon)
+    as_paddle = _normalized(fed, *statistics, float(np.float32(epsilon)))
+    if _each_side_its_formula(torch_output, paddle_output, as_torch, as_paddle, "float64"):
+        return BATCH_NORM_EPSILON.format(layer=layer, epsilon=epsilon)
+    return None
+
+
+def _normalization_gradient(fed, output_gradient, mode, statistics, epsilon):
+    """The gradient of a BatchNorm's input from that of its output: through the batch's statistics in training
+    mode, a scale in eval."""
+    mean, variance, weight, _ = statistics
+    shape = (1, -1) + (1,) * (fed.ndim - 2)
+    axes = tuple(axis for axis in range(fed.ndim) if axis != 1)
+    deviation = np.sqrt(variance.reshape(shape) + epsilon)
+    if mode != "train":
+        return output_gradient * weight.reshape(shape) / deviation
+    normalized = (fed - mean.reshape(shape)) / deviation
+    centred = output_gradient - output_gradient.mean(axis=axes, keepdims=True)
+    return weight.reshape(shape) / deviation * (centred - normalized * (output_gradient * normalized).mean(
+        axis=axes, keepdims=True))
+
+
+def _backward_values(localization, layer, record, isolated):
+    """(mode, its input, the gradient of its output, torch's and Paddle's gradient of its input) of `layer` in
+    the first backward trace where it differs fed torch's values; None when the record lacks them."""
+    mode = next((trace.mode for trace in localization.traces_of("backward") for row in trace.rows
+                 if row.layer == layer and not row.isolated.passed), None)
+    layer_of = next((item for item in record.layers.get(mode, ()) if item["name"] == layer), None)
+    paddle_key = value_key(mode, "backward", layer, "input")
+    if layer_of is None or paddle_key not in isolated:
+        return None
+    return (mode, record.values[stored_key(layer_of, mode, "forward", "input")],
+            record.values[value_key(mode, "backward", layer, "output")],
+            record.values[stored_key(layer_of, mode, "backward", "input")], isolated[paddle_key])
+
+
+def _epsilon_gradient_reason(localization, layer, record, isolated, initial, epsilon):
+    """BATCH_NORM_EPSILON of a BatchNorm whose gradient alone differs (its output agreed): each side's input
+    gradient is the formula's with its epsilon."""
+    values = _backward_values(localization, layer, record, isolated)
+    if values is None:
+        return None
+    mode, fed, output_gradient, torch_gradient, paddle_gradient = values
+    statistics = _statistics(layer, mode, fed, initial)
+    if statistics is None:
+        return None
+    as_torch, as_paddle = (_normalization_gradient(fed, output_gradient, mode, statistics, value)
+                           for value in (epsilon, float(np.float32(epsilon))))
+    if _each_side_its_formula(torch_gradient, paddle_gradient, as_torch, as_paddle, "float64"):
+        return BATCH_NORM_EPSILON.format(layer=layer, epsilon=epsilon)
+    return None
+
+
+def _average_pool_gradient_reason(localization, layer, record, isolated):
+    """AVERAGE_POOL_GRADIENT of a pool to one value per channel: the output's gradient spread over the n
+    inputs divided by n (torch) or times float32(1/n) (Paddle)."""
+    values = _backward_values(localization, layer, record, isolated)
+    if values is None or values[2].shape[2:] != (1,) * (values[2].ndim - 2):
+        return None
+    _, fed, output_gradient, torch_gradient, paddle_gradient = values
+    count = int(np.prod(fed.shape[2:]))
+    spread = np.broadcast_to(output_gradient, fed.shape)
+    if _each_side_its_formula(torch_gradient, paddle_gradient, spread / count, spread * float(np.float32(1 / count)),
+                              "float64"):
+        return AVERAGE_POOL_GRADIENT.format(layer=layer, count=count)
+    return None
+
+
+def hardsigmoid_reason(layer, fed, torch_output, paddle_output, dtype):
+    """HARDSIGMOID when each side's output is its library's formula and Paddle's is not torch's."""
+    fed = fed.astype(np.float64)
+    as_torch = np.clip(fed + 3, 0, 6) / 6
+    as_paddle = np.clip(fed * PADDLE_HARDSIGMOID_SLOPE + 0.5, 0, 1)
+    if _each_side_its_formula(torch_output, paddle_output, as_torch, as_paddle, dtype):
+        return HARDSIGMOID.format(layer=layer)
     return None

@@ -4,13 +4,13 @@ where it does not align, again with each known library difference corrected.
 
 Steps forward (eval and training mode), loss and backward (eval and training mode), float64 and float32, one
 size (64 px; Inception v3 needs 80, paddle.vision's AlexNet 224: it has no adaptive pool), the suite's batch
-of 4. Writes the figures (--json, docs/zoo.json) and renders them (--markdown, docs/zoo.md); each model's run
-folder keeps its report and summary (the arrays are deleted as each model ends).
+of 4; failing cases localized, so that each cell is the diagnosis's (alignment.diagnosis). Writes the figures
+(--json, docs/zoo.json) and renders them (--markdown, docs/zoo.md); each model's run folder keeps its report
+and summary (the arrays are deleted as each model ends).
 """
 import argparse
 import json
 import os
-import re
 import shutil
 import time
 
@@ -84,14 +84,18 @@ def dropout_upscaled_in_training(torch_model, paddle_model):
         layer.mode = "upscale_in_train"
 
 
-def hardsigmoid_exact(torch_model, paddle_model):
-    """Paddle's Hardsigmoid is slope * x + 0.5 clipped, with slope 0.1666667 (torch's: relu6(x + 3) / 6): each
-    Paddle Hardsigmoid replaced by torch's formula in Paddle operations."""
+def hardsigmoid_as_torch(torch_model, paddle_model):
+    """Paddle's Hardsigmoid is x * float32(0.1666667) + 0.5 clipped with that gradient, torch's (x + 3) / 6
+    clipped with gradient float32(1/6) (alignment.known_differences.HARDSIGMOID): each Paddle Hardsigmoid made
+    to compute torch's forward and torch's gradient (Paddle's hardsigmoid of slope 1/6 back-propagates
+    float32(1/6))."""
     import paddle
 
     class TorchHardsigmoid(paddle.nn.Layer):
         def forward(self, inputs):
-            return paddle.nn.functional.relu6(inputs + 3) / 6
+            with_torch_gradient = paddle.nn.functional.hardsigmoid(inputs, slope=1 / 6)
+            as_torch = paddle.nn.functional.relu6(inputs + 3) / 6
+            return with_torch_gradient + (as_torch - with_torch_gradient).detach()
 
     for parent in [paddle_model, *paddle_model.sublayers()]:
         for name, child in parent.named_children():
@@ -146,8 +150,8 @@ CORRECTIONS = (
      lambda entry, paddle_model: _has_batch_norm(paddle_model), batch_norm_epsilon_in_float32),
     ("dropout downscale_in_infer in Paddle",
      lambda entry, paddle_model: _has_downscaled_dropout(paddle_model), dropout_upscaled_in_training),
-    ("Hardsigmoid slope 0.1666667 in Paddle, 1/6 in torch",
-     lambda entry, paddle_model: _has_hardsigmoid(paddle_model), hardsigmoid_exact),
+    ("Hardsigmoid: torch's forward in Paddle",
+     lambda entry, paddle_model: _has_hardsigmoid(paddle_model), hardsigmoid_as_torch),
     ("Inception v3 BatchNorm epsilon 0.001 vs 1e-5 and dropout 0.5 vs 0.2",
      lambda entry, paddle_model: entry[1] == "inception_v3", inception_batch_norm_epsilon_and_dropout),
     ("SqueezeNet stem padding 0 vs 1 and max-pool ceil_mode True vs False",
@@ -156,8 +160,8 @@ CORRECTIONS = (
 
 
 def run_one(entry, workdir, corrections=()):
-    """{"passed", "checks", "failed": [step dtype worst key], "seconds"} of one model, or {"error": ...} when
-    it cannot be aligned (a key map not inferred, a model that fails)."""
+    """The diagnosis of one model (run_summary), or {"error": ...} when it cannot be aligned (a key map not
+    inferred, a model that fails)."""
     from . import align
 
     torch_model, paddle_model = build(entry)
@@ -166,7 +170,7 @@ def run_one(entry, workdir, corrections=()):
     started = time.perf_counter()
     try:
         result = align(torch_model, paddle_model, sizes=(entry[4],), dtypes=DTYPES, steps=STEPS, workdir=workdir,
-                       name=entry[1], localize=False)
+                       name=entry[1])
     except UserInputError as error:
         return {"error": str(error), "seconds": round(time.perf_counter() - started)}
     except Exception as error:  # a model that cannot run as its counterpart does: the zoo says so
@@ -174,10 +178,25 @@ def run_one(entry, workdir, corrections=()):
     finally:
         for folder in ("inputs", *DTYPES):
             shutil.rmtree(os.path.join(workdir, folder), ignore_errors=True)
-    return {"passed": result.passed, "checks": len(result.rows),
-            "checks_passed": sum(row.passed for row in result.rows),
-            "failed": [f"{row.step} {row.dtype}: {row.worst_key} (abs {row.max_abs:.1g}, rel {row.max_rel:.2g})"
-                       for row in result.failures()], "seconds": round(time.perf_counter() - started)}
+    return {**run_summary(result.rows), "seconds": round(time.perf_counter() - started)}
+
+
+def run_summary(rows):
+    """What the zoo says of a run, read from its checks' diagnosis (alignment.diagnosis.Verdict): the
+    verdict, the known library differences by name, the checks that fail as defects, and each failing check's
+    diagnosis line."""
+    from .diagnosis import DEFECT, KNOWN
+    from .known_differences import names_in
+
+    findings = [finding for row in rows for finding in row.findings]
+    differences = dict.fromkeys(name for finding in findings if finding.kind == KNOWN
+                                for name in names_in(finding.reason))
+    verdict = ("aligns" if not findings else "aligns up to rounding" if all(row.passed for row in rows)
+               else "differs")
+    return {"verdict": verdict, "checks": len(rows), "checks_passed": sum(row.passed for row in rows),
+            "differences": list(differences),
+            "defects": [row.label for row in rows if any(finding.kind == DEFECT for finding in row.findings)],
+            "diagnosis": [row.line() for row in rows if row.findings]}
 
 
 def zoo_row(entry, workdir):
@@ -187,8 +206,7 @@ def zoo_row(entry, workdir):
            "paddle": f"paddle.vision.models.{entry[2]}" + "".join(f", {key}={value}"
                                                                   for key, value in entry[3].items()),
            "size": entry[4], "shipped": run_one(entry, os.path.join(workdir, entry[1], "shipped"))}
-    inferred = "cannot infer the key map" not in row["shipped"].get("error", "")
-    if not row["shipped"].get("passed") and applicable and inferred:
+    if row["shipped"].get("verdict") == "differs" and applicable:
         row["corrections"] = [name for name, _, _ in applicable]
         row["corrected"] = run_one(entry, os.path.join(workdir, entry[1], "corrected"), applicable)
     print(f"zoo {entry[0]}: {_verdict(row['shipped'])}"
@@ -199,40 +217,15 @@ def zoo_row(entry, workdir):
 def _verdict(run):
     if "error" in run:
         return "cannot run: " + run["error"]
-    verdict = "aligns" if run["passed"] else "aligns up to rounding" if _aligns_up_to_rounding(run) else "differs"
-    return f"{verdict} ({run['checks_passed']}/{run['checks']} checks, {run['seconds']} s)"
+    return f"{run['verdict']} ({run['checks_passed']}/{run['checks']} checks, {run['seconds']} s)"
 
 
-# A float64 difference below ZERO_GRADIENT and larger than ZERO_RELATIVE of the value: the rounding of a value
-# that is 0 (BatchNorm biases before another BatchNorm)
-ZERO_GRADIENT, ZERO_RELATIVE = 1e-15, 0.1
-
-
-def why(failure, failures):
-    """Why a failing check is not a difference of the libraries, read from the figures; "" when it may be:
-    a float64 difference below ZERO_GRADIENT and near the value itself (a gradient that is exactly 0 in theory,
-    held to a limit relative to itself: the checker's artifact, issue 23), or float32 where float64 agrees but for such values
-    (rounding)."""
-    step_dtype, _, rest = failure.partition(": ")
-    step, dtype = step_dtype.split()
-    if dtype == "float64":
-        difference, relative = (float(value) for value in re.search(r"abs ([^,]+), rel ([^)]+)\)", rest).groups())
-        if difference < ZERO_GRADIENT and relative > ZERO_RELATIVE:
-            return f"below {ZERO_GRADIENT:g}: the rounding of a value that is 0"
-        return ""
-    if all(why(other, failures) for other in failures if other.startswith(f"{step} float64:")):
-        return "float32 only, float64 agrees: rounding"
-    return ""
-
-
-def _failures(run):
-    failures = run.get("failed", [])
-    return "".join(f"<br>{failure}" + (f" ({why(failure, failures)})" if why(failure, failures) else "")
-                   for failure in failures)
-
-
-def _aligns_up_to_rounding(run):
-    return "error" not in run and all(why(failure, run["failed"]) for failure in run["failed"])
+def _cell(run):
+    """A run's verdict, its library differences by name and the checks that fail as defects."""
+    parts = [_verdict(run)]
+    parts += [f"known: {name}" for name in run.get("differences", [])]
+    parts += [f"defect: {label}" for label in run.get("defects", [])]
+    return "<br>".join(parts)
 
 
 def _not_run(rows):
@@ -248,15 +241,18 @@ def render(rows, command, complete=True):
              "the seeded weights (torch's initialization, BatchNorm drawn) copied into Paddle through the inferred key",
              "map, the suite's batch of 4. Forward and backward are checked in eval and training mode. A model that",
              "does not align as shipped runs again with every known library difference that applies to it corrected",
-             "(alignment/zoo.py, CORRECTIONS). One difference has no correction: Paddle's average-pool backward scales",
-             "by float32(1/n) in float64 (docs/adding-a-model-pair.md): gradients below a pool over a window whose",
-             "size is not a power of two part by about 1e-8 relative in float64.", "",
+             "(alignment/zoo.py, CORRECTIONS). Each cell is read from the run's diagnosis (alignment.diagnosis):",
+             "its verdict, each known library difference by name (alignment.known_differences), and each check",
+             "that fails as a defect (a difference no known one explains); zoo.json holds each failing check's",
+             "diagnosis line. One difference has no correction: Paddle's average-pool backward scales by",
+             "float32(1/n) in float64 (docs/adding-a-model-pair.md): gradients below a pool over a window whose size",
+             "is not a power of two part by about 1e-8 relative in float64 (named \"average-pool gradient precision\"",
+             "for pools to one value per channel).", "",
              *([] if complete else [f"**Incomplete: the run was cut short; not run: {_not_run(rows)}.**", ""]),
-             "| family | torch / paddle | px | as shipped | differences that apply | corrected |",
+             "| family | torch / paddle | px | as shipped | corrections applied | corrected |",
              "| --- | --- | --- | --- | --- | --- |"]
     for row in rows:
-        corrected = _verdict(row["corrected"]) + _failures(row["corrected"]) if "corrected" in row else ""
-        shipped = _verdict(row["shipped"]) + _failures(row["shipped"])
+        shipped, corrected = _cell(row["shipped"]), _cell(row["corrected"]) if "corrected" in row else ""
         lines.append(f"| {row['family']} | `{row['torch']}` / `{row['paddle']}` | {row['size']} | {shipped} |"
                      f" {'<br>'.join(row.get('corrections', []))} | {corrected} |")
     return "\n".join(lines) + "\n"

@@ -1,5 +1,6 @@
 """Every failing key gets one class (alignment.diagnosis): each class produced here by a planted case, the
 library differences by the libraries' own layers run side by side in this process, small and in float64."""
+import functools
 import warnings
 
 import numpy as np
@@ -164,8 +165,8 @@ def localized(layer, layer_type, mode, torch_output, paddle_output, tol=NEAR_EXA
     return Localization("float64", traces, [], CASE)
 
 
-def layer_evidence(layer, mode, fed, torch_output, paddle_output, initial=None):
-    record = Record({mode: [{"name": layer, "inputs": [None]}]},
+def layer_evidence(layer, mode, fed, torch_output, paddle_output, initial=None, operator=None):
+    record = Record({mode: [{"name": layer, "inputs": [None], "operator": operator or {}}]},
                     {f"{mode}.{layer}.input": fed, f"{mode}.{layer}.output": torch_output}, {})
     return evidence(initial=initial or {}, layers=(record, {f"{mode}.{layer}.output": paddle_output}))
 
@@ -207,18 +208,148 @@ def test_an_output_shape_that_differs_at_a_pool_or_convolution_is_named(torch, p
     assert ("(ceil_mode True in torch); correction: Paddle's ceil_mode=True" in finding.reason) == (kind == "ceil_mode")
 
 
-def test_paddles_float32_batch_norm_epsilon_in_float64_is_named(torch, paddle):
-    fed = images(scale=1e-3)  # a variance of 1e-6, next to which float32(1e-5) - 1e-5 shows
-    torch_output = torch.nn.BatchNorm2d(CHANNELS).double().train()(torch.from_numpy(fed)).detach().numpy()
-    paddle_layer = paddle.nn.BatchNorm2D(CHANNELS)
+def batch_norm_finding(torch, paddle, torch_epsilon, paddle_epsilon):
+    fed = images(scale=1e-3)  # a variance of 1e-6, next to which float32(epsilon) - epsilon shows
+    torch_layer = torch.nn.BatchNorm2d(CHANNELS, eps=torch_epsilon).double().train()
+    torch_output = torch_layer(torch.from_numpy(fed)).detach().numpy()
+    paddle_layer = paddle.nn.BatchNorm2D(CHANNELS, epsilon=paddle_epsilon)
     paddle_layer.to(dtype="float64")
     paddle_layer.train()
     paddle_output = paddle_layer(paddle.to_tensor(fed)).numpy()
     localization = localized("features.1", "BatchNorm2d", "train", torch_output, paddle_output)
     assert not localization.traces[2].passed
-    _, finding = only_finding(forward_failure(), {("float64", CASE): localization},
-                              layer_evidence("features.1", "train", fed, torch_output, paddle_output))
-    assert finding.kind == KNOWN and finding.reason == known_differences.BATCH_NORM_EPSILON.format(layer="features.1")
+    return only_finding(forward_failure(), {("float64", CASE): localization},
+                        layer_evidence("features.1", "train", fed, torch_output, paddle_output,
+                                       operator={"eps": torch_epsilon}))[1]
+
+
+@pytest.mark.parametrize("epsilon", [1e-5, 1e-3])  # the default; torchvision's MobileNetV3's
+def test_paddles_float32_batch_norm_epsilon_in_float64_is_named(torch, paddle, epsilon):
+    finding = batch_norm_finding(torch, paddle, epsilon, epsilon)
+    assert finding.kind == KNOWN
+    assert finding.reason == known_differences.BATCH_NORM_EPSILON.format(layer="features.1", epsilon=epsilon)
+
+
+def test_a_batch_norm_epsilon_that_differs_is_a_defect_not_its_precision(torch, paddle):
+    """Inception v3's case: torchvision's epsilon 0.001, paddle.vision's 1e-5."""
+    assert batch_norm_finding(torch, paddle, 1e-3, 1e-5).kind == DEFECT
+
+
+def gradient_finding(layer_type, fed, output_gradient, torch_gradient, paddle_gradient, operator=None):
+    """The finding of a failing backward check whose one training-mode layer's output agrees and whose input
+    gradient, fed torch's values, is `paddle_gradient`."""
+    agree = compare_arrays("in", np.ones(1), np.ones(1), NEAR_EXACT)
+    computed = compare_arrays("train.grad.features.1.input", torch_gradient, paddle_gradient, NEAR_EXACT)
+    assert not computed.passed
+    rows = {"forward": LayerRow("features.1", layer_type, agree, agree, agree),
+            "backward": LayerRow("features.1", layer_type, agree, computed, computed)}
+    localization = Localization("float64", [Trace("train", direction, [row]) for direction, row in rows.items()], [],
+                                CASE)
+    record = Record({"train": [{"name": "features.1", "inputs": [None], "operator": operator or {}}]},
+                    {"train.features.1.input": fed, "train.features.1.output": fed,
+                     "train.grad.features.1.output": output_gradient, "train.grad.features.1.input": torch_gradient},
+                    {})
+    failure = checked("backward", "float64", {"grad.w": np.ones(2)}, {"grad.w": np.array([1.0, 2.0])})
+    layers = (record, {"train.features.1.output": fed, "train.grad.features.1.input": paddle_gradient})
+    return only_finding(failure, {("float64", CASE): localization}, evidence(initial={}, layers=layers))[1]
+
+
+def batch_norm_gradient_finding(torch, paddle, torch_epsilon, paddle_epsilon):
+    """A training-mode BatchNorm whose output agrees and whose input gradient differs fed torch's values."""
+    fed, output_gradient = images(scale=1e-3), images(seed=1)
+    torch_inputs = torch.from_numpy(fed).requires_grad_()
+    torch.nn.BatchNorm2d(CHANNELS, eps=torch_epsilon).double().train()(torch_inputs).backward(
+        torch.from_numpy(output_gradient))
+    paddle_layer = paddle.nn.BatchNorm2D(CHANNELS, epsilon=paddle_epsilon)
+    paddle_layer.to(dtype="float64")
+    paddle_layer.train()
+    paddle_inputs = paddle.to_tensor(fed, stop_gradient=False)
+    paddle_layer(paddle_inputs).backward(paddle.to_tensor(output_gradient))
+    return gradient_finding("BatchNorm2d", fed, output_gradient, torch_inputs.grad.numpy(), paddle_inputs.grad.numpy(),
+                            {"eps": torch_epsilon})
+
+
+def average_pool_gradients(torch, paddle):
+    """torch's and Paddle's input gradients of an average pool over 13 x 13 values (1/169 is not exact in
+    float32), and the input and output gradient."""
+    fed = np.random.default_rng(2).standard_normal((2, CHANNELS, 13, 13))
+    output_gradient = np.random.default_rng(3).standard_normal((2, CHANNELS, 1, 1))
+    torch_inputs = torch.from_numpy(fed).requires_grad_()
+    torch.nn.AdaptiveAvgPool2d(1)(torch_inputs).backward(torch.from_numpy(output_gradient))
+    paddle_inputs = paddle.to_tensor(fed, stop_gradient=False)
+    paddle.nn.AdaptiveAvgPool2D(1)(paddle_inputs).backward(paddle.to_tensor(output_gradient))
+    return fed, output_gradient, torch_inputs.grad.numpy(), paddle_inputs.grad.numpy()
+
+
+def test_paddles_float32_average_pool_gradient_is_named(torch, paddle):
+    finding = gradient_finding("AdaptiveAvgPool2d", *average_pool_gradients(torch, paddle))
+    assert finding.kind == KNOWN
+    assert finding.reason == known_differences.AVERAGE_POOL_GRADIENT.format(layer="features.1", count=169)
+
+
+def test_an_average_pool_gradient_off_by_more_than_float32s_one_over_n_is_a_defect(torch, paddle):
+    fed, output_gradient, torch_gradient, paddle_gradient = average_pool_gradients(torch, paddle)
+    finding = gradient_finding("AdaptiveAvgPool2d", fed, output_gradient, torch_gradient, paddle_gradient * (1 + 1e-6))
+    assert finding.kind == DEFECT
+
+
+def test_paddles_float32_batch_norm_epsilon_is_named_from_the_gradient_when_the_output_agrees(torch, paddle):
+    finding = batch_norm_gradient_finding(torch, paddle, 1e-3, 1e-3)
+    assert finding.kind == KNOWN
+    assert finding.reason == known_differences.BATCH_NORM_EPSILON.format(layer="features.1", epsilon=1e-3)
+
+
+def test_a_batch_norm_gradient_of_another_epsilon_is_a_defect(torch, paddle):
+    assert batch_norm_gradient_finding(torch, paddle, 1e-3, 1e-5).kind == DEFECT
+
+
+def hardsigmoid_outputs(torch, paddle, paddle_layer):
+    fed = images(scale=3.0)  # inputs on both sides of the clips at -3 and 3
+    torch_output = torch.nn.Hardsigmoid()(torch.from_numpy(fed)).numpy()
+    return fed, torch_output, paddle_layer(paddle.to_tensor(fed)).numpy()
+
+
+def hardsigmoid_finding(fed, torch_output, paddle_output):
+    localization = localized("features.1.block.2.scale_activation", "Hardsigmoid", "train", torch_output,
+                             paddle_output)
+    return only_finding(forward_failure(), {("float64", CASE): localization},
+                        layer_evidence("features.1.block.2.scale_activation", "train", fed, torch_output,
+                                       paddle_output))[1]
+
+
+def test_paddles_hardsigmoid_formula_is_named_and_both_libraries_back_propagate_float32_one_sixth(torch, paddle):
+    fed, torch_output, paddle_output = hardsigmoid_outputs(torch, paddle, paddle.nn.Hardsigmoid())
+    finding = hardsigmoid_finding(fed, torch_output, paddle_output)
+    assert finding.kind == KNOWN
+    assert finding.reason == known_differences.HARDSIGMOID.format(layer="features.1.block.2.scale_activation")
+    # the gradients, in float64: Paddle's slope, and torch's float32(1/6), not 1/6 (MobileNetV3's 3.7e-8)
+    torch_inputs = torch.tensor([0.3, -1.2, 2.5], dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.hardsigmoid(torch_inputs).sum().backward()
+    paddle_inputs = paddle.to_tensor([0.3, -1.2, 2.5], dtype="float64", stop_gradient=False)
+    paddle.nn.Hardsigmoid()(paddle_inputs).sum().backward()
+    assert set(torch_inputs.grad.numpy()) == {known_differences.TORCH_HARDSIGMOID_GRADIENT} != {1 / 6}
+    assert set(paddle_inputs.grad.numpy()) == {known_differences.PADDLE_HARDSIGMOID_SLOPE}
+
+
+def test_a_hardsigmoid_of_another_slope_is_a_defect_not_the_library_difference(torch, paddle):
+    """Keras's hard sigmoid (slope 0.2) planted for the Hardsigmoid: not Paddle's formula."""
+    keras_slope = functools.partial(paddle.nn.functional.hardsigmoid, slope=0.2)
+    fed, torch_output, paddle_output = hardsigmoid_outputs(torch, paddle, keras_slope)
+    assert hardsigmoid_finding(fed, torch_output, paddle_output).kind == DEFECT
+
+
+def test_the_zoos_hardsigmoid_correction_computes_torchs_forward_with_the_shared_gradient(torch, paddle):
+    from alignment.zoo import hardsigmoid_as_torch
+
+    model = paddle.nn.Sequential(paddle.nn.Hardsigmoid())
+    hardsigmoid_as_torch(None, model)
+    fed, torch_output, paddle_output = hardsigmoid_outputs(torch, paddle, model)
+    np.testing.assert_allclose(paddle_output, torch_output, rtol=0, atol=1e-15)
+    inputs = paddle.to_tensor(fed, stop_gradient=False)
+    model(inputs).sum().backward()
+    torch_inputs = torch.from_numpy(fed).requires_grad_()
+    torch.nn.functional.hardsigmoid(torch_inputs).sum().backward()
+    np.testing.assert_array_equal(inputs.grad.numpy(), torch_inputs.grad.numpy())
 
 
 def test_a_layer_that_differs_otherwise_is_a_defect_at_the_first_divergence(torch):
@@ -293,3 +424,12 @@ def test_a_key_that_is_not_zero_keeps_its_own_scale():
     bias, = [key for key in result.keys if key.name == "grad.fc.bias"]
     assert not bias.passed and bias.limit == pytest.approx(1e-10 * 2e-3) and bias.note == ""
     assert Tolerance(0.0, 1e-10).limit(2e-3) == bias.limit
+
+
+def test_a_difference_of_many_layers_is_one_reason_naming_a_few_of_them():
+    layers = [f"features.{index}.1" for index in range(5)]
+    reasons = [(layer, known_differences.BATCH_NORM_EPSILON.format(layer=layer, epsilon=1e-5)) for layer in layers]
+    reasons.append(("classifier.0", known_differences.DROPOUT_MODE.format(layer="classifier.0", scale=0.5, p=0.5)))
+    grouped = known_differences._grouped(reasons)
+    assert grouped == [known_differences.BATCH_NORM_EPSILON.format(
+        layer="features.0.1, features.1.1, features.2.1 and 2 more", epsilon=1e-5), reasons[-1][1]]

@@ -84,3 +84,28 @@ def test_two_interpreters_run_the_sides_in_their_own_processes_from_the_factorie
                            "--no-profile"], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert done.returncode == 0 and "alignment passed: 2/2 checks" in done.stdout, done.stdout[-2000:] + done.stderr
     assert (workdir / "inputs" / "layout.json").exists() and (workdir / "side_paddle.log").exists()
+
+
+@pytest.mark.slow
+def test_mobilenet_v2s_relu6_made_relu_is_the_headline_of_the_one_call_in_both_modes(tmp_path):
+    """torchvision's and paddle.vision's MobileNetV2 through alignment.align, a ReLU planted for one ReLU6 of the
+    Paddle model (benchmarks.planted_defects, the figures' own case), on a checkpoint with trained-like
+    BatchNorm scales (ReLU6 clamps in eval mode too). About 35 s on the 2-core machine (float64, 64 px,
+    forward and backward, localized)."""
+    from benchmarks.planted_defects import align_defect, mobilenet_v2_checkpoint, relu6_coverage
+
+    result = align_defect("relu6 -> relu", str(tmp_path / "run"), mobilenet_v2_checkpoint(str(tmp_path / "w.pth")))
+    assert not result.passed
+    (localization,) = result.localizations.values()
+    for mode in ("eval", "train"):
+        for direction in ("forward", "backward"):
+            row, _ = localization.trace(mode, direction).divergence()
+            assert (row.layer, row.types, row.operator) == ("features.3.conv.1.2", "ReLU6 / ReLU", "relu6 vs relu"), \
+                (mode, direction, row.layer)
+    forward = next(row for row in result.rows if row.step == "forward")
+    assert forward.kind == "defect" and forward.line().startswith(
+        "forward user-64px float64: FAIL; DEFECT: first divergence at features.3.conv.1.2 (ReLU6 / ReLU: relu6 vs relu;")
+    # coverage counts training mode: ReLU6 layers whose input passes 6 only there are covered
+    coverage = relu6_coverage(result)
+    assert coverage["beyond_6_in_eval"] < coverage["beyond_6_in_training"] == coverage["relu6_layers"], coverage
+    assert coverage["reported_not_covered"] == 0, coverage

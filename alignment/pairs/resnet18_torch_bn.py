@@ -25,8 +25,8 @@ class ResNet18TorchBN(ResNet18):
 
 
 def _keep_running_statistics(layer, inputs):
-    if layer.training:
-        layer.statistics_before_pass = (layer._mean.clone(), layer._variance.clone())
+    if layer.training:  # a dict: not read as one of the layer's settings (the localization's operator_attributes)
+        layer.statistics_before_pass = {"mean": layer._mean.clone(), "variance": layer._variance.clone()}
 
 
 def _update_running_statistics(layer, inputs, output, momentum):
@@ -36,7 +36,7 @@ def _update_running_statistics(layer, inputs, output, momentum):
         return
     import paddle
 
-    mean, variance = layer.statistics_before_pass
+    mean, variance = layer.statistics_before_pass["mean"], layer.statistics_before_pass["variance"]
     momentum = 1 - layer._momentum if momentum is None else momentum  # Paddle's is the old value's share
     with paddle.no_grad():
         axes = [0, *range(2, inputs[0].ndim)]

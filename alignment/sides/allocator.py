@@ -14,9 +14,12 @@ import ctypes.util
 # mallopt's parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-# Blocks up to this size come from the heap, and this much freed memory at its top stays there (mallopt
-# takes an int: this is its largest value)
-KEPT_BYTES = 2 ** 31 - 1
+# Blocks up to this size come from the heap (mallopt takes an int: its largest value)
+HEAP_BLOCKS_UP_TO = 2 ** 31 - 1
+# Freed memory at the heap's top up to this much stays in the process. Measured on a float64 train case
+# (docs/performance.md): 512 MB saves as many page faults as 2 GB (0.7 M left of 5.5 M) and holds less
+# memory (peak resident 3.27 GB, 3.42 GB with 2 GB kept, 2.95 GB with glibc's defaults)
+KEPT_AT_TOP = 2 ** 29
 
 
 def keep_freed_memory():
@@ -26,4 +29,5 @@ def keep_freed_memory():
     mallopt = getattr(ctypes.CDLL(library), "mallopt", None) if library else None
     if mallopt is None:
         return False
-    return all(mallopt(parameter, KEPT_BYTES) == 1 for parameter in (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD))
+    return all(mallopt(parameter, value) == 1
+               for parameter, value in ((M_MMAP_THRESHOLD, HEAP_BLOCKS_UP_TO), (M_TRIM_THRESHOLD, KEPT_AT_TOP)))

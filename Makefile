@@ -97,6 +97,7 @@ help:
 	@echo "                        lite in .venv-gpu, gpu-report, gpu-env-tests"
 	@echo "Speed and housekeeping"
 	@echo "  make bench            both frameworks' speed side by side -> LOGS/bench.md (BENCH_ARGS=)"
+	@echo "  make bench-suite      the alignment suite's own cost: runs of 3 sizes, N times -> LOGS/suite_cost.md (BENCH_ARGS=)"
 	@echo "  make profile          where the training step's time goes, per operator -> LOGS/profile_*.txt"
 	@echo "  make clean            remove what the targets wrote under LOGS (never the committed reference runs)"
 	@echo "  make help             this list"
@@ -179,7 +180,8 @@ ALIGN_OUTPUTS = float32 float64 inputs coverage figures summary.json report.md r
 	run.lock
 RUN_FOLDERS = $(foreach bit,[1-9][0-9],train/paddle-bit$(bit) train/torch-bit$(bit) export/paddle-bit$(bit))
 WRITTEN = $(ALIGN_OUTPUTS) curve reference-run curve-reference-run predict-*.png reproduce reproduce.md lite \
-	bench.json bench.md bench-align.log bench-startup.log profile_*.txt gpu-env mutants mutants-reference-run zoo \
+	bench.json bench.md bench-align.log bench-startup.log suite_cost.json suite_cost.md suite_cost-*.log \
+	profile_*.txt gpu-env mutants mutants-reference-run zoo \
 	$(RUN_FOLDERS) .tmp-* train/.tmp-* export/.tmp-* reference-curve.new reference/mutants.new
 clean:
 	@logs=$(call opt,LOGS); if [ -z "$$logs" ] || [ ! -d "$$logs" ]; then \
@@ -297,6 +299,15 @@ BENCH_ARGS :=
 
 bench: $(INSTALLED)
 	$(PYTHON) -m benchmarks --output-dir $(call opt,LOGS) $(call words_of,BENCH_ARGS)
+
+# The alignment suite's own cost (benchmarks/suite_cost.py): make align, MODEL=resnet18 and ResNet-50 at 224 px
+# float64, each run --repeats times in an empty workdir (wall, CPU, page faults, memory, disk, phases)
+# -> $(LOGS)/suite_cost.json and .md (the committed ones: LOGS=logs/reference-bench). An older commit from
+# the same command, beside it (a label measured again replaces its entry, the others stay):
+#   git worktree add /tmp/before 1ba345e && make bench-suite BENCH_ARGS="--label before --checkout /tmp/before"
+.PHONY: bench-suite
+bench-suite: $(INSTALLED)
+	$(PYTHON) -m benchmarks.suite_cost --output-dir $(call opt,LOGS) $(call words_of,BENCH_ARGS)
 
 # Each framework's own profiler on the training step, with each MKL code path -> $(LOGS)/profile_*.txt
 .PHONY: profile

@@ -31,3 +31,48 @@ def test_a_users_resnet18_checkpoint_is_checked_alone(tmp_path):
                       "--workdir", tmp_path / "logs")
     assert "forward    user-64px" in done.stdout, done.stdout + done.stderr
     assert "BatchNorm running variance" in done.stdout  # the library difference, named, at the user's weights
+
+
+def _rescaled_a_pass_per_layer(model, batch):
+    """The rescaling as its definition reads: for each layer in turn, a whole pass of the network rescaled so
+    far, the layer's output measured, its weight and bias scaled."""
+    import torch
+
+    from alignment.pairs.greedyhash.weight_sets import target_std
+
+    factors = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            seen = []
+            handle = module.register_forward_hook(lambda _, __, output: seen.append(output.std().item()))
+            with torch.no_grad():
+                model(batch)
+            handle.remove()
+            factors[name] = target_std(name) / seen[0]
+            with torch.no_grad():
+                module.weight.mul_(factors[name])
+                if module.bias is not None:
+                    module.bias.mul_(factors[name])
+    return factors
+
+
+def test_the_one_pass_rescaling_gives_a_pass_per_layers_weights_bit_for_bit():
+    """weight_makers.rescale measures every layer in one pass: its factors and weights are those of a pass per
+    layer, to the bit (a layer whose rescaled output did not reach the next ones would change every factor
+    after it)."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from alignment.pairs.greedyhash.weight_makers import rescale, seeded_model
+
+    images = np.random.default_rng(0).standard_normal((2, 3, 64, 64))
+    model = seeded_model(12, 0).double()
+    expected_model = copy.deepcopy(model).eval()
+    factors = rescale(model, images)
+    expected = _rescaled_a_pass_per_layer(expected_model, torch.from_numpy(images))
+    assert factors == expected
+    assert len(factors) == 9  # five convolutions, two classifier layers, the hash layer, the class scores
+    for (name, value), (_, expected_value) in zip(model.state_dict().items(), expected_model.state_dict().items()):
+        assert torch.equal(value, expected_value), name

@@ -18,7 +18,7 @@ SHELL_VALUE_OF = {"FRAMEWORK": "torch"}
 WRITING_TARGETS = {"align": [], "align-forward": [], "align-layers": [], "align-curve": [], "align-reference": [],
                    "align-mutants": [], "align-mutants-reference": [],
                    "train": [], "eval": [], "predict": [], "export": [], "infer": [],
-                   "reproduce": ["DATA=cifar.tar.gz", "PRETRAINED=backbone.pth"], "lite": [], "bench": [],
+                   "reproduce": ["DATA=cifar.tar.gz", "PRETRAINED=backbone.pth"], "lite": [], "bench": [], "bench-suite": [],
                    "profile": [], "align-gpu": [], "gpu-check": []}
 
 
@@ -209,7 +209,8 @@ def written_and_decoys(logs):
     """LOGS with what the targets write and a user's files among them; return the user's files."""
     for written in ("float32/a.npy", "inputs/weights.pth", "report.md", "side_torch.log", ".tmp-abc.pth",
                     "train/paddle-bit48/best.pdparams", "train/torch-bit12/last.pth", "train/.tmp-x",
-                    "export/paddle-bit48/model.json", "lite/run/x", "predict-paddle.png", "profile_torch_avx2.txt"):
+                    "export/paddle-bit48/model.json", "lite/run/x", "predict-paddle.png", "profile_torch_avx2.txt",
+                    "suite_cost.md", "suite_cost-after-default.log"):
         (logs / written).parent.mkdir(parents=True, exist_ok=True)
         (logs / written).write_text("")
     user = ["train/notes.txt", "train/my-bit48/a", "export/paddle-bit48.md", "mine/.tmp-keep", "mine/float32/x",

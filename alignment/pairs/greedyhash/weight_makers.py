@@ -10,8 +10,8 @@ from greedyhash_common.state_dicts.layout import GREEDYHASH
 from greedyhash_common.state_dicts.paddle_files import write_paddle_state
 from torch_impl.model import GreedyHash
 from torch_impl.torch_files import write_torch_state
-from torch_impl.weights import save_weights
 from weights_convert.checkpoints import both_layouts
+from weights_convert.convert import torch_to_paddle
 
 from ...paths import images_path, weights_path
 from ...weight_sets import SEEDED, USER
@@ -26,28 +26,33 @@ def greedyhash_layouts(source):
     return torch_state, paddle_state, layout
 
 
-def _output_std(model, module, images):
-    seen = []
-    handle = module.register_forward_hook(lambda _, __, output: seen.append(output.std().item()))
-    try:
-        model(images)
-    finally:
-        handle.remove()
-    return seen[0]
-
-
 def rescale(model, images):
-    """Rescale `model` in place (alignment.weight_sets) on `images` (numpy NCHW); return {layer: factor}."""
+    """Rescale `model` in place (alignment.weight_sets) on `images` (numpy NCHW); return {layer: factor}.
+
+    In one pass: each Conv and Linear layer, in forward order, is measured on its input, rescaled, and run
+    again on that same input, so the layers after it see what a pass of the network rescaled so far gives
+    them (the values of a pass per layer, at the cost of one pass and one more call of each layer)."""
     model.eval()
     batch = torch.from_numpy(np.ascontiguousarray(images)).to(next(model.parameters()).dtype)
+    names = {module: name for name, module in model.named_modules()
+             if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))}
     factors = {}
-    with torch.no_grad():
-        for name, module in model.named_modules():
-            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
-                factors[name] = target_std(name) / _output_std(model, module, batch)
-                module.weight.mul_(factors[name])
-                if module.bias is not None:
-                    module.bias.mul_(factors[name])
+
+    def rescale_layer(module, inputs, output):
+        name = names[module]
+        factors[name] = target_std(name) / output.std().item()
+        module.weight.mul_(factors[name])
+        if module.bias is not None:
+            module.bias.mul_(factors[name])
+        return module.forward(*inputs)  # forward, not the call: no hook again
+
+    handles = [module.register_forward_hook(rescale_layer) for module in names]
+    try:
+        with torch.no_grad():
+            model(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
     return factors
 
 
@@ -73,9 +78,14 @@ def write_both_layouts(source, bit, torch_path, paddle_path):
 
 
 def make_weight_set(bit, seed, workdir, weight_set, source=None):
-    """Write one weight set in both layouts (alignment.paths.weights_path); the user set is `source`."""
+    """Write one weight set in both layouts (alignment.paths.weights_path); the user set is `source`. A made
+    set is converted from the model in memory: its .pth is written once, not written and read back."""
     torch_file, paddle_file = (weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))
-    if weight_set != USER:
-        save_weights(seeded_model(bit, seed) if weight_set == SEEDED else rescaled_model(bit, seed, workdir),
-                     torch_file)
-    write_both_layouts(source if weight_set == USER else torch_file, bit, torch_file, paddle_file)
+    if weight_set == USER:
+        write_both_layouts(source, bit, torch_file, paddle_file)
+        return
+    model = seeded_model(bit, seed) if weight_set == SEEDED else rescaled_model(bit, seed, workdir)
+    torch_state = {key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}
+    paddle_state, _ = torch_to_paddle(torch_state, torch_file)
+    write_torch_state(torch_state, torch_file)
+    write_paddle_state(paddle_state, paddle_file)

@@ -1,0 +1,48 @@
+"""A side's process keeps freed arrays for the next allocation (alignment/sides/allocator.py): a large
+array made again after being freed faults no pages in, where glibc's defaults fault every one."""
+import subprocess
+import sys
+import types
+
+import alignment.sides
+from greedyhash_common.project import PROJECT_ROOT, child_environment
+
+# A 256 MB array made, freed, made again: the minor page faults of the second making, in a fresh process
+# (numpy's transparent huge pages off, so that a fault is one 4 KB page, as in the sides' framework tensors)
+SECOND_ALLOCATION_FAULTS = """
+import resource, sys
+import numpy as np
+from alignment.sides.allocator import keep_freed_memory
+np._core.multiarray._set_madvise_hugepage(False)
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+np.ones(2 ** 25)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+np.ones(2 ** 25)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+PAGES = 2 ** 25 * 8 // 4096
+
+
+def second_allocation_faults(mode):
+    done = subprocess.run([sys.executable, "-c", SECOND_ALLOCATION_FAULTS, mode], cwd=PROJECT_ROOT,
+                          env=child_environment(), capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def test_a_freed_array_is_reused_without_page_faults():
+    assert second_allocation_faults("keep") < PAGES // 100
+
+
+def test_the_defaults_fault_every_page_in_again():
+    """The planted defect: without the setting, the check above fails."""
+    assert second_allocation_faults("default") >= PAGES * 9 // 10
+
+
+def test_every_side_process_keeps_freed_memory(monkeypatch):
+    """configured_side, which every side process (suite, layers, curve, mutants) starts with, applies it."""
+    applied = []
+    monkeypatch.setattr(alignment.sides, "keep_freed_memory", lambda: applied.append(True))
+    side = types.SimpleNamespace(configure=lambda threads: None)
+    alignment.sides.configured_side("torch", 1, types.SimpleNamespace(side=lambda framework: side))
+    assert applied == [True]

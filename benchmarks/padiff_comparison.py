@@ -1,23 +1,31 @@
-"""This suite's layer localization and PaDiff side by side, on the same models and planted defects.
+"""This suite's layer localization and PaDiff side by side, on the same models and planted defects; and the
+two tools' cost on one forward and backward.
 
-  python -m benchmarks.padiff_comparison --padiff /tmp/padiff [--output docs/comparison_table.md]
+  python -m benchmarks.padiff_comparison --padiff /tmp/padiff [--only table|speed] [--repeats 3]
 
 PaDiff (padiff 0.2.0) must be installed in its own folder (`pip install --no-deps --target /tmp/padiff
 padiff==0.2.0`): importing it wraps torch's and Paddle's functions for the whole process, and it writes
 diff_log/ beside the script that runs it, so each of its runs is a fresh process started from a
 folder of its own. Each (tool, case) runs in a fresh process: its wall time, peak resident memory
-(wait4) and the bytes it wrote. The models: torchvision's and paddle.vision's MobileNetV2 (64 px) and
-SqueezeNet 1.1 (65 px), float64, the same weights, defects planted on the Paddle side
-(benchmarks/layer_tree_cases.py, as tests/test_alignment_layer_trees.py checks them). PaDiff runs at its
-strictest (elementwise, atol 0, rtol 1e-7) on one forward and backward; this suite records eval and training
-mode.
-Writes the table (markdown) and the same as JSON beside it, atomically.
+(wait4) and the bytes it wrote. PaDiff runs at its strictest (elementwise, atol 0, rtol 1e-7) on one
+forward and backward in eval mode.
+
+The table (docs/comparison_table.md): torchvision's and paddle.vision's MobileNetV2 (64 px) and SqueezeNet
+1.1 (65 px), float64, the same weights, defects planted on the Paddle side (benchmarks/layer_tree_cases.py,
+as tests/test_alignment_layer_trees.py checks them); this suite records eval and training mode.
+The speed cases (docs/comparison_speed.md): torchvision's and paddle.vision's ResNet-18, 64 px, float64,
+forward and backward, the suite through its one-call path (alignment.align, every check it makes by
+default for those steps: both modes, buffers, each layer fed torch's inputs, coverage, the report), PaDiff on
+the weights the suite checks; the tools alternate, `--repeats` times each, with the load average around
+them (the machine may be shared: both tools are measured in the same run).
+Each writes its table (markdown) and the same as JSON beside it, atomically.
 """
 import argparse
 import inspect
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -199,8 +207,12 @@ def measure(tool, case, padiff_path):
     result = json.loads(result_lines[-1][len("RESULT "):]) if result_lines else {"error": output[-2000:]}
     if tool == "padiff":
         result["names"] = _padiff_names(output)
+    phases = [line.removeprefix("time: ") for line in output.splitlines() if line.startswith("time: ")]
+    if phases:
+        result["phases"] = phases[-1]  # the suite's own clock (alignment.suite.PhaseClock)
     result = json.loads(_without_machine_paths(json.dumps(result), folder))
-    return {"tool": tool, "case": case, "seconds": round(seconds, 1), "peak_mb": round(usage.ru_maxrss / 1024),
+    return {"tool": tool, "case": case, "seconds": round(seconds, 1),
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1), "peak_mb": round(usage.ru_maxrss / 1024),
             "written_bytes": written, "exit_status": os.waitstatus_to_exitcode(status), **result}
 
 
@@ -234,15 +246,26 @@ def table(entries):
 
 
 def speed_table(entries, machine):
+    """One row per case and tool: the median of its runs, every run's seconds, the largest peak memory."""
     lines = ["<!-- written by python -m benchmarks.padiff_comparison; do not edit -->",
              f"{machine['cores']} cores; load average {machine['load_average_before']} before the runs,"
-             f" {machine['load_average_after']} after; each run a fresh process, the tools alternating.", "",
-             "| case | tool | what it runs | verdict and what it names | s | peak MB | written |",
-             "| --- | --- | --- | --- | ---: | ---: | ---: |"]
-    for entry in entries:
-        lines.append(f"| {entry['case']} {SPEED_DTYPE} {SPEED_CASES[entry['case']][1]} px | {entry['tool']}"
-                     f" | {SPEED_RUNS[entry['tool']]} | {_cell(entry)} | {entry['seconds']} | {entry['peak_mb']}"
-                     f" | {_size(entry['written_bytes'])} |")
+             f" {machine['load_average_after']} after (1, 5, 15 minutes); each run a fresh process, the tools"
+             " alternating. s: wall time, median of the runs (each run's in brackets); CPU s: user and system"
+             " time, median.", "",
+             "| case | tool | verdict and what it names | s | CPU s | peak MB | written |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    for case in dict.fromkeys(entry["case"] for entry in entries):
+        for tool in TOOLS:
+            runs = [entry for entry in entries if entry["case"] == case and entry["tool"] == tool]
+            seconds = [entry["seconds"] for entry in runs]
+            arch, size, steps = SPEED_CASES[case]
+            lines.append(f"| {arch} {size} px {SPEED_DTYPE} {' + '.join(steps)} | {tool} | {_cell(runs[-1])}"
+                         f" | {statistics.median(seconds)} ({', '.join(map(str, seconds))})"
+                         f" | {statistics.median(entry['cpu_seconds'] for entry in runs)}"
+                         f" | {max(entry['peak_mb'] for entry in runs)} | {_size(runs[-1]['written_bytes'])} |")
+    lines += [""] + [f"- {tool}: {what}" for tool, what in SPEED_RUNS.items()]
+    lines += [f"- the suite's phases (its own clock), {entry['case']}, last run: {entry['phases']}"
+              for entry in entries if "phases" in entry][-1:]
     return "\n".join(lines) + "\n"
 
 

@@ -192,8 +192,8 @@ def measure(tool, case, padiff_path):
     launcher = os.path.join(folder, "launch.py")
     write_text(launcher, "import runpy, sys\nsys.argv = ['padiff_comparison', '--child'] + sys.argv[1:]\n"
                          "runpy.run_module('benchmarks.padiff_comparison', run_name='__main__')\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PROJECT_ROOT)] + ([padiff_path] if tool == "padiff" else [])),
-               GLOG_minloglevel="2")
+    path = [str(PROJECT_ROOT)] + ([padiff_path] if tool == "padiff" else [])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path), GLOG_minloglevel="2")
     started = time.perf_counter()
     child = subprocess.Popen([sys.executable, launcher, tool, case, folder], cwd=folder, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

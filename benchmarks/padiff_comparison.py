@@ -16,8 +16,9 @@ as tests/test_alignment_layer_trees.py checks them); this suite records eval and
 The speed cases (docs/comparison_speed.md): torchvision's and paddle.vision's ResNet-18, 64 px, float64,
 forward and backward, the suite through its one-call path (alignment.align, every check it makes by
 default for those steps: both modes, buffers, each layer fed torch's inputs, coverage, the report), PaDiff on
-the weights the suite checks; the tools alternate, `--repeats` times each, with the load average around
-them (the machine may be shared: both tools are measured in the same run).
+the weights the suite checks, and a process that only imports the frameworks and builds the models (what
+both include); they alternate, `--repeats` times each, with the load average around them (the machine may
+be shared: both tools are measured in the same run).
 Each writes its table (markdown) and the same as JSON beside it, atomically.
 """
 import argparse
@@ -46,6 +47,9 @@ CASES = {
     "squeezenet1_1 ceil_mode": ("SQUEEZENET", 65, "ceil_mode_off", "features.2 (_pool): ceil_mode True -> False"),
 }
 TOOLS = ("suite", "padiff")
+# the speed cases' floor: a process that imports both frameworks and builds the two models, as each tool's does
+FLOOR = "imports and models"
+SPEED_TOOLS = (*TOOLS, FLOOR)
 BUFFERS_TRACE = "buffers"
 # speed case: (torchvision.models / paddle.vision.models architecture, image size, the suite's steps); float64
 SPEED_CASES = {"resnet18 forward+backward": ("resnet18", 64, ("forward", "backward"))}
@@ -56,6 +60,8 @@ SPEED_RUNS = {
              " BatchNorm buffers, every layer chained and fed torch's inputs in both modes, coverage, the report"
              " and its figure",
     "padiff": "`auto_diff` elementwise (atol 0, rtol 1e-7), eval mode: one forward and backward, layer by layer",
+    FLOOR: "torch, torchvision and Paddle imported, the two models built, nothing checked: what both tools' runs"
+           " include before their own work",
 }
 
 
@@ -121,6 +127,11 @@ def _speed_models(case):
     torch.manual_seed(0)
     return (getattr(torchvision.models, arch)(num_classes=NUM_CLASSES),
             getattr(paddle.vision.models, arch)(num_classes=NUM_CLASSES), batch(size))
+
+
+def run_floor(case, folder):
+    _speed_models(case)
+    return {}
 
 
 def run_suite_one_call(case, folder):
@@ -224,6 +235,8 @@ def _without_machine_paths(text, folder):
 def _cell(entry):
     if "error" in entry:
         return "error"
+    if "passed" not in entry:
+        return "(no verdict)"
     verdict = "passes" if entry["passed"] else "FAILS"
     names = entry["names"]
     if isinstance(names, dict):
@@ -255,7 +268,7 @@ def speed_table(entries, machine):
              "| case | tool | verdict and what it names | s | CPU s | peak MB | written |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
     for case in dict.fromkeys(entry["case"] for entry in entries):
-        for tool in TOOLS:
+        for tool in dict.fromkeys(entry["tool"] for entry in entries):
             runs = [entry for entry in entries if entry["case"] == case and entry["tool"] == tool]
             seconds = [entry["seconds"] for entry in runs]
             arch, size, steps = SPEED_CASES[case]
@@ -276,7 +289,7 @@ def _load_average():
 def measure_speed(cases, repeats, padiff_path):
     """The speed cases' entries, each tool `repeats` times, alternating; and the machine's load around them."""
     machine = {"cores": os.cpu_count(), "load_average_before": _load_average()}
-    entries = [measure(tool, case, padiff_path) for case in cases for _ in range(repeats) for tool in TOOLS]
+    entries = [measure(tool, case, padiff_path) for case in cases for _ in range(repeats) for tool in SPEED_TOOLS]
     return entries, {**machine, "load_average_after": _load_average()}
 
 
@@ -292,7 +305,7 @@ def child(tool, case, folder):
 
     quiet_paddle_import()
     if case in SPEED_CASES:
-        result = (run_suite_one_call if tool == "suite" else run_padiff_speed)(case, folder)
+        result = {"suite": run_suite_one_call, "padiff": run_padiff_speed, FLOOR: run_floor}[tool](case, folder)
     else:
         result = (run_suite if tool == "suite" else run_padiff)(case, folder)
     print("RESULT " + json.dumps(result), flush=True)

@@ -198,8 +198,16 @@ def _folder_bytes(folder):
 
 
 def measure(tool, case, padiff_path):
-    """Run one (tool, case) in a fresh process started in a folder of its own; its figures."""
+    """Run one (tool, case) in a fresh process started in a folder of its own; its figures. The folder is
+    removed whatever happens."""
     folder = tempfile.mkdtemp(prefix="padiff-comparison-")
+    try:
+        return _measured_in(folder, tool, case, padiff_path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _measured_in(folder, tool, case, padiff_path):
     launcher = os.path.join(folder, "launch.py")
     write_text(launcher, "import runpy, sys\nsys.argv = ['padiff_comparison', '--child'] + sys.argv[1:]\n"
                          "runpy.run_module('benchmarks.padiff_comparison', run_name='__main__')\n")
@@ -214,7 +222,6 @@ def measure(tool, case, padiff_path):
     result_lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
     os.remove(launcher)
     written = _folder_bytes(folder)
-    shutil.rmtree(folder, ignore_errors=True)
     result = json.loads(result_lines[-1][len("RESULT "):]) if result_lines else {"error": output[-2000:]}
     if tool == "padiff":
         result["names"] = _padiff_names(output)

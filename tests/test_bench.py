@@ -303,3 +303,19 @@ def test_the_profile_names_the_operators_of_a_training_step(tmp_path, framework,
     assert done.returncode == 0, done.stderr[-3000:]
     table = output.read_text()
     assert table.startswith(f"{framework} training step, batch 2, 64 px, 1 threads") and convolution in table
+
+
+def test_speed_table_gives_each_tool_its_median_every_run_and_largest_peak():
+    from benchmarks import padiff_comparison
+
+    case = next(iter(padiff_comparison.SPEED_CASES))
+    entries = [{"tool": tool, "case": case, "seconds": seconds, "cpu_seconds": seconds / 2, "peak_mb": peak,
+                "written_bytes": 2_000_000, "passed": False, "names": {"forward float64": "layer1.0.bn1"},
+                **({"phases": "steps 3.0 s"} if tool == "suite" else {})}
+               for seconds, peak in ((30.0, 1700), (10.0, 1800), (14.0, 1750)) for tool in padiff_comparison.SPEED_TOOLS]
+    machine = {"cores": 2, "load_average_before": [9.9, 9.0, 8.0], "load_average_after": [8.0, 8.5, 8.0]}
+    text = padiff_comparison.speed_table(entries, machine)
+    rows = [line for line in text.splitlines() if line.startswith("| resnet18")]
+    assert len(rows) == len(padiff_comparison.SPEED_TOOLS)
+    assert all("| 14.0 (30.0, 10.0, 14.0) | 7.0 | 1800 | 2 MB |" in row for row in rows)
+    assert "[9.9, 9.0, 8.0] before" in text and "steps 3.0 s" in text

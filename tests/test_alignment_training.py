@@ -163,6 +163,15 @@ def test_a_loop_that_trains_in_eval_mode_is_named(weights, train_data, torch_cac
 
 
 @pytest.mark.slow
+def test_a_loop_that_forgets_training_mode_is_named(weights, train_data, torch_cache):
+    """The loop without its model.train(): the model is built in eval mode and the product's evaluation
+    between epochs leaves it there, so every epoch trains without dropout; the injected masks follow the
+    model's mode as dropout does, so the step sees it (before both, it passed bit for bit)."""
+    result = failing(run_train_step(weights, train_data, torch_cache, loop_with("model.train()", "model")))
+    assert {"loss_total", "loss_cross_entropy", "param.alex.classifier.1.weight"} <= set(result)
+
+
+@pytest.mark.slow
 def test_a_loop_that_weights_the_loss_by_the_batch_is_named(weights, train_data, torch_cache):
     plant = loop_with("training.shard_weight(len(labels), global_size, world_size)",
                       "training.shard_weight(len(labels), global_size, world_size) / len(labels)")

@@ -88,7 +88,10 @@ class GreedyHashPair(ModelPair):
 
     def train_values(self, side, context):
         """Epochs side by side through the product's own training loop (`train_one_epoch` of torch_impl.train
-        and paddle_impl.train) on the first training images, with the same dropout masks, across a decay."""
+        and paddle_impl.train) on the first training images, with the same dropout masks, across a decay, and
+        an evaluation between epochs (the product's `encode`, on the epoch's first batch), as the product runs
+        them: `encode` leaves the model in eval mode, so a loop that does not set training mode itself trains
+        the later epochs without dropout, and fails here as it would in the product."""
         from ...steps.optimizer_coefficients import float32_exact_coefficients
 
         model = side.build_model(context.bit, context.dtype, context.weights)
@@ -99,6 +102,8 @@ class GreedyHashPair(ModelPair):
         images, labels = (array[:TRAIN_BATCH_SIZE * TRAIN_ITERATIONS_PER_EPOCH]
                           for array in load_data(context.data, context.split_file).subset("train"))
         loader = side.fast_data.train_loader(images, labels, TRAIN_BATCH_SIZE, SEED, context.image_size)
+        evaluated = side.fast_data.eval_loader(images[:TRAIN_BATCH_SIZE], labels[:TRAIN_BATCH_SIZE], TRAIN_BATCH_SIZE,
+                                               context.image_size)
         records = {key: [] for key in (*LOSS_KEYS, "lr")}
         for epoch in range(TRAIN_EPOCHS):
             loader.batch_sampler.set_epoch(epoch)
@@ -111,6 +116,7 @@ class GreedyHashPair(ModelPair):
                 for key, term in zip(LOSS_KEYS, terms):
                     records[key].append(term)
             scheduler.step()
+            side.evaluation.encode(model, evaluated)
         values = {key: np.array(series, dtype=np.float64) for key, series in records.items()}
         values.update({"param." + name: value for name, value in side.parameter_values(model).items()})
         values.update({"momentum." + name: value for name, value in side.momentum_buffers(model, optimizer).items()})

@@ -63,6 +63,7 @@ def add_run_options(parser):
                         " (with --torch and --paddle; the error of an undecided key map names them)")
     parser.add_argument("--workdir", help="default: logs/, and logs/<model>/ for a pair other than the default")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each side")
+    parser.add_argument("--keep-arrays", action="store_true", help="keep every array of every step on disk, not only those of failing keys")
     parser.add_argument("--torch-python", default=sys.executable)
     parser.add_argument("--paddle-python", default=sys.executable)
     return add_case_options(parser)

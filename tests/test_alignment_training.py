@@ -86,6 +86,14 @@ def test_masks_advance_one_step_per_forward_pass():
     assert 0.3 < np.mean(np.concatenate([m.ravel() for m in first + second])) < 0.7
 
 
+def test_a_dropout_that_draws_no_mask_shifts_no_other_layers_masks():
+    """A first dropout left in eval mode draws nothing: the second's masks are still those of its steps."""
+    complete, without_first = DropoutMaskSchedule(seed=3, p=0.5), DropoutMaskSchedule(seed=3, p=0.5)
+    for _ in range(2):
+        complete.keep_mask(0, (2, 8))
+        np.testing.assert_array_equal(complete.keep_mask(1, (2, 4)), without_first.keep_mask(1, (2, 4)))
+
+
 def test_paddle_momentum_keeps_its_coefficients_in_float32():
     """Why the optim and train steps give both sides float32-exact coefficients (optimizer_coefficients.py)."""
     parameter = paddle.create_parameter([1], "float64", default_initializer=paddle.nn.initializer.Constant(1.0))

@@ -2,8 +2,8 @@
 project's own), with its product's data loaders, training loop, evaluation and deployed encoder.
 
 Beside this file: its sides (torch_side.py, paddle_side.py), its weight sets (weight_sets.py,
-weight_makers.py), its tolerances (tolerances.py), its own steps (steps/), its mutation score
-(mutants/) and its loss curves (curve.py, curve_side.py). What is its own and no other pair's: the
+weight_makers.py), its tolerances (tolerances.py), its own steps (steps/), the seams of its mutation
+operators (mutant_seams.py) and its loss curves (curve.py, curve_side.py). What is its own and no other pair's: the
 outputs (logits, the continuous code h, the sign code b), the objective (cross-entropy on the codes
 plus the cubic quantization term), the straight-through sign (an invariant of the backward step), the
 dropout masks injected for training mode, the weight sets rescaled on AlexNet's layers, the data,
@@ -122,13 +122,19 @@ class GreedyHashPair(ModelPair):
         values.update({"momentum." + name: value for name, value in side.momentum_buffers(model, optimizer).items()})
         return values
 
+    def mutant_seams(self):
+        from .mutant_seams import GreedyHashSeams
+
+        return GreedyHashSeams()
+
     def mutation_score(self, workdir):
         """(score line, its report file) of the mutation run in `workdir` (make align-mutants), else of the
         committed one (logs/reference/mutants/); None when neither has run."""
-        from .mutants.files import REPORT_MD, SUMMARY_JSON
-        from .mutants.score import REFERENCE_SUMMARY, reference_score_line
+        from ...mutation.files import REPORT_MD, SUMMARY_JSON
+        from ...mutation.score import reference_score_line, reference_summary
 
-        for summary in (os.path.join(workdir, "mutants", SUMMARY_JSON), os.path.join(PROJECT_ROOT, REFERENCE_SUMMARY)):
+        for summary in (os.path.join(workdir, "mutants", SUMMARY_JSON),
+                        os.path.join(PROJECT_ROOT, reference_summary(self.NAME))):
             line = reference_score_line(summary)
             if line:
                 return line, os.path.join(os.path.dirname(summary), REPORT_MD)

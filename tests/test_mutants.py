@@ -258,6 +258,11 @@ def test_a_survivor_is_explained_by_the_coverage_gap_of_its_layer():
     assert "every checked value is bit for bit the unmutated port's" in why
 
 
+def test_a_probe_on_which_the_port_itself_overflows_tells_nothing():
+    assert mutants_side.all_finite({"logits": np.array([1.0, 2.0]), "labels": np.array([1, 2])})
+    assert not mutants_side.all_finite({"logits": np.array([1.0, np.nan])})
+
+
 def test_the_largest_change_of_a_mutant_is_relative_to_the_unmutated_value():
     unmutated = {"h": np.array([2.0, -4.0]), "b": np.array([1.0, -1.0])}
     assert largest_change(unmutated, {"h": np.array([2.0, -4.0]), "b": np.array([1.0, -1.0])}) is None

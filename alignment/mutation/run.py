@@ -31,7 +31,7 @@ from greedyhash_common.project import PROJECT_ROOT, child_environment, module_co
 
 from alignment.cases import run_cases_of
 from alignment.suite import (add_run_options, check, prepare, read_coverage, resolved_options, run_sides,
-                             show_progress, with_user_weights)
+                             show_progress, split_choice, with_user_weights)
 from alignment.steps import step_cases
 from .catalog import NAMES
 from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
@@ -48,6 +48,9 @@ def get_args_parser():
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--operators", help="comma-separated operator names: only their mutants (default: all)")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="Paddle processes running mutants")
+    parser.add_argument("--steps", default=",".join(MUTANT_STEPS),
+                        help="the steps a mutant is checked in (default: all five); fewer only for a port that fails"
+                             " one of them unmutated, and the score says so in its settings")
     parser.add_argument("--reference", help="the committed score this run must not fall below (same settings);"
                         " default: the pair's (logs/reference/); none: no comparison")
     add_run_options(parser)
@@ -62,6 +65,7 @@ def checked_mutant_options(args):
     args, pair = resolved_options(args)
     args.workdir = given_workdir or os.path.join(args.workdir, MUTANTS_FOLDER)
     chosen_operators(args.operators)
+    split_choice(args.steps, MUTANT_STEPS, "steps")
     for name in ("max", "jobs"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -74,14 +78,15 @@ def checked_mutant_options(args):
 
 def baseline_failures(args, pair):
     """The checks the unmutated port fails: with any, a score would measure nothing."""
-    results = [check(args.workdir, step, case, DTYPE, {}, pair) for step in MUTANT_STEPS
+    results = [check(args.workdir, step, case, DTYPE, {}, pair) for step in args.steps.split(",")
                for case in step_cases(step, run_cases_of(args, pair), DTYPE, pair)]
     return results, [f"{result.step} {result.case.label}" for result in results if not result.passed]
 
 
 def paddle_command(args, action):
-    return module_command(args.paddle_python, "alignment.mutation.side", action, "--model", args.model, "--bit", args.bit,
-                          "--workdir", args.workdir, "--threads", args.threads, "--mask-seed", args.seed,
+    return module_command(args.paddle_python, "alignment.mutation.side", action, "--model", args.model,
+                          "--bit", args.bit, "--workdir", args.workdir, "--threads", args.threads,
+                          "--mask-seed", args.seed, "--steps", args.steps,
                           "--weight-sets", args.weight_sets, "--sizes", args.sizes, "--bulk-size", args.bulk_size,
                           *(["--data", args.data] if args.data else []))
 
@@ -128,8 +133,8 @@ def read_json(path):
 
 
 def settings_of(args):
-    return {name: getattr(args, name) for name in ("model", "bit", "batch_size", "seed", "weight_sets", "sizes",
-                                                    "bulk_size", "data", "weights", "operators", "max",
+    return {name: getattr(args, name) for name in ("model", "steps", "bit", "batch_size", "seed", "weight_sets",
+                                                    "sizes", "bulk_size", "data", "weights", "operators", "max",
                                                     "sample_seed")}
 
 
@@ -146,9 +151,9 @@ def unmutated_run(args, pair):
     """The suite's float64 steps on both sides, unmutated: the torch values every mutant is checked against
     (so every array of every step is kept on disk). Returns the checks' results; exits 1 if the port fails
     one."""
-    print(f"the unmutated suite's {DTYPE} steps, both sides ({', '.join(MUTANT_STEPS)})", flush=True)
+    print(f"the unmutated suite's {DTYPE} steps, both sides ({args.steps})", flush=True)
     args.keep_arrays = True
-    failed_sides = run_sides(args, pair, MUTANT_STEPS, [DTYPE])
+    failed_sides = run_sides(args, pair, args.steps.split(","), [DTYPE])
     if failed_sides:
         raise UserInputError(f"the unmutated suite's {', '.join(failed_sides)} side failed, see"
                              f" {', '.join(failed_sides.values())}")

@@ -22,4 +22,6 @@ class Seams:
         return patched([(side, "loss", loss)])
 
     def installed_loop(self, side, place, mutate):
-        return patched([(side, place, mutate(getattr(side, place)))]) if place in self.LOOPS else contextlib.nullcontext()
+        if place not in self.LOOPS:
+            return contextlib.nullcontext()
+        return patched([(side, place, mutate(getattr(side, place)))])

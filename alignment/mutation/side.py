@@ -64,6 +64,7 @@ def get_args_parser():
     parser.add_argument("--mask-seed", type=int, default=0)
     parser.add_argument("--data")
     parser.add_argument("--model", required=True, help="the model pair (alignment.pairs.pair_named)")
+    parser.add_argument("--steps", default=",".join(MUTANT_STEPS), help="the steps a mutant is checked in")
     return add_case_options(parser)
 
 
@@ -140,10 +141,10 @@ def list_mutants(side, args):
           f" {', '.join(map(str, sizes))} px: {time.perf_counter() - started:.1f} s", flush=True)
 
 
-def planned_checks(mutant, run_cases, pair):
-    """(step, case) in the order they are run: the steps that see the mutant's seam first."""
-    first = FIRST_STEPS[mutant["seam"]]
-    steps = [*first, *(step for step in MUTANT_STEPS if step not in first)]
+def planned_checks(mutant, run_cases, pair, checked_steps):
+    """(step, case) in the order they are run: of `checked_steps`, those that see the mutant's seam first."""
+    first = [step for step in FIRST_STEPS[mutant["seam"]] if step in checked_steps]
+    steps = [*first, *(step for step in checked_steps if step not in first)]
     return [(step, case) for step in steps for case in step_cases(step, run_cases, DTYPE, pair)]
 
 
@@ -165,7 +166,7 @@ def run_checks(side, args, mutant):
     "moved": ...}: the check that came nearest to failing, and the largest change the mutation made to the
     unmutated port's values (None: it changed none)."""
     closest, moved = None, None
-    for step, case in planned_checks(mutant, run_cases_of(args, args.pair), args.pair):
+    for step, case in planned_checks(mutant, run_cases_of(args, args.pair), args.pair, args.steps.split(",")):
         try:
             with installed(side, mutant, args.pair.mutant_seams()):
                 values = step_module(step, args.pair).run(side, step_context(side, args, args.pair, case, DTYPE))
@@ -264,7 +265,7 @@ def probe_difference(side, args, mutant):
     """The first probe on which the mutated port and the unmutated one differ beyond the checker's
     tolerance, or None; a probe on which the unmutated port's own values are not finite (ResNet-18's logits
     past Paddle's cross-entropy cap at the perturbed weights) is skipped."""
-    for step in PROBE_STEPS[mutant["seam"]]:
+    for step in (step for step in PROBE_STEPS[mutant["seam"]] if step in args.steps.split(",")):
         for case in step_cases(step, run_cases_of(args, args.pair), DTYPE, args.pair):
             context = step_context(side, args, args.pair, case, DTYPE)
             for name, patch, probe in probes(side, context):

@@ -329,6 +329,31 @@ def test_the_default_run_scores_at_least_the_committed_score(tmp_path):
     assert summary["killed_by_a_failing_side"] == 0  # every kill is a check's verdict, not a crash
 
 
+# Pairs other than GreedyHash whose committed score is a seeded sample (MAX=): CI reruns each sample
+COMMITTED_SAMPLES = ("resnet18-torch-bn", "torch_mobilenet_v2")
+OPTION_OF_SETTING = {"model": "--model", "steps": "--steps", "bit": "--bit", "batch_size": "--batch-size",
+                     "seed": "--seed", "weight_sets": "--weight-sets", "sizes": "--sizes", "bulk_size": "--bulk-size",
+                     "data": "--data", "weights": "--weights", "operators": "--operators", "max": "--max",
+                     "sample_seed": "--sample-seed"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair", COMMITTED_SAMPLES)
+def test_a_committed_sample_of_another_pair_scores_at_least_its_committed_score(tmp_path, pair):
+    """What CI gates on for ResNet-18 and MobileNetV2: the committed run's own settings, rerun
+    (logs/reference/mutants-<pair>/mutation.md states its time)."""
+    with open(os.path.join(PROJECT_ROOT, score.reference_summary(pair)), encoding="utf-8") as handle:
+        reference = json.load(handle)
+    options = [word for name, value in reference["settings"].items() if value is not None
+               for word in (OPTION_OF_SETTING[name], str(value))]
+    done = _mutants_run(tmp_path, *options)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with open(tmp_path / "mutation.json", encoding="utf-8") as handle:
+        summary = json.load(handle)
+    assert summary["settings"] == reference["settings"] and not summary["control_failed"]
+    assert summary["score"] >= reference["score"] and summary["killed_by_a_failing_side"] == 0
+
+
 BEFORE_SOUNDNESS = ["--weight-sets", "seeded", "--sizes", "224", "--operators",
                     "relu->relu6,adaptive_avg->adaptive_max", "--max", "2", "--sample-seed", "2"]
 
@@ -362,6 +387,17 @@ def test_before_the_soundness_work_survivors_slip_through_coverage_gaps_and_the_
 def test_bad_options_are_refused_in_one_line_before_any_work(tmp_path, options, message):
     done = _mutants_run(tmp_path / "run", *options)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_api_takes_a_pair_or_two_factories_and_checks_options_before_any_work(tmp_path):
+    import alignment
+
+    with pytest.raises(UserInputError, match="--max must be at least 1"):
+        alignment.mutants("resnet18-torch-bn", max=0, workdir=str(tmp_path / "run"))
+    with pytest.raises(UserInputError, match="unknown steps metric"):
+        alignment.mutants(torch="torchvision.models:resnet18", paddle="paddle.vision.models:resnet18",
+                          steps="forward,metric", workdir=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 
 

@@ -396,7 +396,8 @@ def test_before_the_soundness_work_survivors_slip_through_coverage_gaps_and_the_
     reference = tmp_path / "reference.json"
     reference.write_text(json.dumps({"score": 1.0, "settings": {
         "model": "greedyhash", "steps": "forward,loss,backward,optim,train", "bit": 48, "batch_size": 4, "seed": 0,
-        "weight_sets": "seeded", "sizes": "224", "bulk_size": 64, "data": None, "weights": None, "operators": "relu->relu6,adaptive_avg->adaptive_max", "max": 2,
+        "weight_sets": "seeded", "sizes": "224", "bulk_size": 64, "data": None, "weights": None,
+        "operators": "relu->relu6,adaptive_avg->adaptive_max", "max": 2,
         "sample_seed": 2}}))
     done = _mutants_run(tmp_path / "run", *BEFORE_SOUNDNESS, "--reference", str(reference))
     assert done.returncode == 1 and "below the committed 100.0%" in done.stderr, done.stdout[-3000:] + done.stderr

@@ -292,7 +292,8 @@ def seeded_64px_run(module_tmp):
     write_input_batch(workdir, greedyhash, None, 4, (64,), greedyhash.WEIGHT_SETS)
     prepare_weights(48, 0, workdir, ("seeded",), pair=greedyhash)
     return argparse.Namespace(bit=48, workdir=workdir, weight_sets="seeded", sizes="64", bulk_size=64,
-                              mask_seed=0, data=None, threads=1, model="greedyhash")
+                              mask_seed=0, data=None, threads=1, model="greedyhash", pair=greedyhash,
+                              steps="forward,loss,backward,optim,train")
 
 
 @pytest.mark.slow

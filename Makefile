@@ -70,7 +70,7 @@ help:
 	@echo "                        align-train; GreedyHash's own align-data, align-metric, align-inference"
 	@echo "  make align-layers     where a difference starts, layer by layer (CASES=; make align runs it on a failure)"
 	@echo "  make zoo              every family torchvision and paddle.vision both ship, one call each -> docs/zoo.md"
-	@echo "  make align-mutants    the mutation score: the checks against generated port defects (MAX=n OPERATORS=)"
+	@echo "  make align-mutants    the mutation score: the checks against generated port defects (MODEL= or TORCH= PADDLE=, MAX=n OPERATORS= JOBS=)"
 	@echo "  make align-mutants-reference  regenerate logs/reference/mutants/ (the committed score)"
 	@echo "  make align-curve      both frameworks train a few epochs; loss curves and final mAP (slow; SEEDS=, EPOCHS_CURVE=)"
 	@echo "  make align-reference  regenerate logs/reference/ (the committed reference run)"

@@ -126,9 +126,10 @@ align-%: $(INSTALLED)
 	$(ALIGN) --steps $* --no-profile
 
 # How much a pass proves: the suite's float64 checks against generated port defects (alignment/mutation/),
-# for MODEL= (any pair) or TORCH= and PADDLE= (two model factories, MODULE:FACTORY). MAX=n checks a seeded
-# sample of n mutants, OPERATORS= only some operators, JOBS= Paddle processes; exits 1 below the committed
-# score (logs/reference/mutants/, logs/reference/mutants-<pair>/) for the same settings.
+# for MODEL= (any pair; under LOGS/mutants) or TORCH= and PADDLE= (two model factories, MODULE:FACTORY; under
+# logs/<torch factory>/mutants). MAX=n checks a seeded sample of n mutants, OPERATORS= only some operators,
+# JOBS= Paddle processes; exits 1 below the committed score (logs/reference/mutants/,
+# logs/reference/mutants-<pair>/) for the same settings.
 MAX :=
 OPERATORS :=
 JOBS := 2
@@ -139,7 +140,7 @@ ALIGN_MUTANTS = $(PYTHON) -m alignment.mutation $(MUTANTS_PAIR) --bit $(call opt
 	$(call given,--weights,WEIGHTS) $(call given,--data,DATA) $(call given,--max,MAX) \
 	$(call given,--operators,OPERATORS) --jobs $(call opt,JOBS)
 align-mutants: $(INSTALLED)
-	$(ALIGN_MUTANTS) --workdir $(call logs_path,mutants)
+	$(ALIGN_MUTANTS) $(if $(value TORCH),,--workdir $(call logs_path,mutants))
 
 # The committed score of GreedyHash: one run with every option at its default; only its two small files are kept
 align-mutants-reference: $(INSTALLED)

@@ -73,7 +73,8 @@ help:
 	@echo "  make align-layers     where a difference starts, layer by layer (CASES=; make align runs it on a failure)"
 	@echo "  make zoo              every family torchvision and paddle.vision both ship, one call each -> docs/zoo.md"
 	@echo "  make planted-defects  what one call names for MobileNetV2's planted defects -> docs/planted_defects.md"
-	@echo "  make align-mutants    the mutation score: the checks against generated port defects (MAX=n OPERATORS=)"
+	@echo "  make align-mutants    the mutation score: the checks against generated port defects (MODEL= or TORCH= PADDLE=,"
+	@echo "                        MAX=n OPERATORS= JOBS=)"
 	@echo "  make align-mutants-reference  regenerate logs/reference/mutants/ (the committed score)"
 	@echo "  make align-curve      both frameworks train a few epochs; loss curves and final mAP (slow; SEEDS=, EPOCHS_CURVE=)"
 	@echo "  make align-reference  regenerate logs/reference/ (the committed reference run)"
@@ -129,20 +130,27 @@ align: $(INSTALLED)
 align-%: $(INSTALLED)
 	$(ALIGN) --steps $* --no-profile
 
-# How much a pass proves: the suite's float64 checks against generated port defects (alignment/pairs/greedyhash/mutants/).
-# MAX=n checks a seeded sample of n mutants, OPERATORS= only some operators; exits 1 below the committed
-# score (logs/reference/mutants/) for the same settings.
+# How much a pass proves: the suite's float64 checks against generated port defects (alignment/mutation/),
+# for MODEL= (any pair; under LOGS/mutants) or TORCH= and PADDLE= (two model factories, MODULE:FACTORY; under
+# logs/<torch factory>/mutants). MAX=n checks a seeded sample of n mutants, OPERATORS= only some operators,
+# JOBS= Paddle processes; exits 1 below the committed score (logs/reference/mutants/,
+# logs/reference/mutants-<pair>/) for the same settings.
 MAX :=
 OPERATORS :=
-ALIGN_MUTANTS = $(PYTHON) -m alignment.pairs.greedyhash.mutants --bit $(call opt,BIT) $(ALIGN_SIZES) \
-	$(call given,--weights,WEIGHTS) $(call given,--data,DATA) $(call given,--max,MAX) $(call given,--operators,OPERATORS)
+JOBS := 2
+TORCH :=
+PADDLE :=
+MUTANTS_PAIR = $(if $(value TORCH),--torch $(call opt,TORCH) --paddle $(call opt,PADDLE),--model $(call opt,MODEL))
+ALIGN_MUTANTS = $(PYTHON) -m alignment.mutation $(MUTANTS_PAIR) --bit $(call opt,BIT) $(ALIGN_SIZES) \
+	$(call given,--weights,WEIGHTS) $(call given,--data,DATA) $(call given,--max,MAX) \
+	$(call given,--operators,OPERATORS) --jobs $(call opt,JOBS)
 align-mutants: $(INSTALLED)
-	$(ALIGN_MUTANTS) --workdir $(call logs_path,mutants)
+	$(ALIGN_MUTANTS) $(if $(value TORCH),,--workdir $(call logs_path,mutants))
 
-# The committed score: one run with every option at its default; only its two small files are kept
+# The committed score of GreedyHash: one run with every option at its default; only its two small files are kept
 align-mutants-reference: $(INSTALLED)
 	rm -rf $(call logs_path,mutants-reference-run) $(call reference_path,/mutants.new)
-	$(PYTHON) -m alignment.pairs.greedyhash.mutants --workdir $(call logs_path,mutants-reference-run) --reference none
+	$(PYTHON) -m alignment.mutation --workdir $(call logs_path,mutants-reference-run) --reference none
 	mkdir -p $(call reference_path,/mutants.new)
 	cp $(call logs_path,mutants-reference-run/mutation.json) $(call logs_path,mutants-reference-run/mutation.md) \
 		$(call reference_path,/mutants.new/)

@@ -8,16 +8,20 @@ import numpy as np
 
 
 class DropoutMaskSchedule:
-    """The masks of one run. A forward pass asks for layer 0 first, so a second request for layer 0
-    starts the next step: the training loop needs no hook to keep both sides' steps in line."""
+    """The masks of one run. A second request for a layer in the same step starts the next step: the
+    training loop needs no hook to keep both sides' steps in line, and a layer that draws no mask (left in
+    eval mode) shifts no other layer's."""
 
     def __init__(self, seed, p):
         self.seed = seed
         self.p = p
-        self.step = -1
+        self.step = 0
+        self._drawn = set()
 
     def keep_mask(self, layer, shape):
-        if layer == 0:
+        if layer in self._drawn:
             self.step += 1
+            self._drawn.clear()
+        self._drawn.add(layer)
         rng = np.random.default_rng([self.seed, self.step, layer])
         return rng.random(shape) >= self.p

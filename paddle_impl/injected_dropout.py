@@ -1,7 +1,9 @@
 """Dropout whose masks come from a shared numpy schedule (alignment only), scaled as nn.Dropout scales.
 
 The replaced layer's `mode` is kept: a port that left a dropout in `downscale_in_infer` mode still
-scales differently from torch with injected masks, so the alignment check sees it.
+scales differently from torch with injected masks, so the alignment check sees it. So is its mode, which
+decides (model.train() and eval() reach it): a model left in eval mode, or a dropout left in the wrong mode,
+drops nothing here either, as in the product.
 """
 import paddle
 from paddle import nn
@@ -15,7 +17,7 @@ class InjectedMaskDropout(nn.Layer):
         self.schedule = schedule
 
     def forward(self, x):
-        if not self.training:
+        if not self.replaced.training:
             return self.replaced(x)
         keep = paddle.to_tensor(self.schedule.keep_mask(self.layer, tuple(x.shape)), dtype=x.dtype)
         if self.replaced.mode == "upscale_in_train":

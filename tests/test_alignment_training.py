@@ -86,6 +86,14 @@ def test_masks_advance_one_step_per_forward_pass():
     assert 0.3 < np.mean(np.concatenate([m.ravel() for m in first + second])) < 0.7
 
 
+def test_a_dropout_that_draws_no_mask_shifts_no_other_layers_masks():
+    """A first dropout left in eval mode draws nothing: the second's masks are still those of its steps."""
+    complete, without_first = DropoutMaskSchedule(seed=3, p=0.5), DropoutMaskSchedule(seed=3, p=0.5)
+    for _ in range(2):
+        complete.keep_mask(0, (2, 8))
+        np.testing.assert_array_equal(complete.keep_mask(1, (2, 4)), without_first.keep_mask(1, (2, 4)))
+
+
 def test_paddle_momentum_keeps_its_coefficients_in_float32():
     """Why the optim and train steps give both sides float32-exact coefficients (optimizer_coefficients.py)."""
     parameter = paddle.create_parameter([1], "float64", default_initializer=paddle.nn.initializer.Constant(1.0))
@@ -159,6 +167,15 @@ def test_scheduler_stepped_per_iteration_in_the_loop_is_named(weights, train_dat
 @pytest.mark.slow
 def test_a_loop_that_trains_in_eval_mode_is_named(weights, train_data, torch_cache):
     result = failing(run_train_step(weights, train_data, torch_cache, loop_with("model.train()", "model.eval()")))
+    assert {"loss_total", "loss_cross_entropy", "param.alex.classifier.1.weight"} <= set(result)
+
+
+@pytest.mark.slow
+def test_a_loop_that_forgets_training_mode_is_named(weights, train_data, torch_cache):
+    """The loop without its model.train(): the model is built in eval mode and the product's evaluation
+    between epochs leaves it there, so every epoch trains without dropout; the injected masks follow the
+    model's mode as dropout does, so the step sees it (before both, it passed bit for bit)."""
+    result = failing(run_train_step(weights, train_data, torch_cache, loop_with("model.train()", "model")))
     assert {"loss_total", "loss_cross_entropy", "param.alex.classifier.1.weight"} <= set(result)
 
 

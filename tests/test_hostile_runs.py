@@ -37,7 +37,7 @@ SMALL_RUN = ["--steps", "forward", "--dtypes", "float64", "--sizes", "64", "--we
 SMALL_CASES = ["--dtypes", "float64", "--sizes", "64", "--weight-sets", "seeded"]
 # Every command that writes a work folder, with options that keep it small should it run after all
 WORKDIR_WRITERS = {"alignment": SMALL_RUN, "alignment.layers": SMALL_CASES,
-                   "alignment.pairs.greedyhash.mutants": ["--max", "1", "--sizes", "64", "--weight-sets", "seeded"],
+                   "alignment.mutation": ["--max", "1", "--sizes", "64", "--weight-sets", "seeded"],
                    "alignment.pairs.greedyhash.curve": ["--epochs", "1", "--seeds", "0", "--eval-every", "1"],
                    "tools.gpu_check": ["--size", "64", "--device", "cpu"], "tools.lite_chain": []}
 HOLDER = ("import sys, time\nfrom greedyhash_common.infra.workdir_lock import holding_workdir\n"

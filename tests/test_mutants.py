@@ -1,4 +1,4 @@
-"""The mutation operators and the mutation score (alignment/pairs/greedyhash/mutants/).
+"""The mutation operators and the mutation score (alignment/mutation/).
 
 Fast: every operator changes what it mutates (on a small model holding a place for each model
 operator), the seams are restored, the score and its explanations. Slow: the default run's score
@@ -16,14 +16,17 @@ import numpy as np
 import paddle
 import pytest
 from paddle import nn
+from paddle.vision.models.mobilenetv2 import InvertedResidual
+from paddle.vision.models.resnet import BasicBlock
 
 from alignment.inputs import write_input_batch
-from alignment.pairs.greedyhash.mutants import operators, score
-from alignment.pairs.greedyhash.mutants import side as mutants_side
-from alignment.pairs.greedyhash.mutants.catalog import MODEL, NAMES, OperatorSpec
-from alignment.pairs.greedyhash.mutants.operators import LOSS_TERMS, MODEL_OPERATORS, reweighted_loss
-from alignment.pairs.greedyhash.mutants.side import (CONTROL, installed, largest_change, mutant_record, mutate_model,
-                                                     same_models)
+from alignment.mutation import operators, score
+from alignment.mutation import side as mutants_side
+from alignment.mutation.catalog import LOOP, MODEL, NAMES, OperatorSpec
+from alignment.mutation.operators import MODEL_OPERATORS
+from alignment.mutation.seams import Seams
+from alignment.mutation.side import CONTROL, installed, largest_change, mutant_record, mutate_model, same_models
+from alignment.pairs.greedyhash.mutant_seams import LOSS_TERMS, GreedyHashSeams
 from alignment.prepare_weights import prepare_weights
 from alignment.pairs.greedyhash import GREEDYHASH as greedyhash
 from alignment.pairs.greedyhash import paddle_side
@@ -37,7 +40,8 @@ from .conftest import PROJECT_ROOT
 
 class EveryKind(nn.Layer):
     """A place for every model operator, each layer's output part of the model's: no later layer can hide
-    a change (as a max-pool after a ReLU hides a LeakyReLU, or a BatchNorm a constant bias)."""
+    a change (as a max-pool after a ReLU hides a LeakyReLU, or a BatchNorm a constant bias). In float64,
+    its parameters not float32-representable (a loader that casts changes them)."""
 
     def __init__(self):
         super().__init__()
@@ -51,15 +55,29 @@ class EveryKind(nn.Layer):
         self.dropout = nn.Dropout(0.3)
         self.square = nn.Linear(16, 16)
         self.layer_norm = nn.LayerNorm(16)
+        self.activations = nn.LayerList([nn.ReLU6(), nn.Hardswish(), nn.Hardsigmoid(), nn.GELU()])
+        self.upsample = nn.Upsample(scale_factor=2, mode="bilinear")
+        self.block = BasicBlock(4, 4)
+        self.downsampling_block = BasicBlock(4, 8, stride=2, downsample=nn.Sequential(
+            nn.Conv2D(4, 8, 1, stride=2, bias_attr=False), nn.BatchNorm2D(8)))
+        self.inverted_residual = InvertedResidual(4, 4, stride=1, expand_ratio=2)  # a depthwise convolution in it
         for layer in (self.conv, self.square):  # Paddle initializes biases to zero: zeroing them would change nothing
             layer.bias.set_value(np.full(layer.bias.shape, 0.5, dtype="float32"))
+        for norm in self.inverted_residual.sublayers():  # its ReLU6s see inputs beyond 6
+            if isinstance(norm, nn.BatchNorm2D):
+                norm.weight.set_value(np.full(norm.weight.shape, 20.0, dtype="float32"))
+        self.to(dtype="float64")
+        for parameter in self.parameters():
+            parameter.set_value(parameter.numpy() * (1 + 1e-9))
 
     def forward(self, x):
         features = self.conv(x)
         square = self.square(paddle.flatten(self.adaptive_max(features), 1))
         outputs = [features, self.relu(features), self.max_pool(features), self.avg_pool(features),
                    self.batch_norm(features), self.adaptive_avg(features), self.dropout(features), square,
-                   self.layer_norm(square)]
+                   self.layer_norm(square), *(activation(features) for activation in self.activations),
+                   self.upsample(features), self.block(features), self.downsampling_block(features),
+                   self.inverted_residual(features)]
         return paddle.concat([paddle.flatten(output, 1) for output in outputs], 1)
 
 
@@ -86,14 +104,21 @@ def _differs(first, second):
 def test_every_model_operator_changes_the_layer_it_mutates(operator):
     paddle.seed(1)
     model = EveryKind()
-    places = operator.places(model)
+    places = operator.places(model, Seams())
     assert places, f"{operator.name} has no place in the test model"
     # 10 px: every max-pool window cut by the border, inputs of both signs beyond 6
-    images = paddle.to_tensor(np.random.default_rng(0).standard_normal((2, 3, 10, 10)).astype("float32") * 20)
+    images = paddle.to_tensor(np.random.default_rng(0).standard_normal((2, 3, 10, 10)) * 20)
+    viable = 0
     for place in places:
         mutated = mutate_model(copy.deepcopy(model), place, operator)
-        assert _differs(_outputs_and_state(copy.deepcopy(model), images), _outputs_and_state(mutated, images)), \
+        try:
+            outcome = _outputs_and_state(mutated, images)
+        except ValueError:  # a shape no longer adds up (a residual block's): not viable, as the run marks it
+            continue
+        viable += 1
+        assert _differs(_outputs_and_state(copy.deepcopy(model), images), outcome), \
             f"{operator.name}@{place} changed nothing"
+    assert viable, f"{operator.name}: no viable place in the test model"
 
 
 def test_every_operator_of_the_catalog_is_implemented_and_nothing_else():
@@ -119,15 +144,23 @@ def test_loss_operators_reweight_one_term_of_the_total(term, factor):
     logits, h = (paddle.to_tensor(rng.standard_normal(shape)) for shape in ((4, 10), (4, 12)))
     labels = paddle.to_tensor(np.array([0, 1, 2, 3]))
     total, cross_entropy, quantization = paddle_side.loss(logits, h, labels, 0.1)
-    mutated_total, *terms = reweighted_loss(paddle_side.loss, term, factor)(logits, h, labels, 0.1)
+    mutated_total, *terms = GreedyHashSeams().reweighted_loss(paddle_side.loss, term, factor)(logits, h, labels, 0.1)
     weighted = {"cross_entropy": cross_entropy, "quantization": 0.1 * quantization}[term]
     np.testing.assert_allclose(mutated_total.numpy(), (total + (factor - 1) * weighted).numpy(), rtol=1e-12)
     np.testing.assert_array_equal(terms[0].numpy(), cross_entropy.numpy())
 
 
+def test_a_pair_with_one_loss_value_has_it_reweighted_whole():
+    logits, labels = paddle.to_tensor(np.random.default_rng(0).standard_normal((4, 10))), paddle.to_tensor([0, 1, 2, 3])
+    loss = nn.functional.cross_entropy
+    assert Seams().LOSS_TERMS == ("loss",)
+    np.testing.assert_allclose(Seams().reweighted_loss(loss, "loss", -1.0)(logits, labels).numpy(),
+                               -loss(logits, labels).numpy(), rtol=1e-15)
+
+
 def _optimizer_of(name):
     operator = _operator(name)
-    return operator.mutate(build_optimizer, operator.places(None)[0])(nn.Linear(2, 2), lr=1.0, decay_every=1)
+    return operator.mutate(build_optimizer, operator.places(None, Seams())[0])(nn.Linear(2, 2), lr=1.0, decay_every=1)
 
 
 def test_optimizer_operators_change_the_optimizer_or_its_schedule():
@@ -147,11 +180,11 @@ def test_optimizer_operators_change_the_optimizer_or_its_schedule():
 @pytest.mark.parametrize("operator", operators.OPERATORS, ids=lambda operator: operator.name)
 def test_installing_a_mutant_restores_every_seam_afterwards(operator):
     seams = [(paddle_side, "build_model"), (paddle_side, "loss"), (paddle_side, "optimizer_builder"),
-             (train_step, "greedyhash_loss")]
+             (paddle_side, "train_one_epoch"), (train_step, "greedyhash_loss")]
     before = [getattr(owner, name) for owner, name in seams]
-    place = "alex.features.1" if operator.seam == operators.MODEL else operator.places(None)[0]
+    place = "alex.features.1" if operator.seam == operators.MODEL else operator.places(None, GreedyHashSeams())[0]
     with pytest.raises(RuntimeError):
-        with installed(paddle_side, mutant_record(operator, place)):
+        with installed(paddle_side, mutant_record(operator, place), GreedyHashSeams()):
             assert [getattr(owner, name) for owner, name in seams] != before
             raise RuntimeError("a failing step")
     assert [getattr(owner, name) for owner, name in seams] == before
@@ -159,8 +192,23 @@ def test_installing_a_mutant_restores_every_seam_afterwards(operator):
 
 def test_the_control_installs_nothing():
     before = paddle_side.build_model
-    with installed(paddle_side, CONTROL):
+    with installed(paddle_side, CONTROL, GreedyHashSeams()):
         assert paddle_side.build_model is before
+
+
+def test_a_pair_without_a_product_loop_has_no_loop_mutant():
+    loop = next(operator for operator in operators.OPERATORS if operator.seam == LOOP)
+    assert loop.places(None, Seams()) == [] and loop.places(None, GreedyHashSeams()) == ["train_one_epoch"]
+
+
+def test_a_loop_that_forgets_training_mode_leaves_the_model_in_eval_mode():
+    seen = []
+    model = EveryKind()
+    model.eval()
+    mutated = operators.OPERATORS[[op.name for op in operators.OPERATORS].index("loop.train_mode_forgotten")].mutate(
+        lambda model: (model.train(), seen.append(model.training)))
+    mutated(model)
+    assert seen == [False] and model.train().training
 
 
 def test_every_coverage_criterion_an_operator_needs_is_one_the_coverage_table_records():
@@ -210,6 +258,11 @@ def test_a_survivor_is_explained_by_the_coverage_gap_of_its_layer():
     assert "every checked value is bit for bit the unmutated port's" in why
 
 
+def test_a_probe_on_which_the_port_itself_overflows_tells_nothing():
+    assert mutants_side.all_finite({"logits": np.array([1.0, 2.0]), "labels": np.array([1, 2])})
+    assert not mutants_side.all_finite({"logits": np.array([1.0, np.nan])})
+
+
 def test_the_largest_change_of_a_mutant_is_relative_to_the_unmutated_value():
     unmutated = {"h": np.array([2.0, -4.0]), "b": np.array([1.0, -1.0])}
     assert largest_change(unmutated, {"h": np.array([2.0, -4.0]), "b": np.array([1.0, -1.0])}) is None
@@ -239,7 +292,8 @@ def seeded_64px_run(module_tmp):
     write_input_batch(workdir, greedyhash, None, 4, (64,), greedyhash.WEIGHT_SETS)
     prepare_weights(48, 0, workdir, ("seeded",), pair=greedyhash)
     return argparse.Namespace(bit=48, workdir=workdir, weight_sets="seeded", sizes="64", bulk_size=64,
-                              mask_seed=0, data=None, threads=1, model="greedyhash")
+                              mask_seed=0, data=None, threads=1, model="greedyhash", pair=greedyhash,
+                              steps="forward,loss,backward,optim,train")
 
 
 @pytest.mark.slow
@@ -257,8 +311,38 @@ def test_probes_tell_a_survivor_from_the_port_and_none_tells_an_equivalent_mutan
     assert found["step"] == "forward" and found["probe"] in ("weights perturbed", "images x1000")
 
 
+@pytest.fixture(scope="module")
+def float64_weights(weights, module_tmp):
+    """The seeded set in float64, every value moved by a part in 1e9: what no float32 holds."""
+    from torch_impl.torch_files import read_torch_state, write_torch_state
+    from greedyhash_common.state_dicts.paddle_files import write_paddle_state
+    from weights_convert.convert import torch_to_paddle
+
+    folder = module_tmp("float64_weights")
+    torch_file, paddle_file = str(folder / "seeded.pth"), str(folder / "seeded.pdparams")
+    state = {key: value.astype(np.float64) * (1 + 1e-9) for key, value in read_torch_state(weights[0]).items()}
+    write_torch_state(state, torch_file)
+    write_paddle_state(torch_to_paddle(state, torch_file)[0], paddle_file)
+    return torch_file, paddle_file
+
+
+def test_a_load_through_float32_is_killed_at_weights_float32_does_not_hold(weights, float64_weights):
+    """At the seeded set (float32 values) the mutant is the port, identical; at a float64 set the suite's float64
+    forward check names it."""
+    from .step_runner import check_both
+
+    images = np.random.default_rng(0).standard_normal((2, 3, 64, 64))
+    options = {"images": images, "labels": np.array([0, 1]), "size": 64}
+    cast = mutant_record(_operator("weights.float32"), "fc_plus")
+    for pair_of_files, killed in ((weights, False), (float64_weights, True)):
+        with installed(paddle_side, cast, GreedyHashSeams()):
+            result = check_both("forward", pair_of_files, "float64", **options)
+        assert result.passed != killed, [key.name for key in result.keys if not key.passed]
+    assert {"h", "logits"} <= {key.name for key in result.keys if not key.passed}
+
+
 def _mutants_run(workdir, *options):
-    return subprocess.run([sys.executable, "-m", "alignment.pairs.greedyhash.mutants", "--workdir", str(workdir),
+    return subprocess.run([sys.executable, "-m", "alignment.mutation", "--workdir", str(workdir),
                            *options], cwd=PROJECT_ROOT, capture_output=True, text=True)
 
 
@@ -276,6 +360,31 @@ def test_the_default_run_scores_at_least_the_committed_score(tmp_path):
     assert summary["killed_by_a_failing_side"] == 0  # every kill is a check's verdict, not a crash
 
 
+# Pairs other than GreedyHash whose committed score is a seeded sample (MAX=): CI reruns each sample
+COMMITTED_SAMPLES = ("resnet18-torch-bn", "torch_mobilenet_v2")
+OPTION_OF_SETTING = {"model": "--model", "steps": "--steps", "bit": "--bit", "batch_size": "--batch-size",
+                     "seed": "--seed", "weight_sets": "--weight-sets", "sizes": "--sizes", "bulk_size": "--bulk-size",
+                     "data": "--data", "weights": "--weights", "operators": "--operators", "max": "--max",
+                     "sample_seed": "--sample-seed"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair", COMMITTED_SAMPLES)
+def test_a_committed_sample_of_another_pair_scores_at_least_its_committed_score(tmp_path, pair):
+    """What CI gates on for ResNet-18 and MobileNetV2: the committed run's own settings, rerun
+    (logs/reference/mutants-<pair>/mutation.md states its time)."""
+    with open(os.path.join(PROJECT_ROOT, score.reference_summary(pair)), encoding="utf-8") as handle:
+        reference = json.load(handle)
+    options = [word for name, value in reference["settings"].items() if value is not None
+               for word in (OPTION_OF_SETTING[name], str(value))]
+    done = _mutants_run(tmp_path, *options)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with open(tmp_path / "mutation.json", encoding="utf-8") as handle:
+        summary = json.load(handle)
+    assert summary["settings"] == reference["settings"] and not summary["control_failed"]
+    assert summary["score"] >= reference["score"] and summary["killed_by_a_failing_side"] == 0
+
+
 BEFORE_SOUNDNESS = ["--weight-sets", "seeded", "--sizes", "224", "--operators",
                     "relu->relu6,adaptive_avg->adaptive_max", "--max", "2", "--sample-seed", "2"]
 
@@ -287,8 +396,9 @@ def test_before_the_soundness_work_survivors_slip_through_coverage_gaps_and_the_
     coverage gap of their layer explains each. Against a reference that caught them, the run fails."""
     reference = tmp_path / "reference.json"
     reference.write_text(json.dumps({"score": 1.0, "settings": {
-        "bit": 48, "batch_size": 4, "seed": 0, "weight_sets": "seeded", "sizes": "224", "bulk_size": 64,
-        "data": None, "weights": None, "operators": "relu->relu6,adaptive_avg->adaptive_max", "max": 2,
+        "model": "greedyhash", "steps": "forward,loss,backward,optim,train", "bit": 48, "batch_size": 4, "seed": 0,
+        "weight_sets": "seeded", "sizes": "224", "bulk_size": 64, "data": None, "weights": None,
+        "operators": "relu->relu6,adaptive_avg->adaptive_max", "max": 2,
         "sample_seed": 2}}))
     done = _mutants_run(tmp_path / "run", *BEFORE_SOUNDNESS, "--reference", str(reference))
     assert done.returncode == 1 and "below the committed 100.0%" in done.stderr, done.stdout[-3000:] + done.stderr
@@ -312,12 +422,23 @@ def test_bad_options_are_refused_in_one_line_before_any_work(tmp_path, options, 
     assert not (tmp_path / "run").exists()
 
 
+def test_the_api_takes_a_pair_or_two_factories_and_checks_options_before_any_work(tmp_path):
+    import alignment
+
+    with pytest.raises(UserInputError, match="--max must be at least 1"):
+        alignment.mutants("resnet18-torch-bn", max=0, workdir=str(tmp_path / "run"))
+    with pytest.raises(UserInputError, match="unknown steps metric"):
+        alignment.mutants(torch="torchvision.models:resnet18", paddle="paddle.vision.models:resnet18",
+                          steps="forward,metric", workdir=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_mutated_model_is_identical_only_when_every_setting_and_value_is():
     """The printed model leaves settings out (a max-pool's ceil_mode): identity compares every setting."""
     model = EveryKind()
     assert same_models(model, copy.deepcopy(model))
     for operator in MODEL_OPERATORS:
-        for place in operator.places(model):
+        for place in operator.places(model, Seams()):
             assert not same_models(model, mutate_model(copy.deepcopy(model), place, operator)), operator.name
     half = nn.Sequential(nn.Dropout(0.5))
     assert same_models(half, mutate_model(copy.deepcopy(half), "0", _operator("dropout.p=1-p")))

@@ -15,7 +15,7 @@ from paddle_impl.model import GreedyHash as PaddleGreedyHash
 from paddle_impl.weights import load_backbone as paddle_load_backbone
 from paddle_impl.weights import load_weights as paddle_load_weights
 from torch_impl.model import GreedyHash as TorchGreedyHash
-from torch_impl.torch_files import read_torch_state
+from torch_impl.torch_files import read_torch_state, write_torch_state
 from torch_impl.weights import load_backbone as torch_load_backbone
 from torch_impl.weights import load_weights as torch_load_weights
 from weights_convert.__main__ import main as convert_main
@@ -50,6 +50,44 @@ def test_torch_paddle_torch_round_trip_is_bit_identical(weights, tmp_path):
     for key in original:
         assert original[key].dtype == returned[key].dtype
         assert original[key].numpy().tobytes() == returned[key].numpy().tobytes(), key
+
+
+def float64_beyond_float32(torch_file, path):
+    """The checkpoint at `torch_file` in float64, every floating value moved by a part in 1e9: no float32
+    holds it (a float32 ulp is a part in 1.7e7), so a conversion that casts changes every one."""
+    state = read_torch_state(torch_file)
+    write_torch_state({key: value.astype(np.float64) * (1 + 1e-9) if value.dtype.kind == "f" else value
+                       for key, value in state.items()}, path)
+    return path
+
+
+def round_trip_changes(torch_file, tmp_path, capsys):
+    """{key: what changed} after torch2paddle then paddle2torch of `torch_file`: dtype or any bit."""
+    middle, back = tmp_path / "model.pdparams", tmp_path / "back.pth"
+    assert convert_in_process("torch2paddle", torch_file, middle, capsys)[0] == 0
+    assert convert_in_process("paddle2torch", middle, back, capsys)[0] == 0
+    original, returned = read_torch_state(torch_file), read_torch_state(back)
+    return {key: f"{value.dtype} -> {returned[key].dtype}" if value.dtype != returned[key].dtype else "values"
+            for key, value in original.items()
+            if value.dtype != returned[key].dtype or value.tobytes() != returned[key].tobytes()}
+
+
+def test_a_float64_checkpoint_round_trips_bit_for_bit(weights, tmp_path, capsys):
+    source = float64_beyond_float32(weights[0], tmp_path / "float64.pth")
+    assert round_trip_changes(source, tmp_path, capsys) == {}
+
+
+def test_a_converter_that_casts_to_float32_is_caught_by_the_float64_round_trip(weights, tmp_path, capsys,
+                                                                                monkeypatch):
+    """The planted defect: every array cast to float32 on its way. A float32 checkpoint would not show it."""
+    import weights_convert.convert as convert_module
+
+    converted = convert_module._converted
+    monkeypatch.setattr(convert_module, "_converted",
+                        lambda array, transpose: converted(array, transpose).astype(np.float32))
+    assert round_trip_changes(weights[0], tmp_path / "float32", capsys) == {}
+    changes = round_trip_changes(float64_beyond_float32(weights[0], tmp_path / "float64.pth"), tmp_path, capsys)
+    assert changes["fc_plus.weight"] == "float64 -> float32" and len(changes) == len(read_torch_state(weights[0]))
 
 
 def test_paddle_load_reads_the_converted_file(weights):

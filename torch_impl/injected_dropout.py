@@ -1,4 +1,8 @@
-"""Dropout whose masks come from a shared numpy schedule (alignment only), scaled as nn.Dropout scales."""
+"""Dropout whose masks come from a shared numpy schedule (alignment only), scaled as nn.Dropout scales.
+
+The replaced layer is kept as a sublayer and its mode decides (model.train() and eval() reach it), so a
+model left in eval mode, or a dropout left in the wrong mode, drops nothing here either, as in the product.
+"""
 import torch
 from torch import nn
 
@@ -6,15 +10,15 @@ from torch import nn
 class InjectedMaskDropout(nn.Module):
     def __init__(self, replaced, layer, schedule):
         super().__init__()
-        self.p = replaced.p
+        self.replaced = replaced
         self.layer = layer
         self.schedule = schedule
 
     def forward(self, x):
-        if not self.training:
-            return x
+        if not self.replaced.training:
+            return self.replaced(x)
         keep = torch.from_numpy(self.schedule.keep_mask(self.layer, tuple(x.shape))).to(x.device, x.dtype)
-        return x * keep / (1.0 - self.p)
+        return x * keep / (1.0 - self.replaced.p)
 
 
 def inject_dropout_masks(model, schedule):

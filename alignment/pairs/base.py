@@ -121,6 +121,13 @@ class ModelPair(abc.ABC):
         (alignment.dropout_masks), each layer keeping its own rate's scaling and, in Paddle, its mode."""
         side.inject_masks(model, DropoutMaskSchedule(seed, self.DROPOUT_MASK_P))
 
+    def mutant_seams(self):
+        """Where the mutation operators of the loss and the training loop install (alignment.mutation.seams):
+        one loss value, the suite's own training iterations."""
+        from ..mutation.seams import Seams
+
+        return Seams()
+
     def backward_extras(self, side, outputs, terms):
         """The backward step's values of the pair's own (GreedyHash's straight-through sign)."""
         return {}

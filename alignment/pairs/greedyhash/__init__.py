@@ -2,8 +2,8 @@
 project's own), with its product's data loaders, training loop, evaluation and deployed encoder.
 
 Beside this file: its sides (torch_side.py, paddle_side.py), its weight sets (weight_sets.py,
-weight_makers.py), its tolerances (tolerances.py), its own steps (steps/), its mutation score
-(mutants/) and its loss curves (curve.py, curve_side.py). What is its own and no other pair's: the
+weight_makers.py), its tolerances (tolerances.py), its own steps (steps/), the seams of its mutation
+operators (mutant_seams.py) and its loss curves (curve.py, curve_side.py). What is its own and no other pair's: the
 outputs (logits, the continuous code h, the sign code b), the objective (cross-entropy on the codes
 plus the cubic quantization term), the straight-through sign (an invariant of the backward step), the
 dropout masks injected for training mode, the weight sets rescaled on AlexNet's layers, the data,
@@ -117,7 +117,10 @@ class GreedyHashPair(ModelPair):
 
     def train_values(self, side, context):
         """Epochs side by side through the product's own training loop (`train_one_epoch` of torch_impl.train
-        and paddle_impl.train) on the first training images, with the same dropout masks, across a decay."""
+        and paddle_impl.train) on the first training images, with the same dropout masks, across a decay, and
+        an evaluation between epochs (the product's `encode`, on the epoch's first batch), as the product runs
+        them: `encode` leaves the model in eval mode, so a loop that does not set training mode itself trains
+        the later epochs without dropout, and fails here as it would in the product."""
         from ...steps.optimizer_coefficients import float32_exact_coefficients
 
         model = side.build_model(context.bit, context.dtype, context.weights)
@@ -128,6 +131,8 @@ class GreedyHashPair(ModelPair):
         images, labels = (array[:TRAIN_BATCH_SIZE * TRAIN_ITERATIONS_PER_EPOCH]
                           for array in load_data(context.data, context.split_file).subset("train"))
         loader = side.fast_data.train_loader(images, labels, TRAIN_BATCH_SIZE, SEED, context.image_size)
+        evaluated = side.fast_data.eval_loader(images[:TRAIN_BATCH_SIZE], labels[:TRAIN_BATCH_SIZE], TRAIN_BATCH_SIZE,
+                                               context.image_size)
         records = {key: [] for key in (*LOSS_KEYS, "lr")}
         for epoch in range(TRAIN_EPOCHS):
             loader.batch_sampler.set_epoch(epoch)
@@ -140,18 +145,25 @@ class GreedyHashPair(ModelPair):
                 for key, term in zip(LOSS_KEYS, terms):
                     records[key].append(term)
             scheduler.step()
+            side.evaluation.encode(model, evaluated)
         values = {key: np.array(series, dtype=np.float64) for key, series in records.items()}
         values.update({"param." + name: value for name, value in side.parameter_values(model).items()})
         values.update({"momentum." + name: value for name, value in side.momentum_buffers(model, optimizer).items()})
         return values
 
+    def mutant_seams(self):
+        from .mutant_seams import GreedyHashSeams
+
+        return GreedyHashSeams()
+
     def mutation_score(self, workdir):
         """(score line, its report file) of the mutation run in `workdir` (make align-mutants), else of the
         committed one (logs/reference/mutants/); None when neither has run."""
-        from .mutants.files import REPORT_MD, SUMMARY_JSON
-        from .mutants.score import REFERENCE_SUMMARY, reference_score_line
+        from ...mutation.files import REPORT_MD, SUMMARY_JSON
+        from ...mutation.score import reference_score_line, reference_summary
 
-        for summary in (os.path.join(workdir, "mutants", SUMMARY_JSON), os.path.join(PROJECT_ROOT, REFERENCE_SUMMARY)):
+        for summary in (os.path.join(workdir, "mutants", SUMMARY_JSON),
+                        os.path.join(PROJECT_ROOT, reference_summary(self.NAME))):
             line = reference_score_line(summary)
             if line:
                 return line, os.path.join(os.path.dirname(summary), REPORT_MD)

@@ -1,7 +1,8 @@
-"""python -m alignment.pairs.greedyhash.mutants: how much does a pass prove? The suite scores itself against generated
-port defects.
+"""python -m alignment.mutation: how much does a pass prove? The suite scores itself against generated
+port defects, for any pair the suite runs.
 
-  python -m alignment.pairs.greedyhash.mutants [--max N] [--sample-seed 0] [--jobs 2] [the suite's run options]
+  python -m alignment.mutation [--model PAIR | --torch M:F --paddle M:F] [--max N] [--sample-seed 0] [--jobs 2]
+                              [the suite's run options]
 
 Runs the unmutated suite's float64 steps (forward, loss, backward, optim, train) in the run's cases
 (by default make align's), then every mutant of the Paddle port (operators.py beside this file), or a
@@ -9,8 +10,9 @@ seeded sample of --max of them, through the same steps, cases, inputs, checker a
 in --jobs Paddle processes. Reports the mutation score (killed / (killed + survived)) per operator
 and per layer, every survivor with what it changed and why no check saw it, the mutants that are
 equivalent to the port (not counted) and those with which the port does not run at all (not
-counted). Exits 1 if the score is below the committed reference's (logs/reference/mutants/) for the
-same settings, or if the unmutated port does not pass.
+counted). Exits 1 if the score is below the committed reference's (logs/reference/mutants/ for GreedyHash,
+logs/reference/mutants-<pair>/ for another pair) for the same settings, or if the unmutated port does not
+pass. The time the run took is in its report (mutation.md, mutation.json).
 """
 import argparse
 import json
@@ -28,47 +30,54 @@ from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 from alignment.suite import (SIDE_PROCESS, add_run_options, prepare, read_coverage, resolved_options, run_sides,
-                             show_progress, with_user_weights)
-from .. import GREEDYHASH
+                             show_progress, split_choice, with_user_weights)
 from .catalog import NAMES
 from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
-from .score import CONTROL, REFERENCE_SUMMARY, compare_with_reference, summarize, write_outputs
+from .score import CONTROL, compare_with_reference, reference_summary, summarize, write_outputs
 
 DEFAULT_JOBS = 2
+MUTANTS_FOLDER = "mutants"  # in the suite's folder of the pair: logs/mutants, logs/<pair>/mutants
 
 
 def get_args_parser():
-    parser = OneLineArgumentParser(prog="python -m alignment.pairs.greedyhash.mutants", description=__doc__,
+    parser = OneLineArgumentParser(prog="python -m alignment.mutation", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max", type=int, help="check a seeded sample of this many mutants (default: all)")
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--operators", help="comma-separated operator names: only their mutants (default: all)")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="Paddle processes running mutants")
-    parser.add_argument("--reference", default=os.path.join(PROJECT_ROOT, REFERENCE_SUMMARY),
-                        help="the committed score this run must not fall below (same settings); none: no comparison")
+    parser.add_argument("--steps", default=",".join(MUTANT_STEPS),
+                        help="the steps a mutant is checked in (default: all five); fewer only for a port that fails"
+                             " one of them unmutated, and the score says so in its settings")
+    parser.add_argument("--reference", help="the committed score this run must not fall below (same settings);"
+                        " default: the pair's (logs/reference/); none: no comparison")
     add_run_options(parser)
-    parser.set_defaults(workdir=os.path.join(PROJECT_ROOT, "logs", "mutants"), dtypes=DTYPE)
+    parser.set_defaults(dtypes=DTYPE)
     return parser
 
 
 def checked_mutant_options(args):
-    if args.model != GREEDYHASH.NAME:
-        raise UserInputError(f"--model {args.model}: the mutation score is measured for the {GREEDYHASH.NAME} pair"
-                             " only (its operators install into that pair's Paddle side)")
-    resolved_options(args)
+    """(args, pair), every option checked before any work; the work folder by default the suite's, with
+    mutants/ in it."""
+    given_workdir = args.workdir
+    args, pair = resolved_options(args)
+    args.workdir = given_workdir or os.path.join(args.workdir, MUTANTS_FOLDER)
     chosen_operators(args.operators)
+    split_choice(args.steps, MUTANT_STEPS, "steps")
     for name in ("max", "jobs"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UserInputError(f"--{name} must be at least 1, got {value}")
     if args.dtypes != DTYPE:
         raise UserInputError(f"mutants are checked in {DTYPE} only, not in {args.dtypes}")
-    return args
+    args.reference = args.reference or os.path.join(PROJECT_ROOT, reference_summary(pair.NAME))
+    return args, pair
 
 
 def paddle_command(args, action):
-    return module_command(args.paddle_python, "alignment.pairs.greedyhash.mutants.side", action, "--bit", args.bit,
-                          "--workdir", args.workdir, "--threads", args.threads, "--mask-seed", args.seed,
+    return module_command(args.paddle_python, "alignment.mutation.side", action, "--model", args.model,
+                          "--bit", args.bit, "--workdir", args.workdir, "--threads", args.threads,
+                          "--mask-seed", args.seed, "--steps", args.steps,
                           "--weight-sets", args.weight_sets, "--sizes", args.sizes, "--bulk-size", args.bulk_size,
                           *(["--data", args.data] if args.data else []))
 
@@ -115,8 +124,8 @@ def read_json(path):
 
 
 def settings_of(args):
-    return {name: getattr(args, name) for name in ("bit", "batch_size", "seed", "weight_sets", "sizes",
-                                                    "bulk_size", "data", "weights", "operators", "max",
+    return {name: getattr(args, name) for name in ("model", "steps", "bit", "batch_size", "seed", "weight_sets",
+                                                    "sizes", "bulk_size", "data", "weights", "operators", "max",
                                                     "sample_seed")}
 
 
@@ -129,12 +138,13 @@ def listed_and_selected(args):
     return mutants, selected
 
 
-def unmutated_run(args):
-    """The suite's float64 steps on both sides, unmutated: the torch values every mutant is checked against.
-    Returns the checks' results; exits 1 if the port fails one."""
-    print(f"the unmutated suite's {DTYPE} steps, both sides ({', '.join(MUTANT_STEPS)})", flush=True)
-    args.keep_arrays = True  # every mutant's values are checked against the unmutated torch side's
-    results = run_sides(args, GREEDYHASH, MUTANT_STEPS, [DTYPE])
+def unmutated_run(args, pair):
+    """The suite's float64 steps on both sides, unmutated: the torch values every mutant is checked against
+    (so every array of every step is kept on disk). Returns the checks' results; exits 1 if the port fails
+    one."""
+    print(f"the unmutated suite's {DTYPE} steps, both sides ({args.steps})", flush=True)
+    args.keep_arrays = True
+    results = run_sides(args, pair, args.steps.split(","), [DTYPE])
     sides_failed = {key.note for result in results for key in result.keys if key.name == SIDE_PROCESS}
     if sides_failed:
         raise UserInputError(f"the unmutated suite's side failed: {'; '.join(sides_failed)}")
@@ -154,20 +164,26 @@ def checked_mutants(args, selected):
     return [read_json(result_path(args.workdir, index)) for index in range(len(selected))]
 
 
-@exits_cleanly_on_bad_input
-def main(argv=None):
+def run(argv):
+    """(summary, a message if the score is below the committed one, else None) of the run `argv` describes."""
     started = time.perf_counter()
-    args = with_user_weights(checked_mutant_options(get_args_parser().parse_args(argv)))
+    args, pair = checked_mutant_options(get_args_parser().parse_args(argv))
+    args = with_user_weights(args)
     args.workdir = os.path.abspath(args.workdir)
     with holding_workdir(args.workdir):
-        prepare(args, GREEDYHASH)
+        prepare(args, pair)
         mutants, selected = listed_and_selected(args)
-        results = unmutated_run(args)
+        results = unmutated_run(args, pair)
         outcomes = checked_mutants(args, selected)
         summary = summarize(outcomes, mutants, read_coverage(args.workdir, results), settings_of(args),
                             time.perf_counter() - started)
         print(write_outputs(args.workdir, summary))
-        below = compare_with_reference(summary, args.reference)
-        if below:
-            print(below, file=sys.stderr)
-        sys.exit(1 if below or summary["control_failed"] else 0)
+        return summary, compare_with_reference(summary, args.reference)
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    summary, below = run(argv)
+    if below:
+        print(below, file=sys.stderr)
+    sys.exit(1 if below or summary["control_failed"] else 0)

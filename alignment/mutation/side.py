@@ -1,9 +1,9 @@
-"""The Paddle process of `python -m alignment.pairs.greedyhash.mutants`: lists the mutants, or runs them.
+"""The Paddle process of `python -m alignment.mutation`: lists the mutants, or runs them.
 
-  python -m alignment.pairs.greedyhash.mutants.side list --bit 48 --workdir logs/mutants [case options]
-  python -m alignment.pairs.greedyhash.mutants.side run --bit 48 --workdir logs/mutants [...]   (one of several)
+  python -m alignment.mutation.side list --model PAIR --bit 48 --workdir logs/mutants [case options]
+  python -m alignment.mutation.side run --model PAIR --bit 48 --workdir logs/mutants [...]   (one of several)
 
-`list` writes every mutant of every operator (alignment.pairs.greedyhash.mutants.operators) at every place it applies
+`list` writes every mutant of every operator (alignment.mutation.operators) at every place it applies
 to, and marks as not viable the ones with which the model no longer runs at the run's sizes (a port
 that fails to run needs no suite to be noticed). `run` takes, one after the other, the selected
 mutants no other process has claimed; for each it installs the mutation, runs the suite's own steps
@@ -24,28 +24,28 @@ import numpy as np
 
 from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import OneLineArgumentParser, exits_cleanly_on_bad_input, one_line_reason
-from paddle_impl import train_step
 
 from alignment.cases import add_case_options, run_cases_of
 from alignment.check import _json_number
 from alignment.paths import side_values_path, weights_path
+from alignment.pairs import pair_named
 from alignment.reprod_format import load_values
 from alignment.side import step_context
 from alignment.sides import configured_side, patched, reusing_builds
-from alignment.steps import STEPS, check_values, step_cases
-from .. import GREEDYHASH
-from .catalog import LOSS, MODEL, OPTIMIZER
+from alignment.steps import check_values, step_cases, step_module
+from .catalog import LOOP, LOSS, MODEL, OPTIMIZER
 from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
 from .operators import OPERATORS
 from .score import CONTROL, SIDE_FAILED
 
 OPERATOR_NAMED = {operator.name: operator for operator in OPERATORS}
 # The steps that see a seam's mutation first, so that most mutants die in the first check
-FIRST_STEPS = {MODEL: ("forward",), LOSS: ("loss", "backward"), OPTIMIZER: ("optim", "train"),
+FIRST_STEPS = {MODEL: ("forward",), LOSS: ("loss", "backward"), OPTIMIZER: ("optim", "train"), LOOP: ("train",),
                CONTROL["seam"]: ()}
 # The steps a survivor is probed in: every value its seam can change (the forward step runs the model in
 # eval and training mode, the backward step gives every gradient)
-PROBE_STEPS = {MODEL: ("forward", "backward"), LOSS: ("loss", "backward"), OPTIMIZER: ("optim", "train")}
+PROBE_STEPS = {MODEL: ("forward", "backward"), LOSS: ("loss", "backward"), OPTIMIZER: ("optim", "train"),
+               LOOP: ("train",)}
 # Probes of a survivor: inputs beyond the run's, on which an equivalent mutant must still agree
 IMAGE_GAIN = 1000.0  # pre-activations a thousand times the run's: past every breakpoint of the activations
 PROBE_SEED = 7
@@ -55,7 +55,7 @@ SIZE_CHANGES = (-1, -2, -3, -4, 1)  # a stride of up to 4 (AlexNet's first) puts
 
 
 def get_args_parser():
-    parser = OneLineArgumentParser(prog="python -m alignment.pairs.greedyhash.mutants.side", description=__doc__,
+    parser = OneLineArgumentParser(prog="python -m alignment.mutation.side", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("list", "run"))
     parser.add_argument("--bit", type=int, required=True)
@@ -63,6 +63,8 @@ def get_args_parser():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mask-seed", type=int, default=0)
     parser.add_argument("--data")
+    parser.add_argument("--model", required=True, help="the model pair (alignment.pairs.pair_named)")
+    parser.add_argument("--steps", default=",".join(MUTANT_STEPS), help="the steps a mutant is checked in")
     return add_case_options(parser)
 
 
@@ -87,8 +89,9 @@ def mutate_model(model, place, operator):
     return model
 
 
-def installed(side, mutant):
-    """The mutation of `mutant` installed in the Paddle side's seams (alignment.pairs.greedyhash.mutants.operators)."""
+def installed(side, mutant, seams):
+    """The mutation of `mutant` installed in the Paddle side's seams (alignment.mutation.operators; the pair's
+    own: `seams`, alignment.mutation.seams)."""
     if mutant["operator"] == CONTROL["operator"]:
         return contextlib.nullcontext()
     operator, place = OPERATOR_NAMED[mutant["operator"]], mutant["place"]
@@ -96,15 +99,16 @@ def installed(side, mutant):
         build = side.build_model
         return patched([(side, "build_model", lambda *args: mutate_model(build(*args), place, operator))])
     if operator.seam == LOSS:
-        loss = operator.mutate(side.loss, place)
-        return patched([(side, "loss", loss), (train_step, "greedyhash_loss", loss)])
+        return seams.installed_loss(side, operator.mutate(seams, side.loss, place))
+    if operator.seam == LOOP:
+        return seams.installed_loop(side, place, operator.mutate)
     return patched([(side, "optimizer_builder", operator.mutate(side.optimizer_builder, place))])
 
 
 def not_viable(side, args, mutant, sizes):
     """None if the mutated model runs a forward at every size of the run, else why it does not. Any failure
     of the mutated model to run makes the mutant not viable, whatever the framework raises."""
-    with installed(side, mutant):
+    with installed(side, mutant, args.pair.mutant_seams()):
         try:
             model = side.build_model(args.bit, SHAPE_DTYPE, _first_weights(side, args))
         except Exception as error:
@@ -118,17 +122,17 @@ def not_viable(side, args, mutant, sizes):
 
 
 def _first_weights(side, args):
-    return weights_path(args.workdir, args.bit, run_cases_of(args, GREEDYHASH).weight_sets[0], side.WEIGHTS_SUFFIX)
+    return weights_path(args.workdir, args.bit, run_cases_of(args, args.pair).weight_sets[0], side.WEIGHTS_SUFFIX)
 
 
 def list_mutants(side, args):
     started = time.perf_counter()
-    run_cases = run_cases_of(args, GREEDYHASH)
+    run_cases = run_cases_of(args, args.pair)
     sizes = sorted({*run_cases.sizes, run_cases.bulk_size})
     model = side.build_model(args.bit, SHAPE_DTYPE, _first_weights(side, args))
     mutants = []
     for operator in OPERATORS:
-        for place in operator.places(model):
+        for place in operator.places(model, args.pair.mutant_seams()):
             mutant = mutant_record(operator, place)
             mutant["not_viable"] = not_viable(side, args, mutant, sizes) if operator.seam == MODEL else None
             mutants.append(mutant)
@@ -137,11 +141,11 @@ def list_mutants(side, args):
           f" {', '.join(map(str, sizes))} px: {time.perf_counter() - started:.1f} s", flush=True)
 
 
-def planned_checks(mutant, run_cases):
-    """(step, case) in the order they are run: the steps that see the mutant's seam first."""
-    first = FIRST_STEPS[mutant["seam"]]
-    steps = [*first, *(step for step in MUTANT_STEPS if step not in first)]
-    return [(step, case) for step in steps for case in step_cases(step, run_cases, DTYPE, GREEDYHASH)]
+def planned_checks(mutant, run_cases, pair, checked_steps):
+    """(step, case) in the order they are run: of `checked_steps`, those that see the mutant's seam first."""
+    first = [step for step in FIRST_STEPS[mutant["seam"]] if step in checked_steps]
+    steps = [*first, *(step for step in checked_steps if step not in first)]
+    return [(step, case) for step in steps for case in step_cases(step, run_cases, DTYPE, pair)]
 
 
 def _key_summary(step, case, key):
@@ -162,14 +166,14 @@ def run_checks(side, args, mutant):
     "moved": ...}: the check that came nearest to failing, and the largest change the mutation made to the
     unmutated port's values (None: it changed none)."""
     closest, moved = None, None
-    for step, case in planned_checks(mutant, run_cases_of(args, GREEDYHASH)):
+    for step, case in planned_checks(mutant, run_cases_of(args, args.pair), args.pair, args.steps.split(",")):
         try:
-            with installed(side, mutant):
-                values = STEPS[step].run(side, step_context(side, args, GREEDYHASH, case, DTYPE))
+            with installed(side, mutant, args.pair.mutant_seams()):
+                values = step_module(step, args.pair).run(side, step_context(side, args, args.pair, case, DTYPE))
         except Exception as error:  # the suite's side process fails on this mutant: the suite fails
             return {"status": "killed", "by": {"step": step, "case": case.label, "key": SIDE_FAILED,
                                                "note": one_line_reason(error)}}
-        result = check_values(step, DTYPE, _side_values(args, case, step, "torch"), values, GREEDYHASH)
+        result = check_values(step, DTYPE, _side_values(args, case, step, "torch"), values, args.pair)
         worst = result.worst()
         if not result.passed:
             return {"status": "killed", "by": _key_summary(step, case, worst)}
@@ -206,12 +210,16 @@ def same_models(first, second):
 
 
 def identical_models(side, args, mutant):
-    """True when the mutated model is the unmutated one (same_models): such a mutant is equivalent at every
-    input."""
-    weights = _first_weights(side, args)
-    original = side.build_model(args.bit, DTYPE, weights)
-    with installed(side, mutant):
-        return same_models(original, side.build_model(args.bit, DTYPE, weights))
+    """True when the mutated model is the unmutated one (same_models) at every weight set of the run: such a
+    mutant is equivalent at every input of the run. Every set, since some operators change values, not
+    layers (through float32 changes nothing at float32-representable weights, not at others)."""
+    for weight_set in run_cases_of(args, args.pair).weight_sets:
+        weights = weights_path(args.workdir, args.bit, weight_set, side.WEIGHTS_SUFFIX)
+        original = side.build_model(args.bit, DTYPE, weights)
+        with installed(side, mutant, args.pair.mutant_seams()):
+            if not same_models(original, side.build_model(args.bit, DTYPE, weights)):
+                return False
+    return True
 
 
 def perturbed_weights(side):
@@ -249,21 +257,28 @@ def probes(side, context):
     return found
 
 
+def all_finite(values):
+    return all(np.all(np.isfinite(value)) for value in values.values() if np.issubdtype(value.dtype, np.floating))
+
+
 def probe_difference(side, args, mutant):
     """The first probe on which the mutated port and the unmutated one differ beyond the checker's
-    tolerance, or None."""
-    for step in PROBE_STEPS[mutant["seam"]]:
-        for case in step_cases(step, run_cases_of(args, GREEDYHASH), DTYPE, GREEDYHASH):
-            context = step_context(side, args, GREEDYHASH, case, DTYPE)
+    tolerance, or None; a probe on which the unmutated port's own values are not finite (ResNet-18's logits
+    past Paddle's cross-entropy cap at the perturbed weights) is skipped."""
+    for step in (step for step in PROBE_STEPS[mutant["seam"]] if step in args.steps.split(",")):
+        for case in step_cases(step, run_cases_of(args, args.pair), DTYPE, args.pair):
+            context = step_context(side, args, args.pair, case, DTYPE)
             for name, patch, probe in probes(side, context):
                 with patch:
-                    unmutated = STEPS[step].run(side, probe)
+                    unmutated = step_module(step, args.pair).run(side, probe)
+                    if not all_finite(unmutated):  # the port itself overflows there: the probe tells nothing
+                        continue
                     try:
-                        with installed(side, mutant):
-                            mutated = STEPS[step].run(side, probe)
+                        with installed(side, mutant, args.pair.mutant_seams()):
+                            mutated = step_module(step, args.pair).run(side, probe)
                     except Exception as error:  # a mutant that fails where the port runs is not equivalent
                         return {"probe": name, "step": step, "case": case.label, "note": one_line_reason(error)}
-                result = check_values(step, DTYPE, unmutated, mutated, GREEDYHASH)
+                result = check_values(step, DTYPE, unmutated, mutated, args.pair)
                 if not result.passed:
                     return {"probe": name, **_key_summary(step, case, result.worst())}
     return None
@@ -314,7 +329,8 @@ def _by(outcome):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    side = configured_side("paddle", args.threads, GREEDYHASH)
+    args.pair = pair_named(args.model, args.workdir)
+    side = configured_side("paddle", args.threads, args.pair)
     os.makedirs(os.path.dirname(result_path(args.workdir, 0)), exist_ok=True)
     with reusing_builds(side):
         (list_mutants if args.action == "list" else run_unclaimed)(side, args)

@@ -1,7 +1,7 @@
 """The mutation score of a run, per operator and per layer, with every survivor explained.
 
 Written once, without a framework: it reads the outcomes the Paddle processes wrote
-(alignment/pairs/greedyhash/mutants/side.py) and the coverage table of the unmutated run (alignment/coverage.py).
+(alignment/mutation/side.py) and the coverage table of the unmutated run (alignment/coverage.py).
 """
 import dataclasses
 import json
@@ -10,6 +10,7 @@ import os
 from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import UserInputError, one_line_reason
 
+from ..pairs import DEFAULT_PAIR
 from .catalog import CATALOG
 from .files import REPORT_MD, SUMMARY_JSON
 
@@ -17,7 +18,11 @@ from .files import REPORT_MD, SUMMARY_JSON
 # reproduce its values bit for bit, or its kills would prove nothing
 CONTROL = {"id": "control (no mutation)", "operator": "control", "place": "", "seam": "control",
            "description": "nothing changed", "needs": None, "not_viable": None}
-REFERENCE_SUMMARY = os.path.join("logs", "reference", "mutants", SUMMARY_JSON)
+def reference_summary(pair_name):
+    """The committed score of a pair, relative to the project: logs/reference/mutants/ (GreedyHash's),
+    logs/reference/mutants-<pair>/ (another pair's)."""
+    folder = "mutants" if pair_name == DEFAULT_PAIR else f"mutants-{pair_name}"
+    return os.path.join("logs", "reference", folder, SUMMARY_JSON)
 KILLED, SURVIVED, EQUIVALENT = "killed", "survived", "equivalent"
 SIDE_FAILED = "(side failed)"
 NO_REFERENCE = "none"
@@ -133,7 +138,8 @@ def _operator_row(operator):
 
 def render_markdown(summary):
     lines = ["# Mutation score", "", score_line(summary) + ".", "",
-             "Regenerate: `make align-mutants` (this folder: `make align-mutants-reference`). What an operator"
+             "Regenerate: `make align-mutants` (this folder: `make align-mutants-reference`, with the run's MODEL="
+             " if any). What an operator"
              " does and how a survivor is explained: docs/alignment.md, Mutation score.", "",
              f"Settings: `{json.dumps(summary['settings'])}`", "", "## Per operator", ""]
     lines += _table(("operator", "seam", "places", "checked", "killed", "survived", "equivalent", "not viable",

@@ -23,7 +23,7 @@ def numpy(value):
     """The tensor's values, on the CPU sharing its memory as torch_tensors.numpy's do (through DLPack):
     Tensor.numpy copies, a second for a float64 AlexNet's largest weight and 0.9 GB held for the parameters
     and momentum the train and optim steps read. A step that changes a tensor after reading it copies first
-    (steps/train.py). A copy where DLPack cannot serve: a GPU tensor, or Paddle 2.6 (the GPU environment's),
+    (alignment/steps/train.py). A copy where DLPack cannot serve: a GPU tensor, or Paddle 2.6 (the GPU environment's),
     whose tensors have no __dlpack__."""
     value = value.detach()
     if value.place.is_cpu_place() and hasattr(value, "__dlpack__"):

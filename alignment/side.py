@@ -29,6 +29,7 @@ from .paths import (coverage_path, coverage_stamp_path, env_path, images_path, l
                     weights_path, weights_stamp_path)
 from .pairs import pair_named
 from .sides import REFERENCE, configured_side, reusing_builds
+from .sides.allocator import in_a_side_process
 from .steps import StepContext, runs_in, step_cases, step_module, steps_of
 from .streamed_values import write_step
 
@@ -119,6 +120,7 @@ def send_steps(side, args, pair, stream):
 
 
 @exits_cleanly_on_bad_input
+@in_a_side_process
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     pair = pair_named(args.model, args.workdir)

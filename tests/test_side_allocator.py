@@ -5,6 +5,7 @@ import sys
 import types
 
 import alignment.sides
+from alignment.sides import allocator
 from greedyhash_common.project import PROJECT_ROOT, child_environment
 
 # A 256 MB array made, freed, made again: the minor page faults of the second making, in a fresh process
@@ -39,10 +40,22 @@ def test_the_defaults_fault_every_page_in_again():
     assert second_allocation_faults("default") >= PAGES * 9 // 10
 
 
-def test_every_side_process_keeps_freed_memory(monkeypatch):
-    """configured_side, which every side process (suite, layers, curve, mutants) starts with, applies it."""
+SIDE_PROCESSES = ("alignment.side", "alignment.layers.side", "alignment.mutation.side",
+                  "alignment.pairs.greedyhash.curve_side")
+
+
+def test_every_side_process_keeps_freed_memory_and_a_run_in_the_callers_process_does_not(monkeypatch):
+    """The suite's, the layers', the mutants' and the curve's side processes apply it on start; configured_side,
+    which alignment.align also runs in the caller's process, leaves the caller's allocator alone (with it, a
+    pytest process running the suite in-process grew to 14 GB)."""
+    import importlib
+
+    assert [name for name in SIDE_PROCESSES
+            if not getattr(importlib.import_module(name).main, "keeps_freed_memory", False)] == []
     applied = []
-    monkeypatch.setattr(alignment.sides, "keep_freed_memory", lambda: applied.append(True))
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: applied.append(True))
     side = types.SimpleNamespace(configure=lambda threads: None)
     alignment.sides.configured_side("torch", 1, types.SimpleNamespace(side=lambda framework: side))
+    assert applied == []
+    allocator.in_a_side_process(lambda: None)()
     assert applied == [True]

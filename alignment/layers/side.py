@@ -32,6 +32,7 @@ from ..pairs import pair_named
 from ..paths import images_path, labels_path, layer_values_path, weights_path
 from ..sides import configured_side
 from ..sides import REFERENCE
+from ..sides.allocator import in_a_side_process
 from ..steps import StepContext
 from ..steps.forward import named_outputs
 from .localize import (CHAINED, ISOLATED, MODES, Record, alone_key, buffer_key, call_name, input_end, input_ends,
@@ -477,6 +478,7 @@ def run(framework, dtypes, case, bit, workdir, threads, mask_seed, pair):
 
 
 @exits_cleanly_on_bad_input
+@in_a_side_process
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     run(args.framework, args.dtypes.split(","), Case.from_label(args.case), args.bit, args.workdir, args.threads,

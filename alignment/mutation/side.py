@@ -32,6 +32,7 @@ from alignment.pairs import pair_named
 from alignment.reprod_format import load_values
 from alignment.side import step_context
 from alignment.sides import configured_side, patched, reusing_builds
+from alignment.sides.allocator import in_a_side_process
 from alignment.steps import check_values, step_cases, step_module
 from .catalog import LOOP, LOSS, MODEL, OPTIMIZER
 from .files import DTYPE, MUTANT_STEPS, all_mutants_path, result_path, selected_mutants_path
@@ -327,6 +328,7 @@ def _by(outcome):
 
 
 @exits_cleanly_on_bad_input
+@in_a_side_process
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     args.pair = pair_named(args.model, args.workdir)

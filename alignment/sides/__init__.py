@@ -11,15 +11,12 @@ import copy
 
 from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
-from .allocator import keep_freed_memory
-
 REFERENCE, PORT = "torch", "paddle"
 
 
 def configured_side(framework, threads, pair):
     """The side of `framework` of a model pair (alignment.pairs.base.ModelPair), its runtime configured with
-    `threads` before any computation, and the process's allocator keeping freed arrays (allocator.py)."""
-    keep_freed_memory()
+    `threads` before any computation."""
     quiet_paddle_import()
     side = pair.side(framework)
     side.configure(threads)

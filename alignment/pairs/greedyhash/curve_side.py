@@ -21,6 +21,7 @@ from greedyhash_common.infra.errors import OneLineArgumentParser, exits_cleanly_
 from alignment.paths import split_path, weights_path
 from alignment.reprod_format import save_values
 from alignment.sides import configured_side
+from alignment.sides.allocator import in_a_side_process
 
 from . import GREEDYHASH
 from alignment.weight_sets import SEEDED, USER
@@ -84,6 +85,7 @@ def train_and_evaluate(side, args):
 
 
 @exits_cleanly_on_bad_input
+@in_a_side_process
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     side = configured_side(args.framework, args.threads, GREEDYHASH)

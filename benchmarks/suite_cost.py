@@ -34,10 +34,10 @@ from .bench import MAKE_ALIGN_ARGS, machine_description, parse_side_logs
 
 # {name: (what it is, the suite's arguments)}
 RUNS = {"default": ("make align", ("--model", "greedyhash", *MAKE_ALIGN_ARGS)),
-        "resnet18": ("make align MODEL=resnet18", ("--model", "resnet18", *MAKE_ALIGN_ARGS)),
+        "resnet18": ("make align MODEL=resnet18", ("--model", "resnet18", "--dtypes", "float32,float64")),
         "resnet50-224": ("ResNet-50 forward and backward at 224 px, float64",
-                         ("--model", "resnet50", "--bit", "48", "--steps", "forward,backward", "--sizes", "224",
-                          "--dtypes", "float64"))}
+                         ("--model", "resnet50", "--steps", "forward,backward", "--sizes", "224",
+                          "--dtypes", "float64"))}  # no --bit: a ResNet has no hash codes (ModelPair.code_length)
 FIGURES = (("wall_seconds", "wall s", "{:.0f}"), ("user_seconds", "user s", "{:.0f}"),
            ("system_seconds", "system s", "{:.0f}"), ("minor_page_faults", "minor faults M", "{:.1f}", 1e-6),
            ("peak_process_rss_mb", "peak RSS, largest process GB", "{:.2f}", 1 / 1024),

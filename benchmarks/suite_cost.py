@@ -89,7 +89,8 @@ def commit_of(checkout):
 def measure_once(args, name, log_folder):
     """One fresh run of the suite `name` (RUNS) in an empty workdir; its figures."""
     workdir = tempfile.mkdtemp(prefix=f"suite-cost-{name}-", dir=args.scratch)
-    log_path = os.path.join(log_folder, f"{FILE_NAME}-{args.label}-{name}.log")
+    # absolute: the run's working folder is the checkout, and this process reads the log back
+    log_path = os.path.abspath(os.path.join(log_folder, f"{FILE_NAME}-{args.label}-{name}.log"))
     command = [args.python, "-m", "alignment", *RUNS[name][1], *args.suite_args.split(), "--workdir", workdir]
     try:
         with timing.OtherPrograms() as machine:

@@ -61,7 +61,8 @@ class StepResult:
         return max(failing or self.keys, key=KeyResult.excess) if self.keys else None
 
 
-def _failure(name, shape, note, port_shape=None):
+def failed_key(name, shape, note, port_shape=None):
+    """A key that could not be compared (missing, shape, dtype, NaN, a side that never sent it): failed."""
     return KeyResult(name, list(shape), math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, False, note,
                      port_shape=port_shape)
 
@@ -88,7 +89,7 @@ def compare_arrays(name, reference, port, tol, operation_scale=0.0):
     the tolerance of that scale: its true value is 0, and both sides' are rounding of the operation."""
     problem = _structural_problem(reference, port)
     if problem:
-        return _failure(name, reference.shape, problem, list(port.shape) if reference.shape != port.shape else None)
+        return failed_key(name, reference.shape, problem, list(port.shape) if reference.shape != port.shape else None)
     if not np.issubdtype(reference.dtype, np.floating):
         tol, operation_scale = Tolerance(0.0, 0.0), 0.0  # labels, indices, flags: equal or wrong
     difference = np.asarray(np.subtract(reference, port, dtype=np.float64))  # one array the size of the key, not three
@@ -159,9 +160,9 @@ def check_step(step, dtype, torch_values, paddle_values, code_keys=None, invaria
     """The StepResult of one step's values; `overrides`: a pair's own tolerances (alignment.tolerances)."""
     code_keys = code_keys or {}
     scales = operation_scales(torch_values)
-    results = [_failure(key, torch_values[key].shape, "missing in paddle") for key in torch_values
+    results = [failed_key(key, torch_values[key].shape, "missing in paddle") for key in torch_values
                if key not in paddle_values]
-    results += [_failure(key, paddle_values[key].shape, "missing in torch") for key in paddle_values
+    results += [failed_key(key, paddle_values[key].shape, "missing in torch") for key in paddle_values
                 if key not in torch_values]
     for key in (key for key in torch_values if key in paddle_values):
         if key in code_keys:
@@ -178,7 +179,7 @@ def check_step(step, dtype, torch_values, paddle_values, code_keys=None, invaria
     return StepResult(step, dtype, results)
 
 
-def _json_number(value):
+def json_number(value):
     return value if math.isfinite(value) else str(value)
 
 
@@ -189,8 +190,8 @@ def result_as_json(result, env):
         "passed": result.passed,
         "env": env,
         "keys": {
-            key.name: {"shape": key.shape, "max_abs": _json_number(key.max_abs),
-                       "mean_abs": _json_number(key.mean_abs), "max_rel": _json_number(key.max_rel),
+            key.name: {"shape": key.shape, "max_abs": json_number(key.max_abs),
+                       "mean_abs": json_number(key.mean_abs), "max_rel": json_number(key.max_rel),
                        "atol": key.atol, "rtol": key.rtol, "limit": key.limit, "passed": key.passed,
                        **({"note": key.note} if key.note else {}),
                        **({"per_element_abs": key.per_element} if key.per_element is not None else {})}

@@ -15,9 +15,9 @@ atol + rtol * 0), is removed where keys are compared (alignment.check.ZERO_REFER
 to its operation's scale and fails only where it really differs (docs/tolerances.md, Zero references).
 """
 import dataclasses
-import math
 
 from . import known_differences
+from .check import json_number
 from .layers.localize import DIRECTIONS
 
 DEFECT, ROUNDING, KNOWN = "defect", "rounding", "known library difference"
@@ -79,12 +79,8 @@ class Verdict:
     def as_json(self):
         return {"step": self.step, "case": self.case.label, "dtype": self.dtype, "passed": self.passed,
                 "as_rounding": self.as_rounding, "kind": self.kind, "worst_key": self.worst_key,
-                **{name: _json_number(getattr(self, name)) for name in ("max_abs", "max_rel", "limit")},
+                **{name: json_number(getattr(self, name)) for name in ("max_abs", "max_rel", "limit")},
                 "note": self.note, "findings": [dataclasses.asdict(finding) for finding in self.findings]}
-
-
-def _json_number(value):
-    return value if math.isfinite(value) else str(value)
 
 
 def float64_checks_needed(results):

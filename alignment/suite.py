@@ -25,7 +25,7 @@ from greedyhash_common.project import PROJECT_ROOT, child_environment, module_co
 
 from . import coverage, diagnosis
 from .cases import add_case_options, run_cases_of
-from .check import StepResult, _failure, keys_compared, write_reports
+from .check import StepResult, failed_key, keys_compared, write_reports
 from .inputs import write_input_batch
 from .known_differences import evidence_of_run
 from .layers.localize import CHAINED, DIRECTIONS, ISOLATED, localize_files
@@ -281,7 +281,7 @@ def checked(args, pair, run, values, failed):
     its reports written, and its arrays kept as alignment.paths describes."""
     dtype, step, case = run
     if failed:
-        result = StepResult(step, dtype, [_failure(SIDE_PROCESS, (), "; ".join(failed.values()))])
+        result = StepResult(step, dtype, [failed_key(SIDE_PROCESS, (), "; ".join(failed.values()))])
     else:
         result = check_values(step, dtype, values[REFERENCE], values[PORT], pair)
     result.case = case

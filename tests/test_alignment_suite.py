@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alignment.cases import Case, RunCases
-from alignment.check import StepResult, _failure
+from alignment.check import StepResult, failed_key
 from alignment.pairs.greedyhash import GREEDYHASH, paddle_side, torch_side
 from alignment.sides import reusing_builds
 from alignment.steps import runs_in, step_cases, steps_of
@@ -147,7 +147,7 @@ def test_without_the_profile_only_failures_are_localized():
     seeded, rescaled = Case("seeded", 224), Case("rescaled", 224)
     passing = [StepResult("forward", dtype, [], case) for dtype in ("float32", "float64")
                for case in (seeded, rescaled)]
-    failing = StepResult("backward", "float64", [_failure("grad.fc.weight", (), "planted")], rescaled)
+    failing = StepResult("backward", "float64", [failed_key("grad.fc.weight", (), "planted")], rescaled)
     assert cases_to_localize(passing) == {seeded: ["float32", "float64"]}
     assert cases_to_localize(passing, profile=False) == {}
     assert cases_to_localize([*passing, failing], profile=False) == {rescaled: ["float64"]}

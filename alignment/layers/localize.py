@@ -28,7 +28,7 @@ import numpy as np
 
 from greedyhash_common.infra.atomic import atomic_path, write_text
 
-from ..check import KeyResult, StepResult, _failure, compare_arrays, result_as_json, write_reports
+from ..check import KeyResult, StepResult, failed_key, compare_arrays, result_as_json, write_reports
 from ..paths import case_dir, diff_paths, layer_values_path
 from ..sides import PORT, REFERENCE
 from ..tolerances import tolerance
@@ -357,7 +357,7 @@ def operator_difference(torch_layer, paddle_layer):
 def _compare(dtype, direction, key, reference, port, overrides):
     """`port` None when the Paddle side has no such value (its layer could not take torch's values)."""
     if port is None:
-        return _failure(key, reference.shape, "not recorded by paddle")
+        return failed_key(key, reference.shape, "not recorded by paddle")
     step_key = key.split(".", 1)[1]  # without the mode: named as the step names its keys ("grad.<name>")
     return compare_arrays(key, reference, port, tolerance(direction, dtype, step_key, overrides))
 

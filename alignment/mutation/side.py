@@ -26,7 +26,7 @@ from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import OneLineArgumentParser, exits_cleanly_on_bad_input, one_line_reason
 
 from alignment.cases import add_case_options, run_cases_of
-from alignment.check import _json_number
+from alignment.check import json_number
 from alignment.paths import side_values_path, weights_path
 from alignment.pairs import pair_named
 from alignment.reprod_format import load_values
@@ -150,8 +150,8 @@ def planned_checks(mutant, run_cases, pair, checked_steps):
 
 
 def _key_summary(step, case, key):
-    return {"step": step, "case": case.label, "key": key.name, "max_abs": _json_number(key.max_abs),
-            "limit": key.limit, "excess": _json_number(key.excess()), "note": key.note}
+    return {"step": step, "case": case.label, "key": key.name, "max_abs": json_number(key.max_abs),
+            "limit": key.limit, "excess": json_number(key.excess()), "note": key.note}
 
 
 def largest_change(unmutated, mutated):

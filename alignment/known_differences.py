@@ -29,7 +29,7 @@ from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.state_dicts.paddle_files import read_paddle_state
 
 from .check import INVARIANT_NAME
-from .layers.localize import ISOLATED, load_layer_values, load_record, stored_key, value_key
+from .layers.localize import ISOLATED, alone_values, load_layer_values, load_record, stored_key, value_key
 from .paths import layer_values_path, side_values_path, weights_path
 from .reprod_format import load_values
 from .sides import PORT, REFERENCE
@@ -92,10 +92,12 @@ class Evidence:
     """The values the detectors read, each loaded when first asked for:
     step_values(dtype, case, step) -> (torch's, Paddle's {key: array});
     initial(case) -> {torch key: array} of the weight set the case starts from;
-    layers(dtype, case) -> (torch's layer Record, Paddle's layers fed torch's values {key: array})."""
+    layers(dtype, case) -> (torch's layer Record, Paddle's layers fed torch's values {key: array});
+    torch_alone(dtype, case) -> torch's layers run alone on their own values {key: array}."""
     step_values: callable
     initial: callable
     layers: callable
+    torch_alone: callable = None
 
 
 def evidence_of_run(workdir, bit, key_map):
@@ -113,7 +115,10 @@ def evidence_of_run(workdir, bit, key_map):
         return (load_record(workdir, dtype, case, REFERENCE),
                 load_layer_values(layer_values_path(workdir, dtype, case, ISOLATED, PORT)))
 
-    return Evidence(_once(step_values), _once(initial), _once(layers))
+    def torch_alone(dtype, case):
+        return load_layer_values(layer_values_path(workdir, dtype, case, ISOLATED, REFERENCE))
+
+    return Evidence(_once(step_values), _once(initial), _once(layers), _once(torch_alone))
 
 
 def _once(function):
@@ -133,6 +138,19 @@ def _readable(function, *arguments):
         return function(*arguments)
     except (OSError, KeyError, ValueError, UserInputError):
         return None
+
+
+def alone_values_of(evidence, dtype, case, mode, direction, layer):
+    """[(key, torch's value, Paddle's or None)] of a layer run alone on each side fed torch's values
+    (alignment.layers.localize.alone_values); None when the run's folder lacks them."""
+    if evidence is None or evidence.torch_alone is None:
+        return None
+    layers, torch_alone = _readable(evidence.layers, dtype, case), _readable(evidence.torch_alone, dtype, case)
+    if layers is None or torch_alone is None:
+        return None
+    record, paddle_alone = layers
+    layer_of = next((item for item in record.layers.get(mode, ()) if item["name"] == layer), None)
+    return None if layer_of is None else alone_values(layer_of, mode, direction, record, (torch_alone, paddle_alone))
 
 
 def of_keys(result, failing, evidence):
@@ -280,9 +298,12 @@ def _grouped(layer_reasons):
     layers_of = {}
     for layer, reason in layer_reasons:
         layers_of.setdefault(reason.replace(f" at {layer}:", " at {layers}:", 1), []).append(layer)
-    return [reason.replace("{layers}", ", ".join(layers[:SHOWN_LAYERS])
-                           + (f" and {len(layers) - SHOWN_LAYERS} more" if len(layers) > SHOWN_LAYERS else ""))
-            for reason, layers in layers_of.items()]
+    return [reason.replace("{layers}", a_few(layers, SHOWN_LAYERS)) for reason, layers in layers_of.items()]
+
+
+def a_few(names, shown):
+    """The first `shown` names, then how many more: "a, b, c and 14 more"."""
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _forward_row(localization, layer):

@@ -422,6 +422,29 @@ def localize_cases(args, pair, results, sides_failed):
     return localizations, {}
 
 
+def float64_counterparts(results, localizations):
+    """[case]: each whose float32 check failed in a direction the layers explain, whose float64 check of it
+    passed, and whose float32 localization has layers that differ fed torch's values: the rounding rule
+    compares those layers with float64's (alignment.diagnosis.structural_in_float64)."""
+    passed_in_float64 = {(result.step, result.case) for result in results if result.dtype == "float64" and result.passed}
+    return list(dict.fromkeys(
+        result.case for result in results
+        if result.dtype == "float32" and not result.passed and result.step in DIRECTIONS
+        and (result.step, result.case) in passed_in_float64 and ("float64", result.case) not in localizations
+        and ("float32", result.case) in localizations
+        and localizations[("float32", result.case)].differing_alone([result.step])))
+
+
+def localize_float64_counterparts(args, pair, results, localizations):
+    """Add the float64_counterparts' localizations to `localizations`; {side: log path} of a layer side that
+    failed."""
+    if not args.localize:
+        return {}
+    found, failed = localize(args, pair, ["float64"], float64_counterparts(results, localizations))
+    localizations.update(found)
+    return failed
+
+
 def read_coverage(workdir, results):
     """The coverage rows (alignment.coverage.merge) over every case the forward step ran in."""
     cases = dict.fromkeys(result.case for result in results if result.step == "forward")
@@ -486,6 +509,8 @@ def run_in_held_workdir(args, pair, steps, dtypes):
     sides_failed = any(key.name == SIDE_PROCESS for result in results for key in result.keys)
     with clock.phase("localization"):
         localizations, localization_failures = localize_cases(args, pair, results, sides_failed)
+        if not localization_failures and not sides_failed:
+            localization_failures = localize_float64_counterparts(args, pair, results, localizations)
     with clock.phase("diagnosis"):
         evidence = evidence_of_run(args.workdir, args.bit, pair.key_map())
         rows = diagnosis.verdicts(results, localizations, evidence, float64_evidence(args, pair, results))

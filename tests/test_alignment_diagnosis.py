@@ -383,6 +383,50 @@ def test_a_float32_only_run_gets_the_float64_evidence_the_rounding_rule_needs():
     assert float64_checks_needed([failing, float64]) == {}
 
 
+FLOAT32_LIKE = Tolerance(atol=0.0, rtol=2e-5)
+
+
+def structural_run(float32_only_error=0.0, float64_differs=True):
+    """A float32 forward check that fails while float64's passes, localized in both precisions: one layer
+    whose Paddle counterpart runs a ReLU inside it that torch runs as a layer of its own (so it differs fed
+    torch's values in both), plus `float32_only_error` added to its float32 output alone."""
+    layer, key = "features.norm5", "eval.features.norm5.output"
+    fed = images(seed=3)
+    localizations, layers, torch_alone = {}, {}, {}
+    for dtype in ("float32", "float64"):
+        torch_output = (fed * 2).astype(dtype)
+        paddle_output = (np.maximum(fed * 2, 0) if float64_differs or dtype == "float32" else fed * 2).astype(dtype)
+        if dtype == "float32":
+            paddle_output = paddle_output + np.float32(float32_only_error)
+        agree = compare_arrays("in", np.ones(1), np.ones(1), FLOAT32_LIKE)
+        alone = compare_arrays(key, torch_output, paddle_output, FLOAT32_LIKE)
+        traces = [Trace("eval", "forward", [LayerRow(layer, "BatchNorm2d / BatchNorm", agree, agree, alone)])]
+        localizations[(dtype, CASE)] = Localization(dtype, traces, [], CASE)
+        record = Record({"eval": [{"name": layer, "inputs": [None]}]}, {f"eval.{layer}.input": fed.astype(dtype),
+                                                                        key: torch_output}, {})
+        layers[dtype], torch_alone[dtype] = (record, {key: paddle_output}), {key: torch_output}
+    run_evidence = Evidence(lambda dtype, case, step: None, lambda case: {}, lambda dtype, case: layers[dtype],
+                            lambda dtype, case: torch_alone[dtype])
+    failing = checked("forward", "float32", {"logits": np.ones(2)}, {"logits": np.array([1.0, 1.01])})
+    float64 = checked("forward", "float64", {"logits": np.ones(2)}, {"logits": np.ones(2)})
+    verdict, _ = verdicts([failing, float64], localizations, run_evidence)
+    return verdict
+
+
+def test_a_layer_that_differs_alike_in_float64_is_how_the_trees_are_cut_not_a_float32_defect():
+    verdict = structural_run()
+    assert verdict.passed and verdict.kind == ROUNDING, verdict.line()
+    assert "but features.norm5, which differ so in float64 alike" in verdict.line()
+
+
+@pytest.mark.parametrize("planted", [dict(float32_only_error=1e-3), dict(float64_differs=False)],
+                         ids=["float32-only error at that layer", "the layer agrees in float64"])
+def test_a_layer_that_differs_otherwise_in_float32_than_in_float64_is_a_defect(planted):
+    verdict = structural_run(**planted)
+    assert not verdict.passed and verdict.kind == DEFECT, verdict.line()
+    assert "features.norm5" in verdict.line()
+
+
 # -- checking artifacts: a zero reference ------------------------------------------------------------------
 
 

@@ -78,3 +78,39 @@ def test_three_families_through_one_call_name_their_library_differences_from_the
     assert all(diagnosis.UNPAIRED_HINT in line for line in corrected["diagnosis"])
     markdown = paths["markdown"].read_text()
     assert "known: Hardsigmoid formula" in markdown and "Incomplete" not in markdown
+
+
+def densenet_float32(tmp_path, steps, planted_layer=None):
+    """{step: Verdict} of DenseNet-121 corrected, `steps` in float64 and float32 at 64 px, its float32 checks;
+    `planted_layer`: a Paddle layer whose float32 output (alone) is scaled by 1 + 1e-3."""
+    import paddle
+
+    from alignment import align
+
+    entry = next(entry for entry in zoo.ZOO if entry[1] == "densenet121")
+    torch_model, paddle_model = zoo.build(entry)
+    for _, applies, correct in zoo.CORRECTIONS:
+        if applies(entry, paddle_model):
+            correct(torch_model, paddle_model)
+    if planted_layer:
+        dict(paddle_model.named_sublayers())[planted_layer].register_forward_post_hook(
+            lambda layer, inputs, output: output * (1 + 1e-3) if output.dtype == paddle.float32 else None)
+    result = align(torch_model, paddle_model, sizes=(64,), dtypes=("float64", "float32"),
+                   steps=steps, workdir=str(tmp_path), name="densenet121")
+    return {row.step: row for row in result.rows if row.dtype == "float32"}
+
+
+@pytest.mark.slow
+def test_densenets_fused_activations_are_how_its_trees_are_cut_and_a_float32_defect_under_them_is_named(tmp_path):
+    """About a minute. Paddle's DenseNet runs each ReLU inside its BatchNorm (act="relu") and concatenates
+    features at each layer's end where torch's does at the next one's start: those layers differ fed torch's
+    values in float64 alike. Its float32 backward failure is rounding; a float32-only error planted in one
+    BatchNorm is a defect named at that layer, not at the first of the layers that differ by how the trees
+    are cut."""
+    honest = densenet_float32(tmp_path / "honest", ("forward", "backward"))["backward"]
+    assert honest.passed and honest.kind == ROUNDING, honest.line()
+    assert "which differ so in float64 alike" in honest.line()
+    planted = densenet_float32(tmp_path / "planted", ("forward",),
+                               "db_conv_2.conv2_1.bn_ac_func1._batch_norm")["forward"]
+    assert not planted.passed and planted.kind == DEFECT, planted.line()
+    assert "first divergence at features.denseblock1.denselayer1.norm1 " in planted.line()

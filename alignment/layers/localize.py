@@ -274,7 +274,7 @@ class Trace:
     def passed(self):
         return all(key.passed for row in self.rows for key in (row.reaches, row.computes, row.isolated))
 
-    def divergence(self):
+    def divergence(self, ignored=()):
         """(row, place) of the layer where the trace's difference starts; None when every layer agrees.
         A layer that differs fed torch's values computes something else: of those, the first in run order
         whose own difference is within LIKE_MAGNITUDES orders of magnitude of the largest, place "at"
@@ -282,8 +282,9 @@ class Trace:
         difference started before it: a library's rounding, such as BatchNorm's float32 epsilon, does not
         hide a defect after it). When every layer agrees fed torch's values, the first layer whose
         result differs while what reaches it agrees ("at": a choice flipped), or "before" when what
-        reaches it already differs though no layer before it does."""
-        alone = [row for row in self.rows if not row.isolated.passed]
+        reaches it already differs though no layer before it does. Layers in `ignored` are not taken for
+        ones that differ fed torch's values (alignment.diagnosis.structural_in_float64)."""
+        alone = [row for row in self.rows if not row.isolated.passed and row.layer not in ignored]
         if alone:
             largest = max(_magnitude(row.isolated.max_rel) for row in alone)
             row = next(row for row in alone if _magnitude(row.isolated.max_rel) >= largest - LIKE_MAGNITUDES)
@@ -295,8 +296,8 @@ class Trace:
                 return row, "at"
         return None
 
-    def isolated_failures(self):
-        return [row.layer for row in self.rows if not row.isolated.passed]
+    def isolated_failures(self, ignored=()):
+        return [row.layer for row in self.rows if not row.isolated.passed and row.layer not in ignored]
 
 
 @dataclasses.dataclass
@@ -375,9 +376,21 @@ def _ends(direction, layer):
     return (inputs, ["output"]) if direction == "forward" else (["output"], inputs)
 
 
+def alone_values(layer, mode, direction, reference, isolated):
+    """[(key, torch's value, Paddle's or None)] of what a unit computes in a direction, each side's unit run
+    alone fed torch's values (`isolated`: (torch's units run alone, Paddle's)); torch's chained values stand
+    for those torch's record of units run alone lacks."""
+    alone_torch, alone_paddle = isolated
+    found = []
+    for end in _ends(direction, layer)[1]:
+        key = alone_key(layer, mode, direction, end)
+        torch_value = alone_torch[key] if key in alone_torch else reference.values[stored_key(layer, mode, direction, end)]
+        found.append((key, torch_value, alone_paddle.get(key)))
+    return found
+
+
 def _row(dtype, mode, direction, layer, paddle_layer, reference, port, isolated, overrides):
-    """`isolated`: (torch's values of its units run alone, Paddle's); torch's chained values stand for
-    those torch's record lacks."""
+    """`isolated`: (torch's values of its units run alone, Paddle's), as alone_values reads them."""
     reaches, computes = _ends(direction, layer)
 
     def chained(ends):
@@ -386,15 +399,9 @@ def _row(dtype, mode, direction, layer, paddle_layer, reference, port, isolated,
                                 port.values.get(stored_key(paddle_layer, mode, direction, end)), overrides)
                        for end in ends])
 
-    def alone(ends):
-        alone_torch, alone_paddle = isolated
-        keys = [alone_key(layer, mode, direction, end) for end in ends]
-        return _worst([_compare(dtype, direction, key,
-                                alone_torch[key] if key in alone_torch
-                                else reference.values[stored_key(layer, mode, direction, end)],
-                                alone_paddle.get(key), overrides) for key, end in zip(keys, ends)])
-
-    return LayerRow(layer["name"], _types(layer, paddle_layer), chained(reaches), chained(computes), alone(computes),
+    alone = _worst([_compare(dtype, direction, key, torch_value, paddle_value, overrides)
+                    for key, torch_value, paddle_value in alone_values(layer, mode, direction, reference, isolated)])
+    return LayerRow(layer["name"], _types(layer, paddle_layer), chained(reaches), chained(computes), alone,
                     operator_difference(layer, paddle_layer), paddle_layer.get("source", ""),
                     paddle_layer.get("called_at", ""))
 

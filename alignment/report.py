@@ -30,11 +30,11 @@ from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 
 from . import coverage
-from .diagnosis import all_passed
 from .figures import FIGURES_DIR, draw_figures
 from .layers.localize import (DIRECTIONS, ISOLATED, CHAINED, format_localization, localization_as_json,
                               localization_path)
 from .paths import STAMP_SUFFIX, diff_paths
+from .verdict import MEASURES, StepVerdict, all_passed
 
 REPORT_MD, REPORT_JSON = "report.md", "report.json"
 # Readable at any depth: a layer table shows REGION rows either side of each divergence (and every row
@@ -137,10 +137,16 @@ def _number(value):
     return value if isinstance(value, str) else f"{value:.3g}"
 
 
-def _verdict_word(entry):
-    if not entry["passed"]:
-        return f"**FAIL** ({entry['kind']})"
-    return "pass (rounding)" if entry["as_rounding"] else "pass"
+def _verdict_word(verdict):
+    if not verdict.passed:
+        return f"**FAIL** ({verdict.kind})"
+    return "pass (rounding)" if verdict.as_rounding else "pass"
+
+
+def _checks(step):
+    """{dtype: (its StepVerdict, its diff log)} of a report's step entry: the verdicts read back from the JSON,
+    so that report.md says what report.json does (an older run's report.json included)."""
+    return {dtype: (StepVerdict.from_json(entry), entry["diff_log"]) for dtype, entry in step["dtypes"].items()}
 
 
 def _steps_table(report):
@@ -149,18 +155,17 @@ def _steps_table(report):
                                   for name in (dtype, "worst key", "max abs", "max rel", "limit")]
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for step in report["steps"]:
-        cells = [step["step"], step["case"]]
+        cells, checks = [step["step"], step["case"]], _checks(step)
         for dtype in dtypes:
-            entry = step["dtypes"].get(dtype)
-            if entry is None:
+            if dtype not in checks:
                 cells += ["not run"] + [""] * 4
                 continue
-            verdict_cell = f"[{_verdict_word(entry)}]({entry['diff_log']})"
-            cells += [verdict_cell, f"`{entry['worst_key']}`", _number(entry["max_abs"]), _number(entry["max_rel"]),
-                      _number(entry["limit"])]
+            verdict, diff_log = checks[dtype]
+            cells += [f"[{_verdict_word(verdict)}]({diff_log})", f"`{verdict.worst_key}`",
+                      *(_number(getattr(verdict, name)) for name in MEASURES)]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = [f"- {step['step']} {step['case']}, {dtype}: {entry['note']}" for step in report["steps"]
-             for dtype, entry in step["dtypes"].items() if entry["note"]]
+    notes = [f"- {verdict.step} {verdict.case.label}, {dtype}: {verdict.note}" for step in report["steps"]
+             for dtype, (verdict, _) in _checks(step).items() if verdict.note]
     return lines + ([""] + notes if notes else [])
 
 
@@ -182,9 +187,9 @@ def _environment_table(report):
 def _localization_sections(report, localizations):
     lines = []
     by_title = {localization.title: localization for localization in localizations.values()}
-    failing = [(step["step"], f"{dtype}, {step['case']}") for step in report["steps"]
-               for dtype, entry in step["dtypes"].items()
-               if (not entry["passed"] or entry["as_rounding"]) and step["step"] in DIRECTIONS]
+    failing = [(verdict.step, f"{dtype}, {verdict.case.label}") for step in report["steps"]
+               for dtype, (verdict, _) in _checks(step).items()
+               if (not verdict.passed or verdict.as_rounding) and verdict.step in DIRECTIONS]
     for step, title in failing:
         lines += ["", f"### {step}, {title}", ""]
         if title not in by_title:

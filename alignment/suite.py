@@ -23,7 +23,7 @@ from greedyhash_common.infra.errors import (EXIT_BAD_INPUT, OneLineArgumentParse
 from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
-from . import coverage, diagnosis
+from . import coverage, verdict
 from .cases import add_case_options, run_cases_of
 from .check import StepResult, failed_key, keys_compared, write_reports
 from .inputs import write_input_batch
@@ -351,11 +351,11 @@ def _read_env(workdir, dtype):
 
 def float64_evidence(args, pair, results):
     """The float64 checks the rounding rule needs and a float32-only run did not make
-    (alignment.diagnosis.float64_checks_needed), run for that alone: their own logs, not verdicts of the run."""
+    (alignment.verdict.float64_checks_needed), run for that alone: their own logs, not verdicts of the run."""
     if any(not key.passed and key.name == SIDE_PROCESS for result in results for key in result.keys):
         return []
     evidence = []
-    for case, steps in diagnosis.float64_checks_needed(results).items():
+    for case, steps in verdict.float64_checks_needed(results).items():
         print(f"float64 counterpart of the failing float32 {', '.join(steps)} {case.label}, for the rounding rule",
               flush=True)
         one_case = argparse.Namespace(**{**vars(args), "weight_sets": case.weights, "sizes": str(case.size)})
@@ -488,7 +488,7 @@ def run_in_held_workdir(args, pair, steps, dtypes):
         localizations, localization_failures = localize_cases(args, pair, results, sides_failed)
     with clock.phase("diagnosis"):
         evidence = evidence_of_run(args.workdir, args.bit, pair.key_map())
-        rows = diagnosis.verdicts(results, localizations, evidence, float64_evidence(args, pair, results))
+        rows = verdict.verdicts(results, localizations, evidence, float64_evidence(args, pair, results))
         coverage_rows = [] if sides_failed else read_coverage(args.workdir, results)
     with clock.phase("report"):
         write_report(args.workdir, rows, {dtype: _read_env(args.workdir, dtype) for dtype in dtypes}, localizations,
@@ -496,7 +496,7 @@ def run_in_held_workdir(args, pair, steps, dtypes):
     if not args.keep_arrays:
         remove_layer_arrays(args.workdir, localizations)
     write_text(os.path.join(args.workdir, "summary.json"),
-               json.dumps({"passed": diagnosis.all_passed(rows), "steps": [row.as_json() for row in rows],
+               json.dumps({"passed": verdict.all_passed(rows), "steps": [row.as_json() for row in rows],
                            "not_covered": coverage.not_covered(coverage_rows), "seconds": clock.seconds},
                           indent=2, default=str) + "\n")
     print(clock, flush=True)

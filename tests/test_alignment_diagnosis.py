@@ -9,10 +9,11 @@ import pytest
 from alignment import known_differences
 from alignment.cases import Case
 from alignment.check import ZERO_REFERENCE, StepResult, check_step, compare_arrays
-from alignment.diagnosis import DEFECT, KNOWN, ROUNDING, float64_checks_needed, verdicts
+from alignment.diagnosis import DEFECT, KNOWN, ROUNDING
 from alignment.known_differences import Evidence
 from alignment.layers.localize import LayerRow, Localization, Record, Trace
 from alignment.tolerances import NEAR_EXACT, Tolerance
+from alignment.verdict import float64_checks_needed, verdicts
 
 CASE = Case("seeded", 8)
 CHANNELS, BATCH, SIZE = 3, 4, 5

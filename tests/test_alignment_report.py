@@ -11,10 +11,10 @@ from alignment.layers.localize import LayerRow, Localization, Trace
 from alignment.pairs import pair_named
 from alignment.pairs.greedyhash import GREEDYHASH
 from alignment.paths import diff_paths
-from alignment.check import verdict_table
 from alignment.report import LARGEST_REFERENCE_FILE, closing_line, keep_reference, terminal_summary, write_report
-from alignment.diagnosis import ROUNDING, verdicts
+from alignment.diagnosis import ROUNDING
 from alignment.tolerances import NEAR_EXACT
+from alignment.verdict import verdict_table, verdicts
 
 from .conftest import run_module
 from .test_alignment_layers import UNTRANSPOSED_CLASSIFIER_4, interpreter_with_planted_defect

@@ -7,7 +7,8 @@ import pytest
 
 from alignment import diagnosis, known_differences, zoo
 from alignment.cases import Case
-from alignment.diagnosis import DEFECT, KNOWN, ROUNDING, Finding, Verdict
+from alignment.diagnosis import DEFECT, KNOWN, ROUNDING, Finding
+from alignment.verdict import StepVerdict
 
 CHEAP = ("squeezenet1_1", "mobilenet_v3_small", "shufflenet_v2_x0_5")
 
@@ -28,8 +29,8 @@ def test_an_unknown_zoo_model_is_one_line(tmp_path, capsys):
 
 
 def verdict(step, dtype, findings=()):
-    return Verdict(step, Case("seeded", 64), dtype, all(finding.kind == ROUNDING for finding in findings), "k", 0.0,
-                   0.0, 0.0, "", tuple(findings))
+    return StepVerdict(step=step, case=Case("seeded", 64), dtype=dtype, worst_key="k", max_abs=0.0, max_rel=0.0,
+                       limit=0.0, findings=tuple(findings))
 
 
 def test_the_zoos_cells_are_read_from_the_diagnosis():

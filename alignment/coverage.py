@@ -113,7 +113,7 @@ def _kind_facts(side, kind, layer, fed, output, train_values):
     return {}, {}
 
 
-def _code_row(h, breakpoint):
+def code_row(h, breakpoint):
     """The codes' facts and criteria: values of both signs, and |h| on both sides of the pair's breakpoint."""
     magnitude = np.abs(h)
     facts = {"near_0": int(np.count_nonzero(magnitude <= NEAR_ZERO.limit(float(magnitude.max())))),
@@ -172,7 +172,7 @@ def record(side, context):
     code_layer_name = context.pair.CODE_LAYER
     if code_layer_name:
         code_layer = next(layer for layer in eval_layers if layer["name"] == code_layer_name)
-        rows.append(_code_row(eval_values[stored_key(code_layer, "eval", "forward", "output")],
+        rows.append(code_row(eval_values[stored_key(code_layer, "eval", "forward", "output")],
                               context.pair.CODE_BREAKPOINT))
     return {"rows": rows}
 

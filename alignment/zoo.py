@@ -221,7 +221,7 @@ def _verdict(run):
     return f"{run['verdict']} ({run['checks_passed']}/{run['checks']} checks, {run['seconds']} s)"
 
 
-def _cell(run):
+def run_cell(run):
     """A run's verdict, its library differences by name and the checks that fail as defects."""
     parts = [_verdict(run)]
     parts += [f"known: {name}" for name in run.get("differences", [])]
@@ -253,7 +253,7 @@ def render(rows, command, complete=True):
              "| family | torch / paddle | px | as shipped | corrections applied | corrected |",
              "| --- | --- | --- | --- | --- | --- |"]
     for row in rows:
-        shipped, corrected = _cell(row["shipped"]), _cell(row["corrected"]) if "corrected" in row else ""
+        shipped, corrected = run_cell(row["shipped"]), run_cell(row["corrected"]) if "corrected" in row else ""
         lines.append(f"| {row['family']} | `{row['torch']}` / `{row['paddle']}` | {row['size']} | {shipped} |"
                      f" {'<br>'.join(row.get('corrections', []))} | {corrected} |")
     return "\n".join(lines) + "\n"

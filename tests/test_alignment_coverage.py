@@ -75,7 +75,7 @@ def test_the_codes_breakpoint_is_the_pairs():
     codes = coverage.record(torch_side(), context)["rows"][-1]
     assert codes["layer"] == coverage.CODE_ROW and codes["criteria"]["|h| on both sides of 1000"] is False
     assert codes["facts"]["below_1000"] == codes["facts"]["values"] == 40
-    assert list(coverage._code_row(np.array([0.5, -1.5]), None)["criteria"]) == ["h of both signs"]
+    assert list(coverage.code_row(np.array([0.5, -1.5]), None)["criteria"]) == ["h of both signs"]
 
 
 def test_a_pair_without_a_layout_of_its_own_has_the_one_its_two_builds_infer():

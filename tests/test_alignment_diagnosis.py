@@ -431,6 +431,6 @@ def test_a_difference_of_many_layers_is_one_reason_naming_a_few_of_them():
     layers = [f"features.{index}.1" for index in range(5)]
     reasons = [(layer, known_differences.BATCH_NORM_EPSILON.format(layer=layer, epsilon=1e-5)) for layer in layers]
     reasons.append(("classifier.0", known_differences.DROPOUT_MODE.format(layer="classifier.0", scale=0.5, p=0.5)))
-    grouped = known_differences._grouped(reasons)
+    grouped = known_differences.grouped_reasons(reasons)
     assert grouped == [known_differences.BATCH_NORM_EPSILON.format(
         layer="features.0.1, features.1.1, features.2.1 and 2 more", epsilon=1e-5), reasons[-1][1]]

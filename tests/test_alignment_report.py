@@ -256,12 +256,12 @@ def test_a_deep_models_layer_table_shows_the_region_around_the_divergence_and_li
 
 
 def test_the_profile_shows_the_failing_mode_with_readable_labels_at_any_depth():
-    from alignment.figures import MAX_LABELS, _label_every, _profile_series, failing_mode
+    from alignment.figures import MAX_LABELS, label_every, profile_series, failing_mode
 
     localization = Localization("float64", [deep_trace("forward", 80), Trace("eval", "forward", deep_trace(
         "forward", 10**6).rows)], [], CASE)
     assert failing_mode({"float64": localization}) == "train"
-    layers, _, _, first = _profile_series(localization, "train", "forward")
+    layers, _, _, first = profile_series(localization, "train", "forward")
     assert layers[first] == "features.80"
-    positions, names = _label_every(layers)
+    positions, names = label_every(layers)
     assert len(names) <= MAX_LABELS and names[:2] == ["features.0", "features.4"]

@@ -46,7 +46,7 @@ def test_the_zoos_cells_are_read_from_the_diagnosis():
     assert summary["verdict"] == "differs" and summary["checks_passed"] == 1
     assert summary["differences"] == ["BatchNorm running variance", "Hardsigmoid formula"]
     assert summary["defects"] == ["backward seeded-64px float64"]
-    cell = zoo._cell({**summary, "seconds": 3})
+    cell = zoo.run_cell({**summary, "seconds": 3})
     assert cell == ("differs (1/3 checks, 3 s)<br>known: BatchNorm running variance<br>known: Hardsigmoid formula"
                     "<br>defect: backward seeded-64px float64")
 

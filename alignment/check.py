@@ -200,6 +200,22 @@ def result_as_json(result, env):
     }
 
 
+def key_from_json(name, entry):
+    """The KeyResult result_as_json wrote (a NaN difference written as "nan" read back as a number)."""
+    return KeyResult(name, entry["shape"], *(float(entry[field]) for field in ("max_abs", "mean_abs", "max_rel")),
+                     entry["atol"], entry["rtol"], entry["limit"], entry["passed"], entry.get("note", ""),
+                     entry.get("per_element_abs"))
+
+
+def read_result(path):
+    """The StepResult of a <step>_diff.json (write_reports), an older run's included: its keys read back as
+    KeyResults, not by string key wherever they are needed."""
+    with open(path, encoding="utf-8") as handle:
+        written = json.load(handle)
+    return StepResult(written["step"], written["dtype"],
+                      [key_from_json(name, entry) for name, entry in written["keys"].items()])
+
+
 def diff_log_lines(result):
     """reprod_log's report format, so a reviewer's usual tooling reads it; the verdict is ours."""
     stamp = time.strftime("%Y/%m/%d %H:%M:%S")

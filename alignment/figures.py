@@ -9,11 +9,11 @@
 - train step: |paddle - torch| of each loss term at every iteration, per case and precision, beside
   the limit it is held to.
 """
-import json
 import os
 
 from greedyhash_common.infra.atomic import atomic_path
 
+from .check import read_result
 from .paths import diff_paths
 
 FIGURES_DIR = "figures"
@@ -106,11 +106,9 @@ def _train_differences(workdir, rows):
     for row in rows:
         if row.step != "train":
             continue
-        path = diff_paths(workdir, row.dtype, row.case, "train")[1]
-        with open(path, encoding="utf-8") as handle:
-            keys = json.load(handle)["keys"]
-        series = {key: (keys[key]["per_element_abs"], keys[key]["limit"]) for key in TRAIN_KEYS
-                  if "per_element_abs" in keys.get(key, {})}
+        keys = {key.name: key for key in read_result(diff_paths(workdir, row.dtype, row.case, "train")[1]).keys}
+        series = {name: (keys[name].per_element, keys[name].limit) for name in TRAIN_KEYS
+                  if name in keys and keys[name].per_element is not None}
         if series:
             found.append((row.case.label, row.dtype, series))
     return found

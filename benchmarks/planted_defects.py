@@ -124,17 +124,11 @@ def headlines(result):
 
 
 def zero_reference_keys(workdir):
-    """The keys held to their operation's scale (alignment.check.ZERO_REFERENCE): [{key, max abs, limit}]."""
-    from alignment.check import ZERO_REFERENCE
+    """The keys held to their operation's scale (alignment.check.ZERO_REFERENCE): [KeyResult]."""
+    from alignment.check import ZERO_REFERENCE, read_result
 
-    found = []
-    for path in sorted(glob.glob(os.path.join(workdir, "float*", "*", "*_diff.json"))):
-        with open(path, encoding="utf-8") as handle:
-            for name, key in json.load(handle)["keys"].items():
-                if key.get("note", "").startswith(ZERO_REFERENCE):
-                    found.append({"key": name, "passed": key["passed"], "max_abs": key["max_abs"],
-                                  "limit": key["limit"]})
-    return found
+    return [key for path in sorted(glob.glob(os.path.join(workdir, "float*", "*", "*_diff.json")))
+            for key in read_result(path).keys if key.note.startswith(ZERO_REFERENCE)]
 
 
 def relu6_coverage(result):
@@ -177,8 +171,8 @@ def measure(workdir):
                                         "none: no check passed as rounding")
     zero = zero_reference_keys(corrected_folder)
     figures["classes"]["zero-reference artifact"] = (
-        f"{len(zero)} keys of the corrected run held to their operation's scale, {sum(key['passed'] for key in zero)}"
-        f" pass; e.g. {zero[0]['key']}: max abs {zero[0]['max_abs']:.2g}, limit {zero[0]['limit']:.2g}"
+        f"{len(zero)} keys of the corrected run held to their operation's scale, {sum(key.passed for key in zero)}"
+        f" pass; e.g. {zero[0].name}: max abs {zero[0].max_abs:.2g}, limit {zero[0].limit:.2g}"
         if zero else "none")
     figures["corrected"] = [row.line() for row in corrected.rows]
     return figures

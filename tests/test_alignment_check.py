@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from alignment.check import check_step, compare_arrays, compare_codes, diff_log_lines, write_reports
+from alignment.check import (check_step, compare_arrays, compare_codes, diff_log_lines, read_result, result_as_json,
+                             write_reports)
 from alignment.pairs.greedyhash import GREEDYHASH
 from alignment.steps import runs_in, steps_of, tolerance_overrides
 from alignment.steps import code_keys as step_code_keys
@@ -140,3 +141,26 @@ def test_the_terminal_table_names_each_check_its_verdict_and_worst_key():
     assert lines[2].split() == ["backward", "rescaled-222px", "float64", "FAIL", "grad.alex.features.0.weight", "0.001",
                                 "0.2", "3e-12", "defect"]
     assert rows[0].findings[0].reason == "NaN or Inf in paddle"
+
+
+def test_a_diff_json_reads_back_as_the_result_it_was_written_from(tmp_path):
+    """The checker's per-key JSON is read back as KeyResults (alignment.check.read_result), for the figures and
+    the benchmarks: a NaN, a series, a note and a failing key survive; so does every file of the committed
+    reference run (written by an older run)."""
+    import glob
+    import json
+
+    from tests.conftest import PROJECT_ROOT
+
+    result = check_step("train", "float64", {"loss_total": np.ones(3), "h": np.ones(2), "grad.b": np.zeros(2)},
+                        {"loss_total": np.array([1.0, 1.0, 2.0]), "h": np.array([1.0, np.nan]), "grad.b": np.zeros(2)})
+    write_reports(result, {"torch": {}}, str(tmp_path / "train_diff.log"), str(tmp_path / "train_diff.json"))
+    read = read_result(str(tmp_path / "train_diff.json"))
+    assert result_as_json(read, {"torch": {}}) == result_as_json(result, {"torch": {}})
+    assert [key.passed for key in read.keys] == [False, False, True] and read.keys[1].note == "NaN or Inf in paddle"
+    committed = glob.glob(f"{PROJECT_ROOT}/logs/reference/float*/*/*_diff.json")
+    assert committed
+    for path in committed:
+        with open(path, encoding="utf-8") as handle:
+            written = json.load(handle)
+        assert json.loads(json.dumps(result_as_json(read_result(path), written["env"]))) == written, path

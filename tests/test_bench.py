@@ -319,3 +319,18 @@ def test_speed_table_gives_each_tool_its_median_every_run_and_largest_peak():
     assert len(rows) == len(padiff_comparison.SPEED_TOOLS)
     assert all("| 14.0 (30.0, 10.0, 14.0) | 7.0 | 1800 | 2 MB |" in row for row in rows)
     assert "[9.9, 9.0, 8.0] before" in text and "steps 3.0 s" in text
+
+
+def test_the_planted_defects_zero_reference_keys_are_read_back_as_key_results(tmp_path):
+    """benchmarks.planted_defects reads the checker's diff JSON through alignment.check.read_result: the key held
+    to its operation's scale is found, with its verdict."""
+    from alignment.check import check_step, write_reports
+    from benchmarks.planted_defects import zero_reference_keys
+
+    result = check_step("forward", "float64", {"layer.a": np.ones(2), "layer.b": np.full(2, 1e-20)},
+                        {"layer.a": np.ones(2), "layer.b": np.full(2, 2e-20)})
+    folder = tmp_path / "float64" / "seeded-64px"
+    folder.mkdir(parents=True)
+    write_reports(result, {}, str(folder / "forward_diff.log"), str(folder / "forward_diff.json"))
+    [key] = zero_reference_keys(str(tmp_path))
+    assert key.name == "layer.b" and key.passed and key.max_abs == 1e-20

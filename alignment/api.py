@@ -30,7 +30,7 @@ from .verdict import all_passed, verdict_table
 class Alignment:
     """The verdict of a run: `rows` the StepVerdict of each check (alignment.verdict: step, case, dtype, passed,
     worst key, its differences and limit, the diagnosis), `localizations` {(dtype, case): where the layers
-    part}, the report in `workdir`."""
+    part}, `coverage_rows` the LayerCoverage of each layer (alignment.coverage), the report in `workdir`."""
     workdir: str
     rows: list
     localizations: dict

@@ -110,12 +110,12 @@ def build_report(workdir, rows, envs, localizations, localization_failures, sett
         "checks_passed_as_rounding": sum(row.as_rounding for row in rows),
         "checks": len(rows),
         "diagnosis": [row.line() for row in rows if row.findings],
-        "not_covered": [row["layer"] for row in coverage.not_covered(coverage_rows)],
+        "not_covered": [row.layer for row in coverage.not_covered(coverage_rows)],
         "written": datetime.datetime.now().isoformat(timespec="seconds"),
         "run": settings,
         "steps": _steps(workdir, rows),
         "environment": {"sides": _side_environments(envs), "checker": _checker_environment()},
-        "coverage": list(coverage_rows),
+        "coverage": [row.as_json() for row in coverage_rows],
         "figures": [_relative(workdir, path) for path in figures],
         "localization": {localization.title: _localization_entry(workdir, localization)
                          for localization in localizations.values()},
@@ -229,7 +229,7 @@ def around_divergences(localization):
 
 
 def _coverage_table(report):
-    rows = report["coverage"]
+    rows = [coverage.LayerCoverage.from_json(entry) for entry in report["coverage"]]
     if not rows:
         return []
     lines = ["", "## Coverage: what the checked inputs exercised", "",
@@ -241,11 +241,11 @@ def _coverage_table(report):
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         exercised = "; ".join(f"{criterion}: {', '.join(cases) if cases else 'never'}"
-                              for criterion, cases in row["criteria"].items())
-        facts = "; ".join(f"{case}: {_facts_text(found)}" for case, found in row["facts"].items() if found)
+                              for criterion, cases in row.criteria.items())
+        facts = "; ".join(f"{case}: {_facts_text(found)}" for case, found in row.facts.items() if found)
         exercised += f" ({facts})" if facts else ""
-        verdict_cell = "yes" if row["covered"] else f"**not covered**: {', '.join(row['gaps'])}"
-        cells = [f"`{row['layer']}`", row["type"], *(_number(row[end].get(bound, math.nan)) for end, bound in (
+        verdict_cell = "yes" if row.covered else f"**not covered**: {', '.join(row.gaps)}"
+        cells = [f"`{row.layer}`", row.type, *(_number(getattr(row, end).get(bound, math.nan)) for end, bound in (
             ("input", "min"), ("input", "max"), ("output", "min"), ("output", "max"), ("output", "std"))),
             exercised, verdict_cell]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
@@ -321,8 +321,8 @@ def _not_covered_lines(coverage_rows):
     """The layers not covered, one line per unmet criterion and kind of layer, each naming a few layers."""
     groups = {}
     for row in coverage.not_covered(coverage_rows):
-        for gap in row["gaps"]:
-            groups.setdefault((row["type"], gap), []).append(row["layer"])
+        for gap in row.gaps:
+            groups.setdefault((row.type, gap), []).append(row.layer)
     return [f"not covered: {_named(layers)} ({kind}): {gap}" for (kind, gap), layers in groups.items()]
 
 
@@ -344,7 +344,7 @@ def closing_line(rows, coverage_rows, workdir):
         text += f" ({len(rounding)} passed as rounding: {', '.join(rounding)})"
     uncovered = coverage.not_covered(coverage_rows)
     if uncovered:
-        text += f", {_named([row['layer'] for row in uncovered])} not covered"
+        text += f", {_named([row.layer for row in uncovered])} not covered"
     return text + f"; details in {workdir}"
 
 

@@ -134,12 +134,12 @@ def zero_reference_keys(workdir):
 def relu6_coverage(result):
     """MobileNetV2's ReLU6 layers: how many see an input beyond 6 in eval mode, in training mode, and how
     many the coverage table reports not covered (its criterion met in neither mode)."""
-    rows = [row for row in result.coverage_rows if row["type"] == "ReLU6"]
-    facts = [fact for row in rows for fact in row["facts"].values()]
+    rows = [row for row in result.coverage_rows if row.type == "ReLU6"]
+    facts = [fact for row in rows for fact in row.facts.values()]
     return {"relu6_layers": len(rows),
             "beyond_6_in_eval": sum(fact["largest_input"] > RELU6_LIMIT for fact in facts),
             "beyond_6_in_training": sum(fact["train_largest_input"] > RELU6_LIMIT for fact in facts),
-            "reported_not_covered": sum(not row["covered"] for row in rows)}
+            "reported_not_covered": sum(not row.covered for row in rows)}
 
 
 def measure(workdir):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from alignment.cases import Case
+from alignment.coverage import LayerCoverage
 from alignment.check import StepResult, check_step, compare_arrays, write_reports
 from alignment.layers.localize import LayerRow, Localization, Trace
 from alignment.pairs import pair_named
@@ -221,9 +222,9 @@ def test_the_terminal_summary_fits_one_screen_at_any_depth():
     failing = [StepResult("forward", "float64", [compare_arrays(f"key{index}", np.ones(2), np.zeros(2), NEAR_EXACT)],
                           Case("seeded", 32 + index)) for index in range(15)]
     rows = verdicts(failing, {})
-    layers = [{"layer": f"features.{index}", "type": ("ReLU6", "MaxPool2d", "Dropout")[index % 3], "covered": False,
-               "gaps": ["inputs beyond 6"] if index % 3 == 0 else ["a window cut by the border", "x"]}
-              for index in range(150)]
+    layers = [LayerCoverage(f"features.{index}", ("ReLU6", "MaxPool2d", "Dropout")[index % 3], {}, {}, {},
+                            dict.fromkeys(["inputs beyond 6"] if index % 3 == 0 else ["a window cut by the border", "x"],
+                                          [])) for index in range(150)]
     screen = (verdict_table(rows, [("step", 10), ("case", 16), ("dtype", 8)]) + "\n"
               + terminal_summary("logs", rows, {}, layers) + "\n" + closing_line(rows, layers, "logs")).splitlines()
     assert len(screen) <= 2 * len(rows) + 11

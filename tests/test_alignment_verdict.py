@@ -92,3 +92,17 @@ def test_an_older_entry_without_findings_keeps_its_verdict():
     assert StepVerdict.from_json({**older, "passed": True}).passed
     rounding = StepVerdict.from_json({**older, "passed": True, "as_rounding": True})
     assert rounding.passed and rounding.as_rounding and rounding.failing_keys == ("h",)
+
+
+def test_the_committed_report_md_is_rendered_again_from_its_report_json():
+    """report.md is rendered from report.json's verdicts and coverage rows read back as dataclasses: the committed
+    reference's (an older run's) renders as it was committed, up to the localization (whose layer tables are
+    drawn from the run's arrays, not kept)."""
+    from alignment.report import render_markdown
+
+    reference = os.path.join(PROJECT_ROOT, "logs", "reference")
+    with open(os.path.join(reference, "report.json"), encoding="utf-8") as handle:
+        markdown = render_markdown(json.load(handle), {})
+    with open(os.path.join(reference, "report.md"), encoding="utf-8") as handle:
+        committed = handle.read()
+    assert markdown.split("## Localization")[0] == committed.split("## Localization")[0]

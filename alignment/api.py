@@ -20,18 +20,17 @@ import numpy as np
 
 from greedyhash_common.infra.errors import UserInputError
 
-from .check import verdict_table
-from .diagnosis import all_passed
 from .pairs.factories import FactoryPair
 from .report import closing_line, terminal_summary
 from .suite import DTYPES, get_args_parser, run, with_pair_defaults, with_user_weights
+from .verdict import all_passed, verdict_table
 
 
 @dataclasses.dataclass
 class Alignment:
-    """The verdict of a run: `rows` the Verdict of each check (alignment.diagnosis: step, case, dtype, passed,
+    """The verdict of a run: `rows` the StepVerdict of each check (alignment.verdict: step, case, dtype, passed,
     worst key, its differences and limit, the diagnosis), `localizations` {(dtype, case): where the layers
-    part}, the report in `workdir`."""
+    part}, `coverage_rows` the LayerCoverage of each layer (alignment.coverage), the report in `workdir`."""
     workdir: str
     rows: list
     localizations: dict

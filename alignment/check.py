@@ -200,6 +200,22 @@ def result_as_json(result, env):
     }
 
 
+def key_from_json(name, entry):
+    """The KeyResult result_as_json wrote (a NaN difference written as "nan" read back as a number)."""
+    return KeyResult(name, entry["shape"], *(float(entry[field]) for field in ("max_abs", "mean_abs", "max_rel")),
+                     entry["atol"], entry["rtol"], entry["limit"], entry["passed"], entry.get("note", ""),
+                     entry.get("per_element_abs"))
+
+
+def read_result(path):
+    """The StepResult of a <step>_diff.json (write_reports), an older run's included: its keys read back as
+    KeyResults, not by string key wherever they are needed."""
+    with open(path, encoding="utf-8") as handle:
+        written = json.load(handle)
+    return StepResult(written["step"], written["dtype"],
+                      [key_from_json(name, entry) for name, entry in written["keys"].items()])
+
+
 def diff_log_lines(result):
     """reprod_log's report format, so a reviewer's usual tooling reads it; the verdict is ours."""
     stamp = time.strftime("%Y/%m/%d %H:%M:%S")
@@ -220,33 +236,3 @@ def write_reports(result, env, log_path, json_path):
             json.dump(result_as_json(result, env), handle, indent=2)
             handle.write("\n")
 
-
-def _field(row, name):
-    """A row's field: a verdict row's attribute (alignment.diagnosis.Verdict), or another tool's dict entry."""
-    return row[name] if isinstance(row, dict) else getattr(row, name)
-
-
-def _text(value):
-    """A cell's text: a case (alignment.cases.Case) by its label."""
-    return value.label if hasattr(value, "label") else str(value)
-
-
-def verdict_table(rows, columns):
-    """Verdict rows as a terminal table: the `columns` [(field, width)] that say what was compared, then the
-    verdict, the worst key, its max abs and max rel difference, the limit and any note."""
-    def cells(values):
-        return " ".join(f"{value:<{width}}" for value, width in values)
-
-    header = (cells([(key, width) for key, width in columns] + [("verdict", 8), ("worst key", 34)])
-              + "".join(f" {name:>10}" for name in ("max abs", "max rel", "limit")))
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        rounding = not isinstance(row, dict) and row.as_rounding
-        verdict = "rounding" if rounding else ("pass" if _field(row, "passed") else "FAIL")
-        kind = None if isinstance(row, dict) or rounding else row.kind
-        note = "; ".join(part for part in (kind, _field(row, "note") if not kind else "") if part)
-        lines.append(cells([(_text(_field(row, key))[:width], width) for key, width in columns]
-                           + [(verdict, 8), (_field(row, "worst_key")[:34], 34)])
-                     + "".join(f" {_field(row, name):>10.3g}" for name in ("max_abs", "max_rel", "limit"))
-                     + (f"  {note}" if note else ""))
-    return "\n".join(lines)

@@ -25,6 +25,7 @@ The criteria, by kind of layer:
 - hash codes (h, the output of the pair's `CODE_LAYER`, GreedyHash's): |h| both above and below the pair's
   `CODE_BREAKPOINT` (GreedyHash's quantization term's, 1); values of both signs.
 """
+import dataclasses
 import importlib
 
 import numpy as np
@@ -37,6 +38,35 @@ RELU_BREAKPOINT = 6.0  # ReLU6's clamp: the largest breakpoint of the common ReL
 CODE_ROW = "sign(h)"
 # |h| within float32 rounding of 0, where the codes rule excuses a flipped sign (alignment.check.compare_codes)
 NEAR_ZERO = tolerance("forward", "float32", "h")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCoverage:
+    """One layer over every case the forward step ran in: what the checked inputs exercised, and its coverage
+    verdict (covered: every criterion of its kind met in some case), read by the terminal, the report and the
+    mutation score's explanations alike."""
+    layer: str
+    type: str
+    input: dict  # {"min", "max", "std"} over every case
+    output: dict
+    facts: dict  # {case label: {fact: value}}
+    criteria: dict  # {criterion: [the case labels that met it]}
+
+    @property
+    def gaps(self):
+        return [criterion for criterion, cases in self.criteria.items() if not cases]
+
+    @property
+    def covered(self):
+        return not self.gaps
+
+    def as_json(self):
+        return {**dataclasses.asdict(self), "covered": self.covered, "gaps": self.gaps}
+
+    @classmethod
+    def from_json(cls, entry):
+        """The row as_json wrote (report.json's "coverage"), an older run's included."""
+        return cls(**{field.name: entry[field.name] for field in dataclasses.fields(cls)})
 
 
 def _range(array):
@@ -113,7 +143,7 @@ def _kind_facts(side, kind, layer, fed, output, train_values):
     return {}, {}
 
 
-def _code_row(h, breakpoint):
+def code_row(h, breakpoint):
     """The codes' facts and criteria: values of both signs, and |h| on both sides of the pair's breakpoint."""
     magnitude = np.abs(h)
     facts = {"near_0": int(np.count_nonzero(magnitude <= NEAR_ZERO.limit(float(magnitude.max())))),
@@ -172,7 +202,7 @@ def record(side, context):
     code_layer_name = context.pair.CODE_LAYER
     if code_layer_name:
         code_layer = next(layer for layer in eval_layers if layer["name"] == code_layer_name)
-        rows.append(_code_row(eval_values[stored_key(code_layer, "eval", "forward", "output")],
+        rows.append(code_row(eval_values[stored_key(code_layer, "eval", "forward", "output")],
                               context.pair.CODE_BREAKPOINT))
     return {"rows": rows}
 
@@ -186,8 +216,8 @@ def _merged_range(ranges):
 
 
 def merge(records):
-    """{case label: record} -> rows over every case: ranges joined, a criterion met when any case met it,
-    `cases` naming, per criterion, the cases that met it."""
+    """{case label: record} -> [LayerCoverage] over every case: ranges joined, a criterion met when any case
+    met it, naming, per criterion, the cases that met it."""
     merged = {}
     for label, record_ in records.items():
         for row in record_["rows"]:
@@ -200,14 +230,10 @@ def merge(records):
                 entry["criteria"].setdefault(criterion, [])
                 if met:
                     entry["criteria"][criterion].append(label)
-    rows = []
-    for entry in merged.values():
-        gaps = [criterion for criterion, cases in entry["criteria"].items() if not cases]
-        rows.append({"layer": entry["layer"], "type": entry["type"], "input": _merged_range(entry["inputs"]),
-                     "output": _merged_range(entry["outputs"]), "facts": entry["facts"],
-                     "criteria": entry["criteria"], "covered": not gaps, "gaps": gaps})
-    return rows
+    return [LayerCoverage(entry["layer"], entry["type"], _merged_range(entry["inputs"]),
+                          _merged_range(entry["outputs"]), entry["facts"], entry["criteria"])
+            for entry in merged.values()]
 
 
 def not_covered(rows):
-    return [row for row in rows if not row["covered"]]
+    return [row for row in rows if not row.covered]

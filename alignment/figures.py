@@ -9,11 +9,11 @@
 - train step: |paddle - torch| of each loss term at every iteration, per case and precision, beside
   the limit it is held to.
 """
-import json
 import os
 
 from greedyhash_common.infra.atomic import atomic_path
 
+from .check import read_result
 from .paths import diff_paths
 
 FIGURES_DIR = "figures"
@@ -45,7 +45,7 @@ def failing_mode(localizations):
     return "eval"
 
 
-def _profile_series(localization, mode, direction):
+def profile_series(localization, mode, direction):
     """(layer names in forward order, relative differences, relative tolerances, index of the first
     divergence or None) of one trace; None when the localization has no such trace."""
     trace = next((trace for trace in localization.traces if trace.mode == mode and trace.direction == direction), None)
@@ -58,7 +58,7 @@ def _profile_series(localization, mode, direction):
             [row.computes.rtol for row in rows], first)
 
 
-def _label_every(layers):
+def label_every(layers):
     """Tick positions and names: every layer up to MAX_LABELS, else every k-th."""
     step = max(1, -(-len(layers) // MAX_LABELS))
     positions = list(range(0, len(layers), step))
@@ -73,7 +73,7 @@ def draw_divergence_profile(workdir, case, localizations):
     layers = []
     for axis, direction, what in zip(axes, ("forward", "backward"), ("output", "gradient of the input")):
         for dtype, localization in sorted(localizations.items()):
-            series = _profile_series(localization, mode, direction)
+            series = profile_series(localization, mode, direction)
             if series is None:
                 continue
             layers, differences, tolerances, first = series
@@ -88,7 +88,7 @@ def draw_divergence_profile(workdir, case, localizations):
                  ylabel="relative difference")
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=7)
-    ticks, names = _label_every(layers)
+    ticks, names = label_every(layers)
     axes[-1].set_xticks(ticks, names)
     axes[-1].tick_params(axis="x", rotation=90, labelsize=7)
     every = ticks[1] - ticks[0] if len(ticks) > 1 else 1
@@ -106,11 +106,9 @@ def _train_differences(workdir, rows):
     for row in rows:
         if row.step != "train":
             continue
-        path = diff_paths(workdir, row.dtype, row.case, "train")[1]
-        with open(path, encoding="utf-8") as handle:
-            keys = json.load(handle)["keys"]
-        series = {key: (keys[key]["per_element_abs"], keys[key]["limit"]) for key in TRAIN_KEYS
-                  if "per_element_abs" in keys.get(key, {})}
+        keys = {key.name: key for key in read_result(diff_paths(workdir, row.dtype, row.case, "train")[1]).keys}
+        series = {name: (keys[name].per_element, keys[name].limit) for name in TRAIN_KEYS
+                  if name in keys and keys[name].per_element is not None}
         if series:
             found.append((row.case.label, row.dtype, series))
     return found

@@ -289,10 +289,10 @@ def of_layers(result, localization, evidence):
     reasons = [_layer_reason(localization, layer, result, evidence) for layer in differing]
     if not differing or None in reasons:
         return []
-    return _grouped(zip(differing, reasons))
+    return grouped_reasons(zip(differing, reasons))
 
 
-def _grouped(layer_reasons):
+def grouped_reasons(layer_reasons):
     """One reason per difference that reads alike but for its layer, naming its layers (a few, then how many
     more): "BatchNorm epsilon precision at features.2.1, features.3.1 and 14 more: ..."."""
     layers_of = {}

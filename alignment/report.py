@@ -30,11 +30,11 @@ from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 
 from . import coverage
-from .diagnosis import all_passed
 from .figures import FIGURES_DIR, draw_figures
 from .layers.localize import (DIRECTIONS, ISOLATED, CHAINED, format_localization, localization_as_json,
                               localization_path)
 from .paths import STAMP_SUFFIX, diff_paths
+from .verdict import MEASURES, StepVerdict, all_passed
 
 REPORT_MD, REPORT_JSON = "report.md", "report.json"
 # Readable at any depth: a layer table shows REGION rows either side of each divergence (and every row
@@ -110,12 +110,12 @@ def build_report(workdir, rows, envs, localizations, localization_failures, sett
         "checks_passed_as_rounding": sum(row.as_rounding for row in rows),
         "checks": len(rows),
         "diagnosis": [row.line() for row in rows if row.findings],
-        "not_covered": [row["layer"] for row in coverage.not_covered(coverage_rows)],
+        "not_covered": [row.layer for row in coverage.not_covered(coverage_rows)],
         "written": datetime.datetime.now().isoformat(timespec="seconds"),
         "run": settings,
         "steps": _steps(workdir, rows),
         "environment": {"sides": _side_environments(envs), "checker": _checker_environment()},
-        "coverage": list(coverage_rows),
+        "coverage": [row.as_json() for row in coverage_rows],
         "figures": [_relative(workdir, path) for path in figures],
         "localization": {localization.title: _localization_entry(workdir, localization)
                          for localization in localizations.values()},
@@ -137,10 +137,16 @@ def _number(value):
     return value if isinstance(value, str) else f"{value:.3g}"
 
 
-def _verdict_word(entry):
-    if not entry["passed"]:
-        return f"**FAIL** ({entry['kind']})"
-    return "pass (rounding)" if entry["as_rounding"] else "pass"
+def _verdict_word(verdict):
+    if not verdict.passed:
+        return f"**FAIL** ({verdict.kind})"
+    return "pass (rounding)" if verdict.as_rounding else "pass"
+
+
+def _checks(step):
+    """{dtype: (its StepVerdict, its diff log)} of a report's step entry: the verdicts read back from the JSON,
+    so that report.md says what report.json does (an older run's report.json included)."""
+    return {dtype: (StepVerdict.from_json(entry), entry["diff_log"]) for dtype, entry in step["dtypes"].items()}
 
 
 def _steps_table(report):
@@ -149,18 +155,17 @@ def _steps_table(report):
                                   for name in (dtype, "worst key", "max abs", "max rel", "limit")]
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for step in report["steps"]:
-        cells = [step["step"], step["case"]]
+        cells, checks = [step["step"], step["case"]], _checks(step)
         for dtype in dtypes:
-            entry = step["dtypes"].get(dtype)
-            if entry is None:
+            if dtype not in checks:
                 cells += ["not run"] + [""] * 4
                 continue
-            verdict_cell = f"[{_verdict_word(entry)}]({entry['diff_log']})"
-            cells += [verdict_cell, f"`{entry['worst_key']}`", _number(entry["max_abs"]), _number(entry["max_rel"]),
-                      _number(entry["limit"])]
+            verdict, diff_log = checks[dtype]
+            cells += [f"[{_verdict_word(verdict)}]({diff_log})", f"`{verdict.worst_key}`",
+                      *(_number(getattr(verdict, name)) for name in MEASURES)]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = [f"- {step['step']} {step['case']}, {dtype}: {entry['note']}" for step in report["steps"]
-             for dtype, entry in step["dtypes"].items() if entry["note"]]
+    notes = [f"- {verdict.step} {verdict.case.label}, {dtype}: {verdict.note}" for step in report["steps"]
+             for dtype, (verdict, _) in _checks(step).items() if verdict.note]
     return lines + ([""] + notes if notes else [])
 
 
@@ -182,9 +187,9 @@ def _environment_table(report):
 def _localization_sections(report, localizations):
     lines = []
     by_title = {localization.title: localization for localization in localizations.values()}
-    failing = [(step["step"], f"{dtype}, {step['case']}") for step in report["steps"]
-               for dtype, entry in step["dtypes"].items()
-               if (not entry["passed"] or entry["as_rounding"]) and step["step"] in DIRECTIONS]
+    failing = [(verdict.step, f"{dtype}, {verdict.case.label}") for step in report["steps"]
+               for dtype, (verdict, _) in _checks(step).items()
+               if (not verdict.passed or verdict.as_rounding) and verdict.step in DIRECTIONS]
     for step, title in failing:
         lines += ["", f"### {step}, {title}", ""]
         if title not in by_title:
@@ -224,7 +229,7 @@ def around_divergences(localization):
 
 
 def _coverage_table(report):
-    rows = report["coverage"]
+    rows = [coverage.LayerCoverage.from_json(entry) for entry in report["coverage"]]
     if not rows:
         return []
     lines = ["", "## Coverage: what the checked inputs exercised", "",
@@ -236,11 +241,11 @@ def _coverage_table(report):
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         exercised = "; ".join(f"{criterion}: {', '.join(cases) if cases else 'never'}"
-                              for criterion, cases in row["criteria"].items())
-        facts = "; ".join(f"{case}: {_facts_text(found)}" for case, found in row["facts"].items() if found)
+                              for criterion, cases in row.criteria.items())
+        facts = "; ".join(f"{case}: {_facts_text(found)}" for case, found in row.facts.items() if found)
         exercised += f" ({facts})" if facts else ""
-        verdict_cell = "yes" if row["covered"] else f"**not covered**: {', '.join(row['gaps'])}"
-        cells = [f"`{row['layer']}`", row["type"], *(_number(row[end].get(bound, math.nan)) for end, bound in (
+        verdict_cell = "yes" if row.covered else f"**not covered**: {', '.join(row.gaps)}"
+        cells = [f"`{row.layer}`", row.type, *(_number(getattr(row, end).get(bound, math.nan)) for end, bound in (
             ("input", "min"), ("input", "max"), ("output", "min"), ("output", "max"), ("output", "std"))),
             exercised, verdict_cell]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
@@ -316,8 +321,8 @@ def _not_covered_lines(coverage_rows):
     """The layers not covered, one line per unmet criterion and kind of layer, each naming a few layers."""
     groups = {}
     for row in coverage.not_covered(coverage_rows):
-        for gap in row["gaps"]:
-            groups.setdefault((row["type"], gap), []).append(row["layer"])
+        for gap in row.gaps:
+            groups.setdefault((row.type, gap), []).append(row.layer)
     return [f"not covered: {_named(layers)} ({kind}): {gap}" for (kind, gap), layers in groups.items()]
 
 
@@ -339,7 +344,7 @@ def closing_line(rows, coverage_rows, workdir):
         text += f" ({len(rounding)} passed as rounding: {', '.join(rounding)})"
     uncovered = coverage.not_covered(coverage_rows)
     if uncovered:
-        text += f", {_named([row['layer'] for row in uncovered])} not covered"
+        text += f", {_named([row.layer for row in uncovered])} not covered"
     return text + f"; details in {workdir}"
 
 

@@ -1,11 +1,19 @@
-"""python -m alignment: run alignment steps on both frameworks, compare, report, and exit non-zero on failure.
+"""The suite's orchestration: run the steps on both frameworks, check each, localize, diagnose and report.
 
-  python -m alignment [--model NAME]                                 a pair (alignment.pairs)
-  python -m alignment --torch MODULE:FACTORY --paddle MODULE:FACTORY  any two models, no pair written
+Its public surface (__all__) is what the command line (alignment/__main__.py), the one-call API
+(alignment.api), the layer tool (alignment.layers), the mutants (alignment.mutation), the curves
+(alignment.pairs.greedyhash.curve) and the GPU check (tools.gpu_check) build on:
 
-The torch and Paddle sides run in two processes at once (one thread each by default, so two cores
-are used); each may use its own interpreter (--torch-python, --paddle-python). Two factories given and
-one interpreter for both: everything runs in this process (alignment.api.align does the same from Python).
+- the options: add_run_options, get_args_parser, resolved_options (the pair resolved, every option checked),
+  with_pair_defaults, with_user_weights, split_choice, DTYPES;
+- the work: prepare (the batch, the pair's inputs, the weight sets; prepare_weights in the torch
+  interpreter), run_sides (both sides, each step checked as it arrives; check_streams reads two sides'
+  streams, keep_arrays keeps what a user reads), localize and cases_to_localize (the layers), read_coverage;
+  run (all of it, in a held work folder: the verdict rows, the localizations, the coverage rows);
+- what a caller reads: SIDE_PROCESS (the key of a check a side never sent), REPROD_LOG_STEPS, PhaseClock,
+  show_progress (a side's finished steps as they come).
+
+Everything else here is this module's own.
 """
 import argparse
 import contextlib
@@ -18,12 +26,11 @@ import time
 
 from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.child_processes import ending_together, run_child, start_child
-from greedyhash_common.infra.errors import (EXIT_BAD_INPUT, OneLineArgumentParser, UserInputError, child_failure,
-                                            exits_cleanly_on_bad_input)
+from greedyhash_common.infra.errors import EXIT_BAD_INPUT, OneLineArgumentParser, UserInputError, child_failure
 from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
-from . import coverage, diagnosis
+from . import coverage, verdict
 from .cases import add_case_options, run_cases_of
 from .check import StepResult, failed_key, keys_compared, write_reports
 from .inputs import write_input_batch
@@ -43,6 +50,20 @@ from .steps import check_values, steps_of
 from .streamed_values import BrokenStream, read_step
 from .weight_sets import USER
 
+__all__ = ["DTYPES", "REPROD_LOG_STEPS", "SIDE_PROCESS", "PhaseClock", "add_run_options", "cases_to_localize",
+           "check_streams", "get_args_parser", "keep_arrays", "localize", "prepare", "prepare_weights", "read_coverage",
+           "resolved_options", "run", "run_sides", "show_progress", "split_choice", "with_pair_defaults",
+           "with_user_weights"]
+
+USAGE = """python -m alignment: run alignment steps on both frameworks, compare, report, and exit non-zero on failure.
+
+  python -m alignment [--model NAME]                                 a pair (alignment.pairs)
+  python -m alignment --torch MODULE:FACTORY --paddle MODULE:FACTORY  any two models, no pair written
+
+The torch and Paddle sides run in two processes at once (one thread each by default, so two cores
+are used); each may use its own interpreter (--torch-python, --paddle-python). Two factories given and
+one interpreter for both: everything runs in this process (alignment.api.align does the same from Python).
+"""
 DTYPES = ("float32", "float64")
 # The steps whose every array is kept as a reprod_log file (reprod_log's ReprodDiffHelper reads them);
 # of the others, the keys that fail, unless --keep-arrays
@@ -79,7 +100,7 @@ def add_run_options(parser):
 
 
 def get_args_parser():
-    parser = OneLineArgumentParser(prog="python -m alignment", description=__doc__,
+    parser = OneLineArgumentParser(prog="python -m alignment", description=USAGE,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", help="comma-separated, from the pair's steps; default: every one")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
@@ -351,11 +372,11 @@ def _read_env(workdir, dtype):
 
 def float64_evidence(args, pair, results):
     """The float64 checks the rounding rule needs and a float32-only run did not make
-    (alignment.diagnosis.float64_checks_needed), run for that alone: their own logs, not verdicts of the run."""
+    (alignment.verdict.float64_checks_needed), run for that alone: their own logs, not verdicts of the run."""
     if any(not key.passed and key.name == SIDE_PROCESS for result in results for key in result.keys):
         return []
     evidence = []
-    for case, steps in diagnosis.float64_checks_needed(results).items():
+    for case, steps in verdict.float64_checks_needed(results).items():
         print(f"float64 counterpart of the failing float32 {', '.join(steps)} {case.label}, for the rounding rule",
               flush=True)
         one_case = argparse.Namespace(**{**vars(args), "weight_sets": case.weights, "sizes": str(case.size)})
@@ -513,7 +534,7 @@ def run_in_held_workdir(args, pair, steps, dtypes):
             localization_failures = localize_float64_counterparts(args, pair, results, localizations)
     with clock.phase("diagnosis"):
         evidence = evidence_of_run(args.workdir, args.bit, pair.key_map())
-        rows = diagnosis.verdicts(results, localizations, evidence, float64_evidence(args, pair, results))
+        rows = verdict.verdicts(results, localizations, evidence, float64_evidence(args, pair, results))
         coverage_rows = [] if sides_failed else read_coverage(args.workdir, results)
     with clock.phase("report"):
         write_report(args.workdir, rows, {dtype: _read_env(args.workdir, dtype) for dtype in dtypes}, localizations,
@@ -521,19 +542,9 @@ def run_in_held_workdir(args, pair, steps, dtypes):
     if not args.keep_arrays:
         remove_layer_arrays(args.workdir, localizations)
     write_text(os.path.join(args.workdir, "summary.json"),
-               json.dumps({"passed": diagnosis.all_passed(rows), "steps": [row.as_json() for row in rows],
+               json.dumps({"passed": verdict.all_passed(rows), "steps": [row.as_json() for row in rows],
                            "not_covered": coverage.not_covered(coverage_rows), "seconds": clock.seconds},
                           indent=2, default=str) + "\n")
     print(clock, flush=True)
     return rows, localizations, localization_failures, coverage_rows
 
-
-@exits_cleanly_on_bad_input
-def main(argv=None):
-    from .api import Alignment  # the API builds on this module
-
-    args, pair = resolved_options(get_args_parser().parse_args(argv))
-    args = with_user_weights(args)
-    alignment = Alignment(args.workdir, *run(args, pair))
-    print(alignment)
-    sys.exit(0 if alignment.passed else 1)

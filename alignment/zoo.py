@@ -182,16 +182,17 @@ def run_one(entry, workdir, corrections=()):
 
 
 def run_summary(rows):
-    """What the zoo says of a run, read from its checks' diagnosis (alignment.diagnosis.Verdict): the
+    """What the zoo says of a run, read from its checks' diagnosis (alignment.verdict.StepVerdict): the
     verdict, the known library differences by name, the checks that fail as defects, and each failing check's
     diagnosis line."""
     from .diagnosis import DEFECT, KNOWN
     from .known_differences import names_in
+    from .verdict import all_passed
 
     findings = [finding for row in rows for finding in row.findings]
     differences = dict.fromkeys(name for finding in findings if finding.kind == KNOWN
                                 for name in names_in(finding.reason))
-    verdict = ("aligns" if not findings else "aligns up to rounding" if all(row.passed for row in rows)
+    verdict = ("aligns" if not findings else "aligns up to rounding" if all_passed(rows)
                else "differs")
     return {"verdict": verdict, "checks": len(rows), "checks_passed": sum(row.passed for row in rows),
             "differences": list(differences),
@@ -220,7 +221,7 @@ def _verdict(run):
     return f"{run['verdict']} ({run['checks_passed']}/{run['checks']} checks, {run['seconds']} s)"
 
 
-def _cell(run):
+def run_cell(run):
     """A run's verdict, its library differences by name and the checks that fail as defects."""
     parts = [_verdict(run)]
     parts += [f"known: {name}" for name in run.get("differences", [])]
@@ -252,7 +253,7 @@ def render(rows, command, complete=True):
              "| family | torch / paddle | px | as shipped | corrections applied | corrected |",
              "| --- | --- | --- | --- | --- | --- |"]
     for row in rows:
-        shipped, corrected = _cell(row["shipped"]), _cell(row["corrected"]) if "corrected" in row else ""
+        shipped, corrected = run_cell(row["shipped"]), run_cell(row["corrected"]) if "corrected" in row else ""
         lines.append(f"| {row['family']} | `{row['torch']}` / `{row['paddle']}` | {row['size']} | {shipped} |"
                      f" {'<br>'.join(row.get('corrections', []))} | {corrected} |")
     return "\n".join(lines) + "\n"

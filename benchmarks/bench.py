@@ -152,7 +152,7 @@ def _wall_seconds(command, repeats, log_path):
     return seconds
 
 
-def _spread_or_failure(seconds):
+def spread_or_failure(seconds):
     return timing.spread(seconds) if None not in seconds else {"failed": True, "runs": len(seconds)}
 
 
@@ -168,7 +168,7 @@ def measure_startup(args, log_folder):
         with timing.OtherPrograms() as machine:
             seconds = _wall_seconds([sys.executable, "-c", STARTUP_PROBE.format(framework=framework)],
                                     args.startup_repeats, log_path)
-        result["sides"][framework] = {**_spread_or_failure(seconds), **machine.figures()}
+        result["sides"][framework] = {**spread_or_failure(seconds), **machine.figures()}
     extra = args.align_args.split() if args.align_args else []
     scratch = tempfile.mkdtemp(prefix="bench-one-step-")
     try:
@@ -176,10 +176,10 @@ def measure_startup(args, log_folder):
         result["one_step"]["command"] = " ".join(["python -m alignment", *command[3:]]).replace(scratch, "DIR")
         with timing.OtherPrograms() as machine:
             first = _wall_seconds(command, 1, log_path)
-        result["one_step"]["first"] = {**_spread_or_failure(first), **machine.figures()}
+        result["one_step"]["first"] = {**spread_or_failure(first), **machine.figures()}
         with timing.OtherPrograms() as machine:
             again = _wall_seconds(command, args.startup_repeats, log_path)
-        result["one_step"]["again"] = {**_spread_or_failure(again), **machine.figures()}
+        result["one_step"]["again"] = {**spread_or_failure(again), **machine.figures()}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return result
@@ -249,7 +249,7 @@ TORCH_COUNTERPART = {"static+avx2": "dynamic+avx2", "predictor": "dynamic", "bat
                      "batched+predictor": "batched"}
 
 
-def _find(measurements, framework, item, variant):
+def find(measurements, framework, item, variant):
     return next((entry for entry in measurements if (entry["framework"], entry["item"], entry["variant"]) ==
                  (framework, item, variant)), None)
 
@@ -289,9 +289,9 @@ def _comparison_table(measurements, rows):
              "| peak RSS MB torch / Paddle | load before / other cores |",
              "|---|---:|---:|---:|---:|---:|"]
     for item, variant, label in rows:
-        paddle_entry = _find(measurements, "paddle", item, variant)
+        paddle_entry = find(measurements, "paddle", item, variant)
         torch_variant = TORCH_COUNTERPART.get(variant, variant)
-        torch_entry = _find(measurements, "torch", item, torch_variant)
+        torch_entry = find(measurements, "torch", item, torch_variant)
         if paddle_entry is None and torch_entry is None:
             continue
         if torch_variant != variant:
@@ -303,12 +303,12 @@ def _comparison_table(measurements, rows):
     return lines
 
 
-def _errors(measurements):
+def error_lines(measurements):
     return [f"- {entry['framework']} {entry['item']} {entry['variant']}: {entry['error']}"
             for entry in measurements if "error" in entry]
 
 
-def _align_lines(align):
+def align_lines(align):
     lines = [f"`{align['command']}`: exit status {align['returncode']}, wall {align['wall_seconds']:.0f} s, "
              f"peak memory {align['peak_tree_rss_mb']:.0f} MB summed over its processes "
              f"(largest process {align['peak_process_rss_mb']:.0f} MB); load before / other cores "
@@ -339,24 +339,24 @@ def _align_lines(align):
     return lines
 
 
-def _seconds_cell(entry):
+def seconds_cell(entry):
     if entry.get("failed"):
         return "failed"
     return f"{entry['median']:.1f} ({entry['min']:.1f}-{entry['max']:.1f})"
 
 
-def _startup_lines(startup):
+def startup_lines(startup):
     sides, one_step = startup["sides"], startup["one_step"]
     lines = [f"Median wall seconds of {startup['repeats']} runs (slowest-fastest).", "",
              "| what | torch s | Paddle s | load before / other cores |", "|---|---:|---:|---:|",
              f"| a side process's start: Python, the framework's import, its runtime settings | "
-             f"{_seconds_cell(sides['torch'])} | {_seconds_cell(sides['paddle'])} | "
+             f"{seconds_cell(sides['torch'])} | {seconds_cell(sides['paddle'])} | "
              f"{_load_cell(sides['torch'], sides['paddle'])} |", "",
              f"The one-step loop, `{one_step['command']}` (what `make align-forward` runs), both sides at once:", "",
              "| run | wall s | load before / other cores |", "|---|---:|---:|",
-             f"| first, in an empty folder (makes the weight sets) | {_seconds_cell(one_step['first'])} | "
+             f"| first, in an empty folder (makes the weight sets) | {seconds_cell(one_step['first'])} | "
              f"{_load_cell(one_step['first'])} |",
-             f"| again (the weight sets reused) | {_seconds_cell(one_step['again'])} | "
+             f"| again (the weight sets reused) | {seconds_cell(one_step['again'])} | "
              f"{_load_cell(one_step['again'])} |"]
     return lines
 
@@ -383,7 +383,7 @@ def markdown_report(report):
               f"workers: {settings['loader_workers']}. The loader resizes 32 -> {settings['image_size']} with PIL, "
               f"converts and normalizes; `encode` runs the network in eval mode and takes the sign.", ""]
     lines += _comparison_table(measurements, PIPELINE_ROWS)
-    errors = _errors(measurements)
+    errors = error_lines(measurements)
     if errors:
         lines += ["", "Failed measurements:", *errors]
     if report.get("map"):
@@ -393,9 +393,9 @@ def markdown_report(report):
                   f"(benchmarks/map_speed.py); load before / other cores {_load_cell(report['map'])}.", "",
                   markdown_table(results)]
     if report.get("startup"):
-        lines += ["", "## Start-up", ""] + _startup_lines(report["startup"])
+        lines += ["", "## Start-up", ""] + startup_lines(report["startup"])
     if report.get("align"):
-        lines += ["", "## make align", ""] + _align_lines(report["align"])
+        lines += ["", "## make align", ""] + align_lines(report["align"])
     return "\n".join(lines) + "\n"
 
 

@@ -124,28 +124,22 @@ def headlines(result):
 
 
 def zero_reference_keys(workdir):
-    """The keys held to their operation's scale (alignment.check.ZERO_REFERENCE): [{key, max abs, limit}]."""
-    from alignment.check import ZERO_REFERENCE
+    """The keys held to their operation's scale (alignment.check.ZERO_REFERENCE): [KeyResult]."""
+    from alignment.check import ZERO_REFERENCE, read_result
 
-    found = []
-    for path in sorted(glob.glob(os.path.join(workdir, "float*", "*", "*_diff.json"))):
-        with open(path, encoding="utf-8") as handle:
-            for name, key in json.load(handle)["keys"].items():
-                if key.get("note", "").startswith(ZERO_REFERENCE):
-                    found.append({"key": name, "passed": key["passed"], "max_abs": key["max_abs"],
-                                  "limit": key["limit"]})
-    return found
+    return [key for path in sorted(glob.glob(os.path.join(workdir, "float*", "*", "*_diff.json")))
+            for key in read_result(path).keys if key.note.startswith(ZERO_REFERENCE)]
 
 
 def relu6_coverage(result):
     """MobileNetV2's ReLU6 layers: how many see an input beyond 6 in eval mode, in training mode, and how
     many the coverage table reports not covered (its criterion met in neither mode)."""
-    rows = [row for row in result.coverage_rows if row["type"] == "ReLU6"]
-    facts = [fact for row in rows for fact in row["facts"].values()]
+    rows = [row for row in result.coverage_rows if row.type == "ReLU6"]
+    facts = [fact for row in rows for fact in row.facts.values()]
     return {"relu6_layers": len(rows),
             "beyond_6_in_eval": sum(fact["largest_input"] > RELU6_LIMIT for fact in facts),
             "beyond_6_in_training": sum(fact["train_largest_input"] > RELU6_LIMIT for fact in facts),
-            "reported_not_covered": sum(not row["covered"] for row in rows)}
+            "reported_not_covered": sum(not row.covered for row in rows)}
 
 
 def measure(workdir):
@@ -177,8 +171,8 @@ def measure(workdir):
                                         "none: no check passed as rounding")
     zero = zero_reference_keys(corrected_folder)
     figures["classes"]["zero-reference artifact"] = (
-        f"{len(zero)} keys of the corrected run held to their operation's scale, {sum(key['passed'] for key in zero)}"
-        f" pass; e.g. {zero[0]['key']}: max abs {zero[0]['max_abs']:.2g}, limit {zero[0]['limit']:.2g}"
+        f"{len(zero)} keys of the corrected run held to their operation's scale, {sum(key.passed for key in zero)}"
+        f" pass; e.g. {zero[0].name}: max abs {zero[0].max_abs:.2g}, limit {zero[0].limit:.2g}"
         if zero else "none")
     figures["corrected"] = [row.line() for row in corrected.rows]
     return figures

@@ -8,11 +8,13 @@ import re
 import numpy as np
 import pytest
 
-from alignment.check import check_step, compare_arrays, compare_codes, diff_log_lines, verdict_table, write_reports
+from alignment.check import (check_step, compare_arrays, compare_codes, diff_log_lines, read_result, result_as_json,
+                             write_reports)
 from alignment.pairs.greedyhash import GREEDYHASH
 from alignment.steps import runs_in, steps_of, tolerance_overrides
 from alignment.steps import code_keys as step_code_keys
 from alignment.tolerances import NEAR_EXACT, Tolerance, tolerance
+from alignment.verdict import StepVerdict, verdict_table
 
 from .conftest import PROJECT_ROOT
 
@@ -130,10 +132,35 @@ def test_every_step_and_key_of_the_reference_run_is_held_to_the_tolerance_table(
     assert tolerance("backward", "float64", "grad.input") == NEAR_EXACT
 
 def test_the_terminal_table_names_each_check_its_verdict_and_worst_key():
-    rows = [{"step": "backward", "case": "rescaled-222px", "dtype": "float64", "passed": False,
-             "worst_key": "grad.alex.features.0.weight", "max_abs": 1e-3, "max_rel": 0.2, "limit": 3e-12,
-             "note": "NaN or Inf in paddle"}]
+    """An older run's summary.json entry (no findings) read back as a verdict: failed, as a defect."""
+    rows = [StepVerdict.from_json({"step": "backward", "case": "rescaled-222px", "dtype": "float64", "passed": False,
+                                   "worst_key": "grad.alex.features.0.weight", "max_abs": 1e-3, "max_rel": 0.2,
+                                   "limit": 3e-12, "note": "NaN or Inf in paddle"})]
     lines = verdict_table(rows, [("step", 10), ("case", 16), ("dtype", 8)]).splitlines()
     assert lines[0].split() == ["step", "case", "dtype", "verdict", "worst", "key", "max", "abs", "max", "rel", "limit"]
     assert lines[2].split() == ["backward", "rescaled-222px", "float64", "FAIL", "grad.alex.features.0.weight", "0.001",
-                                "0.2", "3e-12", "NaN", "or", "Inf", "in", "paddle"]
+                                "0.2", "3e-12", "defect"]
+    assert rows[0].findings[0].reason == "NaN or Inf in paddle"
+
+
+def test_a_diff_json_reads_back_as_the_result_it_was_written_from(tmp_path):
+    """The checker's per-key JSON is read back as KeyResults (alignment.check.read_result), for the figures and
+    the benchmarks: a NaN, a series, a note and a failing key survive; so does every file of the committed
+    reference run (written by an older run)."""
+    import glob
+    import json
+
+    from tests.conftest import PROJECT_ROOT
+
+    result = check_step("train", "float64", {"loss_total": np.ones(3), "h": np.ones(2), "grad.b": np.zeros(2)},
+                        {"loss_total": np.array([1.0, 1.0, 2.0]), "h": np.array([1.0, np.nan]), "grad.b": np.zeros(2)})
+    write_reports(result, {"torch": {}}, str(tmp_path / "train_diff.log"), str(tmp_path / "train_diff.json"))
+    read = read_result(str(tmp_path / "train_diff.json"))
+    assert result_as_json(read, {"torch": {}}) == result_as_json(result, {"torch": {}})
+    assert [key.passed for key in read.keys] == [False, False, True] and read.keys[1].note == "NaN or Inf in paddle"
+    committed = glob.glob(f"{PROJECT_ROOT}/logs/reference/float*/*/*_diff.json")
+    assert committed
+    for path in committed:
+        with open(path, encoding="utf-8") as handle:
+            written = json.load(handle)
+        assert json.loads(json.dumps(result_as_json(read_result(path), written["env"]))) == written, path

@@ -1,5 +1,6 @@
 """Coverage (alignment.coverage) counts what training mode exercised too: a BatchNorm in training mode
 normalizes with the batch's statistics, so the ReLU6 after it sees other inputs than in eval mode."""
+import json
 import types
 
 import numpy as np
@@ -61,7 +62,8 @@ def test_a_criterion_met_only_in_training_mode_counts_and_its_facts_are_kept():
     assert relu["facts"]["largest_input"] < 1 < 6 < relu["facts"]["train_largest_input"]
     assert relu["criteria"][BEYOND] and relu["input"]["max"] == relu["facts"]["train_largest_input"]
     merged, = [row for row in coverage.merge({"seeded-6px": {"rows": [relu]}})]
-    assert merged["covered"] and merged["criteria"][BEYOND] == ["seeded-6px"]
+    assert merged.covered and merged.criteria[BEYOND] == ["seeded-6px"]
+    assert coverage.LayerCoverage.from_json(json.loads(json.dumps(merged.as_json()))) == merged
 
 
 def test_the_codes_breakpoint_is_the_pairs():
@@ -75,7 +77,7 @@ def test_the_codes_breakpoint_is_the_pairs():
     codes = coverage.record(torch_side(), context)["rows"][-1]
     assert codes["layer"] == coverage.CODE_ROW and codes["criteria"]["|h| on both sides of 1000"] is False
     assert codes["facts"]["below_1000"] == codes["facts"]["values"] == 40
-    assert list(coverage._code_row(np.array([0.5, -1.5]), None)["criteria"]) == ["h of both signs"]
+    assert list(coverage.code_row(np.array([0.5, -1.5]), None)["criteria"]) == ["h of both signs"]
 
 
 def test_a_pair_without_a_layout_of_its_own_has_the_one_its_two_builds_infer():
@@ -84,3 +86,20 @@ def test_a_pair_without_a_layout_of_its_own_has_the_one_its_two_builds_infer():
     layout = BatchNormThenClamp().layout()
     assert layout.key_map["0.running_var"] == "0._variance" and layout.transposed == ("4.weight",)
     assert layout.paddle_shapes()["4.weight"] == (3, 10)
+
+
+def test_the_committed_reference_coverage_reads_back_as_written():
+    """report.json's coverage rows, written by an older run (logs/reference/), read back as LayerCoverage: each
+    says covered or not, and which criteria are unmet, as it was written."""
+    import os
+
+    from tests.conftest import PROJECT_ROOT
+
+    with open(os.path.join(PROJECT_ROOT, "logs", "reference", "report.json"), encoding="utf-8") as handle:
+        written = json.load(handle)
+    rows = [coverage.LayerCoverage.from_json(entry) for entry in written["coverage"]]
+    assert rows and [json.loads(json.dumps(row.as_json())) for row in rows] == written["coverage"]
+    assert [row.layer for row in coverage.not_covered(rows)] == written["not_covered"]
+    uncovered = {**written["coverage"][0], "criteria": {BEYOND: [], "gradient reaches it": ["seeded-224px"]},
+                 "covered": False, "gaps": [BEYOND]}
+    assert coverage.LayerCoverage.from_json(uncovered).as_json() == uncovered

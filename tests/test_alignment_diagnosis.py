@@ -9,10 +9,11 @@ import pytest
 from alignment import known_differences
 from alignment.cases import Case
 from alignment.check import ZERO_REFERENCE, StepResult, check_step, compare_arrays
-from alignment.diagnosis import DEFECT, KNOWN, ROUNDING, float64_checks_needed, verdicts
+from alignment.diagnosis import DEFECT, KNOWN, ROUNDING
 from alignment.known_differences import Evidence
 from alignment.layers.localize import LayerRow, Localization, Record, Trace
 from alignment.tolerances import NEAR_EXACT, Tolerance
+from alignment.verdict import float64_checks_needed, verdicts
 
 CASE = Case("seeded", 8)
 CHANNELS, BATCH, SIZE = 3, 4, 5
@@ -474,6 +475,6 @@ def test_a_difference_of_many_layers_is_one_reason_naming_a_few_of_them():
     layers = [f"features.{index}.1" for index in range(5)]
     reasons = [(layer, known_differences.BATCH_NORM_EPSILON.format(layer=layer, epsilon=1e-5)) for layer in layers]
     reasons.append(("classifier.0", known_differences.DROPOUT_MODE.format(layer="classifier.0", scale=0.5, p=0.5)))
-    grouped = known_differences._grouped(reasons)
+    grouped = known_differences.grouped_reasons(reasons)
     assert grouped == [known_differences.BATCH_NORM_EPSILON.format(
         layer="features.0.1, features.1.1, features.2.1 and 2 more", epsilon=1e-5), reasons[-1][1]]

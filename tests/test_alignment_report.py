@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 
 from alignment.cases import Case
+from alignment.coverage import LayerCoverage
 from alignment.check import StepResult, check_step, compare_arrays, write_reports
 from alignment.layers.localize import LayerRow, Localization, Trace
 from alignment.pairs import pair_named
 from alignment.pairs.greedyhash import GREEDYHASH
 from alignment.paths import diff_paths
-from alignment.check import verdict_table
 from alignment.report import LARGEST_REFERENCE_FILE, closing_line, keep_reference, terminal_summary, write_report
-from alignment.diagnosis import ROUNDING, verdicts
+from alignment.diagnosis import ROUNDING
 from alignment.tolerances import NEAR_EXACT
+from alignment.verdict import verdict_table, verdicts
 
 from .conftest import run_module
 from .test_alignment_layers import UNTRANSPOSED_CLASSIFIER_4, interpreter_with_planted_defect
@@ -221,9 +222,9 @@ def test_the_terminal_summary_fits_one_screen_at_any_depth():
     failing = [StepResult("forward", "float64", [compare_arrays(f"key{index}", np.ones(2), np.zeros(2), NEAR_EXACT)],
                           Case("seeded", 32 + index)) for index in range(15)]
     rows = verdicts(failing, {})
-    layers = [{"layer": f"features.{index}", "type": ("ReLU6", "MaxPool2d", "Dropout")[index % 3], "covered": False,
-               "gaps": ["inputs beyond 6"] if index % 3 == 0 else ["a window cut by the border", "x"]}
-              for index in range(150)]
+    layers = [LayerCoverage(f"features.{index}", ("ReLU6", "MaxPool2d", "Dropout")[index % 3], {}, {}, {},
+                            dict.fromkeys(["inputs beyond 6"] if index % 3 == 0 else ["a window cut by the border", "x"],
+                                          [])) for index in range(150)]
     screen = (verdict_table(rows, [("step", 10), ("case", 16), ("dtype", 8)]) + "\n"
               + terminal_summary("logs", rows, {}, layers) + "\n" + closing_line(rows, layers, "logs")).splitlines()
     assert len(screen) <= 2 * len(rows) + 11
@@ -256,12 +257,12 @@ def test_a_deep_models_layer_table_shows_the_region_around_the_divergence_and_li
 
 
 def test_the_profile_shows_the_failing_mode_with_readable_labels_at_any_depth():
-    from alignment.figures import MAX_LABELS, _label_every, _profile_series, failing_mode
+    from alignment.figures import MAX_LABELS, label_every, profile_series, failing_mode
 
     localization = Localization("float64", [deep_trace("forward", 80), Trace("eval", "forward", deep_trace(
         "forward", 10**6).rows)], [], CASE)
     assert failing_mode({"float64": localization}) == "train"
-    layers, _, _, first = _profile_series(localization, "train", "forward")
+    layers, _, _, first = profile_series(localization, "train", "forward")
     assert layers[first] == "features.80"
-    positions, names = _label_every(layers)
+    positions, names = label_every(layers)
     assert len(names) <= MAX_LABELS and names[:2] == ["features.0", "features.4"]

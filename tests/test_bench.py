@@ -75,8 +75,8 @@ def test_markdown_report_has_both_tables_ratios_and_map(measurements):
     text = bench.markdown_report(report)
     for heading in ("## Training and inference", "## Evaluation pipeline", "## mAP"):
         assert heading in text
-    torch_train = bench._find(measurements, "torch", "train", "dynamic")
-    paddle_train = bench._find(measurements, "paddle", "train", "dynamic")
+    torch_train = bench.find(measurements, "torch", "train", "dynamic")
+    paddle_train = bench.find(measurements, "paddle", "train", "dynamic")
     expected = paddle_train["images_per_second"]["median"] / torch_train["images_per_second"]["median"]
     assert f"| {expected:.2f} |" in text
     assert "failed" not in text
@@ -85,7 +85,7 @@ def test_markdown_report_has_both_tables_ratios_and_map(measurements):
 def test_failed_measurement_is_reported_not_raised():
     entry = {"framework": "paddle", "item": "train", "variant": "static", "error": "exit status 1: boom"}
     assert bench.ratio(entry, None) is None
-    assert "boom" in "\n".join(bench._errors([entry]))
+    assert "boom" in "\n".join(bench.error_lines([entry]))
 
 
 @pytest.mark.slow
@@ -119,7 +119,7 @@ def test_align_lines_render_steps_alone():
              "steps_alone": [{"step": "data", "returncode": 0, "wall_seconds": 20.0, "peak_tree_rss_mb": 900.0,
                               "peak_process_rss_mb": 600.0, "load_average_before": 0.5,
                               "other_programs_cores": 0.05}]}
-    text = "\n".join(bench._align_lines(align))
+    text = "\n".join(bench.align_lines(align))
     assert "| data | float32 | 0.4 | 0.9 | 20 | 900 / 600 | 0.50 / 0.05 |" in text
 
 
@@ -133,14 +133,14 @@ def test_the_start_up_is_measured_for_both_sides_and_the_one_step_loop(tmp_path)
         assert entry["runs"] == 1 and not entry.get("failed") and entry["median"] > 0.1
     assert startup["one_step"]["again"]["median"] < startup["one_step"]["first"]["median"]
     assert "--steps forward" in startup["one_step"]["command"] and "--no-profile" in startup["one_step"]["command"]
-    text = "\n".join(bench._startup_lines(startup))
+    text = "\n".join(bench.startup_lines(startup))
     assert "| a side process's start" in text and "| again (the weight sets reused) |" in text
 
 
 def test_a_failed_start_up_run_is_reported_as_failed():
-    entry = bench._spread_or_failure([1.0, None])
-    assert entry == {"failed": True, "runs": 2} and bench._seconds_cell(entry) == "failed"
-    assert bench._seconds_cell(bench._spread_or_failure([2.0, 1.0, 3.0])) == "2.0 (1.0-3.0)"
+    entry = bench.spread_or_failure([1.0, None])
+    assert entry == {"failed": True, "runs": 2} and bench.seconds_cell(entry) == "failed"
+    assert bench.seconds_cell(bench.spread_or_failure([2.0, 1.0, 3.0])) == "2.0 (1.0-3.0)"
 
 
 def test_process_peak_sees_the_memory_of_a_child(tmp_path):
@@ -319,3 +319,18 @@ def test_speed_table_gives_each_tool_its_median_every_run_and_largest_peak():
     assert len(rows) == len(padiff_comparison.SPEED_TOOLS)
     assert all("| 14.0 (30.0, 10.0, 14.0) | 7.0 | 1800 | 2 MB |" in row for row in rows)
     assert "[9.9, 9.0, 8.0] before" in text and "steps 3.0 s" in text
+
+
+def test_the_planted_defects_zero_reference_keys_are_read_back_as_key_results(tmp_path):
+    """benchmarks.planted_defects reads the checker's diff JSON through alignment.check.read_result: the key held
+    to its operation's scale is found, with its verdict."""
+    from alignment.check import check_step, write_reports
+    from benchmarks.planted_defects import zero_reference_keys
+
+    result = check_step("forward", "float64", {"layer.a": np.ones(2), "layer.b": np.full(2, 1e-20)},
+                        {"layer.a": np.ones(2), "layer.b": np.full(2, 2e-20)})
+    folder = tmp_path / "float64" / "seeded-64px"
+    folder.mkdir(parents=True)
+    write_reports(result, {}, str(folder / "forward_diff.log"), str(folder / "forward_diff.json"))
+    [key] = zero_reference_keys(str(tmp_path))
+    assert key.name == "layer.b" and key.passed and key.max_abs == 1e-20

@@ -341,3 +341,23 @@ def test_gpu_report_device_gpu_without_a_gpu_is_refused_in_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "--device gpu: torch and paddle see(s) no GPU" in done.stderr
     assert not (tmp_path / "gpu_report.json").exists()
+
+
+def test_gpu_checks_rows_are_verdicts_an_older_gpu_check_json_reads_back_as():
+    """gpu_check.json's runs are alignment.verdict rows: one written before they carried findings reads back with
+    its verdict (what tools.gpu_report renders), and a row judged as rounding passes by the suite's one rule."""
+    import dataclasses
+
+    from alignment.diagnosis import DEFECT, ROUNDING, Finding
+    from tools.gpu_check import RunVerdict
+
+    older = {"run": "paddle gpu float32", "against": "torch gpu float32", "keys": "all", "passed": True,
+             "worst_key": "grad.input", "max_abs": 1e-4, "max_rel": 1e-3, "limit": 1e-5, "failing_keys": ["grad.input"],
+             "as_rounding": True, "note": "passed as rounding: a decision of alex.features.5 flipped"}
+    row = RunVerdict.from_json(older)
+    assert row.passed and row.as_rounding and row.failing_keys == ("grad.input",)
+    assert RunVerdict.from_json(json.loads(json.dumps(row.as_json()))) == row
+    assert not RunVerdict.from_json({**older, "passed": False, "as_rounding": False}).passed
+    defect = dataclasses.replace(row, findings=(Finding(ROUNDING, "flip", ("grad.input",)),
+                                                Finding(DEFECT, "not rounding", ("grad.alex.features.6.weight",))))
+    assert not defect.passed

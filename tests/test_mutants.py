@@ -19,6 +19,7 @@ from paddle import nn
 from paddle.vision.models.mobilenetv2 import InvertedResidual
 from paddle.vision.models.resnet import BasicBlock
 
+from alignment.coverage import LayerCoverage
 from alignment.inputs import write_input_batch
 from alignment.mutation import operators, score
 from alignment.mutation import side as mutants_side
@@ -225,8 +226,8 @@ def _outcome(status, place="alex.features.1", operator="relu->relu6", needs="inp
             "closest": {"step": "forward", "case": "seeded-224px", "key": "h", "excess": 0.01}, **more}
 
 
-COVERAGE = [{"layer": "alex.features.1", "gaps": ["inputs beyond 6"],
-             "criteria": {"inputs beyond 6": [], "inputs of both signs": ["seeded-224px"]}}]
+COVERAGE = [LayerCoverage("alex.features.1", "ReLU", {}, {}, {},
+                          {"inputs beyond 6": [], "inputs of both signs": ["seeded-224px"]})]
 
 
 def _summary(outcomes):

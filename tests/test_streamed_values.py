@@ -137,7 +137,7 @@ def test_the_reprod_log_steps_keep_every_key_when_they_pass(tmp_path):
 def test_a_side_that_died_is_diagnosed_without_the_arrays_it_never_sent(tmp_path):
     """A side killed in its train step (the kernel's OOM killer, here on a loaded machine): the verdicts are
     written, not an error about the train step's file, which no side wrote."""
-    from alignment.diagnosis import verdicts
+    from alignment.verdict import verdicts
     from alignment.known_differences import evidence_of_run
 
     streams = {"torch": stream_of((RUN, FORWARD)), "paddle": stream_of()}

@@ -82,8 +82,8 @@ def test_a_converter_that_casts_to_float32_is_caught_by_the_float64_round_trip(w
     """The planted defect: every array cast to float32 on its way. A float32 checkpoint would not show it."""
     import weights_convert.convert as convert_module
 
-    converted = convert_module._converted
-    monkeypatch.setattr(convert_module, "_converted",
+    converted = convert_module.converted_array
+    monkeypatch.setattr(convert_module, "converted_array",
                         lambda array, transpose: converted(array, transpose).astype(np.float32))
     assert round_trip_changes(weights[0], tmp_path / "float32", capsys) == {}
     changes = round_trip_changes(float64_beyond_float32(weights[0], tmp_path / "float64.pth"), tmp_path, capsys)

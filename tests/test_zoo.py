@@ -7,7 +7,8 @@ import pytest
 
 from alignment import diagnosis, known_differences, zoo
 from alignment.cases import Case
-from alignment.diagnosis import DEFECT, KNOWN, ROUNDING, Finding, Verdict
+from alignment.diagnosis import DEFECT, KNOWN, ROUNDING, Finding
+from alignment.verdict import StepVerdict
 
 CHEAP = ("squeezenet1_1", "mobilenet_v3_small", "shufflenet_v2_x0_5")
 
@@ -28,8 +29,8 @@ def test_an_unknown_zoo_model_is_one_line(tmp_path, capsys):
 
 
 def verdict(step, dtype, findings=()):
-    return Verdict(step, Case("seeded", 64), dtype, all(finding.kind == ROUNDING for finding in findings), "k", 0.0,
-                   0.0, 0.0, "", tuple(findings))
+    return StepVerdict(step=step, case=Case("seeded", 64), dtype=dtype, worst_key="k", max_abs=0.0, max_rel=0.0,
+                       limit=0.0, findings=tuple(findings))
 
 
 def test_the_zoos_cells_are_read_from_the_diagnosis():
@@ -45,7 +46,7 @@ def test_the_zoos_cells_are_read_from_the_diagnosis():
     assert summary["verdict"] == "differs" and summary["checks_passed"] == 1
     assert summary["differences"] == ["BatchNorm running variance", "Hardsigmoid formula"]
     assert summary["defects"] == ["backward seeded-64px float64"]
-    cell = zoo._cell({**summary, "seconds": 3})
+    cell = zoo.run_cell({**summary, "seconds": 3})
     assert cell == ("differs (1/3 checks, 3 s)<br>known: BatchNorm running variance<br>known: Hardsigmoid formula"
                     "<br>defect: backward seeded-64px float64")
 

@@ -28,6 +28,7 @@ Writes <workdir>/gpu_check.json and prints one row per run; exits 1 if any run f
 Without a GPU (as in CI) the device runs are CPU runs: that tests this check's own path, not a GPU.
 """
 import argparse
+import dataclasses
 import glob
 import json
 import os
@@ -36,12 +37,14 @@ import sys
 
 import numpy as np
 
-from alignment.check import check_step, verdict_table
+from alignment.check import check_step
+from alignment.diagnosis import DEFECT, ROUNDING, Finding
 from alignment.layers.localize import compare_records, load_layer_values
 from alignment.pairs.greedyhash import GREEDYHASH
 from alignment.reprod_format import load_values
 from alignment.suite import show_progress
 from alignment.transforms import preprocess
+from alignment.verdict import Verdict, all_passed, verdict_table
 from greedyhash_common.app.cli_options import bit_length, non_negative_int, positive_int
 from greedyhash_common.app.option_checks import (check_image_size, check_interpreter, check_output_dir,
                                                  check_weights_file)
@@ -214,19 +217,19 @@ def unexplained_by_rounding(localization, failing_keys):
 
 def judged_by_layers(args, rows):
     """`rows`, the float32 framework-against-framework row (the last) judged by the layer localization
-    when it fails on gradients alone: passed as rounding, or failed with the reason naming the layers."""
+    when it fails on gradients alone: its finding rounding, or a defect whose reason names the layers."""
     row = rows[-1]
-    if row["passed"] or not all(key.startswith("grad.") for key in row["failing_keys"]):
+    if row.passed or not all(key.startswith("grad.") for key in row.failing_keys):
         return rows
     localization = localize_float32(args)
-    reason = unexplained_by_rounding(localization, row["failing_keys"])
+    reason = unexplained_by_rounding(localization, row.failing_keys)
     if reason is None:
         flipped = localization.trace("eval", "backward").divergence()[0]
-        judged = {**row, "passed": True, "as_rounding": True,
-                  "note": f"passed as rounding: a decision of {flipped.layer} ({flipped.types}) flipped, every Paddle"
-                          " layer agrees fed torch's values, only the gradients that flow on from it differ"}
+        finding = Finding(ROUNDING, f"a decision of {flipped.layer} ({flipped.types}) flipped, every Paddle layer"
+                          " agrees fed torch's values, only the gradients that flow on from it differ", row.failing_keys)
     else:
-        judged = {**row, "note": f"not rounding: {reason}"}
+        finding = Finding(DEFECT, f"not rounding: {reason}", row.failing_keys)
+    judged = dataclasses.replace(row, findings=(finding,), note=f"{finding.kind}: {finding.reason}")
     return rows[:-1] + [judged]
 
 
@@ -256,18 +259,35 @@ def comparisons(envs):
     return rows
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunVerdict(Verdict):
+    """The verdict of one run of a framework on a device against another run (alignment.verdict)."""
+    run: str
+    against: str
+    keys: str  # which keys were compared: all, or the outputs and losses
+
+    def as_json(self):
+        return {"run": self.run, "against": self.against, "keys": self.keys, **super().as_json(),
+                "failing_keys": list(self.failing_keys)}
+
+    @classmethod
+    def from_json(cls, entry):
+        return cls(run=entry["run"], against=entry["against"], keys=entry["keys"], **cls.fields_of_json(entry))
+
+
 def summary(workdir, envs):
+    """The RunVerdict of every comparison, judged by its keys alone."""
     rows = []
     for run, against, steps in comparisons(envs):
         results = compare(load_values(run_path(workdir, *against)), load_values(run_path(workdir, *run)), run[2],
                           steps)
-        failing = [result for result in results if not result.passed]
-        worst = max(failing or results, key=lambda result: result.excess())
-        rows.append({"run": describe_run(run, envs), "against": describe_run(against, envs),
-                     "keys": "all" if steps == ALL_STEPS else "outputs and losses", "passed": not failing,
-                     "worst_key": worst.name, "max_abs": worst.max_abs, "max_rel": worst.max_rel,
-                     "limit": worst.limit, "failing_keys": [result.name for result in failing], "as_rounding": False,
-                     "note": "; ".join(sorted({result.note for result in results if result.note}))})
+        failing = tuple(result.name for result in results if not result.passed)
+        worst = max([result for result in results if not result.passed] or results, key=lambda result: result.excess())
+        note = "; ".join(sorted({result.note for result in results if result.note}))
+        rows.append(RunVerdict(run=describe_run(run, envs), against=describe_run(against, envs),
+                               keys="all" if steps == ALL_STEPS else "outputs and losses", worst_key=worst.name,
+                               max_abs=worst.max_abs, max_rel=worst.max_rel, limit=worst.limit, note=note,
+                               findings=(Finding(DEFECT, note or "differs beyond its limit", failing),) if failing else ()))
     return rows
 
 
@@ -293,10 +313,10 @@ def check_on_gpu(args):
     run_sides(args)
     envs = {framework: read_env(args.workdir, framework) for framework in ("torch", "paddle")}
     rows = judged_by_layers(args, summary(args.workdir, envs))
-    passed = all(row["passed"] for row in rows)
+    passed = all_passed(rows)
     on_gpu = [framework for framework in ("torch", "paddle") if envs[framework]["device"] == "gpu"]
     write_text(os.path.join(args.workdir, "gpu_check.json"),
-               json.dumps({"passed": passed, "on_gpu": on_gpu, "env": envs, "runs": rows}, indent=2, default=str)
+               json.dumps({"passed": passed, "on_gpu": on_gpu, "env": envs, "runs": [row.as_json() for row in rows]}, indent=2, default=str)
                + "\n")
     print(verdict_table(rows, [("run", 22), ("against", 22), ("keys", 18)]))
     for framework in ("torch", "paddle"):

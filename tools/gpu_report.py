@@ -39,7 +39,7 @@ from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
 from . import gpu_libraries
-from .gpu_check import compare
+from .gpu_check import RunVerdict, compare
 from .gpu_check_side import run_path as gpu_check_run_path
 from .gpu_report_side import DEFAULT_RUNS, DETERMINISTIC_RUNS, run_path
 
@@ -283,8 +283,9 @@ def markdown(result):
     if "runs" in parts["gpu_check"]:
         lines += ["", "## gpu-check", "", "| run | against | keys | passed | worst key | max rel |",
                   "| --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {row['run']} | {row['against']} | {row['keys']} | {row['passed']} | {row['worst_key']} | "
-                  f"{row['max_rel']:.2e} |" for row in parts["gpu_check"]["runs"]]
+        verdicts = [RunVerdict.from_json(entry) for entry in parts["gpu_check"]["runs"]]
+        lines += [f"| {row.run} | {row.against} | {row.keys} | {row.passed} | {row.worst_key} | {row.max_rel:.2e} |"
+                  for row in verdicts]
     for name in ("determinism", "throughput", "epoch", "data_parallel"):
         if parts[name]["status"] != "not run":
             lines += ["", f"## {name}", "", "```", json.dumps(parts[name], indent=2, default=str), "```"]

@@ -13,7 +13,7 @@ def _without_name_table(state):
     return {key: value for key, value in state.items() if key != PADDLE_NAME_TABLE_KEY}
 
 
-def _converted(array, transpose):
+def converted_array(array, transpose):
     return np.ascontiguousarray(array.T) if transpose else array
 
 
@@ -21,7 +21,7 @@ def torch_to_paddle(torch_state, source="torch checkpoint", layout=None):
     """Return (paddle_state, layout); `layout` None: GreedyHash's or the AlexNet backbone's, by the keys."""
     layout = layout or detect_layout(torch_state, "torch")
     check_state(torch_state, layout.torch_shapes, source)
-    paddle_state = {paddle_key: _converted(torch_state[torch_key], torch_key in layout.transposed)
+    paddle_state = {paddle_key: converted_array(torch_state[torch_key], torch_key in layout.transposed)
                     for torch_key, paddle_key in layout.key_map.items()}
     return paddle_state, layout
 
@@ -32,7 +32,7 @@ def paddle_to_torch(paddle_state, source="Paddle checkpoint", layout=None):
     paddle_state = _without_name_table(paddle_state)
     layout = layout or detect_layout(paddle_state, "paddle")
     check_state(paddle_state, layout.paddle_shapes(), source)
-    torch_state = {torch_key: _converted(paddle_state[paddle_key], torch_key in layout.transposed)
+    torch_state = {torch_key: converted_array(paddle_state[paddle_key], torch_key in layout.transposed)
                    for torch_key, paddle_key in layout.key_map.items()}
     torch_state.update({key: value.copy() for key, value in layout.torch_defaults.items()})
     return torch_state, layout

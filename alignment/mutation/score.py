@@ -56,11 +56,11 @@ def explain(outcome, coverage_by_layer):
     nearest check came to its limit; and the probe that tells it from the port."""
     row, needs, reasons = coverage_by_layer.get(outcome["place"]), outcome["needs"], []
     if needs and row is not None:
-        met = row["criteria"].get(needs, [])
+        met = row.criteria.get(needs, [])
         reasons.append(f"coverage: {needs} met in {', '.join(met)}" if met
                        else f"coverage gap: no case has {needs} at {outcome['place']}")
-    elif row is not None and row["gaps"]:
-        reasons.append(f"coverage gaps at {outcome['place']}: {', '.join(row['gaps'])}")
+    elif row is not None and row.gaps:
+        reasons.append(f"coverage gaps at {outcome['place']}: {', '.join(row.gaps)}")
     moved, closest = outcome.get("moved"), outcome["closest"]
     if moved is None:
         reasons.append("at the run's inputs every checked value is bit for bit the unmutated port's")
@@ -81,7 +81,7 @@ def _ratio(value):
 
 def summarize(outcomes, mutants, coverage_rows, settings, seconds):
     control, scored = outcomes[0], outcomes[1:]
-    coverage_by_layer = {row["layer"]: row for row in coverage_rows}
+    coverage_by_layer = {row.layer: row for row in coverage_rows}
     counts = _counts(scored)
     selected_ids = {outcome["id"] for outcome in scored}
     selected = [mutant for mutant in mutants if mutant["id"] in selected_ids or mutant["not_viable"]]

@@ -108,6 +108,24 @@ def test_a_momentum_copied_across_conventions_is_named(torch, paddle):
     assert set(convention.keys) == set(torch_values)
 
 
+def test_float32_rounding_of_the_running_statistics_is_no_momentum_difference(torch, paddle):
+    """Inception v3 corrected, in float32: its running means' updates agree to float32's rounding (ratio 1 up to
+    about 1e-5), which is neither a momentum convention nor Paddle's float32 momentum."""
+    torch_values, _, initial = batch_norm_buffers(torch, paddle, corrected=True)
+    noise = 1 + np.random.default_rng(0).uniform(-5e-5, 5e-5, CHANNELS)
+    paddle_values = {key: (initial[key.split(".", 1)[1]] + (value - initial[key.split(".", 1)[1]]) * noise)
+                     for key, value in torch_values.items()}
+    as_float32 = [{key: value.astype(np.float32) for key, value in values.items()}
+                  for values in (torch_values, paddle_values)]
+    result = checked("forward", "float32", *as_float32)
+    found = known_differences.of_keys(result, sorted(torch_values), evidence(*as_float32, initial))
+    assert not [reason for reason, _ in found if reason.startswith("BatchNorm momentum")], found
+    planted = {key: initial[key.split(".", 1)[1]] + (value - initial[key.split(".", 1)[1]]) / 9
+               for key, value in torch_values.items()}  # torch's 0.1 as Paddle's share: 0.1 / 0.9
+    found = known_differences.of_keys(result, sorted(torch_values), evidence(torch_values, planted, initial))
+    assert [reason for reason, _ in found if reason.startswith("BatchNorm momentum convention")], found
+
+
 def test_the_documented_correction_leaves_nothing_to_diagnose(torch, paddle):
     torch_values, paddle_values, _ = batch_norm_buffers(torch, paddle, corrected=True)
     assert checked("forward", "float64", torch_values, paddle_values).passed

@@ -283,7 +283,7 @@ class Trace:
         hide a defect after it). When every layer agrees fed torch's values, the first layer whose
         result differs while what reaches it agrees ("at": a choice flipped), or "before" when what
         reaches it already differs though no layer before it does. Layers in `ignored` are not taken for
-        ones that differ fed torch's values (alignment.diagnosis.structural_in_float64)."""
+        ones that differ fed torch's values (alignment.verdict.structural_in_float64)."""
         alone = [row for row in self.rows if not row.isolated.passed and row.layer not in ignored]
         if alone:
             largest = max(_magnitude(row.isolated.max_rel) for row in alone)

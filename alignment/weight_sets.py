@@ -4,5 +4,29 @@ own: GreedyHash's `rescaled`, alignment/pairs/greedyhash/weight_sets.py):
 - `seeded`: the framework's seeded initialization (with what it leaves constant drawn, where a pair
   says so);
 - `user`: the checkpoint given with --weights.
+
+Every set the suite makes is written in float64, its values not float32-representable (`below_float32`):
+the float32 checks read their float32 rounding, the float64 checks bits that no float32 holds, so that a
+converter or loader that casts to float32 changes what the float64 checks compute.
 """
+import numpy as np
+
 SEEDED, USER = "seeded", "user"
+
+# How far below float32's precision a made set's values reach: each float32 value moved by up to this share
+# of its float32 spacing. Under a half even of the spacing below a power of two (half the one above), so the
+# float32 rounding of every moved value is the value made.
+BELOW_FLOAT32_SHARE = 0.2
+
+
+def below_float32(state, seed):
+    """`state` ({key: array}) with every float32 array in float64, moved by a seeded part of its float32
+    spacing; other arrays (float64 ones made in float64, integer counters) as they are."""
+    generator = np.random.default_rng(seed)
+    moved = {}
+    for key, value in state.items():
+        if value.dtype == np.float32:
+            shares = generator.uniform(-BELOW_FLOAT32_SHARE, BELOW_FLOAT32_SHARE, value.shape)
+            value = value.astype(np.float64) + np.spacing(np.abs(value)).astype(np.float64) * shares
+        moved[key] = value
+    return moved

@@ -1,7 +1,9 @@
 """`--weight-sets user` (the checkpoint given with --weights) is a weight set of every pair."""
+import numpy as np
 import pytest
 
 from alignment.suite import get_args_parser, resolved_options, with_user_weights
+from alignment.weight_sets import BELOW_FLOAT32_SHARE, below_float32
 from greedyhash_common.infra.errors import UserInputError
 
 from .conftest import run_module
@@ -76,3 +78,14 @@ def test_the_one_pass_rescaling_gives_a_pass_per_layers_weights_bit_for_bit():
     assert len(factors) == 9  # five convolutions, two classifier layers, the hash layer, the class scores
     for (name, value), (_, expected_value) in zip(model.state_dict().items(), expected_model.state_dict().items()):
         assert torch.equal(value, expected_value), name
+
+
+def test_a_made_set_holds_values_below_float32_whose_float32_rounding_is_the_set_made():
+    """The float32 checks read exactly the values made (at powers of two too, where the spacing below is half
+    the one above), the float64 checks other bits; what is not float32 is left as it is."""
+    made = np.concatenate([np.random.default_rng(0).standard_normal(10000), [1, -2, 0.5, 4, 3e38]]).astype(np.float32)
+    state = below_float32({"w": made, "float64": made.astype(np.float64), "count": np.array(3)}, seed=0)
+    assert state["w"].dtype == np.float64 and np.array_equal(state["w"].astype(np.float32), made)
+    assert np.all(state["w"] != made)
+    assert np.max(np.abs(state["w"] - made) / np.spacing(np.abs(made))) > BELOW_FLOAT32_SHARE / 2
+    assert np.array_equal(state["float64"], made) and state["count"].dtype == np.array(3).dtype

@@ -9,7 +9,7 @@ import numpy as np
 from greedyhash_common.infra.errors import UserInputError
 
 from ..dropout_masks import DropoutMaskSchedule
-from ..weight_sets import SEEDED, USER
+from ..weight_sets import SEEDED, USER, below_float32
 
 # torchvision's classification reference trains with SGD, momentum 0.9, coupled L2 1e-4, and the rate 0.1
 # divided by 10 every 30 of 90 epochs
@@ -148,7 +148,8 @@ class ModelPair(abc.ABC):
         """(torch process) One weight set in both layouts: the user's checkpoint (`source`, either framework's,
         converted strictly through the layout), or the seeded set: the torch model's initialization from
         `seed`, with every BatchNorm's parameters and statistics drawn from BATCH_NORM_DRAWS (at 1, 0, 0, 1 a
-        port that ignored them in eval mode would agree)."""
+        port that ignored them in eval mode would agree), in float64 below float32's precision
+        (alignment.weight_sets.below_float32)."""
         from greedyhash_common.state_dicts.paddle_files import write_paddle_state
         from torch_impl.torch_files import write_torch_state
         from weights_convert.checkpoints import both_layouts
@@ -160,7 +161,7 @@ class ModelPair(abc.ABC):
         if weight_set == USER:
             state, paddle_state, _ = both_layouts(source, self.layout())
         else:
-            state = self.seeded_state(seed)
+            state = below_float32(self.seeded_state(seed), seed)
             paddle_state = torch_to_paddle(state, torch_file, self.layout())[0]
         write_torch_state(state, torch_file)
         write_paddle_state(paddle_state, paddle_file)

@@ -14,7 +14,7 @@ from weights_convert.checkpoints import both_layouts
 from weights_convert.convert import torch_to_paddle
 
 from ...paths import images_path, weights_path
-from ...weight_sets import SEEDED, USER
+from ...weight_sets import SEEDED, USER, below_float32
 from .weight_sets import RESCALING_IMAGE_SIZE, target_std
 
 
@@ -62,10 +62,10 @@ def seeded_model(bit, seed):
 
 
 def rescaled_model(bit, seed, workdir):
-    """The seeded model rescaled in float64 on the suite's batch (alignment.weight_sets), stored in float32."""
+    """The seeded model rescaled in float64 on the suite's batch (alignment.weight_sets), kept in float64."""
     model = seeded_model(bit, seed).double()
     rescale(model, np.load(images_path(workdir, RESCALING_IMAGE_SIZE), allow_pickle=False))
-    return model.float()
+    return model
 
 
 def write_both_layouts(source, bit, torch_path, paddle_path):
@@ -79,13 +79,15 @@ def write_both_layouts(source, bit, torch_path, paddle_path):
 
 def make_weight_set(bit, seed, workdir, weight_set, source=None):
     """Write one weight set in both layouts (alignment.paths.weights_path); the user set is `source`. A made
-    set is converted from the model in memory: its .pth is written once, not written and read back."""
+    set is converted from the model in memory: its .pth is written once, not written and read back; it is in
+    float64, below float32's precision (alignment.weight_sets.below_float32: the rescaled set, made in float64,
+    has such values of its own)."""
     torch_file, paddle_file = (weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))
     if weight_set == USER:
         write_both_layouts(source, bit, torch_file, paddle_file)
         return
     model = seeded_model(bit, seed) if weight_set == SEEDED else rescaled_model(bit, seed, workdir)
-    torch_state = {key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}
+    torch_state = below_float32({key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}, seed)
     paddle_state, _ = torch_to_paddle(torch_state, torch_file)
     write_torch_state(torch_state, torch_file)
     write_paddle_state(paddle_state, paddle_file)

@@ -55,6 +55,7 @@ class EveryKind(nn.Layer):
         self.dropout = nn.Dropout(0.3)
         self.square = nn.Linear(16, 16)
         self.layer_norm = nn.LayerNorm(16)
+        self.layer_norm_3d = nn.LayerNorm([4, 3, 3])  # over channels and both spatial axes
         self.activations = nn.LayerList([nn.ReLU6(), nn.Hardswish(), nn.Hardsigmoid(), nn.GELU()])
         self.upsample = nn.Upsample(scale_factor=2, mode="bilinear")
         self.block = BasicBlock(4, 4)
@@ -75,7 +76,7 @@ class EveryKind(nn.Layer):
         square = self.square(paddle.flatten(self.adaptive_max(features), 1))
         outputs = [features, self.relu(features), self.max_pool(features), self.avg_pool(features),
                    self.batch_norm(features), self.adaptive_avg(features), self.dropout(features), square,
-                   self.layer_norm(square), *(activation(features) for activation in self.activations),
+                   self.layer_norm(square), self.layer_norm_3d(self.adaptive_avg(features)), *(activation(features) for activation in self.activations),
                    self.upsample(features), self.block(features), self.downsampling_block(features),
                    self.inverted_residual(features)]
         return paddle.concat([paddle.flatten(output, 1) for output in outputs], 1)
@@ -119,6 +120,23 @@ def test_every_model_operator_changes_the_layer_it_mutates(operator):
         assert _differs(_outputs_and_state(copy.deepcopy(model), images), outcome), \
             f"{operator.name}@{place} changed nothing"
     assert viable, f"{operator.name}: no viable place in the test model"
+
+
+@pytest.mark.parametrize("place", ["layer_norm", "layer_norm_3d"])
+def test_a_layer_norm_computed_over_its_own_axes_is_paddles_so_its_mutants_change_only_what_they_name(place):
+    """The LayerNorm operators' computation at the layer's own axes and epsilon is Paddle's LayerNorm to
+    rounding: the axes operator changes the axes alone, the epsilon one where the epsilon is added."""
+    paddle.seed(1)
+    model = EveryKind()
+    norm = getattr(model, place)
+    norm.weight.set_value(np.random.default_rng(0).uniform(0.5, 2, norm.weight.shape))
+    x = paddle.to_tensor(np.random.default_rng(1).standard_normal((2, *norm._normalized_shape)))
+    expected = norm(x).numpy()
+    for name in ("layer_norm.axes", "layer_norm.epsilon_outside_sqrt"):
+        mutated = getattr(mutate_model(copy.deepcopy(model), place, _operator(name)), place)
+        assert not np.allclose(mutated(x).numpy(), expected, rtol=1e-9, atol=0), name
+    operators._layer_norm_computed(norm, len(norm._normalized_shape))
+    np.testing.assert_allclose(norm(x).numpy(), expected, rtol=1e-13, atol=1e-13)
 
 
 def test_every_operator_of_the_catalog_is_implemented_and_nothing_else():

@@ -1,8 +1,11 @@
 """The names of the weight sets every pair has (each pair's adapter makes its own, and may add sets of its
-own: GreedyHash's `rescaled`, alignment/pairs/greedyhash/weight_sets.py):
+own):
 
 - `seeded`: the framework's seeded initialization (with what it leaves constant drawn, where a pair
   says so);
+- `rescaled`: the seeded set rescaled to a trained network's value ranges (alignment/pairs/rescaling.py):
+  GreedyHash's own, checked by default (alignment/pairs/greedyhash/weight_sets.py); the one the suite
+  proposes to any other pair, checked when asked for (`--weight-sets seeded,rescaled`, alignment.pairs.base);
 - `user`: the checkpoint given with --weights.
 
 Every set the suite makes is written in float64, its values not float32-representable (`below_float32`):
@@ -11,7 +14,7 @@ converter or loader that casts to float32 changes what the float64 checks comput
 """
 import numpy as np
 
-SEEDED, USER = "seeded", "user"
+SEEDED, RESCALED, USER = "seeded", "rescaled", "user"
 
 # How far below float32's precision a made set's values reach: each float32 value moved by up to this share
 # of its float32 spacing. Under a half even of the spacing below a power of two (half the one above), so the

@@ -76,7 +76,8 @@ class EveryKind(nn.Layer):
         square = self.square(paddle.flatten(self.adaptive_max(features), 1))
         outputs = [features, self.relu(features), self.max_pool(features), self.avg_pool(features),
                    self.batch_norm(features), self.adaptive_avg(features), self.dropout(features), square,
-                   self.layer_norm(square), self.layer_norm_3d(self.adaptive_avg(features)), *(activation(features) for activation in self.activations),
+                   self.layer_norm(square), self.layer_norm_3d(self.adaptive_avg(features)),
+                   *(activation(features) for activation in self.activations),
                    self.upsample(features), self.block(features), self.downsampling_block(features),
                    self.inverted_residual(features)]
         return paddle.concat([paddle.flatten(output, 1) for output in outputs], 1)

@@ -15,6 +15,7 @@ from weights_convert.convert import torch_to_paddle
 
 from ...paths import images_path, weights_path
 from ...weight_sets import SEEDED, USER, below_float32
+from ..rescaling import rescale
 from .weight_sets import RESCALING_IMAGE_SIZE, target_std
 
 
@@ -26,36 +27,6 @@ def greedyhash_layouts(source):
     return torch_state, paddle_state, layout
 
 
-def rescale(model, images):
-    """Rescale `model` in place (alignment.weight_sets) on `images` (numpy NCHW); return {layer: factor}.
-
-    In one pass: each Conv and Linear layer, in forward order, is measured on its input, rescaled, and run
-    again on that same input, so the layers after it see what a pass of the network rescaled so far gives
-    them (the values of a pass per layer, at the cost of one pass and one more call of each layer)."""
-    model.eval()
-    batch = torch.from_numpy(np.ascontiguousarray(images)).to(next(model.parameters()).dtype)
-    names = {module: name for name, module in model.named_modules()
-             if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))}
-    factors = {}
-
-    def rescale_layer(module, inputs, output):
-        name = names[module]
-        factors[name] = target_std(name) / output.std().item()
-        module.weight.mul_(factors[name])
-        if module.bias is not None:
-            module.bias.mul_(factors[name])
-        return module.forward(*inputs)  # forward, not the call: no hook again
-
-    handles = [module.register_forward_hook(rescale_layer) for module in names]
-    try:
-        with torch.no_grad():
-            model(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return factors
-
-
 def seeded_model(bit, seed):
     torch.manual_seed(seed)
     return GreedyHash(bit)
@@ -64,7 +35,8 @@ def seeded_model(bit, seed):
 def rescaled_model(bit, seed, workdir):
     """The seeded model rescaled in float64 on the suite's batch (alignment.weight_sets), kept in float64."""
     model = seeded_model(bit, seed).double()
-    rescale(model, np.load(images_path(workdir, RESCALING_IMAGE_SIZE), allow_pickle=False))
+    rescale(model, np.load(images_path(workdir, RESCALING_IMAGE_SIZE), allow_pickle=False), target_std,
+            (torch.nn.Conv2d, torch.nn.Linear))
     return model
 
 

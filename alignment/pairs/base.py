@@ -180,6 +180,7 @@ class ModelPair(abc.ABC):
         write_paddle_state(paddle_state, paddle_file)
 
     def rescaled_state(self, seed, workdir):
+        """The seeded state rescaled on the run's batch at WEIGHTS_MADE_ON's size (alignment/pairs/rescaling.py)."""
         from ..paths import images_path
         from .rescaling import proposed_rescaled_state
 

@@ -51,12 +51,15 @@ LOGS := $(if $(filter greedyhash,$(value MODEL)),logs,logs/$(value MODEL))
 # $(call logs_path,NAME): LOGS/NAME, one shell word
 logs_path = $(call quoted,$(value LOGS)/$(1))
 SIZE :=
+# WEIGHT_SETS (comma-separated, alignment/weight_sets.py) is passed on only when given: the pair's default sets
+WEIGHT_SETS :=
+ALIGN_WEIGHT_SETS = $(call given,--weight-sets,WEIGHT_SETS)
 # SIZE (one size or a comma-separated list) is passed on only when given: the pair's default (224,222 for greedyhash)
 ALIGN_SIZES = $(call given,--sizes,SIZE)
 # BIT reaches the suite only when given: a pair without hash codes takes no --bit (GreedyHash's default: 48)
 ALIGN_BIT = $(if $(filter command line,$(origin BIT)),--bit $(call opt,BIT))
-ALIGN = $(PYTHON) -m alignment --model $(call opt,MODEL) $(ALIGN_BIT) $(ALIGN_SIZES) --dtypes $(call opt,DTYPE) \
-	--workdir $(call opt,LOGS) $(call given,--weights,WEIGHTS) $(call given,--data,DATA)
+ALIGN = $(PYTHON) -m alignment --model $(call opt,MODEL) $(ALIGN_BIT) $(ALIGN_SIZES) $(ALIGN_WEIGHT_SETS) \
+	--dtypes $(call opt,DTYPE) --workdir $(call opt,LOGS) $(call given,--weights,WEIGHTS) $(call given,--data,DATA)
 
 .PHONY: help venv align align-mutants align-mutants-reference align-curve test test-fast convert clean
 
@@ -65,7 +68,8 @@ help:
 	@echo "  make venv             create .venv from requirements.txt (every target does it when needed)"
 	@echo "  make test-fast        the fast tier, for the edit loop (slow tests deselected)"
 	@echo "  make test             every test, then test-gpu-env: what CI runs"
-	@echo "Alignment (options: BIT=48 SIZE=224,222 DTYPE=float32,float64 WEIGHTS=model.pth|.pdparams DATA=cifar)"
+	@echo "Alignment (options: BIT=48 SIZE=224,222 DTYPE=float32,float64 WEIGHTS=model.pth|.pdparams DATA=cifar"
+	@echo "           WEIGHT_SETS=seeded,rescaled: the pair's by default; rescaled proposed to any pair)"
 	@echo "  make align            every step, weight set and size, in both precisions -> LOGS (default logs/)"
 	@echo "  make align MODEL=resnet18   another model pair (alignment/pairs/: resnet18, resnet18-torch-bn) -> logs/MODEL"
 	@echo "  make align-STEP       one step of the pair: align-forward, align-loss, align-backward, align-optim,"
@@ -133,6 +137,8 @@ align-%: $(INSTALLED)
 # How much a pass proves: the suite's float64 checks against generated port defects (alignment/mutation/),
 # for MODEL= (any pair; under LOGS/mutants) or TORCH= and PADDLE= (two model factories, MODULE:FACTORY; under
 # logs/<torch factory>/mutants). MAX=n checks a seeded sample of n mutants, OPERATORS= only some operators,
+# WEIGHT_SETS=seeded,rescaled adds the rescaled set the suite proposes to a pair without one
+# (alignment/pairs/rescaling.py),
 # JOBS= Paddle processes; exits 1 below the committed score (logs/reference/mutants/,
 # logs/reference/mutants-<pair>/) for the same settings.
 MAX :=
@@ -142,7 +148,7 @@ TORCH :=
 PADDLE :=
 MUTANTS_PAIR = $(if $(value TORCH),--torch $(call opt,TORCH) --paddle $(call opt,PADDLE),--model $(call opt,MODEL))
 ALIGN_MUTANTS = $(PYTHON) -m alignment.mutation $(MUTANTS_PAIR) --bit $(call opt,BIT) $(ALIGN_SIZES) \
-	$(call given,--weights,WEIGHTS) $(call given,--data,DATA) $(call given,--max,MAX) \
+	$(ALIGN_WEIGHT_SETS) $(call given,--weights,WEIGHTS) $(call given,--data,DATA) $(call given,--max,MAX) \
 	$(call given,--operators,OPERATORS) --jobs $(call opt,JOBS)
 align-mutants: $(INSTALLED)
 	$(ALIGN_MUTANTS) $(if $(value TORCH),,--workdir $(call logs_path,mutants))

@@ -93,7 +93,8 @@ def align(torch_model, paddle_model, inputs=None, labels=None, *, key_map=None, 
     (default cross-entropy); optimizer: SGD's coefficients (lr, decay_every, momentum, weight_decay).
     workdir: where the values, the localization and the report go (default: a temporary folder, kept).
     weights: a checkpoint of either framework, checked as one more weight set ("user"); weight_sets: the sets
-    to check (default: the seeded one, and "user" when `weights` is given; ("user",): the checkpoint alone).
+    to check (default: the seeded one, and "user" when `weights` is given; ("user",): the checkpoint alone;
+    ("seeded", "rescaled"): the seeded one and its rescaling to a trained network's ranges, alignment.pairs.rescaling).
     profile: localize the first forward case even when it passes; localize=False: no layer localization;
     keep_arrays: keep every array of every step and layer in `workdir`, not only those of the failing keys."""
     pair = ModelsPair(torch_model, paddle_model, name, key_map, inputs, labels, loss, optimizer)

@@ -85,9 +85,10 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     pair = pair_named(args.model, args.workdir)
     weight_sets = args.weight_sets.split(",") if args.weight_sets else list(pair.WEIGHT_SETS)
-    unknown = set(weight_sets) - {*pair.WEIGHT_SETS, USER}
+    unknown = set(weight_sets) - set(pair.weight_set_names())
     if unknown or (USER in weight_sets) != bool(args.weights):
-        raise UserInputError(f"--weight-sets {','.join(weight_sets)}: choose from {', '.join(pair.WEIGHT_SETS)},"
+        choices = [name for name in pair.weight_set_names() if name != USER]
+        raise UserInputError(f"--weight-sets {','.join(weight_sets)}: choose from {', '.join(choices)},"
                              f" and {USER} exactly when --weights is given")
     if args.weights and not os.path.isfile(args.weights):
         raise UserInputError(f"{args.weights}: no such file")

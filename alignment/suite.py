@@ -162,7 +162,7 @@ def resolved_options(args):
     # two factories and one interpreter for both: the sides, the weights and the layers run in this process
     args.in_process = isinstance(pair, FactoryPair) and args.torch_python == args.paddle_python
     check_run_options(args, pair)
-    split_choice(args.weight_sets, (*pair.WEIGHT_SETS, USER), "weight sets")
+    split_choice(args.weight_sets, pair.weight_set_names(), "weight sets")
     if USER in args.weight_sets.split(",") and not args.weights:
         raise UserInputError(f"--weight-sets {USER}: give the checkpoint with --weights")
     return args, pair

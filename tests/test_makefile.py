@@ -52,7 +52,8 @@ def test_every_step_of_a_pair_is_a_make_target_without_a_line_of_its_own(model):
     ("DTYPE", "align"), ("CHECKPOINT", "eval"), ("MODEL_DIR", "infer"), ("STEPS", "align-gpu"),
     ("FRAMEWORK", "train"), ("EPOCHS", "train"), ("PRETRAINED", "train"), ("CASES", "align-layers"),
     ("BENCH_ARGS", "bench"), ("SEEDS", "align-curve"), ("VENV", "align"), ("MAX", "align-mutants"),
-    ("OPERATORS", "align-mutants"), ("SIZE", "align-mutants"),
+    ("OPERATORS", "align-mutants"), ("SIZE", "align-mutants"), ("WEIGHT_SETS", "align"),
+    ("WEIGHT_SETS", "align-mutants"),
 ])
 def test_an_option_takes_effect_from_the_command_line_and_never_from_the_shell(variable, target):
     value = SHELL_VALUE_OF.get(variable, SHELL_VALUE)
@@ -130,6 +131,7 @@ OPTIONS = [("MODEL", "align", "--model", []), ("WEIGHTS", "align", "--weights", 
            ("DTYPE", "align", "--dtypes", []), ("STEPS", "align-gpu", "--steps", []),
            ("CASES", "align-layers", "--cases", []), ("MAX", "align-mutants", "--max", []),
            ("OPERATORS", "align-mutants", "--operators", []), ("JOBS", "align-mutants", "--jobs", []),
+           ("WEIGHT_SETS", "align-mutants", "--weight-sets", []),
            ("TORCH", "align-mutants", "--torch", ["PADDLE=m:f"]),
            ("PADDLE", "align-mutants", "--paddle", ["TORCH=m:f"]),
            ("SEEDS", "align-curve", "--seeds", []),

@@ -19,7 +19,7 @@ from alignment.paths import images_path, labels_path
 from alignment.sides import paddle_layers, torch_layers
 from alignment.steps import StepContext, check_values, steps_of
 from alignment.tolerances import Tolerance
-from alignment.weight_sets import SEEDED
+from alignment.weight_sets import SEEDED, below_float32
 from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.state_dicts.layout import Layout
 from greedyhash_common.state_dicts.paddle_files import read_paddle_state, write_paddle_state
@@ -150,6 +150,21 @@ def test_every_step_runs_and_passes_on_a_pair_defined_in_a_test(tiny, step, dtyp
     result = run_pair_step(TINY, step, tiny.files, tiny.images, tiny.labels, dtype)
     assert result.passed, failing(result)
     assert result.keys
+
+
+def test_weights_below_float32_load_with_their_bits_in_float64_and_rounded_alike_in_float32(tiny, tmp_path):
+    """A made set's values no float32 holds (alignment.weight_sets.below_float32): each side loads them in the
+    run's precision, the reference keeping every bit in float64."""
+    state = below_float32(read_torch_state(tiny.files[0]), 0)
+    files = (str(tmp_path / "tiny.pth"), str(tmp_path / "tiny.pdparams"))
+    write_torch_state(state, files[0])
+    write_paddle_state(torch_to_paddle(state, files[0], TinyPair().layout())[0], files[1])
+    for dtype in ("float32", "float64"):
+        result = run_pair_step(TINY, "weights", files, tiny.images, tiny.labels, dtype)
+        assert result.passed, failing(result)
+    side = TinyPair().side("torch")
+    loaded = side.parameter_values(side.build_model(0, "float64", files[0]))
+    assert all(np.array_equal(value, state[key]) for key, value in loaded.items()), "the reference lost bits"
 
 
 def test_a_tanh_gelu_in_the_tiny_port_fails_forward_and_the_layers_name_it(tiny):

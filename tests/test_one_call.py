@@ -109,3 +109,37 @@ def test_mobilenet_v2s_relu6_made_relu_is_the_headline_of_the_one_call_in_both_m
     coverage = relu6_coverage(result)
     assert coverage["beyond_6_in_eval"] < coverage["beyond_6_in_training"] == coverage["relu6_layers"], coverage
     assert coverage["reported_not_covered"] == 0, coverage
+
+
+def conv_norm_relu6(framework, activation="ReLU6"):
+    """A convolution, a BatchNorm and a ReLU6 (MobileNetV2's block), then a classifier, with the zoo's BatchNorm
+    corrections (alignment.zoo), so that the two frameworks' models align; the Paddle one's activation given."""
+    from alignment.zoo import batch_norm_epsilon_in_float32, batch_norm_statistics_as_torch
+
+    if framework == "torch":
+        import torch.nn as nn
+        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6(),
+                              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+        batch_norm_epsilon_in_float32(model, None)
+        return model
+    import paddle.nn as nn
+    model = nn.Sequential(nn.Conv2D(3, 8, 3, padding=1, bias_attr=False), nn.BatchNorm2D(8), getattr(nn, activation)(),
+                          nn.AdaptiveAvgPool2D(1), nn.Flatten(), nn.Linear(8, 10))
+    batch_norm_statistics_as_torch(None, model)
+    return model
+
+
+@pytest.mark.filterwarnings("ignore:When training, we now always track global mean and variance")
+def test_the_rescaled_set_proposed_to_a_pair_without_one_fails_a_relu6_left_out_that_seeded_weights_pass(tmp_path):
+    """At the seeded weights no ReLU6 input reaches 6: a port with a ReLU there passes forward. The rescaled set
+    the suite proposes (weight_sets=("seeded", "rescaled"): alignment/pairs/rescaling.py) fails it."""
+    import alignment
+
+    options = {"steps": ("forward",), "dtypes": ("float64",), "sizes": (64,), "localize": False,
+               "weight_sets": ("seeded", "rescaled")}
+    assert alignment.align(conv_norm_relu6("torch"), conv_norm_relu6("paddle"), workdir=str(tmp_path / "port"),
+                           **options).passed
+    result = alignment.align(conv_norm_relu6("torch"), conv_norm_relu6("paddle", "ReLU"),
+                             workdir=str(tmp_path / "relu"), **options)
+    assert {row.case.label: row.passed for row in result.rows} == {"seeded-64px": True, "rescaled-64px": False}
+    assert next(row for row in result.rows if not row.passed).worst_key in ("logits", "train_logits")

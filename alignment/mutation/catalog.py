@@ -61,6 +61,10 @@ CATALOG = (
     OperatorSpec("conv.groups=1", MODEL, "a depthwise convolution made dense, its kernel broadcast over every"
                  " input channel"),
     OperatorSpec("norm.epsilon*100", MODEL, "a normalization's epsilon 100 times larger"),
+    OperatorSpec("layer_norm.axes", MODEL, "a LayerNorm normalizing over one trailing axis fewer (over one axis: one"
+                 " more, the axis before it)"),
+    OperatorSpec("layer_norm.epsilon_outside_sqrt", MODEL, "a LayerNorm adding its epsilon to the standard deviation,"
+                 " not to the variance: (x - mean) / (std + eps)"),
     OperatorSpec("batch_norm.momentum=1-m", MODEL, "a BatchNorm momentum copied across conventions (m -> 1 - m)"),
     OperatorSpec("batch_norm.unbiased_variance", MODEL, "a BatchNorm's running variance updated with the unbiased"
                  " estimator (torch's) for the biased one"),

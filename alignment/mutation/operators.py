@@ -163,6 +163,38 @@ def _use_global_stats(norm):
     norm._use_global_stats = True
 
 
+def _layer_norm_computed(norm, axes_count, epsilon_outside_sqrt=False):
+    """The LayerNorm computing its statistics over its input's last `axes_count` axes, its epsilon added
+    inside the square root or (a hand-written port's (x - mean) / (std + eps)) outside it; its affine
+    parameters, of its own normalized shape, over the same trailing axes as before. The epsilon in float32, as Paddle's
+    LayerNorm adds it in float64 too (docs/alignment.md, Mutation testing)."""
+    def forward(self, x):
+        epsilon = float(np.float32(self._epsilon))
+        axes = list(range(x.ndim - axes_count, x.ndim))
+        centered = x - x.mean(axis=axes, keepdim=True)
+        variance = (centered * centered).mean(axis=axes, keepdim=True)
+        if epsilon_outside_sqrt:
+            normalized = centered / (variance.sqrt() + epsilon)
+        else:
+            normalized = centered / (variance + epsilon).sqrt()
+        if self.weight is not None:  # Paddle keeps the affine parameters flat
+            normalized = normalized * self.weight.reshape(self._normalized_shape)
+        return normalized if self.bias is None else normalized + self.bias.reshape(self._normalized_shape)
+    _with_class(norm, "EpsilonOutsideSqrt" if epsilon_outside_sqrt else f"Over{axes_count}Axes",
+                {"forward": forward})
+
+
+def _other_normalized_axes(norm):
+    """One trailing axis fewer than the LayerNorm normalizes over, or, over one axis, one more (the axis
+    before it): a port that flattens or keeps a dimension the reference does not."""
+    count = len(norm._normalized_shape)
+    _layer_norm_computed(norm, count - 1 if count > 1 else 2)
+
+
+def _epsilon_outside_sqrt(norm):
+    _layer_norm_computed(norm, len(norm._normalized_shape), epsilon_outside_sqrt=True)
+
+
 class _ScaledIdentity(nn.Layer):
     def __init__(self, factor):
         super().__init__()
@@ -231,6 +263,8 @@ MODEL_MUTATIONS = {
     "conv.stride+1": (_is(nn.Conv2D), lambda conv: _conv_with(conv, stride=_shifted(conv._stride, 1))),
     "conv.groups=1": (_is_depthwise, _dense_from_depthwise),
     "norm.epsilon*100": (lambda layer: isinstance(layer, NORMS), _scale_epsilon),
+    "layer_norm.axes": (_exactly(nn.LayerNorm), _other_normalized_axes),
+    "layer_norm.epsilon_outside_sqrt": (_exactly(nn.LayerNorm), _epsilon_outside_sqrt),
     "batch_norm.momentum=1-m": (lambda layer: isinstance(layer, BATCH_NORMS), _flip_momentum_convention),
     "batch_norm.unbiased_variance": (lambda layer: isinstance(layer, BATCH_NORMS), _unbiased_running_variance),
     "batch_norm.use_global_stats": (lambda layer: isinstance(layer, BATCH_NORMS), _use_global_stats),

@@ -9,7 +9,7 @@ import numpy as np
 from greedyhash_common.infra.errors import UserInputError
 
 from ..dropout_masks import DropoutMaskSchedule
-from ..weight_sets import SEEDED, USER
+from ..weight_sets import RESCALED, SEEDED, USER, below_float32
 
 # torchvision's classification reference trains with SGD, momentum 0.9, coupled L2 1e-4, and the rate 0.1
 # divided by 10 every 30 of 90 epochs
@@ -28,7 +28,9 @@ class ModelPair(abc.ABC):
     OWN_STEPS = {}  # {name: step module} of steps no other pair has
     OUTPUTS = ("logits",)  # what the model returns, in order
     WEIGHT_SETS = (SEEDED,)  # the first is the default
-    WEIGHTS_MADE_ON = {}  # {weight set: image size of the batch it is made from}
+    # Sets the pair makes when asked for (--weight-sets), beyond its own: the rescaled set the suite proposes
+    # (alignment/pairs/rescaling.py), for a pair whose seeded activations never reach what a port may get wrong
+    PROPOSED_WEIGHT_SETS = (RESCALED,)
     DEFAULT_SIZES = (64, 61)  # even maps, and odd ones whose last windows the border cuts
     # weight sets checked at the run's first size only when another set runs too (alignment.cases)
     FIRST_SIZE_ONLY = ()
@@ -53,6 +55,15 @@ class ModelPair(abc.ABC):
     # mutation_score(workdir) -> (score line, report file) or None, for a pair whose checks are scored against
     # generated port defects (GreedyHash's); None: the report has no mutation score section
     mutation_score = None
+
+    @property
+    def WEIGHTS_MADE_ON(self):
+        """{weight set: image size of the batch it is made from}: the proposed rescaled set, at the first size."""
+        return {RESCALED: self.DEFAULT_SIZES[0]}
+
+    def weight_set_names(self):
+        """Every weight set a run of the pair may ask for: its own, those proposed to it, the user's."""
+        return tuple(dict.fromkeys((*self.WEIGHT_SETS, *self.PROPOSED_WEIGHT_SETS, USER)))
 
     @abc.abstractmethod
     def build(self, framework):
@@ -148,7 +159,9 @@ class ModelPair(abc.ABC):
         """(torch process) One weight set in both layouts: the user's checkpoint (`source`, either framework's,
         converted strictly through the layout), or the seeded set: the torch model's initialization from
         `seed`, with every BatchNorm's parameters and statistics drawn from BATCH_NORM_DRAWS (at 1, 0, 0, 1 a
-        port that ignored them in eval mode would agree)."""
+        port that ignored them in eval mode would agree), or the rescaled set proposed to the pair (that model
+        rescaled on the batch: alignment/pairs/rescaling.py); made sets in float64 below float32's precision
+        (alignment.weight_sets.below_float32)."""
         from greedyhash_common.state_dicts.paddle_files import write_paddle_state
         from torch_impl.torch_files import write_torch_state
         from weights_convert.checkpoints import both_layouts
@@ -160,10 +173,19 @@ class ModelPair(abc.ABC):
         if weight_set == USER:
             state, paddle_state, _ = both_layouts(source, self.layout())
         else:
-            state = self.seeded_state(seed)
+            made = self.seeded_state(seed) if weight_set == SEEDED else self.rescaled_state(seed, workdir)
+            state = below_float32(made, seed)
             paddle_state = torch_to_paddle(state, torch_file, self.layout())[0]
         write_torch_state(state, torch_file)
         write_paddle_state(paddle_state, paddle_file)
+
+    def rescaled_state(self, seed, workdir):
+        """The seeded state rescaled on the run's batch at WEIGHTS_MADE_ON's size (alignment/pairs/rescaling.py)."""
+        from ..paths import images_path
+        from .rescaling import proposed_rescaled_state
+
+        images = np.load(images_path(workdir, self.WEIGHTS_MADE_ON[RESCALED]), allow_pickle=False)
+        return proposed_rescaled_state(self.build("torch"), self.seeded_state(seed), images)
 
     def seeded_state(self, seed):
         import torch

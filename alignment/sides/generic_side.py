@@ -20,11 +20,11 @@ def _torch_build_model(pair, dtype, weights):
 
     from torch_impl.torch_files import read_torch_state
 
-    model = pair.build("torch")
+    model = pair.build("torch").to(getattr(torch, dtype))  # loaded in the run's precision, as Paddle's
     state = read_torch_state(weights)
     check_state(state, {key: tuple(value.shape) for key, value in model.state_dict().items()}, weights)
     model.load_state_dict({key: torch.from_numpy(array) for key, array in state.items()}, strict=True)
-    return model.to(getattr(torch, dtype)).eval()
+    return model.eval()
 
 
 def _paddle_build_model(pair, dtype, weights):

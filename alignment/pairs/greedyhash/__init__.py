@@ -25,12 +25,12 @@ from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.project import PROJECT_ROOT
 
 from ...paths import split_path
-from ...weight_sets import SEEDED
+from ...weight_sets import RESCALED, SEEDED
 from ..base import ModelPair
 from .steps import data, inference, metric
 from . import weight_sets
 from .tolerances import BELOW_FIRST_MAXPOOL
-from .weight_sets import RESCALED, RESCALING_IMAGE_SIZE
+from .weight_sets import RESCALING_IMAGE_SIZE
 
 # the train step: epochs over the first training images through the product's loop, across a decay
 TRAIN_EPOCHS = 4

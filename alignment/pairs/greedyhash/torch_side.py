@@ -31,7 +31,7 @@ def deployed_encoder(model, image_size, threads):
 
 def build_model(bit, dtype, weights):
     with torch.device("meta"):  # load_weights sets every parameter (strictly): no initialization to compute
-        model = GreedyHash(bit)
+        model = GreedyHash(bit).to(getattr(torch, dtype))
     model.to_empty(device="cpu")
-    load_weights(model, weights)
-    return model.to(getattr(torch, dtype)).eval()
+    load_weights(model, weights)  # in the run's precision: float64 weights keep the bits no float32 holds
+    return model.eval()

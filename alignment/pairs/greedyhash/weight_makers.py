@@ -14,7 +14,8 @@ from weights_convert.checkpoints import both_layouts
 from weights_convert.convert import torch_to_paddle
 
 from ...paths import images_path, weights_path
-from ...weight_sets import SEEDED, USER
+from ...weight_sets import SEEDED, USER, below_float32
+from ..rescaling import rescale
 from .weight_sets import RESCALING_IMAGE_SIZE, target_std
 
 
@@ -26,46 +27,17 @@ def greedyhash_layouts(source):
     return torch_state, paddle_state, layout
 
 
-def rescale(model, images):
-    """Rescale `model` in place (alignment.weight_sets) on `images` (numpy NCHW); return {layer: factor}.
-
-    In one pass: each Conv and Linear layer, in forward order, is measured on its input, rescaled, and run
-    again on that same input, so the layers after it see what a pass of the network rescaled so far gives
-    them (the values of a pass per layer, at the cost of one pass and one more call of each layer)."""
-    model.eval()
-    batch = torch.from_numpy(np.ascontiguousarray(images)).to(next(model.parameters()).dtype)
-    names = {module: name for name, module in model.named_modules()
-             if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))}
-    factors = {}
-
-    def rescale_layer(module, inputs, output):
-        name = names[module]
-        factors[name] = target_std(name) / output.std().item()
-        module.weight.mul_(factors[name])
-        if module.bias is not None:
-            module.bias.mul_(factors[name])
-        return module.forward(*inputs)  # forward, not the call: no hook again
-
-    handles = [module.register_forward_hook(rescale_layer) for module in names]
-    try:
-        with torch.no_grad():
-            model(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return factors
-
-
 def seeded_model(bit, seed):
     torch.manual_seed(seed)
     return GreedyHash(bit)
 
 
 def rescaled_model(bit, seed, workdir):
-    """The seeded model rescaled in float64 on the suite's batch (alignment.weight_sets), stored in float32."""
+    """The seeded model rescaled in float64 on the suite's batch (alignment.weight_sets), kept in float64."""
     model = seeded_model(bit, seed).double()
-    rescale(model, np.load(images_path(workdir, RESCALING_IMAGE_SIZE), allow_pickle=False))
-    return model.float()
+    rescale(model, np.load(images_path(workdir, RESCALING_IMAGE_SIZE), allow_pickle=False), target_std,
+            (torch.nn.Conv2d, torch.nn.Linear))
+    return model
 
 
 def write_both_layouts(source, bit, torch_path, paddle_path):
@@ -79,13 +51,15 @@ def write_both_layouts(source, bit, torch_path, paddle_path):
 
 def make_weight_set(bit, seed, workdir, weight_set, source=None):
     """Write one weight set in both layouts (alignment.paths.weights_path); the user set is `source`. A made
-    set is converted from the model in memory: its .pth is written once, not written and read back."""
+    set is converted from the model in memory: its .pth is written once, not written and read back; it is in
+    float64, below float32's precision (alignment.weight_sets.below_float32: the rescaled set, made in float64,
+    has such values of its own)."""
     torch_file, paddle_file = (weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))
     if weight_set == USER:
         write_both_layouts(source, bit, torch_file, paddle_file)
         return
     model = seeded_model(bit, seed) if weight_set == SEEDED else rescaled_model(bit, seed, workdir)
-    torch_state = {key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}
+    torch_state = below_float32({key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}, seed)
     paddle_state, _ = torch_to_paddle(torch_state, torch_file)
     write_torch_state(torch_state, torch_file)
     write_paddle_state(paddle_state, paddle_file)

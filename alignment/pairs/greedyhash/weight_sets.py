@@ -16,8 +16,7 @@ how to measure them).
 """
 from greedyhash_common.hyperparameters import LEARNING_RATE
 
-
-RESCALED = "rescaled"
+from ...weight_sets import RESCALED
 
 # Standard deviation of each layer's pre-activations in the rescaled set, by the layer's kind.
 # Convolutions and the classifier's Linear layers: 4 puts the largest ReLU inputs of a batch well above

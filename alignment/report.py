@@ -364,9 +364,11 @@ def keep_reference(run_dir, reference_dir):
         target = os.path.join(staging, os.path.relpath(path, run_dir))
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copy2(path, target)
-    kept_mutants = os.path.join(reference_dir, "mutants")
-    if os.path.isdir(kept_mutants):  # the committed score is regenerated on its own (make align-mutants-reference)
-        shutil.copytree(kept_mutants, os.path.join(staging, "mutants"))
+    # the committed scores (GreedyHash's mutants/, the other pairs' mutants-<pair>/) are regenerated on their own
+    # (make align-mutants-reference)
+    for kept_mutants in glob.glob(os.path.join(reference_dir, "mutants*")):
+        if os.path.isdir(kept_mutants):
+            shutil.copytree(kept_mutants, os.path.join(staging, os.path.basename(kept_mutants)))
     shutil.rmtree(reference_dir, ignore_errors=True)
     os.replace(staging, reference_dir)
     print(f"kept {len(chosen)} files of {run_dir} in {reference_dir}")

@@ -127,14 +127,17 @@ def test_the_reference_keeps_the_small_files_and_replaces_the_old_ones(tmp_path)
         "report.md", "summary.json"]
 
 
-def test_the_reference_keeps_its_committed_mutation_score(tmp_path):
+def test_the_reference_keeps_its_committed_mutation_scores(tmp_path):
     run, kept = tmp_path / "run", tmp_path / "reference"
     run.mkdir()
     (run / "report.md").write_text("report")
-    (kept / "mutants").mkdir(parents=True)
-    (kept / "mutants" / "mutation.json").write_text("{}")
+    for folder in ("mutants", "mutants-resnet18-torch-bn"):
+        (kept / folder).mkdir(parents=True)
+        (kept / folder / "mutation.json").write_text("{}")
     keep_reference(str(run), str(kept))
-    assert (kept / "mutants" / "mutation.json").read_text() == "{}" and (kept / "report.md").exists()
+    assert (kept / "report.md").exists()
+    for folder in ("mutants", "mutants-resnet18-torch-bn"):
+        assert (kept / folder / "mutation.json").read_text() == "{}"
 
 
 def test_the_report_prints_the_folders_mutation_score_else_the_committed_one(tmp_path):

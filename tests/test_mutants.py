@@ -137,7 +137,7 @@ def test_a_layer_norm_computed_over_its_own_axes_is_paddles_so_its_mutants_chang
     for name in ("layer_norm.axes", "layer_norm.epsilon_outside_sqrt"):
         mutated = getattr(mutate_model(copy.deepcopy(model), place, _operator(name)), place)
         assert not np.allclose(mutated(x).numpy(), expected, rtol=1e-9, atol=0), name
-    operators._layer_norm_computed(norm, len(norm._normalized_shape))
+    operators.layer_norm_computed(norm, len(norm._normalized_shape))
     np.testing.assert_allclose(norm(x).numpy(), expected, rtol=1e-13, atol=1e-13)
 
 

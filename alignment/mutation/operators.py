@@ -163,7 +163,7 @@ def _use_global_stats(norm):
     norm._use_global_stats = True
 
 
-def _layer_norm_computed(norm, axes_count, epsilon_outside_sqrt=False):
+def layer_norm_computed(norm, axes_count, epsilon_outside_sqrt=False):
     """The LayerNorm computing its statistics over its input's last `axes_count` axes, its epsilon added
     inside the square root or (a hand-written port's (x - mean) / (std + eps)) outside it; its affine
     parameters, of its own normalized shape, over the same trailing axes as before. The epsilon in float32, as Paddle's
@@ -188,11 +188,11 @@ def _other_normalized_axes(norm):
     """One trailing axis fewer than the LayerNorm normalizes over, or, over one axis, one more (the axis
     before it): a port that flattens or keeps a dimension the reference does not."""
     count = len(norm._normalized_shape)
-    _layer_norm_computed(norm, count - 1 if count > 1 else 2)
+    layer_norm_computed(norm, count - 1 if count > 1 else 2)
 
 
 def _epsilon_outside_sqrt(norm):
-    _layer_norm_computed(norm, len(norm._normalized_shape), epsilon_outside_sqrt=True)
+    layer_norm_computed(norm, len(norm._normalized_shape), epsilon_outside_sqrt=True)
 
 
 class _ScaledIdentity(nn.Layer):

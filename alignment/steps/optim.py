@@ -13,6 +13,7 @@ import numpy as np
 from ..cases import WEIGHTS
 from ..weight_sets import SEEDED
 from .optimizer_coefficients import float32_exact_coefficients
+from .train import training_state
 
 USES = (WEIGHTS,)
 WEIGHT_SETS = (SEEDED,)  # the gradients are drawn, and the weights enter the update only linearly
@@ -60,6 +61,5 @@ def run(side, context):
     for update in range(UPDATES):
         _apply_gradients(side, model, optimizer, context.mask_seed, update, context.dtype)
         scheduler.step()
-    values.update({"param." + name: value for name, value in side.parameter_values(model).items()})
-    values.update({"momentum." + name: value for name, value in side.momentum_buffers(model, optimizer).items()})
+    values.update(training_state(side, model, optimizer, buffers=False))
     return values

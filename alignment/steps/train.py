@@ -24,11 +24,14 @@ def float64_only_weight_sets(pair):
     return pair.FLOAT64_ONLY_TRAIN_WEIGHT_SETS
 
 
-def _snapshot(side, model, optimizer, prefix):
-    """Copies: an array may share memory with a tensor the next update changes in place (torch's do)."""
+def training_state(side, model, optimizer, prefix="", buffers=True):
+    """{prefix + "param." / "momentum." / "buffer." + name: array} of a model in training, its running
+    statistics left out with `buffers` False. Copies: an array may share memory with a tensor the next
+    update changes in place (torch's do)."""
     values = {f"{prefix}param.{name}": value for name, value in side.parameter_values(model).items()}
     values.update({f"{prefix}momentum.{name}": value for name, value in side.momentum_buffers(model, optimizer).items()})
-    values.update({f"{prefix}buffer.{name}": value for name, value in side.buffer_values(model).items()})
+    if buffers:
+        values.update({f"{prefix}buffer.{name}": value for name, value in side.buffer_values(model).items()})
     return {key: np.array(value, copy=True) for key, value in values.items()}
 
 
@@ -53,7 +56,7 @@ def iterations_values(side, context):
         side.backward(terms["loss_total"])
         side.optimizer_step(optimizer)
         scheduler.step()
-        values.update(_snapshot(side, model, optimizer, f"iteration{iteration}."))
+        values.update(training_state(side, model, optimizer, f"iteration{iteration}."))
     values.update({key: np.array(series, dtype=np.float64) for key, series in records.items()})
     return values
 

@@ -26,6 +26,7 @@ from greedyhash_common.project import PROJECT_ROOT
 
 from ...paths import split_path
 from ...weight_sets import RESCALED, SEEDED
+from ...steps.train import training_state
 from ..base import ModelPair
 from .steps import data, inference, metric
 from . import weight_sets
@@ -147,8 +148,7 @@ class GreedyHashPair(ModelPair):
             scheduler.step()
             side.evaluation.encode(model, evaluated)
         values = {key: np.array(series, dtype=np.float64) for key, series in records.items()}
-        values.update({"param." + name: value for name, value in side.parameter_values(model).items()})
-        values.update({"momentum." + name: value for name, value in side.momentum_buffers(model, optimizer).items()})
+        values.update(training_state(side, model, optimizer, buffers=False))
         return values
 
     def mutant_seams(self):

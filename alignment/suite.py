@@ -363,37 +363,43 @@ def float64_evidence(args, pair, results):
     return evidence
 
 
-def run_layer_sides(args, pair, dtypes, case):
-    """Record every layer of one case, torch first: the Paddle side reads torch's record to pair its layers
-    and to feed each of them torch's input. Return {side: log path} of a side that failed."""
+def run_layer_sides(args, pair, runs):
+    """Record every layer of each case of `runs` {case: [dtype]}, one process per side for them all (or this
+    process: args.in_process): the Paddle side pairs each torch record, and feeds its layers torch's
+    inputs, as soon as torch has written it, while torch records the next. Return {side: log path} of a
+    side that failed."""
     if args.in_process:
         for framework in (REFERENCE, PORT):
-            record_layers(framework, dtypes, case, args.bit, args.workdir, args.threads, args.seed, pair)
+            record_layers(framework, runs.items(), args.bit, args.workdir, args.threads, args.seed, pair)
         return {}
-    for side, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
-        log = os.path.join(args.workdir, f"layers_{case.label}_{side}.log")
-        command = module_command(python, "alignment.layers.side", side, "--case", case.label, "--dtypes",
-                                  ",".join(dtypes), "--bit", args.bit, "--workdir", args.workdir, "--threads",
-                                  args.threads, "--mask-seed", args.seed, "--model", args.model)
-        with ending_together() as children, open(log, "w", encoding="utf-8") as handle:
-            children.append(start_child(command, f"--{side}-python", cwd=PROJECT_ROOT, env=child_environment(),
-                                        stdout=handle, stderr=subprocess.STDOUT))
-            show_progress({log: children[0]})
-        if children[0].wait():
-            return {side: log}
-    return {}
+    cases = [f"{case.label}:{','.join(dtypes)}" for case, dtypes in runs.items()]
+    logs = {side: os.path.join(args.workdir, f"layers_{side}.log") for side in ("torch", "paddle")}
+    ends = dict(zip(("paddle", "torch"), os.pipe()))  # torch -> Paddle: each record's name once written
+    with ending_together() as children, contextlib.ExitStack() as unclosed:
+        for end in ends.values():
+            unclosed.callback(os.close, end)
+        for side, python, fd_option in (("torch", args.torch_python, "--recorded-fd"),
+                                        ("paddle", args.paddle_python, "--reference-fd")):
+            command = module_command(python, "alignment.layers.side", side, "--cases", *cases, "--bit", args.bit,
+                                     "--workdir", args.workdir, "--threads", args.threads, "--mask-seed",
+                                     args.seed, "--model", args.model, fd_option, ends[side])
+            with open(logs[side], "w", encoding="utf-8") as handle:
+                children.append(start_child(command, f"--{side}-python", cwd=PROJECT_ROOT, env=child_environment(),
+                                            stdout=handle, stderr=subprocess.STDOUT, pass_fds=(ends[side],)))
+        unclosed.close()  # the children's copies are the only ones: either side's exit ends the pipe for the other
+        show_progress(dict(zip(logs.values(), children)))
+    # torch's failure first: a Paddle side waiting for its records fails because of it
+    return next(({side: logs[side]} for side, child in zip(logs, children) if child.wait()), {})
 
 
-def localize(args, pair, dtypes, cases):
-    """({(dtype, case): Localization}, {side: log path} of a layer side that failed)."""
-    localizations = {}
-    for case in cases:
-        failed = run_layer_sides(args, pair, dtypes, case)
-        if failed:
-            return localizations, failed
-        localizations.update({(dtype, case): localize_files(args.workdir, dtype, case, pair)
-                              for dtype in dtypes})
-    return localizations, {}
+def localize(args, pair, runs):
+    """({(dtype, case): Localization}, {side: log path} of a layer side that failed) of each case of `runs`
+    {case: [dtype]}."""
+    failed = run_layer_sides(args, pair, runs)
+    if failed:
+        return {}, failed
+    return {(dtype, case): localize_files(args.workdir, dtype, case, pair)
+            for case, dtypes in runs.items() for dtype in dtypes}, {}
 
 
 def cases_to_localize(results, profile=True):
@@ -413,13 +419,8 @@ def localize_cases(args, pair, results, sides_failed):
     the run asks for none (--no-localize)."""
     if sides_failed or not args.localize:
         return {}, {}
-    localizations = {}
-    for case, dtypes in cases_to_localize(results, args.profile).items():
-        found, failed = localize(args, pair, dtypes, [case])
-        localizations.update(found)
-        if failed:
-            return localizations, failed
-    return localizations, {}
+    runs = cases_to_localize(results, args.profile)
+    return localize(args, pair, runs) if runs else ({}, {})
 
 
 def read_coverage(workdir, results):

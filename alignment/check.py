@@ -156,26 +156,42 @@ def keys_compared(name):
     return invariant.groups()[:2] if invariant else (name,)
 
 
-def check_step(step, dtype, torch_values, paddle_values, code_keys=None, invariants=(), overrides=None):
-    """The StepResult of one step's values; `overrides`: a pair's own tolerances (alignment.tolerances)."""
-    code_keys = code_keys or {}
+def check_step(step, dtype, torch_values, paddle_values, code_keys=None, invariants=(), overrides=None,
+               port_kept=None):
+    """The StepResult of one step's values; `overrides`: a pair's own tolerances (alignment.tolerances).
+    `paddle_values`: {key: array}, or (key, array) pairs as a side sends them: each is compared as it comes
+    and dropped, unless an invariant reads it or it fails, so that a checker holds the reference's values
+    and not the port's too (a float64 training step's are 915 MB a side); `port_kept`: a dict that receives
+    the port's arrays of the keys that failed."""
+    code_keys, port_kept = code_keys or {}, {} if port_kept is None else port_kept
     scales = operation_scales(torch_values)
-    results = [failed_key(key, torch_values[key].shape, "missing in paddle") for key in torch_values
-               if key not in paddle_values]
-    results += [failed_key(key, paddle_values[key].shape, "missing in torch") for key in paddle_values
-                if key not in torch_values]
-    for key in (key for key in torch_values if key in paddle_values):
-        if key in code_keys:
+    invariant_keys = {key for pair in invariants for key in pair}
+    compared, missing_in_torch, port_invariant_values, port_keys = {}, [], {}, set()
+    for key, port in (paddle_values.items() if isinstance(paddle_values, dict) else paddle_values):
+        port_keys.add(key)
+        if key not in torch_values:
+            missing_in_torch.append(failed_key(key, port.shape, "missing in torch"))
+        elif key in code_keys:
             continuous = code_keys[key]
-            results.append(compare_codes(key, torch_values[key], paddle_values[key], torch_values[continuous],
-                                         tolerance(step, dtype, continuous, overrides)))
+            compared[key] = compare_codes(key, torch_values[key], port, torch_values[continuous],
+                                          tolerance(step, dtype, continuous, overrides))
         else:
-            results.append(compare_arrays(key, torch_values[key], paddle_values[key],
-                                          tolerance(step, dtype, key, overrides), scales.get(operation_of(key), 0.0)))
-    for side, values in (("torch", torch_values), ("paddle", paddle_values)):
+            compared[key] = compare_arrays(key, torch_values[key], port, tolerance(step, dtype, key, overrides),
+                                           scales.get(operation_of(key), 0.0))
+        if key in invariant_keys:
+            port_invariant_values[key] = port
+        if key not in torch_values or not compared[key].passed:
+            port_kept[key] = port
+        del port  # not held while the next one is read
+    results = [failed_key(key, torch_values[key].shape, "missing in paddle") for key in torch_values
+               if key not in port_keys]
+    results += missing_in_torch + [compared[key] for key in torch_values if key in compared]
+    for side, values in (("torch", torch_values), ("paddle", port_invariant_values)):
         for first, second in invariants:
             if first in values and second in values:
                 results.append(compare_invariant(first, second, values, side))
+                if side == "paddle" and not results[-1].passed:
+                    port_kept.update({first: values[first], second: values[second]})
     return StepResult(step, dtype, results)
 
 

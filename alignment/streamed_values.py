@@ -2,10 +2,11 @@
 
 Each step's values are one message: a JSON header line naming the step run ({"dtype", "step", "case"})
 and its arrays ([name, dtype, shape] each, in order), then the arrays' bytes, C order. The suite reads
-both sides' messages in the order both run their steps (alignment.side.step_runs), compares them at
-once and keeps on disk only what a user reads (alignment.suite: the failing keys, the reprod_log steps,
-every array with --keep-arrays). No pickle: only the numeric dtypes below are read, into arrays allocated
-for them, so a message cannot run code; a header is bounded in size.
+both sides' messages in the order both run their steps (alignment.side.step_runs), the reference's whole
+and the port's an array at a time, compares them at once and keeps on disk only what a user reads
+(alignment.suite: the failing keys, the reprod_log steps, every array with --keep-arrays). No pickle:
+only the numeric dtypes below are read, into arrays allocated for them, so a message cannot run code; a
+header is bounded in size.
 """
 import json
 
@@ -37,6 +38,14 @@ def write_step(handle, run, values):
 
 def read_step(handle):
     """(run, {key: numpy array}) of the next message, or None when the side has closed its end."""
+    message = read_step_arrays(handle)
+    return message and (message[0], dict(message[1]))
+
+
+def read_step_arrays(handle):
+    """(run, iterator of (key, numpy array)) of the next message, each array read as the iterator reaches
+    it, so that a reader may hold one at a time (run the iterator to its end before reading the next
+    message); None when the side has closed its end."""
     line = handle.readline(HEADER_LIMIT + 1)
     if not line:
         return None
@@ -48,7 +57,7 @@ def read_step(handle):
                   for key, dtype, shape in header.pop("arrays")]
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise BrokenStream(f"not a header ({error})") from None
-    return header, {key: _read_array(handle, key, dtype, shape) for key, dtype, shape in arrays}
+    return header, ((key, _read_array(handle, key, dtype, shape)) for key, dtype, shape in arrays)
 
 
 def _read_array(handle, key, dtype, shape):

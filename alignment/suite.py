@@ -40,7 +40,7 @@ from .reprod_format import save_values
 from .side import run_steps, step_runs
 from .sides import PORT, REFERENCE, configured_side, reusing_builds
 from .steps import check_values, steps_of
-from .streamed_values import BrokenStream, read_step
+from .streamed_values import BrokenStream, read_step, read_step_arrays
 from .weight_sets import USER
 
 DTYPES = ("float32", "float64")
@@ -236,21 +236,26 @@ def start_side(args, side, python, steps, dtypes, log):
 
 def check_streams(args, pair, streams, logs):
     """Read the two sides' step values in run order, check each step run, keep what a user reads; a side
-    that ended or sent something else fails every check it has not sent."""
+    that ended or sent something else fails every check it has not sent. The reference's values of a step
+    are read whole, the port's an array at a time, each compared as it comes (alignment.check.check_step)."""
     failed, results = {}, []
     for expected in step_runs(args, pair):
         values = {side: next_values(stream, side, expected, failed, logs) for side, stream in streams.items()}
-        results.append(checked(args, pair, expected, values, failed))
+        try:
+            results.append(checked(args, pair, expected, values, failed))
+        except BrokenStream as error:
+            failed[PORT] = f"{PORT} side sent a broken message ({error}), see {logs[PORT]}"
+            results.append(checked(args, pair, expected, {**values, PORT: None}, failed))
     return results
 
 
 def next_values(stream, side, expected, failed, logs):
-    """The side's values of the step run `expected` (dtype, step, case); None once it has failed (noted in
-    `failed` {side: why})."""
+    """The side's values of the step run `expected` (dtype, step, case): the reference's {key: array}, the
+    port's (key, array) pairs as they arrive; None once it has failed (noted in `failed` {side: why})."""
     if side in failed:
         return None
     try:
-        message = read_step(stream)
+        message = read_step(stream) if side == REFERENCE else read_step_arrays(stream)
     except BrokenStream as error:
         message, failed[side] = None, f"{side} side sent a broken message ({error}), see {logs[side]}"
     if message is None:
@@ -277,25 +282,34 @@ def check_in_process(args, pair):
 
 
 def checked(args, pair, run, values, failed):
-    """The StepResult of one step run (dtype, step, case) from each side's values {side: values or None};
-    its reports written, and its arrays kept as alignment.paths describes."""
+    """The StepResult of one step run (dtype, step, case) from each side's values {side: values or None}
+    (the port's a dict, or (key, array) pairs as they arrive); its reports written, and its arrays kept as
+    alignment.paths describes."""
     dtype, step, case = run
     if failed:
         result = StepResult(step, dtype, [failed_key(SIDE_PROCESS, (), "; ".join(failed.values()))])
+        values = {side: dict(side_values or {}) for side, side_values in values.items()}  # the port's read to its end
     else:
-        result = check_values(step, dtype, values[REFERENCE], values[PORT], pair)
+        port = dict(values[PORT]) if keeps_every_key(args, step) else values[PORT]
+        kept = {}
+        result = check_values(step, dtype, values[REFERENCE], port, pair, port_kept=kept)
+        values = {REFERENCE: values[REFERENCE], PORT: port if isinstance(port, dict) else kept}
     result.case = case
     write_reports(result, _read_env(args.workdir, dtype), *diff_paths(args.workdir, dtype, case, step))
     keep_arrays(args, result, values)
     return result
 
 
+def keeps_every_key(args, step):
+    return args.keep_arrays or step in REPROD_LOG_STEPS
+
+
 def keep_arrays(args, result, values):
     """Write each side's reprod_log file of the step run: every key of the reprod_log steps (and of every
     step with --keep-arrays), the keys a failure was found in otherwise; none when nothing is kept (an
     older run's file removed, so that no reader takes it for this run's)."""
-    every_key = args.keep_arrays or result.step in REPROD_LOG_STEPS
-    kept = None if every_key else {key for row in result.keys if not row.passed for key in keys_compared(row.name)}
+    kept = None if keeps_every_key(args, result.step) else {key for row in result.keys if not row.passed
+                                                            for key in keys_compared(row.name)}
     for side, side_values in values.items():
         path = side_values_path(args.workdir, result.dtype, result.case, result.step, side)
         chosen = {key: value for key, value in (side_values or {}).items() if kept is None or key in kept}

@@ -40,6 +40,44 @@ def test_the_defaults_fault_every_page_in_again():
     assert second_allocation_faults("default") >= PAGES * 9 // 10
 
 
+# A 256 MB array (less than the heap keeps at its top) made and freed with freed memory kept: the resident memory left, MB, before and after the
+# memory is given back
+RESIDENT_AFTER_A_STEP = """
+import sys
+import numpy as np
+from alignment.sides.allocator import give_back_freed_memory, keep_freed_memory
+
+def resident_mb():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * 4096 >> 20
+
+assert keep_freed_memory()
+step_values = np.ones(2 ** 25)
+del step_values
+kept = resident_mb()
+if sys.argv[1] == "give back":
+    give_back_freed_memory()
+print(kept, resident_mb())
+"""
+
+
+def resident_after_a_step(mode):
+    done = subprocess.run([sys.executable, "-c", RESIDENT_AFTER_A_STEP, mode], cwd=PROJECT_ROOT,
+                          env=child_environment(), capture_output=True, text=True, check=True)
+    return [int(word) for word in done.stdout.split()]
+
+
+def test_a_side_gives_back_what_a_step_freed():
+    kept, given_back = resident_after_a_step("give back")
+    assert kept >= 250 and given_back < 100
+
+
+def test_without_giving_back_a_side_keeps_what_a_step_freed():
+    """The planted defect: a side that never gives back holds its last step's memory into the next."""
+    kept, left = resident_after_a_step("keep")
+    assert kept >= 250 and left >= 250
+
+
 SIDE_PROCESSES = ("alignment.side", "alignment.layers.side", "alignment.mutation.side",
                   "alignment.pairs.greedyhash.curve_side")
 

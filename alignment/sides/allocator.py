@@ -8,6 +8,10 @@ zero-filled by the kernel: most of the suite's system time and its tens of milli
 faults (docs/performance.md, "The alignment suite's own cost"). With both thresholds raised the blocks
 stay in the process's heap and are reused; the values computed do not change.
 
+Between steps a side gives back what the step freed (`give_back_freed_memory`): kept, a step's
+freed arrays would add to the next step's and a side would grow with every case it ran (a float64 train
+step's freed 2 GB stayed for the next case's). Within a step they are reused as above.
+
 Only in a side's own process (`in_a_side_process` on its main): a run in the caller's process
 (alignment.align, the zoo, the tests) leaves the caller's allocator as it was, since there the heap would
 keep what every later computation freed (a pytest process grew to 14 GB with it).
@@ -15,6 +19,7 @@ keep what every later computation freed (a pytest process grew to 14 GB with it)
 import ctypes
 import ctypes.util
 import functools
+import gc
 
 # mallopt's parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -36,6 +41,15 @@ def keep_freed_memory():
         return False
     return all(mallopt(parameter, value) == 1
                for parameter, value in ((M_MMAP_THRESHOLD, HEAP_BLOCKS_UP_TO), (M_TRIM_THRESHOLD, KEPT_AT_TOP)))
+
+
+def give_back_freed_memory():
+    """Free what only reference cycles hold (a model and its hooks), then return the heap's free memory to the
+    system (glibc's malloc_trim); False where there is no malloc_trim to call."""
+    gc.collect()
+    library = ctypes.util.find_library("c")
+    malloc_trim = getattr(ctypes.CDLL(library), "malloc_trim", None) if library else None
+    return bool(malloc_trim is not None and malloc_trim(0) is not None)
 
 
 def in_a_side_process(main):

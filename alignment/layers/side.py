@@ -520,14 +520,12 @@ def named(recorded, case, dtype):
 
 
 def record_case(side, hooks, case, dtype, images, labels, bit, workdir, threads, mask_seed, pair, reference_stream):
-    started = time.perf_counter()
+    if side.NAME != REFERENCE and reference_stream is not None:
+        wait_for_reference(reference_stream, case, dtype)
+    started = time.perf_counter()  # the record's own time, not the wait for torch's
     context = StepContext(bit, dtype, weights_path(workdir, bit, case.weights, side.WEIGHTS_SUFFIX), images,
                           labels, mask_seed, image_size=case.size, pair=pair)
-    reference = None
-    if side.NAME != REFERENCE:
-        if reference_stream is not None:
-            wait_for_reference(reference_stream, case, dtype)
-        reference = load_record(workdir, dtype, case, REFERENCE)
+    reference = None if side.NAME == REFERENCE else load_record(workdir, dtype, case, REFERENCE)
     paths = (layer_values_path(workdir, dtype, case, CHAINED, side.NAME),
              layer_values_path(workdir, dtype, case, ISOLATED, side.NAME))
     record, _ = record_side(side, hooks, context, side.describe(threads, dtype), reference, paths)

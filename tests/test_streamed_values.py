@@ -32,7 +32,8 @@ def stream_of(*messages):
 
 def test_every_numeric_dtype_and_shape_arrives_as_sent():
     values = {"scalar": np.float64(2.5) * np.ones(()), "empty": np.zeros((0, 3), np.int64),
-              "strided": np.arange(12.0).reshape(3, 4)[:, ::2], "flags": np.array([True, False]),
+              "strided": np.arange(12.0).reshape(3, 4)[:, ::2], "transposed": np.arange(12.0).reshape(3, 4).T,
+              "flags": np.array([True, False]),
               "half": np.float16([1.5]), "labels": np.arange(5, dtype=np.uint8), "grad": np.float32([[1e-30, -3]])}
     stream = stream_of((RUN, values), ({**RUN, "case": "seeded"}, {}))
     run, received = read_step(stream)
@@ -40,6 +41,7 @@ def test_every_numeric_dtype_and_shape_arrives_as_sent():
     for key, value in values.items():
         assert received[key].dtype == value.dtype and received[key].shape == value.shape, key
         np.testing.assert_array_equal(received[key], value)
+    assert received["transposed"].flags.f_contiguous  # sent as it lay in memory, not copied by the side
     assert read_step(stream) == ({**RUN, "case": "seeded"}, {}) and read_step(stream) is None
 
 
@@ -50,8 +52,10 @@ def test_a_message_cut_short_names_the_key_it_ended_in():
 
 
 @pytest.mark.parametrize("header, message", [
-    (b'{"arrays": [["x", "|O", [1]]]}\n', "x: not a numeric array"),  # an object array would unpickle
-    (b'{"arrays": [["x", "<f8", [-1]]]}\n', "x: not a numeric array"),
+    (b'{"arrays": [["x", "|O", [1], "C"]]}\n', "x: not a numeric array"),  # an object array would unpickle
+    (b'{"arrays": [["x", "<f8", [-1], "C"]]}\n', "x: not a numeric array"),
+    (b'{"arrays": [["x", "<f8", [1], "A"]]}\n', "x: not a numeric array"),
+    (b'{"arrays": [["x", "<f8", [1]]]}\n', "not a header"),
     (b'not json\n', "not a header"),
     (b'{"arrays": 3}\n', "not a header"),
     (b'{"dtype": "float64"', "a header without its end"),

@@ -3,6 +3,7 @@
 Both sides record in this process (the suite records them in two; the recording and the comparison
 are the same code), at 64x64 in float64, where a correct port agrees to about 1e-15.
 """
+import argparse
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from alignment.cases import Case
 from alignment.layers.side import named, record_side, wait_for_reference
 from alignment.pairs.greedyhash import GREEDYHASH, paddle_side, torch_side
 from alignment.sides import paddle_layers, torch_layers
+from alignment.suite import run_layer_sides
 from alignment.tolerances import NEAR_EXACT
 
 from .conftest import run_module, side_process_imports_paddle
@@ -262,3 +264,21 @@ def test_an_unknown_precision_is_refused(tmp_path):
     done = run_module("alignment.layers", "--dtypes", "float16", "--workdir", tmp_path)
     assert done.returncode == 2 and "unknown dtypes float16" in done.stderr
     assert not os.listdir(tmp_path)
+
+
+def fake_interpreter(folder, name, script):
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+@pytest.mark.parametrize("torch_exit, paddle_exit, failed", [(1, 1, "torch"), (0, 1, "paddle"), (0, 0, None)])
+def test_the_layer_side_that_failed_is_named_torch_first(tmp_path, torch_exit, paddle_exit, failed):
+    """One process per side, started together: a Paddle side that waited for a torch side that failed fails
+    too, and the torch side is the one named."""
+    args = argparse.Namespace(in_process=False, workdir=str(tmp_path), bit=12, threads=1, seed=0, model="greedyhash",
+                              torch_python=fake_interpreter(tmp_path, "torch", f"exit {torch_exit}"),
+                              paddle_python=fake_interpreter(tmp_path, "paddle", f"exit {paddle_exit}"))
+    found = run_layer_sides(args, GREEDYHASH, {Case.from_label("seeded-64px"): ["float64"]})
+    assert found == ({failed: str(tmp_path / f"layers_{failed}.log")} if failed else {})

@@ -37,7 +37,7 @@ from ..pairs import pair_named
 from ..paths import images_path, labels_path, layer_values_path, weights_path
 from ..sides import configured_side
 from ..sides import REFERENCE
-from ..sides.allocator import give_back_freed_memory, in_a_side_process
+from ..sides.allocator import free_step_garbage, in_a_side_process
 from ..steps import StepContext
 from ..steps.forward import named_outputs
 from .localize import (CHAINED, ISOLATED, MODES, Record, alone_key, buffer_key, call_name, input_end, input_ends,
@@ -504,7 +504,7 @@ def run(framework, runs, bit, workdir, threads, mask_seed, pair, recorded=None, 
         for dtype in dtypes:
             record_case(side, hooks, case, dtype, images, labels, bit, workdir, threads, mask_seed, pair,
                         reference_stream)
-            give_back_freed_memory()  # a case's model and records are not the next one's
+            free_step_garbage()  # a case's model and records are not the next one's
             if recorded is not None and not named(recorded, case, dtype):
                 return
 

@@ -72,15 +72,23 @@ def _structural_problem(reference, port):
         return f"shape differs: torch {reference.shape}, paddle {port.shape}"
     if reference.dtype != port.dtype:
         return f"dtype differs: torch {reference.dtype}, paddle {port.dtype}"
-    bad = [side for side, array in (("torch", reference), ("paddle", port))
-           if np.issubdtype(array.dtype, np.number) and not np.all(np.isfinite(array))]
-    if bad:
-        return f"NaN or Inf in {' and '.join(bad)}"
     return ""
 
 
-def _scale(array):
-    return float(np.max(np.abs(array))) if array.size and np.issubdtype(array.dtype, np.number) else 0.0
+def _not_finite(reference, port):
+    bad = [side for side, array in (("torch", reference), ("paddle", port))
+           if np.issubdtype(array.dtype, np.number) and not np.all(np.isfinite(array))]
+    return f"NaN or Inf in {' and '.join(bad)}" if bad else ""
+
+
+def largest_magnitude(array):
+    """max |array|; for floats from two reductions, without the temporary array |array| would be (a float64
+    AlexNet's largest weight is 300 MB)."""
+    if not array.size or not np.issubdtype(array.dtype, np.number):
+        return 0.0
+    if np.issubdtype(array.dtype, np.floating):
+        return abs(float(np.maximum(array.max(), -array.min())))  # NaN as np.abs would give it
+    return float(np.max(np.abs(array)))
 
 
 def compare_arrays(name, reference, port, tol, operation_scale=0.0):
@@ -92,10 +100,15 @@ def compare_arrays(name, reference, port, tol, operation_scale=0.0):
         return failed_key(name, reference.shape, problem, list(port.shape) if reference.shape != port.shape else None)
     if not np.issubdtype(reference.dtype, np.floating):
         tol, operation_scale = Tolerance(0.0, 0.0), 0.0  # labels, indices, flags: equal or wrong
-    difference = np.asarray(np.subtract(reference, port, dtype=np.float64))  # one array the size of the key, not three
+    # one array the size of the key, not three; in C order whatever order the sides sent (the mean's sum too)
+    difference = np.asarray(np.subtract(reference, port, dtype=np.float64, order="C"))
     np.abs(difference, out=difference)
-    scale = _scale(reference)
     max_abs = float(difference.max()) if difference.size else 0.0
+    if not math.isfinite(max_abs):  # NaN and Inf carry into the largest difference (overflow aside)
+        problem = _not_finite(reference, port)
+        if problem:
+            return failed_key(name, reference.shape, problem)
+    scale = largest_magnitude(reference)
     max_rel = max_abs / scale if scale else (0.0 if max_abs == 0 else math.inf)
     limit, note = tol.limit(scale), ""
     if scale < operation_scale and scale <= tol.rtol * operation_scale:
@@ -119,7 +132,7 @@ def operation_scales(values):
     for key, array in values.items():
         operation = operation_of(key)
         if operation is not None and np.issubdtype(np.asarray(array).dtype, np.floating):
-            scales[operation] = max(scales.get(operation, 0.0), _scale(np.asarray(array)))
+            scales[operation] = max(scales.get(operation, 0.0), largest_magnitude(np.asarray(array)))
     return scales
 
 
@@ -156,26 +169,42 @@ def keys_compared(name):
     return invariant.groups()[:2] if invariant else (name,)
 
 
-def check_step(step, dtype, torch_values, paddle_values, code_keys=None, invariants=(), overrides=None):
-    """The StepResult of one step's values; `overrides`: a pair's own tolerances (alignment.tolerances)."""
-    code_keys = code_keys or {}
+def check_step(step, dtype, torch_values, paddle_values, code_keys=None, invariants=(), overrides=None,
+               port_kept=None):
+    """The StepResult of one step's values; `overrides`: a pair's own tolerances (alignment.tolerances).
+    `paddle_values`: {key: array}, or (key, array) pairs as a side sends them: each is compared as it comes
+    and dropped, unless an invariant reads it or it fails, so that a checker holds the reference's values
+    and not the port's too (a float64 training step's are 915 MB a side); `port_kept`: a dict that receives
+    the port's arrays of the keys that failed."""
+    code_keys, port_kept = code_keys or {}, {} if port_kept is None else port_kept
     scales = operation_scales(torch_values)
-    results = [failed_key(key, torch_values[key].shape, "missing in paddle") for key in torch_values
-               if key not in paddle_values]
-    results += [failed_key(key, paddle_values[key].shape, "missing in torch") for key in paddle_values
-                if key not in torch_values]
-    for key in (key for key in torch_values if key in paddle_values):
-        if key in code_keys:
+    invariant_keys = {key for pair in invariants for key in pair}
+    compared, missing_in_torch, port_invariant_values, port_keys = {}, [], {}, set()
+    for key, port in (paddle_values.items() if isinstance(paddle_values, dict) else paddle_values):
+        port_keys.add(key)
+        if key not in torch_values:
+            missing_in_torch.append(failed_key(key, port.shape, "missing in torch"))
+        elif key in code_keys:
             continuous = code_keys[key]
-            results.append(compare_codes(key, torch_values[key], paddle_values[key], torch_values[continuous],
-                                         tolerance(step, dtype, continuous, overrides)))
+            compared[key] = compare_codes(key, torch_values[key], port, torch_values[continuous],
+                                          tolerance(step, dtype, continuous, overrides))
         else:
-            results.append(compare_arrays(key, torch_values[key], paddle_values[key],
-                                          tolerance(step, dtype, key, overrides), scales.get(operation_of(key), 0.0)))
-    for side, values in (("torch", torch_values), ("paddle", paddle_values)):
+            compared[key] = compare_arrays(key, torch_values[key], port, tolerance(step, dtype, key, overrides),
+                                           scales.get(operation_of(key), 0.0))
+        if key in invariant_keys:
+            port_invariant_values[key] = port
+        if key not in torch_values or not compared[key].passed:
+            port_kept[key] = port
+        del port  # not held while the next one is read
+    results = [failed_key(key, torch_values[key].shape, "missing in paddle") for key in torch_values
+               if key not in port_keys]
+    results += missing_in_torch + [compared[key] for key in torch_values if key in compared]
+    for side, values in (("torch", torch_values), ("paddle", port_invariant_values)):
         for first, second in invariants:
             if first in values and second in values:
                 results.append(compare_invariant(first, second, values, side))
+                if side == "paddle" and not results[-1].passed:
+                    port_kept.update({first: values[first], second: values[second]})
     return StepResult(step, dtype, results)
 
 

@@ -29,7 +29,7 @@ from .paths import (coverage_path, coverage_stamp_path, env_path, images_path, l
                     weights_path, weights_stamp_path)
 from .pairs import pair_named
 from .sides import REFERENCE, configured_side, reusing_builds
-from .sides.allocator import in_a_side_process
+from .sides.allocator import free_step_garbage, in_a_side_process
 from .steps import StepContext, runs_in, step_cases, step_module, steps_of
 from .streamed_values import write_step
 
@@ -117,6 +117,8 @@ def send_steps(side, args, pair, stream):
     """Run every step and send its values through `stream` (alignment.streamed_values)."""
     for dtype, step, case, values in run_steps(side, args, pair):
         write_step(stream, {"dtype": dtype, "step": step, "case": case.label}, values)
+        values.clear()  # sent: the arrays go now (run_steps holds the dict until the next step's replaces it)
+        free_step_garbage()
 
 
 @exits_cleanly_on_bad_input

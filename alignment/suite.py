@@ -8,7 +8,8 @@ Its public surface (__all__) is what the command line (alignment/__main__.py), t
   with_pair_defaults, with_user_weights, split_choice, DTYPES;
 - the work: prepare (the batch, the pair's inputs, the weight sets; prepare_weights in the torch
   interpreter), run_sides (both sides, each step checked as it arrives; check_streams reads two sides'
-  streams, keep_arrays keeps what a user reads), localize and cases_to_localize (the layers), read_coverage;
+  streams, keep_arrays keeps what a user reads), localize, run_layer_sides and cases_to_localize (the
+  layers), read_coverage;
   run (all of it, in a held work folder: the verdict rows, the localizations, the coverage rows);
 - what a caller reads: SIDE_PROCESS (the key of a check a side never sent), REPROD_LOG_STEPS, PhaseClock,
   show_progress (a side's finished steps as they come).
@@ -47,12 +48,12 @@ from .reprod_format import save_values
 from .side import run_steps, step_runs
 from .sides import PORT, REFERENCE, configured_side, reusing_builds
 from .steps import check_values, steps_of
-from .streamed_values import BrokenStream, read_step
+from .streamed_values import BrokenStream, read_step, read_step_arrays
 from .weight_sets import USER
 
 __all__ = ["DTYPES", "REPROD_LOG_STEPS", "SIDE_PROCESS", "PhaseClock", "add_run_options", "cases_to_localize",
            "check_streams", "get_args_parser", "keep_arrays", "localize", "prepare", "prepare_weights", "read_coverage",
-           "resolved_options", "run", "run_sides", "show_progress", "split_choice", "with_pair_defaults",
+           "resolved_options", "run", "run_layer_sides", "run_sides", "show_progress", "split_choice", "with_pair_defaults",
            "with_user_weights"]
 
 USAGE = """python -m alignment: run alignment steps on both frameworks, compare, report, and exit non-zero on failure.
@@ -257,21 +258,26 @@ def start_side(args, side, python, steps, dtypes, log):
 
 def check_streams(args, pair, streams, logs):
     """Read the two sides' step values in run order, check each step run, keep what a user reads; a side
-    that ended or sent something else fails every check it has not sent."""
+    that ended or sent something else fails every check it has not sent. The reference's values of a step
+    are read whole, the port's an array at a time, each compared as it comes (alignment.check.check_step)."""
     failed, results = {}, []
     for expected in step_runs(args, pair):
         values = {side: next_values(stream, side, expected, failed, logs) for side, stream in streams.items()}
-        results.append(checked(args, pair, expected, values, failed))
+        try:
+            results.append(checked(args, pair, expected, values, failed))
+        except BrokenStream as error:
+            failed[PORT] = f"{PORT} side sent a broken message ({error}), see {logs[PORT]}"
+            results.append(checked(args, pair, expected, {**values, PORT: None}, failed))
     return results
 
 
 def next_values(stream, side, expected, failed, logs):
-    """The side's values of the step run `expected` (dtype, step, case); None once it has failed (noted in
-    `failed` {side: why})."""
+    """The side's values of the step run `expected` (dtype, step, case): the reference's {key: array}, the
+    port's (key, array) pairs as they arrive; None once it has failed (noted in `failed` {side: why})."""
     if side in failed:
         return None
     try:
-        message = read_step(stream)
+        message = read_step(stream) if side == REFERENCE else read_step_arrays(stream)
     except BrokenStream as error:
         message, failed[side] = None, f"{side} side sent a broken message ({error}), see {logs[side]}"
     if message is None:
@@ -298,25 +304,34 @@ def check_in_process(args, pair):
 
 
 def checked(args, pair, run, values, failed):
-    """The StepResult of one step run (dtype, step, case) from each side's values {side: values or None};
-    its reports written, and its arrays kept as alignment.paths describes."""
+    """The StepResult of one step run (dtype, step, case) from each side's values {side: values or None}
+    (the port's a dict, or (key, array) pairs as they arrive); its reports written, and its arrays kept as
+    alignment.paths describes."""
     dtype, step, case = run
     if failed:
         result = StepResult(step, dtype, [failed_key(SIDE_PROCESS, (), "; ".join(failed.values()))])
+        values = {side: dict(side_values or {}) for side, side_values in values.items()}  # the port's read to its end
     else:
-        result = check_values(step, dtype, values[REFERENCE], values[PORT], pair)
+        port = dict(values[PORT]) if keeps_every_key(args, step) else values[PORT]
+        kept = {}
+        result = check_values(step, dtype, values[REFERENCE], port, pair, port_kept=kept)
+        values = {REFERENCE: values[REFERENCE], PORT: port if isinstance(port, dict) else kept}
     result.case = case
     write_reports(result, _read_env(args.workdir, dtype), *diff_paths(args.workdir, dtype, case, step))
     keep_arrays(args, result, values)
     return result
 
 
+def keeps_every_key(args, step):
+    return args.keep_arrays or step in REPROD_LOG_STEPS
+
+
 def keep_arrays(args, result, values):
     """Write each side's reprod_log file of the step run: every key of the reprod_log steps (and of every
     step with --keep-arrays), the keys a failure was found in otherwise; none when nothing is kept (an
     older run's file removed, so that no reader takes it for this run's)."""
-    every_key = args.keep_arrays or result.step in REPROD_LOG_STEPS
-    kept = None if every_key else {key for row in result.keys if not row.passed for key in keys_compared(row.name)}
+    kept = None if keeps_every_key(args, result.step) else {key for row in result.keys if not row.passed
+                                                            for key in keys_compared(row.name)}
     for side, side_values in values.items():
         path = side_values_path(args.workdir, result.dtype, result.case, result.step, side)
         chosen = {key: value for key, value in (side_values or {}).items() if kept is None or key in kept}
@@ -384,37 +399,43 @@ def float64_evidence(args, pair, results):
     return evidence
 
 
-def run_layer_sides(args, pair, dtypes, case):
-    """Record every layer of one case, torch first: the Paddle side reads torch's record to pair its layers
-    and to feed each of them torch's input. Return {side: log path} of a side that failed."""
+def run_layer_sides(args, pair, runs):
+    """Record every layer of each case of `runs` {case: [dtype]}, one process per side for them all (or this
+    process: args.in_process): the Paddle side pairs each torch record, and feeds its layers torch's
+    inputs, as soon as torch has written it, while torch records the next. Return {side: log path} of a
+    side that failed."""
     if args.in_process:
         for framework in (REFERENCE, PORT):
-            record_layers(framework, dtypes, case, args.bit, args.workdir, args.threads, args.seed, pair)
+            record_layers(framework, runs.items(), args.bit, args.workdir, args.threads, args.seed, pair)
         return {}
-    for side, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
-        log = os.path.join(args.workdir, f"layers_{case.label}_{side}.log")
-        command = module_command(python, "alignment.layers.side", side, "--case", case.label, "--dtypes",
-                                  ",".join(dtypes), "--bit", args.bit, "--workdir", args.workdir, "--threads",
-                                  args.threads, "--mask-seed", args.seed, "--model", args.model)
-        with ending_together() as children, open(log, "w", encoding="utf-8") as handle:
-            children.append(start_child(command, f"--{side}-python", cwd=PROJECT_ROOT, env=child_environment(),
-                                        stdout=handle, stderr=subprocess.STDOUT))
-            show_progress({log: children[0]})
-        if children[0].wait():
-            return {side: log}
-    return {}
+    cases = [f"{case.label}:{','.join(dtypes)}" for case, dtypes in runs.items()]
+    logs = {side: os.path.join(args.workdir, f"layers_{side}.log") for side in ("torch", "paddle")}
+    ends = dict(zip(("paddle", "torch"), os.pipe()))  # torch -> Paddle: each record's name once written
+    with ending_together() as children, contextlib.ExitStack() as unclosed:
+        for end in ends.values():
+            unclosed.callback(os.close, end)
+        for side, python, fd_option in (("torch", args.torch_python, "--recorded-fd"),
+                                        ("paddle", args.paddle_python, "--reference-fd")):
+            command = module_command(python, "alignment.layers.side", side, "--cases", *cases, "--bit", args.bit,
+                                     "--workdir", args.workdir, "--threads", args.threads, "--mask-seed",
+                                     args.seed, "--model", args.model, fd_option, ends[side])
+            with open(logs[side], "w", encoding="utf-8") as handle:
+                children.append(start_child(command, f"--{side}-python", cwd=PROJECT_ROOT, env=child_environment(),
+                                            stdout=handle, stderr=subprocess.STDOUT, pass_fds=(ends[side],)))
+        unclosed.close()  # the children's copies are the only ones: either side's exit ends the pipe for the other
+        show_progress(dict(zip(logs.values(), children)))
+    # torch's failure first: a Paddle side waiting for its records fails because of it
+    return next(({side: logs[side]} for side, child in zip(logs, children) if child.wait()), {})
 
 
-def localize(args, pair, dtypes, cases):
-    """({(dtype, case): Localization}, {side: log path} of a layer side that failed)."""
-    localizations = {}
-    for case in cases:
-        failed = run_layer_sides(args, pair, dtypes, case)
-        if failed:
-            return localizations, failed
-        localizations.update({(dtype, case): localize_files(args.workdir, dtype, case, pair)
-                              for dtype in dtypes})
-    return localizations, {}
+def localize(args, pair, runs):
+    """({(dtype, case): Localization}, {side: log path} of a layer side that failed) of each case of `runs`
+    {case: [dtype]}."""
+    failed = run_layer_sides(args, pair, runs)
+    if failed:
+        return {}, failed
+    return {(dtype, case): localize_files(args.workdir, dtype, case, pair)
+            for case, dtypes in runs.items() for dtype in dtypes}, {}
 
 
 def cases_to_localize(results, profile=True):
@@ -434,13 +455,8 @@ def localize_cases(args, pair, results, sides_failed):
     the run asks for none (--no-localize)."""
     if sides_failed or not args.localize:
         return {}, {}
-    localizations = {}
-    for case, dtypes in cases_to_localize(results, args.profile).items():
-        found, failed = localize(args, pair, dtypes, [case])
-        localizations.update(found)
-        if failed:
-            return localizations, failed
-    return localizations, {}
+    runs = cases_to_localize(results, args.profile)
+    return localize(args, pair, runs) if runs else ({}, {})
 
 
 def float64_counterparts(results, localizations):
@@ -459,9 +475,10 @@ def float64_counterparts(results, localizations):
 def localize_float64_counterparts(args, pair, results, localizations):
     """Add the float64_counterparts' localizations to `localizations`; {side: log path} of a layer side that
     failed."""
-    if not args.localize:
+    runs = {case: ["float64"] for case in float64_counterparts(results, localizations)}
+    if not runs or not args.localize:
         return {}
-    found, failed = localize(args, pair, ["float64"], float64_counterparts(results, localizations))
+    found, failed = localize(args, pair, runs)
     localizations.update(found)
     return failed
 

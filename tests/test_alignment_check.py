@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from alignment.check import (check_step, compare_arrays, compare_codes, diff_log_lines, read_result, result_as_json,
-                             write_reports)
+from alignment.check import (check_step, compare_arrays, compare_codes, diff_log_lines, largest_magnitude, read_result,
+                             result_as_json, write_reports)
 from alignment.pairs.greedyhash import GREEDYHASH
 from alignment.steps import runs_in, steps_of, tolerance_overrides
 from alignment.steps import code_keys as step_code_keys
@@ -164,3 +164,24 @@ def test_a_diff_json_reads_back_as_the_result_it_was_written_from(tmp_path):
         with open(path, encoding="utf-8") as handle:
             written = json.load(handle)
         assert json.loads(json.dumps(result_as_json(read_result(path), written["env"]))) == written, path
+
+
+@pytest.mark.parametrize("array", [np.array([-3.0, 2.0]), np.array([-0.0, 0.0]), np.array([1.0, np.nan, -5.0]),
+                                   np.array([-np.inf, 1.0]), np.arange(-4, 3), np.arange(7, dtype=np.uint8),
+                                   np.zeros((0, 3)), np.float32([[1e-30, -3e38]]), np.array(2.5)])
+def test_the_scale_is_the_largest_magnitude_as_np_abs_gives_it(array):
+    expected = float(np.max(np.abs(array))) if array.size else 0.0
+    np.testing.assert_equal(largest_magnitude(array), expected)
+
+
+def test_a_port_in_fortran_order_gives_the_verdict_and_figures_of_the_same_values_in_c_order():
+    reference = np.random.default_rng(0).standard_normal((40, 30))
+    port = reference + np.random.default_rng(1).standard_normal((40, 30)) * 1e-9
+    tol = Tolerance(1e-10, 1e-12)
+    assert repr(compare_arrays("w", reference, np.asfortranarray(port), tol)) == repr(
+        compare_arrays("w", reference, port, tol))
+    nan_port = np.asfortranarray(port)
+    nan_port[3, 4] = np.nan
+    assert compare_arrays("w", reference, nan_port, tol).note == "NaN or Inf in paddle"
+    overflowing = compare_arrays("w", np.array([1e308]), np.array([-1e308]), tol)  # finite sides, an infinite gap
+    assert not overflowing.passed and overflowing.max_abs == np.inf and overflowing.note == ""

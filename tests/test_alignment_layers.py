@@ -3,6 +3,8 @@
 Both sides record in this process (the suite records them in two; the recording and the comparison
 are the same code), at 64x64 in float64, where a correct port agrees to about 1e-15.
 """
+import argparse
+import json
 import os
 import re
 import stat
@@ -14,10 +16,13 @@ import paddle
 import pytest
 
 from alignment.check import compare_arrays
-from alignment.layers.localize import LayerRow, Trace, compare_records, load_layer_values, pair_layers
-from alignment.layers.side import record_side
+from alignment.layers.localize import (LayerRow, Trace, compare_records, load_layer_values, localization_as_json,
+                                       pair_layers)
+from alignment.cases import Case
+from alignment.layers.side import named, record_side, wait_for_reference
 from alignment.pairs.greedyhash import GREEDYHASH, paddle_side, torch_side
 from alignment.sides import paddle_layers, torch_layers
+from alignment.suite import run_layer_sides
 from alignment.tolerances import NEAR_EXACT
 
 from .conftest import run_module, side_process_imports_paddle
@@ -189,11 +194,12 @@ UNTRANSPOSED_CLASSIFIER_4 = """
 
 @pytest.fixture(scope="module")
 def planted_run(module_tmp):
-    """`python -m alignment.layers` on a port with the square weight left untransposed."""
+    """`python -m alignment.layers` on a port with the square weight left untransposed, in both weight sets:
+    one layer process per side records them both (alignment.suite.run_layer_sides)."""
     python = interpreter_with_planted_defect(module_tmp("port") / "bin", UNTRANSPOSED_CLASSIFIER_4)
     workdir = module_tmp("layers")
     return workdir, run_module("alignment.layers", "--sizes", 64, "--bit", 12, "--dtypes", "float64", "--workdir",
-                               workdir, "--paddle-python", python)
+                               workdir, "--paddle-python", python, "--cases", "all")
 
 
 @pytest.mark.slow
@@ -215,12 +221,64 @@ def test_the_command_finds_a_planted_defect_in_separate_processes(planted_run):
 
 
 @pytest.mark.slow
+def test_one_layer_process_per_side_localizes_each_case_at_the_planted_layer(planted_run, contexts, reference):
+    """Both cases recorded by one process per side, the Paddle one pairing each torch record as it comes:
+    each case's localization names the planted layer, and the first case's is the one that both sides
+    recorded in this process give."""
+    workdir, done = planted_run
+    for case in ("seeded-64px", "rescaled-64px"):
+        assert re.search(rf"float64, {case}, eval mode, forward: first divergence at alex\.classifier\.4 ",
+                         done.stdout), done.stdout
+    for side in ("torch", "paddle"):
+        log = (workdir / f"layers_{side}.log").read_text()
+        assert re.findall(rf"^{side} layers (\S+) float64", log, re.MULTILINE) == ["seeded-64px", "rescaled-64px"]
+    in_process = localize_port(contexts, reference, untransposed_square_weight)
+    batched = json.loads((workdir / "float64" / "seeded-64px" / "layers_localization.json").read_text())
+    assert [trace["first_divergence"] for trace in batched["traces"]] == [
+        trace["first_divergence"] for trace in localization_as_json(in_process)["traces"]]
+
+
+@pytest.mark.slow
 def test_the_torch_layer_side_never_imports_paddle(planted_run):
     workdir, _ = planted_run
-    assert not side_process_imports_paddle("alignment.layers.side", "--model", "greedyhash", "--case", "seeded-64px",
-                                           "--bit", 12,
-                                           "--workdir", workdir, "--dtypes", "float64")
+    assert not side_process_imports_paddle("alignment.layers.side", "--model", "greedyhash", "--cases",
+                                           "seeded-64px:float64", "--bit", 12, "--workdir", workdir)
+
+
+def test_a_paddle_layer_side_whose_torch_side_ended_stops_naming_the_record_it_waited_for():
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as reference, os.fdopen(write_end, "wb", 0) as recorded:
+        assert named(recorded, Case.from_label("seeded-64px"), "float64")
+        wait_for_reference(reference, Case.from_label("seeded-64px"), "float64")
+        recorded.close()
+        with pytest.raises(SystemExit, match="torch side ended before recording rescaled-64px float32"):
+            wait_for_reference(reference, Case.from_label("rescaled-64px"), "float32")
+
+
+def test_a_torch_layer_side_stops_recording_once_the_paddle_side_stopped_reading():
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "wb", 0) as recorded:
+        assert not named(recorded, Case.from_label("seeded-64px"), "float64")
 def test_an_unknown_precision_is_refused(tmp_path):
     done = run_module("alignment.layers", "--dtypes", "float16", "--workdir", tmp_path)
     assert done.returncode == 2 and "unknown dtypes float16" in done.stderr
     assert not os.listdir(tmp_path)
+
+
+def fake_interpreter(folder, name, script):
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+@pytest.mark.parametrize("torch_exit, paddle_exit, failed", [(1, 1, "torch"), (0, 1, "paddle"), (0, 0, None)])
+def test_the_layer_side_that_failed_is_named_torch_first(tmp_path, torch_exit, paddle_exit, failed):
+    """One process per side, started together: a Paddle side that waited for a torch side that failed fails
+    too, and the torch side is the one named."""
+    args = argparse.Namespace(in_process=False, workdir=str(tmp_path), bit=12, threads=1, seed=0, model="greedyhash",
+                              torch_python=fake_interpreter(tmp_path, "torch", f"exit {torch_exit}"),
+                              paddle_python=fake_interpreter(tmp_path, "paddle", f"exit {paddle_exit}"))
+    found = run_layer_sides(args, GREEDYHASH, {Case.from_label("seeded-64px"): ["float64"]})
+    assert found == ({failed: str(tmp_path / f"layers_{failed}.log")} if failed else {})

@@ -1,6 +1,7 @@
 """The whole suite as a user runs it: two processes, reprod_log files, verdicts, exit status."""
 import argparse
 import json
+import types
 
 import numpy as np
 import pytest
@@ -126,7 +127,8 @@ def test_a_side_reusing_its_builds_gives_every_step_the_model_a_fresh_build_give
     """alignment.sides.reusing_builds: each build is the build's model, whatever a step did to an earlier
     one, across weight sets and precisions; the side's own build_model is back afterwards."""
     build = side.build_model
-    builds = [("seeded", "float32"), ("rescaled", "float32"), ("seeded", "float64"), ("seeded", "float32")]
+    builds = [("seeded", "float32"), ("rescaled", "float32"), ("seeded", "float32"), ("seeded", "float64"),
+              ("seeded", "float32")]
     path = {weight_set: paths[side is paddle_side] for weight_set, paths in weight_sets.items()}
     expected = {key: _some_parameters(side, build(48, key[1], path[key[0]])) for key in set(builds)}
     with reusing_builds(side):
@@ -139,6 +141,19 @@ def test_a_side_reusing_its_builds_gives_every_step_the_model_a_fresh_build_give
                 (parameter.set_value(parameter * 0) if side is paddle_side else parameter.data.zero_())
                 break
     assert side.build_model is build
+
+
+def test_a_side_builds_each_weight_set_once_per_precision_as_the_steps_take_turns():
+    """The steps of a run alternate between the weight sets (forward seeded, forward rescaled, loss seeded...):
+    each set is built once per precision, and again only after another precision."""
+    made = []
+    side = types.SimpleNamespace(build_model=lambda bit, dtype, weights: made.append((weights, dtype)) or [weights])
+    turns = [("seeded", "float32"), ("rescaled", "float32")] * 3 + [("seeded", "float64"), ("seeded", "float32")]
+    with reusing_builds(side):
+        models = [side.build_model(48, dtype, weights) for weights, dtype in turns]
+    assert made == [("seeded", "float32"), ("rescaled", "float32"), ("seeded", "float64"), ("seeded", "float32")]
+    assert models == [[weights] for weights, _ in turns]
+    assert len({id(model) for model in models}) == len(models)  # each a copy of its own
 
 
 def test_without_the_profile_only_failures_are_localized():

@@ -1,8 +1,10 @@
 """A side's process keeps freed arrays for the next allocation (alignment/sides/allocator.py): a large
 array made again after being freed faults no pages in, where glibc's defaults fault every one."""
+import gc
 import subprocess
 import sys
 import types
+import weakref
 
 import alignment.sides
 from alignment.sides import allocator
@@ -38,6 +40,39 @@ def test_a_freed_array_is_reused_without_page_faults():
 def test_the_defaults_fault_every_page_in_again():
     """The planted defect: without the setting, the check above fails."""
     assert second_allocation_faults("default") >= PAGES * 9 // 10
+
+
+class Model:
+    """A step's model as the frameworks leave it: held by a reference cycle (its hooks refer back to it)."""
+
+    def __init__(self):
+        self.hooks = [self]
+
+
+def step_left_a_model_in_a_cycle():
+    gc.disable()  # as between the collector's own runs
+    model = Model()
+    left = weakref.ref(model)
+    del model
+    return left
+
+
+def test_a_side_frees_the_model_a_step_left_in_a_cycle_before_the_next_step():
+    left = step_left_a_model_in_a_cycle()
+    try:
+        allocator.free_step_garbage()
+        assert left() is None
+    finally:
+        gc.enable()
+
+
+def test_a_model_in_a_cycle_outlives_its_step_until_collected():
+    """The planted defect: without the collection, the last step's model is still held when the next runs."""
+    left = step_left_a_model_in_a_cycle()
+    try:
+        assert left() is not None
+    finally:
+        gc.enable()
 
 
 SIDE_PROCESSES = ("alignment.side", "alignment.layers.side", "alignment.mutation.side",

@@ -4,6 +4,7 @@ import argparse
 import io
 import json
 import os
+import weakref
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from alignment.check import StepResult, compare_arrays, compare_invariant
 from alignment.pairs.greedyhash import GREEDYHASH
 from alignment.paths import side_values_path
 from alignment.reprod_format import load_values
+from alignment.steps import check_values
 from alignment.streamed_values import BrokenStream, read_step, write_step
 from alignment.suite import SIDE_PROCESS, check_streams, keep_arrays
 from alignment.tolerances import Tolerance
@@ -30,7 +32,8 @@ def stream_of(*messages):
 
 def test_every_numeric_dtype_and_shape_arrives_as_sent():
     values = {"scalar": np.float64(2.5) * np.ones(()), "empty": np.zeros((0, 3), np.int64),
-              "strided": np.arange(12.0).reshape(3, 4)[:, ::2], "flags": np.array([True, False]),
+              "strided": np.arange(12.0).reshape(3, 4)[:, ::2], "transposed": np.arange(12.0).reshape(3, 4).T,
+              "flags": np.array([True, False]),
               "half": np.float16([1.5]), "labels": np.arange(5, dtype=np.uint8), "grad": np.float32([[1e-30, -3]])}
     stream = stream_of((RUN, values), ({**RUN, "case": "seeded"}, {}))
     run, received = read_step(stream)
@@ -38,6 +41,7 @@ def test_every_numeric_dtype_and_shape_arrives_as_sent():
     for key, value in values.items():
         assert received[key].dtype == value.dtype and received[key].shape == value.shape, key
         np.testing.assert_array_equal(received[key], value)
+    assert received["transposed"].flags.f_contiguous  # sent as it lay in memory, not copied by the side
     assert read_step(stream) == ({**RUN, "case": "seeded"}, {}) and read_step(stream) is None
 
 
@@ -48,8 +52,10 @@ def test_a_message_cut_short_names_the_key_it_ended_in():
 
 
 @pytest.mark.parametrize("header, message", [
-    (b'{"arrays": [["x", "|O", [1]]]}\n', "x: not a numeric array"),  # an object array would unpickle
-    (b'{"arrays": [["x", "<f8", [-1]]]}\n', "x: not a numeric array"),
+    (b'{"arrays": [["x", "|O", [1], "C"]]}\n', "x: not a numeric array"),  # an object array would unpickle
+    (b'{"arrays": [["x", "<f8", [-1], "C"]]}\n', "x: not a numeric array"),
+    (b'{"arrays": [["x", "<f8", [1], "A"]]}\n', "x: not a numeric array"),
+    (b'{"arrays": [["x", "<f8", [1]]]}\n', "not a header"),
     (b'not json\n', "not a header"),
     (b'{"arrays": 3}\n', "not a header"),
     (b'{"dtype": "float64"', "a header without its end"),
@@ -144,3 +150,55 @@ def test_a_side_that_died_is_diagnosed_without_the_arrays_it_never_sent(tmp_path
     results = check_streams(run_args(tmp_path), GREEDYHASH, streams, {"torch": "t.log", "paddle": "p.log"})
     [row] = verdicts(results, {}, evidence_of_run(str(tmp_path), 48, GREEDYHASH.key_map()))
     assert not row.passed and "paddle side failed, see p.log" in row.note
+
+
+BACKWARD_RUN = {**RUN, "step": "backward"}
+# the backward step's values as far as the checker reads them: a gradient, and GreedyHash's invariant's two keys
+BACKWARD = {"grad.alex.features.0.weight": np.ones((4, 3)), "grad.hash_layer.weight": np.full((2, 4), 0.5),
+            "grad_cross_entropy.h": np.ones(3), "grad_cross_entropy.b": np.ones(3)}
+
+
+def test_the_port_checked_as_it_arrives_gives_the_verdicts_of_its_whole_values_and_keeps_the_failing_keys(tmp_path):
+    differing = {**BACKWARD, "grad.hash_layer.weight": BACKWARD["grad.hash_layer.weight"] + 1e-3,
+                 "grad_cross_entropy.b": np.zeros(3)}
+    streams = {"torch": stream_of((BACKWARD_RUN, BACKWARD)), "paddle": stream_of((BACKWARD_RUN, differing))}
+    args = run_args(tmp_path, steps="backward")
+    [streamed] = check_streams(args, GREEDYHASH, streams, {"torch": "t.log", "paddle": "p.log"})
+    whole = check_values("backward", "float64", BACKWARD, differing, GREEDYHASH)
+    assert [repr(key) for key in streamed.keys] == [repr(key) for key in whole.keys]
+    assert sorted(key.name for key in streamed.keys if not key.passed) == [
+        "grad.hash_layer.weight", "grad_cross_entropy.b", "grad_cross_entropy.h == grad_cross_entropy.b (paddle)"]
+    paths = {side: side_values_path(str(tmp_path), "float64", Case("seeded", 64), "backward", side)
+             for side in ("torch", "paddle")}
+    wanted = ["grad.hash_layer.weight", "grad_cross_entropy.b", "grad_cross_entropy.h"]
+    assert {side: sorted(load_values(path)) for side, path in paths.items()} == {"torch": wanted, "paddle": wanted}
+    np.testing.assert_array_equal(load_values(paths["paddle"])["grad.hash_layer.weight"],
+                                  differing["grad.hash_layer.weight"])
+
+
+def test_the_checker_holds_no_port_array_that_passed_once_the_next_arrives():
+    """Planted defect: a checker that gathers the port's values before comparing them holds them all."""
+    alive = []
+
+    def arriving(values, may_hold=()):
+        alive.clear()
+        for key, value in values.items():
+            assert [name for name, array in alive if array() is not None and name not in may_hold] == [], key
+            made = [np.array(value)]
+            alive.append((key, weakref.ref(made[0])))
+            yield key, made.pop()  # this generator holds none of them
+
+    invariant = ("grad_cross_entropy.h", "grad_cross_entropy.b")  # held: compared with each other at the end
+    assert check_values("backward", "float64", BACKWARD, arriving(BACKWARD, invariant), GREEDYHASH).passed
+    with pytest.raises(AssertionError, match="grad.hash_layer.weight"):
+        check_values("backward", "float64", BACKWARD, iter(dict(arriving(BACKWARD, invariant)).items()), GREEDYHASH)
+
+
+def test_a_port_message_cut_short_fails_the_step_naming_the_side_and_its_log(tmp_path):
+    whole = stream_of((BACKWARD_RUN, BACKWARD)).getvalue()
+    streams = {"torch": stream_of((BACKWARD_RUN, BACKWARD)), "paddle": io.BytesIO(whole[:-8])}
+    [result] = check_streams(run_args(tmp_path, steps="backward"), GREEDYHASH, streams,
+                             {"torch": "t.log", "paddle": "p.log"})
+    assert [key.name for key in result.keys] == [SIDE_PROCESS]
+    assert "paddle side sent a broken message (grad_cross_entropy.b: the side ended within its values), see p.log" \
+        == result.keys[0].note

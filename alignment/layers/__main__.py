@@ -46,7 +46,7 @@ def main(argv=None):
     args.workdir = os.path.abspath(args.workdir)
     with holding_workdir(args.workdir):
         prepare(args, pair)
-        localizations, failed = localize(args, pair, dtypes, cases)
+        localizations, failed = localize(args, pair, dict.fromkeys(cases, dtypes))
         for side, log in failed.items():
             print(f"layer localization failed: {side} side, see {log}")
         for localization in localizations.values():

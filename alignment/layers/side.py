@@ -1,16 +1,21 @@
 """One framework's side of layer-by-layer localization, in its own process.
 
-  python -m alignment.layers.side torch|paddle --case seeded-224px --bit 48 --workdir logs
-                                               [--dtypes float32,float64]
+  python -m alignment.layers.side torch|paddle --cases seeded-224px:float32,float64 [rescaled-222px:float32 ...]
+                                               --bit 48 --workdir logs [--recorded-fd FD | --reference-fd FD]
 
-Runs the model of one case (weight set and size) of a model pair (--model) on the suite's batch with a
-hook on every layer, in eval mode and in training mode with the pair's randomness injected, and takes
-the gradient of the backward step's loss with respect to every layer's input and output. Writes
-<dtype>/<case>/layers_<side>.npz and the layers' structure, <dtype>/<case>/layers_<side>.json. The
-Paddle side runs after the torch side and reads its record: it names its values by torch layer name,
-so that the two files have the same keys. Each side runs every layer alone, fed torch's input and
-torch's gradient of its output (<dtype>/<case>/layers_isolated_<side>.npz). Only the chosen framework
-is imported.
+Runs the model of each case (weight set and size) of a model pair (--model), in each precision named
+after its label, on the suite's batch with a hook on every layer, in eval mode and in training mode
+with the pair's randomness injected, and takes the gradient of the backward step's loss with respect
+to every layer's input and output. Writes <dtype>/<case>/layers_<side>.npz and the layers' structure,
+<dtype>/<case>/layers_<side>.json. The Paddle side reads the torch side's record: it names its values
+by torch layer name, so that the two files have the same keys. Each side runs every layer alone, fed
+torch's input and torch's gradient of its output (<dtype>/<case>/layers_isolated_<side>.npz). Only the
+chosen framework is imported.
+
+One process per side records every case: the suite starts both at once, the torch side names each
+record through --recorded-fd once it is written, and the Paddle side, reading the other end as
+--reference-fd, pairs it while torch records the next (their start-up and imports overlap too);
+without the pipe the Paddle side reads records written before.
 """
 import argparse
 import contextlib
@@ -32,7 +37,7 @@ from ..pairs import pair_named
 from ..paths import images_path, labels_path, layer_values_path, weights_path
 from ..sides import configured_side
 from ..sides import REFERENCE
-from ..sides.allocator import in_a_side_process
+from ..sides.allocator import free_step_garbage, in_a_side_process
 from ..steps import StepContext
 from ..steps.forward import named_outputs
 from .localize import (CHAINED, ISOLATED, MODES, Record, alone_key, buffer_key, call_name, input_end, input_ends,
@@ -44,14 +49,42 @@ def get_args_parser():
     parser = OneLineArgumentParser(prog="python -m alignment.layers.side", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=("torch", "paddle"))
-    parser.add_argument("--dtypes", default="float32,float64")
-    parser.add_argument("--case", required=True, help="the weight set and size, as alignment.cases labels them")
+    parser.add_argument("--cases", nargs="+", required=True, type=case_run,
+                        help="CASE:DTYPE,... each: the weight set and size, as alignment.cases labels them, and"
+                             " the precisions to record it in, recorded in this order")
     parser.add_argument("--bit", type=int, required=True)
     parser.add_argument("--workdir", required=True, help="holds inputs/ (batch, weights) and receives the records")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mask-seed", type=int, default=0)
     parser.add_argument("--model", required=True, help="the model pair (alignment.pairs.pair_named)")
+    recorded = parser.add_mutually_exclusive_group()
+    recorded.add_argument("--recorded-fd", type=int,
+                          help="(torch) a pipe to name each record through (RECORDED_LINE) once it is written")
+    recorded.add_argument("--reference-fd", type=int,
+                          help="(paddle) the pipe the torch side names its records through: each is read once"
+                               " named there")
     return parser
+
+
+def case_run(text):
+    """(Case, [dtype]) of a CASE:DTYPE,... argument."""
+    label, _, dtypes = text.partition(":")
+    return Case.from_label(label), dtypes.split(",")
+
+
+def recorded_line(case, dtype):
+    """What the torch side sends once the record of `case` in `dtype` is written."""
+    return f"{case.label} {dtype}\n".encode()
+
+
+def wait_for_reference(stream, case, dtype):
+    """Return once the torch side names the record of `case` in `dtype` on `stream`; fail if it ends or names
+    another."""
+    line = stream.readline()
+    if line != recorded_line(case, dtype):
+        sys.exit(f"error: the torch side ended before recording {case.label} {dtype}" if not line else
+                 f"error: the torch side recorded {line.decode(errors='replace').strip()} where {case.label}"
+                 f" {dtype} was due")
 
 
 def build_model(side, hooks, context):
@@ -460,29 +493,56 @@ def record_side(side, hooks, context, env, reference=None, paths=(None, None)):
     return record, read_isolated()
 
 
-def run(framework, dtypes, case, bit, workdir, threads, mask_seed, pair):
+def run(framework, runs, bit, workdir, threads, mask_seed, pair, recorded=None, reference_stream=None):
+    """Record each (case, [dtype]) of `runs` in order; the torch side names each record on `recorded` (a
+    binary stream) once written, the Paddle side waits for its name on `reference_stream`."""
     side = configured_side(framework, threads, pair)
     hooks = importlib.import_module(f"alignment.sides.{framework}_layers")
-    images = np.load(images_path(workdir, case.size), allow_pickle=False)
     labels = np.load(labels_path(workdir), allow_pickle=False)
-    for dtype in dtypes:
-        started = time.perf_counter()
-        context = StepContext(bit, dtype, weights_path(workdir, bit, case.weights, side.WEIGHTS_SUFFIX), images,
-                              labels, mask_seed, image_size=case.size, pair=pair)
-        reference = None if framework == REFERENCE else load_record(workdir, dtype, case, REFERENCE)
-        paths = (layer_values_path(workdir, dtype, case, CHAINED, framework),
-                 layer_values_path(workdir, dtype, case, ISOLATED, framework))
-        record, _ = record_side(side, hooks, context, side.describe(threads, dtype), reference, paths)
-        write_structure(record, structure_path(workdir, dtype, case, framework))
-        print(f"{framework} layers {case.label} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
+    for case, dtypes in runs:
+        images = np.load(images_path(workdir, case.size), allow_pickle=False)
+        for dtype in dtypes:
+            record_case(side, hooks, case, dtype, images, labels, bit, workdir, threads, mask_seed, pair,
+                        reference_stream)
+            free_step_garbage()  # a case's model and records are not the next one's
+            if recorded is not None and not named(recorded, case, dtype):
+                return
+
+
+def named(recorded, case, dtype):
+    """Name the record just written on `recorded`; False when the Paddle side has stopped reading (it failed,
+    and says so): the later records would be for nobody."""
+    try:
+        recorded.write(recorded_line(case, dtype))
+    except BrokenPipeError:
+        return False
+    return True
+
+
+def record_case(side, hooks, case, dtype, images, labels, bit, workdir, threads, mask_seed, pair, reference_stream):
+    if side.NAME != REFERENCE and reference_stream is not None:
+        wait_for_reference(reference_stream, case, dtype)
+    started = time.perf_counter()  # the record's own time, not the wait for torch's
+    context = StepContext(bit, dtype, weights_path(workdir, bit, case.weights, side.WEIGHTS_SUFFIX), images,
+                          labels, mask_seed, image_size=case.size, pair=pair)
+    reference = None if side.NAME == REFERENCE else load_record(workdir, dtype, case, REFERENCE)
+    paths = (layer_values_path(workdir, dtype, case, CHAINED, side.NAME),
+             layer_values_path(workdir, dtype, case, ISOLATED, side.NAME))
+    record, _ = record_side(side, hooks, context, side.describe(threads, dtype), reference, paths)
+    write_structure(record, structure_path(workdir, dtype, case, side.NAME))
+    print(f"{side.NAME} layers {case.label} {dtype}: {time.perf_counter() - started:.1f} s", flush=True)
 
 
 @exits_cleanly_on_bad_input
 @in_a_side_process
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    run(args.framework, args.dtypes.split(","), Case.from_label(args.case), args.bit, args.workdir, args.threads,
-        args.mask_seed, pair_named(args.model, args.workdir))
+    with contextlib.ExitStack() as pipes:
+        ends = ((args.recorded_fd, "wb", 0), (args.reference_fd, "rb", -1))  # unbuffered: each name at once
+        recorded, reference = (pipes.enter_context(os.fdopen(fd, mode, buffering)) if fd is not None else None
+                               for fd, mode, buffering in ends)
+        run(args.framework, args.cases, args.bit, args.workdir, args.threads, args.mask_seed,
+            pair_named(args.model, args.workdir), recorded, reference)
 
 
 if __name__ == "__main__":

@@ -37,16 +37,19 @@ def patched(targets):
 
 
 def reusing_builds(side):
-    """side.build_model building once for builds of the same (bit, precision, weights) in a row: the later
-    ones are copies of the first, which no step ever sees (a copy takes a fraction of a build:
-    docs/alignment.md, Running it). Every build goes through the side's build_model as it is when this
-    starts, with whatever a user or a test installed in it; only the last build is kept, so a side holds
-    one model more than its steps do."""
-    build, last = side.build_model, {}
+    """side.build_model building once per (bit, precision, weights) while the precision and bit stay the
+    same: the later builds are copies of the first, which no step ever sees (a copy takes a fraction of a
+    build: docs/alignment.md, Running it). The steps of a run go through the weight sets in turn, step
+    after step, so each set's build is kept until the precision changes: a side holds one model per weight
+    set more than its steps do, and builds each once per precision instead of once per step. Every build
+    goes through the side's build_model as it is when this starts, with whatever a user or a test
+    installed in it."""
+    build, kept = side.build_model, {}
 
     def build_or_copy(bit, dtype, weights):
-        if (bit, dtype, weights) not in last:
-            last.clear()
-            last[bit, dtype, weights] = build(bit, dtype, weights)
-        return copy.deepcopy(last[bit, dtype, weights])
+        if (bit, dtype, weights) not in kept:
+            if any(key[:2] != (bit, dtype) for key in kept):
+                kept.clear()  # another precision: these are not built again
+            kept[bit, dtype, weights] = build(bit, dtype, weights)
+        return copy.deepcopy(kept[bit, dtype, weights])
     return patched([(side, "build_model", build_or_copy)])

@@ -81,11 +81,12 @@ def tolerance_overrides(step, pair):
             for dtype in {*own, *pairs}}
 
 
-def check_values(step, dtype, torch_values, paddle_values, pair):
-    """The checker's verdict (alignment.check.StepResult) on one step's values of the two sides of `pair`."""
+def check_values(step, dtype, torch_values, paddle_values, pair, port_kept=None):
+    """The checker's verdict (alignment.check.StepResult) on one step's values of the two sides of `pair`
+    (the Paddle side's as alignment.check.check_step takes them, with `port_kept`)."""
     invariants = (*getattr(steps_of(pair)[step], "INVARIANTS", ()), *pair.INVARIANTS.get(step, ()))
     return check_step(step, dtype, torch_values, paddle_values, code_keys(step, pair), invariants,
-                      tolerance_overrides(step, pair))
+                      tolerance_overrides(step, pair), port_kept)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,7 @@ compares them with per-key tolerances (`alignment.tolerances`).
 
 
 def align(*args, **options):
-    """alignment.api.align: imported when called, so that `python -m alignment.side torch` never loads paddle."""
+    """alignment.api.align: imported when called, so that `python -m alignment.worker torch` never loads paddle."""
     from .api import align as run
 
     return run(*args, **options)

@@ -13,7 +13,7 @@
                                                       once localized unless --keep-arrays
   <dtype>/env_torch.json, env_paddle.json             each side's framework, device, threads
   coverage/<case>.json                                what the reference's layers saw in a case
-  coverage/<case>.stamp.json                          what it was recorded from (alignment.side)
+  coverage/<case>.stamp.json                          what it was recorded from (alignment.worker)
 """
 import os
 

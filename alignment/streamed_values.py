@@ -5,7 +5,7 @@ and its arrays ([name, dtype, shape, order] each, in order), then the arrays' by
 Fortran order ("F") for an array that is so in memory: a Paddle Linear weight in torch's layout is a
 transposed view, sent as it lies rather than copied in the side (the side is the suite's slower one,
 and a float64 AlexNet's largest weight takes a second to transpose). The suite reads
-both sides' messages in the order both run their steps (alignment.side.step_runs), the reference's whole
+both sides' messages in the order both run their steps (alignment.worker.step_runs), the reference's whole
 and the port's an array at a time, compares them at once and keeps on disk only what a user reads
 (alignment.suite: the failing keys, the reprod_log steps, every array with --keep-arrays). No pickle:
 only the numeric dtypes below are read, into arrays allocated for them, so a message cannot run code; a

@@ -45,7 +45,7 @@ from .option_checks import check_run_options
 from .paths import coverage_path, diff_paths, env_path, inputs_dir, layer_values_path, side_values_path
 from .report import write_report
 from .reprod_format import save_values
-from .side import run_steps, step_runs
+from .worker import run_steps, step_runs
 from .sides import PORT, REFERENCE, configured_side, reusing_builds
 from .steps import check_values, steps_of
 from .streamed_values import BrokenStream, read_step, read_step_arrays
@@ -240,7 +240,7 @@ def start_side(args, side, python, steps, dtypes, log):
     """(process, the read end of the pipe its values come through) of one side started; its output goes to
     its log."""
     read_end, write_end = os.pipe()
-    command = module_command(python, "alignment.side", side, "--steps", ",".join(steps), "--dtypes",
+    command = module_command(python, "alignment.worker", side, "--steps", ",".join(steps), "--dtypes",
                               ",".join(dtypes), "--bit", args.bit, "--workdir", args.workdir,
                               "--threads", args.threads, "--mask-seed", args.seed, "--values-fd", write_end,
                               *case_options(args), *(["--data", args.data] if args.data else []))
@@ -416,7 +416,7 @@ def run_layer_sides(args, pair, runs):
             unclosed.callback(os.close, end)
         for side, python, fd_option in (("torch", args.torch_python, "--recorded-fd"),
                                         ("paddle", args.paddle_python, "--reference-fd")):
-            command = module_command(python, "alignment.layers.side", side, "--cases", *cases, "--bit", args.bit,
+            command = module_command(python, "alignment.layers.worker", side, "--cases", *cases, "--bit", args.bit,
                                      "--workdir", args.workdir, "--threads", args.threads, "--mask-seed",
                                      args.seed, "--model", args.model, fd_option, ends[side])
             with open(logs[side], "w", encoding="utf-8") as handle:

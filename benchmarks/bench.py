@@ -41,7 +41,7 @@ from greedyhash_common.project import PROJECT_ROOT, child_environment
 
 from . import process_peak, timing
 from .map_speed import markdown_table, measure_map_speed
-from .side import MEASUREMENTS, add_measurement_options
+from .worker import MEASUREMENTS, add_measurement_options
 
 FRAMEWORKS = ("torch", "paddle")
 ALIGN_STEPS = tuple(steps_of(GREEDYHASH))  # `make align`'s, the default pair's
@@ -72,7 +72,7 @@ def side_arguments(args):
 def run_measurement(framework, item, variant, args, folder):
     """One measurement in a fresh process; its result, or {"error": ...} when it failed."""
     output = os.path.join(folder, f"{framework}-{item}-{variant}.json")
-    command = [sys.executable, "-m", "benchmarks.side", framework, item, variant, "--output", output,
+    command = [sys.executable, "-m", "benchmarks.worker", framework, item, variant, "--output", output,
                *side_arguments(args)]
     with timing.OtherPrograms() as machine:
         done = subprocess.run(command, cwd=PROJECT_ROOT, env=child_environment(), capture_output=True, text=True)
@@ -158,7 +158,7 @@ def spread_or_failure(seconds):
 
 def measure_startup(args, log_folder):
     """What a run pays before it computes: each side process's start (Python, the framework's import, its
-    runtime settings: what `alignment.side` does before its first step), and the one-step loop a user
+    runtime settings: what `alignment.worker` does before its first step), and the one-step loop a user
     repeats while debugging (`python -m alignment --steps forward --no-profile`, as `make align-forward`),
     first in an empty folder, then again with the weight sets reused."""
     result = {"repeats": args.startup_repeats, "sides": {}, "one_step": {}}

@@ -80,7 +80,7 @@ def _models(case):
 def run_suite(case, folder):
     """This suite's localization, both sides in this process, records written to `folder`."""
     from alignment.layers.localize import compare_records
-    from alignment.layers.side import record_side
+    from alignment.layers.worker import record_side
     from alignment.sides import paddle_layers, torch_layers
     from alignment.steps import StepContext
 

@@ -3,7 +3,7 @@
   python -m benchmarks.profile torch|paddle [--mkl vendor|avx2] [--output logs/profile_paddle_avx2.txt]
   make profile          (both frameworks, both MKL settings, into logs/profile_*.txt)
 
-The step and its inputs are the benchmark's (benchmarks.side: batch 32, 224 px, float32, seeded model,
+The step and its inputs are the benchmark's (benchmarks.worker: batch 32, 224 px, float32, seeded model,
 the same thread count on both sides). After --warm-up untimed steps, --steps steps run under
 torch.profiler or paddle.profiler (CPU), and the operator table, sorted by total CPU time, is written
 to --output (atomically) and printed. `--mkl` chooses MKL's code path on an AMD CPU
@@ -17,7 +17,7 @@ from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import OneLineArgumentParser
 from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
-from .side import SIDES, add_measurement_options, training_step
+from .worker import SIDES, add_measurement_options, training_step
 
 TABLE_ROWS = 20
 

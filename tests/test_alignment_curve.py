@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alignment.pairs.greedyhash.curve import loss_difference_per_epoch, parse_seeds, summarize
-from alignment.pairs.greedyhash.curve_side import evaluated_after
+from alignment.pairs.greedyhash.curve_worker import evaluated_after
 from alignment.pairs.greedyhash.tolerances import curve_map_tolerance
 from greedyhash_common.infra.errors import UserInputError
 

@@ -12,7 +12,7 @@ import paddle
 import pytest
 
 from alignment.layers.localize import compare_records
-from alignment.layers.side import calls_in_run_order, record_side
+from alignment.layers.worker import calls_in_run_order, record_side
 from alignment.sides import paddle_layers, torch_layers
 from alignment.steps import StepContext
 from benchmarks import layer_tree_cases

@@ -19,7 +19,7 @@ from alignment.check import compare_arrays
 from alignment.layers.localize import (LayerRow, Trace, compare_records, load_layer_values, localization_as_json,
                                        pair_layers)
 from alignment.cases import Case
-from alignment.layers.side import named, record_side, wait_for_reference
+from alignment.layers.worker import named, record_side, wait_for_reference
 from alignment.pairs.greedyhash import GREEDYHASH, paddle_side, torch_side
 from alignment.sides import paddle_layers, torch_layers
 from alignment.suite import run_layer_sides
@@ -241,7 +241,7 @@ def test_one_layer_process_per_side_localizes_each_case_at_the_planted_layer(pla
 @pytest.mark.slow
 def test_the_torch_layer_side_never_imports_paddle(planted_run):
     workdir, _ = planted_run
-    assert not side_process_imports_paddle("alignment.layers.side", "--model", "greedyhash", "--cases",
+    assert not side_process_imports_paddle("alignment.layers.worker", "--model", "greedyhash", "--cases",
                                            "seeded-64px:float64", "--bit", 12, "--workdir", workdir)
 
 

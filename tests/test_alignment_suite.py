@@ -96,7 +96,7 @@ def test_reprod_log_reads_what_the_torch_side_wrote(suite_run):
 @pytest.mark.slow
 def test_torch_side_process_never_imports_paddle(suite_run):
     workdir, _ = suite_run
-    assert not side_process_imports_paddle("alignment.side", "--model", "greedyhash", "--bit", 12, "--workdir", workdir,
+    assert not side_process_imports_paddle("alignment.worker", "--model", "greedyhash", "--bit", 12, "--workdir", workdir,
                                            "--steps", "loss", "--values-fd", NULL_FD,
                                            "--dtypes", "float64", "--sizes", 64)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from benchmarks import bench, process_peak
-from benchmarks.side import MEASUREMENTS
+from benchmarks.worker import MEASUREMENTS
 from greedyhash_common.infra import cpu_math
 from tests.conftest import PROJECT_ROOT, run_module
 
@@ -21,7 +21,7 @@ TINY = ["--batch-size", "2", "--image-size", "64", "--warm-up", "1", "--repeats"
 # Every item and variant of one framework in one process (one import instead of one per measurement).
 MEASURE_ALL = """
 import json, sys
-from benchmarks.side import MEASUREMENTS, get_args_parser, measure
+from benchmarks.worker import MEASUREMENTS, get_args_parser, measure
 framework = sys.argv[1]
 results = []
 for item, (_, variants) in MEASUREMENTS.items():

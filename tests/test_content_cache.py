@@ -143,7 +143,7 @@ def seeded_workdir(tmp_path_factory):
 
 
 def test_a_cases_coverage_is_recorded_again_only_when_what_it_follows_from_changes(seeded_workdir, monkeypatch):
-    """alignment.side.write_coverage: the reference's layer record is reused for the same weights, batch,
+    """alignment.worker.write_coverage: the reference's layer record is reused for the same weights, batch,
     masks, precision, code and framework, and recorded again when any of them changes."""
     recorded = []
     monkeypatch.setattr(coverage, "record", lambda side, context: recorded.append(context.dtype) or {"rows": []})

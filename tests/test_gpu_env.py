@@ -142,7 +142,7 @@ def test_gpu_check_fails_tf32_like_rounding_and_a_changed_gradient(gpu_check_run
     that differs (a GPU kernel computing something else), both fail against the reference."""
     from alignment.reprod_format import load_values
     from tools.gpu_check import compare
-    from tools.gpu_check_side import run_path
+    from tools.gpu_check_worker import run_path
 
     _, workdir = gpu_check_run
     reference = load_values(run_path(str(workdir), "torch", "cpu", "float64"))
@@ -190,7 +190,7 @@ def judged(workdir, failing_keys, planted=None):
     from alignment.layers.localize import Record, compare_records, load_layer_values
     from tools.gpu_check import unexplained_by_rounding
     from alignment.pairs.greedyhash import GREEDYHASH
-    from tools.gpu_check_side import isolated_path, load_layer_record
+    from tools.gpu_check_worker import isolated_path, load_layer_record
 
     record = load_layer_record(str(workdir), "paddle")
     port = Record(record.layers, dict(record.values), record.env)  # the files are read-only archives

@@ -386,7 +386,7 @@ def _parser(module, factory="get_args_parser", *arguments):
     (_parser("tools.gpu_check"), ["--batch-size", "0"], "argument --batch-size: must be a positive integer, got 0"),
     (_parser("tools.gpu_check"), ["--bit", "13"], "argument --bit: must be one of 12, 24, 32, 48, got 13"),
     (_parser("alignment.suite"), ["--bogus"], "unrecognized arguments: --bogus"),
-    (_parser("alignment.side"), ["tensorflow"], "argument framework: invalid choice: 'tensorflow'"),
+    (_parser("alignment.worker"), ["tensorflow"], "argument framework: invalid choice: 'tensorflow'"),
     (_parser("alignment.prepare_weights"), [], "the following arguments are required: --bit, --workdir"),
     (_parser("weights_convert.__main__"), ["torch2tf", "a", "b"], "argument direction: invalid choice: 'torch2tf'"),
 ])

@@ -152,7 +152,7 @@ def test_concurrent_runs_in_one_workdir_are_refused_and_a_killed_suite_leaves_no
                                cwd=PROJECT_ROOT, env=child_environment(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: len(processes_mentioning("alignment.side\0", str(workdir))) == 2, 240,
+        wait_for(lambda: len(processes_mentioning("alignment.worker\0", str(workdir))) == 2, 240,
                  "both sides of the first run")
         sides = processes_mentioning(str(workdir))
         for attack in (["--weights", nan_weights, "--bit", "48"], ["--bit", "12"]):

@@ -12,7 +12,7 @@ import pytest
 from alignment.cases import WEIGHTS
 from alignment.check import check_step
 from alignment.layers.localize import compare_records
-from alignment.layers.side import record_side
+from alignment.layers.worker import record_side
 from alignment.pairs import pair_named
 from alignment.pairs.base import ModelPair
 from alignment.paths import images_path, labels_path
@@ -436,7 +436,7 @@ def test_a_pair_is_a_model_pair_subclass_and_every_process_is_told_which():
             pair_named(f"{__name__}:NotAPair")
     finally:
         del sys.modules[__name__].NotAPair
-    done = subprocess.run([sys.executable, "-m", "alignment.side", "torch", "--bit", "0", "--workdir", "x"],
+    done = subprocess.run([sys.executable, "-m", "alignment.worker", "torch", "--bit", "0", "--workdir", "x"],
                           cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and "--model" in done.stderr  # never a silent GreedyHash
 

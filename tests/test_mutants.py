@@ -22,11 +22,11 @@ from paddle.vision.models.resnet import BasicBlock
 from alignment.coverage import LayerCoverage
 from alignment.inputs import write_input_batch
 from alignment.mutation import operators, score
-from alignment.mutation import side as mutants_side
+from alignment.mutation import worker as mutants_worker
 from alignment.mutation.catalog import LOOP, MODEL, NAMES, OperatorSpec
 from alignment.mutation.operators import MODEL_OPERATORS
 from alignment.mutation.seams import Seams
-from alignment.mutation.side import CONTROL, installed, largest_change, mutant_record, mutate_model, same_models
+from alignment.mutation.worker import CONTROL, installed, largest_change, mutant_record, mutate_model, same_models
 from alignment.pairs.greedyhash.mutant_seams import LOSS_TERMS, GreedyHashSeams
 from alignment.prepare_weights import prepare_weights
 from alignment.pairs.greedyhash import GREEDYHASH as greedyhash
@@ -279,8 +279,8 @@ def test_a_survivor_is_explained_by_the_coverage_gap_of_its_layer():
 
 
 def test_a_probe_on_which_the_port_itself_overflows_tells_nothing():
-    assert mutants_side.all_finite({"logits": np.array([1.0, 2.0]), "labels": np.array([1, 2])})
-    assert not mutants_side.all_finite({"logits": np.array([1.0, np.nan])})
+    assert mutants_worker.all_finite({"logits": np.array([1.0, 2.0]), "labels": np.array([1, 2])})
+    assert not mutants_worker.all_finite({"logits": np.array([1.0, np.nan])})
 
 
 def test_the_largest_change_of_a_mutant_is_relative_to_the_unmutated_value():
@@ -322,12 +322,12 @@ def test_probes_tell_a_survivor_from_the_port_and_none_tells_an_equivalent_mutan
     apart. ReLU6 agrees at the seeded weights (no input beyond 6) but a probe tells it apart."""
     twice = operators.Operator(OperatorSpec("relu->relu,relu", MODEL, "a ReLU applied twice"),
                                lambda layer: type(layer) is nn.ReLU, lambda layer: nn.Sequential(nn.ReLU(), nn.ReLU()))
-    monkeypatch.setitem(mutants_side.OPERATOR_NAMED, twice.name, twice)
+    monkeypatch.setitem(mutants_worker.OPERATOR_NAMED, twice.name, twice)
     equivalent, relu6 = (mutant_record(operator, "alex.classifier.5") for operator in (twice, _operator("relu->relu6")))
     with reusing_builds(paddle_side):
-        assert not mutants_side.identical_models(paddle_side, seeded_64px_run, equivalent)
-        assert mutants_side.probe_difference(paddle_side, seeded_64px_run, equivalent) is None
-        found = mutants_side.probe_difference(paddle_side, seeded_64px_run, relu6)
+        assert not mutants_worker.identical_models(paddle_side, seeded_64px_run, equivalent)
+        assert mutants_worker.probe_difference(paddle_side, seeded_64px_run, equivalent) is None
+        found = mutants_worker.probe_difference(paddle_side, seeded_64px_run, relu6)
     assert found["step"] == "forward" and found["probe"] in ("weights perturbed", "images x1000")
 
 

@@ -75,8 +75,8 @@ def test_a_model_in_a_cycle_outlives_its_step_until_collected():
         gc.enable()
 
 
-SIDE_PROCESSES = ("alignment.side", "alignment.layers.side", "alignment.mutation.side",
-                  "alignment.pairs.greedyhash.curve_side")
+SIDE_PROCESSES = ("alignment.worker", "alignment.layers.worker", "alignment.mutation.worker",
+                  "alignment.pairs.greedyhash.curve_worker")
 
 
 def test_every_side_process_keeps_freed_memory_and_a_run_in_the_callers_process_does_not(monkeypatch):

@@ -58,7 +58,7 @@ from greedyhash_common.infra.errors import (OneLineArgumentParser, UserInputErro
 from greedyhash_common.infra.workdir_lock import holding_workdir
 from greedyhash_common.project import PROJECT_ROOT, child_environment, module_command
 
-from .gpu_check_side import inputs_path, isolated_path, load_layer_record, run_path
+from .gpu_check_worker import inputs_path, isolated_path, load_layer_record, run_path
 
 REFERENCE = ("torch", "cpu", "float64")
 ALL_STEPS = ("forward", "loss", "backward")
@@ -116,7 +116,7 @@ def write_inputs(workdir, data, batch_size, size):
 
 
 def write_weights(args):
-    command = module_command(args.torch_python, "tools.gpu_check_side", "weights", "--workdir", args.workdir, "--bit",
+    command = module_command(args.torch_python, "tools.gpu_check_worker", "weights", "--workdir", args.workdir, "--bit",
                               args.bit, "--seed", args.seed, *(["--weights", args.weights] if args.weights else []))
     done = run_child(command, "--torch-python", cwd=PROJECT_ROOT, env=side_environment())
     if done.returncode:
@@ -148,7 +148,7 @@ def start_side(args, framework, *options):
     """(framework, log, process) of one side started with `options`, in the sides' environment."""
     python = args.torch_python if framework == "torch" else args.paddle_python
     log = os.path.join(args.workdir, f"side_{framework}{'_layers' if options else ''}.log")
-    command = module_command(python, "tools.gpu_check_side", framework, "--workdir", args.workdir, "--bit",
+    command = module_command(python, "tools.gpu_check_worker", framework, "--workdir", args.workdir, "--bit",
                               args.bit, "--device", args.device, "--seed", args.seed, *options)
     with open(log, "w", encoding="utf-8") as handle:
         return framework, log, start_child(command, f"--{framework}-python", cwd=PROJECT_ROOT,

@@ -13,7 +13,7 @@ Runs, each part in its own processes (torch in this interpreter, Paddle in --pad
 - determinism (GPU): two float32 runs with the deterministic flags must be bit-identical; what differs
   between two runs with the defaults; TF32 allowed against TF32 off, each against the float64 reference;
 - throughput (GPU): the training step of both frameworks side by side, images/s, the same batch and
-  precision (benchmarks.side, train, float32);
+  precision (benchmarks.worker, train, float32);
 - epoch (GPU): one epoch of training with evaluation (mAP) in each framework;
 - data parallel (GPU, two or more): one epoch with paddle.distributed.launch over two GPUs (NCCL).
 
@@ -40,8 +40,8 @@ from greedyhash_common.project import PROJECT_ROOT, child_environment, module_co
 
 from . import gpu_libraries
 from .gpu_check import RunVerdict, compare
-from .gpu_check_side import run_path as gpu_check_run_path
-from .gpu_report_side import DEFAULT_RUNS, DETERMINISTIC_RUNS, run_path
+from .gpu_check_worker import run_path as gpu_check_run_path
+from .gpu_report_worker import DEFAULT_RUNS, DETERMINISTIC_RUNS, run_path
 
 FRAMEWORKS = ("torch", "paddle")
 THROUGHPUT_STEPS = {"--warm-up": 5, "--repeats": 20}
@@ -98,7 +98,7 @@ def versions(args):
     for framework in FRAMEWORKS:
         output = os.path.join(args.workdir, f"versions_{framework}.json")
         log = os.path.join(args.workdir, f"versions_{framework}.log")
-        code, _ = run(module_command(python_of(args, framework), "tools.gpu_report_side", "versions", framework,
+        code, _ = run(module_command(python_of(args, framework), "tools.gpu_report_worker", "versions", framework,
                                      "--output", output), log)
         if code:
             raise UserInputError(f"{framework} does not start: {tail(log)}")
@@ -161,7 +161,7 @@ def determinism(args, on_gpu, device="gpu"):
     reference = load_values(gpu_check_run_path(workdir, "torch", "cpu", "float64"))
     rows = {}
     for framework in FRAMEWORKS:
-        command = module_command(python_of(args, framework), "tools.gpu_report_side", "determinism", framework,
+        command = module_command(python_of(args, framework), "tools.gpu_report_worker", "determinism", framework,
                                  "--workdir", workdir, "--bit", args.bit, "--device", device)
         log = os.path.join(args.workdir, f"determinism_{framework}.log")
         # cuBLAS is deterministic only with a fixed workspace (torch refuses its deterministic mode without it)
@@ -190,7 +190,7 @@ def throughput(args, on_gpu, device="gpu", batch_size=BATCH_SIZE, image_size=IMA
         output = os.path.join(args.workdir, f"throughput_{framework}.json")
         options = [value for pair in (steps or THROUGHPUT_STEPS).items() for value in pair]
         log = os.path.join(args.workdir, f"throughput_{framework}.log")
-        code, _ = run(module_command(python_of(args, framework), "benchmarks.side", framework, "train", "dynamic",
+        code, _ = run(module_command(python_of(args, framework), "benchmarks.worker", framework, "train", "dynamic",
                                      "--output", output, "--device", device, "--batch-size", batch_size,
                                      "--image-size", image_size, "--bit", args.bit, *options), log)
         if code:

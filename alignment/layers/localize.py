@@ -1,6 +1,6 @@
 """Pair the units of the two records, compare them unit by unit, and name the unit where they part.
 
-A record (written by `alignment.layers.side`) holds, for each mode (eval, and train with the suite's
+A record (written by `alignment.layers.worker`) holds, for each mode (eval, and train with the suite's
 injected dropout masks), every unit's output and the loss's gradient with respect to it, plus a
 unit's inputs where no unit produced them, and after the training-mode pass every layer's buffers. A
 unit is a layer that called no other layer, or a function the model's own code called between layers

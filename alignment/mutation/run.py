@@ -6,7 +6,7 @@ port defects, for any pair the suite runs.
 
 Runs the unmutated suite's float64 steps (forward, loss, backward, optim, train) in the run's cases
 (by default make align's), then every mutant of the Paddle port (operators.py beside this file), or a
-seeded sample of --max of them, through the same steps, cases, inputs, checker and tolerances (side.py),
+seeded sample of --max of them, through the same steps, cases, inputs, checker and tolerances (worker.py),
 in --jobs Paddle processes. Reports the mutation score (killed / (killed + survived)) per operator
 and per layer, every survivor with what it changed and why no check saw it, the mutants that are
 equivalent to the port (not counted) and those with which the port does not run at all (not
@@ -75,7 +75,7 @@ def checked_mutant_options(args):
 
 
 def paddle_command(args, action):
-    return module_command(args.paddle_python, "alignment.mutation.side", action, "--model", args.model,
+    return module_command(args.paddle_python, "alignment.mutation.worker", action, "--model", args.model,
                           "--bit", args.bit, "--workdir", args.workdir, "--threads", args.threads,
                           "--mask-seed", args.seed, "--steps", args.steps,
                           "--weight-sets", args.weight_sets, "--sizes", args.sizes, "--bulk-size", args.bulk_size,

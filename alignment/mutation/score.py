@@ -1,7 +1,7 @@
 """The mutation score of a run, per operator and per layer, with every survivor explained.
 
 Written once, without a framework: it reads the outcomes the Paddle processes wrote
-(alignment/mutation/side.py) and the coverage table of the unmutated run (alignment/coverage.py).
+(alignment/mutation/worker.py) and the coverage table of the unmutated run (alignment/coverage.py).
 """
 import dataclasses
 import json

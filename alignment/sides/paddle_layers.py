@@ -1,7 +1,7 @@
 """The Paddle side of layer-by-layer localization: walking a model's layers, watching their calls and
 the functions its code calls, describing each operator in the suite's (torch's) terms.
 
-Mirrors torch_layers.py; `alignment.layers.side` is written once against the two.
+Mirrors torch_layers.py; `alignment.layers.worker` is written once against the two.
 """
 import os
 

@@ -3,7 +3,7 @@ project's own), with its product's data loaders, training loop, evaluation and d
 
 Beside this file: its sides (torch_side.py, paddle_side.py), its weight sets (weight_sets.py,
 weight_makers.py), its tolerances (tolerances.py), its own steps (steps/), the seams of its mutation
-operators (mutant_seams.py) and its loss curves (curve.py, curve_side.py). What is its own and no other pair's: the
+operators (mutant_seams.py) and its loss curves (curve.py, curve_worker.py). What is its own and no other pair's: the
 outputs (logits, the continuous code h, the sign code b), the objective (cross-entropy on the codes
 plus the cubic quantization term), the straight-through sign (an invariant of the backward step), the
 dropout masks injected for training mode, the weight sets rescaled on AlexNet's layers, the data,

@@ -69,7 +69,7 @@ def train_both(args, seed):
     with ending_together() as children:
         for side in SIDES:
             python = args.torch_python if side == "torch" else args.paddle_python
-            command = module_command(python, "alignment.pairs.greedyhash.curve_side", side, "--workdir", args.workdir,
+            command = module_command(python, "alignment.pairs.greedyhash.curve_worker", side, "--workdir", args.workdir,
                                      "--out", values_path(args.workdir, seed, side), "--seed", seed, "--epochs",
                                      args.epochs, "--bit", args.bit, "--lr", args.lr, "--size", args.size,
                                      "--threads", args.threads, "--eval-every", args.eval_every, "--weight-set",

@@ -1,6 +1,6 @@
 """One framework's training for the loss-curve comparison, in its own process.
 
-  python -m alignment.pairs.greedyhash.curve_side torch|paddle --workdir logs/curve --seed 2000 --epochs 12 \
+  python -m alignment.pairs.greedyhash.curve_worker torch|paddle --workdir logs/curve --seed 2000 --epochs 12 \
       --bit 12 --lr 0.01 --size 64 --eval-every 3 --out logs/curve/seed2000_torch.npy
 
 Trains normally through the product's training loop (train_one_epoch), with the framework's own
@@ -31,7 +31,7 @@ EVAL_BATCH_SIZE = 100
 
 
 def get_args_parser():
-    parser = OneLineArgumentParser(prog="python -m alignment.pairs.greedyhash.curve_side", description=__doc__,
+    parser = OneLineArgumentParser(prog="python -m alignment.pairs.greedyhash.curve_worker", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=("torch", "paddle"))
     parser.add_argument("--workdir", required=True)

@@ -1,7 +1,7 @@
 """The Paddle process of `python -m alignment.mutation`: lists the mutants, or runs them.
 
-  python -m alignment.mutation.side list --model PAIR --bit 48 --workdir logs/mutants [case options]
-  python -m alignment.mutation.side run --model PAIR --bit 48 --workdir logs/mutants [...]   (one of several)
+  python -m alignment.mutation.worker list --model PAIR --bit 48 --workdir logs/mutants [case options]
+  python -m alignment.mutation.worker run --model PAIR --bit 48 --workdir logs/mutants [...]   (one of several)
 
 `list` writes every mutant of every operator (alignment.mutation.operators) at every place it applies
 to, and marks as not viable the ones with which the model no longer runs at the run's sizes (a port
@@ -30,7 +30,7 @@ from alignment.check import json_number
 from alignment.paths import side_values_path, weights_path
 from alignment.pairs import pair_named
 from alignment.reprod_format import load_values
-from alignment.side import step_context
+from alignment.worker import step_context
 from alignment.sides import configured_side, patched, reusing_builds
 from alignment.sides.allocator import in_a_side_process
 from alignment.steps import check_values, step_cases, step_module
@@ -56,7 +56,7 @@ SIZE_CHANGES = (-1, -2, -3, -4, 1)  # a stride of up to 4 (AlexNet's first) puts
 
 
 def get_args_parser():
-    parser = OneLineArgumentParser(prog="python -m alignment.mutation.side", description=__doc__,
+    parser = OneLineArgumentParser(prog="python -m alignment.mutation.worker", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("list", "run"))
     parser.add_argument("--bit", type=int, required=True)

@@ -1,6 +1,6 @@
 """One benchmark measurement of one framework, in its own process (so its peak memory is its own).
 
-  python -m benchmarks.side torch|paddle ITEM VARIANT --output result.json [options]
+  python -m benchmarks.worker torch|paddle ITEM VARIANT --output result.json [options]
 
 Items (see `MEASUREMENTS`): `train` (the project's train_step: forward, loss, backward, optimizer),
 `infer` (forward in eval mode without gradients), `loader` (the evaluation loader alone), `network`
@@ -278,7 +278,7 @@ def add_measurement_options(parser):
 
 
 def get_args_parser():
-    parser = OneLineArgumentParser(prog="python -m benchmarks.side", description=__doc__,
+    parser = OneLineArgumentParser(prog="python -m benchmarks.worker", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=tuple(SIDES))
     parser.add_argument("item", choices=tuple(MEASUREMENTS))

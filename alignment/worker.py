@@ -1,6 +1,6 @@
 """One framework's side of the alignment suite, in its own process.
 
-  python -m alignment.side torch|paddle --bit 48 --workdir logs --values-fd FD [--steps forward,loss,backward]
+  python -m alignment.worker torch|paddle --bit 48 --workdir logs --values-fd FD [--steps forward,loss,backward]
                                         [--dtypes float32,float64] [--weight-sets seeded,rescaled]
                                         [--sizes 224,222] [--threads 1]
 
@@ -38,7 +38,7 @@ COVERAGE_CODE = ("alignment", "torch_impl", "greedyhash_common")
 
 
 def get_args_parser():
-    parser = OneLineArgumentParser(prog="python -m alignment.side", description=__doc__,
+    parser = OneLineArgumentParser(prog="python -m alignment.worker", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=("torch", "paddle"))
     parser.add_argument("--steps", help="comma-separated; default: every step of the pair")

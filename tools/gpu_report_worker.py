@@ -1,7 +1,7 @@
-"""One framework's side of tools.gpu_report, in its own process and environment (as tools.gpu_check_side).
+"""One framework's side of tools.gpu_report, in its own process and environment (as tools.gpu_check_worker).
 
-  python -m tools.gpu_report_side versions torch|paddle --output FILE
-  python -m tools.gpu_report_side determinism torch|paddle --workdir DIR --bit 48 --device cpu|gpu [--tf32]
+  python -m tools.gpu_report_worker versions torch|paddle --output FILE
+  python -m tools.gpu_report_worker determinism torch|paddle --workdir DIR --bit 48 --device cpu|gpu [--tf32]
 
 `versions`: the framework's version, the CUDA and cuDNN it was built with, the GPUs it sees.
 `determinism`: the gpu-check batch and weights (DIR/inputs, written by tools.gpu_check) forward and
@@ -21,7 +21,7 @@ from greedyhash_common.infra.atomic import write_text
 from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
-from .gpu_check_side import PaddleDevice, TorchDevice, forward_and_backward, inputs_path
+from .gpu_check_worker import PaddleDevice, TorchDevice, forward_and_backward, inputs_path
 
 DEFAULT_RUNS = ("default_1", "default_2")
 DETERMINISTIC_RUNS = ("deterministic_1", "deterministic_2")
@@ -88,7 +88,7 @@ def determinism(args):
 
 @exits_cleanly_on_bad_input
 def main(argv=None):
-    parser = OneLineArgumentParser(prog="python -m tools.gpu_report_side", description=__doc__,
+    parser = OneLineArgumentParser(prog="python -m tools.gpu_report_worker", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("part", choices=("versions", "determinism"))
     parser.add_argument("framework", choices=("torch", "paddle"))

@@ -1,6 +1,6 @@
 """One framework's side of layer-by-layer localization, in its own process.
 
-  python -m alignment.layers.side torch|paddle --cases seeded-224px:float32,float64 [rescaled-222px:float32 ...]
+  python -m alignment.layers.worker torch|paddle --cases seeded-224px:float32,float64 [rescaled-222px:float32 ...]
                                                --bit 48 --workdir logs [--recorded-fd FD | --reference-fd FD]
 
 Runs the model of each case (weight set and size) of a model pair (--model), in each precision named
@@ -46,7 +46,7 @@ from .localize import (CHAINED, ISOLATED, MODES, Record, alone_key, buffer_key, 
 
 
 def get_args_parser():
-    parser = OneLineArgumentParser(prog="python -m alignment.layers.side", description=__doc__,
+    parser = OneLineArgumentParser(prog="python -m alignment.layers.worker", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=("torch", "paddle"))
     parser.add_argument("--cases", nargs="+", required=True, type=case_run,

@@ -1,7 +1,7 @@
 """One framework's side of tools.gpu_check, in its own process (the torch process never imports paddle).
 
-  python -m tools.gpu_check_side torch|paddle --workdir DIR --bit 48 [--device auto|cpu|gpu] [--layers]
-  python -m tools.gpu_check_side weights --workdir DIR --bit 48 [--seed 0] [--weights FILE]   (torch only)
+  python -m tools.gpu_check_worker torch|paddle --workdir DIR --bit 48 [--device auto|cpu|gpu] [--layers]
+  python -m tools.gpu_check_worker weights --workdir DIR --bit 48 [--seed 0] [--weights FILE]   (torch only)
 
 Runs the alignment suite's batch through the model in eval mode, forward and backward, in float64 on
 the CPU (the reference) and in float32 and float64 on the device (the GPU when this framework sees one,
@@ -10,7 +10,7 @@ gradients of the input, of h and of every parameter (by torch name, in torch's l
 <workdir>/<framework>_<device>_<dtype>.npy, plus <framework>_env.json.
 
 --layers records instead every layer of the float32 run on the device, as the alignment suite's layer
-localization does (alignment.layers.side), eval and train mode: <workdir>/layers_<framework>.npy and
+localization does (alignment.layers.worker), eval and train mode: <workdir>/layers_<framework>.npy and
 .json; the Paddle side runs after torch's, reads its record and feeds each Paddle layer torch's values
 (<workdir>/layers_isolated_paddle.npy). tools.gpu_check asks for it when the float32
 gradients differ, to tell a decision flipped by rounding from a layer that computes something else.
@@ -36,7 +36,7 @@ from greedyhash_common.infra.runtime_settings import quiet_paddle_import
 
 
 def get_args_parser():
-    parser = OneLineArgumentParser(prog="python -m tools.gpu_check_side", description=__doc__,
+    parser = OneLineArgumentParser(prog="python -m tools.gpu_check_worker", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("framework", choices=("torch", "paddle", "weights"))
     parser.add_argument("--workdir", required=True)
@@ -150,9 +150,9 @@ def load_layer_record(workdir, framework):
 
 
 def record_layers(side, place, framework, context, workdir, env):
-    """The float32 run's layer record on the device (alignment.layers.side.record_side, with the side's
+    """The float32 run's layer record on the device (alignment.layers.worker.record_side, with the side's
     models and tensors put on the device); the Paddle side's with torch's values fed to its layers."""
-    from alignment.layers.side import record_side
+    from alignment.layers.worker import record_side
 
     hooks = importlib.import_module(f"alignment.sides.{framework}_layers")
     reference = load_layer_record(workdir, "torch") if framework == "paddle" else None

@@ -30,7 +30,7 @@ import importlib
 
 import numpy as np
 
-from .layers.side import build_model, enter_mode, record_mode
+from .layers.worker import build_model, enter_mode, record_mode
 from .layers.localize import MODES, module_name_of, stored_key
 from .tolerances import tolerance
 

@@ -37,7 +37,7 @@ from .check import StepResult, failed_key, keys_compared, write_reports
 from .inputs import write_input_batch
 from .known_differences import evidence_of_run
 from .layers.localize import CHAINED, DIRECTIONS, ISOLATED, localize_files
-from .layers.side import run as record_layers
+from .layers.worker import run as record_layers
 from .pairs import DEFAULT_PAIR, PAIRS, pair_named
 from .pairs.factories import FactoryPair, factory_spec
 from .prepare_weights import prepare_weights as make_weights_here

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from alignment import coverage, side
+from alignment import coverage, worker
 from alignment import prepare_weights as preparing
 from alignment.cases import Case
 from alignment.inputs import write_input_batch
@@ -151,7 +151,7 @@ def test_a_cases_coverage_is_recorded_again_only_when_what_it_follows_from_chang
     case = Case("seeded", 224)
 
     def write(dtype="float32", **changes):
-        side.write_coverage(torch_side, argparse.Namespace(**{**vars(args), **changes}), case,
+        worker.write_coverage(torch_side, argparse.Namespace(**{**vars(args), **changes}), case,
                             argparse.Namespace(dtype=dtype))
         return len(recorded)
 

@@ -164,7 +164,7 @@ def test_a_cases_coverage_is_recorded_again_only_when_what_it_follows_from_chang
     assert write(threads=2) == 4
     flip_a_byte_keeping_times(coverage_path(seeded_workdir, case))  # the record itself edited
     assert write(threads=2) == 5
-    monkeypatch.setattr(side, "COVERAGE_CODE", ("alignment/cases.py",))  # other code
+    monkeypatch.setattr(worker, "COVERAGE_CODE", ("alignment/cases.py",))  # other code
     assert write(threads=2) == 6
     flip_a_byte_keeping_times(weights_path(seeded_workdir, BIT, "seeded", ".pth"))  # weights not made by the suite
     assert write(threads=2) == 7

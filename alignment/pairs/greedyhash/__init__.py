@@ -26,7 +26,6 @@ from greedyhash_common.project import PROJECT_ROOT
 
 from ...paths import split_path
 from ...weight_sets import RESCALED, SEEDED
-from ...steps.train import training_state
 from ..base import ModelPair
 from .steps import data, inference, metric
 from . import weight_sets
@@ -148,6 +147,10 @@ class GreedyHashPair(ModelPair):
             scheduler.step()
             side.evaluation.encode(model, evaluated)
         values = {key: np.array(series, dtype=np.float64) for key, series in records.items()}
+        # imported here: the weight makers import this module, and the weight sets' cache key covers only the
+        # code that makes them (alignment.prepare_weights.MAKING_CODE)
+        from ...steps.train import training_state
+
         values.update(training_state(side, model, optimizer, buffers=False))
         return values
 

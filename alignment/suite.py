@@ -463,7 +463,7 @@ def float64_counterparts(results, localizations):
     """[case]: each whose float32 check failed in a direction the layers explain, whose float64 check of it
     passed, and whose float32 localization has layers that differ fed torch's values: the rounding rule
     compares those layers with float64's (alignment.verdict.structural_in_float64)."""
-    passed_in_float64 = {(result.step, result.case) for result in results if result.dtype == "float64" and result.passed}
+    passed_in_float64 = verdict.passed_in_float64(results)
     return list(dict.fromkeys(
         result.case for result in results
         if result.dtype == "float32" and not result.passed and result.step in DIRECTIONS

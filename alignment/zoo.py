@@ -42,13 +42,17 @@ TORCH_OPTIONS = {"googlenet": {"aux_logits": False, "init_weights": False},
                  "inception_v3": {"aux_logits": False, "init_weights": False}}
 
 
-def build(entry):
+def build(entry, corrections=()):
+    """The entry's torchvision and paddle.vision models, with `corrections` (of CORRECTIONS) applied."""
     import paddle.vision.models
     import torchvision.models
 
     _, torch_name, paddle_name, paddle_options, _ = entry
-    return (getattr(torchvision.models, torch_name)(num_classes=NUM_CLASSES, **TORCH_OPTIONS.get(torch_name, {})),
-            getattr(paddle.vision.models, paddle_name)(num_classes=NUM_CLASSES, **paddle_options))
+    torch_model = getattr(torchvision.models, torch_name)(num_classes=NUM_CLASSES, **TORCH_OPTIONS.get(torch_name, {}))
+    paddle_model = getattr(paddle.vision.models, paddle_name)(num_classes=NUM_CLASSES, **paddle_options)
+    for _, _, correct in corrections:
+        correct(torch_model, paddle_model)
+    return torch_model, paddle_model
 
 
 def _layers(model, kinds):
@@ -164,9 +168,7 @@ def run_one(entry, workdir, corrections=()):
     inferred, a model that fails)."""
     from . import align
 
-    torch_model, paddle_model = build(entry)
-    for _, _, correct in corrections:
-        correct(torch_model, paddle_model)
+    torch_model, paddle_model = build(entry, corrections)
     started = time.perf_counter()
     try:
         result = align(torch_model, paddle_model, sizes=(entry[4],), dtypes=DTYPES, steps=STEPS, workdir=workdir,
@@ -200,9 +202,15 @@ def run_summary(rows):
             "diagnosis": [row.line() for row in rows if row.findings]}
 
 
+def applicable_corrections(entry):
+    """The CORRECTIONS that apply to a zoo entry's models."""
+    paddle_model = build(entry)[1]
+    return [correction for correction in CORRECTIONS if correction[1](entry, paddle_model)]
+
+
 def zoo_row(entry, workdir):
     """One model as shipped and, unless it aligns, with every correction that applies to it."""
-    applicable = [correction for correction in CORRECTIONS if correction[1](entry, build(entry)[1])]
+    applicable = applicable_corrections(entry)
     row = {"family": entry[0], "torch": f"torchvision.models.{entry[1]}",
            "paddle": f"paddle.vision.models.{entry[2]}" + "".join(f", {key}={value}"
                                                                   for key, value in entry[3].items()),

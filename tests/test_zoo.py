@@ -89,10 +89,7 @@ def densenet_float32(tmp_path, steps, planted_layer=None):
     from alignment import align
 
     entry = next(entry for entry in zoo.ZOO if entry[1] == "densenet121")
-    torch_model, paddle_model = zoo.build(entry)
-    for _, applies, correct in zoo.CORRECTIONS:
-        if applies(entry, paddle_model):
-            correct(torch_model, paddle_model)
+    torch_model, paddle_model = zoo.build(entry, zoo.applicable_corrections(entry))
     if planted_layer:
         dict(paddle_model.named_sublayers())[planted_layer].register_forward_post_hook(
             lambda layer, inputs, output: output * (1 + 1e-3) if output.dtype == paddle.float32 else None)

@@ -79,7 +79,7 @@ help:
 	@echo "  make planted-defects  what one call names for MobileNetV2's planted defects -> docs/planted_defects.md"
 	@echo "  make align-mutants    the mutation score: the checks against generated port defects (MODEL= or TORCH= PADDLE=,"
 	@echo "                        MAX=n OPERATORS= JOBS=)"
-	@echo "  make align-mutants-reference  regenerate logs/reference/mutants/ (the committed score)"
+	@echo "  make align-mutants-reference  rerun a committed score with its settings (MODEL=<pair>: logs/reference/mutants-<pair>/)"
 	@echo "  make align-curve      both frameworks train a few epochs; loss curves and final mAP (slow; SEEDS=, EPOCHS_CURVE=)"
 	@echo "  make align-reference  regenerate logs/reference/ (the committed reference run)"
 	@echo "  make align-curve-reference  regenerate logs/reference-curve/ (5 seeds; slow)"
@@ -153,14 +153,11 @@ ALIGN_MUTANTS = $(PYTHON) -m alignment.mutation $(MUTANTS_PAIR) --bit $(call opt
 align-mutants: $(INSTALLED)
 	$(ALIGN_MUTANTS) $(if $(value TORCH),,--workdir $(call logs_path,mutants))
 
-# The committed score of GreedyHash: one run with every option at its default; only its two small files are kept
+# A committed score rerun with the settings it records, and replaced: GreedyHash's (logs/reference/mutants/) or,
+# with MODEL=<pair>, another pair's sample (logs/reference/mutants-<pair>/, the one CI's gate reruns)
 align-mutants-reference: $(INSTALLED)
-	rm -rf $(call logs_path,mutants-reference-run) $(call reference_path,/mutants.new)
-	$(PYTHON) -m alignment.mutation --workdir $(call logs_path,mutants-reference-run) --reference none
-	mkdir -p $(call reference_path,/mutants.new)
-	cp $(call logs_path,mutants-reference-run/mutation.json) $(call logs_path,mutants-reference-run/mutation.md) \
-		$(call reference_path,/mutants.new/)
-	rm -rf $(call reference_path,/mutants) && mv $(call reference_path,/mutants.new) $(call reference_path,/mutants)
+	$(PYTHON) -m alignment.mutation.reference --pair $(call opt,MODEL) --workdir $(call logs_path,mutants-reference-run) \
+		--jobs $(call opt,JOBS)
 
 # CI (.ci/run) runs `make test`: every test in .venv, then the GPU environment's part (test-gpu-env).
 # test-fast, the edit loop's tier, leaves out the tests marked slow (pyproject.toml says which are).
@@ -196,7 +193,7 @@ RUN_FOLDERS = $(foreach bit,[1-9][0-9],train/paddle-bit$(bit) train/torch-bit$(b
 WRITTEN = $(ALIGN_OUTPUTS) curve reference-run curve-reference-run predict-*.png reproduce reproduce.md lite \
 	bench.json bench.md bench-align.log bench-startup.log suite_cost.json suite_cost.md suite_cost-*.log \
 	profile_*.txt gpu-env mutants mutants-reference-run zoo \
-	$(RUN_FOLDERS) .tmp-* train/.tmp-* export/.tmp-* reference-curve.new reference/mutants.new
+	$(RUN_FOLDERS) .tmp-* train/.tmp-* export/.tmp-* reference-curve.new reference/mutants*.new
 clean:
 	@logs=$(call opt,LOGS); if [ -z "$$logs" ] || [ ! -d "$$logs" ]; then \
 		echo "make clean: LOGS=$$logs is not an existing folder; nothing removed" >&2; exit 2; fi; \

@@ -22,7 +22,10 @@ from paddle.vision.models.resnet import BasicBlock
 from alignment.coverage import LayerCoverage
 from alignment.inputs import write_input_batch
 from alignment.mutation import operators, score
+from alignment.mutation import run as mutants_run
 from alignment.mutation import worker as mutants_worker
+from alignment.mutation.reference import committed_settings
+from alignment.mutation.run import options_of, settings_of
 from alignment.mutation.catalog import LOOP, MODEL, NAMES, OperatorSpec
 from alignment.mutation.operators import MODEL_OPERATORS
 from alignment.mutation.seams import Seams
@@ -365,10 +368,7 @@ def test_the_default_run_scores_at_least_the_committed_score(tmp_path):
 
 # Pairs other than GreedyHash whose committed score is a seeded sample (MAX=): CI reruns each sample
 COMMITTED_SAMPLES = ("resnet18-torch-bn", "torch_mobilenet_v2")
-OPTION_OF_SETTING = {"model": "--model", "steps": "--steps", "bit": "--bit", "batch_size": "--batch-size",
-                     "seed": "--seed", "weight_sets": "--weight-sets", "sizes": "--sizes", "bulk_size": "--bulk-size",
-                     "data": "--data", "weights": "--weights", "operators": "--operators", "max": "--max",
-                     "sample_seed": "--sample-seed"}
+
 
 
 @pytest.mark.slow
@@ -378,9 +378,7 @@ def test_a_committed_sample_of_another_pair_scores_at_least_its_committed_score(
     (logs/reference/mutants-<pair>/mutation.md states its time)."""
     with open(os.path.join(PROJECT_ROOT, score.reference_summary(pair)), encoding="utf-8") as handle:
         reference = json.load(handle)
-    options = [word for name, value in reference["settings"].items() if value is not None
-               for word in (OPTION_OF_SETTING[name], str(value))]
-    done = _mutants_run(tmp_path, *options)
+    done = _mutants_run(tmp_path, *options_of(reference["settings"]))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with open(tmp_path / "mutation.json", encoding="utf-8") as handle:
         summary = json.load(handle)
@@ -454,3 +452,15 @@ def test_a_damaged_reference_is_refused_in_one_line_and_the_report_says_so(tmp_p
     with pytest.raises(UserInputError, match="not a mutation run's summary"):
         score.compare_with_reference({"score": 1.0, "settings": {}}, str(reference))
     assert score.reference_score_line(str(reference)).startswith("unreadable: ")
+
+
+@pytest.mark.parametrize("pair", ("greedyhash", *COMMITTED_SAMPLES))
+def test_a_committed_score_is_rerun_with_exactly_the_settings_it_records(pair):
+    """make align-mutants-reference and the CI gates rerun a score from the options of its settings."""
+    settings = committed_settings(pair)
+    assert settings_of(mutants_run.get_args_parser().parse_args(options_of(settings))) == settings
+
+
+def test_a_pair_with_no_committed_score_is_refused_in_one_line_naming_those_there_are():
+    with pytest.raises(UserInputError, match="no committed mutation score for nope.*committed: mutants, mutants-"):
+        committed_settings("nope")

@@ -123,10 +123,21 @@ def read_json(path):
         return json.load(handle)
 
 
+# The settings a score holds, each with the option that sets it: a committed score is rerun with its own
+OPTION_OF_SETTING = {"model": "--model", "steps": "--steps", "bit": "--bit", "batch_size": "--batch-size",
+                     "seed": "--seed", "weight_sets": "--weight-sets", "sizes": "--sizes", "bulk_size": "--bulk-size",
+                     "data": "--data", "weights": "--weights", "operators": "--operators", "max": "--max",
+                     "sample_seed": "--sample-seed"}
+
+
 def settings_of(args):
-    return {name: getattr(args, name) for name in ("model", "steps", "bit", "batch_size", "seed", "weight_sets",
-                                                    "sizes", "bulk_size", "data", "weights", "operators", "max",
-                                                    "sample_seed")}
+    return {name: getattr(args, name) for name in OPTION_OF_SETTING}
+
+
+def options_of(settings):
+    """The command-line options of a run with these settings."""
+    return [word for name, value in settings.items() if value is not None
+            for word in (OPTION_OF_SETTING[name], str(value))]
 
 
 def listed_and_selected(args):

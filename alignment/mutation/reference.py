@@ -1,0 +1,66 @@
+"""Rerun a committed mutation score with the settings it records and replace it with the new run's:
+logs/reference/mutants/ (GreedyHash's, every option at its default) or logs/reference/mutants-<pair>/ (a
+seeded sample of another pair, the one CI's gate reruns).
+
+  python -m alignment.mutation.reference [--pair resnet18-torch-bn] [--workdir logs/mutants-reference-run]
+
+(`make align-mutants-reference MODEL=<pair>`). Only the run's two small files are committed.
+"""
+import argparse
+import os
+import shutil
+
+from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
+from greedyhash_common.project import PROJECT_ROOT
+
+from ..pairs import DEFAULT_PAIR
+from .files import REPORT_MD, SUMMARY_JSON
+from .run import options_of, run
+from .score import NO_REFERENCE, read_summary, reference_summary
+
+
+def get_args_parser():
+    parser = OneLineArgumentParser(prog="python -m alignment.mutation.reference", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pair", default=DEFAULT_PAIR, help="whose committed score (the folder's name after mutants-)")
+    parser.add_argument("--workdir", default=os.path.join(PROJECT_ROOT, "logs", "mutants-reference-run"))
+    parser.add_argument("--jobs", default="2", help="Paddle processes running mutants")
+    return parser
+
+
+def committed_settings(pair):
+    path = os.path.join(PROJECT_ROOT, reference_summary(pair))
+    if not os.path.isfile(path):
+        committed = sorted(name for name in os.listdir(os.path.dirname(os.path.dirname(path)))
+                           if name.startswith("mutants"))
+        raise UserInputError(f"no committed mutation score for {pair} ({path}); committed: {', '.join(committed)}")
+    return read_summary(path)["settings"]
+
+
+def replace_committed(pair, workdir):
+    """The committed folder replaced whole by the run's two files: a copy beside it first, then a rename."""
+    folder = os.path.dirname(os.path.join(PROJECT_ROOT, reference_summary(pair)))
+    staged = folder + ".new"
+    shutil.rmtree(staged, ignore_errors=True)
+    os.makedirs(staged)
+    for name in (SUMMARY_JSON, REPORT_MD):
+        shutil.copyfile(os.path.join(workdir, name), os.path.join(staged, name))
+    shutil.rmtree(folder)
+    os.rename(staged, folder)
+    return folder
+
+
+@exits_cleanly_on_bad_input
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    settings = committed_settings(args.pair)
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    summary, _ = run([*options_of(settings), "--workdir", args.workdir, "--reference", NO_REFERENCE,
+                      "--jobs", args.jobs])
+    if summary["control_failed"]:
+        raise UserInputError(f"the unmutated port failed its own checks; {args.pair}'s score is kept, see {args.workdir}")
+    print(f"committed: {replace_committed(args.pair, args.workdir)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -162,7 +162,7 @@ align-mutants-reference: $(INSTALLED)
 # CI (.ci/run) runs `make test`: every test in .venv, then the GPU environment's part (test-gpu-env).
 # test-fast, the edit loop's tier, leaves out the tests marked slow (pyproject.toml says which are).
 test: $(INSTALLED)
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q --durations=40 tests
 	$(MAKE) --no-print-directory test-gpu-env
 
 test-fast: $(INSTALLED)

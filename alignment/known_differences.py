@@ -71,8 +71,10 @@ HARDSIGMOID = ("Hardsigmoid formula at {layer}: Paddle computes x * float32(0.16
                " even in float64; correction: torch's forward and gradient in Paddle"
                " (alignment.zoo.hardsigmoid_as_torch)")
 AVERAGE_POOL_GRADIENT = ("average-pool gradient precision at {layer}: Paddle's input gradient is its output's times"
-                         " float32(1/{count}) in float64, torch's divided by {count}; correction: none a port can"
-                         " make (compare gradients below the pool to this difference)")
+                         " float32(1/{count}) in float64, torch's divided by {count}; correction: for a pool of equal"
+                         " windows, its gradient times 1 / ({count} * float32(1/{count}))"
+                         " (alignment.zoo.average_pool_gradient_as_torch), else gradients below the pool"
+                         " compared to this difference")
 # Paddle's Hardsigmoid slope (0.1666667, an attribute held as float32): its forward's and gradient's factor
 PADDLE_HARDSIGMOID_SLOPE = float(np.float32(0.1666667))
 # the gradient of torch's Hardsigmoid, float32 even in float64

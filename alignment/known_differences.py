@@ -14,8 +14,9 @@ Of the layers the localization finds differing when fed torch's values (of_layer
 - an output shape that differs at a max-pool (ceil_mode) or a convolution (its padding);
 - a dropout's eval output scaled by 1 - p (Paddle's downscale_in_infer mode);
 - a BatchNorm whose output matches its formula with epsilon float32(1e-5) in float64 (Paddle's);
-- an average pool to one value per channel whose input gradient is its output's times float32(1/n) in
-  float64 (Paddle's) where torch's divides by n;
+- an average pool whose input gradient is its output's times float32(1/n) in float64 (Paddle's) where
+  torch's divides by n: a pool to one value per channel, or one whose windows all count n values (the
+  padding counted: torch's count_include_pad=True, Paddle's exclusive=False);
 - a Hardsigmoid whose output is x * float32(0.1666667) + 0.5 clipped (Paddle's slope, held as a float32
   attribute) where torch's is (x + 3) / 6 clipped. Their gradients differ too, and neither is 1/6 in float64:
   Paddle's is its slope, torch's float32(1/6) (ATen's constant `1.0f / 6.0f`).
@@ -43,6 +44,7 @@ SHOWN_LAYERS = 3  # layers a reason names before "and N more"
 CLOSER = 10  # how many times nearer its own formula than the other library's a side's output must be
 # |ratio - 1| of the updates of the running mean below which the momenta differ by float32 rounding only
 FLOAT32_MOMENTUM = 1e-6
+LARGEST_WINDOW = 4096  # the largest average-pool window whose size is read from its gradients' factor
 
 STEP_LR = ("StepLR's closed form: torch multiplies the rate by gamma at every step, Paddle's StepDecay computes"
            " lr * gamma ** k, equal to {ulps} ulp; correction: compare rates to 2 ulp")
@@ -69,8 +71,10 @@ HARDSIGMOID = ("Hardsigmoid formula at {layer}: Paddle computes x * float32(0.16
                " even in float64; correction: torch's forward and gradient in Paddle"
                " (alignment.zoo.hardsigmoid_as_torch)")
 AVERAGE_POOL_GRADIENT = ("average-pool gradient precision at {layer}: Paddle's input gradient is its output's times"
-                         " float32(1/{count}) in float64, torch's divided by {count}; correction: none a port can"
-                         " make (compare gradients below the pool to this difference)")
+                         " float32(1/{count}) in float64, torch's divided by {count}; correction: for a pool of equal"
+                         " windows, its gradient times 1 / ({count} * float32(1/{count}))"
+                         " (alignment.zoo.average_pool_gradient_as_torch), else gradients below the pool"
+                         " compared to this difference")
 # Paddle's Hardsigmoid slope (0.1666667, an attribute held as float32): its forward's and gradient's factor
 PADDLE_HARDSIGMOID_SLOPE = float(np.float32(0.1666667))
 # the gradient of torch's Hardsigmoid, float32 even in float64
@@ -325,6 +329,7 @@ def _layer_reason(localization, layer, result, evidence):
     if values is None:
         return None
     record, isolated = values
+    torch_alone = _readable(evidence.torch_alone, result.dtype, result.case) if evidence.torch_alone else None
     layer_of = next((item for item in record.layers[mode] if item["name"] == layer), None)
     fed = record.values[stored_key(layer_of, mode, "forward", "input")] if layer_of else None
     output_key = value_key(mode, "forward", layer, "output")
@@ -336,13 +341,14 @@ def _layer_reason(localization, layer, result, evidence):
     if "hardsigmoid" in kind:
         return hardsigmoid_reason(layer, fed, torch_output, paddle_output, result.dtype)
     if "avgpool" in kind and result.step == "backward" and result.dtype == "float64":
-        return _average_pool_gradient_reason(localization, layer, record, isolated)
+        return _average_pool_gradient_reason(localization, layer, record, isolated, torch_alone)
     if "batchnorm" in kind and result.dtype == "float64" and result.case.weights:
         initial = _readable(evidence.initial, result.case) or {}
         epsilon = layer_of.get("operator", {}).get("eps", EPSILON) if layer_of else EPSILON
         reason = _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial, epsilon)
         if reason is None and result.step == "backward":  # its output agreed, its gradient may not
-            reason = _epsilon_gradient_reason(localization, layer, record, isolated, initial, epsilon)
+            reason = _epsilon_gradient_reason(localization, layer, record, isolated, torch_alone, initial,
+                                              epsilon)
         return reason
     return None
 
@@ -423,24 +429,26 @@ def _normalization_gradient(fed, output_gradient, mode, statistics, epsilon):
         axis=axes, keepdims=True))
 
 
-def _backward_values(localization, layer, record, isolated):
+def _backward_values(localization, layer, record, isolated, torch_alone):
     """(mode, its input, the gradient of its output, torch's and Paddle's gradient of its input) of `layer` in
-    the first backward trace where it differs fed torch's values; None when the record lacks them."""
+    the first backward trace where it differs fed torch's values, each side's unit run alone (`torch_alone`:
+    torch's units run alone; an input other units read too gets more than this unit's share in the chained
+    record: Inception's pools share their block's input); None when the record lacks them."""
     mode = next((trace.mode for trace in localization.traces_of("backward") for row in trace.rows
                  if row.layer == layer and not row.isolated.passed), None)
     layer_of = next((item for item in record.layers.get(mode, ()) if item["name"] == layer), None)
     paddle_key = value_key(mode, "backward", layer, "input")
     if layer_of is None or paddle_key not in isolated:
         return None
+    (_, torch_gradient, _), *_ = alone_values(layer_of, mode, "backward", record, (torch_alone or {}, isolated))
     return (mode, record.values[stored_key(layer_of, mode, "forward", "input")],
-            record.values[value_key(mode, "backward", layer, "output")],
-            record.values[stored_key(layer_of, mode, "backward", "input")], isolated[paddle_key])
+            record.values[value_key(mode, "backward", layer, "output")], torch_gradient, isolated[paddle_key])
 
 
-def _epsilon_gradient_reason(localization, layer, record, isolated, initial, epsilon):
+def _epsilon_gradient_reason(localization, layer, record, isolated, torch_alone, initial, epsilon):
     """BATCH_NORM_EPSILON of a BatchNorm whose gradient alone differs (its output agreed): each side's input
     gradient is the formula's with its epsilon."""
-    values = _backward_values(localization, layer, record, isolated)
+    values = _backward_values(localization, layer, record, isolated, torch_alone)
     if values is None:
         return None
     mode, fed, output_gradient, torch_gradient, paddle_gradient = values
@@ -454,19 +462,42 @@ def _epsilon_gradient_reason(localization, layer, record, isolated, initial, eps
     return None
 
 
-def _average_pool_gradient_reason(localization, layer, record, isolated):
-    """AVERAGE_POOL_GRADIENT of a pool to one value per channel: the output's gradient spread over the n
-    inputs divided by n (torch) or times float32(1/n) (Paddle)."""
-    values = _backward_values(localization, layer, record, isolated)
-    if values is None or values[2].shape[2:] != (1,) * (values[2].ndim - 2):
+def _average_pool_gradient_reason(localization, layer, record, isolated, torch_alone):
+    """AVERAGE_POOL_GRADIENT: each window's output gradient spread over its n inputs divided by n (torch) or
+    times float32(1/n) (Paddle). A pool of a larger input to one value per channel has one window, n its
+    input's size; a pool
+    of windows of one size (counting the padding, as Inception's 3x3 pools do) makes Paddle's gradient
+    torch's times n * float32(1/n) everywhere, n read from that factor."""
+    values = _backward_values(localization, layer, record, isolated, torch_alone)
+    if values is None:
         return None
     _, fed, output_gradient, torch_gradient, paddle_gradient = values
-    count = int(np.prod(fed.shape[2:]))
-    spread = np.broadcast_to(output_gradient, fed.shape)
-    if _each_side_its_formula(torch_gradient, paddle_gradient, spread / count, spread * float(np.float32(1 / count)),
-                              "float64"):
+    if output_gradient.shape[2:] == (1,) * (output_gradient.ndim - 2) != fed.shape[2:]:
+        count = int(np.prod(fed.shape[2:]))
+        spread = np.broadcast_to(output_gradient, fed.shape)
+        as_torch, as_paddle = spread / count, spread * float(np.float32(1 / count))
+    else:
+        count = _window_count(torch_gradient, paddle_gradient)
+        if count is None:
+            return None
+        as_torch, as_paddle = torch_gradient, torch_gradient * (count * float(np.float32(1 / count)))
+    if _each_side_its_formula(torch_gradient, paddle_gradient, as_torch, as_paddle, "float64"):
         return AVERAGE_POOL_GRADIENT.format(layer=layer, count=count)
     return None
+
+
+def _window_count(torch_gradient, paddle_gradient):
+    """The smallest window size n whose n * float32(1/n) is the factor from torch's gradient to Paddle's (n and
+    2n share it); None when the gradients are not proportional by a factor near 1."""
+    torch_gradient, paddle_gradient = torch_gradient.astype(np.float64), paddle_gradient.astype(np.float64)
+    norm = float(np.dot(torch_gradient.ravel(), torch_gradient.ravel()))
+    if not norm:
+        return None
+    factor = float(np.dot(torch_gradient.ravel(), paddle_gradient.ravel())) / norm
+    counts = np.arange(2, LARGEST_WINDOW + 1)
+    misses = np.abs(counts * (1 / counts).astype(np.float32).astype(np.float64) - factor)
+    best = int(counts[np.argmin(misses)])
+    return best if best * float(np.float32(1 / best)) != 1 else None
 
 
 def hardsigmoid_reason(layer, fed, torch_output, paddle_output, dtype):

@@ -107,6 +107,36 @@ def hardsigmoid_as_torch(torch_model, paddle_model):
                 setattr(parent, name, TorchHardsigmoid())
 
 
+def average_pool_gradient_as_torch(torch_model, paddle_model):
+    """Paddle's average pool back-propagates float32(1/n) times each window's gradient even in float64, torch's
+    divides by n (alignment.known_differences.AVERAGE_POOL_GRADIENT): each Paddle pool whose windows all count
+    n values (exclusive=False) made to back-propagate its gradient times 1 / (n * float32(1/n)), torch's to
+    float64 rounding, its output unchanged. The class keeps Paddle's name: the same operator, so the
+    localization pairs it with torch's pool."""
+    import numpy as np
+    import paddle
+
+    class AvgPool2D(paddle.nn.AvgPool2D):
+        def forward(self, inputs):
+            count = int(np.prod(np.broadcast_to(self.ksize, (2,))))
+            rescaled = super().forward(inputs * (1 / (count * float(np.float32(1 / count)))))
+            return rescaled + (super().forward(inputs) - rescaled).detach()
+
+    for parent in [paddle_model, *paddle_model.sublayers()]:
+        for name, child in parent.named_children():
+            if _has_equal_windows(child):
+                pool = AvgPool2D(child.ksize, child.stride, child.padding, child.ceil_mode, exclusive=False)
+                setattr(parent, name, pool)
+
+
+def _has_equal_windows(layer):
+    """An average pool whose every window counts the same number of values (padding included)."""
+    import paddle
+
+    return (type(layer) is paddle.nn.AvgPool2D and not layer.exclusive and layer.divisor is None
+            and layer.data_format == "NCHW")
+
+
 def inception_batch_norm_epsilon_and_dropout(torch_model, paddle_model):
     """Inception v3: torchvision's BatchNorms add epsilon 0.001, paddle.vision's 1e-5; its dropout drops 0.5,
     paddle.vision's 0.2: the Paddle model given torch's."""
@@ -146,6 +176,10 @@ def _has_downscaled_dropout(paddle_model):
     return any(layer.mode == "downscale_in_infer" for _, layer in _layers(paddle_model, paddle.nn.Dropout))
 
 
+def _has_average_pool_of_equal_windows(paddle_model):
+    return any(_has_equal_windows(layer) for layer in paddle_model.sublayers())
+
+
 # (name of the library difference, when it applies, the correction)
 CORRECTIONS = (
     ("BatchNorm running variance (torch unbiased, Paddle biased)",
@@ -156,6 +190,8 @@ CORRECTIONS = (
      lambda entry, paddle_model: _has_downscaled_dropout(paddle_model), dropout_upscaled_in_training),
     ("Hardsigmoid: torch's forward in Paddle",
      lambda entry, paddle_model: _has_hardsigmoid(paddle_model), hardsigmoid_as_torch),
+    ("average-pool gradient: torch's 1/n in Paddle's pools of equal windows",
+     lambda entry, paddle_model: _has_average_pool_of_equal_windows(paddle_model), average_pool_gradient_as_torch),
     ("Inception v3 BatchNorm epsilon 0.001 vs 1e-5 and dropout 0.5 vs 0.2",
      lambda entry, paddle_model: entry[1] == "inception_v3", inception_batch_norm_epsilon_and_dropout),
     ("SqueezeNet stem padding 0 vs 1 and max-pool ceil_mode True vs False",
@@ -253,10 +289,10 @@ def render(rows, command, complete=True):
              "(alignment/zoo.py, CORRECTIONS). Each cell is read from the run's diagnosis (alignment.diagnosis):",
              "its verdict, each known library difference by name (alignment.known_differences), and each check",
              "that fails as a defect (a difference no known one explains); zoo.json holds each failing check's",
-             "diagnosis line. One difference has no correction: Paddle's average-pool backward scales by",
-             "float32(1/n) in float64 (docs/adding-a-model-pair.md): gradients below a pool over a window whose size",
-             "is not a power of two part by about 1e-8 relative in float64 (named \"average-pool gradient precision\"",
-             "for pools to one value per channel).", "",
+             "diagnosis line. Paddle's average-pool backward scales by float32(1/n) in float64",
+             "(docs/adding-a-model-pair.md): gradients below a pool over a window whose size is not a power of two",
+             "part by about 1e-8 relative in float64 (named \"average-pool gradient precision\" for pools to one",
+             "value per channel and pools of equal windows); corrected for pools of equal windows only.", "",
              *([] if complete else [f"**Incomplete: the run was cut short; not run: {_not_run(rows)}.**", ""]),
              "| family | torch / paddle | px | as shipped | corrections applied | corrected |",
              "| --- | --- | --- | --- | --- | --- |"]

@@ -44,9 +44,9 @@ def checked(step, dtype, torch_values, paddle_values, invariants=()):
     return result
 
 
-def evidence(torch_values=None, paddle_values=None, initial=None, layers=None):
+def evidence(torch_values=None, paddle_values=None, initial=None, layers=None, torch_alone=None):
     return Evidence(lambda dtype, case, step: (torch_values, paddle_values), lambda case: initial,
-                    lambda dtype, case: layers)
+                    lambda dtype, case: layers, torch_alone and (lambda dtype, case: torch_alone))
 
 
 def only_finding(result, localizations=None, run_evidence=None, float64=()):
@@ -254,9 +254,11 @@ def test_a_batch_norm_epsilon_that_differs_is_a_defect_not_its_precision(torch, 
     assert batch_norm_finding(torch, paddle, 1e-3, 1e-5).kind == DEFECT
 
 
-def gradient_finding(layer_type, fed, output_gradient, torch_gradient, paddle_gradient, operator=None):
+def gradient_finding(layer_type, fed, output_gradient, torch_gradient, paddle_gradient, operator=None,
+                     chained_gradient=None):
     """The finding of a failing backward check whose one training-mode layer's output agrees and whose input
-    gradient, fed torch's values, is `paddle_gradient`."""
+    gradient, fed torch's values, is `paddle_gradient`; `chained_gradient`: torch's gradient of that input in
+    the whole model when other layers read it too (then `torch_gradient` is the layer's own share, run alone)."""
     agree = compare_arrays("in", np.ones(1), np.ones(1), NEAR_EXACT)
     computed = compare_arrays("train.grad.features.1.input", torch_gradient, paddle_gradient, NEAR_EXACT)
     assert not computed.passed
@@ -266,11 +268,14 @@ def gradient_finding(layer_type, fed, output_gradient, torch_gradient, paddle_gr
                                 CASE)
     record = Record({"train": [{"name": "features.1", "inputs": [None], "operator": operator or {}}]},
                     {"train.features.1.input": fed, "train.features.1.output": fed,
-                     "train.grad.features.1.output": output_gradient, "train.grad.features.1.input": torch_gradient},
+                     "train.grad.features.1.output": output_gradient,
+                     "train.grad.features.1.input": torch_gradient if chained_gradient is None else chained_gradient},
                     {})
     failure = checked("backward", "float64", {"grad.w": np.ones(2)}, {"grad.w": np.array([1.0, 2.0])})
     layers = (record, {"train.features.1.output": fed, "train.grad.features.1.input": paddle_gradient})
-    return only_finding(failure, {("float64", CASE): localization}, evidence(initial={}, layers=layers))[1]
+    torch_alone = None if chained_gradient is None else {"train.grad.features.1.input": torch_gradient}
+    return only_finding(failure, {("float64", CASE): localization},
+                        evidence(initial={}, layers=layers, torch_alone=torch_alone))[1]
 
 
 def batch_norm_gradient_finding(torch, paddle, torch_epsilon, paddle_epsilon):
@@ -310,6 +315,43 @@ def test_an_average_pool_gradient_off_by_more_than_float32s_one_over_n_is_a_defe
     fed, output_gradient, torch_gradient, paddle_gradient = average_pool_gradients(torch, paddle)
     finding = gradient_finding("AdaptiveAvgPool2d", fed, output_gradient, torch_gradient, paddle_gradient * (1 + 1e-6))
     assert finding.kind == DEFECT
+
+
+def window_pool_gradients(torch, paddle, size):
+    """torch's and Paddle's input gradients of Inception v3's branch pool (3 x 3 windows, padding 1 counted:
+    torch's count_include_pad=True, Paddle's exclusive=False) of a size x size map, the input and output
+    gradient."""
+    fed = np.random.default_rng(2).standard_normal((2, CHANNELS, size, size))
+    output_gradient = np.random.default_rng(3).standard_normal((2, CHANNELS, size, size))
+    torch_inputs = torch.from_numpy(fed).requires_grad_()
+    torch.nn.functional.avg_pool2d(torch_inputs, 3, 1, 1).backward(torch.from_numpy(output_gradient))
+    paddle_inputs = paddle.to_tensor(fed, stop_gradient=False)
+    paddle.nn.AvgPool2D(3, 1, 1, exclusive=False)(paddle_inputs).backward(paddle.to_tensor(output_gradient))
+    return fed, output_gradient, torch_inputs.grad.numpy(), paddle_inputs.grad.numpy()
+
+
+@pytest.mark.parametrize("size", [5, 1])  # 1: Inception v3's last blocks at 80 px, one window of 9 (8 padding)
+def test_paddles_float32_average_pool_gradient_is_named_for_windows_of_nine(torch, paddle, size):
+    finding = gradient_finding("avg_pool2d / AvgPool2D", *window_pool_gradients(torch, paddle, size))
+    assert finding.kind == KNOWN
+    assert finding.reason == known_differences.AVERAGE_POOL_GRADIENT.format(layer="features.1", count=9)
+
+
+def test_a_window_pools_gradient_off_by_more_than_float32s_one_over_n_is_a_defect(torch, paddle):
+    fed, output_gradient, torch_gradient, paddle_gradient = window_pool_gradients(torch, paddle, 5)
+    finding = gradient_finding("avg_pool2d / AvgPool2D", fed, output_gradient, torch_gradient,
+                               paddle_gradient * (1 + 1e-6))
+    assert finding.kind == DEFECT
+
+
+def test_a_pool_whose_input_other_layers_read_is_named_from_its_own_share(torch, paddle):
+    # Inception's pools read their block's input, which its branch convolutions read too: torch's gradient
+    # of that input in the model is the sum of every branch's; the pool's own share is its gradient run alone
+    fed, output_gradient, torch_gradient, paddle_gradient = window_pool_gradients(torch, paddle, 5)
+    other_branches = np.random.default_rng(4).standard_normal(torch_gradient.shape)
+    finding = gradient_finding("avg_pool2d / AvgPool2D", fed, output_gradient, torch_gradient, paddle_gradient,
+                               chained_gradient=torch_gradient + other_branches)
+    assert finding.kind == KNOWN and finding.reason.startswith("average-pool gradient precision at features.1:")
 
 
 def test_paddles_float32_batch_norm_epsilon_is_named_from_the_gradient_when_the_output_agrees(torch, paddle):

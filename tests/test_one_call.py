@@ -6,6 +6,8 @@ import sys
 import numpy as np
 import pytest
 
+from alignment.diagnosis import DEFECT, KNOWN
+
 from .conftest import PROJECT_ROOT
 
 SIZE = 8
@@ -143,3 +145,114 @@ def test_the_rescaled_set_proposed_to_a_pair_without_one_fails_a_relu6_left_out_
                              workdir=str(tmp_path / "relu"), **options)
     assert {row.case.label: row.passed for row in result.rows} == {"seeded-64px": True, "rescaled-64px": False}
     assert next(row for row in result.rows if not row.passed).worst_key in ("logits", "train_logits")
+
+
+# -- Inception v3's branch pools: torch's functional 3x3 average pool (padding counted), Paddle's layer -----
+
+
+def torch_inception_block(planted_pool=None):
+    """A block as torchvision's Inception v3 writes it: the pool reads the block's input, which a branch
+    convolution reads too; in-place functional ReLUs; dropout before the flatten."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.branch = nn.Conv2d(3, 4, 1)
+            self.pool_conv = nn.Conv2d(3, 4, 1)
+            self.dropout = nn.Dropout(0.5)
+            self.fc = nn.Linear(8, 10)
+
+        def forward(self, x):
+            branch = F.relu(self.branch(x), inplace=True)
+            pooled = F.avg_pool2d(x, kernel_size=3, stride=1, padding=1)
+            pooled = F.relu(self.pool_conv(pooled), inplace=True)
+            out = F.adaptive_avg_pool2d(torch.cat([branch, pooled], 1), (1, 1))
+            return self.fc(torch.flatten(self.dropout(out), 1))
+
+    return Block()
+
+
+def paddle_inception_block(exclusive=False, pool_activation="ReLU"):
+    """paddle.vision's way: AvgPool2D layers, the reshape before the dropout."""
+    import paddle
+    import paddle.nn as nn
+
+    class Block(nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.branch = nn.Conv2D(3, 4, 1)
+            self.branch_relu = nn.ReLU()
+            self.pool = nn.AvgPool2D(kernel_size=3, stride=1, padding=1, exclusive=exclusive)
+            self.pool_conv = nn.Conv2D(3, 4, 1)
+            self.pool_relu = getattr(nn, pool_activation)()
+            self.average = nn.AdaptiveAvgPool2D(1)
+            self.dropout = nn.Dropout(0.5)
+            self.fc = nn.Linear(8, 10)
+
+        def forward(self, x):
+            branch = self.branch_relu(self.branch(x))
+            pooled = self.pool_relu(self.pool_conv(self.pool(x)))
+            out = self.average(paddle.concat([branch, pooled], 1))
+            return self.fc(self.dropout(paddle.reshape(out, [-1, 8])))
+
+    return Block()
+
+
+def only_failure(result):
+    (failed,) = result.failures()
+    (finding,) = failed.findings
+    return failed, finding
+
+
+def test_paddles_average_pool_gradient_in_an_inception_block_is_named_at_the_pool(tmp_path):
+    result = aligned(torch_inception_block(), paddle_inception_block(), tmp_path, steps=("forward", "backward"))
+    failed, finding = only_failure(result)
+    assert failed.label == "backward seeded-8px float64" and finding.kind == KNOWN
+    assert finding.reason.startswith("average-pool gradient precision at <avg_pool2d>:")
+    assert "float32(1/9)" in finding.reason  # the window's 9 values, the padding counted
+    (localization,) = result.localizations.values()
+    assert localization.paddle_only == []  # the functional pool pairs; Paddle's reshape is a relayout
+    # the in-place ReLU's input gradient is its own, not its output's
+    assert all(row.computes.passed for trace in localization.traces_of("backward") for row in trace.rows
+               if "relu" in row.types.lower())
+
+
+def test_the_zoos_average_pool_correction_makes_the_inception_block_align(tmp_path):
+    from alignment.zoo import average_pool_gradient_as_torch
+
+    paddle_model = paddle_inception_block()
+    average_pool_gradient_as_torch(None, paddle_model)
+    result = aligned(torch_inception_block(), paddle_model, tmp_path, steps=("forward", "backward"))
+    assert result.passed and not any(row.findings for row in result.rows), [row.line() for row in result.rows]
+
+
+def test_a_pool_that_leaves_the_padding_out_is_a_defect_named_at_the_pool(tmp_path):
+    # Paddle's exclusive=True against torch's count_include_pad=True: not the library's float32(1/n)
+    result = aligned(torch_inception_block(), paddle_inception_block(exclusive=True), tmp_path,
+                     steps=("forward", "backward"))
+    assert {row.step for row in result.failures()} == {"forward", "backward"}
+    for failed in result.failures():
+        (finding,) = failed.findings
+        assert finding.kind == DEFECT and "first divergence at <avg_pool2d>" in finding.reason, failed.line()
+
+
+def test_a_defect_planted_beside_the_pool_is_named_at_its_layer(tmp_path):
+    result = aligned(torch_inception_block(), paddle_inception_block(pool_activation="LeakyReLU"), tmp_path,
+                     steps=("forward", "backward"))
+    for failed in result.failures():
+        (finding,) = failed.findings
+        assert finding.kind == DEFECT and "first divergence at <relu>#2 (relu / LeakyReLU: relu vs leakyrelu" in finding.reason, failed.line()
+    assert {row.step for row in result.failures()} == {"forward", "backward"}
+
+
+def test_the_correction_leaves_a_pool_that_leaves_the_padding_out_as_it_is():
+    import paddle
+
+    from alignment.zoo import average_pool_gradient_as_torch
+
+    paddle_model = paddle_inception_block(exclusive=True)  # its windows count 4 to 9 values: no one factor
+    average_pool_gradient_as_torch(None, paddle_model)
+    assert type(paddle_model.pool) is paddle.nn.AvgPool2D

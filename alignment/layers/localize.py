@@ -170,10 +170,13 @@ def _call_suffix(name):
 # Unit kinds that are one operator under two names, and families of operators that take each other's
 # place in a port (an activation for an activation, a pooling for a pooling, a reshape for a reshape)
 _SAME_KIND = {"cat": "concat", "iadd": "add", "radd": "add", "rmul": "mul", "multiply": "mul"}
+# A relayout hands on its input's values in their order: unpaired, it computes nothing that is not
+# compared in the next paired unit's input (values compared up to dimensions of size 1: _compare)
+RELAYOUTS = frozenset({"flatten", "squeeze", "reshape", "view"})
 _FAMILIES = ({"relu", "relu6", "leakyrelu", "gelu", "elu", "selu", "silu", "hardtanh", "hardswish", "hardsigmoid",
               "sigmoid", "tanh", "prelu", "mish", "softplus"},
              {"maxpool", "avgpool", "adaptiveavgpool", "adaptivemaxpool"},
-             {"flatten", "squeeze", "reshape", "view"})
+             RELAYOUTS)
 
 
 def unit_kind(unit):
@@ -304,7 +307,7 @@ class Trace:
 class Localization:
     dtype: str
     traces: list
-    paddle_only: list  # Paddle units that pair with no torch unit
+    paddle_only: list  # Paddle units that pair with no torch unit, relayouts aside (RELAYOUTS)
     case: object = None  # the alignment.cases.Case localized
     unpaired: list = dataclasses.field(default_factory=list)  # each unpaired unit, with its paired neighbours
 
@@ -356,11 +359,20 @@ def operator_difference(torch_layer, paddle_layer):
 
 
 def _compare(dtype, direction, key, reference, port, overrides):
-    """`port` None when the Paddle side has no such value (its layer could not take torch's values)."""
+    """`port` None when the Paddle side has no such value (its layer could not take torch's values). Values
+    whose shapes differ only by dimensions of size 1 are the same values in the same order, where the two
+    trees flatten at other places (torch's dropout before its flatten, Paddle's after its reshape): compared
+    as torch's shape."""
     if port is None:
         return failed_key(key, reference.shape, "not recorded by paddle")
+    if port.shape != reference.shape and _without_ones(port.shape) == _without_ones(reference.shape):
+        port = port.reshape(reference.shape)
     step_key = key.split(".", 1)[1]  # without the mode: named as the step names its keys ("grad.<name>")
     return compare_arrays(key, reference, port, tolerance(direction, dtype, step_key, overrides))
+
+
+def _without_ones(shape):
+    return tuple(size for size in shape if size != 1)
 
 
 def _worst(results):
@@ -469,7 +481,8 @@ def compare_records(dtype, reference, port, isolated_values, pair, case=None, re
     if buffers.rows:
         traces.append(buffers)
     unpaired = _unpaired(reference, port)
-    return Localization(dtype, traces, [unit["name"] for unit in unpaired if unit["side"] == PORT], case, unpaired)
+    return Localization(dtype, traces, [unit["name"] for unit in unpaired if unit["side"] == PORT
+                                        and unit_kind(unit) not in RELAYOUTS], case, unpaired)
 
 
 def _step_results(localization):

@@ -269,6 +269,10 @@ def calls_in_run_order(hooks, model, copy_of, functions=False):
         fed = _tensor_arguments(hooks, args, kwargs, own_tensors)
         if not fed:
             return function(*args, **kwargs)
+        # an in-place function (torchvision's F.relu(x, inplace=True)) would make its output the tensor its
+        # input was: one tensor, so the gradient of its input could not be told from its output's; the same
+        # values computed out of place (the model's code goes on with the returned tensor)
+        kwargs = {**kwargs, "inplace": False} if kwargs.get("inplace") is True else kwargs
         copies = [copy_of(tensor) for tensor in fed]  # before the call: an in-place `+=` changes its input
         active[0] = True
         try:

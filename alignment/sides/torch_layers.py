@@ -8,8 +8,11 @@ import os
 # torch is imported inside the functions: a process that only names this module (a test defining a pair,
 # read by the suite's main process) does not load the framework
 
-# Functions a model's own code calls between its layers: every public function of torch.nn.functional,
-# and these of torch and of its tensors ("+" of residuals, torch.flatten before the classifier)
+# Functions a model's own code calls between its layers: every public function of torch.nn.functional (its
+# own and the ATen operators it re-exports, such as avg_pool2d and conv2d, defined in these modules; not its
+# helpers from typing or torch.overrides), and these of torch and of its tensors ("+" of residuals,
+# torch.flatten before the classifier)
+_FUNCTIONAL_MODULES = ("torch.nn.functional", "torch", "torch._C._nn")
 _TENSOR_FUNCTIONS = {"torch": ("flatten", "cat", "concat", "add", "mul", "mean", "squeeze", "reshape", "sigmoid",
                                "tanh"),
                      "torch.Tensor": ("__add__", "__radd__", "__iadd__", "__mul__", "__rmul__", "__matmul__")}
@@ -72,7 +75,7 @@ def watched_functions():
 
     public = [(functional, name) for name in dir(functional) if not name.startswith("_")
               and callable(getattr(functional, name)) and not isinstance(getattr(functional, name), type)
-              and getattr(getattr(functional, name), "__module__", "") == functional.__name__]
+              and getattr(getattr(functional, name), "__module__", "") in _FUNCTIONAL_MODULES]
     owners = {"torch": torch, "torch.Tensor": torch.Tensor}
     return public + [(owners[owner], name) for owner, names in _TENSOR_FUNCTIONS.items() for name in names]
 

@@ -79,7 +79,7 @@ help:
 	@echo "  make planted-defects  what one call names for MobileNetV2's planted defects -> docs/planted_defects.md"
 	@echo "  make align-mutants    the mutation score: the checks against generated port defects (MODEL= or TORCH= PADDLE=,"
 	@echo "                        MAX=n OPERATORS= JOBS=)"
-	@echo "  make align-mutants-reference  rerun a committed score with its settings (MODEL=<pair>: logs/reference/mutants-<pair>/)"
+	@echo "  make align-mutants-reference  rerun a committed score with its settings (MODEL=<name>: logs/reference/mutants-<name>/)"
 	@echo "  make align-curve      both frameworks train a few epochs; loss curves and final mAP (slow; SEEDS=, EPOCHS_CURVE=)"
 	@echo "  make align-reference  regenerate logs/reference/ (the committed reference run)"
 	@echo "  make align-curve-reference  regenerate logs/reference-curve/ (5 seeds; slow)"
@@ -154,9 +154,9 @@ align-mutants: $(INSTALLED)
 	$(ALIGN_MUTANTS) $(if $(value TORCH),,--workdir $(call logs_path,mutants))
 
 # A committed score rerun with the settings it records, and replaced: GreedyHash's (logs/reference/mutants/) or,
-# with MODEL=<pair>, another pair's sample (logs/reference/mutants-<pair>/, the one CI's gate reruns)
+# with MODEL=<name>, logs/reference/mutants-<name>/ (a pair's sample CI's gate reruns, or a run kept for its figures)
 align-mutants-reference: $(INSTALLED)
-	$(PYTHON) -m alignment.mutation.reference --pair $(call opt,MODEL) --workdir $(call logs_path,mutants-reference-run) \
+	$(PYTHON) -m alignment.mutation.reference --score $(call opt,MODEL) --workdir $(call logs_path,mutants-reference-run) \
 		--jobs $(call opt,JOBS)
 
 # CI (.ci/run) runs `make test`: every test in .venv, then the GPU environment's part (test-gpu-env).

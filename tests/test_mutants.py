@@ -462,5 +462,5 @@ def test_a_committed_score_is_rerun_with_exactly_the_settings_it_records(pair):
 
 
 def test_a_pair_with_no_committed_score_is_refused_in_one_line_naming_those_there_are():
-    with pytest.raises(UserInputError, match="no committed mutation score for nope.*committed: mutants, mutants-"):
+    with pytest.raises(UserInputError, match="no committed mutation score nope.*committed: mutants, mutants-"):
         committed_settings("nope")

@@ -1,10 +1,11 @@
 """Rerun a committed mutation score with the settings it records and replace it with the new run's:
-logs/reference/mutants/ (GreedyHash's, every option at its default) or logs/reference/mutants-<pair>/ (a
-seeded sample of another pair, the one CI's gate reruns).
+logs/reference/mutants/ (GreedyHash's, every option at its default) or logs/reference/mutants-<name>/: a
+pair's seeded sample that CI's gate reruns (<name> the pair's), or a run kept for its figures (<name> the
+pair's and what its settings change: torch_mobilenet_v2-rescaled).
 
-  python -m alignment.mutation.reference [--pair resnet18-torch-bn] [--workdir logs/mutants-reference-run]
+  python -m alignment.mutation.reference [--score resnet18-torch-bn] [--workdir logs/mutants-reference-run]
 
-(`make align-mutants-reference MODEL=<pair>`). Only the run's two small files are committed.
+(`make align-mutants-reference MODEL=<name>`). Only the run's two small files are committed.
 """
 import argparse
 import os
@@ -22,24 +23,25 @@ from .score import NO_REFERENCE, read_summary, reference_summary
 def get_args_parser():
     parser = OneLineArgumentParser(prog="python -m alignment.mutation.reference", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pair", default=DEFAULT_PAIR, help="whose committed score (the folder's name after mutants-)")
+    parser.add_argument("--score", default=DEFAULT_PAIR, help="which committed score: the folder's name after"
+                        " mutants-, or the default pair's name for mutants/")
     parser.add_argument("--workdir", default=os.path.join(PROJECT_ROOT, "logs", "mutants-reference-run"))
     parser.add_argument("--jobs", default="2", help="Paddle processes running mutants")
     return parser
 
 
-def committed_settings(pair):
-    path = os.path.join(PROJECT_ROOT, reference_summary(pair))
+def committed_settings(name):
+    path = os.path.join(PROJECT_ROOT, reference_summary(name))
     if not os.path.isfile(path):
         committed = sorted(name for name in os.listdir(os.path.dirname(os.path.dirname(path)))
                            if name.startswith("mutants"))
-        raise UserInputError(f"no committed mutation score for {pair} ({path}); committed: {', '.join(committed)}")
+        raise UserInputError(f"no committed mutation score {name} ({path}); committed: {', '.join(committed)}")
     return read_summary(path)["settings"]
 
 
-def replace_committed(pair, workdir):
+def replace_committed(name, workdir):
     """The committed folder replaced whole by the run's two files: a copy beside it first, then a rename."""
-    folder = os.path.dirname(os.path.join(PROJECT_ROOT, reference_summary(pair)))
+    folder = os.path.dirname(os.path.join(PROJECT_ROOT, reference_summary(name)))
     staged = folder + ".new"
     shutil.rmtree(staged, ignore_errors=True)
     os.makedirs(staged)
@@ -53,13 +55,13 @@ def replace_committed(pair, workdir):
 @exits_cleanly_on_bad_input
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    settings = committed_settings(args.pair)
+    settings = committed_settings(args.score)
     shutil.rmtree(args.workdir, ignore_errors=True)
     summary, _ = run([*options_of(settings), "--workdir", args.workdir, "--reference", NO_REFERENCE,
                       "--jobs", args.jobs])
     if summary["control_failed"]:
-        raise UserInputError(f"the unmutated port failed its own checks; {args.pair}'s score is kept, see {args.workdir}")
-    print(f"committed: {replace_committed(args.pair, args.workdir)}")
+        raise UserInputError(f"the unmutated port failed its own checks; the committed {args.score} is kept, see {args.workdir}")
+    print(f"committed: {replace_committed(args.score, args.workdir)}")
 
 
 if __name__ == "__main__":

@@ -139,7 +139,7 @@ def _operator_row(operator):
 def render_markdown(summary):
     lines = ["# Mutation score", "", score_line(summary) + ".", "",
              "Regenerate: `make align-mutants` (a committed folder: `make align-mutants-reference`, with"
-             " MODEL=<pair> for logs/reference/mutants-<pair>/). What an operator"
+             " MODEL=<name> for logs/reference/mutants-<name>/). What an operator"
              " does and how a survivor is explained: docs/alignment.md, Mutation score.", "",
              f"Settings: `{json.dumps(summary['settings'])}`", "", "## Per operator", ""]
     lines += _table(("operator", "seam", "places", "checked", "killed", "survived", "equivalent", "not viable",

@@ -9,10 +9,13 @@ import os
 # read by the suite's main process) does not load the framework
 
 # Functions a model's own code calls between its layers: every public function of torch.nn.functional,
-# and these of torch and of its tensors ("+" of residuals, torch.flatten before the classifier)
-_TENSOR_FUNCTIONS = {"torch": ("flatten", "cat", "concat", "add", "mul", "mean", "squeeze", "reshape", "sigmoid",
-                               "tanh"),
-                     "torch.Tensor": ("__add__", "__radd__", "__iadd__", "__mul__", "__rmul__", "__matmul__")}
+# and these of torch and of its tensors ("+" of residuals, torch.flatten before the classifier, the views
+# and transposes of a channel shuffle, a mean as the global pool); Tensor.contiguous is not one: it moves
+# no value, and the unit after it takes its copy as an input of its own
+_TENSOR_FUNCTIONS = {"torch": ("flatten", "cat", "concat", "add", "mul", "mean", "squeeze", "reshape", "transpose",
+                               "permute", "sigmoid", "tanh"),
+                     "torch.Tensor": ("__add__", "__radd__", "__iadd__", "__mul__", "__rmul__", "__matmul__", "view",
+                                      "reshape", "flatten", "transpose", "permute", "mean")}
 
 
 def code_dirs():

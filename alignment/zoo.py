@@ -22,6 +22,7 @@ from greedyhash_common.project import PROJECT_ROOT
 STEPS = ("forward", "loss", "backward")
 DTYPES = ("float64", "float32")
 NUM_CLASSES = 10
+SEED = 0
 # (family, torchvision constructor, paddle.vision constructor and its options, image size), cheapest first: a
 # run cut short has the most models done
 ZOO = (("SqueezeNet", "squeezenet1_1", "squeezenet1_1", {}, 64),
@@ -43,11 +44,15 @@ TORCH_OPTIONS = {"googlenet": {"aux_logits": False, "init_weights": False},
 
 
 def build(entry, corrections=()):
-    """The entry's torchvision and paddle.vision models, with `corrections` (of CORRECTIONS) applied."""
+    """The entry's torchvision and paddle.vision models, with `corrections` (of CORRECTIONS) applied; torch's
+    initialization (the seeded weights: alignment.api copies the model it is given) drawn from SEED, as torch
+    seeds its generator otherwise in each process, and the zoo's float32 rounding with it."""
     import paddle.vision.models
+    import torch
     import torchvision.models
 
     _, torch_name, paddle_name, paddle_options, _ = entry
+    torch.manual_seed(SEED)
     torch_model = getattr(torchvision.models, torch_name)(num_classes=NUM_CLASSES, **TORCH_OPTIONS.get(torch_name, {}))
     paddle_model = getattr(paddle.vision.models, paddle_name)(num_classes=NUM_CLASSES, **paddle_options)
     for _, _, correct in corrections:

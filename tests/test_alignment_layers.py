@@ -16,8 +16,8 @@ import paddle
 import pytest
 
 from alignment.check import compare_arrays
-from alignment.layers.localize import (LayerRow, Trace, compare_records, load_layer_values, localization_as_json,
-                                       pair_layers)
+from alignment.layers.localize import (LayerRow, Record, Trace, compare_records, kept_unit_axes, load_layer_values,
+                                       localization_as_json, moves_no_value, pair_layers)
 from alignment.cases import Case
 from alignment.layers.worker import named, record_side, wait_for_reference
 from alignment.pairs.greedyhash import GREEDYHASH, paddle_side, torch_side
@@ -137,6 +137,45 @@ def test_units_pair_by_what_runs_across_different_nesting_and_an_extra_activatio
     assert pair_layers(torch_units, paddle_units, key_map) == {
         "backbone.conv1": "net.features.0", "backbone.<relu>": "net.features.1", "pool": "net.<adaptive_avg_pool2d>",
         "<squeeze>": "net.<flatten>", "head.linear": "net.fc"}
+
+
+def test_a_channel_shuffle_and_a_global_mean_pair_by_kind_across_the_frameworks_names():
+    """torchvision's ShuffleNetV2 against paddle.vision's: Tensor.view with paddle.reshape, torch.transpose
+    with paddle.transpose (permute too), a mean over the spatial axes with an average-pool layer; Paddle's
+    flatten after its pool pairs with nothing."""
+    key_map = {"net.conv.weight": "conv.weight", "net.fc.weight": "fc.weight"}
+    torch_units = [unit("net.conv", "Conv2d", ["net.conv.weight"]), unit("net.<cat>", "cat"),
+                   unit("net.<view>", "view"), unit("net.<transpose>", "transpose"), unit("net.<view>#2", "view"),
+                   unit("net.<permute>", "permute"), unit("<mean>", "mean"), unit("net.fc", "Linear", ["net.fc.weight"])]
+    paddle_units = [unit("conv", "Conv2D", ["conv.weight"]), unit("<concat>", "concat"), unit("<reshape>", "reshape"),
+                    unit("<transpose>", "transpose"), unit("<reshape>#2", "reshape"), unit("<transpose>#2", "transpose"),
+                    unit("pool", "AdaptiveAvgPool2D"), unit("<flatten>", "flatten"), unit("fc", "Linear", ["fc.weight"])]
+    assert pair_layers(torch_units, paddle_units, key_map) == {
+        "conv": "net.conv", "<concat>": "net.<cat>", "<reshape>": "net.<view>", "<transpose>": "net.<transpose>",
+        "<reshape>#2": "net.<view>#2", "<transpose>#2": "net.<permute>", "pool": "<mean>", "fc": "net.fc"}
+
+
+def moving_record(output, output_gradient):
+    """A record of one unit fed [[1, 2], [3, 4]] (its gradient [[5, 6], [7, 8]]) in eval mode."""
+    values = {"eval.paddle:<u>.input": np.array([[1.0, 2.0], [3.0, 4.0]]), "eval.paddle:<u>.output": output,
+              "eval.grad.paddle:<u>.input": np.array([[5.0, 6.0], [7.0, 8.0]]),
+              "eval.grad.paddle:<u>.output": output_gradient}
+    return Record({"eval": [{"name": "paddle:<u>", "inputs": [None]}], "train": []}, values, {})
+
+
+def test_a_unit_moves_no_value_only_when_its_output_and_its_gradient_keep_its_inputs_order():
+    """An unpaired Paddle unit that only moves values (a flatten) cannot be where rounding comes from; one
+    that reorders them (a transpose), or back-propagates otherwise, can be a defect of its own."""
+    flattened, gradient = np.array([1.0, 2.0, 3.0, 4.0]), np.array([5.0, 6.0, 7.0, 8.0])
+    assert moves_no_value(moving_record(flattened, gradient), "paddle:<u>")
+    assert not moves_no_value(moving_record(np.array([[1.0, 3.0], [2.0, 4.0]]), gradient.reshape(2, 2)), "paddle:<u>")
+    assert not moves_no_value(moving_record(flattened, gradient * 2), "paddle:<u>")
+
+
+def test_a_pool_that_keeps_its_axes_of_length_one_holds_a_means_values_and_no_other_shape_does():
+    assert kept_unit_axes((4, 2, 1, 1), (4, 2)) and kept_unit_axes((4, 2), (4, 1, 2))
+    assert not kept_unit_axes((4, 2), (4, 2)) and not kept_unit_axes((8, 1, 1), (4, 2))
+    assert not kept_unit_axes((4, 2, 1, 1), (2, 4))
 
 
 def row(layer, reaches_port, computes_port, alone_port=None):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from alignment import diagnosis, known_differences, zoo
+from alignment import known_differences, zoo
 from alignment.cases import Case
 from alignment.diagnosis import DEFECT, KNOWN, ROUNDING, Finding
 from alignment.verdict import StepVerdict
@@ -70,32 +70,33 @@ def test_three_families_through_one_call_name_their_library_differences_from_the
     assert {"BatchNorm running variance", "BatchNorm epsilon precision", "Hardsigmoid formula"} <= set(
         mobilenet["shipped"]["differences"])
     assert mobilenet["corrected"]["verdict"] == "aligns", mobilenet["corrected"]["diagnosis"]
-    # ShuffleNetV2: corrected, float64 agrees; its float32 failures are not called rounding, as Paddle's average
-    # pool and channel-shuffle reshapes pair with no torch unit (torch's are Tensor methods, not recorded)
+    # ShuffleNetV2: corrected, it aligns up to rounding (its channel shuffles' Tensor methods paired with
+    # Paddle's functions: test_shufflenets_channel_shuffle_pairs_...)
     shufflenet = rows["shufflenet_v2_x0_5"]
     assert "BatchNorm running variance" in shufflenet["shipped"]["differences"]
-    corrected = shufflenet["corrected"]
-    assert corrected["defects"] == ["forward seeded-64px float32", "backward seeded-64px float32"], corrected
-    assert all(diagnosis.UNPAIRED_HINT in line for line in corrected["diagnosis"])
+    assert shufflenet["corrected"]["verdict"] == "aligns up to rounding", shufflenet["corrected"]["diagnosis"]
     markdown = paths["markdown"].read_text()
     assert "known: Hardsigmoid formula" in markdown and "Incomplete" not in markdown
 
 
-def densenet_float32(tmp_path, steps, planted_layer=None):
-    """{step: Verdict} of DenseNet-121 corrected, `steps` in float64 and float32 at 64 px, its float32 checks;
+def corrected(tmp_path, name, steps, planted_layer=None):
+    """The alignment of the zoo's model `name` corrected, `steps` in float64 and float32 at 64 px;
     `planted_layer`: a Paddle layer whose float32 output (alone) is scaled by 1 + 1e-3."""
     import paddle
 
     from alignment import align
 
-    entry = next(entry for entry in zoo.ZOO if entry[1] == "densenet121")
+    entry = next(entry for entry in zoo.ZOO if entry[1] == name)
     torch_model, paddle_model = zoo.build(entry, zoo.applicable_corrections(entry))
     if planted_layer:
         dict(paddle_model.named_sublayers())[planted_layer].register_forward_post_hook(
             lambda layer, inputs, output: output * (1 + 1e-3) if output.dtype == paddle.float32 else None)
-    result = align(torch_model, paddle_model, sizes=(64,), dtypes=("float64", "float32"),
-                   steps=steps, workdir=str(tmp_path), name="densenet121")
-    return {row.step: row for row in result.rows if row.dtype == "float32"}
+    return align(torch_model, paddle_model, sizes=(64,), dtypes=("float64", "float32"), steps=steps,
+                 workdir=str(tmp_path), name=name)
+
+
+def by_step(result, dtype):
+    return {row.step: row for row in result.rows if row.dtype == dtype}
 
 
 @pytest.mark.slow
@@ -105,10 +106,46 @@ def test_densenets_fused_activations_are_how_its_trees_are_cut_and_a_float32_def
     values in float64 alike. Its float32 backward failure is rounding; a float32-only error planted in one
     BatchNorm is a defect named at that layer, not at the first of the layers that differ by how the trees
     are cut."""
-    honest = densenet_float32(tmp_path / "honest", ("forward", "backward"))["backward"]
+    honest = by_step(corrected(tmp_path / "honest", "densenet121", ("forward", "backward")), "float32")["backward"]
     assert honest.passed and honest.kind == ROUNDING, honest.line()
     assert "which differ so in float64 alike" in honest.line()
-    planted = densenet_float32(tmp_path / "planted", ("forward",),
-                               "db_conv_2.conv2_1.bn_ac_func1._batch_norm")["forward"]
+    planted = by_step(corrected(tmp_path / "planted", "densenet121", ("forward",),
+                                "db_conv_2.conv2_1.bn_ac_func1._batch_norm"), "float32")["forward"]
     assert not planted.passed and planted.kind == DEFECT, planted.line()
     assert "first divergence at features.denseblock1.denselayer1.norm1 " in planted.line()
+
+
+def shuffle_with_height_and_width_swapped(x, groups):
+    """paddle.vision's channel shuffle with one wrong axis in its transpose: a square map keeps its shape."""
+    import paddle
+
+    batch_size, channels, height, width = x.shape[0:4]
+    x = paddle.reshape(x, shape=[batch_size, groups, channels // groups, height, width])
+    x = paddle.transpose(x, perm=[0, 2, 1, 4, 3])  # the planted line: [0, 2, 1, 3, 4] in paddle.vision
+    return paddle.reshape(x, shape=[batch_size, channels, height, width])
+
+
+@pytest.mark.slow
+def test_shufflenets_channel_shuffle_pairs_its_views_and_transpose_and_a_wrong_axis_there_is_named(tmp_path,
+                                                                                                    monkeypatch):
+    """About 25 s. torchvision's channel shuffle is Tensor.view, torch.transpose, .contiguous(), Tensor.view;
+    paddle.vision's paddle.reshape, paddle.transpose, paddle.reshape; torch's global pool a Tensor.mean,
+    Paddle's an average-pool layer and a flatten. Recorded and paired, every Paddle unit is accounted for (the
+    flatten moves no value), and ShuffleNetV2 corrected aligns up to rounding; a wrong axis in Paddle's
+    transpose is a defect named at the first shuffle's transpose, in float64 and float32."""
+    import paddle.vision.models.shufflenetv2
+
+    honest = corrected(tmp_path / "honest", "shufflenet_v2_x0_5", ("forward", "backward"))
+    for row in by_step(honest, "float32").values():
+        assert row.passed and row.kind == ROUNDING, row.line()
+    localization = honest.localizations[("float32", Case("seeded", 64))]
+    assert localization.paddle_only == [], localization.unpaired
+    assert [(unit["name"], unit["moves_no_value"]) for unit in localization.unpaired] == [("<flatten>", True)]
+    rows = {row.layer: row.types for row in localization.trace("eval", "forward").rows}
+    assert (rows["stage2.0.<view>"], rows["stage2.0.<transpose>"], rows["stage2.0.<view>#2"], rows["<mean>"]) == (
+        "view / reshape", "transpose", "view / reshape", "mean / AdaptiveAvgPool2D")
+    monkeypatch.setattr(paddle.vision.models.shufflenetv2, "channel_shuffle", shuffle_with_height_and_width_swapped)
+    planted = corrected(tmp_path / "planted", "shufflenet_v2_x0_5", ("forward",))
+    for row in planted.rows:
+        assert not row.passed and row.kind == DEFECT, row.line()
+        assert "first divergence at stage2.0.<transpose> (transpose; made at tests/test_zoo.py:" in row.line()

@@ -168,15 +168,14 @@ def _call_suffix(name):
 
 
 # Unit kinds that are one operator under two names, and families of operators that take each other's
-# place in a port (an activation for an activation, a pooling for a pooling, a reshape for a reshape)
-_SAME_KIND = {"cat": "concat", "iadd": "add", "radd": "add", "rmul": "mul", "multiply": "mul"}
-# A relayout hands on its input's values in their order: unpaired, it computes nothing that is not
-# compared in the next paired unit's input (values compared up to dimensions of size 1: _compare)
-RELAYOUTS = frozenset({"flatten", "squeeze", "reshape", "view"})
+# place in a port (an activation for an activation, a pooling for a pooling, a mean over the spatial axes
+# for a global pool, a reshape for a reshape)
+_SAME_KIND = {"cat": "concat", "iadd": "add", "radd": "add", "rmul": "mul", "multiply": "mul", "view": "reshape",
+              "permute": "transpose"}
 _FAMILIES = ({"relu", "relu6", "leakyrelu", "gelu", "elu", "selu", "silu", "hardtanh", "hardswish", "hardsigmoid",
               "sigmoid", "tanh", "prelu", "mish", "softplus"},
-             {"maxpool", "avgpool", "adaptiveavgpool", "adaptivemaxpool"},
-             RELAYOUTS)
+             {"maxpool", "avgpool", "adaptiveavgpool", "adaptivemaxpool", "mean"},
+             {"flatten", "squeeze", "reshape"})
 
 
 def unit_kind(unit):
@@ -307,7 +306,7 @@ class Trace:
 class Localization:
     dtype: str
     traces: list
-    paddle_only: list  # Paddle units that pair with no torch unit, relayouts aside (RELAYOUTS)
+    paddle_only: list  # Paddle units that pair with no torch unit, but those that only move values (moves_no_value)
     case: object = None  # the alignment.cases.Case localized
     unpaired: list = dataclasses.field(default_factory=list)  # each unpaired unit, with its paired neighbours
 
@@ -358,6 +357,13 @@ def operator_difference(torch_layer, paddle_layer):
                      and _setting(torch_settings[name]) != _setting(paddle_settings[name]))
 
 
+def kept_unit_axes(shape, other):
+    """Whether two shapes differ only by axes of length 1 that one framework keeps and the other drops (a
+    pool to one value per channel, [N, C, 1, 1], where a mean over the spatial axes gives [N, C]): the same
+    values in the same order, compared as such."""
+    return tuple(shape) != tuple(other) and [n for n in shape if n != 1] == [n for n in other if n != 1]
+
+
 def _compare(dtype, direction, key, reference, port, overrides):
     """`port` None when the Paddle side has no such value (its layer could not take torch's values). Values
     whose shapes differ only by dimensions of size 1 are the same values in the same order, where the two
@@ -365,14 +371,10 @@ def _compare(dtype, direction, key, reference, port, overrides):
     as torch's shape."""
     if port is None:
         return failed_key(key, reference.shape, "not recorded by paddle")
-    if port.shape != reference.shape and _without_ones(port.shape) == _without_ones(reference.shape):
+    if kept_unit_axes(port.shape, reference.shape):
         port = port.reshape(reference.shape)
     step_key = key.split(".", 1)[1]  # without the mode: named as the step names its keys ("grad.<name>")
     return compare_arrays(key, reference, port, tolerance(direction, dtype, step_key, overrides))
-
-
-def _without_ones(shape):
-    return tuple(size for size in shape if size != 1)
 
 
 def _worst(results):
@@ -449,9 +451,25 @@ def _buffer_trace(dtype, reference, port, overrides, mode="train"):
     return Trace(mode, BUFFERS, rows)
 
 
+def moves_no_value(record, name):
+    """Whether the unit `name` of a record only moves values: in every mode it ran, fed one input, its output
+    holds that input's values in the same order, and the gradient of its input that of its output (a
+    flatten, a reshape): no rounding can come from it, and a defect of it shows in float64 alike."""
+    for mode in MODES:
+        for layer in (layer for layer in record.layers[mode] if layer["name"] == name):
+            if len(input_ends(layer)) != 1:
+                return False
+            for direction in DIRECTIONS:
+                fed = record.values[stored_key(layer, mode, direction, "input")]
+                made = record.values[value_key(mode, direction, name, "output")]
+                if fed.size != made.size or not np.array_equal(fed.ravel(), made.ravel()):
+                    return False
+    return True
+
+
 def _unpaired(reference, port):
     """Each unit no unit of the other side pairs with, in the first mode it ran in, with the paired units
-    run just before and after it on its side."""
+    run just before and after it on its side, and whether it only moves values (moves_no_value)."""
     found = {}
     for mode in MODES:
         torch_names = {layer["name"] for layer in reference.layers[mode]}
@@ -465,7 +483,9 @@ def _unpaired(reference, port):
                 before = next((other["name"] for other in layers[index::-1] if other["name"] in paired), None)
                 after = next((other["name"] for other in layers[index:] if other["name"] in paired), None)
                 found[(side, own)] = {"side": side, "name": own, "type": layer["type"], "mode": mode,
-                                      "source": layer.get("source", ""), "after": before, "before": after}
+                                      "source": layer.get("source", ""), "after": before, "before": after,
+                                      "moves_no_value": moves_no_value(reference if side == REFERENCE else port,
+                                                                       layer["name"])}
     return list(found.values())
 
 
@@ -481,8 +501,8 @@ def compare_records(dtype, reference, port, isolated_values, pair, case=None, re
     if buffers.rows:
         traces.append(buffers)
     unpaired = _unpaired(reference, port)
-    return Localization(dtype, traces, [unit["name"] for unit in unpaired if unit["side"] == PORT
-                                        and unit_kind(unit) not in RELAYOUTS], case, unpaired)
+    return Localization(dtype, traces, [unit["name"] for unit in unpaired
+                                        if unit["side"] == PORT and not unit["moves_no_value"]], case, unpaired)
 
 
 def _step_results(localization):
@@ -599,7 +619,8 @@ def format_trace(trace, title):
 def _unpaired_line(unit):
     neighbours = ", ".join(f"{where} {name}" for where, name in (("after", unit["after"]), ("before", unit["before"]))
                            if name)
-    return (f"  {unit['side']} {unit['name']} ({unit['type']}, {unit['source']})"
+    moves = ", moves no value" if unit["moves_no_value"] else ""
+    return (f"  {unit['side']} {unit['name']} ({unit['type']}, {unit['source']}{moves})"
             f"{': ' + neighbours if neighbours else ''}")
 
 

@@ -41,8 +41,8 @@ from ..sides.allocator import free_step_garbage, in_a_side_process
 from ..steps import StepContext
 from ..steps.forward import named_outputs
 from .localize import (CHAINED, ISOLATED, MODES, Record, alone_key, buffer_key, call_name, input_end, input_ends,
-                       layer_values_writer, load_layer_values, load_record, module_name_of, pair_layers, stored_key,
-                       structure_path, value_key, write_structure)
+                       kept_unit_axes, layer_values_writer, load_layer_values, load_record, module_name_of,
+                       pair_layers, stored_key, structure_path, value_key, write_structure)
 
 
 def get_args_parser():
@@ -417,11 +417,14 @@ def record_mode(side, hooks, model, context, mode, reference_layers=None, functi
 
 def _run_alone(side, call, fed_inputs, grad_of_output):
     """(output, [gradient of each input]) of one unit fed these values; no gradients when the output's
-    shape is not the fed gradient's (the output then fails on its shape already)."""
+    shape is not the fed gradient's, but for axes of length 1 (kept_unit_axes: the output then fails on its
+    shape already)."""
     fed = [side.tensor(array, requires_grad=True) for array in fed_inputs]
     # fed through a copy: an in-place function (a residual `+=`) may not write into a leaf that needs a gradient
     through = [tensor.clone() for tensor in fed]
     output = call.layer(through[0]) if call.unit == "layer" else call_function(call.function, call.arguments, through)
+    if kept_unit_axes(grad_of_output.shape, output.shape):
+        grad_of_output = grad_of_output.reshape(tuple(output.shape))
     if tuple(output.shape) != grad_of_output.shape:
         return side.numpy(output), []
     # d sum(output * g) / d input is the unit's backward applied to g; taken from backward, as training

@@ -7,9 +7,10 @@ import os
 
 # paddle is imported inside the functions: a process that only names this module (a test defining a
 # pair, read by the suite's main process) does not load the framework
-_TENSOR_FUNCTIONS = {"paddle": ("flatten", "concat", "add", "multiply", "mean", "squeeze", "reshape", "sigmoid",
-                                "tanh"),
-                     "paddle.Tensor": ("__add__", "__radd__", "__mul__", "__rmul__", "__matmul__")}
+_TENSOR_FUNCTIONS = {"paddle": ("flatten", "concat", "add", "multiply", "mean", "squeeze", "reshape", "transpose",
+                                "permute", "sigmoid", "tanh"),
+                     "paddle.Tensor": ("__add__", "__radd__", "__mul__", "__rmul__", "__matmul__", "view", "reshape",
+                                       "flatten", "transpose", "permute", "mean")}
 # Paddle's names of settings torch names otherwise, and Paddle's conventions turned into torch's:
 # BatchNorm's momentum is the old average's share in Paddle, the new batch's in torch
 _TORCH_NAMES = {"ksize": "kernel_size", "epsilon": "eps", "return_mask": "return_indices"}

@@ -11,11 +11,14 @@ import os
 # Functions a model's own code calls between its layers: every public function of torch.nn.functional (its
 # own and the ATen operators it re-exports, such as avg_pool2d and conv2d, defined in these modules; not its
 # helpers from typing or torch.overrides), and these of torch and of its tensors ("+" of residuals,
-# torch.flatten before the classifier)
+# torch.flatten before the classifier, the views and transposes of a channel shuffle, a mean as the global
+# pool); Tensor.contiguous is not one: it moves no value, and the unit after it takes its copy as an input
+# of its own
 _FUNCTIONAL_MODULES = ("torch.nn.functional", "torch", "torch._C._nn")
-_TENSOR_FUNCTIONS = {"torch": ("flatten", "cat", "concat", "add", "mul", "mean", "squeeze", "reshape", "sigmoid",
-                               "tanh"),
-                     "torch.Tensor": ("__add__", "__radd__", "__iadd__", "__mul__", "__rmul__", "__matmul__")}
+_TENSOR_FUNCTIONS = {"torch": ("flatten", "cat", "concat", "add", "mul", "mean", "squeeze", "reshape", "transpose",
+                               "permute", "sigmoid", "tanh"),
+                     "torch.Tensor": ("__add__", "__radd__", "__iadd__", "__mul__", "__rmul__", "__matmul__", "view",
+                                      "reshape", "flatten", "transpose", "permute", "mean")}
 
 
 def code_dirs():

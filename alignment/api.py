@@ -93,7 +93,9 @@ def align(torch_model, paddle_model, inputs=None, labels=None, *, key_map=None, 
     (default cross-entropy); optimizer: SGD's coefficients (lr, decay_every, momentum, weight_decay).
     workdir: where the values, the localization and the report go (default: a temporary folder, kept).
     weights: a checkpoint of either framework, checked as one more weight set ("user"); weight_sets: the sets
-    to check (default: the seeded one, and "user" when `weights` is given; ("user",): the checkpoint alone;
+    to check (default: the seeded one, and "user" when `weights` is given; the seeded set of two given models
+    is the torch model's own weights, its BatchNorm parameters and statistics drawn from `seed`: build it
+    after torch.manual_seed for a run that repeats; ("user",): the checkpoint alone;
     ("seeded", "rescaled"): the seeded one and its rescaling to a trained network's ranges, alignment.pairs.rescaling).
     profile: localize the first forward case even when it passes; localize=False: no layer localization;
     keep_arrays: keep every array of every step and layer in `workdir`, not only those of the failing keys."""

@@ -183,9 +183,10 @@ def _rounding_reason(structural):
     return ROUNDING_REASON.format(structural=STRUCTURAL.format(layers=layers) if structural else "")
 
 
-def findings_of(result, evidence, float64_passed, localizations):
+def findings_of(result, evidence, float64_passed, localizations, forward_checks):
     """The findings of a check's failing keys: the known library differences, then the rest as one finding,
-    rounding when the rule holds, else a known difference of the layers or a defect (alignment.diagnosis)."""
+    rounding when the rule holds, else a known difference of the layers or a defect (alignment.diagnosis);
+    `forward_checks` {(dtype, case): passed} of the run's forward checks, where a loss check's defect starts."""
     failing = [key.name for key in result.keys if not key.passed]
     findings = known_findings(result, failing, evidence)
     explained = {name for finding in findings for name in finding.keys}
@@ -197,14 +198,16 @@ def findings_of(result, evidence, float64_passed, localizations):
         findings.append(Finding(ROUNDING, _rounding_reason(structural), unexplained))
     elif unexplained:
         float64_agrees = result.dtype == "float32" and (result.step, result.case) in float64_passed
-        findings.append(unexplained_finding(result, unexplained, evidence, float64_agrees, localization, structural))
+        forward_passed = forward_checks.get((result.dtype, result.case))
+        findings.append(unexplained_finding(result, unexplained, evidence, float64_agrees, localization, structural,
+                                            forward_passed))
     return tuple(sorted(findings, key=lambda finding: -SEVERITY.index(finding.kind)))
 
 
-def verdict_of(result, evidence, float64_passed, localizations):
+def verdict_of(result, evidence, float64_passed, localizations, forward_checks):
     """The StepVerdict of one StepResult (alignment.check); `localizations` {(dtype, case): Localization}."""
     worst = result.worst()
-    findings = () if result.passed else findings_of(result, evidence, float64_passed, localizations)
+    findings = () if result.passed else findings_of(result, evidence, float64_passed, localizations, forward_checks)
     return StepVerdict(step=result.step, case=result.case, dtype=result.dtype, worst_key=worst.name,
                        max_abs=worst.max_abs, max_rel=worst.max_rel, limit=worst.limit, note=worst.note,
                        findings=findings)
@@ -215,7 +218,8 @@ def verdicts(results, localizations, evidence=None, float64_evidence=()):
     Localization}), the run's values (known_differences.Evidence; None: no known difference is looked for)
     and the float64 checks made for the rounding rule alone (`float64_evidence`, not verdicts themselves)."""
     float64_passed = passed_in_float64(results, float64_evidence)
-    return [verdict_of(result, evidence, float64_passed, localizations) for result in results]
+    forward_checks = {(result.dtype, result.case): result.passed for result in results if result.step == "forward"}
+    return [verdict_of(result, evidence, float64_passed, localizations, forward_checks) for result in results]
 
 
 def all_passed(rows):

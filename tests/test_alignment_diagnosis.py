@@ -538,3 +538,24 @@ def test_a_difference_of_many_layers_is_one_reason_naming_a_few_of_them():
     grouped = known_differences.grouped_reasons(reasons)
     assert grouped == [known_differences.BATCH_NORM_EPSILON.format(
         layer="features.0.1, features.1.1, features.2.1 and 2 more", epsilon=1e-5), reasons[-1][1]]
+
+
+def loss_and_forward(loss_port, forward_port):
+    """A float64 loss check and the forward check of its case, each agreeing or not with torch's values."""
+    def result(step, port):
+        return StepResult(step, "float64", [compare_arrays("loss_total" if step == "loss" else "logits",
+                                                           np.ones(2), np.asarray(port), NEAR_EXACT)], CASE)
+    return verdicts([result("forward", forward_port), result("loss", loss_port)], {})
+
+
+def test_a_loss_that_differs_on_agreeing_outputs_is_a_defect_of_the_loss_function():
+    forward, loss = loss_and_forward(loss_port=[1.0, 1.5], forward_port=[1.0, 1.0])
+    assert forward.passed and not loss.passed and loss.kind == DEFECT
+    assert "the Paddle side's loss function differs" in loss.findings[0].reason
+
+
+def test_a_loss_that_follows_differing_outputs_points_at_the_model():
+    forward, loss = loss_and_forward(loss_port=[1.0, 1.5], forward_port=[1.0, 1.5])
+    assert not forward.passed and loss.kind == DEFECT
+    assert "the model's outputs already differ" in loss.findings[0].reason
+    assert "loss function" not in loss.findings[0].reason

@@ -53,6 +53,18 @@ def test_a_relu6_in_the_port_fails_and_the_layers_name_it(tmp_path):
     assert row.layer == "1"  # the activation (after the convolution "0"), by the torch module's name
 
 
+def test_a_loss_the_port_computes_otherwise_is_named_as_the_loss_function_not_the_model(tmp_path):
+    """Paddle's cross-entropy with label smoothing: the forward check passes, the loss check names the loss."""
+    import paddle.nn.functional as functional
+    import torch.nn.functional as torch_functional
+    losses = {"torch": torch_functional.cross_entropy,
+              "paddle": lambda logits, labels: functional.cross_entropy(logits, labels, label_smoothing=0.1)}
+    result = aligned(torch_cnn(), paddle_cnn(), tmp_path, steps=("forward", "loss"), loss=losses)
+    forward, loss = result.rows
+    assert forward.passed and not loss.passed and loss.kind == DEFECT
+    assert "the Paddle side's loss function differs" in loss.findings[0].text()
+
+
 def test_batch_norms_running_variance_is_the_only_difference_of_the_libraries(tmp_path):
     result = aligned(torch_cnn(batch_norm=True), paddle_cnn(batch_norm=True), tmp_path, steps=("forward", "backward"))
     (failed,) = result.failures()

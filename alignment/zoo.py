@@ -115,31 +115,56 @@ def hardsigmoid_as_torch(torch_model, paddle_model):
 def average_pool_gradient_as_torch(torch_model, paddle_model):
     """Paddle's average pool back-propagates float32(1/n) times each window's gradient even in float64, torch's
     divides by n (alignment.known_differences.AVERAGE_POOL_GRADIENT): each Paddle pool whose windows all count
-    n values (exclusive=False) made to back-propagate its gradient times 1 / (n * float32(1/n)), torch's to
-    float64 rounding, its output unchanged. The class keeps Paddle's name: the same operator, so the
-    localization pairs it with torch's pool."""
+    n values (an AvgPool2D counting the padding, an AdaptiveAvgPool2D whose input parts into windows of one
+    size, as any pool to 1x1 does) made to back-propagate its gradient times 1 / (n * float32(1/n)), torch's to
+    float64 rounding, its output unchanged; an adaptive pool's windows are counted at each call (they follow
+    its input's size), and where they differ its gradient stays Paddle's."""
+    for layer in paddle_model.sublayers(include_self=True):
+        if _may_have_equal_windows(layer):
+            # the same layer and settings; its class keeps Paddle's name: the same operator, so the
+            # localization pairs it with torch's pool
+            layer.__class__ = _with_torch_gradient(type(layer))
+
+
+def _with_torch_gradient(pool_class):
     import numpy as np
+
+    def forward(self, inputs):
+        count = _values_per_window(self, inputs.shape)
+        if count is None:
+            return pool_class.forward(self, inputs)
+        rescaled = pool_class.forward(self, inputs * (1 / (count * float(np.float32(1 / count)))))
+        return rescaled + (pool_class.forward(self, inputs) - rescaled).detach()
+
+    return type(pool_class.__name__, (pool_class,), {"forward": forward})
+
+
+def _may_have_equal_windows(layer):
+    """A Paddle average pool whose windows all count one number of values (padding included), or may, as an
+    adaptive pool's do for some input sizes."""
     import paddle
 
-    class AvgPool2D(paddle.nn.AvgPool2D):
-        def forward(self, inputs):
-            count = int(np.prod(np.broadcast_to(self.ksize, (2,))))
-            rescaled = super().forward(inputs * (1 / (count * float(np.float32(1 / count)))))
-            return rescaled + (super().forward(inputs) - rescaled).detach()
-
-    for parent in [paddle_model, *paddle_model.sublayers()]:
-        for name, child in parent.named_children():
-            if _has_equal_windows(child):
-                pool = AvgPool2D(child.ksize, child.stride, child.padding, child.ceil_mode, exclusive=False)
-                setattr(parent, name, pool)
+    if type(layer) is paddle.nn.AvgPool2D:  # ceil_mode's last windows count fewer
+        return not layer.exclusive and layer.divisor is None and not layer.ceil_mode and layer.data_format == "NCHW"
+    return type(layer) is paddle.nn.AdaptiveAvgPool2D and layer._data_format == "NCHW"
 
 
-def _has_equal_windows(layer):
-    """An average pool whose every window counts the same number of values (padding included)."""
-    import paddle
+def _values_per_window(pool, shape):
+    """How many values each window of `pool` (_may_have_equal_windows) counts for an input of `shape`; None
+    when its windows count different numbers. An adaptive pool's i-th window of `size` values parted in `parts`
+    spans floor(i * size / parts) to ceil((i + 1) * size / parts), in torch and in Paddle."""
+    import numpy as np
 
-    return (type(layer) is paddle.nn.AvgPool2D and not layer.exclusive and layer.divisor is None
-            and layer.data_format == "NCHW")
+    if not hasattr(pool, "_output_size"):
+        return int(np.prod(np.broadcast_to(pool.ksize, (2,))))
+    count = 1
+    for size, parts in zip(shape[2:], np.broadcast_to(np.array(pool._output_size, dtype=object), (2,))):
+        parts = size if parts is None else parts
+        widths = {-(-(i + 1) * size // parts) - i * size // parts for i in range(parts)}
+        if len(widths) > 1:
+            return None
+        count *= widths.pop()
+    return count
 
 
 def inception_batch_norm_epsilon_and_dropout(torch_model, paddle_model):
@@ -181,8 +206,26 @@ def _has_downscaled_dropout(paddle_model):
     return any(layer.mode == "downscale_in_infer" for _, layer in _layers(paddle_model, paddle.nn.Dropout))
 
 
-def _has_average_pool_of_equal_windows(paddle_model):
-    return any(_has_equal_windows(layer) for layer in paddle_model.sublayers())
+def _has_inexact_average_pool(entry, paddle_model):
+    """A Paddle average pool whose windows all count n values at the entry's size, n * float32(1/n) not 1 (n
+    not a power of two): where the correction changes a gradient."""
+    import numpy as np
+    import paddle
+
+    counts = []
+
+    def count(pool, inputs):
+        counts.append(_values_per_window(pool, inputs[0].shape))
+
+    hooks = [layer.register_forward_pre_hook(count) for layer in paddle_model.sublayers(include_self=True)
+             if _may_have_equal_windows(layer)]
+    if hooks:
+        paddle_model.eval()
+        with paddle.no_grad():
+            paddle_model(paddle.zeros([1, 3, entry[4], entry[4]]))
+    for hook in hooks:
+        hook.remove()
+    return any(values and values * float(np.float32(1 / values)) != 1 for values in counts)
 
 
 # (name of the library difference, when it applies, the correction)
@@ -196,7 +239,7 @@ CORRECTIONS = (
     ("Hardsigmoid: torch's forward in Paddle",
      lambda entry, paddle_model: _has_hardsigmoid(paddle_model), hardsigmoid_as_torch),
     ("average-pool gradient: torch's 1/n in Paddle's pools of equal windows",
-     lambda entry, paddle_model: _has_average_pool_of_equal_windows(paddle_model), average_pool_gradient_as_torch),
+     _has_inexact_average_pool, average_pool_gradient_as_torch),
     ("Inception v3 BatchNorm epsilon 0.001 vs 1e-5 and dropout 0.5 vs 0.2",
      lambda entry, paddle_model: entry[1] == "inception_v3", inception_batch_norm_epsilon_and_dropout),
     ("SqueezeNet stem padding 0 vs 1 and max-pool ceil_mode True vs False",
@@ -251,12 +294,13 @@ def applicable_corrections(entry):
 
 def zoo_row(entry, workdir):
     """One model as shipped and, unless it aligns, with every correction that applies to it."""
-    applicable = applicable_corrections(entry)
     row = {"family": entry[0], "torch": f"torchvision.models.{entry[1]}",
            "paddle": f"paddle.vision.models.{entry[2]}" + "".join(f", {key}={value}"
                                                                   for key, value in entry[3].items()),
            "size": entry[4], "shipped": run_one(entry, os.path.join(workdir, entry[1], "shipped"))}
-    if row["shipped"].get("verdict") == "differs" and applicable:
+    # after the run: a correction may run the model to see whether it applies (a model that cannot run is not)
+    applicable = applicable_corrections(entry) if row["shipped"].get("verdict") == "differs" else []
+    if applicable:
         row["corrections"] = [name for name, _, _ in applicable]
         row["corrected"] = run_one(entry, os.path.join(workdir, entry[1], "corrected"), applicable)
     print(f"zoo {entry[0]}: {_verdict(row['shipped'])}"
@@ -297,7 +341,8 @@ def render(rows, command, complete=True):
              "diagnosis line. Paddle's average-pool backward scales by float32(1/n) in float64",
              "(docs/adding-a-model-pair.md): gradients below a pool over a window whose size is not a power of two",
              "part by about 1e-8 relative in float64 (named \"average-pool gradient precision\" for pools to one",
-             "value per channel and pools of equal windows); corrected for pools of equal windows only.", "",
+             "value per channel and pools of equal windows); corrected in Paddle's average-pool layers whose",
+             "windows all count one number of values (a pool counting the padding, an adaptive pool to 1x1).", "",
              *([] if complete else [f"**Incomplete: the run was cut short; not run: {_not_run(rows)}.**", ""]),
              "| family | torch / paddle | px | as shipped | corrections applied | corrected |",
              "| --- | --- | --- | --- | --- | --- |"]

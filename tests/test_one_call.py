@@ -268,3 +268,89 @@ def test_the_correction_leaves_a_pool_that_leaves_the_padding_out_as_it_is():
     paddle_model = paddle_inception_block(exclusive=True)  # its windows count 4 to 9 values: no one factor
     average_pool_gradient_as_torch(None, paddle_model)
     assert type(paddle_model.pool) is paddle.nn.AvgPool2D
+
+
+# -- SqueezeNet's head: an adaptive average pool to 1x1 over a 3x3 map (n = 9, float32(1/9) not exact) -------
+
+
+def torch_pooled_head():
+    import torch.nn as nn
+    return nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 10))
+
+
+def paddle_pooled_head(activation="ReLU", corrected=False):
+    import paddle.nn as nn
+
+    from alignment.zoo import average_pool_gradient_as_torch
+
+    model = nn.Sequential(nn.Conv2D(3, 4, 3, stride=2), getattr(nn, activation)(), nn.AdaptiveAvgPool2D(1),
+                          nn.Flatten(), nn.Linear(4, 10))
+    if corrected:
+        average_pool_gradient_as_torch(None, model)
+    return model
+
+
+def test_an_adaptive_average_pools_gradient_is_named_at_the_pool(tmp_path):
+    result = aligned(torch_pooled_head(), paddle_pooled_head(), tmp_path, steps=("forward", "backward"))
+    failed, finding = only_failure(result)
+    assert failed.label == "backward seeded-8px float64" and finding.kind == KNOWN, failed.line()
+    assert finding.reason.startswith("average-pool gradient precision at 2:") and "float32(1/9)" in finding.reason
+
+
+def test_the_zoos_average_pool_correction_makes_an_adaptive_pool_to_one_value_align(tmp_path):
+    result = aligned(torch_pooled_head(), paddle_pooled_head(corrected=True), tmp_path,
+                     steps=("forward", "backward"))
+    assert result.passed and not any(row.findings for row in result.rows), [row.line() for row in result.rows]
+
+
+def test_a_defect_planted_beside_a_corrected_adaptive_pool_is_named_at_its_layer(tmp_path):
+    result = aligned(torch_pooled_head(), paddle_pooled_head("LeakyReLU", corrected=True), tmp_path,
+                     steps=("forward", "backward"))
+    assert {row.step for row in result.failures()} == {"forward", "backward"}
+    for failed in result.failures():
+        (finding,) = failed.findings
+        assert finding.kind == DEFECT, failed.line()
+        assert "first divergence at 1 (ReLU / LeakyReLU: relu vs leakyrelu" in finding.reason, failed.line()
+
+
+def pool_input_gradient(pool, size):
+    import paddle
+
+    inputs = paddle.to_tensor(np.random.default_rng(0).standard_normal((1, 2, size, size)), stop_gradient=False)
+    pool(inputs).sum().backward()
+    return inputs.grad.numpy()
+
+
+def test_the_zoo_applies_the_correction_where_a_pools_windows_count_n_values_not_a_power_of_two():
+    import paddle
+
+    from alignment.zoo import CORRECTIONS, average_pool_gradient_as_torch
+
+    def applies(model, size):  # the zoo's test of whether the correction applies to a model at a size
+        when = next(when for _, when, correct in CORRECTIONS if correct is average_pool_gradient_as_torch)
+        return when(("family", "torch", "paddle", {}, size), model)
+
+    assert applies(paddle_pooled_head(), 8)  # a 3x3 map: one window of 9 values
+    assert not applies(paddle_pooled_head(), 10)  # a 4x4 map: 1/16 is exact in float32
+    assert not applies(paddle.nn.AdaptiveAvgPool2D(3), 5)  # windows of 2, 3 and 2 values a side
+
+
+def test_the_correction_leaves_other_layers_and_pools_whose_windows_differ_as_they_are():
+    import paddle
+
+    from alignment.zoo import average_pool_gradient_as_torch
+
+    head = paddle_pooled_head(corrected=True)
+    assert type(head[1]) is paddle.nn.ReLU and type(head[2]) is not paddle.nn.AdaptiveAvgPool2D
+    assert type(head[2]).__name__ == "AdaptiveAvgPool2D"  # Paddle's name: it pairs with torch's pool
+    maximum = paddle.nn.AdaptiveMaxPool2D(1)
+    average_pool_gradient_as_torch(None, maximum)
+    assert type(maximum) is paddle.nn.AdaptiveMaxPool2D
+    uneven, corrected = paddle.nn.AdaptiveAvgPool2D(3), paddle.nn.AdaptiveAvgPool2D(3)
+    average_pool_gradient_as_torch(None, corrected)
+    # 5 values a side in 3 windows of 2, 3 and 2: no one factor, the gradient Paddle's own
+    assert np.array_equal(pool_input_gradient(corrected, 5), pool_input_gradient(uneven, 5))
+    # 9 values a side in 3 windows of 3: each window of 9 values back-propagates torch's 1/9, not float32(1/9)
+    assert np.allclose(pool_input_gradient(corrected, 9), 1 / 9, rtol=1e-15, atol=0)
+    assert not np.allclose(pool_input_gradient(uneven, 9), 1 / 9, rtol=1e-15, atol=0)

@@ -36,26 +36,34 @@ class Finding:
         return f"{self.kind.upper()}: {self.reason} [{known_differences.a_few(self.keys, EXAMPLE_KEYS)}]"
 
 
-# A loss check's defect is in the model or in the loss, as the forward check of its case says: the loss
-# step computes the loss terms from the outputs the forward step compares (alignment/steps/loss.py)
+# A loss check is placed by the forward check of its case: the loss step computes the loss terms from the
+# outputs the forward step compares (alignment/steps/loss.py)
 LOSS_OF_AGREEING_OUTPUTS = ("the model's outputs agree (the forward check of this case passes), the loss"
                             " computed from them does not: the Paddle side's loss function differs")
+LOSS_OF_KNOWN_DIFFERENCES = ("the model's outputs differ by the known library differences of the forward check"
+                             " of this case, and the loss follows them")
 LOSS_OF_DIFFERING_OUTPUTS = ("the model's outputs already differ beyond their limits (the forward check of"
                              " this case): the loss follows them")
 
 
-def _defect_reason(result, keys, localization, structural=(), forward_passed=None):
-    """Where a defect starts: the localization's first divergence in the step's direction; for a loss check,
-    the model or the loss function (`forward_passed`: whether the forward check of its case passed, None: not
-    run); else what the keys' comparison said (a shape, a NaN, a missing key) or that they differ beyond their
-    limits. The `structural` layers (alignment.verdict.structural_in_float64) are left out of the layers that
-    differ fed torch's values."""
-    notes = "; ".join(dict.fromkeys(key.note for key in result.keys if key.name in keys and key.note))
-    if result.step == "loss" and forward_passed is not None:
-        return "; ".join(filter(None, [LOSS_OF_AGREEING_OUTPUTS if forward_passed else LOSS_OF_DIFFERING_OUTPUTS,
-                                       notes]))
+def loss_finding(keys, forward):
+    """The finding of a loss check's failing `keys` by the verdict of the forward check of its case: the loss
+    function when the outputs agree, else whatever made the outputs differ."""
+    if forward.passed:
+        return Finding(DEFECT, LOSS_OF_AGREEING_OUTPUTS, keys)
+    if forward.kind == KNOWN:
+        return Finding(KNOWN, LOSS_OF_KNOWN_DIFFERENCES, keys)
+    return Finding(DEFECT, LOSS_OF_DIFFERING_OUTPUTS, keys)
+
+
+def _defect_reason(result, keys, localization, structural=()):
+    """Where a defect starts: the localization's first divergence in the step's direction, else what the
+    keys' comparison said (a shape, a NaN, a missing key) or that they differ beyond their limits. The
+    `structural` layers (alignment.verdict.structural_in_float64) are left out of the layers that differ
+    fed torch's values."""
     if localization is None or result.step not in DIRECTIONS:
-        return notes or "differs beyond its limit"
+        notes = dict.fromkeys(key.note for key in result.keys if key.name in keys and key.note)
+        return "; ".join(notes) or "differs beyond its limit"
     for trace in localization.traces_of(result.step):
         divergence = trace.divergence(structural)
         if divergence:
@@ -84,15 +92,15 @@ def known_findings(result, failing, evidence):
     return [Finding(KNOWN, reason, tuple(keys)) for reason, keys in known_differences.of_keys(result, failing, evidence)]
 
 
-def unexplained_finding(result, keys, evidence, float64_agrees, localization, structural=(), forward_passed=None):
+def unexplained_finding(result, keys, evidence, float64_agrees, localization, structural=()):
     """The finding of the failing `keys` that no known difference of their values and no rounding explain: a
     known difference of the layers, else a defect at the localization's first divergence (`structural`: the
-    layers left out of it) or, for a loss check, in the model or the loss (`forward_passed`); `float64_agrees`:
-    the same step in float64 passed, so the hint says why rounding was not shown."""
+    layers left out of it); `float64_agrees`: the same step in float64 passed, so the hint says why rounding
+    was not shown."""
     layers = known_differences.of_layers(result, localization, evidence)
     if layers:
         return Finding(KNOWN, "; ".join(layers), keys)
-    reason = _defect_reason(result, keys, localization, structural, forward_passed)
+    reason = _defect_reason(result, keys, localization, structural)
     if float64_agrees:
         reason += f" ({UNPAIRED_HINT if localization and localization.paddle_only else FLOAT64_AGREES_HINT})"
     return Finding(DEFECT, reason, keys)

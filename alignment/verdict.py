@@ -19,7 +19,7 @@ import numpy as np
 from . import known_differences
 from .cases import Case
 from .check import json_number
-from .diagnosis import DEFECT, ROUNDING, SEVERITY, Finding, known_findings, unexplained_finding
+from .diagnosis import DEFECT, ROUNDING, SEVERITY, Finding, known_findings, loss_finding, unexplained_finding
 from .layers.localize import DIRECTIONS
 
 ROUNDING_REASON = ("float32 only: float64 agrees, and every Paddle layer agrees when fed torch's values{structural} (a"
@@ -183,10 +183,10 @@ def _rounding_reason(structural):
     return ROUNDING_REASON.format(structural=STRUCTURAL.format(layers=layers) if structural else "")
 
 
-def findings_of(result, evidence, float64_passed, localizations, forward_checks):
+def findings_of(result, evidence, float64_passed, localizations, forwards):
     """The findings of a check's failing keys: the known library differences, then the rest as one finding,
-    rounding when the rule holds, else a known difference of the layers or a defect (alignment.diagnosis);
-    `forward_checks` {(dtype, case): passed} of the run's forward checks, where a loss check's defect starts."""
+    rounding when the rule holds, else a known difference of the layers, a loss check placed by the forward
+    check of its case (`forwards` {(dtype, case): StepVerdict}), or a defect (alignment.diagnosis)."""
     failing = [key.name for key in result.keys if not key.passed]
     findings = known_findings(result, failing, evidence)
     explained = {name for finding in findings for name in finding.keys}
@@ -196,18 +196,19 @@ def findings_of(result, evidence, float64_passed, localizations, forward_checks)
                                    localizations.get(("float64", result.case)), evidence) if unexplained else []
     if unexplained and explained_by_rounding(result, float64_passed, localization, structural):
         findings.append(Finding(ROUNDING, _rounding_reason(structural), unexplained))
+    elif unexplained and result.step == "loss" and (result.dtype, result.case) in forwards:
+        findings.append(loss_finding(unexplained, forwards[(result.dtype, result.case)]))
     elif unexplained:
         float64_agrees = result.dtype == "float32" and (result.step, result.case) in float64_passed
-        forward_passed = forward_checks.get((result.dtype, result.case))
-        findings.append(unexplained_finding(result, unexplained, evidence, float64_agrees, localization, structural,
-                                            forward_passed))
+        findings.append(unexplained_finding(result, unexplained, evidence, float64_agrees, localization, structural))
     return tuple(sorted(findings, key=lambda finding: -SEVERITY.index(finding.kind)))
 
 
-def verdict_of(result, evidence, float64_passed, localizations, forward_checks):
-    """The StepVerdict of one StepResult (alignment.check); `localizations` {(dtype, case): Localization}."""
+def verdict_of(result, evidence, float64_passed, localizations, forwards):
+    """The StepVerdict of one StepResult (alignment.check); `localizations` {(dtype, case): Localization},
+    `forwards` the verdicts of the forward checks {(dtype, case): StepVerdict}."""
     worst = result.worst()
-    findings = () if result.passed else findings_of(result, evidence, float64_passed, localizations, forward_checks)
+    findings = () if result.passed else findings_of(result, evidence, float64_passed, localizations, forwards)
     return StepVerdict(step=result.step, case=result.case, dtype=result.dtype, worst_key=worst.name,
                        max_abs=worst.max_abs, max_rel=worst.max_rel, limit=worst.limit, note=worst.note,
                        findings=findings)
@@ -218,8 +219,10 @@ def verdicts(results, localizations, evidence=None, float64_evidence=()):
     Localization}), the run's values (known_differences.Evidence; None: no known difference is looked for)
     and the float64 checks made for the rounding rule alone (`float64_evidence`, not verdicts themselves)."""
     float64_passed = passed_in_float64(results, float64_evidence)
-    forward_checks = {(result.dtype, result.case): result.passed for result in results if result.step == "forward"}
-    return [verdict_of(result, evidence, float64_passed, localizations, forward_checks) for result in results]
+    forwards = {(result.dtype, result.case): verdict_of(result, evidence, float64_passed, localizations, {})
+                for result in results if result.step == "forward"}
+    return [forwards[(result.dtype, result.case)] if result.step == "forward"
+            else verdict_of(result, evidence, float64_passed, localizations, forwards) for result in results]
 
 
 def all_passed(rows):

@@ -1,5 +1,6 @@
 """Every failing key gets one class (alignment.diagnosis): each class produced here by a planted case, the
 library differences by the libraries' own layers run side by side in this process, small and in float64."""
+import dataclasses
 import functools
 import warnings
 
@@ -9,11 +10,11 @@ import pytest
 from alignment import known_differences
 from alignment.cases import Case
 from alignment.check import ZERO_REFERENCE, StepResult, check_step, compare_arrays
-from alignment.diagnosis import DEFECT, KNOWN, ROUNDING
+from alignment.diagnosis import DEFECT, KNOWN, ROUNDING, Finding, loss_finding
 from alignment.known_differences import Evidence
 from alignment.layers.localize import LayerRow, Localization, Record, Trace
 from alignment.tolerances import NEAR_EXACT, Tolerance
-from alignment.verdict import float64_checks_needed, verdicts
+from alignment.verdict import StepVerdict, float64_checks_needed, verdicts
 
 CASE = Case("seeded", 8)
 CHANNELS, BATCH, SIZE = 3, 4, 5
@@ -559,3 +560,11 @@ def test_a_loss_that_follows_differing_outputs_points_at_the_model():
     assert not forward.passed and loss.kind == DEFECT
     assert "the model's outputs already differ" in loss.findings[0].reason
     assert "loss function" not in loss.findings[0].reason
+
+
+def test_a_loss_that_follows_known_differences_of_the_outputs_is_known_not_a_defect():
+    forward = StepVerdict(step="forward", case=CASE, dtype="float64", worst_key="logits", max_abs=1.0, max_rel=1.0,
+                          limit=0.0, note="", findings=(Finding(KNOWN, "a dropout's eval output scaled", ("logits",)),))
+    assert loss_finding(("loss_total",), forward).kind == KNOWN
+    defect = dataclasses.replace(forward, findings=(Finding(DEFECT, "first divergence at 3", ("logits",)),))
+    assert loss_finding(("loss_total",), defect).kind == DEFECT

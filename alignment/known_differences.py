@@ -307,14 +307,18 @@ def _accumulated(result, localization, evidence):
     """The known differences of layers that differ fed torch's values within their limits only, when those
     differences, added up along the chain, make the check fail: in each failing trace of its direction the
     chain first differs at a layer (its input agrees, its output not), and a known difference explains every
-    layer up to it whose own difference is within LIKE_MAGNITUDES of the largest there; else [] (a difference
-    outside the layers, or a defect too small to pass any layer's limit, stays unexplained)."""
+    layer up to it (and, in a backward trace, every layer of the forward pass it runs back through: its
+    gradients are computed from those values) whose own difference is within LIKE_MAGNITUDES of the largest
+    there; else [] (a difference outside the layers, or a defect too small to pass any layer's limit, stays
+    unexplained)."""
     layer_reasons, divergences = {}, []
     for trace in (trace for trace in localization.traces_of(result.step) if not trace.passed):
         row, place = trace.divergence() or (None, None)
         if place != "at":
             return []
-        before = [other for other in trace.rows[:trace.rows.index(row) + 1] if other.isolated.max_abs]
+        forward = [] if trace.direction == "forward" else next(
+            (other.rows for other in localization.traces_of("forward") if other.mode == trace.mode), [])
+        before = [other for other in (*forward, *trace.rows[:trace.rows.index(row) + 1]) if other.isolated.max_abs]
         largest = max((magnitude(other.isolated.max_rel) for other in before), default=None)
         suspects = [other for other in before if magnitude(other.isolated.max_rel) >= largest - LIKE_MAGNITUDES]
         if not suspects:

@@ -10,7 +10,9 @@ Of the keys of a check (of_keys):
   two conventions (torch's m is the batch's share, Paddle's the old value's). The variance's update
   ratio beyond the mean's is n / (n - 1) when torch takes the unbiased batch variance and Paddle the
   biased one, n the values a channel normalizes.
-Of the layers the localization finds differing when fed torch's values (of_layers):
+Of the layers the localization finds differing when fed torch's values (of_layers), or, when none differs
+beyond its limit, of those whose differences within their limits add up along the chain beyond the check's
+(ShuffleNetV2's BatchNorms, each 1e-13 to 3e-11 relative against a limit of 1e-10):
 - an output shape that differs at a max-pool (ceil_mode) or a convolution (its padding);
 - a dropout's eval output scaled by 1 - p (Paddle's downscale_in_infer mode);
 - a BatchNorm whose output matches its formula with epsilon float32(1e-5) in float64 (Paddle's);
@@ -30,7 +32,8 @@ from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.state_dicts.paddle_files import read_paddle_state
 
 from .check import INVARIANT_NAME
-from .layers.localize import ISOLATED, alone_values, load_layer_values, load_record, stored_key, value_key
+from .layers.localize import (ISOLATED, LIKE_MAGNITUDES, alone_values, load_layer_values, load_record, magnitude,
+                              stored_key, value_key)
 from .paths import layer_values_path, side_values_path, weights_path
 from .reprod_format import load_values
 from .sides import PORT, REFERENCE
@@ -70,6 +73,8 @@ HARDSIGMOID = ("Hardsigmoid formula at {layer}: Paddle computes x * float32(0.16
                " back-propagates float32(0.1666667), torch (x + 3) / 6 clipped and back-propagates float32(1/6),"
                " even in float64; correction: torch's forward and gradient in Paddle"
                " (alignment.zoo.hardsigmoid_as_torch)")
+ACCUMULATED = (" (each layer within its limit fed torch's values; their differences add up along the chain beyond"
+               " the limit at {layers})")
 AVERAGE_POOL_GRADIENT = ("average-pool gradient precision at {layer}: Paddle's input gradient is its output's times"
                          " float32(1/{count}) in float64, torch's divided by {count}; correction: for a pool of equal"
                          " windows, its gradient times 1 / ({count} * float32(1/{count}))"
@@ -290,10 +295,45 @@ def of_layers(result, localization, evidence):
     if localization is None or localization.paddle_only:
         return []
     differing = localization.differing_alone([result.step])
+    if not differing:  # float32's own rounding adds up too: the rounding rule's (alignment.verdict)
+        return _accumulated(result, localization, evidence) if result.dtype == "float64" else []
     reasons = [_layer_reason(localization, layer, result, evidence) for layer in differing]
-    if not differing or None in reasons:
+    if None in reasons:
         return []
     return grouped_reasons(zip(differing, reasons))
+
+
+def _accumulated(result, localization, evidence):
+    """The known differences of layers that differ fed torch's values within their limits only, when those
+    differences, added up along the chain, make the check fail: in each failing trace of its direction the
+    chain first differs at a layer (its input agrees, its output not), and a known difference explains every
+    layer up to it (and, in a backward trace, every layer of the forward pass it runs back through: its
+    gradients are computed from those values) whose own difference is within LIKE_MAGNITUDES of the largest
+    there; else [] (a difference outside the layers, or a defect too small to pass any layer's limit, stays
+    unexplained)."""
+    layer_reasons, divergences = {}, []
+    for trace in (trace for trace in localization.traces_of(result.step) if not trace.passed):
+        row, place = trace.divergence() or (None, None)
+        if place != "at":
+            return []
+        forward = [] if trace.direction == "forward" else next(
+            (other.rows for other in localization.traces_of("forward") if other.mode == trace.mode), [])
+        before = [other for other in (*forward, *trace.rows[:trace.rows.index(row) + 1]) if other.isolated.max_abs]
+        largest = max((magnitude(other.isolated.max_rel) for other in before), default=None)
+        suspects = [other for other in before if magnitude(other.isolated.max_rel) >= largest - LIKE_MAGNITUDES]
+        if not suspects:
+            return []
+        for suspect in suspects:
+            reason = layer_reasons.get(suspect.layer) or _layer_reason(localization, suspect.layer, result,
+                                                                        evidence, trace.mode)
+            if reason is None:
+                return []
+            layer_reasons[suspect.layer] = reason
+        divergences.append(row.layer)
+    if not divergences:
+        return []
+    note = ACCUMULATED.format(layers=a_few(list(dict.fromkeys(divergences)), SHOWN_LAYERS))
+    return [reason + note for reason in grouped_reasons(layer_reasons.items())]
 
 
 def grouped_reasons(layer_reasons):
@@ -310,15 +350,18 @@ def a_few(names, shown):
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
-def _forward_row(localization, layer):
-    """(mode, row) of `layer` in the first forward trace where it differs fed torch's values, else in eval."""
+def _forward_row(localization, layer, mode=None):
+    """(mode, row) of `layer` in the forward trace of `mode`; without one, in the first forward trace where it
+    differs fed torch's values, else in eval."""
     rows = [(trace.mode, row) for trace in localization.traces_of("forward") for row in trace.rows
-            if row.layer == layer]
+            if row.layer == layer and mode in (None, trace.mode)]
     return next(((mode, row) for mode, row in rows if not row.isolated.passed), rows[0] if rows else (None, None))
 
 
-def _layer_reason(localization, layer, result, evidence):
-    mode, row = _forward_row(localization, layer)
+def _layer_reason(localization, layer, result, evidence, mode=None):
+    """The known difference `layer` shows fed torch's values (in `mode`; None: where it differs beyond its
+    limit), or None."""
+    mode, row = _forward_row(localization, layer, mode)
     if row is None:
         return None
     kind = row.types.lower()
@@ -341,14 +384,14 @@ def _layer_reason(localization, layer, result, evidence):
     if "hardsigmoid" in kind:
         return hardsigmoid_reason(layer, fed, torch_output, paddle_output, result.dtype)
     if "avgpool" in kind and result.step == "backward" and result.dtype == "float64":
-        return _average_pool_gradient_reason(localization, layer, record, isolated, torch_alone)
+        return _average_pool_gradient_reason(localization, layer, record, isolated, torch_alone, mode)
     if "batchnorm" in kind and result.dtype == "float64" and result.case.weights:
         initial = _readable(evidence.initial, result.case) or {}
         epsilon = layer_of.get("operator", {}).get("eps", EPSILON) if layer_of else EPSILON
         reason = _epsilon_reason(layer, mode, fed, torch_output, paddle_output, initial, epsilon)
         if reason is None and result.step == "backward":  # its output agreed, its gradient may not
             reason = _epsilon_gradient_reason(localization, layer, record, isolated, torch_alone, initial,
-                                              epsilon)
+                                              epsilon, mode)
         return reason
     return None
 
@@ -429,13 +472,14 @@ def _normalization_gradient(fed, output_gradient, mode, statistics, epsilon):
         axis=axes, keepdims=True))
 
 
-def _backward_values(localization, layer, record, isolated, torch_alone):
+def _backward_values(localization, layer, record, isolated, torch_alone, mode):
     """(mode, its input, the gradient of its output, torch's and Paddle's gradient of its input) of `layer` in
-    the first backward trace where it differs fed torch's values, each side's unit run alone (`torch_alone`:
+    the backward trace of the forward row's `mode` when it differs there fed torch's values within its limit
+    only, else in the first backward trace where it differs beyond it, each side's unit run alone (`torch_alone`:
     torch's units run alone; an input other units read too gets more than this unit's share in the chained
     record: Inception's pools share their block's input); None when the record lacks them."""
     mode = next((trace.mode for trace in localization.traces_of("backward") for row in trace.rows
-                 if row.layer == layer and not row.isolated.passed), None)
+                 if row.layer == layer and not row.isolated.passed), mode)
     layer_of = next((item for item in record.layers.get(mode, ()) if item["name"] == layer), None)
     paddle_key = value_key(mode, "backward", layer, "input")
     if layer_of is None or paddle_key not in isolated:
@@ -445,10 +489,10 @@ def _backward_values(localization, layer, record, isolated, torch_alone):
             record.values[value_key(mode, "backward", layer, "output")], torch_gradient, isolated[paddle_key])
 
 
-def _epsilon_gradient_reason(localization, layer, record, isolated, torch_alone, initial, epsilon):
+def _epsilon_gradient_reason(localization, layer, record, isolated, torch_alone, initial, epsilon, mode):
     """BATCH_NORM_EPSILON of a BatchNorm whose gradient alone differs (its output agreed): each side's input
     gradient is the formula's with its epsilon."""
-    values = _backward_values(localization, layer, record, isolated, torch_alone)
+    values = _backward_values(localization, layer, record, isolated, torch_alone, mode)
     if values is None:
         return None
     mode, fed, output_gradient, torch_gradient, paddle_gradient = values
@@ -462,13 +506,13 @@ def _epsilon_gradient_reason(localization, layer, record, isolated, torch_alone,
     return None
 
 
-def _average_pool_gradient_reason(localization, layer, record, isolated, torch_alone):
+def _average_pool_gradient_reason(localization, layer, record, isolated, torch_alone, mode):
     """AVERAGE_POOL_GRADIENT: each window's output gradient spread over its n inputs divided by n (torch) or
     times float32(1/n) (Paddle). A pool of a larger input to one value per channel has one window, n its
     input's size; a pool
     of windows of one size (counting the padding, as Inception's 3x3 pools do) makes Paddle's gradient
     torch's times n * float32(1/n) everywhere, n read from that factor."""
-    values = _backward_values(localization, layer, record, isolated, torch_alone)
+    values = _backward_values(localization, layer, record, isolated, torch_alone, mode)
     if values is None:
         return None
     _, fed, output_gradient, torch_gradient, paddle_gradient = values

@@ -568,3 +568,53 @@ def test_a_loss_that_follows_known_differences_of_the_outputs_is_known_not_a_def
     assert loss_finding(("loss_total",), forward).kind == KNOWN
     defect = dataclasses.replace(forward, findings=(Finding(DEFECT, "first divergence at 3", ("logits",)),))
     assert loss_finding(("loss_total",), defect).kind == DEFECT
+
+
+# -- known library differences within each layer's limit, added up along the chain -------------------------
+
+
+def accumulated_finding(torch, paddle, torch_epsilon, paddle_epsilon, scale, planted=0.0):
+    """ShuffleNetV2's case: a training-mode BatchNorm ("features.1") whose output, fed torch's input of
+    standard deviation `scale`, differs within its limit only; the chain's output first differs beyond its
+    limit at the convolution after it ("features.2", which fed torch's values agrees). `planted`: a relative
+    difference of the convolution before it ("features.0"), in times the BatchNorm's."""
+    fed = images(scale=scale)
+    torch_output = torch.nn.BatchNorm2d(CHANNELS, eps=torch_epsilon).double().train()(
+        torch.from_numpy(fed)).detach().numpy()
+    paddle_layer = paddle.nn.BatchNorm2D(CHANNELS, epsilon=paddle_epsilon)
+    paddle_layer.to(dtype="float64")
+    paddle_layer.train()
+    paddle_output = paddle_layer(paddle.to_tensor(fed)).numpy()
+    agree = compare_arrays("in", np.ones(1), np.ones(1), NEAR_EXACT)
+    normalized = compare_arrays("train.features.1.output", torch_output, paddle_output, NEAR_EXACT)
+    assert normalized.passed and normalized.max_abs > 0  # within its limit
+    convolution = compare_arrays("train.features.0.output", np.ones(3),
+                                 np.array([1.0, 1.0, 1.0 + planted * normalized.max_rel]), NEAR_EXACT)
+    assert convolution.passed
+    chained = compare_arrays("train.features.2.output", np.ones(2), np.array([1.0, 1.0 + 1e-9]), NEAR_EXACT)
+    rows = [LayerRow("features.0", "Conv2d", agree, convolution, convolution),
+            LayerRow("features.1", "BatchNorm2d", agree, normalized, normalized),
+            LayerRow("features.2", "Conv2d", agree, chained, agree)]
+    traces = [Trace(mode, direction, rows if (mode, direction) == ("train", "forward") else rows[:1])
+              for mode in ("eval", "train") for direction in ("forward", "backward")]
+    return only_finding(forward_failure(), {("float64", CASE): Localization("float64", traces, [], CASE)},
+                        layer_evidence("features.1", "train", fed, torch_output, paddle_output,
+                                       operator={"eps": torch_epsilon}))[1]
+
+
+def test_paddles_float32_epsilon_within_each_layers_limit_beyond_the_chains_is_named(torch, paddle):
+    finding = accumulated_finding(torch, paddle, 1e-5, 1e-5, scale=0.1)  # 1e-11 relative, the limit 1e-10
+    assert finding.kind == KNOWN, finding.text()
+    assert finding.reason == (known_differences.BATCH_NORM_EPSILON.format(layer="features.1", epsilon=1e-5)
+                              + known_differences.ACCUMULATED.format(layers="features.2"))
+
+
+def test_an_epsilon_that_differs_within_the_layers_limit_is_a_defect_not_its_precision(torch, paddle):
+    """1e-3 vs 1e-5 (Inception v3's), hidden within the limit by a variance of 1e8."""
+    finding = accumulated_finding(torch, paddle, 1e-3, 1e-5, scale=1e4)
+    assert finding.kind == DEFECT and finding.reason.startswith("first divergence at features.2 (Conv2d)")
+
+
+def test_a_larger_difference_within_its_limit_before_the_float32_epsilon_is_a_defect(torch, paddle):
+    finding = accumulated_finding(torch, paddle, 1e-5, 1e-5, scale=0.1, planted=4.0)
+    assert finding.kind == DEFECT and finding.reason.startswith("first divergence at features.2 (Conv2d)")

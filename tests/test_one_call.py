@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from alignment import known_differences
 from alignment.diagnosis import DEFECT, KNOWN
 
 from .conftest import PROJECT_ROOT
@@ -354,3 +355,74 @@ def test_the_correction_leaves_other_layers_and_pools_whose_windows_differ_as_th
     # 9 values a side in 3 windows of 3: each window of 9 values back-propagates torch's 1/9, not float32(1/9)
     assert np.allclose(pool_input_gradient(corrected, 9), 1 / 9, rtol=1e-15, atol=0)
     assert not np.allclose(pool_input_gradient(uneven, 9), 1 / 9, rtol=1e-15, atol=0)
+
+
+# -- ShuffleNetV2's BatchNorms: Paddle's float32 epsilon within each layer's limit, beyond the check's -------
+
+DEEP_BLOCKS, DEEP_WIDTH, DEEP_WEIGHT_SCALE = 24, 8, 0.25
+
+
+def deep_batch_norm_chain(framework, epsilons=None):
+    """Convolution, BatchNorm and ReLU DEEP_BLOCKS times, as ShuffleNetV2's branches: torch's with its
+    convolutions' initial weights times DEEP_WEIGHT_SCALE (BatchNorm inputs of a small variance, next to which
+    float32(1e-5) - 1e-5 shows by about 1e-11, within a layer's limit of 1e-10); `epsilons` {block: Paddle's
+    epsilon}."""
+    if framework == "torch":
+        import torch
+        import torch.nn as nn
+
+        torch.manual_seed(0)
+        conv, norm, relu, pool = nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.AdaptiveAvgPool2d
+    else:
+        import paddle.nn as nn
+
+        conv, norm, relu, pool = nn.Conv2D, nn.BatchNorm2D, nn.ReLU, nn.AdaptiveAvgPool2D
+    layers = []
+    for block in range(DEEP_BLOCKS):
+        options = ({"bias": False} if framework == "torch" else
+                   {"bias_attr": False}), ({} if framework == "torch" else {"epsilon": (epsilons or {}).get(block, 1e-5)})
+        layers += [conv(3 if block == 0 else DEEP_WIDTH, DEEP_WIDTH, 3, padding=1, **options[0]),
+                   norm(DEEP_WIDTH, **options[1]), relu()]
+    model = nn.Sequential(*layers, pool(1), nn.Flatten(), nn.Linear(DEEP_WIDTH, 10))
+    if framework == "torch":
+        with torch.no_grad():
+            for layer in model[:-3:3]:
+                layer.weight.mul_(DEEP_WEIGHT_SCALE)
+    return model
+
+
+def deep_chain_backward(tmp_path, epsilons=None, scaled_layer=None):
+    """The float64 backward check of deep_batch_norm_chain and its localization (about 3 s): Paddle's
+    BatchNorms with `epsilons`; `scaled_layer`: a Paddle layer whose output is scaled by 1 + 1e-6 (a planted
+    defect)."""
+    paddle_model = deep_batch_norm_chain("paddle", epsilons)
+    if scaled_layer is not None:
+        paddle_model[scaled_layer].register_forward_post_hook(lambda layer, inputs, output: output * (1 + 1e-6))
+    result = aligned(deep_batch_norm_chain("torch"), paddle_model, tmp_path, steps=("backward",))
+    (backward,), (localization,) = result.rows, result.localizations.values()
+    return backward, localization
+
+
+@pytest.mark.slow
+def test_paddles_float32_epsilon_added_up_over_batch_norms_each_within_its_limit_is_named(tmp_path):
+    """ShuffleNetV2's case, about 3 s: fed torch's values, every layer agrees within its limit; the chain's
+    gradients differ beyond it from the 24th BatchNorm (the first in backward order) on."""
+    backward, localization = deep_chain_backward(tmp_path)
+    assert localization.differing_alone() == []  # within each layer's limit: the case this names
+    (finding,) = backward.findings
+    assert not backward.passed and finding.kind == KNOWN, backward.line()
+    # the chain's BatchNorms, of the forward pass the gradients run back through, to the 24th (70)
+    assert finding.reason.startswith("BatchNorm epsilon precision at 4, 7, 10 and 20 more: ")
+    assert finding.reason.endswith(known_differences.ACCUMULATED.format(layers="70"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("planted", [dict(epsilons={5: 1e-3}), dict(scaled_layer=30)],
+                         ids=["one BatchNorm's epsilon 1e-3", "a convolution's output scaled"])
+def test_a_defect_among_batch_norms_of_paddles_float32_epsilon_is_named_at_its_layer(tmp_path, planted):
+    """About 3 s each: an epsilon that really differs (1e-3 vs 1e-5, Inception v3's) and a planted defect in
+    a convolution are defects at their layer, not Paddle's float32 epsilon."""
+    backward, _ = deep_chain_backward(tmp_path, **planted)
+    layer = "16" if "epsilons" in planted else "30"
+    assert [finding.kind for finding in backward.findings] == [DEFECT], backward.line()
+    assert backward.findings[0].reason.startswith(f"first divergence at {layer} "), backward.line()

@@ -261,7 +261,7 @@ class LayerRow:
 LIKE_MAGNITUDES = 1
 
 
-def _magnitude(value):
+def magnitude(value):
     """The order of magnitude of a relative difference, for ranking differences."""
     return math.inf if not math.isfinite(value) else (math.floor(math.log10(value)) if value > 0 else -math.inf)
 
@@ -288,8 +288,8 @@ class Trace:
         ones that differ fed torch's values (alignment.verdict.structural_in_float64)."""
         alone = [row for row in self.rows if not row.isolated.passed and row.layer not in ignored]
         if alone:
-            largest = max(_magnitude(row.isolated.max_rel) for row in alone)
-            row = next(row for row in alone if _magnitude(row.isolated.max_rel) >= largest - LIKE_MAGNITUDES)
+            largest = max(magnitude(row.isolated.max_rel) for row in alone)
+            row = next(row for row in alone if magnitude(row.isolated.max_rel) >= largest - LIKE_MAGNITUDES)
             return row, "at" if row.reaches.passed else "within"
         for row in self.rows:
             if not row.reaches.passed:
@@ -566,7 +566,7 @@ def verdict(trace, title):
         found.append(_divergence_sentence(trace.direction, *divergence))
     isolated = trace.isolated_failures()
     found.append("fed torch's values, " + (f"{', '.join(isolated)} {'differs' if len(isolated) == 1 else 'differ'}"
-                                           if isolated else "every layer agrees"))
+                                           if isolated else "every layer agrees within its limit"))
     return f"{title}: {'; '.join(found)}"
 
 
@@ -584,7 +584,10 @@ def _divergence_sentence(direction, row, place):
                 f" (max rel), the largest of any layer; in the chain {reaches} already differs by"
                 f" {row.reaches.max_rel:.1e}, from a smaller difference before it")
     sentence = f"first divergence {where}: {reaches} agrees, {computes} differs"
-    if row.isolated.passed:
+    if row.isolated.passed and row.isolated.max_abs:
+        sentence += (f", yet fed torch's values it differs within its limit only ({row.isolated.max_rel:.1e} max"
+                     " rel): its own difference, added to those of the layers before it, crosses the limit here")
+    elif row.isolated.passed:
         sentence += (", yet fed torch's values it agrees: a choice of the layer (a max-pool's maximum, a ReLU's"
                      " sign) flipped on a difference within tolerance, as rounding does")
     return sentence

@@ -56,6 +56,15 @@ def loss_finding(keys, forward):
     return Finding(DEFECT, LOSS_OF_DIFFERING_OUTPUTS, keys)
 
 
+def float32_of_known_differences(keys, in_float64):
+    """The finding of a float32 check's failing `keys` that the rounding rule cannot judge since its float64
+    counterpart (`in_float64`, a StepVerdict) fails, by known library differences alone: those, named as
+    float64's line begins them."""
+    names = dict.fromkeys(finding.reason.split(":")[0] for finding in in_float64.findings if finding.kind == KNOWN)
+    return Finding(KNOWN, f"float64 fails by known library differences alone ({'; '.join(names)}), which float32"
+                          " shares: correct them, and float32 is checked for rounding", keys)
+
+
 def _defect_reason(result, keys, localization, structural=()):
     """Where a defect starts: the localization's first divergence in the step's direction, else what the
     keys' comparison said (a shape, a NaN, a missing key) or that they differ beyond their limits. The

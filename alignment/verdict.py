@@ -19,7 +19,8 @@ import numpy as np
 from . import known_differences
 from .cases import Case
 from .check import json_number
-from .diagnosis import DEFECT, ROUNDING, SEVERITY, Finding, known_findings, loss_finding, unexplained_finding
+from .diagnosis import (DEFECT, KNOWN, ROUNDING, SEVERITY, Finding, float32_of_known_differences, known_findings,
+                        loss_finding, unexplained_finding)
 from .layers.localize import DIRECTIONS
 
 ROUNDING_REASON = ("float32 only: float64 agrees, and every Paddle layer agrees when fed torch's values{structural} (a"
@@ -183,10 +184,11 @@ def _rounding_reason(structural):
     return ROUNDING_REASON.format(structural=STRUCTURAL.format(layers=layers) if structural else "")
 
 
-def findings_of(result, evidence, float64_passed, localizations, forwards):
+def findings_of(result, evidence, float64_passed, localizations, decided):
     """The findings of a check's failing keys: the known library differences, then the rest as one finding,
     rounding when the rule holds, else a known difference of the layers, a loss check placed by the forward
-    check of its case (`forwards` {(dtype, case): StepVerdict}), or a defect (alignment.diagnosis)."""
+    check of its case, a float32 check whose float64 counterpart fails by known differences alone, or a
+    defect (alignment.diagnosis); `decided` {(step, dtype, case): StepVerdict} of the checks decided before."""
     failing = [key.name for key in result.keys if not key.passed]
     findings = known_findings(result, failing, evidence)
     explained = {name for finding in findings for name in finding.keys}
@@ -194,24 +196,34 @@ def findings_of(result, evidence, float64_passed, localizations, forwards):
     localization = localizations.get((result.dtype, result.case))
     structural = structural_layers(result, float64_passed, localization,
                                    localizations.get(("float64", result.case)), evidence) if unexplained else []
+    forward = decided.get(("forward", result.dtype, result.case))
+    in_float64 = decided.get((result.step, "float64", result.case)) if result.dtype == "float32" else None
     if unexplained and explained_by_rounding(result, float64_passed, localization, structural):
         findings.append(Finding(ROUNDING, _rounding_reason(structural), unexplained))
-    elif unexplained and result.step == "loss" and (result.dtype, result.case) in forwards:
-        findings.append(loss_finding(unexplained, forwards[(result.dtype, result.case)]))
+    elif unexplained and result.step == "loss" and forward is not None:
+        findings.append(loss_finding(unexplained, forward))
+    elif unexplained and in_float64 is not None and in_float64.kind == KNOWN:
+        findings.append(float32_of_known_differences(unexplained, in_float64))
     elif unexplained:
         float64_agrees = result.dtype == "float32" and (result.step, result.case) in float64_passed
         findings.append(unexplained_finding(result, unexplained, evidence, float64_agrees, localization, structural))
     return tuple(sorted(findings, key=lambda finding: -SEVERITY.index(finding.kind)))
 
 
-def verdict_of(result, evidence, float64_passed, localizations, forwards):
+def verdict_of(result, evidence, float64_passed, localizations, decided):
     """The StepVerdict of one StepResult (alignment.check); `localizations` {(dtype, case): Localization},
-    `forwards` the verdicts of the forward checks {(dtype, case): StepVerdict}."""
+    `decided` the verdicts decided before (findings_of)."""
     worst = result.worst()
-    findings = () if result.passed else findings_of(result, evidence, float64_passed, localizations, forwards)
+    findings = () if result.passed else findings_of(result, evidence, float64_passed, localizations, decided)
     return StepVerdict(step=result.step, case=result.case, dtype=result.dtype, worst_key=worst.name,
                        max_abs=worst.max_abs, max_rel=worst.max_rel, limit=worst.limit, note=worst.note,
                        findings=findings)
+
+
+def _deciding_order(result):
+    """float64 before float32 and the forward step first in each: a float32 check reads its float64
+    counterpart's verdict, a loss check its case's forward verdict."""
+    return result.dtype != "float64", result.step != "forward"
 
 
 def verdicts(results, localizations, evidence=None, float64_evidence=()):
@@ -219,10 +231,11 @@ def verdicts(results, localizations, evidence=None, float64_evidence=()):
     Localization}), the run's values (known_differences.Evidence; None: no known difference is looked for)
     and the float64 checks made for the rounding rule alone (`float64_evidence`, not verdicts themselves)."""
     float64_passed = passed_in_float64(results, float64_evidence)
-    forwards = {(result.dtype, result.case): verdict_of(result, evidence, float64_passed, localizations, {})
-                for result in results if result.step == "forward"}
-    return [forwards[(result.dtype, result.case)] if result.step == "forward"
-            else verdict_of(result, evidence, float64_passed, localizations, forwards) for result in results]
+    decided = {}
+    for result in sorted(results, key=_deciding_order):
+        decided[(result.step, result.dtype, result.case)] = verdict_of(result, evidence, float64_passed,
+                                                                       localizations, decided)
+    return [decided[(result.step, result.dtype, result.case)] for result in results]
 
 
 def all_passed(rows):

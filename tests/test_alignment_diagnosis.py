@@ -618,3 +618,21 @@ def test_an_epsilon_that_differs_within_the_layers_limit_is_a_defect_not_its_pre
 def test_a_larger_difference_within_its_limit_before_the_float32_epsilon_is_a_defect(torch, paddle):
     finding = accumulated_finding(torch, paddle, 1e-5, 1e-5, scale=0.1, planted=4.0)
     assert finding.kind == DEFECT and finding.reason.startswith("first divergence at features.2 (Conv2d)")
+
+
+def test_a_float32_check_whose_float64_fails_by_known_differences_alone_is_those_differences(monkeypatch):
+    known = [("BatchNorm epsilon precision at 4: float32(1e-5)", ["grad.w"])]
+    monkeypatch.setattr(known_differences, "of_keys", lambda result, failing, evidence: (
+        known if result.dtype == "float64" else []))
+    float32, float64 = verdicts([StepResult("backward", dtype, [compare_arrays("grad.w", np.ones(2),
+                                                                               np.array([1.0, 1.5]), NEAR_EXACT)],
+                                            CASE) for dtype in ("float32", "float64")], {}, evidence=object())
+    assert float64.kind == KNOWN and float32.kind == KNOWN and not float32.passed
+    assert "float64 fails by known library differences alone (BatchNorm epsilon precision at 4)" in float32.findings[0].reason
+
+
+def test_a_float32_check_whose_float64_has_a_defect_stays_a_defect():
+    float32, float64 = verdicts([StepResult("backward", dtype, [compare_arrays("grad.w", np.ones(2),
+                                                                               np.array([1.0, 1.5]), NEAR_EXACT)],
+                                            CASE) for dtype in ("float32", "float64")], {})
+    assert float64.kind == DEFECT and float32.kind == DEFECT

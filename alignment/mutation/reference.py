@@ -56,7 +56,6 @@ def replace_committed(name, workdir):
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     settings = committed_settings(args.score)
-    shutil.rmtree(args.workdir, ignore_errors=True)
     summary, _ = run([*options_of(settings), "--workdir", args.workdir, "--reference", NO_REFERENCE,
                       "--jobs", args.jobs])
     if summary["control_failed"]:

@@ -464,3 +464,9 @@ def test_a_committed_score_is_rerun_with_exactly_the_settings_it_records(pair):
 def test_a_pair_with_no_committed_score_is_refused_in_one_line_naming_those_there_are():
     with pytest.raises(UserInputError, match="no committed mutation score nope.*committed: mutants, mutants-"):
         committed_settings("nope")
+
+
+@pytest.mark.parametrize("name", ["../reference/mutants", "x/../../..", "..", ""])
+def test_a_score_name_that_is_a_path_is_refused_before_any_folder_is_touched(name):
+    with pytest.raises(UserInputError, match="give a committed score's name"):
+        committed_settings(name)

@@ -31,6 +31,9 @@ def get_args_parser():
 
 
 def committed_settings(name):
+    """The settings of the committed score `name`, a folder's name (never a path: its folder is replaced)."""
+    if not name or os.path.basename(name) != name or name.startswith("."):
+        raise UserInputError(f"--score {name}: give a committed score's name, such as resnet18-torch-bn")
     path = os.path.join(PROJECT_ROOT, reference_summary(name))
     if not os.path.isfile(path):
         committed = sorted(name for name in os.listdir(os.path.dirname(os.path.dirname(path)))

@@ -524,10 +524,16 @@ def _average_pool_gradient_reason(localization, layer, record, isolated, torch_a
         count = _window_count(torch_gradient, paddle_gradient)
         if count is None:
             return None
-        as_torch, as_paddle = torch_gradient, torch_gradient * (count * float(np.float32(1 / count)))
+        as_torch, as_paddle = torch_gradient, torch_gradient * paddle_pool_gradient_factor(count)
     if _each_side_its_formula(torch_gradient, paddle_gradient, as_torch, as_paddle, "float64"):
         return AVERAGE_POOL_GRADIENT.format(layer=layer, count=count)
     return None
+
+
+def paddle_pool_gradient_factor(count):
+    """Paddle's average-pool input gradient over torch's for windows of `count` values, in float64:
+    count * float32(1/count) (1 where 1/count is exact in float32)."""
+    return count * float(np.float32(1 / count))
 
 
 def _window_count(torch_gradient, paddle_gradient):
@@ -541,7 +547,7 @@ def _window_count(torch_gradient, paddle_gradient):
     counts = np.arange(2, LARGEST_WINDOW + 1)
     misses = np.abs(counts * (1 / counts).astype(np.float32).astype(np.float64) - factor)
     best = int(counts[np.argmin(misses)])
-    return best if best * float(np.float32(1 / best)) != 1 else None
+    return best if paddle_pool_gradient_factor(best) != 1 else None
 
 
 def hardsigmoid_reason(layer, fed, torch_output, paddle_output, dtype):

@@ -19,6 +19,8 @@ from greedyhash_common.infra.errors import (OneLineArgumentParser, UserInputErro
                                             one_line_reason)
 from greedyhash_common.project import PROJECT_ROOT
 
+from .known_differences import paddle_pool_gradient_factor
+
 STEPS = ("forward", "loss", "backward")
 DTYPES = ("float64", "float32")
 NUM_CLASSES = 10
@@ -127,13 +129,11 @@ def average_pool_gradient_as_torch(torch_model, paddle_model):
 
 
 def _with_torch_gradient(pool_class):
-    import numpy as np
-
     def forward(self, inputs):
         count = _values_per_window(self, inputs.shape)
         if count is None:
             return pool_class.forward(self, inputs)
-        rescaled = pool_class.forward(self, inputs * (1 / (count * float(np.float32(1 / count)))))
+        rescaled = pool_class.forward(self, inputs * (1 / paddle_pool_gradient_factor(count)))
         return rescaled + (pool_class.forward(self, inputs) - rescaled).detach()
 
     return type(pool_class.__name__, (pool_class,), {"forward": forward})
@@ -209,7 +209,6 @@ def _has_downscaled_dropout(paddle_model):
 def _has_inexact_average_pool(entry, paddle_model):
     """A Paddle average pool whose windows all count n values at the entry's size, n * float32(1/n) not 1 (n
     not a power of two): where the correction changes a gradient."""
-    import numpy as np
     import paddle
 
     counts = []
@@ -225,7 +224,7 @@ def _has_inexact_average_pool(entry, paddle_model):
             paddle_model(paddle.zeros([1, 3, entry[4], entry[4]]))
     for hook in hooks:
         hook.remove()
-    return any(values and values * float(np.float32(1 / values)) != 1 for values in counts)
+    return any(values and paddle_pool_gradient_factor(values) != 1 for values in counts)
 
 
 # (name of the library difference, when it applies, the correction)

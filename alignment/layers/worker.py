@@ -35,8 +35,7 @@ from greedyhash_common.infra.errors import OneLineArgumentParser, exits_cleanly_
 from ..cases import Case
 from ..pairs import pair_named
 from ..paths import images_path, labels_path, layer_values_path, weights_path
-from ..sides import configured_side
-from ..sides import REFERENCE
+from ..sides import REFERENCE, configured_side
 from ..sides.allocator import free_step_garbage, in_a_side_process
 from ..steps import StepContext
 from ..steps.forward import named_outputs

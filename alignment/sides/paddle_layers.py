@@ -7,6 +7,10 @@ import os
 
 # paddle is imported inside the functions: a process that only names this module (a test defining a
 # pair, read by the suite's main process) does not load the framework
+
+# Functions a model's own code calls between its layers: every function paddle.nn.functional exports, and
+# these of paddle and of its tensors (as torch_layers.py's: residuals, flattens, a channel shuffle's
+# reshapes and transposes, a mean as the global pool)
 _TENSOR_FUNCTIONS = {"paddle": ("flatten", "concat", "add", "multiply", "mean", "squeeze", "reshape", "transpose",
                                 "permute", "sigmoid", "tanh"),
                      "paddle.Tensor": ("__add__", "__radd__", "__mul__", "__rmul__", "__matmul__", "view", "reshape",

@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.atomic import replace_folder, write_text
 from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 
 from . import coverage
@@ -358,19 +358,18 @@ def keep_reference(run_dir, reference_dir):
     if too_large:
         raise UserInputError(f"larger than {LARGEST_REFERENCE_FILE} bytes, not kept as reference:"
                              f" {', '.join(too_large)}")
-    staging = reference_dir.rstrip(os.sep) + ".new"
-    shutil.rmtree(staging, ignore_errors=True)
-    for path in chosen:
-        target = os.path.join(staging, os.path.relpath(path, run_dir))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copy2(path, target)
-    # the committed scores (GreedyHash's mutants/, the other pairs' mutants-<pair>/) are regenerated on their own
-    # (make align-mutants-reference)
-    for kept_mutants in glob.glob(os.path.join(reference_dir, "mutants*")):
-        if os.path.isdir(kept_mutants):
-            shutil.copytree(kept_mutants, os.path.join(staging, os.path.basename(kept_mutants)))
-    shutil.rmtree(reference_dir, ignore_errors=True)
-    os.replace(staging, reference_dir)
+    def fill(staging):
+        for path in chosen:
+            target = os.path.join(staging, os.path.relpath(path, run_dir))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(path, target)
+        # the committed scores (GreedyHash's mutants/, the others' mutants-<name>/) are regenerated on their own
+        # (make align-mutants-reference)
+        for kept_mutants in glob.glob(os.path.join(reference_dir, "mutants*")):
+            if os.path.isdir(kept_mutants):
+                shutil.copytree(kept_mutants, os.path.join(staging, os.path.basename(kept_mutants)))
+
+    replace_folder(reference_dir, fill)
     print(f"kept {len(chosen)} files of {run_dir} in {reference_dir}")
 
 

@@ -16,6 +16,7 @@ from alignment.report import LARGEST_REFERENCE_FILE, closing_line, keep_referenc
 from alignment.diagnosis import ROUNDING
 from alignment.tolerances import NEAR_EXACT
 from alignment.verdict import verdict_table, verdicts
+from greedyhash_common.infra.atomic import replace_folder
 
 from .conftest import run_module
 from .test_alignment_layers import UNTRANSPOSED_CLASSIFIER_4, interpreter_with_planted_defect
@@ -161,6 +162,23 @@ def test_another_pairs_report_claims_no_mutation_score(tmp_path):
                  pair=pair_named("resnet18"))
     assert "utation" not in (tmp_path / "report.md").read_text()
     assert "mutation_score" not in json.loads((tmp_path / "report.json").read_text())
+
+
+def test_a_folder_is_replaced_whole_and_kept_as_it_was_when_its_filling_fails(tmp_path):
+    """greedyhash_common.infra.atomic.replace_folder, which keep_reference and make align-mutants-reference use."""
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    (folder / "old.md").write_text("old")
+
+    def failing(staging):
+        (tmp_path / "kept.new" / "half.md").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        replace_folder(str(folder), failing)
+    assert sorted(path.name for path in folder.iterdir()) == ["old.md"]
+    replace_folder(str(folder), lambda staging: open(f"{staging}/new.md", "w").close())
+    assert sorted(path.name for path in folder.iterdir()) == ["new.md"] and not (tmp_path / "kept.new").exists()
 
 
 def test_a_large_file_is_not_kept_as_reference(tmp_path):

@@ -11,6 +11,7 @@ import argparse
 import os
 import shutil
 
+from greedyhash_common.infra.atomic import replace_folder
 from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 from greedyhash_common.project import PROJECT_ROOT
 
@@ -43,15 +44,13 @@ def committed_settings(name):
 
 
 def replace_committed(name, workdir):
-    """The committed folder replaced whole by the run's two files: a copy beside it first, then a rename."""
+    """The committed folder replaced whole by the run's two files (staged beside it, then renamed)."""
     folder = os.path.dirname(os.path.join(PROJECT_ROOT, reference_summary(name)))
-    staged = folder + ".new"
-    shutil.rmtree(staged, ignore_errors=True)
-    os.makedirs(staged)
-    for name in (SUMMARY_JSON, REPORT_MD):
-        shutil.copyfile(os.path.join(workdir, name), os.path.join(staged, name))
-    shutil.rmtree(folder)
-    os.rename(staged, folder)
+    def fill(staging):
+        for file in (SUMMARY_JSON, REPORT_MD):
+            shutil.copyfile(os.path.join(workdir, file), os.path.join(staging, file))
+
+    replace_folder(folder, fill)
     return folder
 
 

@@ -93,3 +93,14 @@ def remove_temporary_files(folder):
         else:
             os.remove(path)
     return removed
+
+
+def replace_folder(folder, fill):
+    """Replace `folder` whole by what `fill(staging)` writes into a staging folder beside it (folder + ".new"):
+    a failing fill leaves `folder` as it was."""
+    staging = folder.rstrip(os.sep) + ".new"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    fill(staging)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(staging, folder)

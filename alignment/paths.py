@@ -3,7 +3,8 @@
   inputs/images_<size>px.npy, inputs/labels.npy      the batch both sides see, at each size
   inputs/split.npz                                    the split both sides' loaders read (GreedyHash's)
   inputs/weights_bit<B>_<set>.pth / .pdparams         each weight set both sides start from, converted
-                                                      (weights_<set>.* for a pair without codes: no bit B)
+                                                      (weights_<set>.* for a pair without codes: no bit B);
+                                                      removed when the run ends unless --keep-arrays
   inputs/weights_bit<B>_<set>.stamp.json              what it was made from (alignment.prepare_weights)
   <dtype>/<case>/<step>_torch.npy, <step>_paddle.npy  reprod_log files of each side: every key of the
                                                       reprod_log steps, the failing keys of the others, every

@@ -42,7 +42,8 @@ from .pairs import DEFAULT_PAIR, PAIRS, pair_named
 from .pairs.factories import FactoryPair, factory_spec
 from .prepare_weights import prepare_weights as make_weights_here
 from .option_checks import check_run_options
-from .paths import coverage_path, diff_paths, env_path, inputs_dir, layer_values_path, side_values_path
+from .paths import (coverage_path, diff_paths, env_path, inputs_dir, layer_values_path, side_values_path,
+                    weights_path, weights_stamp_path)
 from .report import write_report
 from .reprod_format import save_values
 from .worker import run_steps, step_runs
@@ -93,8 +94,8 @@ def add_run_options(parser):
     parser.add_argument("--workdir", help="default: logs/, and logs/<model>/ for a pair other than the default")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each side")
     parser.add_argument("--keep-arrays", action="store_true",
-                        help="keep every array of every step and layer on disk, not only those of failing keys"
-                             " (alignment/paths.py)")
+                        help="keep every array of every step and layer on disk, not only those of failing keys,"
+                             " and the weight sets (alignment/paths.py)")
     parser.add_argument("--torch-python", default=sys.executable)
     parser.add_argument("--paddle-python", default=sys.executable)
     return add_case_options(parser)
@@ -503,6 +504,18 @@ def remove_layer_arrays(workdir, localizations):
                     os.remove(layer_values_path(workdir, dtype, case, kind, side))
 
 
+def remove_weight_sets(workdir, bit, weight_sets):
+    """The weight sets' files, once the run is over: in float64 they are most of what a run leaves on disk
+    (GreedyHash: 437 MB a file, two layouts of two sets), and the next run makes them again from the seed
+    in seconds (alignment.prepare_weights). The stamp goes first: a set half removed is never taken for
+    made."""
+    for weight_set in weight_sets:
+        for path in (weights_stamp_path(workdir, bit, weight_set),
+                     *(weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+
+
 def run_settings(args):
     """The options of the run, for the report; not the paths that only describe this machine."""
     return {name: value for name, value in vars(args).items()
@@ -558,6 +571,7 @@ def run_in_held_workdir(args, pair, steps, dtypes):
                      localization_failures, run_settings(args), coverage_rows, pair=pair)
     if not args.keep_arrays:
         remove_layer_arrays(args.workdir, localizations)
+        remove_weight_sets(args.workdir, args.bit, args.weight_sets.split(","))
     write_text(os.path.join(args.workdir, "summary.json"),
                json.dumps({"passed": verdict.all_passed(rows), "steps": [row.as_json() for row in rows],
                            "not_covered": coverage.not_covered(coverage_rows), "seconds": clock.seconds},

@@ -224,12 +224,14 @@ def test_mobilenet_v2s_train_step_fails_its_float64_limit_on_one_ulp_of_its_own_
     from alignment.inputs import write_input_batch
     from alignment.pairs import pair_named
     from alignment.paths import images_path, labels_path, weights_path
+    from alignment.sides import configured_side
     from alignment.steps import StepContext, check_values, steps_of
 
     pair, workdir, size = pair_named(MOBILENET_V2), str(tmp_path), 64
     write_input_batch(workdir, pair, None, pair.BATCH_SIZE, (size,), ("seeded",))
     pair.make_weight_set(0, 0, workdir, "seeded")
-    side, train = pair.side("torch"), steps_of(pair)["train"]
+    # one thread, as the suite's sides run: the sums' order, and so where an ulp's difference grows, follows it
+    side, train = configured_side("torch", 1, pair), steps_of(pair)["train"]
     context = StepContext(0, "float64", weights_path(workdir, 0, "seeded", ".pth"), np.load(images_path(workdir, size)),
                           np.load(labels_path(workdir)), 0, image_size=size, pair=pair,
                           learning_rate=pair.train_learning_rate("seeded"))

@@ -161,12 +161,17 @@ align-mutants-reference: $(INSTALLED)
 
 # CI (.ci/run) runs `make test`: every test in .venv, then the GPU environment's part (test-gpu-env).
 # test-fast, the edit loop's tier, leaves out the tests marked slow (pyproject.toml says which are).
+# Both run the tests in TEST_WORKERS processes (pytest-xdist), each test module whole in one of them, so
+# that a module's fixtures are made once: a suite run's two sides keep two cores busy only part of its
+# time, and the in-process tests use one.
+TEST_WORKERS := 2
+PYTEST = $(PYTHON) -m pytest -q -n $(call opt,TEST_WORKERS) --dist loadfile
 test: $(INSTALLED)
-	$(PYTHON) -m pytest -q --durations=40 tests
+	$(PYTEST) --durations=40 tests
 	$(MAKE) --no-print-directory test-gpu-env
 
 test-fast: $(INSTALLED)
-	$(PYTHON) -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 DIRECTION := torch2paddle
 SRC :=

@@ -67,7 +67,7 @@ help:
 	@echo "Setup and tests"
 	@echo "  make venv             create .venv from requirements.txt (every target does it when needed)"
 	@echo "  make test-fast        the fast tier, for the edit loop (slow tests deselected)"
-	@echo "  make test             every test, then test-gpu-env: what CI runs"
+	@echo "  make test             every test, then test-gpu-env: what CI runs (both: TEST_WORKERS=2 processes)"
 	@echo "Alignment (options: BIT=48 SIZE=224,222 DTYPE=float32,float64 WEIGHTS=model.pth|.pdparams DATA=cifar"
 	@echo "           WEIGHT_SETS=seeded,rescaled: the pair's by default; rescaled proposed to any pair)"
 	@echo "  make align            every step, weight set and size, in both precisions -> LOGS (default logs/)"

@@ -2,10 +2,12 @@
 
   inputs/images_<size>px.npy, inputs/labels.npy      the batch both sides see, at each size
   inputs/split.npz                                    the split both sides' loaders read (GreedyHash's)
-  inputs/weights_bit<B>_<set>.pth / .pdparams         each weight set both sides start from, converted
-                                                      (weights_<set>.* for a pair without codes: no bit B);
-                                                      removed when the run ends unless --keep-arrays
-  inputs/weights_bit<B>_<set>.stamp.json              what it was made from (alignment.prepare_weights)
+  inputs/weights_bit<B>_<set>.pth                     each weight set both sides start from
+                                                      (weights_<set>.* for a pair without codes: no bit B)
+  inputs/weights_bit<B>_<set>.pdparams                its conversion, removed when the run ends unless
+                                                      --keep-arrays (the next run converts it again)
+  inputs/weights_bit<B>_<set>.stamp.json,             what each was made from (alignment.prepare_weights)
+         weights_bit<B>_<set>.pdparams.stamp.json
   <dtype>/<case>/<step>_torch.npy, <step>_paddle.npy  reprod_log files of each side: every key of the
                                                       reprod_log steps, the failing keys of the others, every
                                                       key with --keep-arrays (alignment.suite.keep_arrays)
@@ -42,8 +44,9 @@ def weights_path(workdir, bit, weight_set, suffix):
     return os.path.join(inputs_dir(workdir), f"weights_{f'bit{bit}_' if bit else ''}{weight_set}{suffix}")
 
 
-def weights_stamp_path(workdir, bit, weight_set):
-    return weights_path(workdir, bit, weight_set, STAMP_SUFFIX)
+def weights_stamp_path(workdir, bit, weight_set, suffix=".pth"):
+    """The stamp of a weight set's file in one layout (`suffix`): the .pth's, or its conversion's."""
+    return weights_path(workdir, bit, weight_set, STAMP_SUFFIX if suffix == ".pth" else suffix + STAMP_SUFFIX)
 
 
 def case_dir(workdir, dtype, case):

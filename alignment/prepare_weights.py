@@ -11,7 +11,8 @@ the converter needs no paddle).
 A set is made again only when what it follows from has changed (greedyhash_common.infra.content_cache):
 the code that makes and converts it, the torch and torchvision versions, the bit length and seed, the
 batch it is rescaled on and the threads that rescale it, the user's file. Otherwise its files are
-reused and torch is not even imported.
+reused and torch is not even imported; a set whose .pdparams alone is missing (a run removes it when it
+ends: alignment.suite.remove_conversions) is converted again from its .pth.
 """
 import argparse
 import importlib.metadata
@@ -25,6 +26,8 @@ from greedyhash_common.project import PROJECT_ROOT
 from .pairs import pair_named
 from .paths import images_path, weights_path, weights_stamp_path
 from .weight_sets import USER
+
+LAYOUTS = (".pth", ".pdparams")  # each weight set's files: torch's, then its conversion
 
 # Everything the weight files follow from in this project's code: the models, the converter and the file
 # formats, the rescaling (kept over-inclusive: an edit elsewhere in them only costs one remaking)
@@ -64,18 +67,26 @@ def weight_set_key(bit, seed, workdir, weight_set, source=None, threads=1, *, pa
 
 def prepare_weights(bit, seed, workdir, weight_sets, source=None, threads=1, *, pair):
     """Write every weight set of `weight_sets` of the model pair `pair` in both layouts, unless made earlier
-    from the same content; the user set is `source`. Return the sets made."""
+    from the same content; the user set is `source`. A set whose .pth is fresh but whose .pdparams is not (a
+    run removes its conversions when it ends) is converted from the .pth, not made again. Return the sets
+    made or converted."""
     made = []
     for weight_set in weight_sets:
-        outputs = [weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams")]
         key = weight_set_key(bit, seed, workdir, weight_set, source, threads, pair=pair)
-        if is_fresh(weights_stamp_path(workdir, bit, weight_set), key, outputs):
+        fresh = [suffix for suffix in LAYOUTS if is_fresh(weights_stamp_path(workdir, bit, weight_set, suffix), key,
+                                                          [weights_path(workdir, bit, weight_set, suffix)])]
+        if fresh == list(LAYOUTS):
             continue
         from torch_impl import runtime  # torch, imported only when a set is made
 
         runtime.configure(threads)
-        pair.make_weight_set(bit, seed, workdir, weight_set, source)
-        write_stamp(weights_stamp_path(workdir, bit, weight_set), key, outputs)
+        if fresh == [".pth"]:
+            pair.convert_weight_set(bit, workdir, weight_set)
+        else:
+            pair.make_weight_set(bit, seed, workdir, weight_set, source)
+            write_stamp(weights_stamp_path(workdir, bit, weight_set), key, [weights_path(workdir, bit, weight_set, ".pth")])
+        write_stamp(weights_stamp_path(workdir, bit, weight_set, ".pdparams"), key,
+                    [weights_path(workdir, bit, weight_set, ".pdparams")])
         made.append(weight_set)
     return made
 
@@ -92,7 +103,7 @@ def main(argv=None):
                              f" and {USER} exactly when --weights is given")
     if args.weights and not os.path.isfile(args.weights):
         raise UserInputError(f"{args.weights}: no such file")
-    for suffix in (".pth", ".pdparams"):  # the user set is written in both layouts, never over its source
+    for suffix in LAYOUTS:  # the user set is written in both layouts, never over its source
         check_not_an_input(weights_path(args.workdir, args.bit, USER, suffix), "the user set's file", args.weights)
     made = prepare_weights(args.bit, args.seed, args.workdir, weight_sets, args.weights, args.threads, pair=pair)
     reused = [weight_set for weight_set in weight_sets if weight_set not in made]

@@ -67,8 +67,9 @@ def coverage_key(side, args, case, dtype):
     """The content key of a case's coverage (greedyhash_common.infra.content_cache): its weights (by the key
     they were made from), its batch, the dropout masks, the precision, the code and the framework; None
     when the weights are not the files their stamp describes."""
-    files = [weights_path(args.workdir, args.bit, case.weights, suffix) for suffix in (".pth", ".pdparams")]
-    weights = stamped_key(weights_stamp_path(args.workdir, args.bit, case.weights), files)
+    # the reference's coverage: its .pth (the .pdparams is converted from it)
+    weights = stamped_key(weights_stamp_path(args.workdir, args.bit, case.weights),
+                          [weights_path(args.workdir, args.bit, case.weights, ".pth")])
     if weights is None:
         return None
     return key_of({"weights": weights, "images": file_digest(images_path(args.workdir, case.size)),

@@ -9,7 +9,6 @@ import pytest
 from alignment.cases import Case, RunCases
 from alignment.check import StepResult, failed_key
 from alignment.pairs.greedyhash import GREEDYHASH, paddle_side, torch_side
-from alignment.prepare_weights import prepare_weights
 from alignment.sides import reusing_builds
 from alignment.steps import runs_in, step_cases, steps_of
 from alignment.suite import REPROD_LOG_STEPS, cases_to_localize
@@ -39,7 +38,9 @@ def test_suite_passes_every_case_and_keeps_only_what_a_user_reads(suite_run):
             kept = suffix.startswith("_diff") or step in REPROD_LOG_STEPS  # every step passed: no failing key
             assert (workdir / dtype / case.label / f"{step}{suffix}").is_file() == kept, (step, case, dtype, suffix)
     assert not list(workdir.glob("*/*/layers*.npz"))  # localized, then dropped: the verdicts are in the JSON
-    assert not list(workdir.glob("inputs/weights_*"))  # made from the seed again by the next run
+    # each weight set's .pth stays for the next run, which converts it again: the .pdparams goes
+    assert sorted(path.name for path in workdir.glob("inputs/weights_*")) == [
+        f"weights_bit12_{name}{suffix}" for name in ("rescaled", "seeded") for suffix in (".pth", ".stamp.json")]
     for dtype in ("float32", "float64"):
         report = json.loads((workdir / dtype / "rescaled-64px" / "backward_diff.json").read_text())
         assert report["passed"] and report["env"]["torch"]["framework"] == "torch"
@@ -95,16 +96,8 @@ def test_reprod_log_reads_what_the_torch_side_wrote(suite_run):
     np.testing.assert_allclose(torch_values["h"], paddle_values["h"], rtol=1e-12)
 
 
-@pytest.fixture(scope="module")
-def seeded_weights_of_the_run(suite_run):
-    """The run's seeded set, made again in its workdir (the run removes its weight sets when it ends)."""
-    workdir, _ = suite_run
-    prepare_weights(12, 0, str(workdir), ("seeded",), pair=GREEDYHASH)
-    return workdir / "inputs" / "weights_bit12_seeded.pth"
-
-
 @pytest.mark.slow
-def test_torch_side_process_never_imports_paddle(suite_run, seeded_weights_of_the_run):
+def test_torch_side_process_never_imports_paddle(suite_run):
     workdir, _ = suite_run
     assert not side_process_imports_paddle("alignment.worker", "--model", "greedyhash", "--bit", 12, "--workdir", workdir,
                                            "--steps", "loss", "--values-fd", NULL_FD,
@@ -112,9 +105,10 @@ def test_torch_side_process_never_imports_paddle(suite_run, seeded_weights_of_th
 
 
 @pytest.mark.slow
-def test_weights_for_another_bit_length_stop_the_suite_with_a_clear_message(seeded_weights_of_the_run, tmp_path):
+def test_weights_for_another_bit_length_stop_the_suite_with_a_clear_message(suite_run, tmp_path):
+    workdir, _ = suite_run
     done = run_module("alignment", "--sizes", 64, "--bit", 48, "--workdir", tmp_path,
-                      "--weights", seeded_weights_of_the_run)
+                      "--weights", workdir / "inputs" / "weights_bit12_seeded.pth")
     assert done.returncode == 2 and "12-bit codes, the run asks for 48" in done.stderr
     assert "Traceback" not in done.stderr
 

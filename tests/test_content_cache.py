@@ -16,6 +16,8 @@ from alignment.inputs import write_input_batch
 from alignment.paths import coverage_path, images_path, weights_path, weights_stamp_path
 from alignment.pairs.greedyhash import GREEDYHASH as greedyhash
 from alignment.pairs.greedyhash import torch_side
+from alignment.suite import remove_conversions
+from greedyhash_common.state_dicts.paddle_files import read_paddle_state
 from greedyhash_common.infra.errors import UserInputError
 from greedyhash_common.infra.content_cache import is_fresh, key_of, source_digest, write_stamp
 
@@ -110,6 +112,26 @@ def test_weight_sets_are_made_once_and_again_only_when_their_content_changes(tmp
     with open(weights_path(workdir, BIT, "seeded", ".pdparams"), "ab") as handle:
         handle.write(b"\0")
     assert preparing.prepare_weights(BIT, 1, workdir, sets, threads=2, pair=greedyhash) == ["seeded"]
+
+
+@pytest.mark.slow
+def test_a_conversion_a_run_removed_is_made_again_from_its_pth_alone(tmp_path, monkeypatch):
+    """A run removes each set's .pdparams when it ends (alignment.suite.remove_conversions): the next converts
+    its .pth again, leaves the .pth as it was, and writes the values the set was made with. About 10 s."""
+    workdir = str(tmp_path)
+    write_input_batch(workdir, greedyhash, None, 4, (), greedyhash.WEIGHT_SETS)
+    preparing.prepare_weights(BIT, 0, workdir, ["seeded"], pair=greedyhash)
+    torch_file, paddle_file = (weights_path(workdir, BIT, "seeded", suffix) for suffix in (".pth", ".pdparams"))
+    made, torch_file_status = read_paddle_state(paddle_file), os.stat(torch_file)
+    remove_conversions(workdir, BIT, ["seeded"])
+    assert not os.path.exists(paddle_file) and os.path.exists(torch_file)
+    monkeypatch.setattr(greedyhash, "make_weight_set", None)  # converted, not made: nothing calls it
+    assert preparing.prepare_weights(BIT, 0, workdir, ["seeded"], pair=greedyhash) == ["seeded"]
+    assert os.stat(torch_file).st_mtime_ns == torch_file_status.st_mtime_ns
+    converted = read_paddle_state(paddle_file)
+    assert converted.keys() == made.keys() and all(
+        converted[key].dtype == made[key].dtype and np.array_equal(converted[key], made[key]) for key in made)
+    assert preparing.prepare_weights(BIT, 0, workdir, ["seeded"], pair=greedyhash) == []
 
 
 def test_a_user_checkpoint_is_converted_again_when_its_bytes_change(tmp_path, weights):

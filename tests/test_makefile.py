@@ -143,7 +143,7 @@ OPTIONS = [("MODEL", "align", "--model", []), ("WEIGHTS", "align", "--weights", 
            ("DST", "convert", None, ["SRC=in.pth"]), ("DIRECTION", "convert", None, ["SRC=a", "DST=b"]),
            ("PRETRAINED", "reproduce", "--pretrained", ["DATA=cifar"]),
            ("DATA", "reproduce", "--data", ["PRETRAINED=p"]), ("REFERENCE", "align-reference", None, []),
-           ("DEVICE", "gpu-report", "--device", [])]
+           ("DEVICE", "gpu-report", "--device", []), ("TEST_WORKERS", "test-fast", "-n", [])]
 
 
 def test_every_option_of_the_makefile_is_checked_for_injection():

@@ -179,6 +179,16 @@ class ModelPair(abc.ABC):
         write_torch_state(state, torch_file)
         write_paddle_state(paddle_state, paddle_file)
 
+    def convert_weight_set(self, bit, workdir, weight_set):
+        """(torch process) The .pdparams of one weight set, converted from its .pth strictly through the layout."""
+        from greedyhash_common.state_dicts.paddle_files import write_paddle_state
+        from weights_convert.checkpoints import both_layouts
+
+        from ..paths import weights_path
+
+        torch_file, paddle_file = (weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))
+        write_paddle_state(both_layouts(torch_file, self.layout())[1], paddle_file)
+
     def rescaled_state(self, seed, workdir):
         """The seeded state rescaled on the run's batch at WEIGHTS_MADE_ON's size (alignment/pairs/rescaling.py)."""
         from ..paths import images_path

@@ -178,6 +178,12 @@ class GreedyHashPair(ModelPair):
 
         make(bit, seed, workdir, weight_set, source)
 
+    def convert_weight_set(self, bit, workdir, weight_set):
+        """(torch process) The .pdparams of one weight set, converted from its .pth (weight_makers)."""
+        from .weight_makers import convert_weight_set as convert
+
+        convert(bit, workdir, weight_set)
+
     def layout(self, state=None, framework=None):
         """A GreedyHash checkpoint's Layout, or the ImageNet AlexNet backbone's, by what the file holds."""
         from greedyhash_common.state_dicts.layout import detect_layout

@@ -49,6 +49,12 @@ def write_both_layouts(source, bit, torch_path, paddle_path):
     write_paddle_state(paddle_state, paddle_path)
 
 
+def convert_weight_set(bit, workdir, weight_set):
+    """The .pdparams of one weight set, converted from its .pth."""
+    torch_file, paddle_file = (weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))
+    write_paddle_state(greedyhash_layouts(torch_file)[1], paddle_file)
+
+
 def make_weight_set(bit, seed, workdir, weight_set, source=None):
     """Write one weight set in both layouts (alignment.paths.weights_path); the user set is `source`. A made
     set is converted from the model in memory: its .pth is written once, not written and read back; it is in

@@ -4,8 +4,8 @@
   inputs/split.npz                                    the split both sides' loaders read (GreedyHash's)
   inputs/weights_bit<B>_<set>.pth                     each weight set both sides start from
                                                       (weights_<set>.* for a pair without codes: no bit B)
-  inputs/weights_bit<B>_<set>.pdparams                its conversion, removed when the run ends unless
-                                                      --keep-arrays (the next run converts it again)
+  inputs/weights_bit<B>_<set>.pdparams                its conversion, removed when a run of every step
+                                                      ends unless --keep-arrays (the next converts it again)
   inputs/weights_bit<B>_<set>.stamp.json,             what each was made from (alignment.prepare_weights)
          weights_bit<B>_<set>.pdparams.stamp.json
   <dtype>/<case>/<step>_torch.npy, <step>_paddle.npy  reprod_log files of each side: every key of the

@@ -11,8 +11,8 @@ the converter needs no paddle).
 A set is made again only when what it follows from has changed (greedyhash_common.infra.content_cache):
 the code that makes and converts it, the torch and torchvision versions, the bit length and seed, the
 batch it is rescaled on and the threads that rescale it, the user's file. Otherwise its files are
-reused and torch is not even imported; a set whose .pdparams alone is missing (a run removes it when it
-ends: alignment.suite.remove_conversions) is converted again from its .pth.
+reused and torch is not even imported; a set whose .pdparams alone is missing (a run of every step
+removes it when it ends: alignment.suite.remove_conversions) is converted again from its .pth.
 """
 import argparse
 import importlib.metadata

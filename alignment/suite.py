@@ -54,7 +54,7 @@ from .weight_sets import USER
 
 __all__ = ["DTYPES", "REPROD_LOG_STEPS", "SIDE_PROCESS", "PhaseClock", "add_run_options", "cases_to_localize",
            "check_streams", "get_args_parser", "keep_arrays", "localize", "prepare", "prepare_weights", "read_coverage",
-           "remove_conversions",
+           "keeps_conversions", "remove_conversions",
            "resolved_options", "run", "run_layer_sides", "run_sides", "show_progress", "split_choice", "with_pair_defaults",
            "with_user_weights"]
 
@@ -96,7 +96,8 @@ def add_run_options(parser):
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each side")
     parser.add_argument("--keep-arrays", action="store_true",
                         help="keep every array of every step and layer on disk, not only those of failing keys,"
-                             " and the weight sets' .pdparams conversions (alignment/paths.py)")
+                             " and the weight sets' .pdparams conversions, which a run of every step removes"
+                             " (alignment/paths.py)")
     parser.add_argument("--torch-python", default=sys.executable)
     parser.add_argument("--paddle-python", default=sys.executable)
     return add_case_options(parser)
@@ -505,10 +506,17 @@ def remove_layer_arrays(workdir, localizations):
                     os.remove(layer_values_path(workdir, dtype, case, kind, side))
 
 
+def keeps_conversions(args, pair, steps):
+    """Whether a run keeps its weight sets' .pdparams: with --keep-arrays, and in a run of some of the pair's
+    steps (`make align-forward` and the like: the edit loop, whose next run would otherwise convert them
+    again, 8 s of a 13 s loop for GreedyHash's)."""
+    return args.keep_arrays or set(steps) != set(pair.STEPS)
+
+
 def remove_conversions(workdir, bit, weight_sets):
-    """The weight sets' .pdparams files, once the run is over: in float64 the sets are most of what a run
-    leaves on disk (GreedyHash: 437 MB a file), and the next run converts each from its .pth in a few seconds
-    (alignment.prepare_weights), where making a set again would take several times that. The stamp goes
+    """The weight sets' .pdparams files, once a run of every step is over: in float64 the sets are most of
+    what a run leaves on disk (GreedyHash: 437 MB a file), and the next run converts each from its .pth
+    (alignment.prepare_weights), which takes part of the time making the set again would. The stamp goes
     first: a file half removed is never taken for made."""
     for weight_set in weight_sets:
         for path in (weights_stamp_path(workdir, bit, weight_set, ".pdparams"),
@@ -572,6 +580,7 @@ def run_in_held_workdir(args, pair, steps, dtypes):
                      localization_failures, run_settings(args), coverage_rows, pair=pair)
     if not args.keep_arrays:
         remove_layer_arrays(args.workdir, localizations)
+    if not keeps_conversions(args, pair, steps):
         remove_conversions(args.workdir, args.bit, args.weight_sets.split(","))
     write_text(os.path.join(args.workdir, "summary.json"),
                json.dumps({"passed": verdict.all_passed(rows), "steps": [row.as_json() for row in rows],

@@ -11,7 +11,7 @@ from alignment.check import StepResult, failed_key
 from alignment.pairs.greedyhash import GREEDYHASH, paddle_side, torch_side
 from alignment.sides import reusing_builds
 from alignment.steps import runs_in, step_cases, steps_of
-from alignment.suite import REPROD_LOG_STEPS, cases_to_localize
+from alignment.suite import REPROD_LOG_STEPS, cases_to_localize, keeps_conversions
 
 from .conftest import NULL_FD, left_by_make_clean, run_module, side_process_imports_paddle
 
@@ -111,6 +111,16 @@ def test_weights_for_another_bit_length_stop_the_suite_with_a_clear_message(suit
                       "--weights", workdir / "inputs" / "weights_bit12_seeded.pth")
     assert done.returncode == 2 and "12-bit codes, the run asks for 48" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_only_a_run_of_every_step_removes_the_weight_sets_conversions():
+    """make align leaves each set's .pth alone (the .pdparams is converted again); the edit loop's runs of
+    some steps keep both files, and --keep-arrays keeps them in any run."""
+    every_step = list(GREEDYHASH.STEPS)
+    assert not keeps_conversions(argparse.Namespace(keep_arrays=False), GREEDYHASH, every_step)
+    assert keeps_conversions(argparse.Namespace(keep_arrays=True), GREEDYHASH, every_step)
+    assert keeps_conversions(argparse.Namespace(keep_arrays=False), GREEDYHASH, ["forward"])
+    assert keeps_conversions(argparse.Namespace(keep_arrays=False), GREEDYHASH, every_step[:-1])
 
 
 def test_unknown_step_is_refused(tmp_path):

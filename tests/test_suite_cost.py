@@ -81,7 +81,7 @@ def test_an_older_checkout_and_this_tree_are_measured_by_one_command(tmp_path):
     assert report["labels"]["before"]["checkout"] == str(older)
     run = report["labels"]["after"]["runs"]["default"]
     figures = run["repeats"][0]
-    assert figures["peak_disk_mb"] > figures["final_disk_mb"] > 100  # the seeded .pth stays, its .pdparams goes
+    assert figures["peak_disk_mb"] >= figures["final_disk_mb"] > 100  # the seeded set: a run of one step keeps it
     assert run["phases"][suite_cost.PHASES[1]] > 0
     assert [step["step"] for step in figures["slowest_side_steps"]] == ["loss", "loss"]
     markdown = (tmp_path / "out" / "suite_cost.md").read_text()

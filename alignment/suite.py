@@ -509,7 +509,7 @@ def remove_layer_arrays(workdir, localizations):
 def keeps_conversions(args, pair, steps):
     """Whether a run keeps its weight sets' .pdparams: with --keep-arrays, and in a run of some of the pair's
     steps (`make align-forward` and the like: the edit loop, whose next run would otherwise convert them
-    again, 8 s of a 13 s loop for GreedyHash's)."""
+    again: about 10 s for GreedyHash's, as long as the rest of its forward-only run)."""
     return args.keep_arrays or set(steps) != set(pair.STEPS)
 
 

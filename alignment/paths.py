@@ -44,6 +44,14 @@ def weights_path(workdir, bit, weight_set, suffix):
     return os.path.join(inputs_dir(workdir), f"weights_{f'bit{bit}_' if bit else ''}{weight_set}{suffix}")
 
 
+LAYOUTS = (".pth", ".pdparams")  # each weight set's files: torch's, then its conversion
+
+
+def weight_set_files(workdir, bit, weight_set):
+    """(.pth, .pdparams) of one weight set."""
+    return tuple(weights_path(workdir, bit, weight_set, suffix) for suffix in LAYOUTS)
+
+
 def weights_stamp_path(workdir, bit, weight_set, suffix=".pth"):
     """The stamp of a weight set's file in one layout (`suffix`): the .pth's, or its conversion's."""
     return weights_path(workdir, bit, weight_set, STAMP_SUFFIX if suffix == ".pth" else suffix + STAMP_SUFFIX)

@@ -24,10 +24,8 @@ from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError
 from greedyhash_common.project import PROJECT_ROOT
 
 from .pairs import pair_named
-from .paths import images_path, weights_path, weights_stamp_path
+from .paths import LAYOUTS, images_path, weight_set_files, weights_stamp_path
 from .weight_sets import USER
-
-LAYOUTS = (".pth", ".pdparams")  # each weight set's files: torch's, then its conversion
 
 # Everything the weight files follow from in this project's code: the models, the converter and the file
 # formats, the rescaling (kept over-inclusive: an edit elsewhere in them only costs one remaking)
@@ -73,8 +71,9 @@ def prepare_weights(bit, seed, workdir, weight_sets, source=None, threads=1, *, 
     made = []
     for weight_set in weight_sets:
         key = weight_set_key(bit, seed, workdir, weight_set, source, threads, pair=pair)
-        fresh = [suffix for suffix in LAYOUTS if is_fresh(weights_stamp_path(workdir, bit, weight_set, suffix), key,
-                                                          [weights_path(workdir, bit, weight_set, suffix)])]
+        files = dict(zip(LAYOUTS, weight_set_files(workdir, bit, weight_set)))
+        fresh = [suffix for suffix, path in files.items()
+                 if is_fresh(weights_stamp_path(workdir, bit, weight_set, suffix), key, [path])]
         if fresh == list(LAYOUTS):
             continue
         from torch_impl import runtime  # torch, imported only when a set is made
@@ -84,9 +83,8 @@ def prepare_weights(bit, seed, workdir, weight_sets, source=None, threads=1, *, 
             pair.convert_weight_set(bit, workdir, weight_set)
         else:
             pair.make_weight_set(bit, seed, workdir, weight_set, source)
-            write_stamp(weights_stamp_path(workdir, bit, weight_set), key, [weights_path(workdir, bit, weight_set, ".pth")])
-        write_stamp(weights_stamp_path(workdir, bit, weight_set, ".pdparams"), key,
-                    [weights_path(workdir, bit, weight_set, ".pdparams")])
+            write_stamp(weights_stamp_path(workdir, bit, weight_set), key, [files[".pth"]])
+        write_stamp(weights_stamp_path(workdir, bit, weight_set, ".pdparams"), key, [files[".pdparams"]])
         made.append(weight_set)
     return made
 
@@ -103,8 +101,8 @@ def main(argv=None):
                              f" and {USER} exactly when --weights is given")
     if args.weights and not os.path.isfile(args.weights):
         raise UserInputError(f"{args.weights}: no such file")
-    for suffix in LAYOUTS:  # the user set is written in both layouts, never over its source
-        check_not_an_input(weights_path(args.workdir, args.bit, USER, suffix), "the user set's file", args.weights)
+    for path in weight_set_files(args.workdir, args.bit, USER):  # both layouts, never over the user's source
+        check_not_an_input(path, "the user set's file", args.weights)
     made = prepare_weights(args.bit, args.seed, args.workdir, weight_sets, args.weights, args.threads, pair=pair)
     reused = [weight_set for weight_set in weight_sets if weight_set not in made]
     if reused:

@@ -13,7 +13,7 @@ from alignment import coverage, worker
 from alignment import prepare_weights as preparing
 from alignment.cases import Case
 from alignment.inputs import write_input_batch
-from alignment.paths import coverage_path, images_path, weights_path, weights_stamp_path
+from alignment.paths import coverage_path, images_path, weight_set_files, weights_path, weights_stamp_path
 from alignment.pairs.greedyhash import GREEDYHASH as greedyhash
 from alignment.pairs.greedyhash import torch_side
 from alignment.suite import remove_conversions
@@ -121,7 +121,7 @@ def test_a_conversion_a_run_removed_is_made_again_from_its_pth_alone(tmp_path, m
     workdir = str(tmp_path)
     write_input_batch(workdir, greedyhash, None, 4, (), greedyhash.WEIGHT_SETS)
     preparing.prepare_weights(BIT, 0, workdir, ["seeded"], pair=greedyhash)
-    torch_file, paddle_file = (weights_path(workdir, BIT, "seeded", suffix) for suffix in (".pth", ".pdparams"))
+    torch_file, paddle_file = weight_set_files(workdir, BIT, "seeded")
     made, torch_file_status = read_paddle_state(paddle_file), os.stat(torch_file)
     remove_conversions(workdir, BIT, ["seeded"])
     assert not os.path.exists(paddle_file) and os.path.exists(torch_file)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from alignment import prepare_weights as preparing, suite
-from alignment.paths import weights_path
+from alignment.paths import weight_set_files, weights_path
 from alignment.pairs import pair_named
 from alignment.pairs.greedyhash import GREEDYHASH
 from greedyhash_common.data import cifar10
@@ -240,7 +240,7 @@ def assert_same_weights(paths, expected):
 def test_the_rescaled_set_copied_over_the_seeded_one_with_its_times_is_made_again(prepared):
     """Before: "reused seeded", and a pass on the rescaled numbers. About 30 s on a loaded machine: the
     seeded set made again."""
-    seeded = [weights_path(prepared, BIT, "seeded", suffix) for suffix in (".pth", ".pdparams")]
+    seeded = list(weight_set_files(prepared, BIT, "seeded"))
     original = [weights_of(path) for path in seeded]
     for path in seeded:
         status = os.stat(path)

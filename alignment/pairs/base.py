@@ -167,9 +167,9 @@ class ModelPair(abc.ABC):
         from weights_convert.checkpoints import both_layouts
         from weights_convert.convert import torch_to_paddle
 
-        from ..paths import weights_path
+        from ..paths import weight_set_files
 
-        torch_file, paddle_file = (weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))
+        torch_file, paddle_file = weight_set_files(workdir, bit, weight_set)
         if weight_set == USER:
             state, paddle_state, _ = both_layouts(source, self.layout())
         else:
@@ -184,9 +184,9 @@ class ModelPair(abc.ABC):
         from greedyhash_common.state_dicts.paddle_files import write_paddle_state
         from weights_convert.checkpoints import both_layouts
 
-        from ..paths import weights_path
+        from ..paths import weight_set_files
 
-        torch_file, paddle_file = (weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))
+        torch_file, paddle_file = weight_set_files(workdir, bit, weight_set)
         write_paddle_state(both_layouts(torch_file, self.layout())[1], paddle_file)
 
     def rescaled_state(self, seed, workdir):

@@ -13,7 +13,7 @@ from torch_impl.torch_files import write_torch_state
 from weights_convert.checkpoints import both_layouts
 from weights_convert.convert import torch_to_paddle
 
-from ...paths import images_path, weights_path
+from ...paths import images_path, weight_set_files
 from ...weight_sets import SEEDED, USER, below_float32
 from ..rescaling import rescale
 from .weight_sets import RESCALING_IMAGE_SIZE, target_std
@@ -51,16 +51,16 @@ def write_both_layouts(source, bit, torch_path, paddle_path):
 
 def convert_weight_set(bit, workdir, weight_set):
     """The .pdparams of one weight set, converted from its .pth."""
-    torch_file, paddle_file = (weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))
+    torch_file, paddle_file = weight_set_files(workdir, bit, weight_set)
     write_paddle_state(greedyhash_layouts(torch_file)[1], paddle_file)
 
 
 def make_weight_set(bit, seed, workdir, weight_set, source=None):
-    """Write one weight set in both layouts (alignment.paths.weights_path); the user set is `source`. A made
+    """Write one weight set in both layouts (alignment.paths.weight_set_files); the user set is `source`. A made
     set is converted from the model in memory: its .pth is written once, not written and read back; it is in
     float64, below float32's precision (alignment.weight_sets.below_float32: the rescaled set, made in float64,
     has such values of its own)."""
-    torch_file, paddle_file = (weights_path(workdir, bit, weight_set, suffix) for suffix in (".pth", ".pdparams"))
+    torch_file, paddle_file = weight_set_files(workdir, bit, weight_set)
     if weight_set == USER:
         write_both_layouts(source, bit, torch_file, paddle_file)
         return

@@ -129,8 +129,12 @@ def test_a_conversion_a_run_removed_is_made_again_from_its_pth_alone(tmp_path, m
     assert preparing.prepare_weights(BIT, 0, workdir, ["seeded"], pair=greedyhash) == ["seeded"]
     assert os.stat(torch_file).st_mtime_ns == torch_file_status.st_mtime_ns
     converted = read_paddle_state(paddle_file)
-    assert converted.keys() == made.keys() and all(
-        converted[key].dtype == made[key].dtype and np.array_equal(converted[key], made[key]) for key in made)
+    assert converted.keys() == made.keys()
+    assert [key for key in made if converted[key].dtype != made[key].dtype
+            or not np.array_equal(converted[key], made[key])] == []
+    # and below float32, as made (alignment.weight_sets): a writer both paths share cannot round them unseen
+    assert [key for key, value in converted.items()
+            if value.dtype == np.float64 and np.array_equal(value, value.astype(np.float32))] == []
     assert preparing.prepare_weights(BIT, 0, workdir, ["seeded"], pair=greedyhash) == []
 
 

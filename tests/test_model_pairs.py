@@ -183,12 +183,16 @@ def test_a_tanh_gelu_in_the_tiny_port_fails_forward_and_the_layers_name_it(tiny)
 
 
 def test_layer_records_streamed_into_archives_hold_what_memory_holds(tiny, tmp_path):
-    """The layer sides write their records a mode (and a layer alone) at a time, never holding them all."""
-    side = TinyPair().side("torch")
-    torch_context = context(TinyPair(), tiny.files[0], tiny.images, tiny.labels, "float64", TINY_SIZE)
-    kept, kept_alone = record_side(side, torch_layers, torch_context, {})
-    paths = (str(tmp_path / "layers_torch.npz"), str(tmp_path / "layers_isolated_torch.npz"))
-    written, written_alone = record_side(side, torch_layers, torch_context, {}, paths=paths)
+    """The layer sides write their records a mode (and a layer alone) at a time, never holding them all. (The
+    Paddle side's units run alone: the torch side keeps none of this sequential model's, its chained values
+    standing for them.)"""
+    torch_context, paddle_context = (context(TinyPair(), file, tiny.images, tiny.labels, "float64", TINY_SIZE)
+                                     for file in tiny.files)
+    reference, _ = record_side(TinyPair().side("torch"), torch_layers, torch_context, {})
+    side = TinyPair().side("paddle")
+    kept, kept_alone = record_side(side, paddle_layers, paddle_context, {}, reference)
+    paths = (str(tmp_path / "layers_paddle.npz"), str(tmp_path / "layers_isolated_paddle.npz"))
+    written, written_alone = record_side(side, paddle_layers, paddle_context, {}, reference, paths=paths)
     assert written.layers == kept.layers
     for in_memory, in_archive in ((kept.values, written.values), (kept_alone, written_alone)):
         assert sorted(in_memory) == sorted(in_archive) and len(in_memory) > 20

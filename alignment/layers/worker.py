@@ -439,9 +439,13 @@ def _alone_call(call, layers_by_name, unit):
     return dataclasses.replace(call, layer=layers_by_name[module_name_of(unit["own_name"])])
 
 
-def run_isolated(side, hooks, model, mode, units, calls, reference, add):
+def run_isolated(side, hooks, model, mode, units, calls, reference, add, reference_is_own=False):
     """add(key, array) of each of this side's units fed the reference's inputs and gradient of its output,
-    under the reference unit's own keys (alone_key), a unit at a time."""
+    under the reference unit's own keys (alone_key), a unit at a time. On the reference's own side
+    (`reference_is_own`) a value the unit's chained run recorded bit for bit is not added again: readers
+    take the chained value where the record of units run alone has none (localize.alone_values). For a
+    model whose units each read a tensor no other unit reads that is every value (GreedyHash's: 372 MB of
+    the layer records `make align` writes)."""
     layers_by_name = dict(hooks.named_layers(model))
     own = {unit["name"]: unit for unit in units}
     for unit in reference.layers[mode]:
@@ -452,9 +456,17 @@ def run_isolated(side, hooks, model, mode, units, calls, reference, add):
         output, grads = _run_alone(side, _alone_call(calls[mine["own_name"]], layers_by_name, mine),
                                    [reference.values[stored_key(unit, mode, "forward", end)] for end in ends],
                                    reference.values[stored_key(unit, mode, "backward", "output")])
-        add(alone_key(unit, mode, "forward", "output"), output)
-        for end, grad in zip(ends, grads):
-            add(alone_key(unit, mode, "backward", end), grad)
+        computed = [("forward", "output", output), *(("backward", end, grad) for end, grad in zip(ends, grads))]
+        for direction, end, value in computed:
+            chained = stored_key(unit, mode, direction, end)
+            if not (reference_is_own and recorded_bit_for_bit(value, reference.values[chained])):
+                add(alone_key(unit, mode, direction, end), value)
+
+
+def recorded_bit_for_bit(value, recorded):
+    """Whether a value is the recorded array: its dtype, shape and every bit (a NaN never is)."""
+    value = np.asarray(value)
+    return value.dtype == recorded.dtype and value.shape == recorded.shape and np.array_equal(value, recorded)
 
 
 @contextlib.contextmanager
@@ -495,7 +507,8 @@ def record_side(side, hooks, context, env, reference=None, paths=(None, None)):
     with _values_kept(isolated_path) as (add, read_isolated):
         for mode in MODES:
             enter_mode(side, alone, context, mode)
-            run_isolated(side, hooks, alone, mode, layers[mode], calls[mode], reference or record, add)
+            run_isolated(side, hooks, alone, mode, layers[mode], calls[mode], reference or record, add,
+                         reference_is_own=reference is None)
     return record, read_isolated()
 
 

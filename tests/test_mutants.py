@@ -347,7 +347,7 @@ def test_a_load_through_float32_is_killed_at_the_default_seeded_set(weights):
     assert "h" in {key.name for key in result.keys if not key.passed}  # fc_plus's output
 
 
-def _mutants_run(workdir, *options):
+def run_mutants(workdir, *options):
     return subprocess.run([sys.executable, "-m", "alignment.mutation", "--workdir", str(workdir),
                            *options], cwd=PROJECT_ROOT, capture_output=True, text=True)
 
@@ -357,7 +357,7 @@ def test_the_default_run_scores_at_least_the_committed_score(tmp_path):
     """What CI gates on: the default run (every mutant, the default cases) against logs/reference/mutants/."""
     with open(os.path.join(PROJECT_ROOT, score.reference_summary("greedyhash")), encoding="utf-8") as handle:
         reference = json.load(handle)
-    done = _mutants_run(tmp_path)
+    done = run_mutants(tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with open(tmp_path / "mutation.json", encoding="utf-8") as handle:
         summary = json.load(handle)
@@ -367,23 +367,8 @@ def test_the_default_run_scores_at_least_the_committed_score(tmp_path):
 
 
 # Pairs other than GreedyHash whose committed score is a seeded sample (MAX=): CI reruns each sample
+# (tests/test_mutants_of_other_pairs.py)
 COMMITTED_SAMPLES = ("resnet18-torch-bn", "torch_mobilenet_v2")
-
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("pair", COMMITTED_SAMPLES)
-def test_a_committed_sample_of_another_pair_scores_at_least_its_committed_score(tmp_path, pair):
-    """What CI gates on for ResNet-18 and MobileNetV2: the committed run's own settings, rerun
-    (logs/reference/mutants-<pair>/mutation.md states its time)."""
-    with open(os.path.join(PROJECT_ROOT, score.reference_summary(pair)), encoding="utf-8") as handle:
-        reference = json.load(handle)
-    done = _mutants_run(tmp_path, *options_of(reference["settings"]))
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    with open(tmp_path / "mutation.json", encoding="utf-8") as handle:
-        summary = json.load(handle)
-    assert summary["settings"] == reference["settings"] and not summary["control_failed"]
-    assert summary["score"] >= reference["score"] and summary["killed_by_a_failing_side"] == 0
 
 
 BEFORE_SOUNDNESS = ["--steps", "forward,backward", "--weight-sets", "seeded", "--sizes", "224", "--operators",
@@ -403,7 +388,7 @@ def test_before_the_soundness_work_survivors_slip_through_coverage_gaps_and_the_
         "weight_sets": "seeded", "sizes": "224", "bulk_size": 64, "data": None, "weights": None,
         "operators": "relu->relu6,adaptive_avg->adaptive_max", "max": 2,
         "sample_seed": 2}}))
-    done = _mutants_run(tmp_path / "run", *BEFORE_SOUNDNESS, "--reference", str(reference))
+    done = run_mutants(tmp_path / "run", *BEFORE_SOUNDNESS, "--reference", str(reference))
     assert done.returncode == 1 and "below the committed 100.0%" in done.stderr, done.stdout[-3000:] + done.stderr
     with open(tmp_path / "run" / "mutation.json", encoding="utf-8") as handle:
         summary = json.load(handle)
@@ -420,7 +405,7 @@ def test_before_the_soundness_work_survivors_slip_through_coverage_gaps_and_the_
     (["--operators", "relu->relu6,relu->relu7"], "unknown operators relu->relu7; choose from relu->leaky_relu,"),
 ])
 def test_bad_options_are_refused_in_one_line_before_any_work(tmp_path, options, message):
-    done = _mutants_run(tmp_path / "run", *options)
+    done = run_mutants(tmp_path / "run", *options)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
 

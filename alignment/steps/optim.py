@@ -61,5 +61,5 @@ def run(side, context):
     for update in range(UPDATES):
         _apply_gradients(side, model, optimizer, context.mask_seed, update, context.dtype)
         scheduler.step()
-    values.update(training_state(side, model, optimizer, buffers=False))
+    values.update(training_state(side, model, optimizer, buffers=False, last=True))
     return values

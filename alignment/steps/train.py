@@ -24,15 +24,17 @@ def float64_only_weight_sets(pair):
     return pair.FLOAT64_ONLY_TRAIN_WEIGHT_SETS
 
 
-def training_state(side, model, optimizer, prefix="", buffers=True):
+def training_state(side, model, optimizer, prefix="", buffers=True, last=False):
     """{prefix + "param." / "momentum." / "buffer." + name: array} of a model in training, its running
-    statistics left out with `buffers` False. Copies: an array may share memory with a tensor the next
-    update changes in place (torch's do)."""
+    statistics left out with `buffers` False. Copies, but for the `last` read of a step: an array may share
+    memory with a tensor (both sides' readouts do) that the next update changes in place; after the last
+    one the arrays keep the tensors' memory instead (a float64 AlexNet's parameters and momentum: 0.9 GB
+    not held twice at the step's peak)."""
     values = {f"{prefix}param.{name}": value for name, value in side.parameter_values(model).items()}
     values.update({f"{prefix}momentum.{name}": value for name, value in side.momentum_buffers(model, optimizer).items()})
     if buffers:
         values.update({f"{prefix}buffer.{name}": value for name, value in side.buffer_values(model).items()})
-    return {key: np.array(value, copy=True) for key, value in values.items()}
+    return {key: np.asarray(value) if last else np.array(value, copy=True) for key, value in values.items()}
 
 
 def iterations_values(side, context):
@@ -56,7 +58,7 @@ def iterations_values(side, context):
         side.backward(terms["loss_total"])
         side.optimizer_step(optimizer)
         scheduler.step()
-        values.update(training_state(side, model, optimizer, f"iteration{iteration}."))
+        values.update(training_state(side, model, optimizer, f"iteration{iteration}.", last=iteration == ITERATIONS - 1))
     values.update({key: np.array(series, dtype=np.float64) for key, series in records.items()})
     return values
 

@@ -151,7 +151,7 @@ class GreedyHashPair(ModelPair):
         # code that makes them (alignment.prepare_weights.MAKING_CODE)
         from ...steps.train import training_state
 
-        values.update(training_state(side, model, optimizer, buffers=False))
+        values.update(training_state(side, model, optimizer, buffers=False, last=True))
         return values
 
     def mutant_seams(self):

@@ -155,6 +155,11 @@ class ModelPair(abc.ABC):
 
         return cifar10_batch(data, count, sizes)
 
+    def weights_made_from(self, seed):
+        """What the pair's made weight sets follow from beyond the project's code and the torch and torchvision
+        versions (alignment.prepare_weights' key): nothing for a pair of this project, whose models are those."""
+        return None
+
     def make_weight_set(self, bit, seed, workdir, weight_set, source=None):
         """(torch process) One weight set in both layouts: the user's checkpoint (`source`, either framework's,
         converted strictly through the layout), or the seeded set: the torch model's initialization from

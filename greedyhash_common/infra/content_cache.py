@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 
+import numpy as np
+
 from .atomic import write_text
 from .bounded_read import open_regular
 from .errors import UserInputError
@@ -41,6 +43,16 @@ def source_digest(root, names):
     digest = hashlib.sha256()
     for path in sorted(files):
         digest.update(os.path.relpath(path, root).encode() + b"\0" + file_digest(path).encode())
+    return digest.hexdigest()
+
+
+def arrays_digest(arrays):
+    """sha256 of {name: numpy array}: each name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array.tobytes())
     return digest.hexdigest()
 
 

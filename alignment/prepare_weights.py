@@ -11,9 +11,10 @@ the converter needs no paddle).
 A set is made again only when what it follows from has changed (greedyhash_common.infra.content_cache):
 the code that makes and converts it, the torch and torchvision versions, the bit length and seed, the
 batch it is rescaled on and the threads that rescale it, the user's file, and the models of a pair that
-are not this project's (ModelPair.weights_made_from: the factories', or those alignment.align is given). Otherwise its files are
-reused and torch is not even imported; a set whose .pdparams alone is missing (a run of every step
-removes it when it ends: alignment.suite.remove_conversions) is converted again from its .pth.
+are not this project's (ModelPair.weights_made_from: the factories', or those alignment.align is
+given). Otherwise its files are reused and torch is not even imported (a pair of this project's); a set
+whose .pdparams alone is missing (a run of every step removes it when it ends:
+alignment.suite.remove_conversions) is converted again from its .pth.
 """
 import argparse
 import importlib.metadata

@@ -339,6 +339,21 @@ def test_a_checkpoint_or_values_file_that_is_a_special_file_is_refused(tmp_path,
     assert "a device, FIFO or socket, not a regular file" in read_in_a_limited_process(reader, path)
 
 
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_stamp_that_is_a_special_file_is_no_stamp_and_is_not_read(tmp_path, kind):
+    """A weight set's stamp linked to /dev/zero (or a FIFO) in inputs/: before, reading it filled the memory (a
+    FIFO: waited for ever). It describes nothing: the outputs are made again, and the stamp replaced."""
+    stamp, output = tmp_path / "weights_bit48_seeded.pdparams.stamp.json", tmp_path / "weights_bit48_seeded.pdparams"
+    output.write_bytes(b"weights")
+    os.mkfifo(stamp) if kind == "fifo" else stamp.symlink_to("/dev/zero")
+    probe = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+             "from greedyhash_common.infra.content_cache import is_fresh, stamped_key\n"
+             "print(is_fresh(sys.argv[1], 'key', [sys.argv[2]]), stamped_key(sys.argv[1], [sys.argv[2]]))\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(stamp), str(output)], cwd=PROJECT_ROOT,
+                          env=child_environment(), capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout) == (0, "False None\n"), done.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_a_split_file_that_is_a_fifo_is_refused_not_replaced(tmp_path):
     """Before: the FIFO was replaced by a new split of the default data, and the run trained on it. About

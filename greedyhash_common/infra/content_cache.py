@@ -15,10 +15,11 @@ import os
 import numpy as np
 
 from .atomic import write_text
-from .bounded_read import open_regular
+from .bounded_read import open_regular, read_bounded
 from .errors import UserInputError
 
 _CHUNK = 1 << 22
+STAMP_LIMIT = 1 << 20  # a stamp describes a few outputs in a few hundred bytes
 
 
 def file_digest(path):
@@ -77,11 +78,11 @@ def _still_described(recorded, outputs):
 
 
 def _recorded(stamp):
-    """The stamp's content, or None when it is missing or unreadable."""
+    """The stamp's content, or None when it is missing, unreadable, or no stamp (a folder, a link to a device
+    or a FIFO, a file larger than a stamp can be: never read to its end)."""
     try:
-        with open(stamp, encoding="utf-8") as handle:
-            recorded = json.load(handle)
-    except (OSError, ValueError):
+        recorded = json.loads(read_bounded(stamp, STAMP_LIMIT, "stamp"))
+    except (OSError, ValueError, UserInputError):
         return None
     return recorded if isinstance(recorded, dict) else None
 

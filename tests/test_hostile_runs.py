@@ -452,6 +452,16 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_leaves_no_partial_file(tm
     assert "0.0 MiB free" in message and os.listdir(tmp_path) == []
 
 
+def test_a_folder_where_a_file_is_written_is_one_line_naming_it_and_leaves_no_partial_file(tmp_path):
+    """A folder in inputs/ named as a weight set's file or stamp: before, IsADirectoryError's traceback."""
+    target = tmp_path / "weights_bit48_seeded.pdparams"
+    target.mkdir()
+    with pytest.raises(UserInputError) as refused:
+        write_text(target, "{}")
+    assert str(refused.value) == f"{target}: a folder where this file is written; remove it and run again"
+    assert os.listdir(tmp_path) == [target.name] and os.listdir(target) == []
+
+
 def test_another_error_while_writing_is_not_called_a_full_disk(tmp_path):
     with pytest.raises(ValueError):
         with atomic_path(tmp_path / "out.json") as tmp:

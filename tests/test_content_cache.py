@@ -39,7 +39,8 @@ def test_outputs_are_fresh_for_the_same_key(made):
 
 
 @pytest.mark.parametrize("change", ["another key", "output rewritten", "output edited, times kept",
-                                    "output truncated", "output deleted", "stamp damaged", "stamp deleted"])
+                                    "output truncated", "output deleted", "stamp damaged", "stamp deleted",
+                                    "stamp nested too deep"])
 def test_any_change_makes_the_outputs_stale(made, change):
     stamp, outputs = made
     key = key_of({"seed": 1} if change == "another key" else {"seed": 0})
@@ -56,6 +57,8 @@ def test_any_change_makes_the_outputs_stale(made, change):
         stamp.write_text(stamp.read_text()[:-5])
     elif change == "stamp deleted":
         stamp.unlink()
+    elif change == "stamp nested too deep":  # JSON, but json's decoder recurses past Python's limit
+        stamp.write_text("[" * 100_000)
     assert not is_fresh(stamp, key, outputs)
 
 

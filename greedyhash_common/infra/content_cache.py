@@ -82,7 +82,7 @@ def _recorded(stamp):
     or a FIFO, a file larger than a stamp can be: never read to its end)."""
     try:
         recorded = json.loads(read_bounded(stamp, STAMP_LIMIT, "stamp"))
-    except (OSError, ValueError, UserInputError):
+    except (OSError, ValueError, RecursionError, UserInputError):  # RecursionError: JSON nested too deep
         return None
     return recorded if isinstance(recorded, dict) else None
 

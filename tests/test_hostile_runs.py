@@ -462,6 +462,21 @@ def test_a_folder_where_a_file_is_written_is_one_line_naming_it_and_leaves_no_pa
     assert os.listdir(tmp_path) == [target.name] and os.listdir(target) == []
 
 
+@pytest.mark.parametrize("call", ["mkstemp", "replace"])
+def test_a_folder_that_may_not_be_written_is_one_line_naming_the_file(tmp_path, monkeypatch, call):
+    """inputs/ read-only (or immutable: chattr +i, which stops root too) when a weight set is converted: before,
+    PermissionError's traceback. The kernel's refusal is planted, as tests may run as root."""
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(tmp_path))
+    monkeypatch.setattr(*((atomic.tempfile, "mkstemp") if call == "mkstemp" else (atomic.os, "replace")), refused)
+    target = tmp_path / "weights_bit48_seeded.pdparams"
+    with pytest.raises(UserInputError) as refusal:
+        write_text(target, "{}")
+    assert str(refusal.value) == (f"{target}: cannot be written (Operation not permitted); make its folder writable"
+                                  " and run again")
+    assert os.listdir(tmp_path) == []
+
+
 def test_another_error_while_writing_is_not_called_a_full_disk(tmp_path):
     with pytest.raises(ValueError):
         with atomic_path(tmp_path / "out.json") as tmp:

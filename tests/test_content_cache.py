@@ -91,6 +91,48 @@ def test_the_weight_sets_key_covers_every_module_that_makes_them():
     assert uncovered == []
 
 
+ADAPTER = """
+from alignment.pairs.base import ModelPair
+from alignment.weight_sets import SEEDED
+from greedyhash_common.state_dicts.layout import Layout
+
+
+class Pair(ModelPair):
+    NAME, STEPS, OUTPUTS, WEIGHT_SETS, DEFAULT_SIZES = "users-linear", ("forward",), ("logits",), (SEEDED,), (4,)
+
+    def build(self, framework):
+        import torch
+        model = torch.nn.Linear(4, 2)
+        torch.nn.init.constant_(model.weight, WEIGHT)
+        return model
+
+    def layout(self, state=None, framework=None):
+        return Layout("users-linear", {"weight": "weight", "bias": "bias"}, ("weight",), {"weight": (2, 4), "bias": (2,)})
+"""
+
+
+def test_a_users_adapter_edited_between_runs_makes_its_weight_sets_again(tmp_path, monkeypatch):
+    """An adapter outside alignment/pairs (--model module:Class) is not in MAKING_CODE: its model's edit (a larger
+    initialization, say, to reach a ReLU6's clamp) must make the seeded set again, as a run keeps its .pth."""
+    import importlib
+
+    from alignment.pairs import pair_named
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "users_pairs").mkdir()
+    (tmp_path / "users_pairs" / "__init__.py").write_text("")
+    adapter, workdir = tmp_path / "users_pairs" / "linear.py", str(tmp_path / "run")
+    made = []
+    for weight in ("0.5", "0.5", "3.0"):
+        adapter.write_text(f"WEIGHT = {weight}\n{ADAPTER}")
+        importlib.invalidate_caches()
+        importlib.reload(importlib.import_module("users_pairs.linear"))
+        made.append(preparing.prepare_weights(0, 0, workdir, ["seeded"], pair=pair_named("users_pairs.linear:Pair")))
+    assert made == [["seeded"], [], ["seeded"]]
+    assert np.allclose(read_paddle_state(weights_path(workdir, 0, "seeded", ".pdparams"))["weight"], 3.0)
+
+
 def _stamp_key(workdir, weight_set):
     with open(weights_stamp_path(workdir, BIT, weight_set), encoding="utf-8") as handle:
         return json.load(handle)["key"]

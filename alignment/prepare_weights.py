@@ -10,9 +10,11 @@ the converter needs no paddle).
 
 A set is made again only when what it follows from has changed (greedyhash_common.infra.content_cache):
 the code that makes and converts it, the torch and torchvision versions, the bit length and seed, the
-batch it is rescaled on and the threads that rescale it, the user's file. Otherwise its files are
-reused and torch is not even imported; a set whose .pdparams alone is missing (a run of every step
-removes it when it ends: alignment.suite.remove_conversions) is converted again from its .pth.
+batch it is rescaled on and the threads that rescale it, the user's file, and the models of a pair that
+are not this project's (ModelPair.weights_made_from: the factories', or those alignment.align is
+given). Otherwise its files are reused and torch is not even imported (a pair of this project's); a set
+whose .pdparams alone is missing (a run of every step removes it when it ends:
+alignment.suite.remove_conversions) is converted again from its .pth.
 """
 import argparse
 import importlib.metadata
@@ -50,7 +52,7 @@ def get_args_parser():
 def weight_set_key(bit, seed, workdir, weight_set, source=None, threads=1, *, pair):
     """The content key of one weight set of the model pair `pair` (greedyhash_common.infra.content_cache)."""
     parts = {"bit": bit, "weight_set": weight_set, "code": source_digest(PROJECT_ROOT, MAKING_CODE),
-             "pair": pair.NAME,
+             "pair": pair.NAME, "models": pair.weights_made_from(seed),
              "versions": {package: importlib.metadata.version(package) for package in ("torch", "torchvision")}}
     if weight_set == USER:
         parts["source"] = [os.path.splitext(source)[1], file_digest(source)]

@@ -39,7 +39,8 @@ def test_outputs_are_fresh_for_the_same_key(made):
 
 
 @pytest.mark.parametrize("change", ["another key", "output rewritten", "output edited, times kept",
-                                    "output truncated", "output deleted", "stamp damaged", "stamp deleted"])
+                                    "output truncated", "output deleted", "stamp damaged", "stamp deleted",
+                                    "stamp nested too deep"])
 def test_any_change_makes_the_outputs_stale(made, change):
     stamp, outputs = made
     key = key_of({"seed": 1} if change == "another key" else {"seed": 0})
@@ -56,6 +57,8 @@ def test_any_change_makes_the_outputs_stale(made, change):
         stamp.write_text(stamp.read_text()[:-5])
     elif change == "stamp deleted":
         stamp.unlink()
+    elif change == "stamp nested too deep":  # JSON, but json's decoder recurses past Python's limit
+        stamp.write_text("[" * 100_000)
     assert not is_fresh(stamp, key, outputs)
 
 
@@ -86,6 +89,48 @@ def test_the_weight_sets_key_covers_every_module_that_makes_them():
     uncovered = [path for path in ours
                  if not any(path == entry or path.startswith(entry + os.sep) for entry in preparing.MAKING_CODE)]
     assert uncovered == []
+
+
+ADAPTER = """
+from alignment.pairs.base import ModelPair
+from alignment.weight_sets import SEEDED
+from greedyhash_common.state_dicts.layout import Layout
+
+
+class Pair(ModelPair):
+    NAME, STEPS, OUTPUTS, WEIGHT_SETS, DEFAULT_SIZES = "users-linear", ("forward",), ("logits",), (SEEDED,), (4,)
+
+    def build(self, framework):
+        import torch
+        model = torch.nn.Linear(4, 2)
+        torch.nn.init.constant_(model.weight, WEIGHT)
+        return model
+
+    def layout(self, state=None, framework=None):
+        return Layout("users-linear", {"weight": "weight", "bias": "bias"}, ("weight",), {"weight": (2, 4), "bias": (2,)})
+"""
+
+
+def test_a_users_adapter_edited_between_runs_makes_its_weight_sets_again(tmp_path, monkeypatch):
+    """An adapter outside alignment/pairs (--model module:Class) is not in MAKING_CODE: its model's edit (a larger
+    initialization, say, to reach a ReLU6's clamp) must make the seeded set again, as a run keeps its .pth."""
+    import importlib
+
+    from alignment.pairs import pair_named
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "users_pairs").mkdir()
+    (tmp_path / "users_pairs" / "__init__.py").write_text("")
+    adapter, workdir = tmp_path / "users_pairs" / "linear.py", str(tmp_path / "run")
+    made = []
+    for weight in ("0.5", "0.5", "3.0"):
+        adapter.write_text(f"WEIGHT = {weight}\n{ADAPTER}")
+        importlib.invalidate_caches()
+        importlib.reload(importlib.import_module("users_pairs.linear"))
+        made.append(preparing.prepare_weights(0, 0, workdir, ["seeded"], pair=pair_named("users_pairs.linear:Pair")))
+    assert made == [["seeded"], [], ["seeded"]]
+    assert np.allclose(read_paddle_state(weights_path(workdir, 0, "seeded", ".pdparams"))["weight"], 3.0)
 
 
 def _stamp_key(workdir, weight_set):

@@ -339,6 +339,21 @@ def test_a_checkpoint_or_values_file_that_is_a_special_file_is_refused(tmp_path,
     assert "a device, FIFO or socket, not a regular file" in read_in_a_limited_process(reader, path)
 
 
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_stamp_that_is_a_special_file_is_no_stamp_and_is_not_read(tmp_path, kind):
+    """A weight set's stamp linked to /dev/zero (or a FIFO) in inputs/: before, reading it filled the memory (a
+    FIFO: waited for ever). It describes nothing: the outputs are made again, and the stamp replaced."""
+    stamp, output = tmp_path / "weights_bit48_seeded.pdparams.stamp.json", tmp_path / "weights_bit48_seeded.pdparams"
+    output.write_bytes(b"weights")
+    os.mkfifo(stamp) if kind == "fifo" else stamp.symlink_to("/dev/zero")
+    probe = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+             "from greedyhash_common.infra.content_cache import is_fresh, stamped_key\n"
+             "print(is_fresh(sys.argv[1], 'key', [sys.argv[2]]), stamped_key(sys.argv[1], [sys.argv[2]]))\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(stamp), str(output)], cwd=PROJECT_ROOT,
+                          env=child_environment(), capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout) == (0, "False None\n"), done.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_a_split_file_that_is_a_fifo_is_refused_not_replaced(tmp_path):
     """Before: the FIFO was replaced by a new split of the default data, and the run trained on it. About
@@ -435,6 +450,31 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_leaves_no_partial_file(tm
     message = str(refused.value)
     assert message.startswith(f"no space left in {tmp_path} writing weights.pth") and "\n" not in message
     assert "0.0 MiB free" in message and os.listdir(tmp_path) == []
+
+
+def test_a_folder_where_a_file_is_written_is_one_line_naming_it_and_leaves_no_partial_file(tmp_path):
+    """A folder in inputs/ named as a weight set's file or stamp: before, IsADirectoryError's traceback."""
+    target = tmp_path / "weights_bit48_seeded.pdparams"
+    target.mkdir()
+    with pytest.raises(UserInputError) as refused:
+        write_text(target, "{}")
+    assert str(refused.value) == f"{target}: a folder where this file is written; remove it and run again"
+    assert os.listdir(tmp_path) == [target.name] and os.listdir(target) == []
+
+
+@pytest.mark.parametrize("call", ["mkstemp", "replace"])
+def test_a_folder_that_may_not_be_written_is_one_line_naming_the_file(tmp_path, monkeypatch, call):
+    """inputs/ read-only (or immutable: chattr +i, which stops root too) when a weight set is converted: before,
+    PermissionError's traceback. The kernel's refusal is planted, as tests may run as root."""
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(tmp_path))
+    monkeypatch.setattr(*((atomic.tempfile, "mkstemp") if call == "mkstemp" else (atomic.os, "replace")), refused)
+    target = tmp_path / "weights_bit48_seeded.pdparams"
+    with pytest.raises(UserInputError) as refusal:
+        write_text(target, "{}")
+    assert str(refusal.value) == (f"{target}: cannot be written (Operation not permitted); make its folder writable"
+                                  " and run again")
+    assert os.listdir(tmp_path) == []
 
 
 def test_another_error_while_writing_is_not_called_a_full_disk(tmp_path):

@@ -72,6 +72,27 @@ def test_batch_norms_running_variance_is_the_only_difference_of_the_libraries(tm
     assert failed.step == "forward" and failed.worst_key == "train_buffer.1.running_var"
 
 
+def relu6_cnn_scaled(scale):
+    """torch_cnn with a ReLU6, its weights times `scale`: at 0.001 no activation reaches 6."""
+    import torch
+    import torch.nn as nn
+    model = torch_cnn()
+    model[1] = nn.ReLU6()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(scale)
+    return model
+
+
+def test_a_second_call_in_the_same_workdir_checks_its_own_models_weights_not_the_first_calls(tmp_path):
+    """A run keeps its weight sets' .pth (alignment.suite.remove_conversions): a later call in the same workdir
+    with another torch model must make its seeded set from that model. A port with a ReLU for the ReLU6
+    passes at weights too small to reach 6, and must fail at the full weights."""
+    assert aligned(relu6_cnn_scaled(0.001), paddle_cnn(), tmp_path, steps=("forward",), localize=False).passed
+    result = aligned(relu6_cnn_scaled(1.0), paddle_cnn(), tmp_path, steps=("forward",), localize=False)
+    assert not result.passed, "the second call checked the first call's weights"
+
+
 def test_the_cli_takes_two_factories_and_refuses_a_bad_one_in_one_line(tmp_path):
     def align_cli(*options):
         return subprocess.run([sys.executable, "-m", "alignment", "--torch", "tests.test_one_call:torch_cnn",

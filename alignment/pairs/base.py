@@ -3,9 +3,11 @@ once. A pair is a subclass that overrides what is its own (alignment.pairs lists
 is docs/adding-a-model-pair.md); the suite resolves it once, at a process's entry, and passes the object.
 """
 import abc
+import inspect
 
 import numpy as np
 
+from greedyhash_common.infra.content_cache import arrays_digest, file_digest
 from greedyhash_common.infra.errors import UserInputError
 
 from ..dropout_masks import DropoutMaskSchedule
@@ -154,6 +156,16 @@ class ModelPair(abc.ABC):
         from ..inputs import cifar10_batch
 
         return cifar10_batch(data, count, sizes)
+
+    def weights_made_from(self, seed):
+        """What the pair's made weight sets follow from beyond the project's code and the torch and torchvision
+        versions (alignment.prepare_weights' key): nothing for a pair of this project (alignment/pairs: in the
+        key's code); for an adapter of the user's, its module's source and the seeded state of its torch model
+        (which may be defined in another of the user's modules)."""
+        if type(self).__module__.startswith(f"{__package__}."):
+            return None
+        source = inspect.getsourcefile(type(self))
+        return {"adapter": source and file_digest(source), "seeded_state": arrays_digest(self.seeded_state(seed))}
 
     def make_weight_set(self, bit, seed, workdir, weight_set, source=None):
         """(torch process) One weight set in both layouts: the user's checkpoint (`source`, either framework's,

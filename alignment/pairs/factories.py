@@ -15,6 +15,7 @@ import importlib
 import os
 
 from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.content_cache import arrays_digest
 from greedyhash_common.infra.errors import OneLineArgumentParser, UserInputError, exits_cleanly_on_bad_input
 
 from ..paths import inputs_dir
@@ -80,6 +81,11 @@ class FactoryPair(ModelPair):
         if self._layout is None:
             self._layout = self._inferred_or_kept()
         return self._layout
+
+    def weights_made_from(self, seed):
+        """The models are the user's, not this project's code: the seeded state the torch factory builds (of
+        the model alignment.align was given), and the layout its conversion follows."""
+        return {"seeded_state": arrays_digest(self.seeded_state(seed)), "layout": layout_as_json(self.layout())}
 
     def _inferred_or_kept(self):
         try:

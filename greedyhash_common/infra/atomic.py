@@ -47,6 +47,21 @@ def _disk_full(path, folder, tmp):
                     " free some space and run again")
 
 
+def _not_writable(path, error):
+    return UserInputError(f"{path}: cannot be written ({error.strerror}); make its folder writable and run again")
+
+
+def _replace(tmp, path):
+    """Rename the written file onto `path`; a folder there (left by a user or a hostile workdir), or a folder or
+    file the user may not change, is refused."""
+    try:
+        os.replace(tmp, path)
+    except IsADirectoryError:
+        raise UserInputError(f"{path}: a folder where this file is written; remove it and run again") from None
+    except PermissionError as error:
+        raise _not_writable(path, error) from None
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path in the target's folder; on success rename it onto `path`, else delete it
@@ -58,6 +73,8 @@ def atomic_path(path):
     suffix = os.path.splitext(path)[1]
     try:
         handle, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=suffix, dir=folder)
+    except PermissionError as error:
+        raise _not_writable(path, error) from None
     except OSError as error:
         if _ran_out_of_space(error, folder):
             raise _disk_full(path, folder, "") from None
@@ -66,7 +83,9 @@ def atomic_path(path):
     os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes owner-only files; give the usual mode
     try:
         yield tmp
-        os.replace(tmp, path)
+        _replace(tmp, path)
+    except UserInputError:
+        raise
     except Exception as error:
         if _ran_out_of_space(error, folder):
             raise _disk_full(path, folder, tmp) from None

@@ -12,11 +12,14 @@ import hashlib
 import json
 import os
 
+import numpy as np
+
 from .atomic import write_text
-from .bounded_read import open_regular
+from .bounded_read import open_regular, read_bounded
 from .errors import UserInputError
 
 _CHUNK = 1 << 22
+STAMP_LIMIT = 1 << 20  # a stamp describes a few outputs in a few hundred bytes
 
 
 def file_digest(path):
@@ -44,6 +47,16 @@ def source_digest(root, names):
     return digest.hexdigest()
 
 
+def arrays_digest(arrays):
+    """sha256 of {name: numpy array}: each name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def key_of(parts):
     """The key of a JSON-serializable description of what the outputs follow from."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
@@ -65,11 +78,11 @@ def _still_described(recorded, outputs):
 
 
 def _recorded(stamp):
-    """The stamp's content, or None when it is missing or unreadable."""
+    """The stamp's content, or None when it is missing, unreadable, or no stamp (a folder, a link to a device
+    or a FIFO, a file larger than a stamp can be: never read to its end)."""
     try:
-        with open(stamp, encoding="utf-8") as handle:
-            recorded = json.load(handle)
-    except (OSError, ValueError):
+        recorded = json.loads(read_bounded(stamp, STAMP_LIMIT, "stamp"))
+    except (OSError, ValueError, RecursionError, UserInputError):  # RecursionError: JSON nested too deep
         return None
     return recorded if isinstance(recorded, dict) else None
 

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 
-from greedyhash_common.infra.atomic import write_text
+from greedyhash_common.infra.atomic import remove_temporary_files, write_text
 from greedyhash_common.infra.child_processes import ending_together, run_child, start_child
 from greedyhash_common.infra.errors import EXIT_BAD_INPUT, OneLineArgumentParser, UserInputError, child_failure
 from greedyhash_common.infra.workdir_lock import holding_workdir
@@ -54,7 +54,7 @@ from .weight_sets import USER
 
 __all__ = ["DTYPES", "REPROD_LOG_STEPS", "SIDE_PROCESS", "PhaseClock", "add_run_options", "cases_to_localize",
            "check_streams", "get_args_parser", "keep_arrays", "localize", "prepare", "prepare_weights", "read_coverage",
-           "keeps_conversions", "remove_conversions",
+           "keeps_conversions", "remove_conversions", "remove_interrupted_writes",
            "resolved_options", "run", "run_layer_sides", "run_sides", "show_progress", "split_choice", "with_pair_defaults",
            "with_user_weights"]
 
@@ -191,7 +191,23 @@ def make_weights(args, pair, weight_sets, weights=None):
                         weights)
 
 
+def remove_interrupted_writes(workdir):
+    """What a killed run's atomic writes left in the folders a run writes: inputs/ (a killed conversion's
+    .pdparams: 437 MB for GreedyHash in float64) and each <dtype>/<case>/ (a killed layer side's record).
+    Only a run that holds the workdir calls this: no other run is writing there. A folder that is a link
+    is not followed: it may lead out of the workdir."""
+    folders = [inputs_dir(workdir)]
+    for dtype in (os.path.join(workdir, dtype) for dtype in DTYPES):
+        if os.path.isdir(dtype) and not os.path.islink(dtype):
+            folders += [entry.path for entry in os.scandir(dtype)]
+    for folder in folders:
+        if os.path.isdir(folder) and not os.path.islink(folder):
+            remove_temporary_files(folder)
+
+
 def prepare(args, pair):
+    """(in a held workdir) The batch, the pair's own inputs and the weight sets, after what killed runs left."""
+    remove_interrupted_writes(args.workdir)
     run_cases = run_cases_of(args, pair)
     print(f"preparing the batch, the pair's own inputs and the weight sets ({', '.join(run_cases.weight_sets)}) in"
           f" {inputs_dir(args.workdir)}", flush=True)

@@ -485,6 +485,40 @@ def test_another_error_while_writing_is_not_called_a_full_disk(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def plant_interrupted_writes(workdir, outside):
+    """Temporaries as killed runs leave them where a run writes, and others a run must not touch: one at the
+    workdir's top (not a folder runs write), one in a folder outside reached through a link in the workdir.
+    Returns (those to be removed, those to be kept)."""
+    case = os.path.join(workdir, "float64", "seeded-64px")
+    os.makedirs(case)
+    os.makedirs(os.path.join(workdir, "inputs"), exist_ok=True)
+    os.makedirs(outside)
+    os.symlink(outside, os.path.join(workdir, "float64", "linked-64px"))
+    removed = [os.path.join(workdir, "inputs", f"{TEMPORARY_PREFIX}conversion.pdparams"),
+               os.path.join(case, f"{TEMPORARY_PREFIX}record.npz")]
+    kept = [os.path.join(workdir, f"{TEMPORARY_PREFIX}notes.txt"), os.path.join(outside, f"{TEMPORARY_PREFIX}x.npz")]
+    for path in removed + kept:
+        with open(path, "wb") as handle:
+            handle.write(b"half")
+    return removed, kept
+
+
+def test_what_killed_runs_left_where_runs_write_is_removed_and_nothing_through_a_link(tmp_path):
+    removed, kept = plant_interrupted_writes(str(tmp_path / "work"), str(tmp_path / "outside"))
+    suite.remove_interrupted_writes(str(tmp_path / "work"))
+    assert [os.path.exists(path) for path in removed + kept] == [False] * len(removed) + [True] * len(kept)
+
+
+@pytest.mark.slow
+def test_a_run_removes_what_killed_runs_left_in_its_workdir_before_its_own_work(prepared, tmp_path):
+    """A killed conversion's .pdparams (437 MB for GreedyHash in float64) and layer record stayed for ever:
+    nothing trusts them, nothing removed them. About 15 s: the smallest run, its weight sets reused."""
+    removed, kept = plant_interrupted_writes(prepared, str(tmp_path / "outside"))
+    completed = run_module("alignment", *SMALL_RUN, "--bit", BIT, "--workdir", prepared)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    assert [os.path.exists(path) for path in removed + kept] == [False] * len(removed) + [True] * len(kept)
+
+
 @pytest.mark.slow
 def test_a_weight_set_lost_to_a_full_disk_is_made_again_by_the_next_run(prepared, monkeypatch):
     """The stamp is written last: a set whose .pdparams the disk had no room for is not reused. About 25 s

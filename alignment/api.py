@@ -22,7 +22,7 @@ from greedyhash_common.infra.errors import UserInputError
 
 from .pairs.factories import FactoryPair
 from .report import closing_line, terminal_summary
-from .suite import DTYPES, get_args_parser, run, with_pair_defaults, with_user_weights
+from .suite import DTYPES, get_args_parser, remove_weight_sets, run, with_pair_defaults, with_user_weights
 from .verdict import all_passed, verdict_table
 
 
@@ -91,7 +91,8 @@ def align(torch_model, paddle_model, inputs=None, labels=None, *, key_map=None, 
     ({size: images}, labels); None: the first CIFAR-10 images of each class at `sizes` (default 64, 61).
     key_map: {torch key: Paddle key} for what the trees cannot decide. loss: {"torch": f, "paddle": f}
     (default cross-entropy); optimizer: SGD's coefficients (lr, decay_every, momentum, weight_decay).
-    workdir: where the values, the localization and the report go (default: a temporary folder, kept).
+    workdir: where the values, the localization and the report go (default: a temporary folder, kept, but
+    for its weight sets: no later call makes that folder again, so nothing would read them).
     weights: a checkpoint of either framework, checked as one more weight set ("user"); weight_sets: the sets
     to check (default: the seeded one, and "user" when `weights` is given; the seeded set of two given models
     is the torch model's own weights, its BatchNorm parameters and statistics drawn from `seed`: build it
@@ -115,4 +116,7 @@ def align(torch_model, paddle_model, inputs=None, labels=None, *, key_map=None, 
     args = with_user_weights(with_pair_defaults(args, pair))
     args.bulk_size = min(map(int, args.sizes.split(",")))
     os.makedirs(args.workdir, exist_ok=True)
-    return Alignment(args.workdir, *run(args, pair))
+    alignment = Alignment(args.workdir, *run(args, pair))
+    if workdir is None and not keep_arrays:
+        remove_weight_sets(args.workdir, args.bit, args.weight_sets.split(","))
+    return alignment

@@ -42,7 +42,7 @@ from .pairs import DEFAULT_PAIR, PAIRS, pair_named
 from .pairs.factories import FactoryPair, factory_spec
 from .prepare_weights import prepare_weights as make_weights_here
 from .option_checks import check_run_options
-from .paths import (coverage_path, diff_paths, env_path, inputs_dir, layer_values_path, side_values_path,
+from .paths import (LAYOUTS, coverage_path, diff_paths, env_path, inputs_dir, layer_values_path, side_values_path,
                     weights_path, weights_stamp_path)
 from .report import write_report
 from .reprod_format import save_values
@@ -54,7 +54,7 @@ from .weight_sets import USER
 
 __all__ = ["DTYPES", "REPROD_LOG_STEPS", "SIDE_PROCESS", "PhaseClock", "add_run_options", "cases_to_localize",
            "check_streams", "get_args_parser", "keep_arrays", "localize", "prepare", "prepare_weights", "read_coverage",
-           "keeps_conversions", "remove_conversions", "remove_interrupted_writes",
+           "keeps_conversions", "remove_conversions", "remove_interrupted_writes", "remove_weight_sets",
            "resolved_options", "run", "run_layer_sides", "run_sides", "show_progress", "split_choice", "with_pair_defaults",
            "with_user_weights"]
 
@@ -532,11 +532,16 @@ def keeps_conversions(args, pair, steps):
 def remove_conversions(workdir, bit, weight_sets):
     """The weight sets' .pdparams files, once a run of every step is over: in float64 the sets are most of
     what a run leaves on disk (GreedyHash: 437 MB a file), and the next run converts each from its .pth
-    (alignment.prepare_weights), which takes part of the time making the set again would. The stamp goes
-    first: a file half removed is never taken for made."""
+    (alignment.prepare_weights), which takes part of the time making the set again would."""
+    remove_weight_sets(workdir, bit, weight_sets, (".pdparams",))
+
+
+def remove_weight_sets(workdir, bit, weight_sets, layouts=LAYOUTS):
+    """The weight sets' files in `layouts` (default: both; alignment.align's own temporary folder, which no
+    run reads again). The stamps go first: a file half removed is never taken for made."""
     for weight_set in weight_sets:
-        for path in (weights_stamp_path(workdir, bit, weight_set, ".pdparams"),
-                     weights_path(workdir, bit, weight_set, ".pdparams")):
+        stamps = [weights_stamp_path(workdir, bit, weight_set, suffix) for suffix in layouts]
+        for path in (*stamps, *(weights_path(workdir, bit, weight_set, suffix) for suffix in layouts)):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
 

@@ -1,7 +1,9 @@
 """Any torch model and its Paddle port in one call (alignment.align, python -m alignment --torch --paddle):
 no pair written, the key map inferred, the suite's steps, checker and localization."""
+import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -91,6 +93,18 @@ def test_a_second_call_in_the_same_workdir_checks_its_own_models_weights_not_the
     assert aligned(relu6_cnn_scaled(0.001), paddle_cnn(), tmp_path, steps=("forward",), localize=False).passed
     result = aligned(relu6_cnn_scaled(1.0), paddle_cnn(), tmp_path, steps=("forward",), localize=False)
     assert not result.passed, "the second call checked the first call's weights"
+
+
+def test_a_call_in_a_folder_of_its_own_leaves_its_report_and_not_its_weight_sets(tmp_path, monkeypatch):
+    """No later call makes that temporary folder again: its weight sets (both layouts: ResNet-18's are 180 MB
+    in float64) would fill the disk of a user who calls align in a loop."""
+    import alignment
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where mkdtemp makes the call's folder
+    result = alignment.align(torch_cnn(), paddle_cnn(), images(), np.array([1, 2, 3, 4]), dtypes=("float64",),
+                             steps=("forward",), localize=False)
+    assert result.passed and os.path.dirname(result.workdir) == str(tmp_path)
+    assert os.path.exists(os.path.join(result.workdir, "report.md"))
+    assert [name for name in os.listdir(os.path.join(result.workdir, "inputs")) if name.startswith("weights")] == []
 
 
 def test_the_cli_takes_two_factories_and_refuses_a_bad_one_in_one_line(tmp_path):

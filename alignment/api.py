@@ -11,9 +11,11 @@ backward, optim, train), checker, layer localization, coverage and report (align
 the two trees (alignment.pairs.inferred_layout); the torch model's weights, with its BatchNorm parameters
 and statistics drawn (alignment.pairs.base), are copied into the Paddle model through it.
 """
+import contextlib
 import copy
 import dataclasses
 import os
+import random
 import tempfile
 
 import numpy as np
@@ -82,6 +84,25 @@ def _sizes(inputs, sizes):
     return (shape[-1],)
 
 
+@contextlib.contextmanager
+def callers_random_streams_kept():
+    """Python's, numpy's, torch's and Paddle's global random streams left as they were: a call runs both sides
+    in the caller's process, and the sides seed their framework (and a pair's training loop the host) for
+    the run's own randomness; a training script that checks its port between epochs must draw the same
+    batches as without the check."""
+    import paddle
+    import torch
+
+    python, host, paddle_state = random.getstate(), np.random.get_state(), paddle.get_rng_state()
+    with torch.random.fork_rng():
+        try:
+            yield
+        finally:
+            random.setstate(python)
+            np.random.set_state(host)
+            paddle.set_rng_state(paddle_state)
+
+
 def align(torch_model, paddle_model, inputs=None, labels=None, *, key_map=None, sizes=None, dtypes=DTYPES,
           steps=None, workdir=None, weights=None, weight_sets=None, loss=None, optimizer=None, batch_size=None,
           seed=0, threads=1, name="model", profile=False, localize=True, keep_arrays=False):
@@ -116,7 +137,8 @@ def align(torch_model, paddle_model, inputs=None, labels=None, *, key_map=None, 
     args = with_user_weights(with_pair_defaults(args, pair))
     args.bulk_size = min(map(int, args.sizes.split(",")))
     os.makedirs(args.workdir, exist_ok=True)
-    alignment = Alignment(args.workdir, *run(args, pair))
+    with callers_random_streams_kept():
+        alignment = Alignment(args.workdir, *run(args, pair))
     if workdir is None and not keep_arrays:
         remove_weight_sets(args.workdir, args.bit, args.weight_sets.split(","))
     return alignment

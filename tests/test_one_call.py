@@ -107,6 +107,31 @@ def test_a_call_in_a_folder_of_its_own_leaves_its_report_and_not_its_weight_sets
     assert [name for name in os.listdir(os.path.join(result.workdir, "inputs")) if name.startswith("weights")] == []
 
 
+def test_a_call_leaves_the_callers_random_streams_as_they_were(tmp_path):
+    """Both sides run in the caller's process and seed their framework, the seeded set its own torch stream:
+    a training script that checks its port between epochs must draw what it would have drawn without."""
+    import random
+
+    import paddle
+    import torch
+
+    def draws():
+        return (random.random(), np.random.rand(), torch.rand(2).tolist(), paddle.rand([2]).tolist())
+
+    def seeded():
+        random.seed(123)
+        np.random.seed(123)
+        torch.manual_seed(123)
+        paddle.seed(123)
+
+    models = torch_cnn(), paddle_cnn()
+    seeded()
+    expected = draws()
+    seeded()
+    assert aligned(*models, tmp_path, steps=("forward", "train"), localize=False).passed
+    assert draws() == expected
+
+
 def test_the_cli_takes_two_factories_and_refuses_a_bad_one_in_one_line(tmp_path):
     def align_cli(*options):
         return subprocess.run([sys.executable, "-m", "alignment", "--torch", "tests.test_one_call:torch_cnn",

@@ -49,11 +49,18 @@ def get_args_parser():
     return parser
 
 
-def weight_set_key(bit, seed, workdir, weight_set, source=None, threads=1, *, pair):
-    """The content key of one weight set of the model pair `pair` (greedyhash_common.infra.content_cache)."""
-    parts = {"bit": bit, "weight_set": weight_set, "code": source_digest(PROJECT_ROOT, MAKING_CODE),
-             "pair": pair.NAME, "models": pair.weights_made_from(seed),
-             "versions": {package: importlib.metadata.version(package) for package in ("torch", "torchvision")}}
+def shared_key_parts(bit, seed, pair):
+    """What the key of every weight set of the model pair `pair` holds: taken once for all the sets (the
+    project's code is hashed, a user's model built and drawn)."""
+    return {"bit": bit, "code": source_digest(PROJECT_ROOT, MAKING_CODE), "pair": pair.NAME,
+            "models": pair.weights_made_from(seed),
+            "versions": {package: importlib.metadata.version(package) for package in ("torch", "torchvision")}}
+
+
+def weight_set_key(shared, seed, workdir, weight_set, source=None, threads=1, *, pair):
+    """The content key of one weight set of the model pair `pair` (greedyhash_common.infra.content_cache), from
+    the pair's shared_key_parts."""
+    parts = {**shared, "weight_set": weight_set}
     if weight_set == USER:
         parts["source"] = [os.path.splitext(source)[1], file_digest(source)]
     else:
@@ -70,9 +77,9 @@ def prepare_weights(bit, seed, workdir, weight_sets, source=None, threads=1, *, 
     from the same content; the user set is `source`. A set whose .pth is fresh but whose .pdparams is not (a
     run removes its conversions when it ends) is converted from the .pth, not made again. Return the sets
     made or converted."""
-    made = []
+    made, shared = [], shared_key_parts(bit, seed, pair)
     for weight_set in weight_sets:
-        key = weight_set_key(bit, seed, workdir, weight_set, source, threads, pair=pair)
+        key = weight_set_key(shared, seed, workdir, weight_set, source, threads, pair=pair)
         files = dict(zip(LAYOUTS, weight_set_files(workdir, bit, weight_set)))
         fresh = [suffix for suffix, path in files.items()
                  if is_fresh(weights_stamp_path(workdir, bit, weight_set, suffix), key, [path])]

@@ -9,7 +9,7 @@ Its public surface (__all__) is what the command line (alignment/__main__.py), t
 - the work: prepare (the batch, the pair's inputs, the weight sets; prepare_weights in the torch
   interpreter), run_sides (both sides, each step checked as it arrives; check_streams reads two sides'
   streams, keep_arrays keeps what a user reads), localize, run_layer_sides and cases_to_localize (the
-  layers), read_coverage;
+  layers; removable_layer_arrays and LAYER_RECORDS: what a compared case's records are), read_coverage;
   run (all of it, in a held work folder: the verdict rows, the localizations, the coverage rows);
 - what a caller reads: SIDE_PROCESS (the key of a check a side never sent), REPROD_LOG_STEPS, PhaseClock,
   show_progress (a side's finished steps as they come).
@@ -37,7 +37,7 @@ from .check import StepResult, failed_key, keys_compared, write_reports
 from .inputs import write_input_batch
 from .known_differences import evidence_of_run
 from .layers.localize import CHAINED, DIRECTIONS, ISOLATED, localize_files
-from .layers.worker import run as record_layers
+from .layers.worker import recorded_line, run as record_layers
 from .pairs import DEFAULT_PAIR, PAIRS, pair_named
 from .pairs.factories import FactoryPair, factory_spec
 from .prepare_weights import prepare_weights as make_weights_here
@@ -52,11 +52,11 @@ from .steps import check_values, steps_of
 from .streamed_values import BrokenStream, read_step, read_step_arrays
 from .weight_sets import USER
 
-__all__ = ["DTYPES", "REPROD_LOG_STEPS", "SIDE_PROCESS", "PhaseClock", "add_run_options", "cases_to_localize",
-           "check_streams", "get_args_parser", "keep_arrays", "localize", "prepare", "prepare_weights", "read_coverage",
-           "keeps_conversions", "remove_conversions", "remove_interrupted_writes", "remove_weight_sets",
-           "resolved_options", "run", "run_layer_sides", "run_sides", "show_progress", "split_choice", "with_pair_defaults",
-           "with_user_weights"]
+__all__ = ["DTYPES", "LAYER_RECORDS", "REPROD_LOG_STEPS", "SIDE_PROCESS", "PhaseClock", "add_run_options",
+           "cases_to_localize", "check_streams", "get_args_parser", "keep_arrays", "localize", "prepare",
+           "prepare_weights", "read_coverage", "keeps_conversions", "removable_layer_arrays", "remove_conversions",
+           "remove_interrupted_writes", "remove_weight_sets", "resolved_options", "run", "run_layer_sides",
+           "run_sides", "show_progress", "split_choice", "with_pair_defaults", "with_user_weights"]
 
 USAGE = """python -m alignment: run alignment steps on both frameworks, compare, report, and exit non-zero on failure.
 
@@ -418,43 +418,100 @@ def float64_evidence(args, pair, results):
     return evidence
 
 
-def run_layer_sides(args, pair, runs):
+def run_layer_sides(args, pair, runs, on_recorded=None):
     """Record every layer of each case of `runs` {case: [dtype]}, one process per side for them all (or this
     process: args.in_process): the Paddle side pairs each torch record, and feeds its layers torch's
-    inputs, as soon as torch has written it, while torch records the next. Return {side: log path} of a
-    side that failed."""
+    inputs, as soon as torch has written it, while torch records the next; on_recorded(case, dtype), here,
+    as soon as the Paddle side has written its record of a case (while it records the next). Return {side:
+    log path} of a side that failed."""
     if args.in_process:
-        for framework in (REFERENCE, PORT):
-            record_layers(framework, runs.items(), args.bit, args.workdir, args.threads, args.seed, pair)
+        going_on = None if on_recorded is None else _going_on(on_recorded)
+        for framework, named in ((REFERENCE, None), (PORT, going_on)):
+            record_layers(framework, runs.items(), args.bit, args.workdir, args.threads, args.seed, pair, named)
         return {}
     cases = [f"{case.label}:{','.join(dtypes)}" for case, dtypes in runs.items()]
     logs = {side: os.path.join(args.workdir, f"layers_{side}.log") for side in ("torch", "paddle")}
-    ends = dict(zip(("paddle", "torch"), os.pipe()))  # torch -> Paddle: each record's name once written
+    torch_names, torch_end = os.pipe()  # torch -> Paddle: each record's name once written
+    paddle_names, paddle_end = os.pipe()  # Paddle -> this process: the same
+    pipes = {"torch": {"--recorded-fd": torch_end},
+             "paddle": {"--reference-fd": torch_names, "--recorded-fd": paddle_end}}
+    errors = []
     with ending_together() as children, contextlib.ExitStack() as unclosed:
-        for end in ends.values():
-            unclosed.callback(os.close, end)
-        for side, python, fd_option in (("torch", args.torch_python, "--recorded-fd"),
-                                        ("paddle", args.paddle_python, "--reference-fd")):
+        names = unclosed.enter_context(os.fdopen(paddle_names, "rb"))
+        children_ends = unclosed.enter_context(contextlib.ExitStack())
+        for end in (torch_names, torch_end, paddle_end):
+            children_ends.callback(os.close, end)
+        for side, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
             command = module_command(python, "alignment.layers.worker", side, "--cases", *cases, "--bit", args.bit,
                                      "--workdir", args.workdir, "--threads", args.threads, "--mask-seed",
-                                     args.seed, "--model", args.model, fd_option, ends[side])
+                                     args.seed, "--model", args.model,
+                                     *(item for option, fd in pipes[side].items() for item in (option, fd)))
             with open(logs[side], "w", encoding="utf-8") as handle:
                 children.append(start_child(command, f"--{side}-python", cwd=PROJECT_ROOT, env=child_environment(),
-                                            stdout=handle, stderr=subprocess.STDOUT, pass_fds=(ends[side],)))
-        unclosed.close()  # the children's copies are the only ones: either side's exit ends the pipe for the other
+                                            stdout=handle, stderr=subprocess.STDOUT,
+                                            pass_fds=tuple(pipes[side].values())))
+        children_ends.close()  # the children's copies are the only ones: a side's exit ends its pipe for the reader
+        follower = threading.Thread(target=_follow_records, args=(names, runs, on_recorded, errors), daemon=True)
+        follower.start()
         show_progress(dict(zip(logs.values(), children)))
+        follower.join()
+    if errors:
+        raise errors[0]
     # torch's failure first: a Paddle side waiting for its records fails because of it
     return next(({side: logs[side]} for side, child in zip(logs, children) if child.wait()), {})
 
 
-def localize(args, pair, runs):
+def _going_on(on_recorded):
+    """on_recorded as a side's run calls it: it then goes on to the next record."""
+    def called(case, dtype):
+        on_recorded(case, dtype)
+        return True
+    return called
+
+
+def _follow_records(stream, runs, on_recorded, errors):
+    """Call on_recorded(case, dtype) of each record the Paddle side names on `stream`, in the order of `runs`,
+    until it ends or names another (it failed, and its exit says so); an exception on_recorded raises is
+    appended to `errors`, for the caller to raise."""
+    try:
+        for case, dtypes in runs.items():
+            for dtype in dtypes:
+                if stream.readline() != recorded_line(case, dtype):
+                    return
+                if on_recorded is not None:
+                    on_recorded(case, dtype)
+    except BaseException as error:  # raised again by the caller's thread
+        errors.append(error)
+
+
+# Each (kind, side) of a case's layer records: chained and units run alone, torch's and Paddle's
+LAYER_RECORDS = tuple((kind, side) for kind in (CHAINED, ISOLATED) for side in (REFERENCE, PORT))
+
+
+def localize(args, pair, runs, results=None):
     """({(dtype, case): Localization}, {side: log path} of a layer side that failed) of each case of `runs`
-    {case: [dtype]}."""
-    failed = run_layer_sides(args, pair, runs)
-    if failed:
-        return {}, failed
-    return {(dtype, case): localize_files(args.workdir, dtype, case, pair)
-            for case, dtypes in runs.items() for dtype in dtypes}, {}
+    {case: [dtype]}, each compared while the Paddle side records the next. With the run's `results` (and no
+    --keep-arrays), a case's arrays no later reader needs are removed once it is compared
+    (removable_layer_arrays)."""
+    localizations = {}
+
+    def compare(case, dtype):
+        localizations[(dtype, case)] = localize_files(args.workdir, dtype, case, pair)
+        if results is not None and not args.keep_arrays:
+            remove_layer_arrays(args.workdir, [(dtype, case)], removable_layer_arrays(results, case))
+
+    failed = run_layer_sides(args, pair, runs, compare)
+    return ({}, failed) if failed else (localizations, {})
+
+
+def removable_layer_arrays(results, case):
+    """[(kind, side)] of a case's layer records no reader needs once it is compared: Paddle's chained values
+    (its layers run alone stay: the diagnosis feeds them to the known differences); every record of a case
+    whose forward and backward checks all passed, in every precision (the diagnosis reads the records of
+    a failing check, and the rounding rule those of its float64 counterpart)."""
+    if any(not result.passed and result.step in DIRECTIONS and result.case == case for result in results):
+        return [(CHAINED, PORT)]
+    return LAYER_RECORDS
 
 
 def cases_to_localize(results, profile=True):
@@ -475,7 +532,7 @@ def localize_cases(args, pair, results, sides_failed):
     if sides_failed or not args.localize:
         return {}, {}
     runs = cases_to_localize(results, args.profile)
-    return localize(args, pair, runs) if runs else ({}, {})
+    return localize(args, pair, runs, results) if runs else ({}, {})
 
 
 def float64_counterparts(results, localizations):
@@ -497,7 +554,7 @@ def localize_float64_counterparts(args, pair, results, localizations):
     runs = {case: ["float64"] for case in float64_counterparts(results, localizations)}
     if not runs or not args.localize:
         return {}
-    found, failed = localize(args, pair, runs)
+    found, failed = localize(args, pair, runs, results)
     localizations.update(found)
     return failed
 
@@ -513,13 +570,13 @@ def read_coverage(workdir, results):
     return coverage.merge(records)
 
 
-def remove_layer_arrays(workdir, localizations):
-    """The layer records' arrays, once localized: their verdicts are in layers_localization.json."""
+def remove_layer_arrays(workdir, localizations, records=LAYER_RECORDS):
+    """The layer records' arrays, once localized (`records`: [(kind, side)], every one by default): their
+    verdicts are in layers_localization.json."""
     for dtype, case in localizations:
-        for kind in (CHAINED, ISOLATED):
-            for side in (REFERENCE, PORT):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(layer_values_path(workdir, dtype, case, kind, side))
+        for kind, side in records:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(layer_values_path(workdir, dtype, case, kind, side))
 
 
 def keeps_conversions(args, pair, steps):

@@ -22,7 +22,7 @@ from alignment.layers.localize import (DIRECTIONS, MODES, LayerRow, Record, Trac
                                        kept_unit_axes, load_layer_values, localization_as_json, moves_no_value,
                                        pair_layers)
 from alignment.cases import Case
-from alignment.layers.worker import named, record_side, wait_for_reference
+from alignment.layers.worker import naming_on, record_side, wait_for_reference
 from alignment.pairs.factories import FactoryPair
 from alignment.pairs.greedyhash import GREEDYHASH, paddle_side, torch_side
 from alignment.sides import paddle_layers, torch_layers
@@ -340,7 +340,7 @@ def test_the_torch_layer_side_never_imports_paddle(planted_run):
 def test_a_paddle_layer_side_whose_torch_side_ended_stops_naming_the_record_it_waited_for():
     read_end, write_end = os.pipe()
     with os.fdopen(read_end, "rb") as reference, os.fdopen(write_end, "wb", 0) as recorded:
-        assert named(recorded, Case.from_label("seeded-64px"), "float64")
+        assert naming_on(recorded)(Case.from_label("seeded-64px"), "float64")
         wait_for_reference(reference, Case.from_label("seeded-64px"), "float64")
         recorded.close()
         with pytest.raises(SystemExit, match="torch side ended before recording rescaled-64px float32"):
@@ -351,7 +351,7 @@ def test_a_torch_layer_side_stops_recording_once_the_paddle_side_stopped_reading
     read_end, write_end = os.pipe()
     os.close(read_end)
     with os.fdopen(write_end, "wb", 0) as recorded:
-        assert not named(recorded, Case.from_label("seeded-64px"), "float64")
+        assert not naming_on(recorded)(Case.from_label("seeded-64px"), "float64")
 def test_an_unknown_precision_is_refused(tmp_path):
     done = run_module("alignment.layers", "--dtypes", "float16", "--workdir", tmp_path)
     assert done.returncode == 2 and "unknown dtypes float16" in done.stderr
@@ -363,6 +363,38 @@ def fake_interpreter(folder, name, script):
     path.write_text(f"#!/bin/sh\n{script}\n")
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return str(path)
+
+
+def test_each_case_is_compared_while_the_paddle_layer_side_records_the_next(tmp_path):
+    """The suite is told of each record the Paddle side names as soon as it is named, not when the side ends:
+    a Paddle side that names its first record and waits to be answered before it goes on exits 0 only when
+    it is; torch's and Paddle's names of the others are followed in the order the run asks for."""
+    cases = {Case.from_label("seeded-64px"): ["float64", "float32"], Case.from_label("rescaled-64px"): ["float64"]}
+    answered = tmp_path / "answered"
+    paddle = textwrap.dedent(f"""\
+        import os, sys, time
+        fd = int(sys.argv[sys.argv.index("--recorded-fd") + 1])
+        for line in ("seeded-64px float64", "seeded-64px float32", "rescaled-64px float64"):
+            os.write(fd, (line + "\\n").encode())
+            waited = time.monotonic()
+            while not os.path.exists({str(answered)!r} + line.replace(" ", "-")):
+                if time.monotonic() - waited > 10:
+                    sys.exit(3)
+                time.sleep(0.05)
+        """)
+    (tmp_path / "paddle.py").write_text(paddle)
+    args = argparse.Namespace(in_process=False, workdir=str(tmp_path), bit=12, threads=1, seed=0, model="greedyhash",
+                              torch_python=fake_interpreter(tmp_path, "torch", "exit 0"),
+                              paddle_python=fake_interpreter(tmp_path, "paddle",
+                                                             f"exec {sys.executable} {tmp_path / 'paddle.py'} \"$@\""))
+    told = []
+
+    def on_recorded(case, dtype):
+        told.append(f"{case.label} {dtype}")
+        (tmp_path / f"answered{case.label}-{dtype}").touch()
+
+    assert run_layer_sides(args, GREEDYHASH, cases, on_recorded) == {}
+    assert told == ["seeded-64px float64", "seeded-64px float32", "rescaled-64px float64"]
 
 
 @pytest.mark.parametrize("torch_exit, paddle_exit, failed", [(1, 1, "torch"), (0, 1, "paddle"), (0, 0, None)])

@@ -11,7 +11,9 @@ from alignment.check import StepResult, failed_key
 from alignment.pairs.greedyhash import GREEDYHASH, paddle_side, torch_side
 from alignment.sides import reusing_builds
 from alignment.steps import runs_in, step_cases, steps_of
-from alignment.suite import REPROD_LOG_STEPS, cases_to_localize, keeps_conversions
+from alignment.layers.localize import CHAINED, ISOLATED
+from alignment.suite import (LAYER_RECORDS, REPROD_LOG_STEPS, cases_to_localize, keeps_conversions,
+                             removable_layer_arrays)
 
 from .conftest import NULL_FD, left_by_make_clean, run_module, side_process_imports_paddle
 
@@ -179,6 +181,21 @@ def test_without_the_profile_only_failures_are_localized():
     assert cases_to_localize(passing) == {seeded: ["float32", "float64"]}
     assert cases_to_localize(passing, profile=False) == {}
     assert cases_to_localize([*passing, failing], profile=False) == {rescaled: ["float64"]}
+
+
+def test_once_compared_a_case_keeps_only_the_layer_records_its_diagnosis_reads():
+    """Paddle's chained record is read by the comparison alone; a case with a failing forward or backward
+    check, in any precision, keeps torch's record and both records of units run alone (the known differences
+    and the rounding rule read them); a case localized for the profile alone keeps nothing."""
+    seeded, rescaled = Case("seeded", 224), Case("rescaled", 224)
+    results = [StepResult(step, dtype, [], case) for step in ("forward", "backward", "train")
+               for dtype in ("float32", "float64") for case in (seeded, rescaled)]
+    failing = StepResult("backward", "float32", [failed_key("grad.fc.weight", (), "planted")], rescaled)
+    failing_elsewhere = StepResult("train", "float64", [failed_key("loss_total", (), "planted")], seeded)
+    results += [failing, failing_elsewhere]
+    assert set(removable_layer_arrays(results, rescaled)) == {(CHAINED, "paddle")}
+    assert set(removable_layer_arrays(results, seeded)) == set(LAYER_RECORDS) == {
+        (kind, side) for kind in (CHAINED, ISOLATED) for side in ("torch", "paddle")}
 
 
 def test_the_pair_decides_which_weight_sets_are_checked_at_the_first_size_only():

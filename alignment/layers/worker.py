@@ -15,7 +15,9 @@ chosen framework is imported.
 One process per side records every case: the suite starts both at once, the torch side names each
 record through --recorded-fd once it is written, and the Paddle side, reading the other end as
 --reference-fd, pairs it while torch records the next (their start-up and imports overlap too);
-without the pipe the Paddle side reads records written before.
+without the pipe the Paddle side reads records written before. The Paddle side names its own records
+through its --recorded-fd in turn: the suite compares each case while Paddle records the next, and
+removes what no later reader needs (alignment.suite.localize).
 """
 import argparse
 import contextlib
@@ -56,12 +58,12 @@ def get_args_parser():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mask-seed", type=int, default=0)
     parser.add_argument("--model", required=True, help="the model pair (alignment.pairs.pair_named)")
-    recorded = parser.add_mutually_exclusive_group()
-    recorded.add_argument("--recorded-fd", type=int,
-                          help="(torch) a pipe to name each record through (RECORDED_LINE) once it is written")
-    recorded.add_argument("--reference-fd", type=int,
-                          help="(paddle) the pipe the torch side names its records through: each is read once"
-                               " named there")
+    parser.add_argument("--recorded-fd", type=int,
+                        help="a pipe to name each record through (recorded_line) once it is written: the torch"
+                             " side's is read by the Paddle side, the Paddle side's by the suite")
+    parser.add_argument("--reference-fd", type=int,
+                        help="(paddle) the pipe the torch side names its records through: each is read once"
+                             " named there")
     return parser
 
 
@@ -72,7 +74,7 @@ def case_run(text):
 
 
 def recorded_line(case, dtype):
-    """What the torch side sends once the record of `case` in `dtype` is written."""
+    """What a side sends once its record of `case` in `dtype` is written."""
     return f"{case.label} {dtype}\n".encode()
 
 
@@ -512,9 +514,10 @@ def record_side(side, hooks, context, env, reference=None, paths=(None, None)):
     return record, read_isolated()
 
 
-def run(framework, runs, bit, workdir, threads, mask_seed, pair, recorded=None, reference_stream=None):
-    """Record each (case, [dtype]) of `runs` in order; the torch side names each record on `recorded` (a
-    binary stream) once written, the Paddle side waits for its name on `reference_stream`."""
+def run(framework, runs, bit, workdir, threads, mask_seed, pair, on_recorded=None, reference_stream=None):
+    """Record each (case, [dtype]) of `runs` in order; on_recorded(case, dtype) once each is written, which
+    returns whether its reader goes on (the later records would be for nobody); the Paddle side waits for
+    each record's name on `reference_stream`."""
     side = configured_side(framework, threads, pair)
     hooks = importlib.import_module(f"alignment.sides.{framework}_layers")
     labels = np.load(labels_path(workdir), allow_pickle=False)
@@ -524,18 +527,20 @@ def run(framework, runs, bit, workdir, threads, mask_seed, pair, recorded=None, 
             record_case(side, hooks, case, dtype, images, labels, bit, workdir, threads, mask_seed, pair,
                         reference_stream)
             free_step_garbage()  # a case's model and records are not the next one's
-            if recorded is not None and not named(recorded, case, dtype):
+            if on_recorded is not None and not on_recorded(case, dtype):
                 return
 
 
-def named(recorded, case, dtype):
-    """Name the record just written on `recorded`; False when the Paddle side has stopped reading (it failed,
-    and says so): the later records would be for nobody."""
-    try:
-        recorded.write(recorded_line(case, dtype))
-    except BrokenPipeError:
-        return False
-    return True
+def naming_on(stream):
+    """The on_recorded of a side's process: names each record just written on `stream` (binary); False when
+    the reader has stopped reading (it failed, and says so)."""
+    def named(case, dtype):
+        try:
+            stream.write(recorded_line(case, dtype))
+        except BrokenPipeError:
+            return False
+        return True
+    return named
 
 
 def record_case(side, hooks, case, dtype, images, labels, bit, workdir, threads, mask_seed, pair, reference_stream):
@@ -561,7 +566,7 @@ def main(argv=None):
         recorded, reference = (pipes.enter_context(os.fdopen(fd, mode, buffering)) if fd is not None else None
                                for fd, mode, buffering in ends)
         run(args.framework, args.cases, args.bit, args.workdir, args.threads, args.mask_seed,
-            pair_named(args.model, args.workdir), recorded, reference)
+            pair_named(args.model, args.workdir), naming_on(recorded) if recorded else None, reference)
 
 
 if __name__ == "__main__":

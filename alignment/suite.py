@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 
-from greedyhash_common.infra.atomic import remove_temporary_files, write_text
+from greedyhash_common.infra.atomic import remove_if_present, remove_temporary_files, write_text
 from greedyhash_common.infra.child_processes import ending_together, run_child, start_child
 from greedyhash_common.infra.errors import EXIT_BAD_INPUT, OneLineArgumentParser, UserInputError, child_failure
 from greedyhash_common.infra.workdir_lock import holding_workdir
@@ -356,8 +356,8 @@ def keep_arrays(args, result, values):
         chosen = {key: value for key, value in (side_values or {}).items() if kept is None or key in kept}
         if chosen:
             save_values(chosen, path)
-        elif os.path.exists(path):
-            os.remove(path)
+        else:
+            remove_if_present(path)
 
 
 def refuse_what_a_side_refused(running):
@@ -575,8 +575,7 @@ def remove_layer_arrays(workdir, localizations, records=LAYER_RECORDS):
     verdicts are in layers_localization.json."""
     for dtype, case in localizations:
         for kind, side in records:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(layer_values_path(workdir, dtype, case, kind, side))
+            remove_if_present(layer_values_path(workdir, dtype, case, kind, side))
 
 
 def keeps_conversions(args, pair, steps):
@@ -599,8 +598,7 @@ def remove_weight_sets(workdir, bit, weight_sets, layouts=LAYOUTS):
     for weight_set in weight_sets:
         stamps = [weights_stamp_path(workdir, bit, weight_set, suffix) for suffix in layouts]
         for path in (*stamps, *(weights_path(workdir, bit, weight_set, suffix) for suffix in layouts)):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+            remove_if_present(path)
 
 
 def run_settings(args):

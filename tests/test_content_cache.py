@@ -159,6 +159,20 @@ def test_weight_sets_are_made_once_and_again_only_when_their_content_changes(tmp
     assert preparing.prepare_weights(BIT, 1, workdir, sets, threads=2, pair=greedyhash) == ["seeded"]
 
 
+def test_a_folder_where_a_run_removes_a_conversion_is_refused_in_one_line(tmp_path):
+    """What a run removes when it ends, found as a folder (a hostile or mistaken workdir): one line naming
+    it, not a traceback; the files before it removed as asked."""
+    workdir = str(tmp_path)
+    paddle_file = weights_path(workdir, BIT, "seeded", ".pdparams")
+    os.makedirs(os.path.join(paddle_file, "inside"))
+    stamp = weights_stamp_path(workdir, BIT, "seeded", ".pdparams")
+    with open(stamp, "w", encoding="utf-8") as handle:
+        handle.write("{}")
+    with pytest.raises(UserInputError, match=rf"^{paddle_file}: cannot be removed \(Is a directory\);"):
+        remove_conversions(workdir, BIT, ["seeded"])
+    assert not os.path.exists(stamp)
+
+
 @pytest.mark.slow
 def test_a_conversion_a_run_removed_is_made_again_from_its_pth_alone(tmp_path, monkeypatch):
     """A run removes each set's .pdparams when it ends (alignment.suite.remove_conversions): the next converts

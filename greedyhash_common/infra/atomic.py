@@ -101,6 +101,18 @@ def write_text(path, text):
             handle.write(text)
 
 
+def remove_if_present(path):
+    """Remove the file `path` when it is there; one it cannot remove (a folder in its place, a file the user
+    may not change) is refused in one line."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise UserInputError(f"{path}: cannot be removed ({error.strerror}); remove it yourself and run"
+                             " again") from None
+
+
 def remove_temporary_files(folder):
     """Remove what interrupted atomic writes left in `folder` (files and folders named TEMPORARY_PREFIX...)."""
     if not os.path.isdir(folder):

@@ -435,7 +435,7 @@ def run_layer_sides(args, pair, runs, on_recorded=None):
     paddle_names, paddle_end = os.pipe()  # Paddle -> this process: the same
     pipes = {"torch": {"--recorded-fd": torch_end},
              "paddle": {"--reference-fd": torch_names, "--recorded-fd": paddle_end}}
-    errors = []
+    errors, followed = [], []
     with ending_together() as children, contextlib.ExitStack() as unclosed:
         names = unclosed.enter_context(os.fdopen(paddle_names, "rb"))
         children_ends = unclosed.enter_context(contextlib.ExitStack())
@@ -451,14 +451,17 @@ def run_layer_sides(args, pair, runs, on_recorded=None):
                                             stdout=handle, stderr=subprocess.STDOUT,
                                             pass_fds=tuple(pipes[side].values())))
         children_ends.close()  # the children's copies are the only ones: a side's exit ends its pipe for the reader
-        follower = threading.Thread(target=_follow_records, args=(names, runs, on_recorded, errors), daemon=True)
+        follower = threading.Thread(target=_follow_records, args=(names, runs, on_recorded, followed, errors),
+                                    daemon=True)
         follower.start()
         show_progress(dict(zip(logs.values(), children)))
         follower.join()
     if errors:
         raise errors[0]
     # torch's failure first: a Paddle side waiting for its records fails because of it
-    return next(({side: logs[side]} for side, child in zip(logs, children) if child.wait()), {})
+    failed = next(({side: logs[side]} for side, child in zip(logs, children) if child.wait()), {})
+    unnamed = len(followed) < sum(len(dtypes) for dtypes in runs.values())
+    return failed or ({"paddle": logs["paddle"]} if unnamed else {})
 
 
 def _going_on(on_recorded):
@@ -469,9 +472,10 @@ def _going_on(on_recorded):
     return called
 
 
-def _follow_records(stream, runs, on_recorded, errors):
+def _follow_records(stream, runs, on_recorded, followed, errors):
     """Call on_recorded(case, dtype) of each record the Paddle side names on `stream`, in the order of `runs`,
-    until it ends or names another (it failed, and its exit says so); an exception on_recorded raises is
+    and append it to `followed`, until the stream ends or names another (the side failed: a side that exits
+    cleanly without naming every record fails the run all the same); an exception on_recorded raises is
     appended to `errors`, for the caller to raise."""
     try:
         for case, dtypes in runs.items():
@@ -480,6 +484,7 @@ def _follow_records(stream, runs, on_recorded, errors):
                     return
                 if on_recorded is not None:
                     on_recorded(case, dtype)
+                followed.append((case, dtype))
     except BaseException as error:  # raised again by the caller's thread
         errors.append(error)
 

@@ -397,12 +397,13 @@ def test_each_case_is_compared_while_the_paddle_layer_side_records_the_next(tmp_
     assert told == ["seeded-64px float64", "seeded-64px float32", "rescaled-64px float64"]
 
 
-@pytest.mark.parametrize("torch_exit, paddle_exit, failed", [(1, 1, "torch"), (0, 1, "paddle"), (0, 0, None)])
+@pytest.mark.parametrize("torch_exit, paddle_exit, failed", [(1, 1, "torch"), (0, 1, "paddle"), (0, 0, "paddle")])
 def test_the_layer_side_that_failed_is_named_torch_first(tmp_path, torch_exit, paddle_exit, failed):
     """One process per side, started together: a Paddle side that waited for a torch side that failed fails
-    too, and the torch side is the one named."""
+    too, and the torch side is the one named; a Paddle side that exits cleanly without naming the record
+    it was to write has failed all the same (no case is left uncompared unseen)."""
     args = argparse.Namespace(in_process=False, workdir=str(tmp_path), bit=12, threads=1, seed=0, model="greedyhash",
                               torch_python=fake_interpreter(tmp_path, "torch", f"exit {torch_exit}"),
                               paddle_python=fake_interpreter(tmp_path, "paddle", f"exit {paddle_exit}"))
     found = run_layer_sides(args, GREEDYHASH, {Case.from_label("seeded-64px"): ["float64"]})
-    assert found == ({failed: str(tmp_path / f"layers_{failed}.log")} if failed else {})
+    assert found == {failed: str(tmp_path / f"layers_{failed}.log")}

@@ -208,6 +208,16 @@ def test_a_channel_shuffle_and_a_global_mean_pair_by_kind_across_the_frameworks_
         "<reshape>#2": "net.<view>#2", "<transpose>#2": "net.<permute>", "pool": "<mean>", "fc": "net.fc"}
 
 
+def test_the_calls_kept_for_the_units_run_alone_hold_no_value_of_the_pass(contexts):
+    """A unit's call is kept from the chained pass to run it alone afterwards: what it was fed and made, kept
+    with it, would hold every activation of the pass in memory until then (Call.to_run_again)."""
+    model = worker.build_model(torch_side, torch_layers, contexts[0])
+    kept = {}
+    worker.record_mode(torch_side, torch_layers, model, contexts[0], "eval", functions=kept)
+    assert kept and all(call.layer is not None or call.function is not None for call in kept.values())
+    assert [name for name, call in kept.items() if call.inputs or call.output is not None or call.copies] == []
+
+
 def moving_record(output, output_gradient):
     """A record of one unit fed [[1, 2], [3, 4]] (its gradient [[5, 6], [7, 8]]) in eval mode."""
     values = {"eval.paddle:<u>.input": np.array([[1.0, 2.0], [3.0, 4.0]]), "eval.paddle:<u>.output": output,

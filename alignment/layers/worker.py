@@ -176,6 +176,12 @@ class Call:
     source: str = ""  # the model code line that called the layer or the function
     caller: list = None  # a function's caller's [name, layer, called another layer, ...]: a unit only if it did
 
+    def to_run_again(self):
+        """What running the call again needs (its layer or function and arguments), not what it was fed and
+        made: kept from a pass to the units run alone, those tensors and copies would hold every value of
+        the pass (with both modes kept, ResNet-18's at 224 px in float64 added a GB to a layer side's peak)."""
+        return dataclasses.replace(self, inputs=[], output=None, copies=[], caller=None)
+
 
 @dataclasses.dataclass(frozen=True)
 class Fed:
@@ -393,11 +399,11 @@ def _buffer_values(hooks, model, units, torch_key_of, mode):
 def record_mode(side, hooks, model, context, mode, reference_layers=None, functions=None):
     """(units, {key: array}) of one mode; with the reference's units of that mode, named by the
     reference's names wherever a unit pairs with one (PORT_ONLY and its own name where none does).
-    `functions`: a dict that receives {own name: Call} of the units, and asks for the functions the model's
-    code calls to be units too; None: layers only."""
+    `functions`: a dict that receives {own name: Call} of the units (Call.to_run_again), and asks for the
+    functions the model's code calls to be units too; None: layers only."""
     units, tensors, seen, total, calls = run_pass(side, hooks, model, context, functions is not None)
     if functions is not None:
-        functions.update(calls)
+        functions.update({name: call.to_run_again() for name, call in calls.items()})
     paired = pair_layers(reference_layers, units, context.pair.key_map()) if reference_layers is not None else None
     named = {unit["name"]: unit["name"] if paired is None else paired.get(unit["name"], PORT_ONLY + unit["name"])
              for unit in units}

@@ -164,47 +164,75 @@ def _ends(layer, values, mode):
                  for direction, end in (("forward", "input"), ("forward", "output"), ("backward", "output")))
 
 
-def _layer_row(side, layers_by_name, layer, values, trained, train_values):
-    """The row of one layer: its facts and criteria in eval mode, and in training mode (`trained`: its
-    description in the training pass, None when it did not run there), a criterion met in either."""
-    module, kind = layers_by_name[module_name_of(layer["own_name"])], _kind(layer["type"])
-    fed, output, gradient = _ends(layer, values, "eval")
-    in_training = trained and _ends(trained, train_values, "train")
-    facts, criteria = _kind_facts(side, kind, module, fed, output, in_training and in_training[:2])
-    reached = np.any(gradient != 0)
-    if in_training:
-        reached = reached or np.any(in_training[2] != 0)
-        if kind != "dropout":  # a dropout's facts are of training mode already
-            train_facts, train_criteria = _kind_facts(side, kind, module, *in_training[:2], in_training[:2])
-            facts.update({f"train_{name}": value for name, value in train_facts.items()})
-            criteria = {criterion: met or train_criteria[criterion] for criterion, met in criteria.items()}
-    criteria["gradient reaches it"] = bool(reached)
-    ranges = [(fed, output)] + ([in_training[:2]] if in_training else [])
-    return {"layer": layer["name"], "type": layer["type"], "input": _merged_range([_range(seen) for seen, _ in ranges]),
-            "output": _merged_range([_range(made) for _, made in ranges]), "facts": facts, "criteria": criteria}
+@dataclasses.dataclass
+class _ModeSummary:
+    """What a layer's row takes from one mode: the facts and criteria of its kind (a dropout's are of training
+    mode alone), whether the gradient reached it, the ranges of its input and output."""
+    facts: dict
+    criteria: dict
+    reached: bool
+    input: dict
+    output: dict
+
+
+def _summary(side, module, kind, ends, mode):
+    fed, output, gradient = ends
+    if kind == "dropout" and mode == "eval":
+        facts, criteria = {}, {}
+    else:
+        facts, criteria = _kind_facts(side, kind, module, fed, output, (fed, output))
+    return _ModeSummary(facts, criteria, bool(np.any(gradient != 0)), _range(fed), _range(output))
+
+
+def _summaries(side, layers_by_name, layers, values, mode):
+    """{layer name: _ModeSummary} of every layer of one mode's pass, so that the mode's values need not be
+    kept while the other mode runs (both modes' every value at once: ResNet-50's at 224 px in float64 made
+    7.5 GB)."""
+    return {layer["name"]: _summary(side, layers_by_name[module_name_of(layer["own_name"])], _kind(layer["type"]),
+                                    _ends(layer, values, mode), mode)
+            for layer in layers}
+
+
+def _layer_row(layer, evaluated, trained):
+    """The row of one layer from its eval-mode summary and its training-mode one (`trained`: None when it did
+    not run there): facts and criteria of eval mode, those of training mode prefixed `train_`, a criterion
+    met in either; a dropout's of training mode alone."""
+    kind = _kind(layer["type"])
+    if kind == "dropout":
+        facts, criteria = (dict(trained.facts), dict(trained.criteria)) if trained else (
+            {}, {"units both kept and dropped": False})
+    else:
+        facts, criteria = dict(evaluated.facts), dict(evaluated.criteria)
+        if trained:
+            facts.update({f"train_{name}": value for name, value in trained.facts.items()})
+            criteria = {criterion: met or trained.criteria[criterion] for criterion, met in criteria.items()}
+    criteria["gradient reaches it"] = evaluated.reached or bool(trained and trained.reached)
+    summaries = [evaluated] + ([trained] if trained else [])
+    return {"layer": layer["name"], "type": layer["type"],
+            "input": _merged_range([summary.input for summary in summaries]),
+            "output": _merged_range([summary.output for summary in summaries]), "facts": facts, "criteria": criteria}
 
 
 def record(side, context):
-    """The coverage of one case: {"rows": [per layer, in the order they ran; then the codes]}."""
+    """The coverage of one case: {"rows": [per layer, in the order they ran; then the codes]}. Each mode's
+    values are reduced to what the rows take from them before the next mode runs."""
     hooks = importlib.import_module(f"alignment.sides.{side.NAME}_layers")
     model = build_model(side, hooks, context)
     layers_by_name = dict(hooks.named_layers(model))
-    recorded = {}
+    layers, summaries, code_row_of_eval = {}, {}, None
     for mode in MODES:
         enter_mode(side, model, context, mode)
-        recorded[mode] = record_mode(side, hooks, model, context, mode)
-    (eval_layers, eval_values), (train_layers, train_values) = recorded["eval"], recorded["train"]
-    train_by_name = {layer["name"]: layer for layer in train_layers}
-    rows = []
-    for layer in eval_layers:
-        rows.append(_layer_row(side, layers_by_name, layer, eval_values, train_by_name.get(layer["name"]),
-                               train_values))
-    code_layer_name = context.pair.CODE_LAYER
-    if code_layer_name:
-        code_layer = next(layer for layer in eval_layers if layer["name"] == code_layer_name)
-        rows.append(code_row(eval_values[stored_key(code_layer, "eval", "forward", "output")],
-                              context.pair.CODE_BREAKPOINT))
-    return {"rows": rows}
+        layers[mode], values = record_mode(side, hooks, model, context, mode)
+        summaries[mode] = _summaries(side, layers_by_name, layers[mode], values, mode)
+        code_layer_name = context.pair.CODE_LAYER
+        if mode == "eval" and code_layer_name:
+            code_layer = next(layer for layer in layers[mode] if layer["name"] == code_layer_name)
+            code_row_of_eval = code_row(values[stored_key(code_layer, mode, "forward", "output")],
+                                        context.pair.CODE_BREAKPOINT)
+        del values  # not held while the next mode runs
+    rows = [_layer_row(layer, summaries["eval"][layer["name"]], summaries["train"].get(layer["name"]))
+            for layer in layers["eval"]]
+    return {"rows": rows + ([code_row_of_eval] if code_row_of_eval else [])}
 
 
 def _merged_range(ranges):

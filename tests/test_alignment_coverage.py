@@ -2,6 +2,7 @@
 normalizes with the batch's statistics, so the ReLU6 after it sees other inputs than in eval mode."""
 import json
 import types
+import weakref
 
 import numpy as np
 
@@ -103,3 +104,28 @@ def test_the_committed_reference_coverage_reads_back_as_written():
     uncovered = {**written["coverage"][0], "criteria": {BEYOND: [], "gradient reaches it": ["seeded-224px"]},
                  "covered": False, "gaps": [BEYOND]}
     assert coverage.LayerCoverage.from_json(uncovered).as_json() == uncovered
+
+
+class Values(dict):
+    """A mode's values, as record_mode returns them, that a weak reference can follow."""
+
+
+def test_a_modes_values_are_let_go_before_the_next_mode_runs(monkeypatch):
+    """Coverage keeps what its rows take from each mode, not the mode's values: both modes' every value at once
+    made the reference's step side 7.5 GB for ResNet-50 at 224 px in float64, 5.4 GB without."""
+    images = np.random.default_rng(0).standard_normal((4, 3, 6, 6))
+    context = StepContext(0, "float64", None, images, np.array([1, 2, 3, 4]), 0, image_size=6,
+                          pair=BatchNormThenClamp())
+    recorded, held_at_train = [], []
+    real_record_mode = coverage.record_mode
+
+    def followed(side, hooks, model, context, mode, *rest):
+        held_at_train.extend(mode for mode, values in recorded if values() is not None)
+        units, values = real_record_mode(side, hooks, model, context, mode, *rest)
+        values = Values(values)
+        recorded.append((mode, weakref.ref(values)))
+        return units, values
+
+    monkeypatch.setattr(coverage, "record_mode", followed)
+    coverage.record(torch_side(), context)
+    assert [mode for mode, _ in recorded] == ["eval", "train"] and held_at_train == []

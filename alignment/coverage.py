@@ -220,11 +220,11 @@ def record(side, context):
     model = build_model(side, hooks, context)
     layers_by_name = dict(hooks.named_layers(model))
     layers, summaries, code_row_of_eval = {}, {}, None
+    code_layer_name = context.pair.CODE_LAYER
     for mode in MODES:
         enter_mode(side, model, context, mode)
         layers[mode], values = record_mode(side, hooks, model, context, mode)
         summaries[mode] = _summaries(side, layers_by_name, layers[mode], values, mode)
-        code_layer_name = context.pair.CODE_LAYER
         if mode == "eval" and code_layer_name:
             code_layer = next(layer for layer in layers[mode] if layer["name"] == code_layer_name)
             code_row_of_eval = code_row(values[stored_key(code_layer, mode, "forward", "output")],

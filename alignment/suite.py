@@ -436,11 +436,10 @@ def run_layer_sides(args, pair, runs, on_recorded=None):
     pipes = {"torch": {"--recorded-fd": torch_end},
              "paddle": {"--reference-fd": torch_names, "--recorded-fd": paddle_end}}
     errors, followed = [], []
-    with ending_together() as children, contextlib.ExitStack() as unclosed:
-        names = unclosed.enter_context(os.fdopen(paddle_names, "rb"))
-        children_ends = unclosed.enter_context(contextlib.ExitStack())
+    with ending_together() as children, os.fdopen(paddle_names, "rb") as names, \
+            contextlib.ExitStack() as unclosed:
         for end in (torch_names, torch_end, paddle_end):
-            children_ends.callback(os.close, end)
+            unclosed.callback(os.close, end)
         for side, python in (("torch", args.torch_python), ("paddle", args.paddle_python)):
             command = module_command(python, "alignment.layers.worker", side, "--cases", *cases, "--bit", args.bit,
                                      "--workdir", args.workdir, "--threads", args.threads, "--mask-seed",
@@ -450,7 +449,7 @@ def run_layer_sides(args, pair, runs, on_recorded=None):
                 children.append(start_child(command, f"--{side}-python", cwd=PROJECT_ROOT, env=child_environment(),
                                             stdout=handle, stderr=subprocess.STDOUT,
                                             pass_fds=tuple(pipes[side].values())))
-        children_ends.close()  # the children's copies are the only ones: a side's exit ends its pipe for the reader
+        unclosed.close()  # the children's copies are the only ones: a side's exit ends its pipe for the reader
         follower = threading.Thread(target=_follow_records, args=(names, runs, on_recorded, followed, errors),
                                     daemon=True)
         follower.start()
